@@ -1,0 +1,1 @@
+# Tests registered with CTest (filled in below).

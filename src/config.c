@@ -1,0 +1,316 @@
+/*
+ * config.c - option descriptors, defaults, validation and overrides.
+ *
+ * The descriptor table below is the single list of options. Defaults are
+ * written as text and parsed by mw_config_set_text, so a default can never
+ * be a value the parser would refuse.
+ */
+#include "config.h"
+#include "errors.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
+
+static const mw_config_desc_t descs[] = {
+    {"host", MW_CONF_STRING, "0.0.0.0", 0, 0, NULL,
+     "address to listen on (IPv4 or IPv6; \"::\" listens on both)"},
+    {"port", MW_CONF_INT, "8080", 0, 65535, NULL, "TCP port (0 picks a free one)"},
+    {"path", MW_CONF_STRING, "/", 0, 0, NULL,
+     "WebSocket endpoint path; \"*\" accepts the upgrade on any path"},
+    {"subprotocols", MW_CONF_STRLIST, "", 0, 0, NULL,
+     "subprotocols the server speaks, in order of preference"},
+    {"max_message_size", MW_CONF_INT, "1048576", 1, 1LL << 31, NULL,
+     "largest message accepted, in bytes (larger: close 1009)"},
+    {"max_header_bytes", MW_CONF_INT, "8192", 256, 1 << 20, NULL,
+     "largest HTTP request head, in bytes (larger: 431)"},
+    {"handshake_timeout", MW_CONF_INT, "10000", 1, 3600000, NULL,
+     "ms a client has to send a complete HTTP request"},
+    {"close_timeout", MW_CONF_INT, "5000", 1, 3600000, NULL,
+     "ms to wait for the peer's close frame after sending ours"},
+    {"shutdown_timeout", MW_CONF_INT, "5000", 1, 3600000, NULL,
+     "ms graceful shutdown waits for clients before dropping them"},
+    {"welcome", MW_CONF_BOOL, "true", 0, 0, NULL,
+     "send a system.connected event with the client id on connect"},
+    {"log_level", MW_CONF_STRING, "info", 0, 0, log_levels, "debug, info, warn or error"},
+    {"log_format", MW_CONF_STRING, "text", 0, 0, log_formats, "text or json lines"},
+    {"reload", MW_CONF_BOOL, "true", 0, 0, NULL, "reload the app when its files change"},
+    {"reload_debounce", MW_CONF_INT, "100", 0, 60000, NULL,
+     "ms of quiet after a file change before reloading"},
+    {"app", MW_CONF_TABLE, NULL, 0, 0, NULL, "free-form settings for the application"},
+};
+
+#define NDESCS (sizeof descs / sizeof descs[0])
+
+const mw_config_desc_t *mw_config_descs(size_t *n) {
+    *n = NDESCS;
+    return descs;
+}
+
+const mw_config_desc_t *mw_config_find(const char *key) {
+    for (size_t i = 0; i < NDESCS; i++)
+        if (strcmp(descs[i].name, key) == 0)
+            return &descs[i];
+    return NULL;
+}
+
+static int fail(char *err, size_t errlen, const char *key, const char *msg) {
+    snprintf(err, errlen, "%s: %s", key, msg);
+    return MW_ECONFIG;
+}
+
+static int *int_field(mw_config_t *c, const char *key) {
+    if (!strcmp(key, "port")) return &c->port;
+    if (!strcmp(key, "max_header_bytes")) return &c->max_header_bytes;
+    if (!strcmp(key, "handshake_timeout")) return &c->handshake_timeout;
+    if (!strcmp(key, "close_timeout")) return &c->close_timeout;
+    if (!strcmp(key, "shutdown_timeout")) return &c->shutdown_timeout;
+    if (!strcmp(key, "reload_debounce")) return &c->reload_debounce;
+    if (!strcmp(key, "welcome")) return &c->welcome;
+    if (!strcmp(key, "reload")) return &c->reload;
+    return NULL;
+}
+
+static char **string_field(mw_config_t *c, const char *key) {
+    if (!strcmp(key, "host")) return &c->host;
+    if (!strcmp(key, "path")) return &c->path;
+    if (!strcmp(key, "log_level")) return &c->log_level;
+    if (!strcmp(key, "log_format")) return &c->log_format;
+    return NULL;
+}
+
+static const mw_config_desc_t *typed(const char *key, mw_conf_type type, char *err,
+                                     size_t errlen, int *rc) {
+    const mw_config_desc_t *d = mw_config_find(key);
+    *rc = 0;
+    if (!d) {
+        *rc = fail(err, errlen, key, "unknown key");
+        return NULL;
+    }
+    if (d->type != type) {
+        static const char *names[] = {"an integer", "a boolean", "a string",
+                                      "an array of strings", "a table"};
+        char msg[64];
+        snprintf(msg, sizeof msg, "must be %s", names[d->type]);
+        *rc = fail(err, errlen, key, msg);
+        return NULL;
+    }
+    return d;
+}
+
+int mw_config_set_int(mw_config_t *cfg, const char *key, long long v, char *err, size_t errlen) {
+    int rc;
+    const mw_config_desc_t *d = typed(key, MW_CONF_INT, err, errlen, &rc);
+    if (!d)
+        return rc;
+    if (v < d->min || v > d->max) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "must be between %lld and %lld (got %lld)", d->min, d->max, v);
+        return fail(err, errlen, key, msg);
+    }
+    if (!strcmp(key, "max_message_size"))
+        cfg->max_message_size = v;
+    else
+        *int_field(cfg, key) = (int)v;
+    return 0;
+}
+
+int mw_config_set_bool(mw_config_t *cfg, const char *key, int v, char *err, size_t errlen) {
+    int rc;
+    if (!typed(key, MW_CONF_BOOL, err, errlen, &rc))
+        return rc;
+    *int_field(cfg, key) = v ? 1 : 0;
+    return 0;
+}
+
+int mw_config_set_string(mw_config_t *cfg, const char *key, const char *v, char *err,
+                         size_t errlen) {
+    int rc;
+    const mw_config_desc_t *d = typed(key, MW_CONF_STRING, err, errlen, &rc);
+    if (!d)
+        return rc;
+    if (d->choices) {
+        int ok = 0;
+        for (const char *const *c = d->choices; *c; c++)
+            ok |= strcmp(*c, v) == 0;
+        if (!ok) {
+            char msg[160] = "must be one of";
+            for (const char *const *c = d->choices; *c; c++) {
+                strncat(msg, " ", sizeof msg - strlen(msg) - 1);
+                strncat(msg, *c, sizeof msg - strlen(msg) - 1);
+            }
+            return fail(err, errlen, key, msg);
+        }
+    }
+    if (!strcmp(key, "path") && strcmp(v, "*") != 0 && v[0] != '/')
+        return fail(err, errlen, key, "must start with \"/\" or be \"*\"");
+    if (!strcmp(key, "host") && v[0] == '\0')
+        return fail(err, errlen, key, "must not be empty");
+    char *copy = strdup(v);
+    if (!copy)
+        return MW_ENOMEM;
+    char **field = string_field(cfg, key);
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+static int valid_token(const char *s) {
+    /* RFC 7230 token characters: what a subprotocol name may contain. */
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return 0;
+    return 1;
+}
+
+static void clear_subprotocols(mw_config_t *cfg) {
+    for (int i = 0; i < cfg->nsubprotocols; i++)
+        free(cfg->subprotocols[i]);
+    cfg->nsubprotocols = 0;
+}
+
+int mw_config_set_strlist(mw_config_t *cfg, const char *key, const char *const *items, int n,
+                          char *err, size_t errlen) {
+    int rc;
+    if (!typed(key, MW_CONF_STRLIST, err, errlen, &rc))
+        return rc;
+    if (n > MW_CONFIG_MAX_SUBPROTOCOLS)
+        return fail(err, errlen, key, "too many entries (at most 16)");
+    for (int i = 0; i < n; i++)
+        if (!valid_token(items[i]))
+            return fail(err, errlen, key, "entries must be non-empty HTTP tokens");
+    clear_subprotocols(cfg);
+    for (int i = 0; i < n; i++) {
+        cfg->subprotocols[i] = strdup(items[i]);
+        if (!cfg->subprotocols[i])
+            return MW_ENOMEM;
+        cfg->nsubprotocols = i + 1;
+    }
+    return 0;
+}
+
+int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *err,
+                       size_t errlen) {
+    const mw_config_desc_t *d = mw_config_find(key);
+    if (!d)
+        return fail(err, errlen, key, "unknown key");
+    switch (d->type) {
+    case MW_CONF_INT: {
+        char *end;
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        if (errno || end == v || *end != '\0') {
+            char msg[160];
+            snprintf(msg, sizeof msg, "must be an integer (got \"%.100s\")", v);
+            return fail(err, errlen, key, msg);
+        }
+        return mw_config_set_int(cfg, key, n, err, errlen);
+    }
+    case MW_CONF_BOOL:
+        if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on"))
+            return mw_config_set_bool(cfg, key, 1, err, errlen);
+        if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "off"))
+            return mw_config_set_bool(cfg, key, 0, err, errlen);
+        return fail(err, errlen, key, "must be a boolean (true/false)");
+    case MW_CONF_STRING:
+        return mw_config_set_string(cfg, key, v, err, errlen);
+    case MW_CONF_STRLIST: {
+        char *copy = strdup(v), *save = NULL;
+        const char *items[MW_CONFIG_MAX_SUBPROTOCOLS + 1];
+        int n = 0;
+        if (!copy)
+            return MW_ENOMEM;
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            while (*t == ' ')
+                t++;
+            char *e = t + strlen(t);
+            while (e > t && e[-1] == ' ')
+                *--e = '\0';
+            if (n == MW_CONFIG_MAX_SUBPROTOCOLS + 1)
+                break;
+            items[n++] = t;
+        }
+        int rc = mw_config_set_strlist(cfg, key, items, n, err, errlen);
+        free(copy);
+        return rc;
+    }
+    case MW_CONF_TABLE:
+    default:
+        return fail(err, errlen, key, "can only be set in config.lua");
+    }
+}
+
+int mw_config_init(mw_config_t *cfg) {
+    char err[256];
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NDESCS; i++) {
+        if (!descs[i].default_value)
+            continue;
+        int rc = mw_config_set_text(cfg, descs[i].name, descs[i].default_value, err, sizeof err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void mw_config_free(mw_config_t *cfg) {
+    free(cfg->host);
+    free(cfg->path);
+    free(cfg->log_level);
+    free(cfg->log_format);
+    clear_subprotocols(cfg);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+int mw_config_apply_env(mw_config_t *cfg, char **envp, char *err, size_t errlen) {
+    static const char prefix[] = "MOONWIRE_";
+    for (char **e = envp; e && *e; e++) {
+        if (strncmp(*e, prefix, sizeof prefix - 1) != 0)
+            continue;
+        const char *name = *e + sizeof prefix - 1;
+        const char *eq = strchr(name, '=');
+        if (!eq)
+            continue;
+        char key[64];
+        size_t klen = (size_t)(eq - name);
+        if (klen >= sizeof key) {
+            snprintf(err, errlen, "%.*s: unknown environment variable", (int)(eq - *e), *e);
+            return MW_ECONFIG;
+        }
+        for (size_t i = 0; i < klen; i++)
+            key[i] = (char)tolower((unsigned char)name[i]);
+        key[klen] = '\0';
+        if (!strcmp(key, "lua_dir"))
+            continue; /* where the runtime lives, not a server option */
+        const mw_config_desc_t *d = mw_config_find(key);
+        if (!d || d->type == MW_CONF_TABLE) {
+            snprintf(err, errlen, "MOONWIRE_%.*s: unknown environment variable (no option \"%s\")",
+                     (int)klen, name, key);
+            return MW_ECONFIG;
+        }
+        char msg[256];
+        int rc = mw_config_set_text(cfg, key, eq + 1, msg, sizeof msg);
+        if (rc) {
+            snprintf(err, errlen, "MOONWIRE_%.*s: %s", (int)klen, name, msg);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void mw_config_print_help(FILE *f) {
+    static const char *types[] = {"integer", "boolean", "string", "strings", "table"};
+    for (size_t i = 0; i < NDESCS; i++) {
+        fprintf(f, "  %-18s %-8s %-10s %s\n", descs[i].name, types[descs[i].type],
+                descs[i].default_value ? (descs[i].default_value[0] ? descs[i].default_value
+                                                                    : "(none)")
+                                       : "{}",
+                descs[i].help);
+    }
+}

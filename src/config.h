@@ -1,0 +1,89 @@
+/*
+ * config.h - every server option, described once.
+ *
+ * One table of descriptors (name, type, default, bounds, help) drives
+ * parsing, validation, environment overrides, --help and the dump in
+ * `moonwire check` (Redis's static_configs[] shape). Values come from the
+ * app's config.lua (read by src/lua/), then MOONWIRE_<KEY> environment
+ * variables, then command-line flags; each layer goes through the same
+ * setters, so each error names the key the same way.
+ */
+#ifndef MW_CONFIG_H
+#define MW_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define MW_CONFIG_MAX_SUBPROTOCOLS 16
+
+typedef enum {
+    MW_CONF_INT,     /* integer within [min, max] */
+    MW_CONF_BOOL,    /* true/false */
+    MW_CONF_STRING,  /* free string, optionally one of a fixed set */
+    MW_CONF_STRLIST, /* array of strings (env/flags: comma-separated) */
+    MW_CONF_TABLE    /* opaque table for the application (config.app) */
+} mw_conf_type;
+
+typedef struct mw_config {
+    char *host;
+    int port;
+    char *path;
+    char *subprotocols[MW_CONFIG_MAX_SUBPROTOCOLS];
+    int nsubprotocols;
+    long long max_message_size;
+    int max_header_bytes;
+    int handshake_timeout; /* ms */
+    int close_timeout;     /* ms */
+    int shutdown_timeout;  /* ms */
+    int welcome;
+    char *log_level;
+    char *log_format;
+    int reload;
+    int reload_debounce; /* ms */
+} mw_config_t;
+
+typedef struct {
+    const char *name;
+    mw_conf_type type;
+    const char *default_value; /* as text, parsed by the same code as env */
+    long long min, max;        /* MW_CONF_INT */
+    const char *const *choices; /* MW_CONF_STRING: NULL-terminated, or NULL */
+    const char *help;
+} mw_config_desc_t;
+
+/* mw_config_init fills cfg with every default. Returns 0 or MW_ENOMEM. */
+int mw_config_init(mw_config_t *cfg);
+
+/* mw_config_free releases the strings cfg owns. */
+void mw_config_free(mw_config_t *cfg);
+
+/* mw_config_find returns the descriptor of key, or NULL when unknown. */
+const mw_config_desc_t *mw_config_find(const char *key);
+
+/* mw_config_descs returns the descriptor table and its length. */
+const mw_config_desc_t *mw_config_descs(size_t *n);
+
+/* Typed setters used when reading config.lua. Each returns 0, or MW_ECONFIG
+ * with a message in err that starts with the key ("port: must be ..."). */
+int mw_config_set_int(mw_config_t *cfg, const char *key, long long v, char *err, size_t errlen);
+int mw_config_set_bool(mw_config_t *cfg, const char *key, int v, char *err, size_t errlen);
+int mw_config_set_string(mw_config_t *cfg, const char *key, const char *v, char *err,
+                         size_t errlen);
+int mw_config_set_strlist(mw_config_t *cfg, const char *key, const char *const *items, int n,
+                          char *err, size_t errlen);
+
+/* mw_config_set_text parses v according to the key's type, as given in an
+ * environment variable or on the command line. Same return as the setters;
+ * an unknown key is MW_ECONFIG too ("unknown key"). */
+int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *err,
+                       size_t errlen);
+
+/* mw_config_apply_env applies every MOONWIRE_<KEY> variable in envp.
+ * Variables that are not options (MOONWIRE_LUA_DIR) are skipped; any other
+ * unknown MOONWIRE_ variable is an error naming it. */
+int mw_config_apply_env(mw_config_t *cfg, char **envp, char *err, size_t errlen);
+
+/* mw_config_print_help lists every option with its type, default and help. */
+void mw_config_print_help(FILE *f);
+
+#endif

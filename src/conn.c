@@ -1,0 +1,441 @@
+/*
+ * conn.c - connection lifecycle: accept, HTTP request, upgrade, WebSocket
+ * traffic, closing, lingering shutdown, free.
+ *
+ * This file owns the socket and the output queue of each connection. It
+ * never parses a frame (ws.c does) or an HTTP byte (http.c does), and it
+ * never frees a connection inside that connection's own callback chain:
+ * mw__conn_close_now() only calls uv_close(), and the memory is released in
+ * the close callback, after libuv has cancelled every pending request.
+ *
+ * Closing, as RFC 6455 section 7 wants it: after the close handshake (or
+ * after failing the connection) the server flushes its output, shuts down
+ * its side of the TCP connection, and keeps reading and discarding until
+ * the peer closes too or close_timeout passes. Closing at once with unread
+ * input would make the kernel send a RST and could destroy our close frame
+ * before the peer reads it.
+ */
+#include "conn.h"
+#include "errors.h"
+#include "handshake.h"
+#include "http.h"
+#include "log.h"
+#include "outq.h"
+#include "server_private.h"
+#include "lua/script.h"
+#include "ws.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { CONN_HTTP, CONN_OPEN, CONN_CLOSING, CONN_DRAINING, CONN_LINGER, CONN_CLOSED };
+
+struct mw_conn {
+    uv_tcp_t tcp;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    mw_server_t *server;
+    uint64_t id;          /* 0 until the upgrade succeeds */
+    int state;
+    int writing;          /* a uv_write is in flight */
+    size_t write_len;     /* bytes in that write */
+    int connected;        /* Lua saw connect, so it must see disconnect */
+    mw_http_parser_t *http;
+    mw_ws_t *ws;
+    mw_outq_t outq;
+    uint64_t deadline;    /* loop time (ms) when the current phase times out */
+    mw_list_t link, timed, flush;
+    char remote_addr[64];
+    int remote_port;
+};
+
+mw_conn_t *mw_conn_from_link(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, link); }
+mw_conn_t *mw_conn_from_timed(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, timed); }
+mw_conn_t *mw_conn_from_flush(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, flush); }
+
+static void set_deadline(mw_conn_t *c, int ms) {
+    c->deadline = uv_now(c->server->loop) + (uint64_t)ms;
+    if (!mw_list_linked(&c->timed))
+        mw_list_insert_tail(&c->server->timed, &c->timed);
+}
+
+static void clear_deadline(mw_conn_t *c) {
+    c->deadline = 0;
+    if (mw_list_linked(&c->timed))
+        mw_list_remove(&c->timed);
+}
+
+static void schedule_flush(mw_conn_t *c) {
+    if (!mw_list_linked(&c->flush))
+        mw_list_insert_tail(&c->server->flushq, &c->flush);
+}
+
+static void on_close(uv_handle_t *h) {
+    mw_conn_t *c = h->data;
+    mw_server_t *s = c->server;
+    if (c->connected) {
+        const char *reason = "";
+        size_t rlen = 0;
+        uint16_t code = c->ws ? mw_ws_status(c->ws, &reason, &rlen) : 1006;
+        mw_script_on_disconnect(s->script, c->id, code, reason, rlen);
+        s->nclients--;
+    }
+    mw_ws_free(c->ws);
+    mw_http_parser_free(c->http);
+    mw_outq_clear(&c->outq);
+    mw_list_remove(&c->link);
+    s->nconns--;
+    free(c);
+    mw__server_conn_gone(s);
+}
+
+static void close_now(mw_conn_t *c) {
+    if (c->state == CONN_CLOSED)
+        return;
+    c->state = CONN_CLOSED;
+    clear_deadline(c);
+    if (mw_list_linked(&c->flush))
+        mw_list_remove(&c->flush);
+    if (c->id)
+        mw_idmap_del(&c->server->clients, c->id);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+void mw_conn_abort(mw_conn_t *c) {
+    close_now(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+    mw_conn_t *c = req->data;
+    if (status < 0 && c->state != CONN_CLOSED)
+        close_now(c);
+    /* Otherwise keep reading until the peer's EOF or the linger deadline. */
+}
+
+static void start_shutdown(mw_conn_t *c) {
+    c->state = CONN_LINGER;
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        close_now(c);
+}
+
+/* start_draining: nothing more will be produced; flush, then shut down. */
+static void start_draining(mw_conn_t *c) {
+    if (c->state >= CONN_DRAINING)
+        return;
+    c->state = CONN_DRAINING;
+    set_deadline(c, c->server->cfg->close_timeout);
+    schedule_flush(c);
+}
+
+static void on_write(uv_write_t *req, int status) {
+    mw_conn_t *c = req->data;
+    c->writing = 0;
+    if (c->state == CONN_CLOSED)
+        return;
+    if (status < 0) {
+        mw_log_debug("client %llu: write failed: %s", (unsigned long long)c->id,
+                     uv_strerror(status));
+        close_now(c);
+        return;
+    }
+    mw_outq_written(&c->outq, c->write_len);
+    mw_conn_flush(c);
+}
+
+void mw_conn_flush(mw_conn_t *c) {
+    uv_buf_t iov[MW_OUTQ_MAX_IOV];
+    if (c->writing || c->state == CONN_CLOSED)
+        return;
+    if (c->outq.bytes > 0) {
+        int n = mw_outq_peek(&c->outq, iov, MW_OUTQ_MAX_IOV);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
+        if (r == UV_EAGAIN)
+            r = 0;
+        if (r < 0) {
+            close_now(c);
+            return;
+        }
+        mw_outq_written(&c->outq, (size_t)r);
+        if (c->outq.bytes > 0) {
+            n = mw_outq_peek(&c->outq, iov, MW_OUTQ_MAX_IOV);
+            c->write_len = 0;
+            for (int i = 0; i < n; i++)
+                c->write_len += iov[i].len;
+            c->wreq.data = c;
+            if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, iov, (unsigned)n, on_write) != 0) {
+                close_now(c);
+                return;
+            }
+            c->writing = 1;
+            return;
+        }
+    }
+    if (c->state == CONN_DRAINING)
+        start_shutdown(c);
+}
+
+static int on_ws_write(void *data, const uint8_t *bytes, size_t len) {
+    mw_conn_t *c = data;
+    if (mw_outq_append(&c->outq, bytes, len) != 0)
+        return MW_ENOMEM;
+    schedule_flush(c);
+    return 0;
+}
+
+static void on_ws_message(void *data, int binary, const uint8_t *msg, size_t len) {
+    mw_conn_t *c = data;
+    mw_script_on_message(c->server->script, c->id, binary, (const char *)msg, len);
+}
+
+/* after_ws_io moves the state machine after bytes went through ws.c. */
+static void after_ws_io(mw_conn_t *c) {
+    if (c->state != CONN_OPEN && c->state != CONN_CLOSING)
+        return;
+    if (mw_ws_done(c->ws)) {
+        start_draining(c);
+    } else if (mw_ws_close_sent(c->ws) && c->state == CONN_OPEN) {
+        c->state = CONN_CLOSING;
+        set_deadline(c, c->server->cfg->close_timeout);
+    }
+}
+
+static void on_ws_data(mw_conn_t *c, const char *data, size_t len) {
+    int rc = mw_ws_feed(c->ws, (const uint8_t *)data, len);
+    if (rc != 0)
+        mw_log_debug("client %llu (%s): failed the connection: %s", (unsigned long long)c->id,
+                     c->remote_addr, mw_strerror(rc));
+    after_ws_io(c);
+}
+
+static void respond(mw_conn_t *c, int status, const char *extra_headers, const char *ctype,
+                    const char *body, size_t body_len) {
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n%s\r\n",
+                     status, mw_http_status_text(status), ctype, body_len,
+                     extra_headers ? extra_headers : "");
+    if (mw_outq_append(&c->outq, head, (size_t)n) != 0 ||
+        mw_outq_append(&c->outq, body, body_len) != 0) {
+        close_now(c);
+        return;
+    }
+    start_draining(c);
+}
+
+static void respond_text(mw_conn_t *c, int status, const char *extra, const char *msg) {
+    char body[256];
+    int n = snprintf(body, sizeof body, "%s\n", msg);
+    respond(c, status, extra, "text/plain; charset=utf-8", body, (size_t)n);
+}
+
+static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t *hs) {
+    mw_server_t *s = c->server;
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                     hs->accept, hs->subprotocol ? "Sec-WebSocket-Protocol: " : "",
+                     hs->subprotocol ? hs->subprotocol : "", hs->subprotocol ? "\r\n" : "");
+    static const mw_ws_callbacks_t cb = {on_ws_message, on_ws_write};
+    if (mw_ws_create(&c->ws, (uint64_t)s->cfg->max_message_size, &cb, c) != 0 ||
+        mw_outq_append(&c->outq, head, (size_t)n) != 0) {
+        close_now(c);
+        return;
+    }
+    schedule_flush(c);
+    c->id = ++s->next_id;
+    if (mw_idmap_put(&s->clients, c->id, c) != 0) {
+        close_now(c);
+        return;
+    }
+    c->state = CONN_OPEN;
+    clear_deadline(c);
+    c->connected = 1;
+    s->nclients++;
+    mw_client_info_t info = {
+        .remote_addr = c->remote_addr,
+        .remote_port = c->remote_port,
+        .path = req->path,
+        .query = req->query,
+        .subprotocol = hs->subprotocol,
+        .headers = req->headers,
+        .nheaders = req->nheaders,
+    };
+    mw_log_debug("client %llu connected from %s:%d", (unsigned long long)c->id, c->remote_addr,
+                 c->remote_port);
+    mw_script_on_connect(s->script, c->id, &info);
+}
+
+static int path_matches(const mw_config_t *cfg, const char *path) {
+    return strcmp(cfg->path, "*") == 0 || strcmp(cfg->path, path) == 0;
+}
+
+static void on_request(mw_conn_t *c, const mw_request_t *req) {
+    mw_server_t *s = c->server;
+    if (strcmp(req->path, "/health") == 0) {
+        if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+            respond_text(c, 405, "Allow: GET\r\n", "method not allowed");
+            return;
+        }
+        size_t len;
+        char *body = mw__health_json(s, &len);
+        if (!body) {
+            close_now(c);
+            return;
+        }
+        respond(c, 200, "Cache-Control: no-store\r\n", "application/json", body, len);
+        free(body);
+        return;
+    }
+    if (!path_matches(s->cfg, req->path)) {
+        respond_text(c, 404, NULL, "not found");
+        return;
+    }
+    mw_handshake_t hs;
+    int status = mw_handshake_check(req, s->cfg->subprotocols, s->cfg->nsubprotocols, &hs);
+    if (status == 101) {
+        upgrade(c, req, &hs);
+        return;
+    }
+    const char *extra = NULL;
+    if (status == 426)
+        extra = "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+    else if (status == 405)
+        extra = "Allow: GET\r\n";
+    mw_log_debug("refused upgrade from %s:%d: %d %s", c->remote_addr, c->remote_port, status,
+                 hs.reason);
+    respond_text(c, status, extra, hs.reason);
+}
+
+static void on_http_data(mw_conn_t *c, const char *data, size_t len) {
+    size_t used;
+    int rc = mw_http_parser_feed(c->http, data, len, &used);
+    if (rc == MW_ETOOBIG) {
+        respond_text(c, 431, NULL, "request header fields too large");
+        return;
+    }
+    if (rc != 0) {
+        respond_text(c, 400, NULL, "malformed HTTP request");
+        return;
+    }
+    if (!mw_http_parser_done(c->http))
+        return;
+    on_request(c, mw_http_parser_request(c->http));
+    if (c->state == CONN_OPEN || c->state == CONN_CLOSING) {
+        mw_http_parser_free(c->http);
+        c->http = NULL;
+        if (used < len)
+            on_ws_data(c, data + used, len - used); /* frames sent right after the request */
+        else
+            after_ws_io(c); /* on_connect may have closed it */
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    mw_conn_t *c = h->data;
+    /* One buffer per loop: every read is fully consumed before the next. */
+    *buf = uv_buf_init(c->server->readbuf, (unsigned)c->server->readbuf_size);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+    mw_conn_t *c = stream->data;
+    if (nread < 0) {
+        close_now(c); /* EOF or reset: the peer is gone */
+        return;
+    }
+    if (nread == 0)
+        return;
+    switch (c->state) {
+    case CONN_HTTP:
+        on_http_data(c, buf->base, (size_t)nread);
+        break;
+    case CONN_OPEN:
+    case CONN_CLOSING:
+        on_ws_data(c, buf->base, (size_t)nread);
+        break;
+    default:
+        break; /* draining or lingering: the peer's bytes no longer matter */
+    }
+}
+
+int mw_conn_accept(mw_server_t *s) {
+    mw_conn_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return MW_ENOMEM;
+    c->server = s;
+    mw_list_init(&c->link);
+    mw_list_init(&c->timed);
+    mw_list_init(&c->flush);
+    mw_outq_init(&c->outq);
+    uv_tcp_init(s->loop, &c->tcp);
+    c->tcp.data = c;
+    c->state = CONN_HTTP;
+    mw_list_insert_tail(&s->conns, &c->link);
+    s->nconns++;
+    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0 ||
+        mw_http_parser_create(&c->http, (size_t)s->cfg->max_header_bytes) != 0) {
+        close_now(c);
+        return MW_EIO;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    strcpy(c->remote_addr, "unknown");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, c->remote_addr, sizeof c->remote_addr);
+            c->remote_port = ntohs(a->sin6_port);
+        } else {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, c->remote_addr, sizeof c->remote_addr);
+            c->remote_port = ntohs(a->sin_port);
+        }
+    }
+    set_deadline(c, s->cfg->handshake_timeout);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        close_now(c);
+        return MW_EIO;
+    }
+    return 0;
+}
+
+int mw_conn_send(mw_conn_t *c, int binary, const void *data, size_t len) {
+    if (c->state != CONN_OPEN)
+        return MW_ECLOSED;
+    return mw_ws_send(c->ws, binary, data, len);
+}
+
+int mw_conn_close(mw_conn_t *c, uint16_t code, const char *reason, size_t len) {
+    if (c->state == CONN_OPEN) {
+        int rc = mw_ws_close(c->ws, code, reason, len);
+        if (rc != 0)
+            return rc;
+        after_ws_io(c);
+        return 0;
+    }
+    if (c->state == CONN_HTTP) {
+        close_now(c);
+        return 0;
+    }
+    return MW_ECLOSED;
+}
+
+void mw_conn_tick(mw_conn_t *c, uint64_t now) {
+    if (!c->deadline || now < c->deadline)
+        return;
+    switch (c->state) {
+    case CONN_HTTP:
+        mw_log_debug("handshake timeout for %s:%d", c->remote_addr, c->remote_port);
+        respond_text(c, 408, NULL, "request timeout");
+        break;
+    default:
+        close_now(c); /* no close reply, or the peer never finished */
+        break;
+    }
+}

@@ -1,0 +1,40 @@
+/*
+ * errors.c - names and messages for mw_err codes.
+ */
+#include "errors.h"
+
+const char *mw_strerror(int err) {
+    switch (err) {
+    case MW_OK: return "success";
+    case MW_EPROTO: return "protocol error";
+    case MW_EUTF8: return "invalid utf-8";
+    case MW_ETOOBIG: return "message too big";
+    case MW_EHTTP: return "malformed http request";
+    case MW_EINVAL: return "invalid argument";
+    case MW_ECLOSED: return "closed";
+    case MW_ENOTFOUND: return "not found";
+    case MW_ECONFIG: return "invalid configuration";
+    case MW_ESCRIPT: return "script error";
+    case MW_ENOMEM: return "out of memory";
+    case MW_EIO: return "i/o error";
+    default: return "unknown error";
+    }
+}
+
+const char *mw_err_name(int err) {
+    switch (err) {
+    case MW_OK: return "MW_OK";
+    case MW_EPROTO: return "MW_EPROTO";
+    case MW_EUTF8: return "MW_EUTF8";
+    case MW_ETOOBIG: return "MW_ETOOBIG";
+    case MW_EHTTP: return "MW_EHTTP";
+    case MW_EINVAL: return "MW_EINVAL";
+    case MW_ECLOSED: return "MW_ECLOSED";
+    case MW_ENOTFOUND: return "MW_ENOTFOUND";
+    case MW_ECONFIG: return "MW_ECONFIG";
+    case MW_ESCRIPT: return "MW_ESCRIPT";
+    case MW_ENOMEM: return "MW_ENOMEM";
+    case MW_EIO: return "MW_EIO";
+    default: return "MW_EUNKNOWN";
+    }
+}

@@ -1,0 +1,35 @@
+/*
+ * errors.h - the one error vocabulary of the C core.
+ *
+ * Every public function returns 0 on success or a negative mw_err code,
+ * grouped by hundreds the way wslay groups its codes, so a caller can tell a
+ * protocol problem from a resource problem without string compares.
+ */
+#ifndef MW_ERRORS_H
+#define MW_ERRORS_H
+
+typedef enum {
+    MW_OK = 0,
+    /* -1xx: the peer sent something we refuse */
+    MW_EPROTO = -100,     /* WebSocket protocol violation (close 1002) */
+    MW_EUTF8 = -101,      /* invalid UTF-8 in a text message (close 1007) */
+    MW_ETOOBIG = -102,    /* message larger than max_message_size (close 1009) */
+    MW_EHTTP = -103,      /* malformed HTTP request */
+    /* -2xx: the caller asked for something impossible */
+    MW_EINVAL = -200,     /* invalid argument */
+    MW_ECLOSED = -201,    /* the connection is closing or gone */
+    MW_ENOTFOUND = -202,  /* no such object */
+    MW_ECONFIG = -203,    /* invalid configuration */
+    MW_ESCRIPT = -204,    /* the Lua app failed to load or run */
+    /* -3xx: the system refused */
+    MW_ENOMEM = -300,     /* out of memory */
+    MW_EIO = -301         /* an I/O or libuv call failed */
+} mw_err;
+
+/* mw_strerror returns a short, stable, human sentence for an mw_err code. */
+const char *mw_strerror(int err);
+
+/* mw_err_name returns the symbolic name ("MW_EPROTO") for logs and tests. */
+const char *mw_err_name(int err);
+
+#endif

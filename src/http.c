@@ -1,0 +1,215 @@
+/*
+ * http.c - request head parsing on top of http-parser.
+ *
+ * http-parser hands us the URL and header names/values in pieces that may
+ * straddle reads. We copy each piece into `buf`, NUL-terminating every
+ * string, and keep offsets (not pointers) until the head is complete, since
+ * buf never moves but offsets keep the bookkeeping obvious. This module owns
+ * no socket and writes nothing; conn.c decides what to answer.
+ */
+#include "http.h"
+#include "errors.h"
+
+#include <http_parser.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct mw_http_parser {
+    http_parser parser;
+    mw_request_t req;
+    char *buf;
+    size_t len, cap;     /* bytes used in buf, and its size */
+    size_t head_bytes;   /* raw bytes of the head seen so far */
+    size_t max_head;
+    size_t url_off;
+    size_t name_off[MW_HTTP_MAX_HEADERS], value_off[MW_HTTP_MAX_HEADERS];
+    int nheaders;
+    int in_value;        /* last callback was a header value */
+    int done, too_big;
+    char *path_query;    /* path and query split, allocated on completion */
+};
+
+static int append(struct mw_http_parser *p, const char *at, size_t n) {
+    /* Every piece is followed by a NUL; a continuation overwrites it. */
+    if (p->len + n + 1 > p->cap) {
+        p->too_big = 1;
+        return -1;
+    }
+    if (p->len > 0 && p->buf[p->len - 1] == '\0')
+        p->len--;
+    memcpy(p->buf + p->len, at, n);
+    p->len += n;
+    p->buf[p->len++] = '\0';
+    return 0;
+}
+
+static int start_piece(struct mw_http_parser *p, size_t *off) {
+    if (p->len + 1 > p->cap) {
+        p->too_big = 1;
+        return -1;
+    }
+    *off = p->len;
+    p->buf[p->len++] = '\0';
+    return 0;
+}
+
+static int on_url(http_parser *hp, const char *at, size_t n) {
+    return append(hp->data, at, n);
+}
+
+static int on_header_field(http_parser *hp, const char *at, size_t n) {
+    struct mw_http_parser *p = hp->data;
+    if (p->in_value || p->nheaders == 0) {
+        if (p->nheaders == MW_HTTP_MAX_HEADERS) {
+            p->too_big = 1;
+            return -1;
+        }
+        if (start_piece(p, &p->name_off[p->nheaders]) != 0)
+            return -1;
+        p->value_off[p->nheaders] = 0;
+        p->nheaders++;
+        p->in_value = 0;
+    }
+    return append(p, at, n);
+}
+
+static int on_header_value(http_parser *hp, const char *at, size_t n) {
+    struct mw_http_parser *p = hp->data;
+    if (!p->in_value) {
+        if (start_piece(p, &p->value_off[p->nheaders - 1]) != 0)
+            return -1;
+        p->in_value = 1;
+    }
+    return append(p, at, n);
+}
+
+static int on_headers_complete(http_parser *hp) {
+    struct mw_http_parser *p = hp->data;
+    mw_request_t *r = &p->req;
+    r->method = http_method_str((enum http_method)hp->method);
+    r->http_major = hp->http_major;
+    r->http_minor = hp->http_minor;
+    r->url = p->buf + p->url_off;
+    r->upgrade = hp->upgrade;
+    r->has_body = (hp->flags & F_CHUNKED) || (hp->content_length > 0 &&
+                                              hp->content_length != ULLONG_MAX);
+    r->nheaders = p->nheaders;
+    for (int i = 0; i < p->nheaders; i++) {
+        r->headers[i].name = p->buf + p->name_off[i];
+        /* A header with an empty value never gets a value callback. */
+        r->headers[i].value = p->value_off[i] ? p->buf + p->value_off[i] : "";
+    }
+
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    size_t ulen = strlen(r->url);
+    p->path_query = malloc(ulen + 3);
+    if (!p->path_query)
+        return -1;
+    r->path = "/";
+    r->query = "";
+    if (http_parser_parse_url(r->url, ulen, 0, &u) == 0) {
+        char *w = p->path_query;
+        if (u.field_set & (1 << UF_PATH)) {
+            memcpy(w, r->url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
+            w[u.field_data[UF_PATH].len] = '\0';
+            r->path = w;
+            w += u.field_data[UF_PATH].len + 1;
+        }
+        if (u.field_set & (1 << UF_QUERY)) {
+            memcpy(w, r->url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
+            w[u.field_data[UF_QUERY].len] = '\0';
+            r->query = w;
+        }
+    } else {
+        return -1; /* an unparseable request target is a malformed request */
+    }
+    p->done = 1;
+    /* Stop here: a body or the bytes after an upgrade are not ours to parse. */
+    return 2; /* http-parser: 2 = skip body and stop as if upgrading */
+}
+
+static const http_parser_settings settings = {
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+};
+
+int mw_http_parser_create(mw_http_parser_t **out, size_t max_header_bytes) {
+    struct mw_http_parser *p = calloc(1, sizeof *p);
+    if (!p)
+        return MW_ENOMEM;
+    p->cap = max_header_bytes + MW_HTTP_MAX_HEADERS * 2 + 2;
+    p->buf = malloc(p->cap);
+    if (!p->buf) {
+        free(p);
+        return MW_ENOMEM;
+    }
+    p->max_head = max_header_bytes;
+    http_parser_init(&p->parser, HTTP_REQUEST);
+    p->parser.data = p;
+    p->url_off = 0;
+    p->buf[p->len++] = '\0'; /* offset 0 is the (initially empty) URL */
+    *out = p;
+    return 0;
+}
+
+int mw_http_parser_feed(mw_http_parser_t *p, const char *data, size_t len, size_t *consumed) {
+    *consumed = 0;
+    if (p->done)
+        return 0;
+    size_t n = http_parser_execute(&p->parser, &settings, data, len);
+    p->head_bytes += n;
+    *consumed = n;
+    if (p->too_big || (!p->done && p->head_bytes > p->max_head))
+        return MW_ETOOBIG;
+    if (p->done)
+        return 0;
+    if (HTTP_PARSER_ERRNO(&p->parser) != HPE_OK || n != len)
+        return MW_EHTTP;
+    return 0;
+}
+
+int mw_http_parser_done(const mw_http_parser_t *p) {
+    return p->done;
+}
+
+const mw_request_t *mw_http_parser_request(const mw_http_parser_t *p) {
+    return &p->req;
+}
+
+void mw_http_parser_free(mw_http_parser_t *p) {
+    if (!p)
+        return;
+    free(p->path_query);
+    free(p->buf);
+    free(p);
+}
+
+const char *mw_request_header(const mw_request_t *req, const char *name) {
+    for (int i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+const char *mw_http_status_text(int status) {
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}

@@ -1,0 +1,127 @@
+/*
+ * config_lua.c - config.lua -> mw_config_t.
+ *
+ * config.lua is Lua so it can compute values (os.getenv, arithmetic), but
+ * what it returns is checked against the C descriptor table key by key:
+ * an unknown key or a wrong type is an error naming that key, never a
+ * silently ignored setting.
+ */
+#include "config_lua.h"
+#include "../errors.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int type_error(char *err, size_t errlen, const char *file, const char *key,
+                      const char *want, lua_State *L, int idx) {
+    snprintf(err, errlen, "%s: %s: must be %s (got %s)", file, key, want,
+             luaL_typename(L, idx));
+    return MW_ECONFIG;
+}
+
+static int apply(lua_State *L, const char *file, const char *key, mw_config_t *cfg,
+                 int *app_ref, char *err, size_t errlen) {
+    /* stack: ... value */
+    char msg[512];
+    int rc = 0;
+    const mw_config_desc_t *d = mw_config_find(key);
+    if (!d) {
+        snprintf(err, errlen, "%s: %s: unknown key", file, key);
+        return MW_ECONFIG;
+    }
+    switch (d->type) {
+    case MW_CONF_INT: {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            return type_error(err, errlen, file, key, "an integer", L, -1);
+        lua_Number n = lua_tonumber(L, -1);
+        if (n != floor(n) || n > 9.0e15 || n < -9.0e15) {
+            snprintf(err, errlen, "%s: %s: must be an integer (got %g)", file, key, n);
+            return MW_ECONFIG;
+        }
+        rc = mw_config_set_int(cfg, key, (long long)n, msg, sizeof msg);
+        break;
+    }
+    case MW_CONF_BOOL:
+        if (lua_type(L, -1) != LUA_TBOOLEAN)
+            return type_error(err, errlen, file, key, "a boolean", L, -1);
+        rc = mw_config_set_bool(cfg, key, lua_toboolean(L, -1), msg, sizeof msg);
+        break;
+    case MW_CONF_STRING:
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return type_error(err, errlen, file, key, "a string", L, -1);
+        rc = mw_config_set_string(cfg, key, lua_tostring(L, -1), msg, sizeof msg);
+        break;
+    case MW_CONF_STRLIST: {
+        if (lua_type(L, -1) != LUA_TTABLE)
+            return type_error(err, errlen, file, key, "an array of strings", L, -1);
+        const char *items[MW_CONFIG_MAX_SUBPROTOCOLS];
+        int n = (int)lua_objlen(L, -1);
+        if (n > MW_CONFIG_MAX_SUBPROTOCOLS) {
+            snprintf(err, errlen, "%s: %s: too many entries (at most %d)", file, key,
+                     MW_CONFIG_MAX_SUBPROTOCOLS);
+            return MW_ECONFIG;
+        }
+        for (int i = 0; i < n; i++) {
+            lua_rawgeti(L, -1, i + 1);
+            if (lua_type(L, -1) != LUA_TSTRING) {
+                snprintf(err, errlen, "%s: %s[%d]: must be a string (got %s)", file, key, i + 1,
+                         luaL_typename(L, -1));
+                lua_pop(L, 1);
+                return MW_ECONFIG;
+            }
+            items[i] = lua_tostring(L, -1); /* anchored by the table */
+            lua_pop(L, 1);
+        }
+        rc = mw_config_set_strlist(cfg, key, items, n, msg, sizeof msg);
+        break;
+    }
+    case MW_CONF_TABLE:
+        if (lua_type(L, -1) != LUA_TTABLE)
+            return type_error(err, errlen, file, key, "a table", L, -1);
+        lua_pushvalue(L, -1);
+        *app_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        break;
+    }
+    if (rc) {
+        snprintf(err, errlen, "%s: %s", file, msg);
+        return rc;
+    }
+    return 0;
+}
+
+int mw_lua_load_config(lua_State *L, const char *path, mw_config_t *cfg, int *app_ref, char *err,
+                       size_t errlen) {
+    *app_ref = LUA_NOREF;
+    if (access(path, F_OK) != 0)
+        return 0;
+    int top = lua_gettop(L);
+    if (luaL_loadfile(L, path) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        lua_settop(L, top);
+        return MW_ECONFIG;
+    }
+    /* stack: ... result */
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        snprintf(err, errlen, "%s: must return a table (got %s)", path, luaL_typename(L, -1));
+        lua_settop(L, top);
+        return MW_ECONFIG;
+    }
+    int rc = 0;
+    lua_pushnil(L);
+    while (rc == 0 && lua_next(L, -2) != 0) {
+        /* stack: ... result key value */
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            snprintf(err, errlen, "%s: keys must be strings (got %s)", path,
+                     luaL_typename(L, -2));
+            rc = MW_ECONFIG;
+            break;
+        }
+        rc = apply(L, path, lua_tostring(L, -2), cfg, app_ref, err, errlen);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
+    return rc;
+}

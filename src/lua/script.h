@@ -1,0 +1,68 @@
+/*
+ * script.h - the Lua side of a worker, as the C core sees it.
+ *
+ * This header is the whole scripting boundary for the rest of src/: plain C
+ * types in, nothing of Lua out (no lua.h here), so conn.c and server.c stay
+ * engine-agnostic (Redis's script.h vs script_lua.c split). Every entry
+ * into Lua is a protected call with a traceback handler; a Lua error is
+ * logged with file:line and never reaches the caller as a crash.
+ */
+#ifndef MW_SCRIPT_H
+#define MW_SCRIPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../config.h"
+#include "../http.h"
+#include "../server.h"
+
+typedef struct mw_script mw_script_t;
+
+/* What Lua learns about a client when it connects. Valid during the call. */
+typedef struct {
+    const char *remote_addr;
+    int remote_port;
+    const char *path, *query, *subprotocol;
+    const mw_header_t *headers;
+    int nheaders;
+} mw_client_info_t;
+
+/* mw_script_create makes a Lua state whose runtime modules come from luadir.
+ * Returns 0 or MW_ENOMEM. */
+int mw_script_create(mw_script_t **out, const char *luadir);
+
+/* mw_script_load_config runs APP/config.lua (when present) and applies each
+ * key to cfg. Returns 0, or MW_ECONFIG with err naming the file and key. */
+int mw_script_load_config(mw_script_t *sc, const char *app_dir, mw_config_t *cfg, char *err,
+                          size_t errlen);
+
+/* mw_script_init_app loads the app through moonwire.runtime. server may be
+ * NULL (moonwire check). mode is "serve" or "check". Returns 0 or
+ * MW_ESCRIPT with err starting with file:line. */
+int mw_script_init_app(mw_script_t *sc, mw_server_t *server, const char *app_dir,
+                       const mw_config_t *cfg, const char *mode, char *err, size_t errlen);
+
+/* mw_script_print_routes writes "type.action" lines. Returns the count or
+ * MW_ESCRIPT. */
+int mw_script_print_routes(mw_script_t *sc, FILE *out);
+
+/* Lifecycle events. Errors are logged, never returned. */
+void mw_script_start(mw_script_t *sc);
+void mw_script_on_connect(mw_script_t *sc, uint64_t id, const mw_client_info_t *info);
+void mw_script_on_message(mw_script_t *sc, uint64_t id, int binary, const char *data, size_t len);
+void mw_script_on_disconnect(mw_script_t *sc, uint64_t id, unsigned code, const char *reason,
+                             size_t len);
+
+/* mw_script_reload reloads the app; on failure the old code stays.
+ * Returns 0 or MW_ESCRIPT with err (file:line: message). */
+int mw_script_reload(mw_script_t *sc, char *err, size_t errlen);
+
+/* mw_script_scaffold writes a new app skeleton into dir (moonwire new).
+ * Returns 0 or MW_ESCRIPT with err. */
+int mw_script_scaffold(mw_script_t *sc, const char *dir, char *err, size_t errlen);
+
+void mw_script_free(mw_script_t *sc);
+
+#endif

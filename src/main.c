@@ -1,0 +1,245 @@
+/*
+ * main.c - the moonwire command line.
+ *
+ *   moonwire serve [APP] [--host H] [--port P]   run an app
+ *   moonwire check [APP]                          load an app, print its routes
+ *   moonwire new NAME                             create an app skeleton
+ *   moonwire test [APP]                           run the app's busted specs
+ *   moonwire --version | --help
+ *
+ * Exit status: 0 success, 1 the app failed to load or the server failed,
+ * 2 bad usage or bad configuration (the message names the key).
+ */
+#include "config.h"
+#include "errors.h"
+#include "log.h"
+#include "lua/script.h"
+#include "paths.h"
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef MW_VERSION
+#define MW_VERSION "0.0.0"
+#endif
+
+extern char **environ;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "moonwire %s - a real-time WebSocket server scripted in Lua\n\n"
+            "usage:\n"
+            "  moonwire serve [APP] [--host HOST] [--port PORT]   run the app in folder APP (default .)\n"
+            "  moonwire check [APP]                               load the app and print its routes\n"
+            "  moonwire new NAME                                  create an app skeleton in NAME\n"
+            "  moonwire test [APP]                                run the app's busted specs\n"
+            "  moonwire --version | --help\n\n"
+            "Configuration comes from APP/config.lua, then MOONWIRE_<KEY> environment\n"
+            "variables (e.g. MOONWIRE_PORT=9000), then --host/--port. Options:\n\n",
+            MW_VERSION);
+    mw_config_print_help(f);
+}
+
+typedef struct {
+    const char *command;
+    const char *app;
+    const char *host, *port;
+} cli_t;
+
+static int parse_args(int argc, char **argv, cli_t *cli) {
+    memset(cli, 0, sizeof *cli);
+    cli->app = ".";
+    int i = 1;
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    cli->command = argv[i++];
+    int have_app = 0;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "--host") || !strcmp(a, "--port")) && i + 1 < argc) {
+            if (!strcmp(a, "--host"))
+                cli->host = argv[++i];
+            else
+                cli->port = argv[++i];
+        } else if (!strncmp(a, "--host=", 7)) {
+            cli->host = a + 7;
+        } else if (!strncmp(a, "--port=", 7)) {
+            cli->port = a + 7;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "moonwire: unknown option %s (see moonwire --help)\n", a);
+            return 2;
+        } else if (!have_app) {
+            cli->app = a;
+            have_app = 1;
+        } else {
+            fprintf(stderr, "moonwire: unexpected argument %s\n", a);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* load_config layers config.lua, the environment and flags into cfg. */
+static int load_config(mw_script_t *sc, const cli_t *cli, mw_config_t *cfg) {
+    char err[1024];
+    if (mw_config_init(cfg) != 0) {
+        fprintf(stderr, "moonwire: out of memory\n");
+        return 1;
+    }
+    if (mw_script_load_config(sc, cli->app, cfg, err, sizeof err) != 0 ||
+        mw_config_apply_env(cfg, environ, err, sizeof err) != 0 ||
+        (cli->host && mw_config_set_text(cfg, "host", cli->host, err, sizeof err) != 0) ||
+        (cli->port && mw_config_set_text(cfg, "port", cli->port, err, sizeof err) != 0)) {
+        fprintf(stderr, "moonwire: invalid configuration: %s\n", err);
+        return 2;
+    }
+    mw_log_configure((mw_log_level)mw_log_level_parse(cfg->log_level),
+                     strcmp(cfg->log_format, "json") == 0);
+    return 0;
+}
+
+static int app_exists(const char *app) {
+    if (access(app, R_OK | X_OK) != 0) {
+        fprintf(stderr, "moonwire: cannot open app folder %s\n", app);
+        return 0;
+    }
+    return 1;
+}
+
+static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
+    mw_config_t cfg;
+    char err[2048];
+    int rc = load_config(sc, cli, &cfg);
+    if (rc)
+        return rc;
+    uv_loop_t *loop = uv_default_loop();
+    mw_server_t *server = NULL;
+    if (mw_server_create(&server, loop, &cfg, cli->app, sc) != 0) {
+        mw_log_error("out of memory");
+        mw_config_free(&cfg);
+        return 1;
+    }
+    if (mw_script_init_app(sc, server, cli->app, &cfg, "serve", err, sizeof err) != 0) {
+        mw_log_error("cannot load the app in %s: %s", cli->app, err);
+        mw_server_free(server);
+        mw_config_free(&cfg);
+        return 1;
+    }
+    rc = mw_server_listen(server);
+    if (rc == 0) {
+        mw_script_start(sc);
+        rc = mw_server_run(server);
+    } else {
+        rc = rc == MW_ECONFIG ? 2 : 1;
+        uv_run(loop, UV_RUN_DEFAULT); /* lets the listener's close callback run */
+    }
+    mw_server_free(server);
+    mw_config_free(&cfg);
+    uv_loop_close(loop);
+    return rc;
+}
+
+static int cmd_check(mw_script_t *sc, const cli_t *cli) {
+    mw_config_t cfg;
+    char err[2048];
+    int rc = load_config(sc, cli, &cfg);
+    if (rc)
+        return rc;
+    if (mw_script_init_app(sc, NULL, cli->app, &cfg, "check", err, sizeof err) != 0) {
+        fprintf(stderr, "moonwire: %s: %s\n", cli->app, err);
+        mw_config_free(&cfg);
+        return 1;
+    }
+    printf("app %s: ok\nlistens on %s port %d, path %s\nroutes:\n", cli->app, cfg.host, cfg.port,
+           cfg.path);
+    int n = mw_script_print_routes(sc, stdout);
+    mw_config_free(&cfg);
+    return n < 0 ? 1 : 0;
+}
+
+static int cmd_new(mw_script_t *sc, const cli_t *cli) {
+    char err[1024];
+    if (mw_script_scaffold(sc, cli->app, err, sizeof err) != 0) {
+        fprintf(stderr, "moonwire: new %s: %s\n", cli->app, err);
+        return 1;
+    }
+    printf("created %s\n  run it:   moonwire serve %s\n  test it:  moonwire test %s\n", cli->app,
+           cli->app, cli->app);
+    return 0;
+}
+
+static int cmd_test(const cli_t *cli, const char *luadir) {
+    /* Specs run under plain busted + LuaJIT with the runtime on the path,
+     * using moonwire.testing's in-memory core instead of a live server. */
+    const char *old = getenv("LUA_PATH");
+    size_t n = 2 * strlen(luadir) + (old ? strlen(old) : 1) + 64;
+    char *path = malloc(n);
+    if (!path)
+        return 1;
+    snprintf(path, n, "%s/?.lua;%s/?/init.lua;./?.lua;./?/init.lua;%s", luadir, luadir,
+             old ? old : ";");
+    setenv("LUA_PATH", path, 1);
+    free(path);
+    if (chdir(cli->app) != 0) {
+        fprintf(stderr, "moonwire: cannot enter %s\n", cli->app);
+        return 2;
+    }
+    char *args[] = {"busted", "--lua=luajit", "spec", NULL};
+    execvp("busted", args);
+    fprintf(stderr, "moonwire: cannot run busted (install lua-busted)\n");
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-v"))) {
+        printf("moonwire %s\n", MW_VERSION);
+        return 0;
+    }
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+                      !strcmp(argv[1], "help"))) {
+        usage(stdout);
+        return 0;
+    }
+    cli_t cli;
+    int rc = parse_args(argc, argv, &cli);
+    if (rc)
+        return rc;
+    int known = !strcmp(cli.command, "serve") || !strcmp(cli.command, "check") ||
+                !strcmp(cli.command, "new") || !strcmp(cli.command, "test");
+    if (!known) {
+        fprintf(stderr, "moonwire: unknown command \"%s\" (see moonwire --help)\n", cli.command);
+        return 2;
+    }
+    if (!strcmp(cli.command, "new") && argc < 3) {
+        fprintf(stderr, "moonwire: usage: moonwire new NAME\n");
+        return 2;
+    }
+    char luadir[4096];
+    if (mw_paths_lua_dir(luadir, sizeof luadir) != 0) {
+        fprintf(stderr, "moonwire: cannot find the runtime Lua files (tried %s); set "
+                        "MOONWIRE_LUA_DIR\n", luadir);
+        return 1;
+    }
+    if (!strcmp(cli.command, "test"))
+        return app_exists(cli.app) ? cmd_test(&cli, luadir) : 2;
+    if (strcmp(cli.command, "new") != 0 && !app_exists(cli.app))
+        return 2;
+    mw_script_t *sc;
+    if (mw_script_create(&sc, luadir) != 0) {
+        fprintf(stderr, "moonwire: out of memory\n");
+        return 1;
+    }
+    if (!strcmp(cli.command, "serve"))
+        rc = cmd_serve(sc, &cli);
+    else if (!strcmp(cli.command, "check"))
+        rc = cmd_check(sc, &cli);
+    else
+        rc = cmd_new(sc, &cli);
+    mw_script_free(sc);
+    return rc;
+}

@@ -1,0 +1,15 @@
+/*
+ * paths.h - where the runtime's Lua files are.
+ */
+#ifndef MW_PATHS_H
+#define MW_PATHS_H
+
+#include <stddef.h>
+
+/* mw_paths_lua_dir finds the folder holding moonwire/runtime.lua:
+ * $MOONWIRE_LUA_DIR, then <exe>/../share/moonwire/lua (installed), then the
+ * source tree this binary was built from, then the install prefix.
+ * Returns 0 or MW_ENOTFOUND (out then holds the last place tried). */
+int mw_paths_lua_dir(char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * server_private.h - the server struct, shared by the files that make up
+ * the server (server.c, conn.c, health.c, reload.c) and nobody else
+ * (hiredis's async_private.h pattern). Everything outside goes through
+ * server.h.
+ */
+#ifndef MW_SERVER_PRIVATE_H
+#define MW_SERVER_PRIVATE_H
+
+#include "config.h"
+#include "idmap.h"
+#include "list.h"
+#include "server.h"
+
+#include <uv.h>
+
+typedef struct mw_reload mw_reload_t;
+
+struct mw_server {
+    uv_loop_t *loop;
+    const mw_config_t *cfg;
+    const char *app_dir;
+    mw_script_t *script;
+
+    uv_tcp_t listener;
+    int listening;
+
+    mw_list_t conns;     /* every connection */
+    mw_list_t timed;     /* connections with a deadline */
+    mw_list_t flushq;    /* connections with output to write */
+    mw_idmap_t clients;  /* id -> open WebSocket connection */
+    uint64_t next_id;
+    size_t nconns, nclients;
+
+    char *readbuf;       /* the one read buffer of this loop */
+    size_t readbuf_size;
+
+    uv_timer_t cron;     /* deadlines: handshake, close, linger */
+    uv_prepare_t flush_prepare;
+    uv_check_t flush_check;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t shutdown_timer;
+    mw_reload_t *reload;
+
+    int shutting_down;
+    uint64_t started_ms;
+
+    /* reload state for /health */
+    uint64_t reloads;
+    char *last_reload_error;
+};
+
+/* mw__server_flush writes queued output of every connection on flushq. */
+void mw__server_flush(mw_server_t *s);
+
+/* mw__server_conn_gone is called by conn.c when a connection is freed, so
+ * a pending shutdown can finish when the last one goes. */
+void mw__server_conn_gone(mw_server_t *s);
+
+/* mw__health_json formats the /health body into a malloc'd string. */
+char *mw__health_json(mw_server_t *s, size_t *len);
+
+#endif

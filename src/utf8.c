@@ -1,0 +1,64 @@
+/*
+ * utf8.c - incremental UTF-8 validation.
+ *
+ * The server must never send invalid UTF-8 in a text frame (RFC 6455 8.1), so
+ * every text payload handed to us by Lua and every close reason passes here.
+ * (Incoming text is validated by wslay itself, fail-fast, per chunk.)
+ * The state is three bytes: how many continuation bytes remain, and the
+ * allowed range of the next one, which is how overlongs, surrogates and
+ * values past U+10FFFF are refused (the table in RFC 3629 section 4).
+ */
+#include "utf8.h"
+#include "errors.h"
+
+int mw_utf8_feed(mw_utf8_t *st, const uint8_t *p, size_t len) {
+    if (st->failed)
+        return MW_EUTF8;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = p[i];
+        if (st->need) {
+            if (c < st->lo || c > st->hi)
+                goto fail;
+            st->lo = 0x80;
+            st->hi = 0xBF;
+            st->need--;
+            continue;
+        }
+        if (c < 0x80)
+            continue;
+        if (c >= 0xC2 && c <= 0xDF) {
+            st->need = 1;
+        } else if (c == 0xE0) {
+            st->need = 2;
+            st->lo = 0xA0; /* no overlong 3-byte forms */
+        } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
+            st->need = 2;
+        } else if (c == 0xED) {
+            st->need = 2;
+            st->hi = 0x9F; /* no surrogates */
+        } else if (c == 0xF0) {
+            st->need = 3;
+            st->lo = 0x90; /* no overlong 4-byte forms */
+        } else if (c >= 0xF1 && c <= 0xF3) {
+            st->need = 3;
+        } else if (c == 0xF4) {
+            st->need = 3;
+            st->hi = 0x8F; /* nothing above U+10FFFF */
+        } else {
+            goto fail; /* 0x80..0xC1 as a lead byte, or 0xF5..0xFF */
+        }
+    }
+    return 0;
+fail:
+    st->failed = 1;
+    return MW_EUTF8;
+}
+
+int mw_utf8_finish(const mw_utf8_t *st) {
+    return (st->failed || st->need) ? MW_EUTF8 : 0;
+}
+
+int mw_utf8_valid(const uint8_t *p, size_t len) {
+    mw_utf8_t st = MW_UTF8_INIT;
+    return mw_utf8_feed(&st, p, len) == 0 && mw_utf8_finish(&st) == 0;
+}
