@@ -1,0 +1,429 @@
+-- moonwire.app: loads an app folder into a fresh, validated app object:
+-- controllers/*.lua into a router, the optional app.lua hooks and the
+-- optional protocol.lua. It also owns the module searcher for app-local code:
+-- every module whose file lives in the app folder is recorded, so that a
+-- reload can run it fresh and, when the new code fails to load, put the old
+-- modules back. Loading never raises; every failure is `nil, err` with err
+-- starting "path/to/file.lua:LINE:".
+
+local core = require "moonwire.core"
+local router = require "moonwire.router"
+local errors = require "moonwire.errors"
+local default_protocol = require "moonwire.protocol"
+
+local setmetatable = setmetatable
+local pairs = pairs
+local ipairs = ipairs
+local type = type
+local tostring = tostring
+local error = error
+local pcall = pcall
+local xpcall = xpcall
+local load = load
+local io_open = io.open
+local getenv = os.getenv
+local getinfo = debug.getinfo
+local concat = table.concat
+local insert = table.insert
+local remove = table.remove
+local sort = table.sort
+local find = string.find
+local gsub = string.gsub
+local sub = string.sub
+local gmatch = string.gmatch
+local package = package
+local searchpath = package.searchpath
+
+
+local _M = { _VERSION = "0.1.0" }
+
+local mt = { __index = _M }
+
+local HOOKS = {
+    on_start = true,
+    on_connect = true,
+    on_message = true,
+    on_disconnect = true,
+    on_error = true,
+    on_reload = true,
+}
+
+local PROTOCOL_OPTIONAL = { "event", "reply", "error" }
+
+-- The loader context whose folder `require` searches first: the app being
+-- loaded while load() runs, otherwise the app last activated.
+local active
+
+
+-- Absolute, "."- and ".."-free form of a path, for "is this file under the
+-- app folder" checks. Relative paths are taken from $PWD when it is set.
+local function normalize(path)
+    if sub(path, 1, 1) ~= "/" then
+        local cwd = getenv("PWD")
+        if cwd and cwd ~= "" then
+            path = cwd .. "/" .. path
+        end
+    end
+    local parts = {}
+    for seg in gmatch(path, "[^/]+") do
+        if seg == ".." then
+            parts[#parts] = nil
+        elseif seg ~= "." then
+            parts[#parts + 1] = seg
+        end
+    end
+    return (sub(path, 1, 1) == "/" and "/" or "") .. concat(parts, "/")
+end
+
+
+local function is_under(path, root)
+    return sub(path, 1, #root + 1) == root .. "/"
+end
+
+
+local function read_file(path)
+    local f, err = io_open(path, "rb")
+    if not f then
+        return nil, err
+    end
+    local src = f:read("*a")
+    f:close()
+    if not src then
+        return nil, path .. ": cannot read"
+    end
+    return src
+end
+
+
+local function exists(path)
+    local f = io_open(path, "rb")
+    if f then
+        f:close()
+        return true
+    end
+    return false
+end
+
+
+-- Compiles a file with its path as the chunk name, so that syntax and
+-- runtime errors read "path:LINE: ...".
+local function compile(path)
+    local src, err = read_file(path)
+    if not src then
+        return nil, err
+    end
+    local fn
+    fn, err = load(src, "@" .. path)
+    if not fn then
+        return nil, err
+    end
+    return fn, nil, src
+end
+
+
+local function load_handler(err)
+    -- Level 2 is the frame that raised (error() itself is skipped).
+    return errors.message(err, 2)
+end
+
+
+-- Runs a file and returns its value, or nil, "path:LINE: ...".
+local function run(path)
+    local fn, err, src = compile(path)
+    if not fn then
+        return nil, err
+    end
+    local ok, value = xpcall(fn, load_handler)
+    if not ok then
+        return nil, value
+    end
+    return value, nil, src
+end
+
+
+-- Line of a file's last top-level `return` (else its last line), to blame
+-- a bad return value.
+local function return_line(src)
+    local line, found = 0, nil
+    if sub(src, -1) ~= "\n" then
+        src = src .. "\n"
+    end
+    for text in gmatch(src, "([^\n]*)\n") do
+        line = line + 1
+        if find(text, "^return%f[%W]") then
+            found = line
+        end
+    end
+    return found or line
+end
+
+
+local function line_of(fn)
+    local info = getinfo(fn, "S")
+    return info and info.linedefined or 1
+end
+
+
+local function searcher(name)
+    local ctx = active
+    if not ctx then
+        return nil
+    end
+    local path = searchpath(name, ctx.dir .. "/?.lua;" .. ctx.dir .. "/?/init.lua")
+    if not path then
+        -- Any other path pattern that resolves into the app folder is app code too.
+        local found = searchpath(name, package.path)
+        if found and is_under(normalize(found), ctx.root) then
+            path = found
+        end
+    end
+    if not path then
+        return "\n\tno file '" .. ctx.dir .. "/" .. gsub(name, "%.", "/") .. ".lua' (app folder)"
+    end
+    ctx.modules[name] = path
+    return function(modname)
+        local fn, err = compile(path)
+        if not fn then
+            error(err, 0)
+        end
+        return fn(modname, path)
+    end
+end
+
+
+-- Installs the searcher right after package.preload's, replacing one left by
+-- an earlier instance of this file (busted re-requires modules per spec file).
+local function install_searcher()
+    local loaders = package.loaders or package.searchers
+    local here = getinfo(searcher, "S").source
+    for i = #loaders, 1, -1 do
+        local info = getinfo(loaders[i], "S")
+        if info.source == here then
+            remove(loaders, i)
+        end
+    end
+    insert(loaders, 2, searcher)
+end
+
+install_searcher()
+
+
+local function load_controllers(app, dir)
+    local cdir = dir .. "/controllers"
+    local entries, err = core.scandir(cdir)
+    if not entries then
+        if not exists(cdir) then
+            return true -- an app without controllers/ has no routes
+        end
+        return nil, cdir .. ": " .. tostring(err)
+    end
+
+    for _, entry in ipairs(entries) do
+        local name = entry.name
+        if entry.type == "file" and find(name, "%.lua$") then
+            local path = cdir .. "/" .. name
+            local type_ = sub(name, 1, -5)
+            if not router.is_valid_name(type_) then
+                return nil, path .. ":1: invalid controller name '" .. type_
+                            .. "' (a letter followed by letters, digits, '_' or '-')"
+            end
+
+            local controller, src
+            controller, err, src = run(path)
+            if err then
+                return nil, err
+            end
+            if type(controller) ~= "table" then
+                return nil, path .. ":" .. return_line(src)
+                            .. ": controller must return a table, got " .. type(controller)
+            end
+
+            local ok, add_err = pcall(app.router.add, app.router, type_, controller)
+            if not ok then
+                local line = 1
+                for action, fn in pairs(controller) do
+                    if type(fn) == "function" and type(action) == "string"
+                       and not find(action, "^_") and not router.is_valid_name(action)
+                    then
+                        line = line_of(fn)
+                        break
+                    end
+                end
+                return nil, path .. ":" .. line .. ": " .. tostring(add_err)
+            end
+        end
+    end
+    return true
+end
+
+
+local function load_hooks(app, dir)
+    local path = dir .. "/app.lua"
+    if not exists(path) then
+        return true
+    end
+    local hooks, err, src = run(path)
+    if err then
+        return nil, err
+    end
+    if type(hooks) ~= "table" then
+        return nil, path .. ":" .. return_line(src)
+                    .. ": app.lua must return a table of hooks, got " .. type(hooks)
+    end
+    for key, value in pairs(hooks) do
+        if type(key) == "string" and find(key, "^on_") then
+            if not HOOKS[key] then
+                local line = type(value) == "function" and line_of(value) or return_line(src)
+                return nil, path .. ":" .. line .. ": unknown hook '" .. key .. "' (hooks are "
+                            .. "on_start, on_connect, on_message, on_disconnect, on_error, "
+                            .. "on_reload)"
+            end
+            if type(value) ~= "function" then
+                return nil, path .. ":" .. return_line(src) .. ": hook '" .. key
+                            .. "' must be a function, got " .. type(value)
+            end
+            app.hooks[key] = value
+        end
+    end
+    return true
+end
+
+
+local function load_protocol(app, dir)
+    local path = dir .. "/protocol.lua"
+    if not exists(path) then
+        return true
+    end
+    local proto, err, src = run(path)
+    if err then
+        return nil, err
+    end
+    local line = src and return_line(src)
+    if type(proto) ~= "table" then
+        return nil, path .. ":" .. line .. ": protocol.lua must return a table, got "
+                    .. type(proto)
+    end
+    for _, name in ipairs({ "decode", "encode" }) do
+        if type(proto[name]) ~= "function" then
+            return nil, path .. ":" .. line .. ": protocol must provide a function '"
+                        .. name .. "'"
+        end
+    end
+    for _, name in ipairs(PROTOCOL_OPTIONAL) do
+        local fn = proto[name]
+        if fn ~= nil and type(fn) ~= "function" then
+            return nil, path .. ":" .. line .. ": protocol field '" .. name
+                        .. "' must be a function, got " .. type(fn)
+        end
+    end
+    -- What the app leaves out (event, reply, error, codes) comes from the
+    -- default protocol; the app's own table is left untouched.
+    app.protocol = setmetatable({}, {
+        __index = function(_, key)
+            local value = proto[key]
+            if value == nil then
+                value = default_protocol[key]
+            end
+            return value
+        end,
+    })
+    return true
+end
+
+
+local function build(app, dir)
+    if not exists(dir) then
+        return nil, "app folder " .. dir .. ": no such directory"
+    end
+    local ok, err = load_hooks(app, dir)
+    if ok then
+        ok, err = load_protocol(app, dir)
+    end
+    if ok then
+        ok, err = load_controllers(app, dir)
+    end
+    if not ok then
+        return nil, err
+    end
+    return app
+end
+
+
+-- Loads the app in `dir`. opts.config is the resolved server config (its
+-- `app` table becomes app.config); opts.previous is the app being replaced,
+-- whose app-local modules are unloaded first and restored on failure.
+-- Returns the app or nil, err; never raises on a broken app.
+function _M.load(dir, opts)
+    if type(dir) ~= "string" or dir == "" then
+        error("bad argument #1 to 'load' (app folder path expected)", 2)
+    end
+    opts = opts or {}
+    local config = opts.config or {}
+    dir = gsub(dir, "(.)/+$", "%1")
+
+    local saved = {}
+    local previous = opts.previous
+    if previous then
+        for name in pairs(previous._modules) do
+            saved[name] = package.loaded[name]
+            package.loaded[name] = nil
+        end
+    end
+
+    local ctx = { dir = dir, root = normalize(dir), modules = {} }
+    local app = setmetatable({
+        dir = dir,
+        config = type(config.app) == "table" and config.app or {},
+        state = {},
+        hooks = {},
+        router = router.new(),
+        protocol = default_protocol,
+        _loader = ctx,
+        _modules = ctx.modules,
+    }, mt)
+
+    local outer = active
+    active = ctx
+    local ok, res, err = pcall(build, app, dir)
+    active = outer
+    if not ok then
+        res, err = nil, tostring(res)
+    end
+
+    if not res then
+        for name in pairs(ctx.modules) do
+            package.loaded[name] = nil
+        end
+        for name, value in pairs(saved) do
+            package.loaded[name] = value
+        end
+        return nil, err
+    end
+    return app
+end
+
+
+-- Makes `require` search this app's folder first (and record what it finds
+-- there) for code that requires lazily, at run time.
+function _M.activate(self)
+    active = self._loader
+end
+
+
+function _M.routes(self)
+    return self.router:routes()
+end
+
+
+-- Names of the app-local modules loaded so far, sorted.
+function _M.modules(self)
+    local list = {}
+    for name in pairs(self._modules) do
+        list[#list + 1] = name
+    end
+    sort(list)
+    return list
+end
+
+
+return _M

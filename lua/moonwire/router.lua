@@ -1,0 +1,100 @@
+-- moonwire.router: maps a message's (type, action) to a controller function.
+-- A controller is a table; each function under a public name is an action,
+-- while other values and names starting with "_" stay private to it. The
+-- table is read once, in add(), so a router is an immutable snapshot that
+-- a reload replaces as a whole.
+
+local setmetatable = setmetatable
+local pairs = pairs
+local type = type
+local tostring = tostring
+local error = error
+local find = string.find
+local sort = table.sort
+
+
+local _M = { _VERSION = "0.1.0" }
+
+local mt = { __index = _M }
+
+local NAME = "^[%a][%w_%-]*$"
+
+
+-- Names in NOT_FOUND messages come from the client: echo at most 64 bytes.
+local function shorten(name)
+    name = tostring(name)
+    if #name > 64 then
+        return name:sub(1, 64) .. "..."
+    end
+    return name
+end
+
+
+function _M.is_valid_name(name)
+    return type(name) == "string" and find(name, NAME) ~= nil
+end
+
+
+function _M.new()
+    return setmetatable({ _routes = {} }, mt)
+end
+
+
+-- Validates the controller and registers its actions under `type_`.
+-- Misuse (a bad name, a duplicate type, a non-table controller) raises.
+function _M.add(self, type_, controller)
+    if type(type_) ~= "string" or not find(type_, NAME) then
+        error("invalid controller type " .. tostring(type_)
+              .. " (a letter followed by letters, digits, '_' or '-')", 2)
+    end
+    if type(controller) ~= "table" then
+        error("controller '" .. type_ .. "' must be a table, got " .. type(controller), 2)
+    end
+    if self._routes[type_] then
+        error("controller '" .. type_ .. "' is already registered", 2)
+    end
+
+    local actions = {}
+    for name, fn in pairs(controller) do
+        if type(fn) == "function" and type(name) == "string" and not find(name, "^_") then
+            if not find(name, NAME) then
+                error("invalid action name '" .. name .. "' in controller '" .. type_
+                      .. "' (a letter followed by letters, digits, '_' or '-')", 2)
+            end
+            actions[name] = fn
+        end
+    end
+    self._routes[type_] = actions
+    return true
+end
+
+
+-- Returns the action function, or nil, "NOT_FOUND", message.
+function _M.find(self, type_, action)
+    local actions = self._routes[type_]
+    if not actions then
+        return nil, "NOT_FOUND", "unknown type '" .. shorten(type_) .. "'"
+    end
+    local fn = actions[action]
+    if not fn then
+        return nil, "NOT_FOUND", "unknown action '" .. shorten(action)
+                                 .. "' for type '" .. type_ .. "'"
+    end
+    return fn
+end
+
+
+-- Every route as "type.action", sorted.
+function _M.routes(self)
+    local list = {}
+    for type_, actions in pairs(self._routes) do
+        for action in pairs(actions) do
+            list[#list + 1] = type_ .. "." .. action
+        end
+    end
+    sort(list)
+    return list
+end
+
+
+return _M

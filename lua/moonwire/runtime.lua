@@ -1,0 +1,379 @@
+-- moonwire.runtime: the only Lua module the C core calls (docs/boundary.md).
+-- It owns the connected clients and the current app, dispatches every message
+-- (decode -> on_message -> router -> controller) and turns whatever the app
+-- does into replies, error envelopes and log lines. Nothing raised by app code
+-- gets past it into C, and no internal detail reaches a client. Clients live
+-- here, not in the app, so a reload keeps every connection and its data.
+
+local core = require "moonwire.core"
+local app_loader = require "moonwire.app"
+local client_new = require("moonwire.client").new
+local errors = require "moonwire.errors"
+local protocol = require "moonwire.protocol"
+
+local setmetatable = setmetatable
+local type = type
+local tostring = tostring
+local error = error
+local pcall = pcall
+local xpcall = xpcall
+local select = select
+local format = string.format
+local capture = errors.capture
+local is_failure = errors.is_failure
+
+local INVALID_MESSAGE = protocol.INVALID_MESSAGE
+local INTERNAL_ERROR = protocol.INTERNAL_ERROR
+local codes = protocol.codes
+
+
+local _M = { _VERSION = "0.1.0" }
+
+local runtime = {}
+local mt = { __index = runtime }
+
+local MODES = { serve = true, check = true, test = true }
+
+-- The instance behind the module-level functions that C calls.
+local default
+
+
+local function log(level, fmt, ...)
+    if select("#", ...) > 0 then
+        fmt = format(fmt, ...)
+    end
+    core.log(level, fmt)
+end
+
+
+-- A handler's `nil, err` as (code, message): a string is a message unless it
+-- is itself an error code; a table carries { code =, message = }.
+local function error_of(err)
+    if type(err) == "table" then
+        local code = err.code
+        if type(code) ~= "string" or code == "" then
+            code = INVALID_MESSAGE
+        end
+        local message = err.message
+        if message == nil then
+            message = protocol.default_message(code)
+        end
+        return code, tostring(message)
+    end
+    err = tostring(err)
+    if codes[err] then
+        return err, protocol.default_message(err)
+    end
+    return INVALID_MESSAGE, err
+end
+
+
+local function route_name(msg)
+    if type(msg) ~= "table" then
+        return "message"
+    end
+    return tostring(msg.type) .. "." .. tostring(msg.action)
+end
+
+
+-- A fresh, independent runtime (moonwire.testing runs one per app harness).
+function _M.new()
+    return setmetatable({
+        _host = { app = nil },   -- shared with every client: host.app is current
+        _clients = {},
+        _config = nil,
+        _dir = nil,
+        _mode = nil,
+    }, mt)
+end
+
+
+function runtime.init(self, opts)
+    if type(opts) ~= "table" or type(opts.app_dir) ~= "string" then
+        error("bad argument #1 to 'init' (table with app_dir expected)", 2)
+    end
+    local config = opts.config or {}
+    if type(config) ~= "table" then
+        error("bad argument #1 to 'init' (config must be a table)", 2)
+    end
+    local mode = opts.mode or "serve"
+    if not MODES[mode] then
+        error("bad argument #1 to 'init' (mode must be serve, check or test)", 2)
+    end
+
+    local app, err = app_loader.load(opts.app_dir, { config = config })
+    if not app then
+        return nil, err
+    end
+    self._dir, self._config, self._mode = opts.app_dir, config, mode
+    self._host.app = app
+    app:activate()
+    log("debug", "loaded app %s (%d routes)", opts.app_dir, #app:routes())
+    return true
+end
+
+
+function runtime.app(self)
+    local app = self._host.app
+    if not app then
+        error("moonwire runtime used before init()", 3)
+    end
+    return app
+end
+
+
+function runtime.routes(self)
+    return self:app():routes()
+end
+
+
+function runtime.client(self, id)
+    return self._clients[id]
+end
+
+
+-- Calls a hook, if the app defines it, in protected mode. Returns true plus
+-- the hook's results, or false plus the captured error (already logged
+-- unless it is a moonwire.fail failure, which the caller decides about).
+function runtime._hook(self, name, ...)
+    local hook = self:app().hooks[name]
+    if not hook then
+        return true
+    end
+    local ok, res, err = xpcall(hook, capture, ...)
+    if ok then
+        return true, res, err
+    end
+    if not is_failure(res) then
+        log("error", "hook %s failed: %s", name, res.traceback)
+    end
+    return false, res
+end
+
+
+function runtime._send_error(self, client, id, code, message)
+    local ok, env = pcall(self:app().protocol.error, id, code, message)
+    if not ok then
+        log("error", "protocol.error failed: %s", errors.message(env))
+        return
+    end
+    local sent, err = client:send(env)
+    if not sent and err ~= "closed" then
+        log("error", "could not send %s error to client %s: %s", code, client.id, err)
+    end
+end
+
+
+-- A raised value: moonwire.fail becomes that error envelope; anything else
+-- is logged with its traceback, reported to on_error, and the client only
+-- learns "internal error".
+function runtime._raised(self, client, msg, captured, where)
+    local id = type(msg) == "table" and msg.id or nil
+    if is_failure(captured) then
+        return self:_send_error(client, id, captured.code, captured.message)
+    end
+    log("error", "%s failed: %s", where, captured.traceback)
+    self:_send_error(client, id, INTERNAL_ERROR, "internal error")
+    local ok, res = self:_hook("on_error", client, captured.message, msg)
+    if not ok and is_failure(res) then
+        log("error", "hook on_error raised moonwire.fail: %s", tostring(res))
+    end
+end
+
+
+function runtime.start(self)
+    local app = self:app()
+    local ok, res = self:_hook("on_start", app)
+    if not ok and is_failure(res) then
+        log("error", "hook on_start raised moonwire.fail: %s", tostring(res))
+    end
+end
+
+
+function runtime.connect(self, id, info)
+    local app = self:app()
+    if self._clients[id] then
+        log("warn", "client %s connected twice; replacing it", tostring(id))
+    end
+    local client = client_new(id, info, self._host)
+    self._clients[id] = client
+
+    if self._config.welcome then
+        local ok, event = pcall(app.protocol.event, "system", "connected", { client_id = id })
+        if not ok then
+            log("error", "protocol.event failed: %s", errors.message(event))
+        else
+            local sent, err = client:send(event)
+            if not sent and err ~= "closed" then
+                log("error", "could not send welcome to client %s: %s", tostring(id), err)
+            end
+        end
+    end
+
+    -- on_connect may refuse the client with moonwire.fail: it gets the error
+    -- envelope, then a 1008 (policy violation) close.
+    local ok, res = self:_hook("on_connect", client)
+    if not ok and is_failure(res) then
+        self:_send_error(client, nil, res.code, res.message)
+        client:close(1008, res.code)
+    end
+end
+
+
+function runtime.message(self, id, payload, is_binary)
+    local client = self._clients[id]
+    if not client then
+        log("warn", "message for unknown client %s dropped", tostring(id))
+        return
+    end
+    local app = self:app()
+    local proto = app.protocol
+
+    local ok, msg, code, message, rid = xpcall(proto.decode, capture, payload, is_binary)
+    if not ok then
+        return self:_raised(client, nil, msg, "protocol.decode")
+    end
+    if msg == nil then
+        return self:_send_error(client, rid, code or INVALID_MESSAGE, message or "invalid message")
+    end
+    if type(msg) ~= "table" then
+        log("error", "protocol.decode returned a %s instead of a table", type(msg))
+        return self:_send_error(client, nil, INTERNAL_ERROR, "internal error")
+    end
+
+    local res, err
+    if app.hooks.on_message then
+        ok, res, err = self:_hook("on_message", client, msg)
+        if not ok then
+            if is_failure(res) then
+                return self:_send_error(client, msg.id, res.code, res.message)
+            end
+            self:_send_error(client, msg.id, INTERNAL_ERROR, "internal error")
+            return
+        end
+        if res == false then
+            return
+        end
+        if res == nil and err ~= nil then
+            return self:_send_error(client, msg.id, error_of(err))
+        end
+    end
+
+    local fn
+    fn, code, message = app.router:find(msg.type, msg.action)
+    if not fn then
+        return self:_send_error(client, msg.id, code, message)
+    end
+
+    local value
+    ok, value, err = xpcall(fn, capture, client, msg.data, msg)
+    if not ok then
+        return self:_raised(client, msg, value, route_name(msg))
+    end
+    if value == nil and err ~= nil then
+        return self:_send_error(client, msg.id, error_of(err))
+    end
+    if msg.id == nil then
+        return
+    end
+
+    local reply
+    ok, reply = pcall(proto.reply, msg, value)
+    if ok then
+        ok, err = client:send(reply)
+    else
+        err = errors.message(reply)
+    end
+    if not ok and err ~= "closed" then
+        log("error", "%s: reply not sent: %s", route_name(msg), err)
+        self:_send_error(client, msg.id, INTERNAL_ERROR, "internal error")
+    end
+end
+
+
+function runtime.disconnect(self, id, code, reason)
+    local client = self._clients[id]
+    if not client then
+        return
+    end
+    self._clients[id] = nil
+    client._closed = true
+    local ok, res = self:_hook("on_disconnect", client, code, reason)
+    if not ok and is_failure(res) then
+        log("error", "hook on_disconnect raised moonwire.fail: %s", tostring(res))
+    end
+end
+
+
+-- Loads the app folder afresh and swaps it in only when it loaded cleanly;
+-- the new app's on_reload(old_state, app) runs after the swap.
+function runtime.reload(self)
+    local old = self:app()
+    local new, err = app_loader.load(self._dir, { config = self._config, previous = old })
+    if not new then
+        log("error", "reload failed, keeping the running app: %s", err)
+        return nil, err
+    end
+    self._host.app = new
+    new:activate()
+    local ok, res = self:_hook("on_reload", old.state, new)
+    if not ok and is_failure(res) then
+        log("error", "hook on_reload raised moonwire.fail: %s", tostring(res))
+    end
+    log("info", "reloaded app %s (%d routes)", self._dir, #new:routes())
+    return true
+end
+
+
+-- The module-level API of docs/boundary.md, backed by one default instance
+-- that only a successful init() replaces.
+function _M.init(opts)
+    local rt = _M.new()
+    local ok, err = rt:init(opts)
+    if not ok then
+        return nil, err
+    end
+    default = rt
+    return true
+end
+
+
+local function instance()
+    if not default then
+        error("moonwire runtime used before init()", 3)
+    end
+    return default
+end
+
+
+function _M.routes()
+    return instance():routes()
+end
+
+
+function _M.start()
+    return instance():start()
+end
+
+
+function _M.connect(id, info)
+    return instance():connect(id, info)
+end
+
+
+function _M.message(id, payload, is_binary)
+    return instance():message(id, payload, is_binary)
+end
+
+
+function _M.disconnect(id, code, reason)
+    return instance():disconnect(id, code, reason)
+end
+
+
+function _M.reload()
+    return instance():reload()
+end
+
+
+return _M

@@ -1,0 +1,102 @@
+-- Specs for moonwire.client: sending through the current protocol.
+
+local core = require "support.fake_core"
+local client = require "moonwire.client"
+local protocol = require "moonwire.protocol"
+local cjson = require "cjson"
+
+
+describe("moonwire.client", function()
+    local host, c
+
+    before_each(function()
+        core.reset()
+        host = { app = { protocol = protocol } }
+        c = client.new(5, {
+            remote_addr = "10.0.0.1", remote_port = 5000, path = "/ws", query = "a=1",
+            headers = { ["user-agent"] = "spec" }, subprotocol = "chat",
+        }, host)
+    end)
+
+    it("exposes id, address and request", function()
+        assert.equal(5, c.id)
+        assert.equal("10.0.0.1", c.remote_addr)
+        assert.same({ path = "/ws", query = "a=1", headers = { ["user-agent"] = "spec" },
+                      subprotocol = "chat" }, c.request)
+        assert.same({}, c.data)
+    end)
+
+    it("encodes tables with the protocol", function()
+        assert.is_true(c:send({ a = 1 }))
+        assert.same({ { payload = '{"a":1}', binary = false } }, core.sent[5])
+    end)
+
+    it("sends strings raw, as text or binary", function()
+        assert.is_true(c:send("raw"))
+        assert.is_true(c:send("\255\0", { binary = true }))
+        assert.same({ { payload = "raw", binary = false }, { payload = "\255\0", binary = true } },
+                    core.sent[5])
+    end)
+
+    it("passes core failures through", function()
+        local ok, err = c:send("\255")
+        assert.is_nil(ok)
+        assert.equal("invalid utf-8", err)
+        core.closed[5] = { code = 1000, reason = "" }
+        ok, err = c:send("x")
+        assert.is_nil(ok)
+        assert.equal("closed", err)
+    end)
+
+    it("returns nil, err when encoding fails, even if encode raises", function()
+        local ok, err = c:send({ f = print })
+        assert.is_nil(ok)
+        assert.matches("^encode failed: ", err)
+        host.app = { protocol = { encode = function() error("boom") end } }
+        ok, err = c:send({})
+        assert.is_nil(ok)
+        assert.matches("^encode failed: .*boom", err)
+    end)
+
+    it("looks the protocol up at call time", function()
+        host.app = { protocol = {
+            encode = function(v) return "v=" .. v.x, true end,
+            event = function(t, a) return { x = t .. "." .. a } end,
+        } }
+        assert.is_true(c:send({ x = "1" }))
+        assert.is_true(c:emit("chat", "joined", {}))
+        assert.same({ { payload = "v=1", binary = true },
+                      { payload = "v=chat.joined", binary = true } }, core.sent[5])
+    end)
+
+    it("emits protocol events", function()
+        core.clock = 42
+        assert.is_true(c:emit("chat", "message", { text = "hi" }))
+        assert.same({ type = "chat", action = "message", data = { text = "hi" }, ts = 42 },
+                    cjson.decode(core.sent[5][1].payload))
+    end)
+
+    it("closes through the core and then reports closed", function()
+        assert.is_true(c:close(4000, "bye"))
+        assert.same({ code = 4000, reason = "bye" }, core.closed[5])
+        local ok, err = c:close()
+        assert.is_nil(ok)
+        assert.equal("closed", err)
+    end)
+
+    it("refuses to send once disconnected", function()
+        c._closed = true
+        local ok, err = c:send("x")
+        assert.is_nil(ok)
+        assert.equal("closed", err)
+        assert.is_nil(core.sent[5])
+    end)
+
+    it("raises on misuse", function()
+        assert.error_matches(function() c:send(42) end, "table or string expected")
+        assert.error_matches(function() c:close(1005) end, "invalid close code 1005")
+        assert.error_matches(function() c:close(1000, ("x"):rep(124)) end, "at most 123 bytes")
+        assert.error_matches(function() c:emit("chat") end, "type and action")
+        assert.error_matches(function() client.new("1", {}, host) end, "number expected")
+    end)
+end)

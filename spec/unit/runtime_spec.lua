@@ -1,0 +1,415 @@
+-- Specs for moonwire.runtime: the functions C calls (docs/boundary.md) and
+-- the dispatch behind them, against the in-memory core.
+
+local core = require "support.fake_core"
+local tmpdir = require "support.tmpdir"
+local runtime = require "moonwire.runtime"
+local cjson = require "cjson"
+
+
+local CHAT = [[
+local moonwire = require "moonwire"
+local M = {}
+function M.echo(client, data, msg) return { text = data.text, seen = msg.type } end
+function M.nothing() end
+function M.refuse() return nil, "text is required" end
+function M.coded() return nil, "NOT_FOUND" end
+function M.table_err() return nil, { code = "ROOM_FULL", message = "no seats" } end
+function M.failing() moonwire.fail("AUTHORIZATION_FAILED", "admins only") end
+function M.crash(client, data)
+    local secret = nil
+    return secret.password
+end
+function M.raise_table() error({ secret = "db password" }) end
+function M.remember(client, data) client.data.name = data.name; return true end
+function M.whoami(client) return { name = client.data.name, version = 1 } end
+function M.bad_reply() return { f = print } end
+function M.emit(client) return client:emit("chat", "note", { n = 1 }) end
+return M
+]]
+
+local HOOKS = [[
+local moonwire = require "moonwire"
+local log = moonwire.log
+local M = {}
+function M.on_start(app) log.info("started %s", app.config.name) end
+function M.on_connect(client)
+    if client.request.query == "deny" then moonwire.fail("AUTHENTICATION_FAILED", "bad token") end
+    if client.request.query == "crash" then error("connect hook broke") end
+    log.info("connected %d", client.id)
+end
+function M.on_message(client, msg)
+    if msg.data.block then return false end
+    if msg.data.deny then return nil, { code = "AUTHORIZATION_FAILED", message = "denied" } end
+    if msg.data.gate then moonwire.fail("RATE_LIMIT_EXCEEDED", "slow down") end
+    if msg.data.hook_crash then local x = nil; return x.y end
+end
+function M.on_disconnect(client, code, reason)
+    log.info("disconnected %d %d %s", client.id, code, reason)
+    if reason == "crash" then error("disconnect hook broke") end
+end
+function M.on_error(client, err, msg)
+    log.warn("on_error %d %s %s", client.id, err, msg and msg.action or "-")
+    if msg and msg.data.crash_on_error then error("on_error broke too") end
+end
+function M.on_reload(old_state, app)
+    app.state.generation = (old_state.generation or 1) + 1
+    log.info("generation %d", app.state.generation)
+end
+return M
+]]
+
+
+describe("moonwire.runtime", function()
+    local dir, rt
+
+    local function write(rel, content)
+        return tmpdir.write(dir, rel, content)
+    end
+
+    local function escape(s)
+        return (s:gsub("%p", "%%%0"))
+    end
+
+    -- Decoded frames sent to client `id`.
+    local function sent(id)
+        local list = {}
+        for i, frame in ipairs(core.sent[id] or {}) do
+            list[i] = cjson.decode(frame.payload)
+        end
+        return list
+    end
+
+    local function logs(level)
+        local text = {}
+        for _, entry in ipairs(core.logs) do
+            if entry.level == level then
+                text[#text + 1] = entry.message
+            end
+        end
+        return table.concat(text, "\n")
+    end
+
+    -- Sends a JSON message from client `id`; returns what it got back.
+    local function request(id, msg)
+        local before = #(core.sent[id] or {})
+        rt:message(id, type(msg) == "string" and msg or cjson.encode(msg), false)
+        local out = {}
+        for i = before + 1, #(core.sent[id] or {}) do
+            out[#out + 1] = cjson.decode(core.sent[id][i].payload)
+        end
+        return out
+    end
+
+    local function start(config)
+        rt = runtime.new()
+        assert(rt:init({ app_dir = dir, config = config or { app = { name = "fixture" } } }))
+    end
+
+    before_each(function()
+        core.reset()
+        dir = tmpdir.new()
+        write("controllers/chat.lua", CHAT)
+        write("app.lua", HOOKS)
+        start()
+        rt:connect(1, { remote_addr = "127.0.0.1", path = "/", query = "", headers = {} })
+    end)
+
+    after_each(function()
+        tmpdir.remove(dir)
+    end)
+
+    describe("init and routes", function()
+        it("lists sorted routes", function()
+            assert.same({ "chat.bad_reply", "chat.coded", "chat.crash", "chat.echo", "chat.emit",
+                          "chat.failing", "chat.nothing", "chat.raise_table", "chat.refuse",
+                          "chat.remember", "chat.table_err", "chat.whoami" }, rt:routes())
+        end)
+
+        it("returns nil, file:line for a broken app", function()
+            local path = write("controllers/broken.lua",
+                               "return {\n  x = function() end\n  y = 1\n}\n")
+            local other = runtime.new()
+            local ok, err = other:init({ app_dir = dir, config = {} })
+            assert.is_nil(ok)
+            assert.matches("^" .. escape(path) .. ":3: ", err)
+        end)
+
+        it("raises on misuse", function()
+            assert.error_matches(function() runtime.new():init({}) end, "app_dir")
+            assert.error_matches(function() runtime.new():init({ app_dir = dir, mode = "x" }) end,
+                                 "mode")
+            assert.error_matches(function() runtime.new():routes() end, "before init")
+        end)
+    end)
+
+    describe("connect", function()
+        it("calls on_start from start()", function()
+            rt:start()
+            assert.matches("started fixture", logs("info"), 1, true)
+        end)
+
+        it("sends no welcome unless configured", function()
+            assert.is_nil(core.sent[1])
+            assert.matches("connected 1", logs("info"), 1, true)
+        end)
+
+        it("welcomes before on_connect when config.welcome is set", function()
+            core.clock = 99
+            start({ welcome = true, app = {} })
+            rt:connect(2, {})
+            assert.same({ { type = "system", action = "connected", data = { client_id = 2 },
+                            ts = 99 } }, sent(2))
+        end)
+
+        it("refuses a client when on_connect fails", function()
+            rt:connect(2, { query = "deny" })
+            assert.same({ { type = "error",
+                            error = { code = "AUTHENTICATION_FAILED", message = "bad token" } } },
+                        sent(2))
+            assert.same({ code = 1008, reason = "AUTHENTICATION_FAILED" }, core.closed[2])
+        end)
+
+        it("logs an on_connect crash with file:line and keeps the client", function()
+            rt:connect(2, { query = "crash" })
+            assert.matches(escape(dir) .. "/app%.lua:%d+: connect hook broke", logs("error"))
+            assert.is_nil(core.closed[2])
+            assert.equal(1, #request(2, { type = "chat", action = "echo", id = 1 }))
+        end)
+    end)
+
+    describe("message", function()
+        it("replies with the handler's value when the message has an id", function()
+            assert.same({ { type = "chat", action = "echo", id = "r1",
+                            data = { text = "hi", seen = "chat" } } },
+                        request(1, { type = "chat", action = "echo", id = "r1",
+                                     data = { text = "hi" } }))
+        end)
+
+        it("sends nothing back without an id", function()
+            assert.same({}, request(1, { type = "chat", action = "echo", data = { text = "x" } }))
+        end)
+
+        it("acknowledges with null data when the handler returns nothing", function()
+            assert.same({ { type = "chat", action = "nothing", id = 5, data = cjson.null } },
+                        request(1, { type = "chat", action = "nothing", id = 5 }))
+        end)
+
+        it("turns nil, err into error envelopes", function()
+            assert.same({ { type = "error", id = "a",
+                            error = { code = "INVALID_MESSAGE", message = "text is required" } } },
+                        request(1, { type = "chat", action = "refuse", id = "a" }))
+            assert.same({ { type = "error", id = "b",
+                            error = { code = "NOT_FOUND", message = "not found" } } },
+                        request(1, { type = "chat", action = "coded", id = "b" }))
+            assert.same({ { type = "error", id = "c",
+                            error = { code = "ROOM_FULL", message = "no seats" } } },
+                        request(1, { type = "chat", action = "table_err", id = "c" }))
+        end)
+
+        it("sends errors even without an id", function()
+            assert.same({ { type = "error",
+                            error = { code = "INVALID_MESSAGE", message = "text is required" } } },
+                        request(1, { type = "chat", action = "refuse" }))
+        end)
+
+        it("turns moonwire.fail into its error envelope, without logging", function()
+            assert.same({ { type = "error", id = 1,
+                            error = { code = "AUTHORIZATION_FAILED", message = "admins only" } } },
+                        request(1, { type = "chat", action = "failing", id = 1 }))
+            assert.equal("", logs("error"))
+        end)
+
+        it("hides internal errors, logs them with file:line and traceback, calls on_error",
+           function()
+            local out = request(1, { type = "chat", action = "crash", id = "x" })
+            assert.same({ { type = "error", id = "x",
+                            error = { code = "INTERNAL_ERROR", message = "internal error" } } },
+                        out)
+            assert.is_nil(core.sent[1][1].payload:find("secret", 1, true))
+            local log = logs("error")
+            assert.matches("chat.crash failed: " .. escape(dir) .. "/controllers/chat%.lua:11: "
+                           .. "attempt to index local 'secret'", log)
+            assert.matches("stack traceback:", log, 1, true)
+            assert.matches("on_error 1 " .. escape(dir) .. "/controllers/chat%.lua:11: .* crash",
+                           logs("warn"))
+        end)
+
+        it("does not leak raised tables either", function()
+            local out = request(1, { type = "chat", action = "raise_table", id = 2 })
+            assert.equal("INTERNAL_ERROR", out[1].error.code)
+            assert.is_nil(core.sent[1][1].payload:find("password", 1, true))
+            assert.matches("controllers/chat%.lua:13: ", logs("error"))
+        end)
+
+        it("survives an on_error hook that raises", function()
+            local out = request(1, { type = "chat", action = "crash", id = 1,
+                                     data = { crash_on_error = true } })
+            assert.equal("INTERNAL_ERROR", out[1].error.code)
+            assert.matches("hook on_error failed: .*app%.lua:%d+: on_error broke too",
+                           logs("error"))
+        end)
+
+        it("answers unknown types and actions with NOT_FOUND", function()
+            assert.same({ { type = "error", id = 3,
+                            error = { code = "NOT_FOUND", message = "unknown type 'nope'" } } },
+                        request(1, { type = "nope", action = "x", id = 3 }))
+            assert.same({ { type = "error", id = 4, error = { code = "NOT_FOUND",
+                            message = "unknown action 'x' for type 'chat'" } } },
+                        request(1, { type = "chat", action = "x", id = 4 }))
+        end)
+
+        it("answers malformed JSON with INVALID_MESSAGE", function()
+            local out = request(1, '{"type":"chat",')
+            assert.equal(1, #out)
+            assert.equal("error", out[1].type)
+            assert.is_nil(out[1].id)
+            assert.equal("INVALID_MESSAGE", out[1].error.code)
+            assert.matches("^malformed JSON", out[1].error.message)
+        end)
+
+        it("keeps the id when a decode error leaves it usable", function()
+            local out = request(1, '{"type":"chat","id":"k"}')
+            assert.same({ { type = "error", id = "k", error = { code = "INVALID_MESSAGE",
+                            message = "field 'action' must be a non-empty string" } } }, out)
+        end)
+
+        it("rejects binary frames with INVALID_MESSAGE", function()
+            rt:message(1, '{"type":"chat","action":"echo","id":1}', true)
+            local out = sent(1)
+            assert.equal(1, #out)
+            assert.equal("INVALID_MESSAGE", out[1].error.code)
+            assert.matches("binary", out[1].error.message)
+        end)
+
+        it("reports an unencodable reply as INTERNAL_ERROR and logs it", function()
+            local out = request(1, { type = "chat", action = "bad_reply", id = 9 })
+            assert.same({ { type = "error", id = 9,
+                            error = { code = "INTERNAL_ERROR", message = "internal error" } } },
+                        out)
+            assert.matches("chat.bad_reply: reply not sent: encode failed", logs("error"), 1, true)
+        end)
+
+        it("lets controllers emit events", function()
+            core.clock = 7
+            assert.same({ { type = "chat", action = "note", data = { n = 1 }, ts = 7 },
+                          { type = "chat", action = "emit", id = 1, data = true } },
+                        request(1, { type = "chat", action = "emit", id = 1 }))
+        end)
+
+        it("drops messages for unknown clients with a warning", function()
+            rt:message(42, "{}", false)
+            assert.is_nil(core.sent[42])
+            assert.matches("unknown client 42", logs("warn"), 1, true)
+        end)
+    end)
+
+    describe("on_message", function()
+        it("stops routing silently when it returns false", function()
+            assert.same({}, request(1, { type = "chat", action = "echo", id = 1,
+                                         data = { block = true } }))
+        end)
+
+        it("stops with an error envelope on nil, err or fail()", function()
+            assert.same({ { type = "error", id = 1,
+                            error = { code = "AUTHORIZATION_FAILED", message = "denied" } } },
+                        request(1, { type = "chat", action = "echo", id = 1,
+                                     data = { deny = true } }))
+            assert.same({ { type = "error", id = 2,
+                            error = { code = "RATE_LIMIT_EXCEEDED", message = "slow down" } } },
+                        request(1, { type = "chat", action = "echo", id = 2,
+                                     data = { gate = true } }))
+        end)
+
+        it("hides its crashes and logs them with file:line", function()
+            assert.same({ { type = "error", id = 1,
+                            error = { code = "INTERNAL_ERROR", message = "internal error" } } },
+                        request(1, { type = "chat", action = "echo", id = 1,
+                                     data = { hook_crash = true } }))
+            assert.matches("hook on_message failed: " .. escape(dir) .. "/app%.lua:%d+: attempt",
+                           logs("error"))
+        end)
+    end)
+
+    describe("disconnect", function()
+        it("calls on_disconnect and forgets the client", function()
+            local client = rt:client(1)
+            rt:disconnect(1, 1006, "")
+            assert.matches("disconnected 1 1006 ", logs("info"), 1, true)
+            assert.is_nil(rt:client(1))
+            local ok, err = client:send("late")
+            assert.is_nil(ok)
+            assert.equal("closed", err)
+            rt:disconnect(1, 1000, "")   -- a second time is a no-op
+        end)
+
+        it("logs a crashing on_disconnect instead of raising", function()
+            rt:disconnect(1, 1000, "crash")
+            assert.matches("app%.lua:%d+: disconnect hook broke", logs("error"))
+        end)
+    end)
+
+    describe("reload", function()
+        it("swaps in new code and keeps clients and client.data", function()
+            request(1, { type = "chat", action = "remember", id = 1, data = { name = "Ada" } })
+            write("controllers/chat.lua", CHAT:gsub("version = 1", "version = 2"))
+            assert.is_true(rt:reload())
+            assert.same({ name = "Ada", version = 2 },
+                        request(1, { type = "chat", action = "whoami", id = 2 })[1].data)
+            assert.matches("reloaded app", logs("info"), 1, true)
+        end)
+
+        it("passes the old state to on_reload", function()
+            assert.is_true(rt:reload())
+            assert.is_true(rt:reload())
+            assert.matches("generation 2\n.*generation 3", logs("info"))
+        end)
+
+        it("keeps the old code on failure and returns file:line", function()
+            request(1, { type = "chat", action = "remember", id = 1, data = { name = "Ada" } })
+            local path = write("controllers/chat.lua", CHAT:gsub("version = 1", "version = 2")
+                                                         .. "\nlocal broken = = 1\n")
+            local ok, err = rt:reload()
+            assert.is_nil(ok)
+            assert.matches("^" .. escape(path) .. ":%d+: ", err)
+            assert.same({ name = "Ada", version = 1 },
+                        request(1, { type = "chat", action = "whoami", id = 2 })[1].data)
+            assert.matches("reload failed, keeping the running app: " .. escape(path) .. ":%d+:",
+                           logs("error"))
+        end)
+
+        it("applies a new protocol to clients that are already connected", function()
+            write("protocol.lua", [[
+                local json = require "moonwire.protocol"
+                return {
+                    decode = json.decode,
+                    encode = function(v) return "custom:" .. assert(json.encode(v)), false end,
+                }
+            ]])
+            assert.is_true(rt:reload())
+            rt:message(1, '{"type":"chat","action":"nothing","id":1}', false)
+            assert.matches("^custom:{", core.sent[1][1].payload)
+        end)
+    end)
+
+    describe("module-level API", function()
+        it("implements docs/boundary.md", function()
+            assert.is_true(runtime.init({ app_dir = dir, config = {}, mode = "check" }))
+            assert.equal(12, #runtime.routes())
+            runtime.start()
+            runtime.connect(7, { remote_addr = "::1", path = "/", query = "", headers = {} })
+            runtime.message(7, '{"type":"chat","action":"echo","id":1,"data":{"text":"t"}}', false)
+            assert.equal("t", cjson.decode(core.sent[7][1].payload).data.text)
+            runtime.disconnect(7, 1000, "bye")
+            assert.is_true(runtime.reload())
+        end)
+
+        it("keeps the previous app when init fails", function()
+            assert.is_true(runtime.init({ app_dir = dir, config = {} }))
+            local ok, err = runtime.init({ app_dir = dir .. "/missing", config = {} })
+            assert.is_nil(ok)
+            assert.is_string(err)
+            assert.equal(12, #runtime.routes())
+        end)
+    end)
+end)
