@@ -1,0 +1,371 @@
+#!/usr/bin/python3
+"""Command line and configuration: --version/--help, check, new, test, config
+validation (exit 2 naming the key), MOONWIRE_* environment overrides, flags."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+from harness import OP_BINARY, OP_TEXT, build_frame, check, eq  # noqa: E402
+
+S = H.Suite("moonwire CLI and config")
+
+GREET = 'local greet = {}\nfunction greet.hello() return { message = "hi" } end\nreturn greet\n'
+
+
+def cli(ctx, *args, env=None, timeout=20):
+    try:
+        return H.run_cli(ctx.binary, args, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise H.Failure("'moonwire %s' did not exit within %ds" % (" ".join(args), timeout))
+
+
+def make_app(ctx, config="return {}\n", controllers=None, name="app"):
+    d = os.path.join(ctx.tmpdir(), name)
+    os.makedirs(os.path.join(d, "controllers"))
+    with open(os.path.join(d, "config.lua"), "w") as f:
+        f.write(config)
+    for fname, src in (controllers or {"greet.lua": GREET}).items():
+        with open(os.path.join(d, "controllers", fname), "w") as f:
+            f.write(src)
+    return d
+
+
+def serve_args(app):
+    return ["serve", app, "--host", "127.0.0.1", "--port", "0"]
+
+
+# --------------------------------------------------------------------------
+# basic commands
+# --------------------------------------------------------------------------
+
+@S.case("--version prints a version and exits 0")
+def _(ctx):
+    rc, out, err = cli(ctx, "--version")
+    eq(rc, 0, "exit status")
+    check(re.search(r"\d+\.\d+", out + err), "no version number in %r" % (out + err))
+
+
+@S.case("--help exits 0 and lists the commands")
+def _(ctx):
+    rc, out, err = cli(ctx, "--help")
+    eq(rc, 0, "exit status")
+    text = out + err
+    for word in ("serve", "check", "new", "test"):
+        check(word in text, "--help does not mention %r: %r" % (word, text[:500]))
+
+
+@S.case("unknown command exits 2")
+def _(ctx):
+    rc, out, err = cli(ctx, "frobnicate")
+    eq(rc, 2, "exit status")
+    check(err.strip() != "", "no message on stderr")
+
+
+@S.case("unknown option exits 2")
+def _(ctx):
+    rc, out, err = cli(ctx, "serve", ctx.example("echo"), "--no-such-flag")
+    eq(rc, 2, "exit status")
+
+
+@S.case("check examples/hello exits 0 and prints greet.hello, greet.shout")
+def _(ctx):
+    rc, out, err = cli(ctx, "check", ctx.example("hello"))
+    eq(rc, 0, "exit status (stderr %r)" % err[-500:])
+    check("greet.hello" in out and "greet.shout" in out, "routes not printed: %r" % out)
+    check("_check_name" not in out, "private helper listed as a route: %r" % out)
+
+
+@S.case("check fixtures/basic prints every route")
+def _(ctx):
+    rc, out, err = cli(ctx, "check", ctx.fixture("basic"))
+    eq(rc, 0, "exit status (stderr %r)" % err[-500:])
+    for r in ("boom.fail", "boom.index", "greet.deny", "greet.echo", "greet.hello",
+              "greet.whoami", "store.get", "store.set"):
+        check(r in out, "route %s missing from %r" % (r, out))
+    for r in ("greet.badsend", "greet.bye", "greet.notify", "greet.unencodable"):
+        check(r in out, "route %s missing from %r" % (r, out))
+
+
+@S.case("check an app with a syntax error exits non-zero naming file:line")
+def _(ctx):
+    bad = 'local m = {}\n\nfunction m.x()\n  return { = }\nend\nreturn m\n'
+    app = make_app(ctx, controllers={"greet.lua": GREET, "broken.lua": bad})
+    rc, out, err = cli(ctx, "check", app)
+    check(rc != 0, "exit status 0 for a broken app")
+    check("broken.lua:4" in out + err, "file:line missing: %r" % (out + err)[-600:])
+
+
+@S.case("check an app whose controller errors at load time exits non-zero naming file:line")
+def _(ctx):
+    bad = 'local m = {}\nlocal x = nil\nlocal y = x.field\nreturn m\n'
+    app = make_app(ctx, controllers={"loadfail.lua": bad})
+    rc, out, err = cli(ctx, "check", app)
+    check(rc != 0, "exit status 0 for a broken app")
+    check("loadfail.lua:3" in out + err, "file:line missing: %r" % (out + err)[-600:])
+
+
+@S.case("serve an app with a syntax error exits non-zero naming file:line")
+def _(ctx):
+    bad = 'local m = {}\nfunction m.x(\nreturn m\n'
+    app = make_app(ctx, controllers={"broken.lua": bad})
+    rc, out, err = cli(ctx, *serve_args(app))
+    check(rc != 0, "serve started with a broken controller")
+    check(re.search(r"broken\.lua:\d+", out + err), "file:line missing: %r" % (out + err)[-600:])
+
+
+@S.case("serve a missing app folder exits non-zero")
+def _(ctx):
+    rc, out, err = cli(ctx, *serve_args(os.path.join(ctx.tmpdir(), "does-not-exist")))
+    check(rc != 0, "exit status 0")
+    check(err.strip() != "", "no message on stderr")
+
+
+# --------------------------------------------------------------------------
+# config validation -> exit 2 naming the key
+# --------------------------------------------------------------------------
+
+def bad_config(config, key, status=2):
+    def run(ctx):
+        app = make_app(ctx, config=config)
+        args = serve_args(app)
+        if "port" in config:  # let the config's own port be the one in use
+            args = args[:-2]
+        rc, out, err = cli(ctx, *args, timeout=10)
+        eq(rc, status, "exit status (stderr %r)" % err[-400:])
+        check(key in err, "stderr does not name %r: %r" % (key, err[-600:]))
+    return run
+
+
+S.add("config: unknown key -> exit 2 naming it",
+      bad_config('return { welcome = true, no_such_option = 1 }\n', "no_such_option"))
+S.add("config: port = \"abc\" -> exit 2 naming port",
+      bad_config('return { port = "abc" }\n', "port"))
+S.add("config: port = 70000 -> exit 2 naming port",
+      bad_config('return { port = 70000 }\n', "port"))
+S.add("config: port = -1 -> exit 2 naming port",
+      bad_config('return { port = -1 }\n', "port"))
+S.add("config: welcome = \"yes\" -> exit 2 naming welcome",
+      bad_config('return { welcome = "yes" }\n', "welcome"))
+S.add("config: max_message_size = \"big\" -> exit 2 naming max_message_size",
+      bad_config('return { max_message_size = "big" }\n', "max_message_size"))
+S.add("config: subprotocols = \"chat\" (not an array) -> exit 2 naming subprotocols",
+      bad_config('return { subprotocols = "chat" }\n', "subprotocols"))
+S.add("config: handshake_timeout = {} -> exit 2 naming handshake_timeout",
+      bad_config('return { handshake_timeout = {} }\n', "handshake_timeout"))
+S.add("config: log_level = \"loud\" -> exit 2 naming log_level",
+      bad_config('return { log_level = "loud" }\n', "log_level"))
+S.add("config: log_format = \"xml\" -> exit 2 naming log_format",
+      bad_config('return { log_format = "xml" }\n', "log_format"))
+S.add("config: app = 5 (not a table) -> exit 2 naming app",
+      bad_config('return { app = 5 }\n', "app"))
+
+
+@S.case("config: syntax error in config.lua -> non-zero naming config.lua:LINE")
+def _(ctx):
+    app = make_app(ctx, config='return {\n  welcome = true,\n  port = ,\n}\n')
+    rc, out, err = cli(ctx, *serve_args(app))
+    check(rc != 0, "exit status 0")
+    check("config.lua:3" in err, "config.lua:3 not named: %r" % err[-600:])
+
+
+@S.case("config: config.lua returning a non-table -> non-zero")
+def _(ctx):
+    app = make_app(ctx, config='return 42\n')
+    rc, out, err = cli(ctx, *serve_args(app))
+    check(rc != 0, "exit status 0")
+    check("config" in err, "stderr does not mention config: %r" % err[-400:])
+
+
+# --------------------------------------------------------------------------
+# environment and flags
+# --------------------------------------------------------------------------
+
+@S.case("env: MOONWIRE_PORT selects the port")
+def _(ctx):
+    port = H.free_port()
+    srv = ctx.start("envport", ctx.example("echo"), env={"MOONWIRE_PORT": str(port)},
+                    use_port_flag=False)
+    eq(srv.port, port, "listening port")
+    ctx.track(srv.client()).roundtrip()
+    ctx.close_clients()
+    srv.stop()
+
+
+@S.case("env: --port flag overrides MOONWIRE_PORT")
+def _(ctx):
+    p_env, p_flag = H.free_port(), H.free_port()
+    srv = ctx.start("flagport", ctx.example("echo"), env={"MOONWIRE_PORT": str(p_env)},
+                    port=p_flag)
+    eq(srv.port, p_flag, "listening port")
+    ctx.track(srv.client()).roundtrip()
+    ctx.close_clients()
+    srv.stop()
+
+
+@S.case("env: --host flag overrides MOONWIRE_HOST")
+def _(ctx):
+    srv = ctx.start("flaghost", ctx.example("echo"), env={"MOONWIRE_HOST": "203.0.113.7"})
+    ctx.track(srv.client()).roundtrip()
+    ctx.close_clients()
+    srv.stop()
+
+
+@S.case("env: MOONWIRE_MAX_MESSAGE_SIZE=100 -> 100 bytes echoed, 101 and 200 get 1009")
+def _(ctx):
+    srv = ctx.start("smallmax", ctx.example("echo"), env={"MOONWIRE_MAX_MESSAGE_SIZE": "100"})
+    c = ctx.track(srv.client())
+    c.send_frame(OP_TEXT, b"a" * 100)
+    c.expect_echo(OP_TEXT, b"a" * 100)
+    c.send_frame(OP_BINARY, b"b" * 200)
+    c.expect_close(1009)
+    c2 = ctx.track(srv.client())
+    c2.send(build_frame(OP_TEXT, b"x" * 60, fin=False) + build_frame(0, b"y" * 41))
+    c2.expect_close(1009)
+    ctx.close_clients()
+    srv.stop()
+
+
+@S.case("config: max_message_size = 64 in config.lua -> 65-byte message gets 1009")
+def _(ctx):
+    app = make_app(ctx, config="return { max_message_size = 64, welcome = false }\n")
+    srv = ctx.start("cfgmax", app)
+    c = ctx.track(srv.client())
+    c.send_frame(OP_TEXT, b"{" + b" " * 63)
+    op, data = c.recv_message()  # a JSON error reply for the 64-byte message, not a close
+    check(b"INVALID_MESSAGE" in data, "64-byte message was not processed: %r" % data[:100])
+    c.send_frame(OP_TEXT, b"x" * 65)
+    c.expect_close(1009)
+    ctx.close_clients()
+    srv.stop()
+
+
+@S.case("env: MOONWIRE_MAX_HEADER_BYTES=1024 -> 2 KB of headers get 431; 7 KB fine by default")
+def _(ctx):
+    small = ctx.start("smallhdr", ctx.example("echo"), env={"MOONWIRE_MAX_HEADER_BYTES": "1024"})
+    req = H.build_request(extra=[("X-Pad", "p" * 2000)])[0]
+    s = ctx.track(H.RawClient(small.connect_host, small.port))
+    s.send_background(req)
+    eq(H.read_http_head(s.sock)[0], 431, "status with 2 KB of headers")
+    ctx.track(small.client()).roundtrip()
+    dflt = ctx.start("dflthdr", ctx.example("echo"))
+    ctx.track(dflt.client(extra=[("X-Pad", "p" * 7000)])).roundtrip()
+    ctx.close_clients()
+    small.stop()
+    dflt.stop()
+
+
+@S.case("env: MOONWIRE_CLOSE_TIMEOUT=1000 bounds a server-initiated close the client ignores")
+def _(ctx):
+    srv = ctx.start("closeto", ctx.fixture("basic"), env={"MOONWIRE_CLOSE_TIMEOUT": "1000"})
+    c = ctx.track(H.JsonClient(srv, welcome=True))
+    c.send({"type": "greet", "action": "bye", "id": "x"})
+    t0 = time.monotonic()
+    while True:
+        f = c.raw.recv_frame()
+        if f.opcode == 0x8:
+            eq(f.close_code(), 4000, "close code")
+            break
+    # do not answer the close: the server must drop the TCP connection itself
+    c.raw.expect_eof(4.0)
+    check(time.monotonic() - t0 < 3.5, "TCP closed only after %.1fs" % (time.monotonic() - t0))
+    ctx.close_clients()
+    srv.stop()
+
+
+@S.case("env: MOONWIRE_PORT=abc -> exit 2 naming port")
+def _(ctx):
+    rc, out, err = cli(ctx, "serve", ctx.example("echo"), "--host", "127.0.0.1",
+                       env={"MOONWIRE_PORT": "abc"})
+    eq(rc, 2, "exit status (stderr %r)" % err[-300:])
+    check("port" in err.lower(), "stderr does not name port: %r" % err[-400:])
+
+
+@S.case("env: MOONWIRE_WELCOME=true turns the welcome event on")
+def _(ctx):
+    app = make_app(ctx, config="return { welcome = false }\n")
+    srv = ctx.start("envwelcome", app, env={"MOONWIRE_WELCOME": "true"})
+    c = ctx.track(H.JsonClient(srv, welcome=True))
+    eq((c.welcome.get("type"), c.welcome.get("action")), ("system", "connected"), "welcome event")
+    ctx.close_clients()
+    srv.stop()
+
+
+@S.case("flag: --port with a busy port exits non-zero")
+def _(ctx):
+    srv = ctx.start("busy", ctx.example("echo"))
+    rc, out, err = cli(ctx, "serve", ctx.example("echo"), "--host", "127.0.0.1",
+                       "--port", str(srv.port))
+    check(rc != 0, "second server on a busy port exited 0")
+    check(err.strip() != "", "no message on stderr")
+    ctx.close_clients()
+    srv.stop()
+
+
+@S.case("log_format = json: every stderr line is a JSON object")
+def _(ctx):
+    srv = ctx.start("jsonlog", ctx.example("echo"), env={"MOONWIRE_LOG_FORMAT": "json"})
+    ctx.track(srv.client()).roundtrip()
+    ctx.close_clients()
+    srv.stop()
+    lines = [ln for ln in srv.log().splitlines() if ln.strip()]
+    check(lines, "no log lines")
+    for ln in lines:
+        try:
+            obj = json.loads(ln)
+        except ValueError:
+            raise H.Failure("not a JSON log line: %r" % ln[:200])
+        check(isinstance(obj, dict), "log line is not an object: %r" % ln[:200])
+
+
+# --------------------------------------------------------------------------
+# new / test
+# --------------------------------------------------------------------------
+
+@S.case("new creates an app; check, test and serve accept it", timeout=60)
+def _(ctx):
+    dest = os.path.join(ctx.tmpdir(), "myapp")
+    rc, out, err = cli(ctx, "new", dest)
+    eq(rc, 0, "new exit status (stderr %r)" % err[-400:])
+    check(os.path.isfile(os.path.join(dest, "config.lua")), "no config.lua created")
+    check(os.path.isdir(os.path.join(dest, "controllers")), "no controllers/ created")
+    rc, out, err = cli(ctx, "check", dest)
+    eq(rc, 0, "check exit status (stderr %r)" % err[-400:])
+    rc, out, err = cli(ctx, "test", dest, timeout=50)
+    eq(rc, 0, "test exit status (out %r err %r)" % (out[-400:], err[-400:]))
+    srv = ctx.start("newapp", dest)
+    ctx.track(srv.client()).close()
+    ctx.close_clients()
+    srv.stop()
+
+
+@S.case("test exits non-zero when an app spec fails", timeout=60)
+def _(ctx):
+    dest = os.path.join(ctx.tmpdir(), "failapp")
+    rc, out, err = cli(ctx, "new", dest)
+    eq(rc, 0, "new exit status")
+    os.makedirs(os.path.join(dest, "spec"), exist_ok=True)
+    with open(os.path.join(dest, "spec", "zz_failing_spec.lua"), "w") as f:
+        f.write('describe("deliberate", function()\n'
+                '  it("fails", function() assert.are.equal(1, 2) end)\n'
+                'end)\n')
+    rc, out, err = cli(ctx, "test", dest, timeout=50)
+    check(rc != 0, "test exited 0 with a failing spec (out %r)" % out[-400:])
+
+
+@S.case("new refuses to overwrite an existing app")
+def _(ctx):
+    dest = make_app(ctx, config="return { welcome = true } -- mine\n")
+    rc, out, err = cli(ctx, "new", dest)
+    check(rc != 0, "new over an existing app exited 0")
+    with open(os.path.join(dest, "config.lua")) as f:
+        eq(f.read(), "return { welcome = true } -- mine\n", "config.lua content")
+
+
+if __name__ == "__main__":
+    H.main(S)
