@@ -303,7 +303,7 @@ static void on_request(mw_conn_t *c, const mw_request_t *req) {
     }
     const char *extra = NULL;
     if (status == 426)
-        extra = "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+        extra = "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n";
     else if (status == 405)
         extra = "Allow: GET\r\n";
     mw_log_debug("refused upgrade from %s:%d: %d %s", c->remote_addr, c->remote_port, status,

@@ -96,6 +96,7 @@ static int load_config(mw_script_t *sc, const cli_t *cli, mw_config_t *cfg) {
         (cli->host && mw_config_set_text(cfg, "host", cli->host, err, sizeof err) != 0) ||
         (cli->port && mw_config_set_text(cfg, "port", cli->port, err, sizeof err) != 0)) {
         fprintf(stderr, "moonwire: invalid configuration: %s\n", err);
+        mw_config_free(cfg);
         return 2;
     }
     mw_log_configure((mw_log_level)mw_log_level_parse(cfg->log_level),

@@ -97,11 +97,11 @@ static int mw_lua_log(lua_State *L) {
     return 0;
 }
 
-/* core.now() -> milliseconds since the epoch */
+/* core.now() -> whole milliseconds since the epoch */
 static int mw_lua_now(lua_State *L) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    lua_pushnumber(L, (lua_Number)tv.tv_sec * 1000.0 + (lua_Number)tv.tv_usec / 1000.0);
+    lua_pushnumber(L, (lua_Number)((uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000));
     return 1;
 }
 
