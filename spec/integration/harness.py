@@ -46,6 +46,8 @@ OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 
 LISTEN_RE = re.compile(r"listening on ws://\S+:(\d+)/")
+SANITIZER_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error: |"
+                          r"WARNING: ThreadSanitizer|SUMMARY: UndefinedBehaviorSanitizer")
 
 
 # --------------------------------------------------------------------------
@@ -180,6 +182,14 @@ class Suite:
                 print("teardown error: %s" % e, flush=True)
             finally:
                 signal.alarm(0)
+        # stop every server, then look for sanitizer reports (ASan/UBSan/LSan
+        # builds print them on stderr, leaks only at exit)
+        ctx.stop_servers()
+        reports = ctx.sanitizer_reports()
+        if reports:
+            failed += 1
+            print("FAIL %-60s\n     %s" % ("sanitizer reports in server stderr", "\n     ".join(reports)),
+                  flush=True)
         if failed:
             ctx.dump_logs()
         ctx.cleanup()
@@ -243,10 +253,21 @@ class Context:
             print("---- server %r stderr (last %d chars) ----" % (key, limit))
             print(text[-limit:])
 
-    def cleanup(self):
+    def stop_servers(self):
         self.close_clients()
         for srv in list(self.servers.values()):
             srv.stop()
+
+    def sanitizer_reports(self):
+        out = []
+        for key, srv in self.servers.items():
+            m = SANITIZER_RE.search(srv.log())
+            if m:
+                out.append("server %r: %s" % (key, srv.log()[m.start():m.start() + 300].replace("\n", " | ")))
+        return out
+
+    def cleanup(self):
+        self.stop_servers()
         if not os.environ.get("MOONWIRE_KEEP_TMP"):
             for d in self._tmpdirs:
                 shutil.rmtree(d, ignore_errors=True)
@@ -412,8 +433,11 @@ def run_cli(binary, args, env=None, timeout=20, cwd=None):
     p = subprocess.run([binary] + list(args), stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        env=e, timeout=timeout, cwd=cwd)
-    return (p.returncode, p.stdout.decode("utf-8", "replace"),
-            p.stderr.decode("utf-8", "replace"))
+    err = p.stderr.decode("utf-8", "replace")
+    m = SANITIZER_RE.search(err)
+    if m:
+        raise Failure("sanitizer report from 'moonwire %s': %s" % (" ".join(args), err[m.start():m.start() + 400]))
+    return (p.returncode, p.stdout.decode("utf-8", "replace"), err)
 
 
 def free_port(host="127.0.0.1"):
@@ -647,6 +671,7 @@ class RawClient:
         self.buf = b""
         self.response = None
         self.eof = False
+        self.reset = False   # set when the server reset the connection (RST)
 
     # -- handshake --------------------------------------------------------
     def handshake(self, path="/", expect=101, **kw):
@@ -696,6 +721,7 @@ class RawClient:
             try:
                 chunk = self.sock.recv(max(65536, n - len(self.buf)))
             except ConnectionResetError:
+                self.reset = True
                 chunk = b""
             except socket.timeout:
                 raise Failure("timed out reading from server (have %d of %d bytes)"
@@ -797,6 +823,7 @@ class RawClient:
             try:
                 chunk = self.sock.recv(65536)
             except ConnectionResetError:
+                self.reset = True
                 chunk = b""
             except socket.timeout:
                 continue

@@ -56,7 +56,7 @@ def _(ctx):
     rc, out, err = cli(ctx, "--help")
     eq(rc, 0, "exit status")
     text = out + err
-    for word in ("serve", "check", "new", "test"):
+    for word in ("serve", "check", "new", "test", "max_message_size", "handshake_timeout"):
         check(word in text, "--help does not mention %r: %r" % (word, text[:500]))
 
 
@@ -94,7 +94,7 @@ def _(ctx):
 
 @S.case("check an app with a syntax error exits non-zero naming file:line")
 def _(ctx):
-    bad = 'local m = {}\n\nfunction m.x()\n  return { = }\nend\nreturn m\n'
+    bad = 'local m = {}\n\nfunction m.x()\n    return { = }\nend\nreturn m\n'
     app = make_app(ctx, controllers={"greet.lua": GREET, "broken.lua": bad})
     rc, out, err = cli(ctx, "check", app)
     check(rc != 0, "exit status 0 for a broken app")
@@ -162,13 +162,15 @@ S.add("config: log_level = \"loud\" -> exit 2 naming log_level",
       bad_config('return { log_level = "loud" }\n', "log_level"))
 S.add("config: log_format = \"xml\" -> exit 2 naming log_format",
       bad_config('return { log_format = "xml" }\n', "log_format"))
+S.add("config: path = \"ws\" (no leading slash) -> exit 2 naming path",
+      bad_config('return { path = "ws" }\n', "path"))
 S.add("config: app = 5 (not a table) -> exit 2 naming app",
       bad_config('return { app = 5 }\n', "app"))
 
 
 @S.case("config: syntax error in config.lua -> non-zero naming config.lua:LINE")
 def _(ctx):
-    app = make_app(ctx, config='return {\n  welcome = true,\n  port = ,\n}\n')
+    app = make_app(ctx, config='return {\n    welcome = true,\n    port = ,\n}\n')
     rc, out, err = cli(ctx, *serve_args(app))
     check(rc != 0, "exit status 0")
     check("config.lua:3" in err, "config.lua:3 not named: %r" % err[-600:])
@@ -284,6 +286,23 @@ def _(ctx):
                        env={"MOONWIRE_PORT": "abc"})
     eq(rc, 2, "exit status (stderr %r)" % err[-300:])
     check("port" in err.lower(), "stderr does not name port: %r" % err[-400:])
+
+
+@S.case("env: unknown MOONWIRE_PROT -> exit 2 naming it")
+def _(ctx):
+    rc, out, err = cli(ctx, *serve_args(ctx.example("echo")), env={"MOONWIRE_PROT": "1"}, timeout=10)
+    eq(rc, 2, "exit status (stderr %r)" % err[-300:])
+    check("MOONWIRE_PROT" in err or "prot" in err, "stderr does not name it: %r" % err[-400:])
+
+
+@S.case("env: MOONWIRE_SUBPROTOCOLS=b,a sets the preference list")
+def _(ctx):
+    srv = ctx.start("envsub", ctx.example("echo"), env={"MOONWIRE_SUBPROTOCOLS": "b,a"})
+    c = ctx.track(H.RawClient(srv.connect_host, srv.port))
+    status, headers = c.handshake(extra=[("Sec-WebSocket-Protocol", "a, b")])
+    eq(H.header_all(headers, "Sec-WebSocket-Protocol"), ["b"], "selected subprotocol")
+    ctx.close_clients()
+    srv.stop()
 
 
 @S.case("env: MOONWIRE_WELCOME=true turns the welcome event on")

@@ -85,6 +85,7 @@ def violation(ctx, data, codes, background=False):
     else:
         send_quiet(c, data)
     c.expect_close(codes)
+    check(not c.reset, "the server reset the connection instead of a clean FIN")
     by.roundtrip("bystander-after")
     by.send_binary(b"\x00\xff" * 10)
     by.expect_echo(OP_BINARY, b"\x00\xff" * 10)
@@ -159,15 +160,38 @@ def _(ctx):
 
 for _m in ("POST", "PUT", "DELETE"):
     def _mk(m):
-        return lambda ctx: eq(http_status(ctx, build_request(method=m)[0])[0], 405, m + " status")
-    S.add("handshake: %s -> 405" % _m, _mk(_m))
+        def run(ctx):
+            status, headers = http_status(ctx, build_request(method=m)[0])
+            eq(status, 405, m + " status")
+            check("GET" in (header(headers, "Allow") or ""), "405 without 'Allow: GET' (RFC 7231 6.5.5): %r" % headers)
+        return run
+    S.add("handshake: %s -> 405 with Allow: GET" % _m, _mk(_m))
+
+
+@S.case("handshake: error responses have Content-Length and the server closes the connection")
+def _(ctx):
+    for req in (build_request(method="POST")[0], build_request(version="HTTP/1.0")[0],
+                build_request(override={"Upgrade": None})[0], b"garbage\r\n\r\n"):
+        c = raw(ctx)
+        c.send(req)
+        status, _, headers, rest = read_http_head(c.sock)
+        check(header(headers, "Content-Length") is not None or header(headers, "Transfer-Encoding"),
+              "%d response without a body length: %r" % (status, headers))
+        H.read_body(c.sock, headers, rest)
+        closed, _ = H.is_closed_within(c.sock, 3)
+        check(closed, "connection left open after a %d response" % status)
 
 S.add("handshake: HTTP/1.0 -> 400",
       lambda ctx: eq(http_status(ctx, build_request(version="HTTP/1.0")[0])[0], 400, "status"))
 S.add("handshake: missing Host -> 400",
       lambda ctx: eq(http_status(ctx, build_request(host=None)[0])[0], 400, "status"))
-S.add("handshake: missing Upgrade -> 426",
-      lambda ctx: eq(http_status(ctx, build_request(override={"Upgrade": None})[0])[0], 426, "status"))
+@S.case("handshake: missing Upgrade -> 426 with Upgrade: websocket")
+def _(ctx):
+    status, headers = http_status(ctx, build_request(override={"Upgrade": None})[0])
+    eq(status, 426, "status")
+    eq((header(headers, "Upgrade") or "").lower(), "websocket", "Upgrade header of the 426 (RFC 7231 6.5.15)")
+
+
 S.add("handshake: Upgrade: h2c -> 400",
       lambda ctx: eq(http_status(ctx, build_request(override={"Upgrade": "h2c"})[0])[0], 400, "status"))
 S.add("handshake: Connection without upgrade token -> 400",
@@ -190,6 +214,7 @@ def _version_case(value):
         status, headers = http_status(ctx, build_request(override=ov)[0])
         eq(status, 426, "status")
         eq(header(headers, "Sec-WebSocket-Version"), "13", "Sec-WebSocket-Version response header")
+        eq((header(headers, "Upgrade") or "").lower(), "websocket", "Upgrade header of the 426 (RFC 7231 6.5.15)")
     return run
 
 
@@ -218,9 +243,15 @@ def _(ctx):
     eq(status, 431, "status")
 
 
+@S.case("handshake: more than 64 header lines -> 431")
+def _(ctx):
+    req = build_request(extra=[("X-H%02d" % i, "v") for i in range(70)])[0]
+    eq(http_status(ctx, req)[0], 431, "status")
+
+
 @S.case("handshake: many headers just under max_header_bytes still accepted")
 def _(ctx):
-    extra = [("X-H%02d" % i, "v" * 60) for i in range(50)]  # ~3.5 KB
+    extra = [("X-H%02d" % i, "v" * 100) for i in range(55)]  # ~6 KB, 60 header lines
     client(ctx, extra=extra).roundtrip()
 
 
@@ -264,26 +295,28 @@ def _stall_server(ctx):
                        env={"MOONWIRE_HANDSHAKE_TIMEOUT": "1500"})
 
 
-@S.case("handshake: half a request then stall -> closed after handshake_timeout", timeout=20)
+@S.case("handshake: half a request then stall -> 408 and close after handshake_timeout", timeout=20)
 def _(ctx):
     srv = _stall_server(ctx)
     c = raw(ctx, srv)
     t0 = time.monotonic()
     c.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
-    closed, _ = H.is_closed_within(c.sock, 8.0)
+    closed, got = H.is_closed_within(c.sock, 8.0)
     dt = time.monotonic() - t0
     check(closed, "connection still open 8 s after a stalled request (handshake_timeout=1500ms)")
+    check(got.startswith(b"HTTP/1.1 408"), "expected a 408 before the close, got %r" % got[:80])
     check(dt >= 1.0, "closed after %.2fs, before handshake_timeout (1.5 s)" % dt)
 
 
-@S.case("handshake: connect and send nothing -> closed after handshake_timeout", timeout=20)
+@S.case("handshake: connect and send nothing -> 408 and close after handshake_timeout", timeout=20)
 def _(ctx):
     srv = _stall_server(ctx)
     c = raw(ctx, srv)
     t0 = time.monotonic()
-    closed, _ = H.is_closed_within(c.sock, 8.0)
+    closed, got = H.is_closed_within(c.sock, 8.0)
     dt = time.monotonic() - t0
     check(closed, "idle connection still open after 8 s (handshake_timeout=1500ms)")
+    check(got.startswith(b"HTTP/1.1 408"), "expected a 408 before the close, got %r" % got[:80])
     check(dt >= 1.0, "closed after %.2fs, before handshake_timeout" % dt)
 
 
@@ -664,6 +697,15 @@ def _(ctx):
     eq((f.opcode, f.payload), (OP_PONG, b"\xff\xfe\xc0"), "pong")
 
 
+@S.case("utf8: invalid first fragment fails before the message ends (fail fast)")
+def _(ctx):
+    by = client(ctx)
+    c = client(ctx)
+    c.send(build_frame(OP_TEXT, b"ok so far \xc0\xaf", fin=False))
+    c.expect_close(1007)   # no final fragment was ever sent
+    by.roundtrip()
+
+
 @S.case("utf8: invalid UTF-8 in a BINARY message is fine")
 def _(ctx):
     c = client(ctx)
@@ -676,14 +718,18 @@ def _(ctx):
 # close handling
 # ==========================================================================
 
+def f_codes(want, code):
+    return [code] if want is None else [c for c in want if c == code]
+
+
 def close_case(code, reason=b"", want=None):
     def run(ctx):
         by = client(ctx)
         c = client(ctx)
         c.send_close(code, reason)
         f = c.expect_close(want if want is not None else [code])
-        if reason and f.payload[2:]:
-            eq(f.payload[2:], reason, "echoed close reason")
+        if reason and code in f_codes(want, code):
+            eq(f.payload[2:], reason, "echoed close reason (docs/protocol.md: same code and reason)")
         by.roundtrip("bystander-after-close")
     return run
 

@@ -20,7 +20,7 @@ RELOAD_DEADLINE = 10.0
 VER_TEMPLATE = """local ver = {}
 
 function ver.get()
-  return { version = %d }
+    return { version = %d }
 end
 
 return ver
@@ -30,7 +30,7 @@ return ver
 VER_SYNTAX_ERROR = """local ver = {}
 
 function ver.get()
-  return { version = = 99 }
+    return { version = = 99 }
 end
 
 return ver
@@ -43,7 +43,7 @@ VER_LOAD_ERROR = """local ver = {}
 error("top-level failure while loading")
 
 function ver.get()
-  return { version = 98 }
+    return { version = 98 }
 end
 
 return ver
@@ -54,7 +54,7 @@ LOAD_LINE = 3
 VER_BAD_RETURN = """local ver = {}
 
 function ver.get()
-  return { version = 97 }
+    return { version = 97 }
 end
 
 return 42
@@ -211,6 +211,65 @@ def _(ctx):
         r = State.client.request("extra", "ping")
         return r.get("type") == "error" and r["error"]["code"] == "NOT_FOUND"
     H.poll(gone, timeout=RELOAD_DEADLINE, interval=0.1, what="extra.ping to be NOT_FOUND")
+    assert_connected()
+
+
+def rename_save(path, text):
+    """How many editors save: write a temp file, then rename it over the original."""
+    tmp = path + ".tmp~"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+@S.case("atomic save (write temp + rename) is picked up, twice in a row", timeout=30)
+def _(ctx):
+    for _ in range(2):
+        State.version += 1
+        rename_save(ver_path(), VER_TEMPLATE % State.version)
+        wait_version(State.version)
+    State.version += 1
+    H.write_file(ver_path(), VER_TEMPLATE % State.version)
+    wait_version(State.version)  # in-place edits still seen after renames
+    assert_connected()
+
+
+@S.case("delete and re-create a controller file is picked up", timeout=20)
+def _(ctx):
+    os.unlink(ver_path())
+    State.version += 1
+    H.write_file(ver_path(), VER_TEMPLATE % State.version)
+    wait_version(State.version)
+
+
+@S.case("an app-local module required by a controller reloads when edited", timeout=30)
+def _(ctx):
+    lib = os.path.join(State.app, "lib", "num.lua")
+    H.write_file(lib, "return %d\n" % (State.version + 100))
+    H.write_file(ver_path(), 'local num = require "lib.num"\nlocal ver = {}\n'
+                             'function ver.get() return { version = num } end\nreturn ver\n')
+    wait_version(State.version + 100)
+    H.write_file(lib, "return %d\n" % (State.version + 200))
+    wait_version(State.version + 200)
+    State.version += 201
+    H.write_file(ver_path(), VER_TEMPLATE % State.version)
+    wait_version(State.version)
+
+
+@S.case("app.lua syntax error: old code serves, error names app.lua:LINE, fix clears it", timeout=30)
+def _(ctx):
+    path = os.path.join(State.app, "app.lua")
+    start = len(State.srv.log())
+    H.write_file(path, "local hooks = {}\n\nfunction hooks.on_connect(\nreturn hooks\n")
+    H.poll(reload_error_contains("app.lua:4"), timeout=RELOAD_DEADLINE, interval=0.1,
+           what="last_reload_error to contain app.lua:4")
+    H.poll(lambda: "app.lua:4" in State.srv.log()[start:], timeout=5, what="app.lua:4 in the log")
+    eq(get_version(), State.version, "version while app.lua is broken")
+    H.write_file(path, "local hooks = {}\nreturn hooks\n")
+    H.poll(lambda: health().get("last_reload_error") is None, timeout=RELOAD_DEADLINE,
+           what="last_reload_error to return to null")
     assert_connected()
 
 
