@@ -220,7 +220,9 @@ local function load_controllers(app, dir)
 
     for _, entry in ipairs(entries) do
         local name = entry.name
-        if entry.type == "file" and find(name, "%.lua$") then
+        -- Hidden files (an editor's ".#greet.lua" lock, "._x.lua") are not
+        -- controllers, just as the file watcher ignores them.
+        if entry.type == "file" and find(name, "%.lua$") and sub(name, 1, 1) ~= "." then
             local path = cdir .. "/" .. name
             local type_ = sub(name, 1, -5)
             if not router.is_valid_name(type_) then

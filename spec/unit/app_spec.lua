@@ -46,6 +46,7 @@ describe("moonwire.app", function()
         write("controllers/room.lua", "return { list = function() end }")
         write("controllers/README.md", "not a controller")
         write("controllers/sub/x.lua", "error('must not be loaded')")
+        write("controllers/.#chat.lua", "error('an editor lock file, not a controller')")
         write("app.lua", "return { on_connect = function() end, helper = 1 }")
         local config = { port = 1, app = { greeting = "hi" } }
         local app = assert(app_loader.load(dir, { config = config }))
