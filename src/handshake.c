@@ -62,6 +62,11 @@ static int valid_key(const char *key) {
         n--;
     if (n != 24 || key[22] != '=' || key[23] != '=')
         return 0;
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < 22; i++)
+        if (!key[i] || !strchr(alphabet, key[i]))
+            return 0;
     unsigned char out[24];
     if (EVP_DecodeBlock(out, (const unsigned char *)key, 24) != 18)
         return 0;

@@ -164,7 +164,7 @@ int mw_http_parser_feed(mw_http_parser_t *p, const char *data, size_t len, size_
     size_t n = http_parser_execute(&p->parser, &settings, data, len);
     p->head_bytes += n;
     *consumed = n;
-    if (p->too_big || (!p->done && p->head_bytes > p->max_head))
+    if (p->too_big || p->head_bytes > p->max_head)
         return MW_ETOOBIG;
     if (p->done)
         return 0;

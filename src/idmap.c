@@ -31,7 +31,9 @@ void mw_idmap_free(mw_idmap_t *m) {
 }
 
 static int grow(mw_idmap_t *m) {
-    size_t cap = m->cap ? m->cap * 2 : 64;
+    /* Double only for live entries; a table filled by tombstones is
+     * rebuilt at its size. */
+    size_t cap = m->cap ? m->cap : 64;
     while (m->count * 10 >= cap * 5)
         cap *= 2;
     uint64_t *keys = calloc(cap, sizeof *keys);

@@ -153,6 +153,10 @@ static void on_msg_recv(wslay_event_context_ptr ctx, const struct wslay_event_on
             fail(ws, 1002);
             return;
         }
+        if (arg->msg_length > 2 && !mw_utf8_valid(arg->msg + 2, arg->msg_length - 2)) {
+            fail(ws, 1007);
+            return;
+        }
         ws->peer_closed = 1;
         ws->peer_code = arg->status_code ? arg->status_code : 1005;
         if (arg->msg_length > 2) {
