@@ -83,6 +83,26 @@ static char **string_field(mw_config_t *c, const char *key) {
     return NULL;
 }
 
+long long mw_config_get_int(const mw_config_t *cfg, const char *key) {
+    if (!strcmp(key, "max_message_size"))
+        return cfg->max_message_size;
+    return *int_field((mw_config_t *)cfg, key);
+}
+
+int mw_config_get_bool(const mw_config_t *cfg, const char *key) {
+    return *int_field((mw_config_t *)cfg, key);
+}
+
+const char *mw_config_get_string(const mw_config_t *cfg, const char *key) {
+    return *string_field((mw_config_t *)cfg, key);
+}
+
+char *const *mw_config_get_strlist(const mw_config_t *cfg, const char *key, int *n) {
+    (void)key; /* subprotocols is the only list option */
+    *n = cfg->nsubprotocols;
+    return cfg->subprotocols;
+}
+
 static const mw_config_desc_t *typed(const char *key, mw_conf_type type, char *err,
                                      size_t errlen, int *rc) {
     const mw_config_desc_t *d = mw_config_find(key);

@@ -78,6 +78,13 @@ int mw_config_set_strlist(mw_config_t *cfg, const char *key, const char *const *
 int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *err,
                        size_t errlen);
 
+/* Typed getters, so code that walks the descriptor table (the Lua config
+ * table, dumps) needs no per-key code. The key must exist with that type. */
+long long mw_config_get_int(const mw_config_t *cfg, const char *key);
+int mw_config_get_bool(const mw_config_t *cfg, const char *key);
+const char *mw_config_get_string(const mw_config_t *cfg, const char *key);
+char *const *mw_config_get_strlist(const mw_config_t *cfg, const char *key, int *n);
+
 /* mw_config_apply_env applies every MOONWIRE_<KEY> variable in envp.
  * Variables that are not options (MOONWIRE_LUA_DIR) are skipped; any other
  * unknown MOONWIRE_ variable is an error naming it. */

@@ -346,6 +346,31 @@ static void test_apply_env(void) {
 
 /* Set every string option many times over and free: ASan's leak checker
  * fails the run if anything is lost. */
+/* The getters read back what the setters stored, for every descriptor type
+ * (the Lua config table is built from them). */
+static void test_getters(void) {
+    mw_config_t c;
+    char err[256];
+    REQUIRE(mw_config_init(&c) == 0);
+    CHECK_EQ(mw_config_set_int(&c, "max_message_size", 4096, err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_int(&c, "port", 9001, err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_bool(&c, "welcome", 0, err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_string(&c, "path", "/ws", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "subprotocols", "b, a", err, sizeof err), 0);
+    CHECK_EQ(mw_config_get_int(&c, "max_message_size"), 4096);
+    CHECK_EQ(mw_config_get_int(&c, "port"), 9001);
+    CHECK_EQ(mw_config_get_bool(&c, "welcome"), 0);
+    CHECK_EQ(mw_config_get_bool(&c, "reload"), 1);
+    CHECK_STR(mw_config_get_string(&c, "path"), "/ws");
+    CHECK_STR(mw_config_get_string(&c, "log_format"), "text");
+    int n = 0;
+    char *const *items = mw_config_get_strlist(&c, "subprotocols", &n);
+    REQUIRE(n == 2);
+    CHECK_STR(items[0], "b");
+    CHECK_STR(items[1], "a");
+    mw_config_free(&c);
+}
+
 static void test_free_releases_everything(void) {
     mw_config_t c;
     char err[256];
@@ -373,6 +398,7 @@ int main(void) {
     RUN(test_choices_and_path);
     RUN(test_subprotocols);
     RUN(test_apply_env);
+    RUN(test_getters);
     RUN(test_free_releases_everything);
     return test_summary();
 }

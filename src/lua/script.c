@@ -75,47 +75,44 @@ int mw_script_load_config(mw_script_t *sc, const char *app_dir, mw_config_t *cfg
     return mw_lua_load_config(sc->L, path, cfg, &sc->app_ref, err, errlen);
 }
 
-/* push_config builds the resolved config table runtime.init receives. */
+/* push_config builds the resolved config table runtime.init receives, from
+ * the descriptor table, so a new option reaches Lua without code here. */
 static void push_config(lua_State *L, const mw_config_t *cfg, int app_ref) {
-    lua_createtable(L, 0, 16);
-    lua_pushstring(L, cfg->host);
-    lua_setfield(L, -2, "host");
-    lua_pushinteger(L, cfg->port);
-    lua_setfield(L, -2, "port");
-    lua_pushstring(L, cfg->path);
-    lua_setfield(L, -2, "path");
-    lua_createtable(L, cfg->nsubprotocols, 0);
-    for (int i = 0; i < cfg->nsubprotocols; i++) {
-        lua_pushstring(L, cfg->subprotocols[i]);
-        lua_rawseti(L, -2, i + 1);
+    size_t n;
+    const mw_config_desc_t *d = mw_config_descs(&n);
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; i++) {
+        switch (d[i].type) {
+        case MW_CONF_INT:
+            lua_pushnumber(L, (lua_Number)mw_config_get_int(cfg, d[i].name));
+            break;
+        case MW_CONF_BOOL:
+            lua_pushboolean(L, mw_config_get_bool(cfg, d[i].name));
+            break;
+        case MW_CONF_STRING:
+            lua_pushstring(L, mw_config_get_string(cfg, d[i].name));
+            break;
+        case MW_CONF_STRLIST: {
+            int count;
+            char *const *items = mw_config_get_strlist(cfg, d[i].name, &count);
+            lua_createtable(L, count, 0);
+            for (int j = 0; j < count; j++) {
+                lua_pushstring(L, items[j]);
+                lua_rawseti(L, -2, j + 1);
+            }
+            break;
+        }
+        case MW_CONF_TABLE:
+            if (app_ref != LUA_NOREF)
+                lua_rawgeti(L, LUA_REGISTRYINDEX, app_ref);
+            else
+                lua_newtable(L);
+            break;
+        }
+        lua_setfield(L, -2, d[i].name);
     }
-    lua_setfield(L, -2, "subprotocols");
-    lua_pushnumber(L, (lua_Number)cfg->max_message_size);
-    lua_setfield(L, -2, "max_message_size");
-    lua_pushinteger(L, cfg->max_header_bytes);
-    lua_setfield(L, -2, "max_header_bytes");
-    lua_pushinteger(L, cfg->handshake_timeout);
-    lua_setfield(L, -2, "handshake_timeout");
-    lua_pushinteger(L, cfg->close_timeout);
-    lua_setfield(L, -2, "close_timeout");
-    lua_pushinteger(L, cfg->shutdown_timeout);
-    lua_setfield(L, -2, "shutdown_timeout");
-    lua_pushboolean(L, cfg->welcome);
-    lua_setfield(L, -2, "welcome");
-    lua_pushstring(L, cfg->log_level);
-    lua_setfield(L, -2, "log_level");
-    lua_pushstring(L, cfg->log_format);
-    lua_setfield(L, -2, "log_format");
-    lua_pushboolean(L, cfg->reload);
-    lua_setfield(L, -2, "reload");
-    lua_pushinteger(L, cfg->reload_debounce);
-    lua_setfield(L, -2, "reload_debounce");
-    if (app_ref != LUA_NOREF)
-        lua_rawgeti(L, LUA_REGISTRYINDEX, app_ref);
-    else
-        lua_newtable(L);
-    lua_setfield(L, -2, "app");
 }
+
 
 /* call runs the function on top (with nargs above it) protected. On error
  * it copies the message to err (if given) or logs it. */
