@@ -31,3 +31,9 @@ add_test(NAME integration_install
                  sh ${CMAKE_CURRENT_BINARY_DIR}/install-test ${CMAKE_BINARY_DIR} ${PROJECT_SOURCE_DIR})
 
 include(${CMAKE_CURRENT_LIST_DIR}/c/tests.cmake)
+
+# The scripting boundary (docs/architecture.md): only src/lua/ may include
+# the Lua headers. Fails listing any other file that does.
+add_test(NAME lint_lua_boundary
+         COMMAND sh -c "! grep -rlE '#include[[:space:]]*[<\"](lua|lauxlib|lualib|luajit)\\.h' \"$1/src\" | grep -v '/src/lua/'"
+                 sh ${PROJECT_SOURCE_DIR})

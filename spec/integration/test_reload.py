@@ -310,6 +310,30 @@ def _(ctx):
     check(srv.health()["reloads"] >= 1, "reloads not counted for SIGHUP")
 
 
+@S.case("the README tour: edit examples/hello's greet.lua under a connected client",
+        timeout=30)
+def _(ctx):
+    app = ctx.copy_app(ctx.example("hello"))
+    srv = ctx.start(None, app)
+    try:
+        c = ctx.track(H.JsonClient(srv, welcome=True))
+        r = c.request("greet", "hello", {"name": "Ann"})
+        eq(r["data"]["message"], "Hello, Ann!", "before the edit")
+        path = os.path.join(app, "controllers", "greet.lua")
+        with open(path) as f:
+            src = f.read()
+        check('"Hello, "' in src, "greet.lua no longer has the line the README edits")
+        H.write_file(path, src.replace('"Hello, "', '"Hi, "', 1))
+        H.poll(lambda: c.request("greet", "hello", {"name": "Ann"})["data"]["message"]
+               == "Hi, Ann!", timeout=RELOAD_DEADLINE, interval=0.1,
+               what="the same connected client to get the edited greeting")
+        check(not c.raw.eof, "the client was disconnected by the reload")
+        eq(srv.health()["connections"], 1, "connections after the reload")
+    finally:
+        ctx.close_clients()
+        srv.stop()
+
+
 @S.case("the server survived every reload")
 def _(ctx):
     check(State.srv.alive(), "server process died")
