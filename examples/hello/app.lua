@@ -19,8 +19,9 @@ end
 
 
 function _M.on_disconnect(client, code, reason)
-    log.info("client %d left (%d %s), greeted %d times", client.id, code or 0,
-             reason or "", client.data.greeted or 0)
+    local why = (reason and reason ~= "") and (" " .. reason) or ""
+    log.info("client %d left (close %d%s), greeted %d times", client.id, code or 0, why,
+             client.data.greeted or 0)
 end
 
 
