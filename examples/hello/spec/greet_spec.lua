@@ -63,7 +63,7 @@ describe("greet", function()
             lines[#lines + 1] = entry.message
         end
         assert.matches("client " .. ws.id .. " connected", table.concat(lines, "\n"), 1, true)
-        assert.matches("client " .. ws.id .. " left (1000 bye), greeted 1 times",
+        assert.matches("client " .. ws.id .. " left (close 1000 bye), greeted 1 times",
                        table.concat(lines, "\n"), 1, true)
     end)
 end)
