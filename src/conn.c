@@ -8,6 +8,12 @@
  * mw__conn_close_now() only calls uv_close(), and the memory is released in
  * the close callback, after libuv has cancelled every pending request.
  *
+ * Read backpressure: a client that keeps sending without reading our replies
+ * would make its output queue grow without bound. While the queue is over a
+ * high watermark we stop reading from that client (TCP then pushes back on
+ * it), and resume once the queue has drained below half of it. Nobody else
+ * is affected.
+ *
  * Closing, as RFC 6455 section 7 wants it: after the close handshake (or
  * after failing the connection) the server flushes its output, shuts down
  * its side of the TCP connection, and keeps reading and discarding until
@@ -41,6 +47,7 @@ struct mw_conn {
     int writing;          /* a uv_write is in flight */
     size_t write_len;     /* bytes in that write */
     int connected;        /* Lua saw connect, so it must see disconnect */
+    int read_paused;      /* reading stopped: output over the high watermark */
     mw_http_parser_t *http;
     mw_ws_t *ws;
     mw_outq_t outq;
@@ -64,6 +71,35 @@ static void clear_deadline(mw_conn_t *c) {
     c->deadline = 0;
     if (mw_list_linked(&c->timed))
         mw_list_remove(&c->timed);
+}
+
+/* The output a connection may queue before we stop reading from it: room
+ * for a few replies of the largest message size. */
+static size_t high_watermark(const mw_conn_t *c) {
+    size_t max = (size_t)c->server->cfg->max_message_size;
+    size_t floor = 8u << 20;
+    return 2 * max > floor ? 2 * max : floor;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static void update_read_pause(mw_conn_t *c) {
+    if (c->state != CONN_OPEN && c->state != CONN_CLOSING) {
+        if (c->read_paused && c->state != CONN_CLOSED) {
+            c->read_paused = 0; /* draining and lingering read to discard */
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        }
+        return;
+    }
+    size_t high = high_watermark(c);
+    if (!c->read_paused && c->outq.bytes > high) {
+        c->read_paused = 1;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    } else if (c->read_paused && c->outq.bytes <= high / 2) {
+        c->read_paused = 0;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
 }
 
 static void schedule_flush(mw_conn_t *c) {
@@ -170,11 +206,13 @@ void mw_conn_flush(mw_conn_t *c) {
                 return;
             }
             c->writing = 1;
+            update_read_pause(c);
             return;
         }
     }
     if (c->state == CONN_DRAINING)
         start_shutdown(c);
+    update_read_pause(c);
 }
 
 static int on_ws_write(void *data, const uint8_t *bytes, size_t len) {
@@ -361,6 +399,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     default:
         break; /* draining or lingering: the peer's bytes no longer matter */
     }
+    if (c->state != CONN_CLOSED)
+        update_read_pause(c);
 }
 
 int mw_conn_accept(mw_server_t *s) {

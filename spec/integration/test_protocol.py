@@ -855,6 +855,33 @@ def _(ctx):
     by.expect_echo(OP_TEXT, b"first-second")
 
 
+@S.case("backpressure: a client that never reads is pushed back, loses nothing, "
+        "and others are served", timeout=60)
+def _(ctx):
+    # Without read backpressure the server would read (and queue echoes for)
+    # everything this client sends: sendall would never block.
+    msg = gen_binary(1 << 20)
+    frame = build_frame(OP_BINARY, msg)
+    c = client(ctx)
+    c.sock.settimeout(2.0)
+    sent, limit = 0, 400
+    try:
+        while sent < limit:
+            c.sock.sendall(frame)
+            sent += 1
+    except socket.timeout:
+        pass  # pushed back: the server stopped reading from this client
+    check(sent < 200, "sent %d MiB without being pushed back" % sent)
+    by = client(ctx)
+    by.roundtrip("served-while-another-is-paused")
+    # Reading now drains the queue, the server resumes reading, and every
+    # message that was fully sent comes back, in order and intact.
+    c.sock.settimeout(10.0)
+    for i in range(sent):
+        op, data = c.recv_message()
+        check(op == OP_BINARY and data == msg, "echo %d of %d differs" % (i + 1, sent))
+
+
 @S.case("liveness: server process alive and /health answers after the suite")
 def _(ctx):
     srv = echo(ctx)
