@@ -15,6 +15,7 @@
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const policies[] = {"drop", "close", NULL};
 
 static const mw_config_desc_t descs[] = {
     {"host", MW_CONF_STRING, "0.0.0.0", 0, 0, NULL,
@@ -41,6 +42,26 @@ static const mw_config_desc_t descs[] = {
     {"reload", MW_CONF_BOOL, "true", 0, 0, NULL, "reload the app when its files change"},
     {"reload_debounce", MW_CONF_INT, "100", 0, 60000, NULL,
      "ms of quiet after a file change before reloading"},
+    {"max_connections_per_room", MW_CONF_INT, "0", 0, 10000000, NULL,
+     "members a room may have (0: unlimited); a join past it fails with ROOM_FULL"},
+    {"max_rooms_per_client", MW_CONF_INT, "100", 0, 1000000, NULL,
+     "rooms one client may be in (0: unlimited)"},
+    {"client_can_join_multiple_rooms", MW_CONF_BOOL, "true", 0, 0, NULL,
+     "false: joining a room moves the client out of its previous one"},
+    {"max_buffered_bytes", MW_CONF_INT, "4194304", 1024, 1LL << 34, NULL,
+     "output a client may have queued before broadcasts to it are dropped or it is closed"},
+    {"slow_consumer_policy", MW_CONF_STRING, "drop", 0, 0, policies,
+     "past max_buffered_bytes: drop (skip broadcasts, counted) or close (1013)"},
+    {"event_cache_max_size", MW_CONF_INT, "128", 1, 65536, NULL,
+     "event ids remembered per client for duplicate suppression"},
+    {"dedupe", MW_CONF_BOOL, "false", 0, 0, NULL,
+     "clients start opted in to duplicate suppression"},
+    {"presence", MW_CONF_STRLIST, "", 0, 0, NULL,
+     "rooms with presence events (names; a trailing * matches a prefix)"},
+    {"system_controller", MW_CONF_BOOL, "true", 0, 0, NULL,
+     "mount the built-in system controller (join, leave, publish, ping, ...)"},
+    {"allow_client_broadcast", MW_CONF_BOOL, "false", 0, 0, NULL,
+     "let clients use system.broadcast to message everyone"},
     {"app", MW_CONF_TABLE, NULL, 0, 0, NULL, "free-form settings for the application"},
 };
 
@@ -72,7 +93,31 @@ static int *int_field(mw_config_t *c, const char *key) {
     if (!strcmp(key, "reload_debounce")) return &c->reload_debounce;
     if (!strcmp(key, "welcome")) return &c->welcome;
     if (!strcmp(key, "reload")) return &c->reload;
+    if (!strcmp(key, "max_connections_per_room")) return &c->max_connections_per_room;
+    if (!strcmp(key, "max_rooms_per_client")) return &c->max_rooms_per_client;
+    if (!strcmp(key, "client_can_join_multiple_rooms"))
+        return &c->client_can_join_multiple_rooms;
+    if (!strcmp(key, "event_cache_max_size")) return &c->event_cache_max_size;
+    if (!strcmp(key, "dedupe")) return &c->dedupe;
+    if (!strcmp(key, "system_controller")) return &c->system_controller;
+    if (!strcmp(key, "allow_client_broadcast")) return &c->allow_client_broadcast;
     return NULL;
+}
+
+static long long *wide_field(mw_config_t *c, const char *key) {
+    if (!strcmp(key, "max_message_size")) return &c->max_message_size;
+    if (!strcmp(key, "max_buffered_bytes")) return &c->max_buffered_bytes;
+    return NULL;
+}
+
+/* list_field returns the array and count of a list option. */
+static char **list_field(mw_config_t *c, const char *key, int **n) {
+    if (!strcmp(key, "presence")) {
+        *n = &c->npresence;
+        return c->presence;
+    }
+    *n = &c->nsubprotocols;
+    return c->subprotocols;
 }
 
 static char **string_field(mw_config_t *c, const char *key) {
@@ -80,13 +125,13 @@ static char **string_field(mw_config_t *c, const char *key) {
     if (!strcmp(key, "path")) return &c->path;
     if (!strcmp(key, "log_level")) return &c->log_level;
     if (!strcmp(key, "log_format")) return &c->log_format;
+    if (!strcmp(key, "slow_consumer_policy")) return &c->slow_consumer_policy;
     return NULL;
 }
 
 long long mw_config_get_int(const mw_config_t *cfg, const char *key) {
-    if (!strcmp(key, "max_message_size"))
-        return cfg->max_message_size;
-    return *int_field((mw_config_t *)cfg, key);
+    long long *wide = wide_field((mw_config_t *)cfg, key);
+    return wide ? *wide : *int_field((mw_config_t *)cfg, key);
 }
 
 int mw_config_get_bool(const mw_config_t *cfg, const char *key) {
@@ -98,9 +143,10 @@ const char *mw_config_get_string(const mw_config_t *cfg, const char *key) {
 }
 
 char *const *mw_config_get_strlist(const mw_config_t *cfg, const char *key, int *n) {
-    (void)key; /* subprotocols is the only list option */
-    *n = cfg->nsubprotocols;
-    return cfg->subprotocols;
+    int *count;
+    char **items = list_field((mw_config_t *)cfg, key, &count);
+    *n = *count;
+    return items;
 }
 
 static const mw_config_desc_t *typed(const char *key, mw_conf_type type, char *err,
@@ -132,8 +178,9 @@ int mw_config_set_int(mw_config_t *cfg, const char *key, long long v, char *err,
         snprintf(msg, sizeof msg, "must be between %lld and %lld (got %lld)", d->min, d->max, v);
         return fail(err, errlen, key, msg);
     }
-    if (!strcmp(key, "max_message_size"))
-        cfg->max_message_size = v;
+    long long *wide = wide_field(cfg, key);
+    if (wide)
+        *wide = v;
     else
         *int_field(cfg, key) = (int)v;
     return 0;
@@ -189,10 +236,16 @@ static int valid_token(const char *s) {
     return 1;
 }
 
-static void clear_subprotocols(mw_config_t *cfg) {
-    for (int i = 0; i < cfg->nsubprotocols; i++)
-        free(cfg->subprotocols[i]);
-    cfg->nsubprotocols = 0;
+static void clear_list(char **items, int *n) {
+    for (int i = 0; i < *n; i++)
+        free(items[i]);
+    *n = 0;
+}
+
+/* valid_room_pattern: a room name (1..256 bytes), optionally ending in "*". */
+static int valid_room_pattern(const char *s) {
+    size_t n = strlen(s);
+    return n > 0 && n <= 256;
 }
 
 int mw_config_set_strlist(mw_config_t *cfg, const char *key, const char *const *items, int n,
@@ -202,15 +255,21 @@ int mw_config_set_strlist(mw_config_t *cfg, const char *key, const char *const *
         return rc;
     if (n > MW_CONFIG_MAX_SUBPROTOCOLS)
         return fail(err, errlen, key, "too many entries (at most 16)");
-    for (int i = 0; i < n; i++)
-        if (!valid_token(items[i]))
-            return fail(err, errlen, key, "entries must be non-empty HTTP tokens");
-    clear_subprotocols(cfg);
+    int is_presence = !strcmp(key, "presence");
     for (int i = 0; i < n; i++) {
-        cfg->subprotocols[i] = strdup(items[i]);
-        if (!cfg->subprotocols[i])
+        if (is_presence && !valid_room_pattern(items[i]))
+            return fail(err, errlen, key, "entries must be room names of 1 to 256 bytes");
+        if (!is_presence && !valid_token(items[i]))
+            return fail(err, errlen, key, "entries must be non-empty HTTP tokens");
+    }
+    int *count;
+    char **list = list_field(cfg, key, &count);
+    clear_list(list, count);
+    for (int i = 0; i < n; i++) {
+        list[i] = strdup(items[i]);
+        if (!list[i])
             return MW_ENOMEM;
-        cfg->nsubprotocols = i + 1;
+        *count = i + 1;
     }
     return 0;
 }
@@ -284,7 +343,9 @@ void mw_config_free(mw_config_t *cfg) {
     free(cfg->path);
     free(cfg->log_level);
     free(cfg->log_format);
-    clear_subprotocols(cfg);
+    free(cfg->slow_consumer_policy);
+    clear_list(cfg->subprotocols, &cfg->nsubprotocols);
+    clear_list(cfg->presence, &cfg->npresence);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define MW_CONFIG_MAX_SUBPROTOCOLS 16
+#define MW_CONFIG_MAX_SUBPROTOCOLS 16 /* also the bound of every list option */
 
 typedef enum {
     MW_CONF_INT,     /* integer within [min, max] */
@@ -40,6 +40,18 @@ typedef struct mw_config {
     char *log_format;
     int reload;
     int reload_debounce; /* ms */
+    /* rooms and fan-out */
+    int max_connections_per_room; /* 0 = unlimited */
+    int max_rooms_per_client;     /* 0 = unlimited */
+    int client_can_join_multiple_rooms;
+    long long max_buffered_bytes;
+    char *slow_consumer_policy;   /* "drop" or "close" */
+    int event_cache_max_size;
+    int dedupe;
+    char *presence[MW_CONFIG_MAX_SUBPROTOCOLS];
+    int npresence;
+    int system_controller;
+    int allow_client_broadcast;
 } mw_config_t;
 
 typedef struct {

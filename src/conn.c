@@ -48,6 +48,11 @@ struct mw_conn {
     size_t write_len;     /* bytes in that write */
     int connected;        /* Lua saw connect, so it must see disconnect */
     int read_paused;      /* reading stopped: output over the high watermark */
+    mw_room_client_t rooms;
+    int dedupe;           /* duplicate suppression opted in */
+    uint64_t *seen;       /* ring of recently delivered event hashes */
+    uint32_t seen_n, seen_pos;
+    uint64_t dropped;     /* broadcasts dropped by backpressure */
     mw_http_parser_t *http;
     mw_ws_t *ws;
     mw_outq_t outq;
@@ -110,6 +115,8 @@ static void schedule_flush(mw_conn_t *c) {
 static void on_close(uv_handle_t *h) {
     mw_conn_t *c = h->data;
     mw_server_t *s = c->server;
+    /* Lua hears about the disconnect while the client is still in its
+     * rooms (to send presence "left" events); the memberships go after. */
     if (c->connected) {
         const char *reason = "";
         size_t rlen = 0;
@@ -117,6 +124,10 @@ static void on_close(uv_handle_t *h) {
         mw_script_on_disconnect(s->script, c->id, code, reason, rlen);
         s->nclients--;
     }
+    mw_rooms_leave_all(s->rooms, &c->rooms);
+    if (c->id)
+        mw_idmap_del(&s->clients, c->id);
+    free(c->seen);
     mw_ws_free(c->ws);
     mw_http_parser_free(c->http);
     mw_outq_clear(&c->outq);
@@ -133,8 +144,8 @@ static void close_now(mw_conn_t *c) {
     clear_deadline(c);
     if (mw_list_linked(&c->flush))
         mw_list_remove(&c->flush);
-    if (c->id)
-        mw_idmap_del(&c->server->clients, c->id);
+    /* The id stays in the map until on_close, so Lua's disconnect handler
+     * can still ask for the client's rooms; sends to it fail (not OPEN). */
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
@@ -279,7 +290,7 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
                      hs->accept, hs->subprotocol ? "Sec-WebSocket-Protocol: " : "",
                      hs->subprotocol ? hs->subprotocol : "", hs->subprotocol ? "\r\n" : "");
     static const mw_ws_callbacks_t cb = {on_ws_message, on_ws_write};
-    if (mw_ws_create(&c->ws, (uint64_t)s->cfg->max_message_size, &cb, c) != 0 ||
+    if (mw_ws_create(&c->ws, (uint64_t)s->cfg->max_message_size, s->encoder, &cb, c) != 0 ||
         mw_outq_append(&c->outq, head, (size_t)n) != 0) {
         close_now(c);
         return;
@@ -415,6 +426,8 @@ int mw_conn_accept(mw_server_t *s) {
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
     c->state = CONN_HTTP;
+    mw_room_client_init(&c->rooms, c);
+    c->dedupe = s->cfg->dedupe;
     mw_list_insert_tail(&s->conns, &c->link);
     s->nconns++;
     if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0 ||
@@ -442,6 +455,75 @@ int mw_conn_accept(mw_server_t *s) {
         close_now(c);
         return MW_EIO;
     }
+    return 0;
+}
+
+int mw_conn_is_open(const mw_conn_t *c) {
+    return c->state == CONN_OPEN && mw_ws_can_send(c->ws);
+}
+
+uint64_t mw_conn_id(const mw_conn_t *c) {
+    return c->id;
+}
+
+mw_room_client_t *mw_conn_rooms(mw_conn_t *c) {
+    return &c->rooms;
+}
+
+int mw_conn_set_dedupe(mw_conn_t *c, int on) {
+    c->dedupe = on ? 1 : 0;
+    if (!on) {
+        free(c->seen);
+        c->seen = NULL;
+        c->seen_n = c->seen_pos = 0;
+    }
+    return 0;
+}
+
+void mw_conn_stats(const mw_conn_t *c, size_t *buffered, uint64_t *dropped) {
+    *buffered = c->outq.bytes;
+    *dropped = c->dropped;
+}
+
+/* seen_event checks the client's ring of recent event hashes and records
+ * this one. Returns 1 when it was already there. The ring holds the last
+ * event_cache_max_size deliveries; the oldest is forgotten first. */
+static int seen_event(mw_conn_t *c, uint64_t h) {
+    uint32_t cap = (uint32_t)c->server->cfg->event_cache_max_size;
+    if (!c->seen) {
+        c->seen = malloc(cap * sizeof *c->seen);
+        if (!c->seen)
+            return 0; /* no memory to remember: deliver rather than lose */
+    }
+    for (uint32_t i = 0; i < c->seen_n; i++)
+        if (c->seen[i] == h)
+            return 1;
+    c->seen[c->seen_pos] = h;
+    c->seen_pos = (c->seen_pos + 1) % cap;
+    if (c->seen_n < cap)
+        c->seen_n++;
+    return 0;
+}
+
+int mw_conn_deliver(mw_conn_t *c, mw_buf_t *frame, uint64_t event_hash) {
+    if (!mw_conn_is_open(c))
+        return MW_ECLOSED;
+    mw_server_t *s = c->server;
+    if ((long long)c->outq.bytes > s->cfg->max_buffered_bytes) {
+        c->dropped++;
+        s->dropped_total++;
+        if (s->cfg->slow_consumer_policy[0] == 'c') {
+            mw_log_info("client %llu: closing a slow consumer (%zu bytes queued)",
+                        (unsigned long long)c->id, c->outq.bytes);
+            mw_conn_close(c, 1013, "slow consumer", 13);
+        }
+        return MW_ESLOW;
+    }
+    if (event_hash && c->dedupe && seen_event(c, event_hash))
+        return MW_EDUP;
+    if (mw_outq_push(&c->outq, frame) != 0)
+        return MW_ENOMEM;
+    schedule_flush(c);
     return 0;
 }
 

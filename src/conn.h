@@ -14,7 +14,10 @@
 #include <stdint.h>
 
 #include "list.h"
+#include "rooms.h"
 #include "server.h"
+
+typedef struct mw_buf mw_buf_t;
 
 typedef struct mw_conn mw_conn_t;
 
@@ -29,6 +32,29 @@ int mw_conn_send(mw_conn_t *c, int binary, const void *data, size_t len);
 /* mw_conn_close starts the closing handshake (OPEN connections) or drops
  * the connection (any other state). Returns 0, MW_ECLOSED or MW_EINVAL. */
 int mw_conn_close(mw_conn_t *c, uint16_t code, const char *reason, size_t len);
+
+/* mw_conn_deliver queues a reference to a pre-framed message (a broadcast).
+ * Returns 0 (queued), MW_ECLOSED (not open: skipped), MW_EDUP (event_hash
+ * already delivered to this client, which opted in to duplicate
+ * suppression) or MW_ESLOW (over max_buffered_bytes: dropped and counted;
+ * with slow_consumer_policy "close" the client is also closed with 1013),
+ * or MW_ENOMEM. */
+int mw_conn_deliver(mw_conn_t *c, mw_buf_t *frame, uint64_t event_hash);
+
+/* mw_conn_is_open is 1 while the connection accepts messages. */
+int mw_conn_is_open(const mw_conn_t *c);
+
+uint64_t mw_conn_id(const mw_conn_t *c);
+
+/* mw_conn_rooms is the connection's side of the room index. */
+mw_room_client_t *mw_conn_rooms(mw_conn_t *c);
+
+/* mw_conn_set_dedupe opts the client in (1) or out (0) of duplicate
+ * suppression. Returns 0. */
+int mw_conn_set_dedupe(mw_conn_t *c, int on);
+
+/* mw_conn_stats reports queued output bytes and broadcasts dropped. */
+void mw_conn_stats(const mw_conn_t *c, size_t *buffered, uint64_t *dropped);
 
 /* mw_conn_flush writes what is queued; called from the server's flush pass. */
 void mw_conn_flush(mw_conn_t *c);

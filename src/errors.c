@@ -15,6 +15,10 @@ const char *mw_strerror(int err) {
     case MW_ENOTFOUND: return "not found";
     case MW_ECONFIG: return "invalid configuration";
     case MW_ESCRIPT: return "script error";
+    case MW_EFULL: return "room full";
+    case MW_ELIMIT: return "too many rooms";
+    case MW_EDUP: return "duplicate event";
+    case MW_ESLOW: return "slow consumer";
     case MW_ENOMEM: return "out of memory";
     case MW_EIO: return "i/o error";
     default: return "unknown error";
@@ -33,6 +37,10 @@ const char *mw_err_name(int err) {
     case MW_ENOTFOUND: return "MW_ENOTFOUND";
     case MW_ECONFIG: return "MW_ECONFIG";
     case MW_ESCRIPT: return "MW_ESCRIPT";
+    case MW_EFULL: return "MW_EFULL";
+    case MW_ELIMIT: return "MW_ELIMIT";
+    case MW_EDUP: return "MW_EDUP";
+    case MW_ESLOW: return "MW_ESLOW";
     case MW_ENOMEM: return "MW_ENOMEM";
     case MW_EIO: return "MW_EIO";
     default: return "MW_EUNKNOWN";

@@ -21,6 +21,10 @@ typedef enum {
     MW_ENOTFOUND = -202,  /* no such object */
     MW_ECONFIG = -203,    /* invalid configuration */
     MW_ESCRIPT = -204,    /* the Lua app failed to load or run */
+    MW_EFULL = -205,      /* the room is full (max_connections_per_room) */
+    MW_ELIMIT = -206,     /* the client is in too many rooms (max_rooms_per_client) */
+    MW_EDUP = -207,       /* the event was already delivered to this client */
+    MW_ESLOW = -208,      /* dropped: the client's output is over max_buffered_bytes */
     /* -3xx: the system refused */
     MW_ENOMEM = -300,     /* out of memory */
     MW_EIO = -301         /* an I/O or libuv call failed */

@@ -1,9 +1,11 @@
 /*
- * outq.c - chunked output queue.
+ * outq.c - the ring of output entries.
  *
- * Small writes (a frame header, then its payload) are coalesced into the
- * tail chunk when it is not in flight, so a burst of small messages becomes
- * one write. Chunks are at least MIN_CHUNK bytes to make that worthwhile.
+ * Coalescing: an append goes into the tail entry's buffer when this queue
+ * is its only owner, the tail is not in flight, the entry ends where the
+ * buffer's data ends, and there is room. Otherwise a new buffer of at least
+ * MIN_CHUNK bytes starts a new entry. When the queue empties, the ring is
+ * freed, so idle connections hold no memory here.
  */
 #include "outq.h"
 #include "errors.h"
@@ -13,86 +15,120 @@
 
 #define MIN_CHUNK 4096
 
-struct mw_outq_chunk {
-    mw_outq_chunk_t *next;
-    size_t off, len, cap; /* consumed, filled, allocated */
-    char data[];
-};
+mw_buf_t *mw_buf_new(size_t cap) {
+    if (cap > UINT32_MAX - sizeof(mw_buf_t))
+        return NULL;
+    mw_buf_t *b = malloc(sizeof *b + cap);
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    b->len = 0;
+    b->cap = (uint32_t)cap;
+    return b;
+}
+
+void mw_buf_unref(mw_buf_t *b) {
+    if (b && --b->refs == 0)
+        free(b);
+}
 
 void mw_outq_init(mw_outq_t *q) {
     memset(q, 0, sizeof *q);
 }
 
-static int tail_in_flight(const mw_outq_t *q) {
-    if (q->inflight == 0)
-        return 0;
-    int i = 0;
-    for (mw_outq_chunk_t *c = q->head; c; c = c->next, i++)
-        if (c == q->tail)
-            return i < q->inflight;
+static mw_outq_ent_t *at(const mw_outq_t *q, uint32_t i) {
+    return &q->ents[(q->head + i) & (q->cap - 1)];
+}
+
+static int push_entry(mw_outq_t *q, mw_buf_t *b, uint32_t off, uint32_t len) {
+    if (q->count == q->cap) {
+        uint32_t cap = q->cap ? q->cap * 2 : 8;
+        mw_outq_ent_t *ents = malloc((size_t)cap * sizeof *ents);
+        if (!ents)
+            return MW_ENOMEM;
+        for (uint32_t i = 0; i < q->count; i++)
+            ents[i] = *at(q, i);
+        free(q->ents);
+        q->ents = ents;
+        q->cap = cap;
+        q->head = 0;
+    }
+    mw_outq_ent_t *e = at(q, q->count);
+    e->buf = b;
+    e->off = off;
+    e->len = len;
+    q->count++;
+    q->bytes += len;
     return 0;
 }
 
 int mw_outq_append(mw_outq_t *q, const void *data, size_t len) {
     if (len == 0)
         return 0;
-    mw_outq_chunk_t *t = q->tail;
-    if (t && t->cap - t->len >= len && !tail_in_flight(q)) {
-        memcpy(t->data + t->len, data, len);
-        t->len += len;
-        q->bytes += len;
-        return 0;
+    if (q->count > q->inflight) {
+        mw_outq_ent_t *t = at(q, q->count - 1);
+        mw_buf_t *b = t->buf;
+        if (b->refs == 1 && t->off + t->len == b->len && b->cap - b->len >= len) {
+            memcpy(b->data + b->len, data, len);
+            b->len += (uint32_t)len;
+            t->len += (uint32_t)len;
+            q->bytes += len;
+            return 0;
+        }
     }
-    size_t cap = len > MIN_CHUNK ? len : MIN_CHUNK;
-    mw_outq_chunk_t *c = malloc(sizeof *c + cap);
-    if (!c)
+    mw_buf_t *b = mw_buf_new(len > MIN_CHUNK ? len : MIN_CHUNK);
+    if (!b)
         return MW_ENOMEM;
-    c->next = NULL;
-    c->off = 0;
-    c->len = len;
-    c->cap = cap;
-    memcpy(c->data, data, len);
-    if (t)
-        t->next = c;
-    else
-        q->head = c;
-    q->tail = c;
-    q->bytes += len;
+    memcpy(b->data, data, len);
+    b->len = (uint32_t)len;
+    if (push_entry(q, b, 0, (uint32_t)len) != 0) {
+        mw_buf_unref(b);
+        return MW_ENOMEM;
+    }
+    return 0;
+}
+
+int mw_outq_push(mw_outq_t *q, mw_buf_t *b) {
+    if (b->len == 0)
+        return 0;
+    if (push_entry(q, b, 0, b->len) != 0)
+        return MW_ENOMEM;
+    mw_buf_ref(b);
     return 0;
 }
 
 int mw_outq_peek(mw_outq_t *q, uv_buf_t *iov, int max) {
     int n = 0;
-    for (mw_outq_chunk_t *c = q->head; c && n < max; c = c->next, n++)
-        iov[n] = uv_buf_init(c->data + c->off, (unsigned)(c->len - c->off));
-    q->inflight = n;
+    for (; n < max && (uint32_t)n < q->count; n++) {
+        mw_outq_ent_t *e = at(q, (uint32_t)n);
+        iov[n] = uv_buf_init(e->buf->data + e->off, e->len);
+    }
+    q->inflight = (uint32_t)n;
     return n;
 }
 
 void mw_outq_written(mw_outq_t *q, size_t n) {
     q->inflight = 0;
     q->bytes -= n;
-    while (n > 0 && q->head) {
-        mw_outq_chunk_t *c = q->head;
-        size_t avail = c->len - c->off;
-        if (n < avail) {
-            c->off += n;
+    while (n > 0 && q->count > 0) {
+        mw_outq_ent_t *e = at(q, 0);
+        if (n < e->len) {
+            e->off += (uint32_t)n;
+            e->len -= (uint32_t)n;
             return;
         }
-        n -= avail;
-        q->head = c->next;
-        if (!q->head)
-            q->tail = NULL;
-        free(c);
+        n -= e->len;
+        mw_buf_unref(e->buf);
+        q->head = (q->head + 1) & (q->cap - 1);
+        q->count--;
     }
+    if (q->count == 0)
+        mw_outq_clear(q);
 }
 
 void mw_outq_clear(mw_outq_t *q) {
-    mw_outq_chunk_t *c = q->head;
-    while (c) {
-        mw_outq_chunk_t *next = c->next;
-        free(c);
-        c = next;
-    }
+    for (uint32_t i = 0; i < q->count; i++)
+        mw_buf_unref(at(q, i)->buf);
+    free(q->ents);
     mw_outq_init(q);
 }

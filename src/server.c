@@ -47,6 +47,12 @@ int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
     mw_list_init(&s->timed);
     mw_list_init(&s->flushq);
     mw_idmap_init(&s->clients);
+    mw_rooms_limits_t limits = {cfg->max_connections_per_room, cfg->max_rooms_per_client,
+                                !cfg->client_can_join_multiple_rooms};
+    if (mw_rooms_create(&s->rooms, &limits) != 0 || mw_ws_encoder_create(&s->encoder) != 0) {
+        mw_server_free(s);
+        return MW_ENOMEM;
+    }
     s->started_ms = wall_ms();
     *out = s;
     return 0;
@@ -246,12 +252,10 @@ char *mw__health_json(mw_server_t *s, size_t *len) {
     FILE *f = open_memstream(&buf, &size);
     if (!f)
         return NULL;
-    /* "rooms" stays 0 until the rooms module exists; the field is part of
-     * the documented shape so monitoring does not change when it lands. */
     fprintf(f,
-            "{\"status\":\"healthy\",\"connections\":%zu,\"rooms\":0,\"uptime_s\":%llu,"
-            "\"reloads\":%llu,\"last_reload_error\":",
-            s->nclients,
+            "{\"status\":\"healthy\",\"connections\":%zu,\"rooms\":%zu,\"dropped\":%llu,"
+            "\"uptime_s\":%llu,\"reloads\":%llu,\"last_reload_error\":",
+            s->nclients, mw_rooms_size(s->rooms), (unsigned long long)s->dropped_total,
             (unsigned long long)((wall_ms() - s->started_ms) / 1000),
             (unsigned long long)s->reloads);
     if (s->last_reload_error) {
@@ -272,6 +276,8 @@ void mw_server_free(mw_server_t *s) {
         return;
     mw_reload_free(s->reload);
     mw_idmap_free(&s->clients);
+    mw_rooms_free(s->rooms);
+    mw_ws_encoder_free(s->encoder);
     free(s->last_reload_error);
     free(s->readbuf);
     free(s);

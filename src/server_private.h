@@ -1,6 +1,6 @@
 /*
  * server_private.h - the server struct, shared by the files that make up
- * the server (server.c, conn.c, health.c, reload.c) and nobody else
+ * the server (server.c, conn.c, pubsub.c, reload.c) and nobody else
  * (hiredis's async_private.h pattern). Everything outside goes through
  * server.h.
  */
@@ -10,7 +10,9 @@
 #include "config.h"
 #include "idmap.h"
 #include "list.h"
+#include "rooms.h"
 #include "server.h"
+#include "ws.h"
 
 #include <uv.h>
 
@@ -28,7 +30,10 @@ struct mw_server {
     mw_list_t conns;     /* every connection */
     mw_list_t timed;     /* connections with a deadline */
     mw_list_t flushq;    /* connections with output to write */
-    mw_idmap_t clients;  /* id -> open WebSocket connection */
+    mw_idmap_t clients;  /* id -> WebSocket connection, until it is freed */
+    mw_rooms_t *rooms;   /* room index */
+    mw_ws_encoder_t *encoder; /* frames every message this worker sends */
+    uint64_t dropped_total;   /* broadcasts dropped by backpressure */
     uint64_t next_id;
     size_t nconns, nclients;
 

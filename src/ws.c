@@ -15,21 +15,32 @@
  * In both cases wslay's own queued close is never sent: once `failed` is
  * set, wslay_event_send is not called again.
  *
- * Output ordering: every message is framed and handed to on_write as soon
- * as it is queued (wslay_event_send right after wslay_event_queue_msg, also
- * from inside wslay's receive callback), so replies, pongs and the final
- * close frame leave in the order they were produced.
+ * Output ordering: data messages are framed by the worker's encoder (wslay's
+ * frame API) straight into on_write; control frames wslay produces itself
+ * (pongs, the close) are flushed with wslay_event_send as soon as they are
+ * queued, also from inside wslay's receive callback. So replies, pongs,
+ * broadcasts and the final close frame leave in the order they were
+ * produced, and a message is copied once, into the output queue.
  */
 #include "ws.h"
 #include "errors.h"
+#include "outq.h"
 #include "utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <wslay/wslay.h>
 
+struct mw_ws_encoder {
+    wslay_frame_context_ptr fctx;
+    int (*sink)(void *data, const uint8_t *bytes, size_t len);
+    void *sink_data;
+    int failed;
+};
+
 struct mw_ws {
     wslay_event_context_ptr ctx;
+    mw_ws_encoder_t *enc;
     mw_ws_callbacks_t cb;
     void *data;
     const uint8_t *in; /* the bytes mw_ws_feed is working through */
@@ -170,8 +181,90 @@ static void on_msg_recv(wslay_event_context_ptr ctx, const struct wslay_event_on
     flush(ws);
 }
 
-int mw_ws_create(mw_ws_t **out, uint64_t max_message_size, const mw_ws_callbacks_t *cb,
-                 void *data) {
+static ssize_t enc_send_cb(const uint8_t *data, size_t len, int flags, void *user_data) {
+    (void)flags;
+    mw_ws_encoder_t *enc = user_data;
+    if (enc->sink(enc->sink_data, data, len) != 0) {
+        enc->failed = 1;
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+int mw_ws_encoder_create(mw_ws_encoder_t **out) {
+    struct wslay_frame_callbacks fcb = {enc_send_cb, frame_recv_cb, frame_genmask_cb};
+    mw_ws_encoder_t *enc = calloc(1, sizeof *enc);
+    if (!enc)
+        return MW_ENOMEM;
+    if (wslay_frame_context_init(&enc->fctx, &fcb, enc) != 0) {
+        free(enc);
+        return MW_ENOMEM;
+    }
+    *out = enc;
+    return 0;
+}
+
+void mw_ws_encoder_free(mw_ws_encoder_t *enc) {
+    if (!enc)
+        return;
+    wslay_frame_context_free(enc->fctx);
+    free(enc);
+}
+
+/* encode_to frames one unfragmented data message into sink. */
+static int encode_to(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t len,
+                     int (*sink)(void *, const uint8_t *, size_t), void *sink_data) {
+    enc->sink = sink;
+    enc->sink_data = sink_data;
+    enc->failed = 0;
+    struct wslay_frame_iocb iocb = {.fin = 1,
+                                    .opcode = binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME,
+                                    .payload_length = len,
+                                    .data = msg,
+                                    .data_length = len};
+    ssize_t r = wslay_frame_send(enc->fctx, &iocb);
+    /* The sinks take every byte, so one call writes the whole frame. */
+    if (enc->failed || r < 0 || (size_t)r != len) {
+        /* A sink that ran out of memory left wslay mid-frame: start over
+         * with a fresh context so the next frame is not corrupted. */
+        struct wslay_frame_callbacks fcb = {enc_send_cb, frame_recv_cb, frame_genmask_cb};
+        wslay_frame_context_ptr fresh;
+        if (wslay_frame_context_init(&fresh, &fcb, enc) == 0) {
+            wslay_frame_context_free(enc->fctx);
+            enc->fctx = fresh;
+        }
+        return MW_ENOMEM;
+    }
+    return 0;
+}
+
+static int buf_sink(void *data, const uint8_t *bytes, size_t len) {
+    mw_buf_t *b = data;
+    if (b->cap - b->len < len)
+        return -1;
+    memcpy(b->data + b->len, bytes, len);
+    b->len += (uint32_t)len;
+    return 0;
+}
+
+int mw_ws_encode(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t len,
+                 mw_buf_t **out) {
+    if (!binary && !mw_utf8_valid(msg, len))
+        return MW_EUTF8;
+    mw_buf_t *b = mw_buf_new(len + 10); /* the largest server frame header is 10 bytes */
+    if (!b)
+        return MW_ENOMEM;
+    int rc = encode_to(enc, binary, msg, len, buf_sink, b);
+    if (rc != 0) {
+        mw_buf_unref(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+int mw_ws_create(mw_ws_t **out, uint64_t max_message_size, mw_ws_encoder_t *enc,
+                 const mw_ws_callbacks_t *cb, void *data) {
     static const struct wslay_event_callbacks callbacks = {
         recv_cb, send_cb, genmask_cb, NULL, NULL, NULL, on_msg_recv};
     mw_ws_t *ws = calloc(1, sizeof *ws);
@@ -179,6 +272,7 @@ int mw_ws_create(mw_ws_t **out, uint64_t max_message_size, const mw_ws_callbacks
         return MW_ENOMEM;
     ws->cb = *cb;
     ws->data = data;
+    ws->enc = enc;
     if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
         free(ws);
         return MW_ENOMEM;
@@ -234,19 +328,20 @@ int mw_ws_feed(mw_ws_t *ws, const uint8_t *bytes, size_t len) {
     return 0;
 }
 
+int mw_ws_can_send(const mw_ws_t *ws) {
+    return !ws->failed && !ws->closing && !ws->peer_closed &&
+           !wslay_event_get_close_sent(ws->ctx);
+}
+
 int mw_ws_send(mw_ws_t *ws, int binary, const uint8_t *msg, size_t len) {
-    if (ws->failed || ws->closing || wslay_event_get_close_sent(ws->ctx))
+    if (!mw_ws_can_send(ws))
         return MW_ECLOSED;
     if (!binary && !mw_utf8_valid(msg, len))
         return MW_EUTF8;
-    struct wslay_event_msg m = {binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME, msg, len};
-    int r = wslay_event_queue_msg(ws->ctx, &m);
-    if (r == WSLAY_ERR_NO_MORE_MSG)
-        return MW_ECLOSED;
-    if (r != 0)
-        return MW_ENOMEM;
-    flush(ws);
-    return ws->write_error ? MW_ENOMEM : 0;
+    int rc = encode_to(ws->enc, binary, msg, len, ws->cb.on_write, ws->data);
+    if (rc != 0)
+        ws->write_error = 1; /* part of a frame may be out: the stream is over */
+    return rc;
 }
 
 int mw_ws_close(mw_ws_t *ws, uint16_t code, const char *reason, size_t len) {

@@ -14,6 +14,20 @@
 #include <stdint.h>
 
 typedef struct mw_ws mw_ws_t;
+typedef struct mw_ws_encoder mw_ws_encoder_t;
+typedef struct mw_buf mw_buf_t;
+
+/* An encoder frames server messages with wslay's frame API. One per worker
+ * is shared by every endpoint: it frames a broadcast once, and frames direct
+ * sends straight into the connection's output queue. */
+int mw_ws_encoder_create(mw_ws_encoder_t **out);
+void mw_ws_encoder_free(mw_ws_encoder_t *enc);
+
+/* mw_ws_encode frames one message into a new buffer with one reference
+ * (for sharing across recipients). Text must be valid UTF-8.
+ * Returns 0, MW_EUTF8 or MW_ENOMEM. */
+int mw_ws_encode(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t len,
+                 mw_buf_t **out);
 
 typedef struct {
     /* A complete data message. msg is valid only during the call. */
@@ -23,9 +37,10 @@ typedef struct {
 } mw_ws_callbacks_t;
 
 /* mw_ws_create makes an endpoint that refuses messages over
- * max_message_size with 1009. Returns 0 or MW_ENOMEM. */
-int mw_ws_create(mw_ws_t **out, uint64_t max_message_size, const mw_ws_callbacks_t *cb,
-                 void *data);
+ * max_message_size with 1009 and frames its messages with enc (borrowed).
+ * Returns 0 or MW_ENOMEM. */
+int mw_ws_create(mw_ws_t **out, uint64_t max_message_size, mw_ws_encoder_t *enc,
+                 const mw_ws_callbacks_t *cb, void *data);
 
 void mw_ws_free(mw_ws_t *ws);
 
@@ -49,6 +64,10 @@ int mw_ws_close(mw_ws_t *ws, uint16_t code, const char *reason, size_t len);
  * handshake is complete, or the connection was failed. conn.c then flushes
  * and closes the TCP connection. */
 int mw_ws_done(const mw_ws_t *ws);
+
+/* mw_ws_can_send is 1 while messages may still be sent (no close frame
+ * sent or queued, connection not failed). */
+int mw_ws_can_send(const mw_ws_t *ws);
 
 /* mw_ws_close_sent is 1 once our close frame was written. */
 int mw_ws_close_sent(const mw_ws_t *ws);

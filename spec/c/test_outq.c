@@ -3,7 +3,9 @@
  *
  * Append and coalescing into the tail chunk, peek marking chunks in flight
  * so that later appends never touch memory handed to a write, partial
- * writes that end mid-chunk or span chunks, and clear (ASan checks leaks).
+ * writes that end mid-chunk or span chunks, clear (ASan checks leaks), and
+ * shared refcounted buffers: one frame queued on many queues is referenced,
+ * never copied, freed with its last reference, and never coalesced into.
  */
 #include "outq.h"
 #include "errors.h"
@@ -34,11 +36,11 @@ static void test_empty_queue(void) {
     CHECK_EQ(mw_outq_peek(&q, iov, 4), 0);
     CHECK_EQ(q.bytes, 0);
     CHECK_EQ(mw_outq_append(&q, "x", 0), 0);
-    CHECK(q.head == NULL); /* nothing allocated for an empty append */
+    CHECK(q.ents == NULL); /* nothing allocated for an empty append */
     CHECK_EQ(mw_outq_peek(&q, iov, 4), 0);
     mw_outq_written(&q, 0);
     mw_outq_clear(&q);
-    CHECK(q.head == NULL && q.tail == NULL);
+    CHECK(q.ents == NULL && q.count == 0);
 }
 
 static void test_small_appends_coalesce(void) {
@@ -48,7 +50,7 @@ static void test_small_appends_coalesce(void) {
     CHECK_EQ(mw_outq_append(&q, "def", 3), 0);
     CHECK_EQ(mw_outq_append(&q, "g", 1), 0);
     CHECK_EQ(q.bytes, 7);
-    CHECK(q.head == q.tail);
+    CHECK_EQ(q.count, 1);
     char out[64];
     int n;
     CHECK_EQ(gather(&q, out, sizeof out, &n), 7);
@@ -78,7 +80,7 @@ static void test_large_append_gets_its_own_chunk(void) {
     CHECK_MEM(out + 3 + big, 4, "tail", 4);
     mw_outq_written(&q, big + 7);
     CHECK_EQ(q.bytes, 0);
-    CHECK(q.head == NULL && q.tail == NULL);
+    CHECK(q.ents == NULL && q.count == 0);
     free(out);
     free(data);
     mw_outq_clear(&q);
@@ -101,7 +103,7 @@ static void test_append_never_touches_in_flight_memory(void) {
 
     CHECK_EQ(mw_outq_append(&q, "XYZ", 3), 0);
     CHECK_EQ(mw_outq_append(&q, "W", 1), 0); /* coalesces into the new tail */
-    CHECK(q.head != q.tail);
+    CHECK(q.count >= 2);
     CHECK_MEM(base, 6, snapshot, 6);
     CHECK_EQ(iov[0].len, 6);
     CHECK_EQ(q.bytes, 10);
@@ -145,7 +147,7 @@ static void test_partial_write_mid_chunk(void) {
     CHECK_MEM(out, 6, "6789ab", 6);
     mw_outq_written(&q, 6);
     CHECK_EQ(q.bytes, 0);
-    CHECK(q.head == NULL);
+    CHECK(q.ents == NULL); /* an emptied queue frees its ring */
     mw_outq_clear(&q);
 }
 
@@ -247,7 +249,7 @@ static void test_clear(void) {
     mw_outq_peek(&q, iov, 4);
     CHECK_EQ(mw_outq_append(&q, "def", 3), 0);
     mw_outq_clear(&q); /* ASan: both chunks freed */
-    CHECK(q.head == NULL && q.tail == NULL);
+    CHECK(q.ents == NULL && q.count == 0);
     CHECK_EQ(q.bytes, 0);
     CHECK_EQ(q.inflight, 0);
     CHECK_EQ(mw_outq_peek(&q, iov, 4), 0);
@@ -255,6 +257,75 @@ static void test_clear(void) {
     CHECK_EQ(mw_outq_append(&q, "x", 1), 0);
     CHECK_EQ(q.bytes, 1);
     mw_outq_clear(&q);
+}
+
+static void test_shared_buffer_is_referenced_not_copied(void) {
+    mw_buf_t *frame = mw_buf_new(16);
+    REQUIRE(frame != NULL);
+    memcpy(frame->data, "\x81\x05hello", 7);
+    frame->len = 7;
+    mw_outq_t qs[3];
+    for (int i = 0; i < 3; i++) {
+        mw_outq_init(&qs[i]);
+        CHECK_EQ(mw_outq_push(&qs[i], frame), 0);
+    }
+    CHECK_EQ(frame->refs, 4);
+    uv_buf_t iov[4];
+    CHECK_EQ(mw_outq_peek(&qs[1], iov, 4), 1);
+    CHECK(iov[0].base == frame->data); /* the very same bytes */
+    mw_outq_written(&qs[1], 3);         /* partial: offset moves, buffer stays */
+    CHECK_EQ(frame->refs, 4);
+    CHECK_EQ(qs[1].bytes, 4);
+    mw_outq_written(&qs[1], 4);
+    CHECK_EQ(frame->refs, 3);
+    mw_outq_clear(&qs[0]);
+    CHECK_EQ(frame->refs, 2);
+    mw_buf_unref(frame);                /* the producer's reference */
+    CHECK_EQ(qs[2].bytes, 7);
+    mw_outq_clear(&qs[2]);              /* the last reference frees it (ASan) */
+}
+
+static void test_append_after_shared_starts_a_new_entry(void) {
+    mw_buf_t *frame = mw_buf_new(64); /* room to spare: must still not be written */
+    REQUIRE(frame != NULL);
+    memcpy(frame->data, "shared", 6);
+    frame->len = 6;
+    mw_outq_t q;
+    mw_outq_init(&q);
+    CHECK_EQ(mw_outq_push(&q, frame), 0);
+    CHECK_EQ(mw_outq_append(&q, "own", 3), 0);
+    CHECK_EQ(q.count, 2);
+    CHECK_EQ(frame->len, 6);
+    char out[32];
+    CHECK_EQ(gather(&q, out, sizeof out, NULL), 9);
+    CHECK_MEM(out, 9, "sharedown", 9);
+    mw_outq_clear(&q);
+    CHECK_EQ(frame->refs, 1);
+    mw_buf_unref(frame);
+}
+
+static void test_ring_grows_and_wraps(void) {
+    /* Interleave writes and pushes so the ring wraps, then grows. */
+    mw_buf_t *b = mw_buf_new(1);
+    REQUIRE(b != NULL);
+    b->data[0] = 'x';
+    b->len = 1;
+    mw_outq_t q;
+    mw_outq_init(&q);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(mw_outq_push(&q, b), 0);
+    mw_outq_written(&q, 4);  /* head moves to 4 of 8 */
+    for (int i = 0; i < 30; i++)
+        CHECK_EQ(mw_outq_push(&q, b), 0);
+    CHECK_EQ(q.count, 32);
+    CHECK_EQ(q.bytes, 32);
+    CHECK_EQ(b->refs, 33);
+    uv_buf_t iov[MW_OUTQ_MAX_IOV];
+    CHECK_EQ(mw_outq_peek(&q, iov, MW_OUTQ_MAX_IOV), 32);
+    mw_outq_written(&q, 32);
+    CHECK_EQ(b->refs, 1);
+    CHECK(q.ents == NULL);
+    mw_buf_unref(b);
 }
 
 int main(void) {
@@ -267,5 +338,8 @@ int main(void) {
     RUN(test_peek_limited_iov);
     RUN(test_many_chunks_in_order);
     RUN(test_clear);
+    RUN(test_shared_buffer_is_referenced_not_copied);
+    RUN(test_append_after_shared_starts_a_new_entry);
+    RUN(test_ring_grows_and_wraps);
     return test_summary();
 }

@@ -108,6 +108,7 @@ typedef struct {
 
 typedef struct {
     mw_ws_t *ws;
+    mw_ws_encoder_t *enc;
     msg_t msgs[MAX_MSGS];
     int nmsgs;
     buf_t out;
@@ -141,13 +142,17 @@ static int on_write(void *data, const uint8_t *bytes, size_t len) {
 
 static const mw_ws_callbacks_t callbacks = {on_message, on_write};
 
+/* One encoder per peer here; the server shares one across connections. */
 static int peer_open(peer_t *p, uint64_t max) {
     memset(p, 0, sizeof *p);
-    return mw_ws_create(&p->ws, max, &callbacks, p);
+    if (mw_ws_encoder_create(&p->enc) != 0)
+        return -1;
+    return mw_ws_create(&p->ws, max, p->enc, &callbacks, p);
 }
 
 static void peer_close(peer_t *p) {
     mw_ws_free(p->ws);
+    mw_ws_encoder_free(p->enc);
     for (int i = 0; i < p->nmsgs && i < MAX_MSGS; i++)
         free(p->msgs[i].data);
     buf_free(&p->out);

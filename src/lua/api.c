@@ -10,6 +10,8 @@
 #include "api.h"
 #include "../errors.h"
 #include "../log.h"
+#include "../pubsub.h"
+#include "../rooms.h"
 #include "../ws.h"
 
 #include <lauxlib.h>
@@ -154,16 +156,222 @@ static int mw_lua_scandir(lua_State *L) {
     return 1;
 }
 
+/* Room names are checked here too (the runtime checks first and answers
+ * INVALID_ROOM); reaching C with a bad one is a bug in the caller. */
+static const char *check_room(lua_State *L, int idx, size_t *len) {
+    const char *name = luaL_checklstring(L, idx, len);
+    if (*len == 0 || *len > MW_ROOM_NAME_MAX)
+        luaL_argerror(L, idx, "room name must be 1 to 256 bytes");
+    return name;
+}
+
+static mw_server_t *need_server(lua_State *L) {
+    mw_server_t *s = get_server(L);
+    if (!s)
+        luaL_error(L, "rooms are only available while serving");
+    return s;
+}
+
+/* core.join(id, room) -> count, moved_from | nil, err */
+static int mw_lua_join(lua_State *L) {
+    uint64_t id = check_id(L, 1);
+    size_t len;
+    const char *name = check_room(L, 2, &len);
+    char moved[MW_ROOM_NAME_MAX + 1];
+    int n = mw_pubsub_join(need_server(L), id, name, len, moved);
+    if (n < 0)
+        return push_result(L, n);
+    lua_pushinteger(L, n);
+    if (moved[0])
+        lua_pushstring(L, moved);
+    else
+        lua_pushnil(L);
+    return 2;
+}
+
+/* core.leave(id, room) -> count | nil, "not joined" | "closed" */
+static int mw_lua_leave(lua_State *L) {
+    uint64_t id = check_id(L, 1);
+    size_t len;
+    const char *name = check_room(L, 2, &len);
+    int n = mw_pubsub_leave(need_server(L), id, name, len);
+    if (n == MW_ENOTFOUND) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "not joined");
+        return 2;
+    }
+    if (n < 0)
+        return push_result(L, n);
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+typedef struct {
+    lua_State *L;
+    int n;
+} collect_t;
+
+static void collect_name(void *ud, const char *name, size_t len) {
+    collect_t *c = ud;
+    lua_pushlstring(c->L, name, len);
+    lua_rawseti(c->L, -2, ++c->n);
+}
+
+static void collect_id(void *ud, uint64_t id) {
+    collect_t *c = ud;
+    lua_pushnumber(c->L, (lua_Number)id);
+    lua_rawseti(c->L, -2, ++c->n);
+}
+
+/* core.rooms(id) -> { names } | nil, "closed" */
+static int mw_lua_rooms(lua_State *L) {
+    uint64_t id = check_id(L, 1);
+    collect_t c = {L, 0};
+    lua_newtable(L);
+    int n = mw_pubsub_rooms(need_server(L), id, collect_name, &c);
+    if (n < 0)
+        return push_result(L, n);
+    return 1;
+}
+
+/* core.members(room) -> { ids } */
+static int mw_lua_members(lua_State *L) {
+    size_t len;
+    const char *name = check_room(L, 1, &len);
+    collect_t c = {L, 0};
+    lua_newtable(L);
+    mw_pubsub_members(need_server(L), name, len, collect_id, &c);
+    return 1;
+}
+
+/* core.count(room) -> n */
+static int mw_lua_count(lua_State *L) {
+    size_t len;
+    const char *name = check_room(L, 1, &len);
+    lua_pushinteger(L, (lua_Integer)mw_pubsub_count(need_server(L), name, len));
+    return 1;
+}
+
+/* core.room_count() -> n */
+static int mw_lua_room_count(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)mw_pubsub_room_count(need_server(L)));
+    return 1;
+}
+
+static uint64_t opt_id(lua_State *L, int idx) {
+    return lua_isnoneornil(L, idx) || (lua_isnumber(L, idx) && lua_tonumber(L, idx) == 0)
+               ? 0
+               : check_id(L, idx);
+}
+
+static int push_fanout(lua_State *L, int rc, const mw_fanout_result_t *res) {
+    if (rc != 0)
+        return push_result(L, rc);
+    lua_pushinteger(L, (lua_Integer)res->delivered);
+    lua_pushinteger(L, (lua_Integer)res->dropped);
+    return 2;
+}
+
+/* core.broadcast(room, payload, is_binary, exclude_id, event_id) -> delivered, dropped */
+static int mw_lua_broadcast(lua_State *L) {
+    size_t rlen, len, elen = 0;
+    const char *room = check_room(L, 1, &rlen);
+    const char *data = luaL_checklstring(L, 2, &len);
+    int binary = lua_toboolean(L, 3);
+    uint64_t exclude = opt_id(L, 4);
+    const char *event = luaL_optlstring(L, 5, NULL, &elen);
+    mw_fanout_result_t res;
+    int rc = mw_pubsub_broadcast(need_server(L), room, rlen, binary, data, len, exclude, event,
+                                 elen, &res);
+    return push_fanout(L, rc, &res);
+}
+
+/* core.send_many(ids, payload, is_binary, event_id) -> delivered, dropped */
+static int mw_lua_send_many(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    size_t len, elen = 0;
+    const char *data = luaL_checklstring(L, 2, &len);
+    int binary = lua_toboolean(L, 3);
+    const char *event = luaL_optlstring(L, 4, NULL, &elen);
+    size_t n = lua_objlen(L, 1);
+    uint64_t stackids[256];
+    uint64_t *ids = n <= 256 ? stackids : malloc(n * sizeof *ids);
+    if (!ids)
+        return luaL_error(L, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (int)i + 1);
+        lua_Number v = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+        ids[i] = v >= 1 ? (uint64_t)v : 0;
+    }
+    mw_fanout_result_t res;
+    mw_server_t *s = get_server(L);
+    int rc = s ? mw_pubsub_send_many(s, ids, n, binary, data, len, event, elen, &res) : MW_ECLOSED;
+    if (ids != stackids)
+        free(ids);
+    return push_fanout(L, rc, &res);
+}
+
+/* core.broadcast_all(payload, is_binary, exclude_id, event_id) -> delivered, dropped */
+static int mw_lua_broadcast_all(lua_State *L) {
+    size_t len, elen = 0;
+    const char *data = luaL_checklstring(L, 1, &len);
+    int binary = lua_toboolean(L, 2);
+    uint64_t exclude = opt_id(L, 3);
+    const char *event = luaL_optlstring(L, 4, NULL, &elen);
+    mw_fanout_result_t res;
+    int rc = mw_pubsub_broadcast_all(need_server(L), binary, data, len, exclude, event, elen,
+                                     &res);
+    return push_fanout(L, rc, &res);
+}
+
+/* core.dedupe(id, enabled) -> true | nil, "closed" */
+static int mw_lua_dedupe(lua_State *L) {
+    uint64_t id = check_id(L, 1);
+    return push_result(L, mw_pubsub_dedupe(need_server(L), id, lua_toboolean(L, 2)));
+}
+
+/* core.client_stats(id) -> { buffered =, dropped = } | nil, "closed" */
+static int mw_lua_client_stats(lua_State *L) {
+    uint64_t id = check_id(L, 1);
+    size_t buffered;
+    uint64_t dropped;
+    int rc = mw_pubsub_client_stats(need_server(L), id, &buffered, &dropped);
+    if (rc != 0)
+        return push_result(L, rc);
+    lua_createtable(L, 0, 2);
+    lua_pushnumber(L, (lua_Number)buffered);
+    lua_setfield(L, -2, "buffered");
+    lua_pushnumber(L, (lua_Number)dropped);
+    lua_setfield(L, -2, "dropped");
+    return 1;
+}
+
 void mw_lua_inject_core_api(lua_State *L) {
     static const luaL_Reg fns[] = {
-        {"send", mw_lua_send},   {"close", mw_lua_close},     {"log", mw_lua_log},
-        {"now", mw_lua_now},     {"scandir", mw_lua_scandir}, {NULL, NULL},
+        {"send", mw_lua_send},
+        {"close", mw_lua_close},
+        {"log", mw_lua_log},
+        {"now", mw_lua_now},
+        {"scandir", mw_lua_scandir},
+        {"join", mw_lua_join},
+        {"leave", mw_lua_leave},
+        {"rooms", mw_lua_rooms},
+        {"members", mw_lua_members},
+        {"count", mw_lua_count},
+        {"room_count", mw_lua_room_count},
+        {"broadcast", mw_lua_broadcast},
+        {"send_many", mw_lua_send_many},
+        {"broadcast_all", mw_lua_broadcast_all},
+        {"dedupe", mw_lua_dedupe},
+        {"client_stats", mw_lua_client_stats},
+        {NULL, NULL},
     };
     /* stack: ... */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaded");
     /* stack: ... package loaded */
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 20);
     luaL_register(L, NULL, fns);
     lua_pushstring(L, MW_VERSION);
     lua_setfield(L, -2, "version");
