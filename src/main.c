@@ -36,6 +36,7 @@ static void usage(FILE *f) {
             "  moonwire check [APP]                               load the app and print its routes\n"
             "  moonwire new NAME                                  create an app skeleton in NAME\n"
             "  moonwire test [APP]                                run the app's busted specs\n"
+            "  moonwire bench MODE [OPTIONS]                      the load generator (moonwire bench --help)\n"
             "  moonwire --version | --help\n\n"
             "Configuration comes from APP/config.lua, then MOONWIRE_<KEY> environment\n"
             "variables (e.g. MOONWIRE_PORT=9000), then --host/--port. Options:\n\n",
@@ -196,6 +197,28 @@ static int cmd_test(const cli_t *cli, const char *luadir) {
     return 1;
 }
 
+/* cmd_bench runs the load generator, a separate binary built and installed
+ * beside this one, so the server never links benchmark code. */
+static int cmd_bench(int argc, char **argv) {
+    char exe[4096];
+    size_t size = sizeof exe;
+    if (uv_exepath(exe, &size) != 0) {
+        fprintf(stderr, "moonwire: cannot find my own path\n");
+        return 1;
+    }
+    char *slash = strrchr(exe, '/');
+    if (!slash || (size_t)(slash - exe) + sizeof "/moonwire-bench" > sizeof exe) {
+        fprintf(stderr, "moonwire: cannot find moonwire-bench\n");
+        return 1;
+    }
+    strcpy(slash, "/moonwire-bench");
+    argv[1] = exe;
+    execv(exe, argv + 1);
+    (void)argc;
+    fprintf(stderr, "moonwire: cannot run %s (build the moonwire-bench target)\n", exe);
+    return 1;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-v"))) {
         printf("moonwire %s\n", MW_VERSION);
@@ -206,6 +229,8 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
+    if (argc >= 2 && !strcmp(argv[1], "bench"))
+        return cmd_bench(argc, argv);
     cli_t cli;
     int rc = parse_args(argc, argv, &cli);
     if (rc)
