@@ -39,12 +39,11 @@ enum { CONN_HTTP, CONN_OPEN, CONN_CLOSING, CONN_DRAINING, CONN_LINGER, CONN_CLOS
 
 struct mw_conn {
     uv_tcp_t tcp;
-    uv_write_t wreq;
-    uv_shutdown_t sreq;
     mw_server_t *server;
     uint64_t id;          /* 0 until the upgrade succeeds */
     int state;
-    int writing;          /* a uv_write is in flight */
+    int writing;          /* a uv_write is in flight (its request is malloc'd:
+                             most writes complete in uv_try_write and need none) */
     size_t write_len;     /* bytes in that write */
     int connected;        /* Lua saw connect, so it must see disconnect */
     int read_paused;      /* reading stopped: output over the high watermark */
@@ -57,7 +56,8 @@ struct mw_conn {
     mw_ws_t *ws;
     mw_outq_t outq;
     uint64_t deadline;    /* loop time (ms) when the current phase times out */
-    mw_list_t link, timed, flush;
+    mw_list_t link, timed, flush, awake;
+    uint64_t last_read;   /* loop time of the last WebSocket read */
     char remote_addr[64];
     int remote_port;
 };
@@ -65,6 +65,29 @@ struct mw_conn {
 mw_conn_t *mw_conn_from_link(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, link); }
 mw_conn_t *mw_conn_from_timed(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, timed); }
 mw_conn_t *mw_conn_from_flush(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, flush); }
+mw_conn_t *mw_conn_from_awake(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, awake); }
+
+/* A connection that read nothing for this long gives its wslay context
+ * back; busy connections keep theirs, so nothing churns under load. */
+#define SLEEP_AFTER_MS 1000
+
+static void mark_awake(mw_conn_t *c) {
+    c->last_read = uv_now(c->server->loop);
+    if (!mw_list_linked(&c->awake))
+        mw_list_insert_tail(&c->server->awake, &c->awake);
+}
+
+int mw_conn_idle(mw_conn_t *c, uint64_t now) {
+    if (c->state != CONN_OPEN) {
+        mw_list_remove(&c->awake);
+        return 0;
+    }
+    if (now - c->last_read >= SLEEP_AFTER_MS && mw_ws_sleep(c->ws)) {
+        mw_list_remove(&c->awake);
+        return 1;
+    }
+    return 0;
+}
 
 static void set_deadline(mw_conn_t *c, int ms) {
     c->deadline = uv_now(c->server->loop) + (uint64_t)ms;
@@ -144,6 +167,8 @@ static void close_now(mw_conn_t *c) {
     clear_deadline(c);
     if (mw_list_linked(&c->flush))
         mw_list_remove(&c->flush);
+    if (mw_list_linked(&c->awake))
+        mw_list_remove(&c->awake);
     /* The id stays in the map until on_close, so Lua's disconnect handler
      * can still ask for the client's rooms; sends to it fail (not OPEN). */
     uv_read_stop((uv_stream_t *)&c->tcp);
@@ -154,8 +179,12 @@ void mw_conn_abort(mw_conn_t *c) {
     close_now(c);
 }
 
+/* Request structs are allocated per use and freed in their callback, which
+ * libuv always calls (with UV_ECANCELED when the handle closes first), so
+ * an idle connection carries neither. */
 static void on_shutdown(uv_shutdown_t *req, int status) {
     mw_conn_t *c = req->data;
+    free(req);
     if (status < 0 && c->state != CONN_CLOSED)
         close_now(c);
     /* Otherwise keep reading until the peer's EOF or the linger deadline. */
@@ -163,9 +192,16 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 
 static void start_shutdown(mw_conn_t *c) {
     c->state = CONN_LINGER;
-    c->sreq.data = c;
-    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (!req) {
         close_now(c);
+        return;
+    }
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
+        close_now(c);
+    }
 }
 
 /* start_draining: nothing more will be produced; flush, then shut down. */
@@ -179,6 +215,7 @@ static void start_draining(mw_conn_t *c) {
 
 static void on_write(uv_write_t *req, int status) {
     mw_conn_t *c = req->data;
+    free(req);
     c->writing = 0;
     if (c->state == CONN_CLOSED)
         return;
@@ -211,8 +248,14 @@ void mw_conn_flush(mw_conn_t *c) {
             c->write_len = 0;
             for (int i = 0; i < n; i++)
                 c->write_len += iov[i].len;
-            c->wreq.data = c;
-            if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, iov, (unsigned)n, on_write) != 0) {
+            uv_write_t *req = malloc(sizeof *req);
+            if (!req) {
+                close_now(c);
+                return;
+            }
+            req->data = c;
+            if (uv_write(req, (uv_stream_t *)&c->tcp, iov, (unsigned)n, on_write) != 0) {
+                free(req);
                 close_now(c);
                 return;
             }
@@ -252,6 +295,7 @@ static void after_ws_io(mw_conn_t *c) {
 }
 
 static void on_ws_data(mw_conn_t *c, const char *data, size_t len) {
+    mark_awake(c);
     int rc = mw_ws_feed(c->ws, (const uint8_t *)data, len);
     if (rc != 0)
         mw_log_debug("client %llu (%s): failed the connection: %s", (unsigned long long)c->id,
@@ -422,6 +466,7 @@ int mw_conn_accept(mw_server_t *s) {
     mw_list_init(&c->link);
     mw_list_init(&c->timed);
     mw_list_init(&c->flush);
+    mw_list_init(&c->awake);
     mw_outq_init(&c->outq);
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;

@@ -62,6 +62,11 @@ void mw_conn_flush(mw_conn_t *c);
 /* mw_conn_tick enforces the connection's deadline at loop time now (ms). */
 void mw_conn_tick(mw_conn_t *c, uint64_t now);
 
+/* mw_conn_idle lets a connection that has read nothing for a while drop
+ * its parser state (see mw_ws_sleep); called by the server's cron for
+ * connections on its awake list. Returns 1 when it freed the state. */
+int mw_conn_idle(mw_conn_t *c, uint64_t now);
+
 /* mw_conn_abort closes the TCP connection at once (shutdown timeout). */
 void mw_conn_abort(mw_conn_t *c);
 
@@ -69,5 +74,6 @@ void mw_conn_abort(mw_conn_t *c);
 mw_conn_t *mw_conn_from_link(mw_list_t *link);
 mw_conn_t *mw_conn_from_timed(mw_list_t *link);
 mw_conn_t *mw_conn_from_flush(mw_list_t *link);
+mw_conn_t *mw_conn_from_awake(mw_list_t *link);
 
 #endif

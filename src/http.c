@@ -3,8 +3,8 @@
  *
  * http-parser hands us the URL and header names/values in pieces that may
  * straddle reads. We copy each piece into `buf`, NUL-terminating every
- * string, and keep offsets (not pointers) until the head is complete, since
- * buf never moves but offsets keep the bookkeeping obvious. This module owns
+ * string, and keep offsets (not pointers) until the head is complete,
+ * because buf grows (and may move) as the head arrives. This module owns
  * no socket and writes nothing; conn.c decides what to answer.
  */
 #include "http.h"
@@ -21,6 +21,7 @@ struct mw_http_parser {
     mw_request_t req;
     char *buf;
     size_t len, cap;     /* bytes used in buf, and its size */
+    size_t max_cap;      /* the most buf may grow to */
     size_t head_bytes;   /* raw bytes of the head seen so far */
     size_t max_head;
     size_t url_off;
@@ -31,12 +32,32 @@ struct mw_http_parser {
     char *path_query;    /* path and query split, allocated on completion */
 };
 
-static int append(struct mw_http_parser *p, const char *at, size_t n) {
-    /* Every piece is followed by a NUL; a continuation overwrites it. */
-    if (p->len + n + 1 > p->cap) {
+/* reserve makes room for n more bytes, growing buf up to max_cap: a typical
+ * upgrade head is a few hundred bytes, so buf starts small. */
+static int reserve(struct mw_http_parser *p, size_t n) {
+    if (p->len + n <= p->cap)
+        return 0;
+    if (p->len + n > p->max_cap) {
         p->too_big = 1;
         return -1;
     }
+    size_t cap = p->cap * 2;
+    while (cap < p->len + n)
+        cap *= 2;
+    if (cap > p->max_cap)
+        cap = p->max_cap;
+    char *b = realloc(p->buf, cap);
+    if (!b)
+        return -1;
+    p->buf = b;
+    p->cap = cap;
+    return 0;
+}
+
+static int append(struct mw_http_parser *p, const char *at, size_t n) {
+    /* Every piece is followed by a NUL; a continuation overwrites it. */
+    if (reserve(p, n + 1) != 0)
+        return -1;
     if (p->len > 0 && p->buf[p->len - 1] == '\0')
         p->len--;
     memcpy(p->buf + p->len, at, n);
@@ -46,10 +67,8 @@ static int append(struct mw_http_parser *p, const char *at, size_t n) {
 }
 
 static int start_piece(struct mw_http_parser *p, size_t *off) {
-    if (p->len + 1 > p->cap) {
-        p->too_big = 1;
+    if (reserve(p, 1) != 0)
         return -1;
-    }
     *off = p->len;
     p->buf[p->len++] = '\0';
     return 0;
@@ -142,7 +161,8 @@ int mw_http_parser_create(mw_http_parser_t **out, size_t max_header_bytes) {
     struct mw_http_parser *p = calloc(1, sizeof *p);
     if (!p)
         return MW_ENOMEM;
-    p->cap = max_header_bytes + MW_HTTP_MAX_HEADERS * 2 + 2;
+    p->max_cap = max_header_bytes + MW_HTTP_MAX_HEADERS * 2 + 2;
+    p->cap = p->max_cap < 1024 ? p->max_cap : 1024;
     p->buf = malloc(p->cap);
     if (!p->buf) {
         free(p);

@@ -15,6 +15,7 @@
 #include "lua/script.h"
 #include "reload.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -46,6 +47,7 @@ int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
     mw_list_init(&s->conns);
     mw_list_init(&s->timed);
     mw_list_init(&s->flushq);
+    mw_list_init(&s->awake);
     mw_idmap_init(&s->clients);
     mw_rooms_limits_t limits = {cfg->max_connections_per_room, cfg->max_rooms_per_client,
                                 !cfg->client_can_join_multiple_rooms};
@@ -131,6 +133,21 @@ static void on_cron(uv_timer_t *t) {
         mw_list_t *next = l->next; /* tick may unlink l, never next */
         mw_conn_tick(mw_conn_from_timed(l), now);
         l = next;
+    }
+    size_t slept = 0;
+    l = s->awake.next;
+    while (l != &s->awake) {
+        mw_list_t *next = l->next;
+        slept += mw_conn_idle(mw_conn_from_awake(l), now);
+        l = next;
+    }
+    /* Parser contexts of idle connections were freed; give whole free
+     * pages back to the system so idle connections show their real cost
+     * (glibc keeps freed chunks otherwise). Bounded to once a second. */
+    mw_script_idle(s->script);
+    if (slept >= 32 && now - s->last_trim >= 1000) {
+        malloc_trim(0);
+        s->last_trim = now;
     }
 }
 

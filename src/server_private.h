@@ -30,6 +30,7 @@ struct mw_server {
     mw_list_t conns;     /* every connection */
     mw_list_t timed;     /* connections with a deadline */
     mw_list_t flushq;    /* connections with output to write */
+    mw_list_t awake;     /* connections whose wslay context is allocated */
     mw_idmap_t clients;  /* id -> WebSocket connection, until it is freed */
     mw_rooms_t *rooms;   /* room index */
     mw_ws_encoder_t *encoder; /* frames every message this worker sends */
@@ -47,6 +48,7 @@ struct mw_server {
     uv_timer_t shutdown_timer;
     mw_reload_t *reload;
 
+    uint64_t last_trim;  /* loop time of the last malloc_trim */
     int shutting_down;
     uint64_t started_ms;
 

@@ -39,8 +39,12 @@ struct mw_ws_encoder {
 };
 
 struct mw_ws {
-    wslay_event_context_ptr ctx;
+    wslay_event_context_ptr ctx; /* NULL while asleep (see mw_ws_sleep) */
     mw_ws_encoder_t *enc;
+    uint64_t max_message_size;
+    uint64_t fed, framed;  /* bytes given to wslay, and bytes of completed frames */
+    uint64_t cur_frame;    /* size on the wire of the frame being received */
+    int in_fragments;      /* a fragmented message is being received */
     mw_ws_callbacks_t cb;
     void *data;
     const uint8_t *in; /* the bytes mw_ws_feed is working through */
@@ -51,7 +55,7 @@ struct mw_ws {
     uint16_t fail_code;
     uint16_t peer_code; /* from the peer's close frame, 1005 if it had none */
     int peer_closed;
-    char reason[124];
+    char *reason;       /* the peer's close reason, allocated when one arrives */
     size_t reason_len;
 };
 
@@ -77,6 +81,7 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
     memcpy(buf, ws->in, n);
     ws->in += n;
     ws->inlen -= n;
+    ws->fed += n;
     return (ssize_t)n;
 }
 
@@ -100,8 +105,31 @@ static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, voi
 }
 
 static void flush(mw_ws_t *ws) {
-    if (!ws->failed)
+    if (!ws->failed && ws->ctx)
         wslay_event_send(ws->ctx);
+}
+
+/* Frame accounting, so mw_ws_sleep knows when wslay holds no partial
+ * frame: a client frame on the wire is 2 bytes, the extended length (wslay
+ * refuses non-minimal encodings, so it follows from the length), the 4-byte
+ * mask key, and the payload. */
+static void on_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg,
+                           void *user_data) {
+    (void)ctx;
+    mw_ws_t *ws = user_data;
+    uint64_t n = arg->payload_length;
+    ws->cur_frame = 2 + 4 + (n < 126 ? 0 : n < 65536 ? 2 : 8) + n;
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+        ws->in_fragments = !arg->fin;
+    else if (arg->opcode == WSLAY_CONTINUATION_FRAME && arg->fin)
+        ws->in_fragments = 0;
+}
+
+static void on_frame_end(wslay_event_context_ptr ctx, void *user_data) {
+    (void)ctx;
+    mw_ws_t *ws = user_data;
+    ws->framed += ws->cur_frame;
 }
 
 /* Frame-level writer used only to fail a connection with a code wslay would
@@ -170,7 +198,7 @@ static void on_msg_recv(wslay_event_context_ptr ctx, const struct wslay_event_on
         }
         ws->peer_closed = 1;
         ws->peer_code = arg->status_code ? arg->status_code : 1005;
-        if (arg->msg_length > 2) {
+        if (arg->msg_length > 2 && (ws->reason = malloc(arg->msg_length - 2)) != NULL) {
             ws->reason_len = arg->msg_length - 2;
             memcpy(ws->reason, arg->msg + 2, ws->reason_len);
         }
@@ -263,28 +291,50 @@ int mw_ws_encode(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t le
     return 0;
 }
 
+/* wake (re)creates the wslay context of a sleeping endpoint. */
+static int wake(mw_ws_t *ws) {
+    static const struct wslay_event_callbacks callbacks = {
+        recv_cb, send_cb, genmask_cb, on_frame_start, NULL, on_frame_end, on_msg_recv};
+    if (ws->ctx)
+        return 0;
+    if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
+        ws->ctx = NULL;
+        return MW_ENOMEM;
+    }
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->max_message_size);
+    ws->fed = ws->framed = 0;
+    return 0;
+}
+
 int mw_ws_create(mw_ws_t **out, uint64_t max_message_size, mw_ws_encoder_t *enc,
                  const mw_ws_callbacks_t *cb, void *data) {
-    static const struct wslay_event_callbacks callbacks = {
-        recv_cb, send_cb, genmask_cb, NULL, NULL, NULL, on_msg_recv};
     mw_ws_t *ws = calloc(1, sizeof *ws);
     if (!ws)
         return MW_ENOMEM;
     ws->cb = *cb;
     ws->data = data;
     ws->enc = enc;
-    if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
-        free(ws);
-        return MW_ENOMEM;
-    }
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, max_message_size);
+    ws->max_message_size = max_message_size;
+    /* No wslay context yet: a client that never sends costs no parser
+     * buffers. mw_ws_feed and mw_ws_close create it when needed. */
     *out = ws;
     return 0;
+}
+
+int mw_ws_sleep(mw_ws_t *ws) {
+    if (!ws->ctx || ws->failed || ws->closing || ws->peer_closed || ws->write_error ||
+        ws->in_fragments || ws->fed != ws->framed || wslay_event_want_write(ws->ctx) ||
+        wslay_event_get_close_sent(ws->ctx) || wslay_event_get_close_received(ws->ctx))
+        return 0;
+    wslay_event_context_free(ws->ctx);
+    ws->ctx = NULL;
+    return 1;
 }
 
 void mw_ws_free(mw_ws_t *ws) {
     if (!ws)
         return;
+    free(ws->reason);
     wslay_event_context_free(ws->ctx);
     free(ws);
 }
@@ -300,6 +350,10 @@ static int error_for(uint16_t code) {
 int mw_ws_feed(mw_ws_t *ws, const uint8_t *bytes, size_t len) {
     if (ws->failed)
         return error_for(ws->fail_code);
+    if (wake(ws) != 0) {
+        ws->write_error = 1; /* cannot parse without a context: end it */
+        return MW_ENOMEM;
+    }
     if (!wslay_event_get_read_enabled(ws->ctx))
         return 0; /* the close handshake is over: the rest is discarded */
     ws->in = bytes;
@@ -329,8 +383,8 @@ int mw_ws_feed(mw_ws_t *ws, const uint8_t *bytes, size_t len) {
 }
 
 int mw_ws_can_send(const mw_ws_t *ws) {
-    return !ws->failed && !ws->closing && !ws->peer_closed &&
-           !wslay_event_get_close_sent(ws->ctx);
+    return !ws->failed && !ws->closing && !ws->peer_closed && !ws->write_error &&
+           (!ws->ctx || !wslay_event_get_close_sent(ws->ctx));
 }
 
 int mw_ws_send(mw_ws_t *ws, int binary, const uint8_t *msg, size_t len) {
@@ -348,8 +402,10 @@ int mw_ws_close(mw_ws_t *ws, uint16_t code, const char *reason, size_t len) {
     if (!mw_ws_close_code_sendable(code) || len > 123 ||
         !mw_utf8_valid((const uint8_t *)reason, len))
         return MW_EINVAL;
-    if (ws->failed || ws->closing || wslay_event_get_close_sent(ws->ctx))
+    if (!mw_ws_can_send(ws))
         return MW_ECLOSED;
+    if (wake(ws) != 0)
+        return MW_ENOMEM;
     int r = wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, len);
     if (r == WSLAY_ERR_NO_MORE_MSG)
         return MW_ECLOSED;
@@ -362,15 +418,15 @@ int mw_ws_close(mw_ws_t *ws, uint16_t code, const char *reason, size_t len) {
 
 int mw_ws_done(const mw_ws_t *ws) {
     return ws->failed || ws->write_error ||
-           (wslay_event_get_close_sent(ws->ctx) && ws->peer_closed);
+           (ws->ctx && wslay_event_get_close_sent(ws->ctx) && ws->peer_closed);
 }
 
 int mw_ws_close_sent(const mw_ws_t *ws) {
-    return ws->failed || wslay_event_get_close_sent(ws->ctx);
+    return ws->failed || (ws->ctx && wslay_event_get_close_sent(ws->ctx));
 }
 
 uint16_t mw_ws_status(const mw_ws_t *ws, const char **reason, size_t *reason_len) {
-    *reason = ws->reason;
+    *reason = ws->reason ? ws->reason : "";
     *reason_len = 0;
     if (ws->peer_closed) {
         *reason_len = ws->reason_len;

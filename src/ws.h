@@ -60,6 +60,12 @@ int mw_ws_send(mw_ws_t *ws, int binary, const uint8_t *msg, size_t len);
  * (a code an endpoint may not send, or a bad reason). */
 int mw_ws_close(mw_ws_t *ws, uint16_t code, const char *reason, size_t len);
 
+/* mw_ws_sleep frees the wslay context of an idle endpoint (no partial
+ * frame or fragmented message received, nothing queued, not closing), so an
+ * idle connection keeps no parser buffers; the next mw_ws_feed or mw_ws_close
+ * recreates it. Returns 1 if it slept, 0 if the endpoint is not idle. */
+int mw_ws_sleep(mw_ws_t *ws);
+
 /* mw_ws_done is 1 when no more frames will be read or written: the close
  * handshake is complete, or the connection was failed. conn.c then flushes
  * and closes the TCP connection. */

@@ -930,6 +930,74 @@ static void test_write_failure(void) {
     peer_close(&p);
 }
 
+/* ---- sleeping: an idle endpoint gives its wslay context back ---- */
+
+static void test_sleep_only_when_idle(void) {
+    static const size_t sizes[] = {0, 5, 125, 126, 65535, 65536};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        peer_t p;
+        REQUIRE(peer_open(&p, 1 << 20) == 0);
+        CHECK_EQ(mw_ws_sleep(p.ws), 0); /* nothing allocated yet */
+        uint8_t *payload = calloc(1, sizes[k] + 1);
+        buf_t in = {0};
+        frame(&in, 1, OP_BIN, payload, sizes[k]);
+        /* Every length encoding: mid-frame it must not sleep, after the
+         * frame it must, and a message after waking arrives intact. */
+        CHECK_EQ(mw_ws_feed(p.ws, in.p, in.len - 1), 0);
+        CHECK_EQ(mw_ws_sleep(p.ws), 0);
+        CHECK_EQ(mw_ws_feed(p.ws, in.p + in.len - 1, 1), 0);
+        CHECK_EQ(p.nmsgs, 1);
+        CHECK_EQ(mw_ws_sleep(p.ws), 1);
+        CHECK_EQ(mw_ws_sleep(p.ws), 0); /* already asleep */
+        CHECK_EQ(mw_ws_feed(p.ws, in.p, in.len), 0);
+        CHECK_EQ(p.nmsgs, 2);
+        CHECK_EQ(p.msgs[1].len, sizes[k]);
+        buf_free(&in);
+        free(payload);
+        peer_close(&p);
+    }
+}
+
+static void test_sleep_not_inside_a_fragmented_message(void) {
+    peer_t p;
+    REQUIRE(peer_open(&p, 1 << 20) == 0);
+    buf_t a = {0}, b = {0};
+    frame(&a, 0, OP_TEXT, "hel", 3);
+    frame(&b, 1, OP_CONT, "lo", 2);
+    CHECK_EQ(mw_ws_feed(p.ws, a.p, a.len), 0);
+    CHECK_EQ(mw_ws_sleep(p.ws), 0); /* wslay holds "hel" */
+    buf_t ping = {0};
+    frame(&ping, 1, OP_PING, "x", 1);
+    CHECK_EQ(mw_ws_feed(p.ws, ping.p, ping.len), 0);
+    CHECK_EQ(mw_ws_sleep(p.ws), 0); /* a ping does not end the message */
+    CHECK_EQ(mw_ws_feed(p.ws, b.p, b.len), 0);
+    REQUIRE(p.nmsgs == 1);
+    CHECK_MEM(p.msgs[0].data, p.msgs[0].len, "hello", 5);
+    CHECK_EQ(mw_ws_sleep(p.ws), 1);
+    buf_free(&a);
+    buf_free(&b);
+    buf_free(&ping);
+    peer_close(&p);
+}
+
+static void test_sleeping_endpoint_sends_and_closes(void) {
+    peer_t p;
+    REQUIRE(peer_open(&p, 1 << 20) == 0);
+    buf_t in = {0};
+    text(&in, "hi");
+    CHECK_EQ(mw_ws_feed(p.ws, in.p, in.len), 0);
+    CHECK_EQ(mw_ws_sleep(p.ws), 1);
+    CHECK_EQ(mw_ws_send(p.ws, 0, (const uint8_t *)"out", 3), 0); /* needs no context */
+    CHECK_EQ(mw_ws_close(p.ws, 1001, "bye", 3), 0);             /* wakes it */
+    CHECK_EQ(mw_ws_sleep(p.ws), 0);                             /* closing: never */
+    sframe_t f[4];
+    REQUIRE(read_frames(&p.out, f, 4) == 2);
+    CHECK_EQ(f[0].opcode, OP_TEXT);
+    CHECK_EQ(f[1].opcode, OP_CLOSE);
+    buf_free(&in);
+    peer_close(&p);
+}
+
 /* ---- close code tables ---- */
 
 static void test_close_code_tables(void) {
@@ -984,6 +1052,9 @@ int main(void) {
     RUN(test_close_arguments);
     RUN(test_send);
     RUN(test_write_failure);
+    RUN(test_sleep_only_when_idle);
+    RUN(test_sleep_not_inside_a_fragmented_message);
+    RUN(test_sleeping_endpoint_sends_and_closes);
     RUN(test_close_code_tables);
     RUN(test_close_accepts_exactly_the_sendable_codes);
     return test_summary();

@@ -31,6 +31,7 @@ struct mw_script {
     int app_ref;        /* config.lua's `app` table, or LUA_NOREF */
     int fns[FN_COUNT];  /* refs to moonwire.runtime functions */
     int ready;
+    uint64_t calls, calls_at_idle; /* events handled; the count at the last idle check */
 };
 
 static int traceback(lua_State *L) {
@@ -119,6 +120,7 @@ static void push_config(lua_State *L, const mw_config_t *cfg, int app_ref) {
 static int call(mw_script_t *sc, int nargs, int nresults, const char *what, char *err,
                 size_t errlen) {
     lua_State *L = sc->L;
+    sc->calls++;
     if (lua_pcall(L, nargs, nresults, TRACEBACK_SLOT) != 0) {
         const char *msg = lua_tostring(L, -1);
         if (err)
@@ -280,6 +282,19 @@ void mw_script_on_disconnect(mw_script_t *sc, uint64_t id, unsigned code, const 
     lua_pushinteger(L, (lua_Integer)code);
     lua_pushlstring(L, reason, len);
     call(sc, 3, 0, "disconnect", NULL, 0);
+}
+
+/* How much work one idle step does, in LuaJIT's units (as if this many KB
+ * had been allocated): enough to finish a cycle over tens of MB within a
+ * few seconds of quiet, small enough to stay well under a millisecond. */
+#define IDLE_GC_STEP_KB 512
+
+void mw_script_idle(mw_script_t *sc) {
+    if (sc->calls != sc->calls_at_idle) {
+        sc->calls_at_idle = sc->calls;
+        return; /* busy: the allocation-driven collector is running anyway */
+    }
+    lua_gc(sc->L, LUA_GCSTEP, IDLE_GC_STEP_KB);
 }
 
 int mw_script_reload(mw_script_t *sc, char *err, size_t errlen) {

@@ -55,6 +55,12 @@ void mw_script_on_message(mw_script_t *sc, uint64_t id, int binary, const char *
 void mw_script_on_disconnect(mw_script_t *sc, uint64_t id, unsigned code, const char *reason,
                              size_t len);
 
+/* mw_script_idle runs a bounded incremental garbage-collection step when no
+ * event reached Lua since the previous call, so garbage from a burst of
+ * connects or messages is collected while the worker is quiet instead of
+ * waiting for the next allocation-driven cycle. Called by the server cron. */
+void mw_script_idle(mw_script_t *sc);
+
 /* mw_script_reload reloads the app; on failure the old code stays.
  * Returns 0 or MW_ESCRIPT with err (file:line: message). */
 int mw_script_reload(mw_script_t *sc, char *err, size_t errlen);
