@@ -37,3 +37,11 @@ include(${CMAKE_CURRENT_LIST_DIR}/c/tests.cmake)
 add_test(NAME lint_lua_boundary
          COMMAND sh -c "! grep -rlE '#include[[:space:]]*[<\"](lua|lauxlib|lualib|luajit)\\.h' \"$1/src\" | grep -v '/src/lua/'"
                  sh ${PROJECT_SOURCE_DIR})
+
+# Rooms, presence and fan-out (issue 3): fixtures/rooms/* and examples/chat.
+add_test(NAME integration_rooms
+         COMMAND ${MW_PYTHON} ${PROJECT_SOURCE_DIR}/spec/integration/test_rooms.py
+                 --binary $<TARGET_FILE:moonwire> --root ${PROJECT_SOURCE_DIR})
+set_tests_properties(integration_rooms PROPERTIES TIMEOUT 300)
+add_test(NAME lua_example_chat
+         COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/chat)

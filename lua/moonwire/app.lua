@@ -333,7 +333,7 @@ local function load_protocol(app, dir)
 end
 
 
-local function build(app, dir)
+local function build(app, dir, system_on)
     if not exists(dir) then
         return nil, "app folder " .. dir .. ": no such directory"
     end
@@ -346,6 +346,11 @@ local function build(app, dir)
     end
     if not ok then
         return nil, err
+    end
+    -- The built-in system controller (join, leave, publish, ping, ...),
+    -- unless the app has its own controllers/system.lua or turned it off.
+    if system_on and not app.router:has("system") then
+        app.router:add("system", require("moonwire.system"), true)
     end
     return app
 end
@@ -386,7 +391,7 @@ function _M.load(dir, opts)
 
     local outer = active
     active = ctx
-    local ok, res, err = pcall(build, app, dir)
+    local ok, res, err = pcall(build, app, dir, config.system_controller ~= false)
     active = outer
     if not ok then
         res, err = nil, tostring(res)

@@ -7,16 +7,35 @@
 local core = require "moonwire.core"
 
 local setmetatable = setmetatable
+local rawget = rawget
+local rawset = rawset
 local type = type
+local ipairs = ipairs
 local error = error
 local pcall = pcall
 local tostring = tostring
 local floor = math.floor
 
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
-local mt = { __index = _M }
+-- `client.user` is stored as `_user` so that every assignment, including
+-- `client.user = x`, goes through set_user and keeps the runtime's
+-- user -> connections index right.
+local mt = {
+    __index = function(self, key)
+        if key == "user" then
+            return rawget(self, "_user")
+        end
+        return _M[key]
+    end,
+    __newindex = function(self, key, value)
+        if key == "user" then
+            return _M.set_user(self, value)
+        end
+        rawset(self, key, value)
+    end,
+}
 
 
 -- `host` is the runtime's shared state; host.app is the current app.
@@ -39,6 +58,7 @@ function _M.new(id, info, host)
             subprotocol = info.subprotocol,
         },
         data = {},
+        public = {},
         _host = host,
         _closed = false,
     }, mt)
@@ -109,6 +129,83 @@ function _M.close(self, code, reason)
         return nil, "closed"
     end
     return core.close(self.id, code, reason)
+end
+
+
+local function rooms(self)
+    local m = self._host.rooms
+    if not m then
+        error("this client has no rooms manager (create clients through the runtime)", 3)
+    end
+    return m
+end
+
+
+-- Joins a room. Returns the room's member count, or nil, code, message:
+-- INVALID_ROOM (bad name, "too many rooms"), ROOM_FULL, CLOSED.
+function _M.join(self, room)
+    return rooms(self):join(self, room)
+end
+
+
+-- Leaves a room. Returns the count left in it, or nil, code, message:
+-- INVALID_ROOM ("not joined", bad name), CLOSED.
+function _M.leave(self, room)
+    return rooms(self):leave(self, room)
+end
+
+
+-- The client's rooms, in join order ({} once it is gone).
+function _M.rooms(self)
+    return core.rooms(self.id) or {}
+end
+
+
+function _M.in_room(self, room)
+    if type(room) ~= "string" then
+        return false
+    end
+    for _, name in ipairs(core.rooms(self.id) or {}) do
+        if name == room then
+            return true
+        end
+    end
+    return false
+end
+
+
+-- Binds the connection to a user id (string or number), or unbinds it (nil).
+function _M.set_user(self, user)
+    local t = type(user)
+    if t ~= "nil" and t ~= "string" and t ~= "number" then
+        error("bad argument #1 to 'set_user' (string, number or nil expected, got " .. t .. ")", 2)
+    end
+    if t == "string" and user == "" then
+        error("bad argument #1 to 'set_user' (empty user id)", 2)
+    end
+    local m = self._host.rooms
+    if m and not self._closed then
+        m:bind_user(self, user)
+    end
+    rawset(self, "_user", user)
+    return true
+end
+
+
+-- Opts this client in (default) or out of duplicate suppression.
+function _M.dedupe(self, enabled)
+    if enabled == nil then
+        enabled = true
+    elseif type(enabled) ~= "boolean" then
+        error("bad argument #1 to 'dedupe' (boolean expected, got " .. type(enabled) .. ")", 2)
+    end
+    return core.dedupe(self.id, enabled)
+end
+
+
+-- { buffered = bytes, dropped = n } or nil, "closed".
+function _M.stats(self)
+    return core.client_stats(self.id)
 end
 
 

@@ -8,13 +8,14 @@ local errors = require "moonwire.errors"
 local package_loaded = package.loaded
 local error = error
 local type = type
+local ipairs = ipairs
 local select = select
 local tostring = tostring
 local find = string.find
 local format = string.format
 
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 
 -- Looked up at call time: an app spec may require "moonwire" before
@@ -63,6 +64,110 @@ local function logger(level)
         end
         core().log(level, msg)
     end
+end
+
+
+-- The rooms manager of the runtime that is dispatching (moonwire.rooms).
+-- Required lazily: it needs moonwire.core, which an app spec may install
+-- after requiring this module.
+local function rooms()
+    core()
+    local m = require("moonwire.rooms").current()
+    if not m then
+        error("moonwire rooms API used before the runtime was initialised", 3)
+    end
+    return m
+end
+
+
+local function check_msg(msg, fname)
+    local t = type(msg)
+    if t ~= "table" and t ~= "string" then
+        error("bad argument #1 to '" .. fname .. "' (table or string expected, got " .. t .. ")", 3)
+    end
+end
+
+
+local function check_opts(opts, fname, n)
+    if opts ~= nil and type(opts) ~= "table" then
+        error("bad argument #" .. (n or 2) .. " to '" .. fname .. "' (table expected, got "
+              .. type(opts) .. ")", 3)
+    end
+end
+
+
+-- A handle on room `name` (it need not exist yet). Raises on an invalid name.
+function _M.room(name)
+    return rooms():room(name, 2)
+end
+
+
+-- Every client, or those opts.filter(client) accepts, except opts.exclude.
+-- Encoded once. Returns delivered, dropped or nil, err.
+function _M.broadcast(msg, opts)
+    check_msg(msg, "broadcast")
+    check_opts(opts, "broadcast")
+    return rooms():broadcast_all(msg, opts)
+end
+
+
+-- One client by id. Returns true or nil, err ("closed" for an unknown id).
+function _M.send(id, msg, opts)
+    if type(id) ~= "number" then
+        error("bad argument #1 to 'send' (client id expected, got " .. type(id) .. ")", 2)
+    end
+    local t = type(msg)
+    if t ~= "table" and t ~= "string" then
+        error("bad argument #2 to 'send' (table or string expected, got " .. t .. ")", 2)
+    end
+    check_opts(opts, "send", 3)
+    local client = rooms():client(id)
+    if not client then
+        return nil, "closed"
+    end
+    return client:send(msg, opts)
+end
+
+
+-- Every connection bound to `user` (client:set_user). Encoded once.
+-- Returns delivered, dropped (0, 0 for an unknown user) or nil, err.
+function _M.send_user(user, msg, opts)
+    local t = type(user)
+    if t ~= "string" and t ~= "number" then
+        error("bad argument #1 to 'send_user' (string or number expected, got " .. t .. ")", 2)
+    end
+    t = type(msg)
+    if t ~= "table" and t ~= "string" then
+        error("bad argument #2 to 'send_user' (table or string expected, got " .. t .. ")", 2)
+    end
+    check_opts(opts, "send_user", 3)
+    return rooms():send_user(user, msg, opts)
+end
+
+
+-- The connected client with this id, or nil.
+function _M.client(id)
+    return rooms():client(id)
+end
+
+
+-- The connected clients bound to `user`, in no particular order.
+function _M.user_clients(user)
+    local m = rooms()
+    local list = {}
+    for _, id in ipairs(m:user_ids(user)) do
+        local client = m:client(id)
+        if client then
+            list[#list + 1] = client
+        end
+    end
+    return list
+end
+
+
+-- Number of rooms that exist (a room exists while it has members).
+function _M.room_count()
+    return core().room_count()
 end
 
 

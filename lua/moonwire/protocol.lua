@@ -15,9 +15,10 @@ local find = string.find
 local byte = string.byte
 local lower = string.lower
 local gsub = string.gsub
+local next = next
 
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 
 -- A private cjson instance: strict JSON in, and our settings do not leak into
@@ -28,6 +29,24 @@ json.decode_max_depth(64)
 json.encode_max_depth(64)
 
 _M.null = json.null
+
+
+-- Debian's lua-cjson 2.1.0 encodes every empty table as an object. This
+-- marker (a string no client sends by accident) is encoded as `[]` by
+-- encode() below: `protocol.array(list)` returns it for an empty list.
+local EMPTY_ARRAY = "\0moonwire.empty_array\0"
+local EMPTY_ARRAY_FIND = "\\u0000moonwire.empty_array"
+local EMPTY_ARRAY_PATTERN = '"\\u0000moonwire%.empty_array\\u0000"'
+
+_M.empty_array = EMPTY_ARRAY
+
+
+function _M.array(list)
+    if next(list) == nil then
+        return EMPTY_ARRAY
+    end
+    return list
+end
 
 
 local codes = {
@@ -114,6 +133,9 @@ function _M.encode(value)
     local payload, err = json.encode(value)
     if not payload then
         return nil, err
+    end
+    if find(payload, EMPTY_ARRAY_FIND, 1, true) then
+        payload = gsub(payload, EMPTY_ARRAY_PATTERN, "[]")
     end
     return payload, false
 end

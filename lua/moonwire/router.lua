@@ -36,13 +36,15 @@ end
 
 
 function _M.new()
-    return setmetatable({ _routes = {} }, mt)
+    return setmetatable({ _routes = {}, _builtin = {} }, mt)
 end
 
 
 -- Validates the controller and registers its actions under `type_`.
 -- Misuse (a bad name, a duplicate type, a non-table controller) raises.
-function _M.add(self, type_, controller)
+-- A `builtin` controller (the runtime's own, e.g. "system") is routed like
+-- any other but left out of routes(), which lists the app's.
+function _M.add(self, type_, controller, builtin)
     if type(type_) ~= "string" or not find(type_, NAME) then
         error("invalid controller type " .. tostring(type_)
               .. " (a letter followed by letters, digits, '_' or '-')", 2)
@@ -65,7 +67,13 @@ function _M.add(self, type_, controller)
         end
     end
     self._routes[type_] = actions
+    self._builtin[type_] = builtin == true or nil
     return true
+end
+
+
+function _M.has(self, type_)
+    return self._routes[type_] ~= nil
 end
 
 
@@ -88,8 +96,10 @@ end
 function _M.routes(self)
     local list = {}
     for type_, actions in pairs(self._routes) do
-        for action in pairs(actions) do
-            list[#list + 1] = type_ .. "." .. action
+        if not self._builtin[type_] then
+            for action in pairs(actions) do
+                list[#list + 1] = type_ .. "." .. action
+            end
         end
     end
     sort(list)

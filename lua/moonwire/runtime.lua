@@ -10,6 +10,7 @@ local app_loader = require "moonwire.app"
 local client_new = require("moonwire.client").new
 local errors = require "moonwire.errors"
 local protocol = require "moonwire.protocol"
+local rooms = require "moonwire.rooms"
 
 local setmetatable = setmetatable
 local type = type
@@ -27,7 +28,7 @@ local INTERNAL_ERROR = protocol.INTERNAL_ERROR
 local codes = protocol.codes
 
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 local runtime = {}
 local mt = { __index = runtime }
@@ -78,9 +79,15 @@ end
 
 -- A fresh, independent runtime (moonwire.testing runs one per app harness).
 function _M.new()
+    -- host is shared with every client: host.app is the current app and
+    -- host.rooms this runtime's rooms manager (both survive reloads).
+    local host = { app = nil, rooms = nil }
+    local clients = {}
+    host.rooms = rooms.new(clients, host, {})
     return setmetatable({
-        _host = { app = nil },   -- shared with every client: host.app is current
-        _clients = {},
+        _host = host,
+        _clients = clients,
+        _rooms = host.rooms,
         _config = nil,
         _dir = nil,
         _mode = nil,
@@ -107,6 +114,8 @@ function runtime.init(self, opts)
     end
     self._dir, self._config, self._mode = opts.app_dir, config, mode
     self._host.app = app
+    self._rooms:configure(config)
+    rooms.set_current(self._rooms)
     app:activate()
     log("debug", "loaded app %s (%d routes)", opts.app_dir, #app:routes())
     return true
@@ -129,6 +138,11 @@ end
 
 function runtime.client(self, id)
     return self._clients[id]
+end
+
+
+function runtime.rooms(self)
+    return self._rooms
 end
 
 
@@ -183,6 +197,7 @@ end
 
 function runtime.start(self)
     local app = self:app()
+    rooms.set_current(self._rooms)
     local ok, res = self:_hook("on_start", app)
     if not ok and is_failure(res) then
         log("error", "hook on_start raised moonwire.fail: %s", tostring(res))
@@ -192,11 +207,16 @@ end
 
 function runtime.connect(self, id, info)
     local app = self:app()
+    rooms.set_current(self._rooms)
     if self._clients[id] then
         log("warn", "client %s connected twice; replacing it", tostring(id))
     end
     local client = client_new(id, info, self._host)
     self._clients[id] = client
+
+    if self._config.dedupe then
+        core.dedupe(id, true)
+    end
 
     if self._config.welcome then
         local ok, event = pcall(app.protocol.event, "system", "connected", { client_id = id })
@@ -228,6 +248,7 @@ function runtime.message(self, id, payload, is_binary)
     end
     local app = self:app()
     local proto = app.protocol
+    rooms.set_current(self._rooms)
 
     local ok, msg, code, message, rid = xpcall(proto.decode, capture, payload, is_binary)
     if not ok then
@@ -298,9 +319,16 @@ function runtime.disconnect(self, id, code, reason)
     end
     self._clients[id] = nil
     client._closed = true
+    rooms.set_current(self._rooms)
     local ok, res = self:_hook("on_disconnect", client, code, reason)
     if not ok and is_failure(res) then
         log("error", "hook on_disconnect raised moonwire.fail: %s", tostring(res))
+    end
+    -- C removes the memberships right after this returns; presence `left`
+    -- events go out now, while core.rooms(id) still knows them.
+    ok, res = pcall(self._rooms.disconnect, self._rooms, client)
+    if not ok then
+        log("error", "presence on disconnect failed: %s", errors.message(res))
     end
 end
 
@@ -315,6 +343,7 @@ function runtime.reload(self)
         return nil, err
     end
     self._host.app = new
+    rooms.set_current(self._rooms)
     new:activate()
     local ok, res = self:_hook("on_reload", old.state, new)
     if not ok and is_failure(res) then

@@ -23,10 +23,11 @@ local byte = string.byte
 local sub = string.sub
 local gsub = string.gsub
 local sort = table.sort
+local remove = table.remove
 local package_loaded = package.loaded
 
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 _M.null = cjson.null
 
@@ -88,13 +89,46 @@ local function valid_close_code(code)
 end
 
 
+-- The rooms limits of the server config, with the server's defaults.
+local CORE_DEFAULTS = {
+    max_connections_per_room = 0,
+    max_rooms_per_client = 100,
+    client_can_join_multiple_rooms = true,
+    max_buffered_bytes = 4194304,
+    slow_consumer_policy = "drop",
+    event_cache_max_size = 128,
+}
+
+
+local function remove_value(list, value)
+    for i = 1, #list do
+        if list[i] == value then
+            remove(list, i)
+            return true
+        end
+    end
+    return false
+end
+
+
 -- A fresh in-memory core with the primitives of docs/boundary.md. It keeps
 -- `sent[id]` ({ payload =, binary = } frames), `closed[id]` ({ code =,
 -- reason = }) and `logs` ({ level =, message = }); `clock`, when set, is what
--- now() returns.
+-- now() returns. Rooms: `buffered[id]` (bytes a spec pretends are queued, for
+-- backpressure), `dropped[id]` and `dropped_total` (broadcasts skipped).
 function _M.new_core()
-    local c = { version = "0.1.0-test", _fake = true, sent = {}, closed = {}, logs = {} }
+    local c = { version = "0.2.0-test", _fake = true, sent = {}, closed = {}, logs = {},
+                buffered = {}, dropped = {}, dropped_total = 0 }
     local last_id = 0
+    local config = {}
+    local open = {}          -- id -> true while connected
+    local rooms = {}         -- room -> array of member ids, in join order
+    local client_rooms = {}  -- id -> array of room names, in join order
+    local dedupe = {}        -- id -> { ids = array, seen = set } when opted in
+
+    for key, value in pairs(CORE_DEFAULTS) do
+        config[key] = value
+    end
 
     function c.send(id, payload, is_binary)
         if type(id) ~= "number" then
@@ -176,8 +210,277 @@ function _M.new_core()
         return last_id
     end
 
+    -- The server config's rooms limits (load_app passes its config).
+    function c.configure(cfg)
+        for key, value in pairs(CORE_DEFAULTS) do
+            local v = cfg and cfg[key]
+            if v == nil then
+                v = value
+            end
+            config[key] = v
+        end
+    end
+
+    -- What the server does around runtime.connect / runtime.disconnect.
+    function c.open(id)
+        open[id] = true
+        client_rooms[id] = {}
+    end
+
+    function c.gone(id)
+        if not open[id] then
+            return
+        end
+        for _, name in ipairs(client_rooms[id]) do
+            local members = rooms[name]
+            remove_value(members, id)
+            if #members == 0 then
+                rooms[name] = nil
+            end
+        end
+        open[id], client_rooms[id], dedupe[id], c.buffered[id] = nil, nil, nil, nil
+    end
+
+    function c.is_open(id)
+        return open[id] == true and not c.closed[id]
+    end
+
+    local function check_id(id, n, fname)
+        if type(id) ~= "number" then
+            error("bad argument #" .. n .. " to '" .. fname .. "' (number expected, got "
+                  .. type(id) .. ")", 3)
+        end
+    end
+
+    local function check_room(room, n, fname)
+        if type(room) ~= "string" or room == "" or #room > 256 then
+            error("bad argument #" .. n .. " to '" .. fname .. "' (room name of 1 to 256 bytes "
+                  .. "expected)", 3)
+        end
+    end
+
+    local function check_payload(payload, n, fname)
+        if type(payload) ~= "string" then
+            error("bad argument #" .. n .. " to '" .. fname .. "' (string expected, got "
+                  .. type(payload) .. ")", 3)
+        end
+    end
+
+    local function check_event_id(event_id, n, fname)
+        if event_id ~= nil and type(event_id) ~= "string" then
+            error("bad argument #" .. n .. " to '" .. fname .. "' (string or nil expected, got "
+                  .. type(event_id) .. ")", 3)
+        end
+    end
+
+    local function member(id, room)
+        for _, name in ipairs(client_rooms[id] or {}) do
+            if name == room then
+                return true
+            end
+        end
+        return false
+    end
+
+    local function detach(id, room)
+        remove_value(client_rooms[id], room)
+        local members = rooms[room]
+        remove_value(members, id)
+        if #members == 0 then
+            rooms[room] = nil
+        end
+    end
+
+    function c.join(id, room)
+        check_id(id, 1, "join")
+        check_room(room, 2, "join")
+        if not c.is_open(id) then
+            return nil, "closed"
+        end
+        local mine = client_rooms[id]
+        if member(id, room) then
+            return #rooms[room]
+        end
+        local max = config.max_connections_per_room
+        if max > 0 and rooms[room] and #rooms[room] >= max then
+            return nil, "room full"
+        end
+        local moved
+        if config.client_can_join_multiple_rooms == false then
+            while #mine > 0 do
+                moved = moved or mine[1]
+                detach(id, mine[1])
+            end
+        else
+            max = config.max_rooms_per_client
+            if max > 0 and #mine >= max then
+                return nil, "too many rooms"
+            end
+        end
+        local members = rooms[room]
+        if not members then
+            members = {}
+            rooms[room] = members
+        end
+        members[#members + 1] = id
+        mine[#mine + 1] = room
+        return #members, moved
+    end
+
+    function c.leave(id, room)
+        check_id(id, 1, "leave")
+        check_room(room, 2, "leave")
+        if not open[id] then
+            return nil, "closed"
+        end
+        if not member(id, room) then
+            return nil, "not joined"
+        end
+        detach(id, room)
+        return rooms[room] and #rooms[room] or 0
+    end
+
+    function c.rooms(id)
+        check_id(id, 1, "rooms")
+        if not open[id] then
+            return nil, "closed"
+        end
+        local list = {}
+        for i, name in ipairs(client_rooms[id]) do
+            list[i] = name
+        end
+        return list
+    end
+
+    function c.members(room)
+        check_room(room, 1, "members")
+        local list = {}
+        for i, id in ipairs(rooms[room] or {}) do
+            list[i] = id
+        end
+        return list
+    end
+
+    function c.count(room)
+        check_room(room, 1, "count")
+        return rooms[room] and #rooms[room] or 0
+    end
+
+    function c.room_count()
+        local n = 0
+        for _ in pairs(rooms) do
+            n = n + 1
+        end
+        return n
+    end
+
+    -- Queues `payload` to `id` as a fan-out does: "delivered", "dropped"
+    -- (backpressure) or nil (closed, or a duplicate event id suppressed).
+    local function deliver(id, payload, is_binary, event_id)
+        if not c.is_open(id) then
+            return nil
+        end
+        -- As in C: backpressure first, then the client's ring of the last
+        -- event_cache_max_size delivered event ids (oldest forgotten first).
+        if (c.buffered[id] or 0) > config.max_buffered_bytes then
+            c.dropped[id] = (c.dropped[id] or 0) + 1
+            c.dropped_total = c.dropped_total + 1
+            if config.slow_consumer_policy == "close" then
+                c.closed[id] = { code = 1013, reason = "slow consumer" }
+            end
+            return "dropped"
+        end
+        local d = dedupe[id]
+        if event_id and d and d.seen[event_id] then
+            return nil
+        end
+        local frames = c.sent[id]
+        if not frames then
+            frames = {}
+            c.sent[id] = frames
+        end
+        frames[#frames + 1] = { payload = payload, binary = is_binary == true }
+        if event_id and d then
+            d.seen[event_id] = true
+            d.ids[#d.ids + 1] = event_id
+            local max = config.event_cache_max_size
+            while #d.ids > max do
+                d.seen[remove(d.ids, 1)] = nil
+            end
+        end
+        return "delivered"
+    end
+
+    local function fan_out(ids, payload, is_binary, exclude, event_id)
+        if not is_binary and not valid_utf8(payload) then
+            return nil, "invalid utf-8"
+        end
+        local delivered, dropped = 0, 0
+        for _, id in ipairs(ids) do
+            if id ~= exclude then
+                local res = deliver(id, payload, is_binary, event_id)
+                if res == "delivered" then
+                    delivered = delivered + 1
+                elseif res == "dropped" then
+                    dropped = dropped + 1
+                end
+            end
+        end
+        return delivered, dropped
+    end
+
+    function c.broadcast(room, payload, is_binary, exclude, event_id)
+        check_room(room, 1, "broadcast")
+        check_payload(payload, 2, "broadcast")
+        check_event_id(event_id, 5, "broadcast")
+        return fan_out(c.members(room), payload, is_binary, exclude, event_id)
+    end
+
+    function c.send_many(ids, payload, is_binary, event_id)
+        if type(ids) ~= "table" then
+            error("bad argument #1 to 'send_many' (table expected, got " .. type(ids) .. ")", 2)
+        end
+        check_payload(payload, 2, "send_many")
+        check_event_id(event_id, 4, "send_many")
+        return fan_out(ids, payload, is_binary, nil, event_id)
+    end
+
+    function c.broadcast_all(payload, is_binary, exclude, event_id)
+        check_payload(payload, 1, "broadcast_all")
+        check_event_id(event_id, 4, "broadcast_all")
+        local ids = {}
+        for id in pairs(open) do
+            ids[#ids + 1] = id
+        end
+        sort(ids)
+        return fan_out(ids, payload, is_binary, exclude, event_id)
+    end
+
+    function c.dedupe(id, enabled)
+        check_id(id, 1, "dedupe")
+        if not c.is_open(id) then
+            return nil, "closed"
+        end
+        if enabled then
+            dedupe[id] = dedupe[id] or { ids = {}, seen = {} }
+        else
+            dedupe[id] = nil
+        end
+        return true
+    end
+
+    function c.client_stats(id)
+        check_id(id, 1, "client_stats")
+        if not open[id] then
+            return nil, "closed"
+        end
+        return { buffered = c.buffered[id] or 0, dropped = c.dropped[id] or 0 }
+    end
+
     function c.reset()
         c.sent, c.closed, c.logs, c.clock = {}, {}, {}, nil
+        c.buffered, c.dropped, c.dropped_total = {}, {}, 0
+        open, rooms, client_rooms, dedupe = {}, {}, {}, {}
     end
 
     return c
@@ -271,9 +574,26 @@ function conn.request(self, type_, action, data)
 end
 
 
--- Ends the connection as if the peer had gone (runs on_disconnect).
+-- Ends the connection as if the peer had gone (runs on_disconnect, then
+-- drops its memberships, in the server's order).
 function conn.close(self, code, reason)
     self._runtime:disconnect(self.id, code or 1000, reason or "")
+    self._core.gone(self.id)
+end
+
+
+-- Events sent to this client (decoded messages without an `id`, so not
+-- replies), optionally only those of one `type` (and `action`).
+function conn.events(self, type_, action)
+    local list = {}
+    for _, msg in ipairs(self:sent()) do
+        if type(msg) == "table" and msg.id == nil and (type_ == nil or msg.type == type_)
+           and (action == nil or msg.action == action)
+        then
+            list[#list + 1] = msg
+        end
+    end
+    return list
 end
 
 
@@ -288,7 +608,12 @@ local harness_mt = { __index = harness }
 
 
 -- The server's defaults for the keys the runtime reads (`moonwire --help`).
-local CONFIG_DEFAULTS = { welcome = true }
+local CONFIG_DEFAULTS = {
+    welcome = true,
+    system_controller = true,
+    allow_client_broadcast = false,
+    dedupe = false,
+}
 
 
 local function load_config(dir)
@@ -343,6 +668,7 @@ function _M.load_app(dir, opts)
 
     -- Required here, not at the top, so that specs which only need the
     -- in-memory core (spec/support/fake_core.lua) load nothing else.
+    core.configure(config)
     local rt = require("moonwire.runtime").new()
     local ok
     ok, err = rt:init({ app_dir = dir, config = config, mode = "test" })
@@ -369,6 +695,7 @@ function harness.connect(self, info)
         full[key] = value
     end
     local id = self.core.next_id()
+    self.core.open(id)
     self.runtime:connect(id, full)
     return setmetatable({
         id = id,

@@ -98,5 +98,16 @@ describe("moonwire.client", function()
         assert.error_matches(function() c:close(1000, ("x"):rep(124)) end, "at most 123 bytes")
         assert.error_matches(function() c:emit("chat") end, "type and action")
         assert.error_matches(function() client.new("1", {}, host) end, "number expected")
+        assert.error_matches(function() c:join("r") end, "no rooms manager")
+    end)
+
+    it("has public metadata and a user that works without a rooms manager", function()
+        assert.same({}, c.public)
+        assert.is_true(c:set_user("u1"))
+        assert.equal("u1", c.user)
+        c.user = nil
+        assert.is_nil(c.user)
+        c.other = 1                 -- other fields are plain
+        assert.equal(1, rawget(c, "other"))
     end)
 end)

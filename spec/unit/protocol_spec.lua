@@ -71,6 +71,13 @@ describe("moonwire.protocol", function()
             assert.is_false(is_binary)
         end)
 
+        it("encodes protocol.array of an empty list as []", function()
+            assert.equal('{"a":[]}', protocol.encode({ a = protocol.array({}) }))
+            assert.equal('{"a":[1]}', protocol.encode({ a = protocol.array({ 1 }) }))
+            assert.equal('[[],[]]', protocol.encode({ protocol.empty_array, protocol.empty_array }))
+            assert.equal('{"a":{}}', protocol.encode({ a = {} }))
+        end)
+
         it("returns nil, err for values JSON cannot hold", function()
             local payload, err = protocol.encode({ f = print })
             assert.is_nil(payload)

@@ -20,6 +20,15 @@ describe("moonwire.router", function()
         r:add("room-admin", { kick = function() end })
     end)
 
+    it("routes built-in controllers but leaves them out of routes()", function()
+        local sys = { ping = function() return "pong" end }
+        assert.is_false(r:has("system"))
+        r:add("system", sys, true)
+        assert.is_true(r:has("system"))
+        assert.equal(sys.ping, r:find("system", "ping"))
+        assert.same({ "chat.join", "chat.send", "room-admin.kick" }, r:routes())
+    end)
+
     it("finds actions by type and name", function()
         assert.equal(chat.send, r:find("chat", "send"))
         assert.equal(chat.join, r:find("chat", "join"))

@@ -1,0 +1,223 @@
+-- Specs for the rooms primitives of moonwire.testing's in-memory core: app
+-- specs test rooms against it, so it must behave like src/rooms.c as
+-- docs/boundary.md describes it (counts, limits, moved-out, one payload per
+-- fan-out, exclude, duplicate suppression, backpressure).
+
+local core = require "support.fake_core"
+
+
+describe("in-memory core: rooms", function()
+    before_each(function()
+        core.reset()
+        core.configure({})
+        for id = 1, 4 do
+            core.open(id)
+        end
+    end)
+
+    it("joins, counts and lists rooms in join order", function()
+        assert.same({ 1 }, { core.join(1, "a") })
+        assert.same({ 2 }, { core.join(2, "a") })
+        assert.same({ 1 }, { core.join(1, "b") })
+        assert.same({ "a", "b" }, core.rooms(1))
+        assert.same({ 1, 2 }, core.members("a"))
+        assert.equal(2, core.count("a"))
+        assert.equal(0, core.count("nope"))
+        assert.same({}, core.members("nope"))
+        assert.equal(2, core.room_count())
+    end)
+
+    it("returns the count again for a room already joined", function()
+        core.join(1, "a")
+        core.join(2, "a")
+        assert.same({ 2 }, { core.join(1, "a") })
+        assert.same({ "a" }, core.rooms(1))
+    end)
+
+    it("leaves, frees empty rooms and reports not joined", function()
+        core.join(1, "a")
+        core.join(2, "a")
+        assert.equal(1, core.leave(1, "a"))
+        assert.same({ nil, "not joined" }, { core.leave(1, "a") })
+        assert.equal(0, core.leave(2, "a"))
+        assert.equal(0, core.room_count())
+    end)
+
+    it("answers closed for clients that are gone or closing", function()
+        assert.same({ nil, "closed" }, { core.join(9, "a") })
+        assert.same({ nil, "closed" }, { core.rooms(9) })
+        assert.same({ nil, "closed" }, { core.leave(9, "a") })
+        assert.same({ nil, "closed" }, { core.dedupe(9, true) })
+        assert.same({ nil, "closed" }, { core.client_stats(9) })
+        core.close(1, 1000, "")
+        assert.same({ nil, "closed" }, { core.join(1, "a") })
+    end)
+
+    it("raises on names C refuses", function()
+        assert.error_matches(function() core.join(1, "") end, "room name")
+        assert.error_matches(function() core.join(1, ("x"):rep(257)) end, "room name")
+        assert.error_matches(function() core.join(1, 5) end, "room name")
+        assert.error_matches(function() core.count(nil) end, "room name")
+        assert.equal(1, core.join(1, ("x"):rep(256)))
+    end)
+
+    it("drops memberships when a client is gone", function()
+        core.join(1, "a")
+        core.join(1, "b")
+        core.join(2, "b")
+        core.gone(1)
+        assert.equal(1, core.room_count())
+        assert.same({ 2 }, core.members("b"))
+    end)
+
+    describe("limits", function()
+        it("refuses a full room (max_connections_per_room)", function()
+            core.configure({ max_connections_per_room = 2 })
+            core.join(1, "a")
+            core.join(2, "a")
+            assert.same({ nil, "room full" }, { core.join(3, "a") })
+            assert.same({ 2 }, { core.join(2, "a") })
+        end)
+
+        it("refuses too many rooms (max_rooms_per_client), 0 is unlimited", function()
+            core.configure({ max_rooms_per_client = 2 })
+            core.join(1, "a")
+            core.join(1, "b")
+            assert.same({ nil, "too many rooms" }, { core.join(1, "c") })
+            core.configure({ max_rooms_per_client = 0 })
+            for i = 1, 150 do
+                assert.truthy(core.join(2, "r" .. i))
+            end
+        end)
+
+        it("moves a client out of its room when it may join only one", function()
+            core.configure({ client_can_join_multiple_rooms = false })
+            core.join(1, "a")
+            core.join(2, "a")
+            assert.same({ 1, "a" }, { core.join(1, "b") })
+            assert.same({ "b" }, core.rooms(1))
+            assert.same({ 2 }, core.members("a"))
+            assert.same({ 1 }, { core.join(1, "b") })
+        end)
+
+        it("does not move a client out when the new room is full", function()
+            core.configure({ client_can_join_multiple_rooms = false, max_connections_per_room = 1 })
+            core.join(1, "a")
+            core.join(2, "b")
+            assert.same({ nil, "room full" }, { core.join(1, "b") })
+            assert.same({ "a" }, core.rooms(1))
+        end)
+    end)
+
+    describe("fan-out", function()
+        before_each(function()
+            core.join(1, "a")
+            core.join(2, "a")
+            core.join(3, "a")
+        end)
+
+        it("queues the one payload to every member, except exclude", function()
+            assert.same({ 2, 0 }, { core.broadcast("a", "hi", false, 2) })
+            assert.same({ { payload = "hi", binary = false } }, core.sent[1])
+            assert.same({ { payload = "hi", binary = false } }, core.sent[3])
+            assert.is_nil(core.sent[2])
+            assert.is_nil(core.sent[4])
+            assert.same({ 3, 0 }, { core.broadcast("a", "x", true, 0) })
+            assert.is_true(core.sent[2][1].binary)
+        end)
+
+        it("skips closed members without counting them", function()
+            core.close(3, 1000, "")
+            assert.same({ 2, 0 }, { core.broadcast("a", "hi", false) })
+            assert.is_nil(core.sent[3])
+        end)
+
+        it("send_many skips unknown and closed ids", function()
+            assert.same({ 2, 0 }, { core.send_many({ 1, 4, 99 }, "m", false) })
+            assert.equal(1, #core.sent[4])
+        end)
+
+        it("broadcast_all reaches every open client", function()
+            assert.same({ 3, 0 }, { core.broadcast_all("all", false, 1) })
+            assert.is_nil(core.sent[1])
+            assert.equal(1, #core.sent[4])
+        end)
+
+        it("refuses invalid UTF-8 text", function()
+            assert.same({ nil, "invalid utf-8" }, { core.broadcast("a", "\255", false) })
+            assert.is_nil(core.sent[1])
+        end)
+    end)
+
+    describe("duplicate suppression", function()
+        it("delivers an event id once to opted-in clients only", function()
+            core.join(1, "a")
+            core.join(2, "a")
+            assert.is_true(core.dedupe(1, true))
+            assert.same({ 2, 0 }, { core.broadcast("a", "one", false, nil, "e1") })
+            assert.same({ 1, 0 }, { core.broadcast("a", "two", false, nil, "e1") })
+            assert.same({ 1, 0 }, { core.send_many({ 1, 2 }, "three", false, "e1") })
+            assert.equal(1, #core.sent[1])
+            assert.equal(3, #core.sent[2])
+            -- no event id: never suppressed
+            core.broadcast("a", "plain", false)
+            assert.equal(2, #core.sent[1])
+        end)
+
+        it("forgets the oldest ids past event_cache_max_size (a ring, as in C)", function()
+            core.configure({ event_cache_max_size = 2 })
+            core.join(1, "a")
+            core.dedupe(1, true)
+            core.broadcast("a", "1", false, nil, "e1")
+            core.broadcast("a", "2", false, nil, "e2")
+            core.broadcast("a", "3", false, nil, "e3")   -- evicts e1
+            core.broadcast("a", "2", false, nil, "e2")   -- suppressed
+            core.broadcast("a", "1", false, nil, "e1")   -- delivered again
+            assert.equal(4, #core.sent[1])
+        end)
+
+        it("does not remember an event id whose delivery was dropped", function()
+            core.join(1, "a")
+            core.dedupe(1, true)
+            core.buffered[1] = 5 * 1024 * 1024
+            assert.same({ 0, 1 }, { core.broadcast("a", "1", false, nil, "e1") })
+            core.buffered[1] = 0
+            assert.same({ 1, 0 }, { core.broadcast("a", "1", false, nil, "e1") })
+        end)
+
+        it("opting out delivers duplicates again", function()
+            core.join(1, "a")
+            core.dedupe(1, true)
+            core.broadcast("a", "1", false, nil, "e1")
+            core.dedupe(1, false)
+            core.broadcast("a", "1", false, nil, "e1")
+            assert.equal(2, #core.sent[1])
+        end)
+    end)
+
+    describe("backpressure", function()
+        before_each(function()
+            core.join(1, "a")
+            core.join(2, "a")
+            core.buffered[2] = 5000
+        end)
+
+        it("drops broadcasts to a client over max_buffered_bytes and counts them", function()
+            core.configure({ max_buffered_bytes = 1000 })
+            assert.same({ 1, 1 }, { core.broadcast("a", "m", false) })
+            assert.same({ 1, 1 }, { core.broadcast("a", "m", false) })
+            assert.same({ buffered = 5000, dropped = 2 }, core.client_stats(2))
+            assert.equal(2, core.dropped_total)
+            assert.is_nil(core.closed[2])
+            assert.equal(2, #core.sent[1])
+            -- direct sends are never dropped
+            assert.is_true(core.send(2, "direct"))
+        end)
+
+        it("closes it with 1013 under slow_consumer_policy = close", function()
+            core.configure({ max_buffered_bytes = 1000, slow_consumer_policy = "close" })
+            assert.same({ 1, 1 }, { core.broadcast("a", "m", false) })
+            assert.equal(1013, core.closed[2].code)
+        end)
+    end)
+end)
