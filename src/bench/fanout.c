@@ -1,0 +1,437 @@
+/*
+ * fanout.c - the fan-out workload: N subscribers in one room, K publishers
+ * (which do not subscribe). Measures deliveries/s, the latency from publish
+ * to each delivery, and counts lost and duplicate deliveries.
+ *
+ * Every published message gets a global sequence number. A record per
+ * message (send time, deliveries so far, publisher) and one bit per
+ * (subscriber, message) are all the bookkeeping: a delivery is a bit test,
+ * an increment and a histogram sample. The bitmaps grow by doubling, so
+ * their total size is about deliveries / 8 bytes.
+ *
+ * Pacing: with --rate R a 1 ms timer publishes what is due, round robin over
+ * the publishers (if the server falls more than 100 ms behind, the backlog
+ * is skipped and counted instead of being burst later). With --rate 0 each
+ * publisher keeps --window messages "open": a message closes once every
+ * subscriber got it, or after --stall-timeout, and then the publisher sends
+ * the next one.
+ *
+ * Lost deliveries = messages published x subscribers - distinct deliveries,
+ * counted after a bounded drain, over every message ever published (warm-up
+ * included). Rates and latencies cover the measured window only.
+ */
+#include "bench.h"
+#include "tpl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { P_CONNECT, P_SUBSCRIBE, P_WARMUP, P_MEASURE, P_DRAIN, P_DONE };
+
+typedef struct {
+    uint64_t t_send; /* ns relative to net.t_base */
+    uint32_t count;  /* distinct deliveries */
+    uint16_t pub;
+    uint8_t closed; /* 1 delivered to all, 2 given up (stalled) */
+} fmsg_t;
+
+typedef struct {
+    uint64_t *bits;
+    size_t nwords;
+    int subscribed;
+} fsub_t;
+
+typedef struct {
+    mw_bench_t *b;
+    mw_bench_tpl_t sub_tpl, pub_tpl;
+    mw_bench_client_t **clients; /* subscribers first, then publishers */
+    fsub_t *subs;
+    uint32_t *pub_open; /* per publisher: messages not closed */
+    size_t nsub, npub, n, nopen, nsubscribed, nfailed;
+    fmsg_t *msgs;
+    size_t nmsgs, msgs_cap;
+    size_t scan_from; /* first message that may still be open */
+    uint64_t closed_all, stalled;
+    uint64_t seq_t0, seq_t1; /* messages published in the window */
+    uint64_t t0, t1, t_start, t_connect;
+    double connect_s;
+    int phase, rate_mode;
+    uint64_t due_sent, skipped;
+    size_t rr;
+    uint64_t unique, dups, rx_window, other, pub_replies, unknown;
+    size_t hint; /* where replies carry the payload */
+    uv_timer_t timer, tick;
+} fanout_t;
+
+static fanout_t F;
+
+static uint64_t now_rel(void) {
+    return uv_hrtime() - F.b->net.t_base;
+}
+
+static void finish(void) {
+    if (F.phase == P_MEASURE) {
+        F.t1 = now_rel();
+        F.seq_t1 = F.nmsgs;
+        mw_bench_cpu_end(F.b);
+    }
+    F.phase = P_DONE;
+    uv_timer_stop(&F.timer);
+    uv_timer_stop(&F.tick);
+    uv_stop(F.b->loop);
+}
+
+static int publish(size_t p, uint64_t now) {
+    mw_bench_client_t *c = F.clients[F.nsub + p];
+    if (!c)
+        return -1;
+    if (F.nmsgs == F.msgs_cap) {
+        size_t cap = F.msgs_cap ? F.msgs_cap * 2 : 65536;
+        fmsg_t *nm = realloc(F.msgs, cap * sizeof(*nm));
+        if (!nm) {
+            mw_bench_error(F.b, "out of memory");
+            finish();
+            return -1;
+        }
+        F.msgs = nm;
+        F.msgs_cap = cap;
+    }
+    char *dst = mw_bench_client_reserve(c, F.pub_tpl.frame_len);
+    if (!dst)
+        return -1;
+    uint64_t seq = F.nmsgs++;
+    F.msgs[seq] = (fmsg_t){now, 0, (uint16_t)p, 0};
+    mw_bench_tpl_fill(&F.pub_tpl, dst, seq, now);
+    F.pub_open[p]++;
+    return 0;
+}
+
+static void refill(size_t p, uint64_t now) {
+    while (F.pub_open[p] < (uint32_t)F.b->o.window && publish(p, now) == 0) {
+    }
+}
+
+static int publishing(void) {
+    return F.phase == P_WARMUP || F.phase == P_MEASURE;
+}
+
+static int all_closed(void) {
+    return F.closed_all + F.stalled == F.nmsgs;
+}
+
+static void close_msg(fmsg_t *m, int how, uint64_t now) {
+    m->closed = (uint8_t)how;
+    if (how == 1)
+        F.closed_all++;
+    else
+        F.stalled++;
+    F.pub_open[m->pub]--;
+    if (!F.rate_mode && publishing())
+        refill(m->pub, now);
+}
+
+/* Runs every millisecond: publishes what --rate says is due, and gives up on
+ * messages that stalled. */
+static void on_tick(uv_timer_t *t) {
+    (void)t;
+    uint64_t now = now_rel();
+    uint64_t limit = (uint64_t)(F.b->o.stall_timeout * 1e9);
+    while (F.scan_from < F.nmsgs) {
+        fmsg_t *m = &F.msgs[F.scan_from];
+        if (!m->closed) {
+            if (now - m->t_send < limit)
+                break;
+            close_msg(m, 2, now);
+        }
+        F.scan_from++;
+    }
+    if (F.rate_mode && publishing()) {
+        uint64_t due = (uint64_t)(F.b->o.rate * (double)(now - F.t_start) / 1e9);
+        uint64_t behind = due > F.due_sent ? due - F.due_sent : 0;
+        uint64_t cap = (uint64_t)(F.b->o.rate / 10) + 1; /* 100 ms worth */
+        uint64_t send = behind < cap ? behind : cap;
+        F.skipped += behind - send;
+        F.due_sent += behind;
+        for (uint64_t i = 0; i < send; i++) {
+            for (size_t tries = 0; tries < F.npub; tries++) {
+                size_t p = F.rr++ % F.npub;
+                if (publish(p, now) == 0)
+                    break;
+            }
+        }
+    }
+    mw_bench_net_flush(&F.b->net);
+    if (F.phase == P_DRAIN && all_closed())
+        finish();
+}
+
+static void on_drain_end(uv_timer_t *t) {
+    (void)t;
+    finish();
+}
+
+static void on_measure_end(uv_timer_t *t) {
+    (void)t;
+    F.t1 = now_rel();
+    F.seq_t1 = F.nmsgs;
+    mw_bench_cpu_end(F.b);
+    F.phase = P_DRAIN;
+    if (all_closed()) {
+        finish();
+        return;
+    }
+    uv_timer_start(&F.timer, on_drain_end, (uint64_t)(F.b->o.drain_timeout * 1000), 0);
+}
+
+static void on_warmup_end(uv_timer_t *t) {
+    (void)t;
+    F.phase = P_MEASURE;
+    F.t0 = now_rel();
+    F.seq_t0 = F.nmsgs;
+    F.seq_t1 = UINT64_MAX;
+    F.rx_window = 0;
+    mw_bench_cpu_begin(F.b);
+    uv_timer_start(&F.timer, on_measure_end, (uint64_t)(F.b->o.duration * 1000), 0);
+}
+
+static void start(void) {
+    uv_timer_stop(&F.timer);
+    F.phase = P_WARMUP;
+    F.seq_t0 = F.seq_t1 = UINT64_MAX;
+    F.t_start = now_rel();
+    uv_timer_start(&F.tick, on_tick, 1, 1);
+    if (!F.rate_mode)
+        for (size_t p = 0; p < F.npub; p++)
+            refill(p, F.t_start);
+    mw_bench_net_flush(&F.b->net);
+    if (F.b->o.warmup > 0)
+        uv_timer_start(&F.timer, on_warmup_end, (uint64_t)(F.b->o.warmup * 1000), 0);
+    else
+        on_warmup_end(&F.timer);
+}
+
+static void on_setup_timeout(uv_timer_t *t) {
+    (void)t;
+    char msg[160];
+    if (F.nopen < F.n)
+        snprintf(msg, sizeof(msg), "only %zu of %zu connections opened within %g s", F.nopen, F.n,
+                 F.b->o.connect_timeout);
+    else
+        snprintf(msg, sizeof(msg),
+                 "only %zu of %zu subscribers got a reply to subscribe "
+                 "within %g s",
+                 F.nsubscribed, F.nsub, F.b->o.connect_timeout);
+    mw_bench_error(F.b, msg);
+    finish();
+}
+
+static void on_subscribe_wait(uv_timer_t *t) {
+    (void)t;
+    start();
+}
+
+static void on_open(mw_bench_client_t *c) {
+    size_t i = mw_bench_client_id(c);
+    if (i < F.nsub) {
+        char *p = mw_bench_client_reserve(c, F.sub_tpl.frame_len);
+        if (p)
+            mw_bench_tpl_fill(&F.sub_tpl, p, 0, 0);
+    }
+    if (++F.nopen < F.n)
+        return;
+    F.connect_s = (double)(uv_hrtime() - F.t_connect) / 1e9;
+    F.phase = P_SUBSCRIBE;
+    if (F.b->o.subscribe_wait_ms > 0) {
+        uv_timer_stop(&F.timer);
+        uv_timer_start(&F.timer, on_subscribe_wait, (uint64_t)F.b->o.subscribe_wait_ms, 0);
+    } else if (F.nsubscribed == F.nsub) {
+        start();
+    }
+}
+
+static int bit_set(fsub_t *s, uint64_t seq) {
+    size_t w = (size_t)(seq >> 6);
+    if (w >= s->nwords) {
+        size_t nw = s->nwords ? s->nwords * 2 : 64;
+        while (nw <= w)
+            nw *= 2;
+        uint64_t *nb = realloc(s->bits, nw * sizeof(*nb));
+        if (!nb)
+            return -1;
+        memset(nb + s->nwords, 0, (nw - s->nwords) * sizeof(*nb));
+        s->bits = nb;
+        s->nwords = nw;
+    }
+    uint64_t m = 1ull << (seq & 63);
+    if (s->bits[w] & m)
+        return 1;
+    s->bits[w] |= m;
+    return 0;
+}
+
+static void on_message(mw_bench_client_t *c, const char *data, size_t len, int op) {
+    (void)op;
+    size_t i = mw_bench_client_id(c);
+    if (i >= F.nsub) {
+        F.pub_replies++;
+        return;
+    }
+    fsub_t *s = &F.subs[i];
+    if (!s->subscribed && F.b->o.subscribe_wait_ms <= 0) {
+        /* The first message after subscribing is the acknowledgement. */
+        s->subscribed = 1;
+        if (++F.nsubscribed == F.nsub && F.phase == P_SUBSCRIBE && F.b->o.subscribe_wait_ms <= 0)
+            start();
+        return;
+    }
+    uint64_t seq, t;
+    if (!mw_bench_payload_parse(data, len, &F.hint, &seq, &t)) {
+        F.other++;
+        return;
+    }
+    if (seq >= F.nmsgs) {
+        if (F.unknown++ == 0)
+            mw_bench_error(F.b, "protocol: a delivery carries a sequence never published");
+        else
+            F.b->errors++;
+        return;
+    }
+    int r = bit_set(s, seq);
+    if (r != 0) {
+        if (r > 0)
+            F.dups++;
+        return;
+    }
+    F.unique++;
+    uint64_t now = F.b->net.now_ns - F.b->net.t_base;
+    if (seq >= F.seq_t0 && seq < F.seq_t1)
+        mw_bench_hist_record(F.b->hist, now > t ? now - t : 0);
+    if (F.phase == P_MEASURE)
+        F.rx_window++;
+    fmsg_t *m = &F.msgs[seq];
+    if (++m->count == F.nsub && !m->closed) {
+        close_msg(m, 1, now);
+        if (F.phase == P_DRAIN && all_closed())
+            finish();
+    }
+}
+
+static void on_error(mw_bench_client_t *c, const char *what) {
+    size_t i = mw_bench_client_id(c);
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%s %zu: %s", i < F.nsub ? "subscriber" : "publisher",
+             i < F.nsub ? i : i - F.nsub, what);
+    mw_bench_error(F.b, msg);
+    F.clients[i] = NULL;
+    F.nfailed++;
+    if (F.phase == P_CONNECT || F.phase == P_SUBSCRIBE || F.nfailed == F.n)
+        finish();
+}
+
+int mw_bench_run_fanout(mw_bench_t *b) {
+    mw_bench_opts_t *o = &b->o;
+    memset(&F, 0, sizeof(F));
+    F.b = b;
+    F.nsub = (size_t)o->subscribers;
+    F.npub = (size_t)o->publishers;
+    F.n = F.nsub + F.npub;
+    F.rate_mode = o->rate > 0;
+    char err[256];
+    const char *sargs[1] = {o->room};
+    const char *pargs[2] = {o->room, NULL};
+    if (mw_bench_tpl_init(&F.sub_tpl, o->subscribe_template, sargs, 1, -1, 0, err, sizeof(err))) {
+        fprintf(stderr, "moonwire-bench: --subscribe-template: %s\n", err);
+        return 2;
+    }
+    if (mw_bench_tpl_init(&F.pub_tpl, o->publish_template, pargs, 2, 1, (size_t)o->size, err,
+                          sizeof(err))) {
+        fprintf(stderr, "moonwire-bench: --publish-template: %s\n", err);
+        return 2;
+    }
+    F.clients = calloc(F.n, sizeof(*F.clients));
+    F.subs = calloc(F.nsub, sizeof(*F.subs));
+    F.pub_open = calloc(F.npub, sizeof(*F.pub_open));
+    if (!F.clients || !F.subs || !F.pub_open) {
+        fprintf(stderr, "moonwire-bench: out of memory\n");
+        return 1;
+    }
+    b->net.cbs = (mw_bench_net_cbs_t){on_open, on_message, on_error};
+    for (size_t i = 0; i < F.n; i++) {
+        struct sockaddr_in sa;
+        F.clients[i] = mw_bench_client_new(&b->net, (uint32_t)i, &F, mw_bench_src(b, i, &sa));
+        if (!F.clients[i]) {
+            fprintf(stderr, "moonwire-bench: out of memory\n");
+            return 1;
+        }
+    }
+    uv_timer_init(b->loop, &F.timer);
+    uv_timer_init(b->loop, &F.tick);
+    F.phase = P_CONNECT;
+    F.t0 = F.t1 = 0;
+    uv_timer_start(&F.timer, on_setup_timeout, (uint64_t)(o->connect_timeout * 1000), 0);
+    mw_bench_guard(b, o->connect_timeout + o->subscribe_wait_ms / 1000 + o->warmup + o->duration +
+                          o->drain_timeout + 10);
+    F.t_connect = uv_hrtime();
+    mw_bench_net_connect_all(&b->net, F.clients, F.n, (size_t)o->concurrency);
+    uv_run(b->loop, UV_RUN_DEFAULT);
+
+    int measured = F.t0 < F.t1;
+    double window = measured ? (double)(F.t1 - F.t0) / 1e9 : 0;
+    uint64_t published_w = measured && F.seq_t1 != UINT64_MAX ? F.seq_t1 - F.seq_t0 : 0;
+    double dps = window > 0 ? (double)F.rx_window / window : 0;
+    double pps = window > 0 ? (double)published_w / window : 0;
+    uint64_t expected = (uint64_t)F.nmsgs * F.nsub;
+    uint64_t lost = expected - F.unique;
+
+    printf("moonwire-bench fanout: %s  room \"%s\", %zu subscribers, %zu publishers, ", o->url,
+           o->room, F.nsub, F.npub);
+    if (F.rate_mode)
+        printf("%.0f msgs/s, ", o->rate);
+    else
+        printf("as fast as delivered (window %ld), ", o->window);
+    printf("%ld-byte payload, %.1f s (+%.1f s warm-up)\n", o->size, o->duration, o->warmup);
+    printf("  connections  %zu opened in %.2f s, %zu failed; %zu subscribed\n", F.nopen,
+           F.connect_s, F.nfailed, F.nsubscribed);
+    printf("  deliveries   %llu in %.2f s = %.0f deliveries/s (%.0f publishes/s)\n",
+           (unsigned long long)F.rx_window, window, dps, pps);
+    mw_bench_json_int(b, "connections_open", (long long)F.nopen);
+    mw_bench_json_num(b, "connect_s", F.connect_s);
+    mw_bench_json_int(b, "deliveries", (long long)F.rx_window);
+    mw_bench_json_num(b, "window_s", window);
+    mw_bench_json_num(b, "deliveries_per_s", dps);
+    mw_bench_json_num(b, "publishes_per_s", pps);
+    mw_bench_report_latency(b, "publish to delivery");
+    printf("  published %zu, expected %llu deliveries, got %llu: lost %llu, duplicates %llu\n",
+           F.nmsgs, (unsigned long long)expected, (unsigned long long)F.unique,
+           (unsigned long long)lost, (unsigned long long)F.dups);
+    if (F.stalled || F.skipped || F.other || F.pub_replies)
+        printf("  stalled messages %llu, skipped publishes %llu (server behind --rate), "
+               "other messages %llu, replies to publishers %llu\n",
+               (unsigned long long)F.stalled, (unsigned long long)F.skipped,
+               (unsigned long long)F.other, (unsigned long long)F.pub_replies);
+    mw_bench_json_int(b, "published", (long long)F.nmsgs);
+    mw_bench_json_int(b, "expected", (long long)expected);
+    mw_bench_json_int(b, "received", (long long)F.unique);
+    mw_bench_json_int(b, "lost", (long long)lost);
+    mw_bench_json_int(b, "duplicates", (long long)F.dups);
+    mw_bench_json_int(b, "stalled", (long long)F.stalled);
+    mw_bench_json_int(b, "skipped_publishes", (long long)F.skipped);
+    mw_bench_json_int(b, "other_messages", (long long)F.other);
+    mw_bench_json_int(b, "publisher_replies", (long long)F.pub_replies);
+    mw_bench_report_cpu(b);
+
+    mw_bench_teardown(b, F.clients, F.n);
+    uv_close((uv_handle_t *)&F.timer, NULL);
+    uv_close((uv_handle_t *)&F.tick, NULL);
+    uv_run(b->loop, UV_RUN_NOWAIT);
+    for (size_t i = 0; i < F.nsub; i++)
+        free(F.subs[i].bits);
+    free(F.subs);
+    free(F.pub_open);
+    free(F.clients);
+    free(F.msgs);
+    mw_bench_tpl_free(&F.sub_tpl);
+    mw_bench_tpl_free(&F.pub_tpl);
+    return (F.nopen < F.n || !measured) ? 1 : 0;
+}
