@@ -38,6 +38,15 @@ add_test(NAME lint_lua_boundary
          COMMAND sh -c "! grep -rlE '#include[[:space:]]*[<\"](lua|lauxlib|lualib|luajit)\\.h' \"$1/src\" | grep -v '/src/lua/'"
                  sh ${PROJECT_SOURCE_DIR})
 
+# The benchmark's smoke mode: moonwire-bench (found next to the moonwire
+# binary) against examples/hub with tiny numbers; asserts correctness only.
+add_test(NAME integration_bench_smoke
+         COMMAND ${MW_PYTHON} ${PROJECT_SOURCE_DIR}/spec/integration/test_bench_smoke.py
+                 --binary $<TARGET_FILE:moonwire> --root ${PROJECT_SOURCE_DIR})
+set_tests_properties(integration_bench_smoke PROPERTIES TIMEOUT 300)
+add_test(NAME lua_example_hub
+         COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/hub)
+
 # Rooms, presence and fan-out (issue 3): fixtures/rooms/* and examples/chat.
 add_test(NAME integration_rooms
          COMMAND ${MW_PYTHON} ${PROJECT_SOURCE_DIR}/spec/integration/test_rooms.py

@@ -1,0 +1,99 @@
+-- Specs for the hub example: echo, subscribe and publish in the hub protocol
+-- (the one every peer of scripts/bench speaks).
+
+local testing = require "moonwire.testing"
+
+
+describe("hub", function()
+    local app, ws
+
+    before_each(function()
+        testing.core.reset()
+        app = assert(testing.load_app("."))
+        ws = app:connect()
+    end)
+
+    it("has one route per hub message type", function()
+        assert.same({ "hub.echo", "hub.publish", "hub.subscribe" }, app:routes())
+    end)
+
+    it("sends no welcome", function()
+        assert.same({}, ws:frames())
+    end)
+
+    it("echoes data after decoding and re-encoding it", function()
+        local out = ws:send('{"type":"echo","data":{"text":"h\195\169llo","n":[1,2,3],"ok":true}}')
+        assert.same({ { type = "echo", data = { text = "h\195\169llo", n = { 1, 2, 3 }, ok = true } } }, out)
+        out = ws:send('{"type":"echo","data":"xxxxxxxx"}')
+        assert.same({ { type = "echo", data = "xxxxxxxx" } }, out)
+    end)
+
+    it("echoes null data as null", function()
+        assert.same({ { type = "echo", data = testing.null } }, ws:send('{"type":"echo","data":null}'))
+    end)
+
+    it("answers subscribe with subscribed", function()
+        assert.same({ { type = "subscribed", room = "r1" } }, ws:send('{"type":"subscribe","room":"r1"}'))
+        assert.same({ "r1" }, ws.client:rooms())
+    end)
+
+    it("delivers a publish to every member of the room, and nobody else", function()
+        local other = app:connect()
+        local outsider = app:connect()
+        local publisher = app:connect()
+        ws:send('{"type":"subscribe","room":"r1"}')
+        other:send('{"type":"subscribe","room":"r1"}')
+        outsider:send('{"type":"subscribe","room":"r2"}')
+
+        assert.same({}, publisher:send('{"type":"publish","room":"r1","data":{"seq":1}}'))
+        local expected = { type = "message", room = "r1", data = { seq = 1 } }
+        assert.same(expected, ws:last())
+        assert.same(expected, other:last())
+        assert.same({ type = "subscribed", room = "r2" }, outsider:last())
+        assert.equal(0, #publisher:sent())
+    end)
+
+    it("delivers to the publisher too when it is a member", function()
+        ws:send('{"type":"subscribe","room":"r1"}')
+        local out = ws:send('{"type":"publish","room":"r1","data":"x"}')
+        assert.same({ { type = "message", room = "r1", data = "x" } }, out)
+    end)
+
+    it("publishes to an empty room without error", function()
+        assert.same({}, ws:send('{"type":"publish","room":"nobody","data":1}'))
+    end)
+
+    it("stops delivering to a member that left", function()
+        local other = app:connect()
+        other:send('{"type":"subscribe","room":"r1"}')
+        local before = #other:frames()
+        other:close()
+        assert.same({}, ws:send('{"type":"publish","room":"r1","data":1}'))
+        assert.equal(before, #other:frames())
+    end)
+
+    it("rejects bad rooms with INVALID_ROOM", function()
+        for _, text in ipairs({
+            '{"type":"subscribe"}',
+            '{"type":"subscribe","room":""}',
+            '{"type":"subscribe","room":7}',
+            '{"type":"subscribe","room":"' .. ("x"):rep(257) .. '"}',
+            '{"type":"publish","data":1}',
+        }) do
+            local out = ws:send(text)
+            assert.equal("error", out[1].type)
+            assert.equal("INVALID_ROOM", out[1].error.code)
+        end
+    end)
+
+    it("answers malformed JSON, non-objects and unknown types with errors", function()
+        local out = ws:send("not json {")
+        assert.equal("INVALID_MESSAGE", out[1].error.code)
+        assert.matches("malformed JSON", out[1].error.message, 1, true)
+        assert.equal("INVALID_MESSAGE", ws:send("[1,2]")[1].error.code)
+        assert.equal("INVALID_MESSAGE", ws:send('"just a string"')[1].error.code)
+        assert.equal("INVALID_MESSAGE", ws:send('{"data":1}')[1].error.code)
+        assert.equal("NOT_FOUND", ws:send('{"type":"nope"}')[1].error.code)
+        assert.equal("INVALID_MESSAGE", ws:send("binary", true)[1].error.code)
+    end)
+end)

@@ -1,0 +1,188 @@
+#!/usr/bin/python3
+"""The benchmark's quick smoke mode: moonwire serves examples/hub (the hub
+protocol every peer of scripts/bench speaks) and moonwire-bench drives it with
+tiny configurations. Asserts correctness -- zero lost, deliveries = messages x
+subscribers, no errors, a parseable JSON result -- never speed.
+
+    /usr/bin/python3 spec/integration/test_bench_smoke.py --binary BUILD/moonwire \
+        --root REPO [--bench BUILD/moonwire-bench]
+
+Without --bench, moonwire-bench is looked for next to --binary.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+from harness import check, eq  # noqa: E402
+
+S = H.Suite("moonwire bench smoke (examples/hub)")
+BENCH = {"path": None}
+FANOUT_SUBS = 20
+FANOUT_RATE = 200
+
+
+def pop_bench_arg(argv):
+    """Removes --bench PATH / --bench=PATH from argv (the harness does not
+    know it); returns (path or None, the rest)."""
+    rest, path = [], None
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--bench" and i + 1 < len(argv):
+            path = argv[i + 1]
+            i += 2
+            continue
+        if a.startswith("--bench="):
+            path = a.split("=", 1)[1]
+        else:
+            rest.append(a)
+        i += 1
+    return path, rest
+
+
+def num(res, *names):
+    """The first of `names` present in the result, as a number."""
+    for n in names:
+        if n in res:
+            v = res[n]
+            check(isinstance(v, (int, float)) and not isinstance(v, bool),
+                  "field %r is not a number: %r" % (n, v))
+            return v
+    raise H.Failure("result has none of the fields %s: %s" % (names, H.short(json.dumps(res), 600)))
+
+
+def run_bench(ctx, *args, timeout=60):
+    argv = [BENCH["path"]] + [str(a) for a in args]
+    try:
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise H.Failure("%s did not finish within %ds" % (" ".join(argv), timeout))
+    out = p.stdout.decode("utf-8", "replace")
+    err = p.stderr.decode("utf-8", "replace")
+    eq(p.returncode, 0, "moonwire-bench exit status (stderr: %s)" % H.short(err, 600))
+    lines = [l for l in out.splitlines() if l.startswith("{")]
+    check(lines, "no JSON line in the output: %s" % H.short(out + err, 600))
+    check(lines[-1] == out.rstrip("\n").splitlines()[-1],
+          "the JSON line is not the last line of the output: %s" % H.short(out, 600))
+    try:
+        res = json.loads(lines[-1])
+    except ValueError as e:
+        raise H.Failure("bad JSON line %r: %s" % (lines[-1][:300], e))
+    check(isinstance(res, dict), "the JSON line is not an object: %r" % lines[-1][:300])
+    human = [l for l in out.splitlines() if l.strip() and not l.startswith("{")]
+    check(human, "no human summary before the JSON line")
+    return res
+
+
+def no_errors(res):
+    eq(num(res, "errors"), 0, "errors (first: %r)" % res.get("first_error"))
+    eq(num(res, "exit"), 0, "the exit status in the JSON line")
+
+
+def common_fields(res):
+    for n in ("p50_us", "p99_us", "max_us", "bench_cpu_pct"):
+        num(res, n)
+    p50, p99, mx = res["p50_us"], res["p99_us"], res["max_us"]
+    check(0 <= p50 <= p99 <= mx, "percentiles out of order: p50 %r p99 %r max %r" % (p50, p99, mx))
+    check(res["bench_cpu_pct"] >= 0, "bench_cpu_pct is negative")
+
+
+def url(ctx):
+    return ctx.servers["hub"].url("/")
+
+
+@S.setup
+def _(ctx):
+    path = BENCH["path"] or os.path.join(os.path.dirname(ctx.binary), "moonwire-bench")
+    BENCH["path"] = os.path.abspath(path)
+    if not os.access(BENCH["path"], os.X_OK):
+        raise H.Failure("moonwire-bench not found at %s (build it, or pass --bench)" % BENCH["path"])
+    ctx.start("hub", ctx.example("hub"))
+
+
+@S.case("moonwire-bench --help describes the workloads")
+def _(ctx):
+    p = subprocess.run([BENCH["path"], "--help"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=10)
+    eq(p.returncode, 0, "--help exit status")
+    text = p.stdout.decode("utf-8", "replace")
+    for word in ("echo", "fanout", "conns"):
+        check(word in text, "--help does not mention %r" % word)
+
+
+@S.case("echo: 4 connections for 1 s, every reply received", timeout=60)
+def _(ctx):
+    res = run_bench(ctx, "echo", "--url", url(ctx), "--connections", 4, "--depth", 1,
+                    "--size", 64, "--duration", 1)
+    no_errors(res)
+    common_fields(res)
+    check(num(res, "msgs_per_s") > 0, "no echo round trip completed: %r" % res)
+    eq(num(res, "connections_open"), 4, "connections open")
+    eq(num(res, "lost"), 0, "lost echoes")
+    eq(num(res, "unexpected"), 0, "unexpected replies")
+    sent = num(res, "sent")
+    check(sent > 0, "nothing was sent")
+    eq(num(res, "received"), sent, "replies received (= messages sent)")
+
+
+@S.case("fanout: 20 subscribers, 1 publisher at 200/s for 1 s, nothing lost", timeout=60)
+def _(ctx):
+    res = run_bench(ctx, "fanout", "--url", url(ctx), "--subscribers", FANOUT_SUBS,
+                    "--publishers", 1, "--rate", FANOUT_RATE, "--size", 64, "--duration", 1)
+    no_errors(res)
+    common_fields(res)
+    eq(num(res, "subscribers"), FANOUT_SUBS, "subscribers")
+    eq(num(res, "connections_open"), FANOUT_SUBS + 1, "connections open")
+    messages = num(res, "published")
+    check(messages > 0, "nothing was published: %r" % res)
+    # 200/s for 1 s of warm-up plus 1 s measured: about 400 messages.
+    check(messages <= FANOUT_RATE * 3, "the publisher exceeded its rate: %d messages" % messages)
+    eq(num(res, "expected"), messages * FANOUT_SUBS, "expected deliveries")
+    eq(num(res, "received"), messages * FANOUT_SUBS, "deliveries (= messages x subscribers)")
+    eq(num(res, "lost"), 0, "lost deliveries")
+    eq(num(res, "duplicates"), 0, "duplicate deliveries")
+    eq(num(res, "stalled"), 0, "stalled messages")
+    eq(num(res, "other_messages"), 0, "unexpected messages to subscribers")
+    eq(num(res, "publisher_replies"), 0, "replies to the publisher (publish has no ack)")
+    check(num(res, "deliveries_per_s") > 0, "deliveries_per_s is 0")
+
+
+@S.case("conns: 50 idle connections and the server's RSS per connection", timeout=60)
+def _(ctx):
+    srv = ctx.servers["hub"]
+    res = run_bench(ctx, "conns", "--url", url(ctx), "--connections", 50, "--duration", 1,
+                    "--server-pid", srv.proc.pid)
+    no_errors(res)
+    eq(num(res, "connections_open"), 50, "connections opened")
+    eq(num(res, "connections_held"), 50, "connections still open at the end")
+    eq(num(res, "connections_failed"), 0, "connections failed")
+    eq(num(res, "connections_dropped"), 0, "connections dropped by the server")
+    check(num(res, "server_rss_after_bytes") > 0, "server RSS not read")
+    num(res, "server_rss_per_conn_bytes")
+    num(res, "bench_cpu_pct")
+
+
+@S.case("the server is healthy after the runs, with no rooms or clients left")
+def _(ctx):
+    srv = ctx.servers["hub"]
+    check(srv.alive(), "the server exited: %s" % H.short(srv.log(), 600))
+    last = {}
+
+    def idle():
+        last.update(srv.health())
+        return last.get("rooms") == 0 and last.get("connections") == 0
+    try:
+        H.poll(idle, timeout=10, what="/health to show no rooms and no connections")
+    except H.Failure:
+        raise H.Failure("/health after the runs: %r" % last)
+
+
+if __name__ == "__main__":
+    bench_path, rest = pop_bench_arg(sys.argv[1:])
+    BENCH["path"] = bench_path
+    sys.exit(S.main(rest))
