@@ -38,27 +38,31 @@
 enum { CONN_HTTP, CONN_OPEN, CONN_CLOSING, CONN_DRAINING, CONN_LINGER, CONN_CLOSED };
 
 struct mw_conn {
-    uv_tcp_t tcp;
-    mw_server_t *server;
+    /* Hot for fan-out, kept in the first cache line: a broadcast to N
+     * clients touches exactly these fields of each recipient. */
     uint64_t id;          /* 0 until the upgrade succeeds */
     int state;
+    int dedupe;           /* duplicate suppression opted in */
+    mw_outq_t outq;
+    mw_server_t *server;
+    mw_list_t flush;
+
+    uv_tcp_t tcp;
     int writing;          /* a uv_write is in flight (its request is malloc'd:
                              most writes complete in uv_try_write and need none) */
     size_t write_len;     /* bytes in that write */
     int connected;        /* Lua saw connect, so it must see disconnect */
     int read_paused;      /* reading stopped: output over the high watermark */
     mw_room_client_t rooms;
-    int dedupe;           /* duplicate suppression opted in */
     uint64_t *seen;       /* ring of recently delivered event hashes */
     uint32_t seen_n, seen_pos;
     uint64_t dropped;     /* broadcasts dropped by backpressure */
     mw_http_parser_t *http;
     mw_ws_t *ws;
-    mw_outq_t outq;
     uint64_t deadline;    /* loop time (ms) when the current phase times out */
-    mw_list_t link, timed, flush, awake;
-    uint64_t last_read;   /* loop time of the last WebSocket read */
-    char remote_addr[64];
+    mw_list_t link, timed, awake;
+    uint64_t last_active; /* loop time of the last WebSocket read or write */
+    char remote_addr[48];
     int remote_port;
 };
 
@@ -67,12 +71,15 @@ mw_conn_t *mw_conn_from_timed(mw_list_t *l) { return mw_list_entry(l, mw_conn_t,
 mw_conn_t *mw_conn_from_flush(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, flush); }
 mw_conn_t *mw_conn_from_awake(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, awake); }
 
-/* A connection that read nothing for this long gives its wslay context
- * back; busy connections keep theirs, so nothing churns under load. */
+/* A connection that neither read nor wrote for this long gives its wslay
+ * context and its empty output ring back; busy connections keep both, so
+ * nothing churns under load. */
 #define SLEEP_AFTER_MS 1000
 
+/* mark_awake records activity and puts the connection on the list the cron
+ * walks to reclaim idle memory. */
 static void mark_awake(mw_conn_t *c) {
-    c->last_read = uv_now(c->server->loop);
+    c->last_active = uv_now(c->server->loop);
     if (!mw_list_linked(&c->awake))
         mw_list_insert_tail(&c->server->awake, &c->awake);
 }
@@ -82,11 +89,14 @@ int mw_conn_idle(mw_conn_t *c, uint64_t now) {
         mw_list_remove(&c->awake);
         return 0;
     }
-    if (now - c->last_read >= SLEEP_AFTER_MS && mw_ws_sleep(c->ws)) {
+    if (now - c->last_active < SLEEP_AFTER_MS)
+        return 0;
+    int slept = mw_ws_sleep(c->ws);
+    if (c->outq.count == 0 && !c->writing)
+        mw_outq_clear(&c->outq);
+    if (!mw_ws_awake(c->ws) && c->outq.ents == NULL)
         mw_list_remove(&c->awake);
-        return 1;
-    }
-    return 0;
+    return slept;
 }
 
 static void set_deadline(mw_conn_t *c, int ms) {
@@ -266,6 +276,8 @@ void mw_conn_flush(mw_conn_t *c) {
     }
     if (c->state == CONN_DRAINING)
         start_shutdown(c);
+    else if (c->state == CONN_OPEN && c->outq.ents)
+        mark_awake(c); /* the cron frees the kept ring once idle */
     update_read_pause(c);
 }
 
@@ -551,7 +563,10 @@ static int seen_event(mw_conn_t *c, uint64_t h) {
 }
 
 int mw_conn_deliver(mw_conn_t *c, mw_buf_t *frame, uint64_t event_hash) {
-    if (!mw_conn_is_open(c))
+    /* OPEN is enough: every way the WebSocket stops accepting messages (a
+     * close sent or received, a failure) moves the connection out of OPEN
+     * before any other Lua code runs, so the ws struct need not be read. */
+    if (c->state != CONN_OPEN)
         return MW_ECLOSED;
     mw_server_t *s = c->server;
     if ((long long)c->outq.bytes > s->cfg->max_buffered_bytes) {

@@ -4,8 +4,10 @@
  * Coalescing: an append goes into the tail entry's buffer when this queue
  * is its only owner, the tail is not in flight, the entry ends where the
  * buffer's data ends, and there is room. Otherwise a new buffer of at least
- * MIN_CHUNK bytes starts a new entry. When the queue empties, the ring is
- * freed, so idle connections hold no memory here.
+ * MIN_CHUNK bytes starts a new entry. When the queue empties, a small ring
+ * is kept for the next batch (growing it again per batch costs mallocs on
+ * every recipient of a busy room); the owner frees it with mw_outq_clear
+ * once the connection is idle, and a large ring is freed at once.
  */
 #include "outq.h"
 #include "errors.h"
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #define MIN_CHUNK 4096
+#define KEEP_RING 64 /* entries (1 KiB) kept when a queue empties */
 
 mw_buf_t *mw_buf_new(size_t cap) {
     if (cap > UINT32_MAX - sizeof(mw_buf_t))
@@ -122,8 +125,11 @@ void mw_outq_written(mw_outq_t *q, size_t n) {
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
     }
-    if (q->count == 0)
-        mw_outq_clear(q);
+    if (q->count == 0) {
+        q->head = 0;
+        if (q->cap > KEEP_RING)
+            mw_outq_clear(q);
+    }
 }
 
 void mw_outq_clear(mw_outq_t *q) {

@@ -6,8 +6,8 @@
  * reference to it (Redis shares refcounted objects the same way), so
  * delivering to N clients costs N small ring entries, not N copies. Small
  * writes of one connection (a reply's header and payload) are coalesced
- * into a buffer only that queue owns. Nothing is allocated while a queue is
- * empty, so an idle connection costs no output memory.
+ * into a buffer only that queue owns. An idle connection's queue holds no
+ * memory (its owner clears the small ring kept between batches).
  */
 #ifndef MW_OUTQ_H
 #define MW_OUTQ_H
@@ -61,7 +61,8 @@ int mw_outq_push(mw_outq_t *q, mw_buf_t *b);
 int mw_outq_peek(mw_outq_t *q, uv_buf_t *iov, int max);
 
 /* mw_outq_written drops n bytes from the head (n may end mid-entry) and
- * clears the in-flight mark. */
+ * clears the in-flight mark. A small ring is kept when the queue empties
+ * (ents stays non-NULL); mw_outq_clear releases it. */
 void mw_outq_written(mw_outq_t *q, size_t n);
 
 /* mw_outq_clear releases every entry and the ring. */

@@ -26,6 +26,7 @@ struct mw_room {
     mw_room_t *next;   /* hash chain */
     uint64_t hash;
     mw_membership_t **members;
+    void **owners;     /* owners[i] == members[i]->client->owner, contiguous for fan-out */
     uint32_t n, cap;
     size_t len;
     char name[];       /* NUL-terminated too, for logs */
@@ -66,6 +67,7 @@ int mw_rooms_create(mw_rooms_t **out, const mw_rooms_limits_t *limits) {
 
 static void free_room(mw_room_t *room) {
     free(room->members);
+    free(room->owners);
     free(room);
 }
 
@@ -166,6 +168,7 @@ static size_t remove_membership(mw_rooms_t *r, mw_room_client_t *c, uint32_t i) 
     mw_room_t *room = m->room;
     mw_membership_t *last = room->members[--room->n];
     room->members[m->room_idx] = last;
+    room->owners[m->room_idx] = room->owners[room->n];
     last->room_idx = m->room_idx;
     memmove(&c->items[i], &c->items[i + 1], (c->n - i - 1) * sizeof *c->items);
     c->n--;
@@ -204,11 +207,23 @@ int mw_rooms_join(mw_rooms_t *r, mw_room_client_t *c, const char *name, size_t l
         }
         created = 1;
     }
-    if (grow((void **)&room->members, &room->cap, room->n + 1, sizeof *room->members) != 0) {
-        free(m);
-        if (created)
-            destroy_room(r, room);
-        return MW_ENOMEM;
+    if (room->n + 1 > room->cap) {
+        uint32_t cap = room->cap;
+        void *owners = NULL;
+        int rc = grow((void **)&room->members, &cap, room->n + 1, sizeof *room->members);
+        if (rc == 0) {
+            owners = realloc(room->owners, (size_t)cap * sizeof *room->owners);
+            if (owners) {
+                room->owners = owners;
+                room->cap = cap;
+            }
+        }
+        if (rc != 0 || !owners) {
+            free(m);
+            if (created)
+                destroy_room(r, room);
+            return MW_ENOMEM;
+        }
     }
     /* Move out of the previous room only once the join cannot fail. */
     if (r->limits.single_room) {
@@ -223,6 +238,7 @@ int mw_rooms_join(mw_rooms_t *r, mw_room_client_t *c, const char *name, size_t l
     m->room = room;
     m->client = c;
     m->room_idx = room->n;
+    room->owners[room->n] = c->owner;
     room->members[room->n++] = m;
     c->items[c->n++] = m;
     return (int)room->n;
@@ -253,7 +269,7 @@ size_t mw_room_size(const mw_room_t *room) {
 }
 
 void *mw_room_member(const mw_room_t *room, size_t i) {
-    return room->members[i]->client->owner;
+    return room->owners[i];
 }
 
 const char *mw_room_name(const mw_room_t *room, size_t *len) {

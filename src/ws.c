@@ -321,6 +321,10 @@ int mw_ws_create(mw_ws_t **out, uint64_t max_message_size, mw_ws_encoder_t *enc,
     return 0;
 }
 
+int mw_ws_awake(const mw_ws_t *ws) {
+    return ws->ctx != NULL;
+}
+
 int mw_ws_sleep(mw_ws_t *ws) {
     if (!ws->ctx || ws->failed || ws->closing || ws->peer_closed || ws->write_error ||
         ws->in_fragments || ws->fed != ws->framed || wslay_event_want_write(ws->ctx) ||

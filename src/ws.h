@@ -66,6 +66,9 @@ int mw_ws_close(mw_ws_t *ws, uint16_t code, const char *reason, size_t len);
  * recreates it. Returns 1 if it slept, 0 if the endpoint is not idle. */
 int mw_ws_sleep(mw_ws_t *ws);
 
+/* mw_ws_awake is 1 while the endpoint holds a wslay context. */
+int mw_ws_awake(const mw_ws_t *ws);
+
 /* mw_ws_done is 1 when no more frames will be read or written: the close
  * handshake is complete, or the connection was failed. conn.c then flushes
  * and closes the TCP connection. */

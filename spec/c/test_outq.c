@@ -80,7 +80,9 @@ static void test_large_append_gets_its_own_chunk(void) {
     CHECK_MEM(out + 3 + big, 4, "tail", 4);
     mw_outq_written(&q, big + 7);
     CHECK_EQ(q.bytes, 0);
-    CHECK(q.ents == NULL && q.count == 0);
+    CHECK_EQ(q.count, 0);
+    mw_outq_clear(&q);
+    CHECK(q.ents == NULL);
     free(out);
     free(data);
     mw_outq_clear(&q);
@@ -147,8 +149,12 @@ static void test_partial_write_mid_chunk(void) {
     CHECK_MEM(out, 6, "6789ab", 6);
     mw_outq_written(&q, 6);
     CHECK_EQ(q.bytes, 0);
-    CHECK(q.ents == NULL); /* an emptied queue frees its ring */
+    CHECK(q.ents != NULL && q.cap <= 64); /* a small ring is kept for the next batch */
+    CHECK_EQ(mw_outq_append(&q, "z", 1), 0); /* and reused */
+    CHECK_EQ(q.count, 1);
+    CHECK_EQ(q.bytes, 1);
     mw_outq_clear(&q);
+    CHECK(q.ents == NULL);
 }
 
 /* Three chunks (each append made while the tail was in flight); a write
@@ -324,7 +330,20 @@ static void test_ring_grows_and_wraps(void) {
     CHECK_EQ(mw_outq_peek(&q, iov, MW_OUTQ_MAX_IOV), 32);
     mw_outq_written(&q, 32);
     CHECK_EQ(b->refs, 1);
+    CHECK(q.ents != NULL); /* 32 entries: kept */
+    /* A ring grown past 64 entries is freed when it empties. */
+    for (int i = 0; i < 100; i++)
+        CHECK_EQ(mw_outq_push(&q, b), 0);
+    CHECK(q.cap > 64);
+    while (q.count) {
+        int n = mw_outq_peek(&q, iov, MW_OUTQ_MAX_IOV);
+        size_t len = 0;
+        for (int i = 0; i < n; i++)
+            len += iov[i].len;
+        mw_outq_written(&q, len);
+    }
     CHECK(q.ents == NULL);
+    CHECK_EQ(b->refs, 1);
     mw_buf_unref(b);
 }
 
