@@ -258,6 +258,16 @@ class Context:
         for srv in list(self.servers.values()):
             srv.stop()
 
+    def sanitized(self):
+        """True when the binary is built with AddressSanitizer, whose allocator
+        keeps freed memory in quarantine: RSS bounds do not apply there (leaks
+        are caught by LeakSanitizer instead)."""
+        try:
+            with open(self.binary, "rb") as f:
+                return b"__asan_init" in f.read()
+        except OSError:
+            return False
+
     def sanitizer_reports(self):
         out = []
         for key, srv in self.servers.items():
