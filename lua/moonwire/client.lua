@@ -60,7 +60,8 @@ function _M.new(id, info, host)
         data = {},
         public = {},
         _host = host,
-        _closed = false,
+        -- _closed is set when the client is gone; absent (nil) until then,
+        -- which keeps an idle client's table one size class smaller.
     }, mt)
 end
 

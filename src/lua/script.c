@@ -211,6 +211,17 @@ void mw_script_start(mw_script_t *sc) {
     call(sc, 0, 0, "start", NULL, 0);
 }
 
+/* Headers that only carried the handshake: they say nothing an app can use
+ * and would cost every idle client a bigger Lua table. */
+static int handshake_only(const char *name) {
+    static const char *const skip[] = {"upgrade", "connection", "sec-websocket-key",
+                                       "sec-websocket-version", "sec-websocket-extensions"};
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+        if (strcmp(name, skip[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static void push_headers(lua_State *L, const mw_client_info_t *info) {
     lua_createtable(L, 0, info->nheaders);
     for (int i = 0; i < info->nheaders; i++) {
@@ -223,6 +234,8 @@ static void push_headers(lua_State *L, const mw_client_info_t *info) {
             char ch = info->headers[i].name[j];
             name[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
         }
+        if (handshake_only(name))
+            continue;
         lua_getfield(L, -1, name);
         if (lua_isstring(L, -1)) {
             lua_pushliteral(L, ", ");
