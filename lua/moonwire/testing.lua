@@ -245,11 +245,21 @@ function _M.new_core()
         return open[id] == true and not c.closed[id]
     end
 
-    local function check_id(id, n, fname)
-        if type(id) ~= "number" then
-            error("bad argument #" .. n .. " to '" .. fname .. "' (number expected, got "
-                  .. type(id) .. ")", 3)
+    -- Misuse raises like the C primitives do (luaL_argerror): the error
+    -- points at the caller of the primitive (level 4: check_arg <- check_* <-
+    -- primitive <- caller). `want` is a type name; "string?" allows nil.
+    local function check_arg(v, want, n, fname)
+        local t = type(v)
+        if t == want or (want == "string?" and (t == "string" or v == nil)) then
+            return
         end
+        local expected = want == "string?" and "string or nil" or want
+        error("bad argument #" .. n .. " to '" .. fname .. "' (" .. expected
+              .. " expected, got " .. t .. ")", 4)
+    end
+
+    local function check_id(id, n, fname)
+        check_arg(id, "number", n, fname)
     end
 
     local function check_room(room, n, fname)
@@ -260,17 +270,11 @@ function _M.new_core()
     end
 
     local function check_payload(payload, n, fname)
-        if type(payload) ~= "string" then
-            error("bad argument #" .. n .. " to '" .. fname .. "' (string expected, got "
-                  .. type(payload) .. ")", 3)
-        end
+        check_arg(payload, "string", n, fname)
     end
 
     local function check_event_id(event_id, n, fname)
-        if event_id ~= nil and type(event_id) ~= "string" then
-            error("bad argument #" .. n .. " to '" .. fname .. "' (string or nil expected, got "
-                  .. type(event_id) .. ")", 3)
-        end
+        check_arg(event_id, "string?", n, fname)
     end
 
     local function member(id, room)
