@@ -45,6 +45,15 @@ struct mw_ws {
     uint64_t fed, framed;  /* bytes given to wslay, and bytes of completed frames */
     uint64_t cur_frame;    /* size on the wire of the frame being received */
     int in_fragments;      /* a fragmented message is being received */
+    /* Message assembly (wslay runs in no-buffering mode for data frames). */
+    uint64_t cur_payload;  /* payload length of the frame being received */
+    uint8_t cur_opcode;    /* opcode of the frame being received */
+    uint8_t cur_fin;
+    int msg_binary;
+    const uint8_t *direct; /* the whole message, still in wslay's input buffer */
+    size_t direct_len;
+    uint8_t *msg;          /* assembled message when it came in pieces */
+    size_t msg_len, msg_cap;
     mw_ws_callbacks_t cb;
     void *data;
     const uint8_t *in; /* the bytes mw_ws_feed is working through */
@@ -113,6 +122,13 @@ static void flush(mw_ws_t *ws) {
  * frame: a client frame on the wire is 2 bytes, the extended length (wslay
  * refuses non-minimal encodings, so it follows from the length), the 4-byte
  * mask key, and the payload. */
+static void fail(mw_ws_t *ws, uint16_t code);
+
+static int is_data(uint8_t opcode) {
+    return opcode == WSLAY_TEXT_FRAME || opcode == WSLAY_BINARY_FRAME ||
+           opcode == WSLAY_CONTINUATION_FRAME;
+}
+
 static void on_frame_start(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_start_arg *arg,
                            void *user_data) {
@@ -120,16 +136,89 @@ static void on_frame_start(wslay_event_context_ptr ctx,
     mw_ws_t *ws = user_data;
     uint64_t n = arg->payload_length;
     ws->cur_frame = 2 + 4 + (n < 126 ? 0 : n < 65536 ? 2 : 8) + n;
-    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+    ws->cur_payload = n;
+    ws->cur_opcode = arg->opcode;
+    ws->cur_fin = arg->fin;
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
         ws->in_fragments = !arg->fin;
-    else if (arg->opcode == WSLAY_CONTINUATION_FRAME && arg->fin)
+        ws->msg_binary = arg->opcode == WSLAY_BINARY_FRAME;
+        ws->msg_len = 0;
+        ws->direct = NULL;
+    } else if (arg->opcode == WSLAY_CONTINUATION_FRAME && arg->fin) {
         ws->in_fragments = 0;
+    }
+    /* wslay checks each frame against max_message_size; in no-buffering
+     * mode the sum over a fragmented message is ours to check. */
+    if (is_data(arg->opcode) && ws->msg_len + n > ws->max_message_size)
+        fail(ws, 1009);
+}
+
+/* append copies a piece of the message being assembled. */
+static int append(mw_ws_t *ws, const uint8_t *data, size_t len) {
+    if (ws->msg_len + len > ws->msg_cap) {
+        size_t cap = ws->msg_cap ? ws->msg_cap * 2 : 1024;
+        while (cap < ws->msg_len + len)
+            cap *= 2;
+        uint8_t *m = realloc(ws->msg, cap);
+        if (!m)
+            return MW_ENOMEM;
+        ws->msg = m;
+        ws->msg_cap = cap;
+    }
+    memcpy(ws->msg + ws->msg_len, data, len);
+    ws->msg_len += len;
+    return 0;
+}
+
+static void on_frame_chunk(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_chunk_arg *arg,
+                           void *user_data) {
+    (void)ctx;
+    mw_ws_t *ws = user_data;
+    if (ws->failed || !is_data(ws->cur_opcode))
+        return; /* wslay buffers control frames itself */
+    /* Fast path: an unfragmented message whose payload arrived in one piece
+     * is delivered straight from wslay's input buffer, which stays valid
+     * until the frame-end callback that follows in the same call. */
+    if (ws->cur_opcode != WSLAY_CONTINUATION_FRAME && ws->cur_fin && ws->msg_len == 0 &&
+        !ws->direct && arg->data_length == ws->cur_payload) {
+        ws->direct = arg->data;
+        ws->direct_len = arg->data_length;
+        return;
+    }
+    if (ws->direct) { /* the message did not fit one piece after all */
+        const uint8_t *d = ws->direct;
+        ws->direct = NULL;
+        if (append(ws, d, ws->direct_len) != 0) {
+            fail(ws, 1011);
+            return;
+        }
+    }
+    if (arg->data_length && append(ws, arg->data, arg->data_length) != 0)
+        fail(ws, 1011);
 }
 
 static void on_frame_end(wslay_event_context_ptr ctx, void *user_data) {
     (void)ctx;
     mw_ws_t *ws = user_data;
     ws->framed += ws->cur_frame;
+    if (ws->failed || !is_data(ws->cur_opcode) || !ws->cur_fin)
+        return;
+    /* A complete, UTF-8-checked message (wslay rejects a text message that
+     * ends mid-sequence before calling this). After we sent a close frame,
+     * data from the peer is discarded. */
+    const uint8_t *m = ws->direct ? ws->direct : ws->msg;
+    size_t len = ws->direct ? ws->direct_len : ws->msg_len;
+    ws->direct = NULL;
+    ws->msg_len = 0;
+    if (!ws->closing && !wslay_event_get_close_sent(ws->ctx))
+        ws->cb.on_message(ws->data, ws->msg_binary, m ? m : (const uint8_t *)"", len);
+    if (ws->msg_cap > 64 * 1024) { /* do not keep a big buffer after a big message */
+        free(ws->msg);
+        ws->msg = NULL;
+        ws->msg_cap = 0;
+    }
+    flush(ws);
 }
 
 /* Frame-level writer used only to fail a connection with a code wslay would
@@ -182,11 +271,7 @@ static void on_msg_recv(wslay_event_context_ptr ctx, const struct wslay_event_on
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
     case WSLAY_BINARY_FRAME:
-        /* After we sent a close frame, data from the peer is discarded. */
-        if (!ws->closing && !wslay_event_get_close_sent(ws->ctx))
-            ws->cb.on_message(ws->data, arg->opcode == WSLAY_BINARY_FRAME, arg->msg,
-                              arg->msg_length);
-        break;
+        break; /* delivered by on_frame_end (no-buffering mode) */
     case WSLAY_CONNECTION_CLOSE:
         if (arg->msg_length == 1) {
             fail(ws, 1002);
@@ -294,7 +379,7 @@ int mw_ws_encode(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t le
 /* wake (re)creates the wslay context of a sleeping endpoint. */
 static int wake(mw_ws_t *ws) {
     static const struct wslay_event_callbacks callbacks = {
-        recv_cb, send_cb, genmask_cb, on_frame_start, NULL, on_frame_end, on_msg_recv};
+        recv_cb, send_cb, genmask_cb, on_frame_start, on_frame_chunk, on_frame_end, on_msg_recv};
     if (ws->ctx)
         return 0;
     if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
@@ -302,6 +387,9 @@ static int wake(mw_ws_t *ws) {
         return MW_ENOMEM;
     }
     wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->max_message_size);
+    /* Data frames reach us piece by piece (on_frame_chunk) instead of being
+     * copied into a per-message allocation and flattened again. */
+    wslay_event_config_set_no_buffering(ws->ctx, 1);
     ws->fed = ws->framed = 0;
     return 0;
 }
@@ -332,6 +420,9 @@ int mw_ws_sleep(mw_ws_t *ws) {
         return 0;
     wslay_event_context_free(ws->ctx);
     ws->ctx = NULL;
+    free(ws->msg);
+    ws->msg = NULL;
+    ws->msg_len = ws->msg_cap = 0;
     return 1;
 }
 
@@ -339,6 +430,7 @@ void mw_ws_free(mw_ws_t *ws) {
     if (!ws)
         return;
     free(ws->reason);
+    free(ws->msg);
     wslay_event_context_free(ws->ctx);
     free(ws);
 }
