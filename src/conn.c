@@ -62,9 +62,26 @@ struct mw_conn {
     uint64_t deadline;    /* loop time (ms) when the current phase times out */
     mw_list_t link, timed, awake;
     uint64_t last_active; /* loop time of the last WebSocket read or write */
-    char remote_addr[48];
-    int remote_port;
 };
+
+/* peer_name writes the peer's address into buf (at least 48 bytes) and
+ * returns its port. Computed when needed (the upgrade, debug logs) rather
+ * than stored: it is 52 bytes an idle connection does not need. */
+static int peer_name(const mw_conn_t *c, char *buf, size_t len) {
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    snprintf(buf, len, "unknown");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, buf, len);
+        return ntohs(a->sin6_port);
+    }
+    const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+    uv_ip4_name(a, buf, len);
+    return ntohs(a->sin_port);
+}
 
 mw_conn_t *mw_conn_from_link(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, link); }
 mw_conn_t *mw_conn_from_timed(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, timed); }
@@ -91,10 +108,10 @@ int mw_conn_idle(mw_conn_t *c, uint64_t now) {
     }
     if (now - c->last_active < SLEEP_AFTER_MS)
         return 0;
-    int slept = mw_ws_sleep(c->ws);
+    int slept = c->ws ? mw_ws_sleep(c->ws) : 0;
     if (c->outq.count == 0 && !c->writing)
         mw_outq_clear(&c->outq);
-    if (!mw_ws_awake(c->ws) && c->outq.ents == NULL)
+    if (!(c->ws && mw_ws_awake(c->ws)) && c->outq.ents == NULL)
         mw_list_remove(&c->awake);
     return slept;
 }
@@ -294,9 +311,19 @@ static void on_ws_message(void *data, int binary, const uint8_t *msg, size_t len
     mw_script_on_message(c->server->script, c->id, binary, (const char *)msg, len);
 }
 
+/* ensure_ws creates the connection's WebSocket endpoint on first use.
+ * Returns 0 or MW_ENOMEM. */
+static int ensure_ws(mw_conn_t *c) {
+    static const mw_ws_callbacks_t cb = {on_ws_message, on_ws_write};
+    if (c->ws)
+        return 0;
+    return mw_ws_create(&c->ws, (uint64_t)c->server->cfg->max_message_size, c->server->encoder,
+                        &cb, c);
+}
+
 /* after_ws_io moves the state machine after bytes went through ws.c. */
 static void after_ws_io(mw_conn_t *c) {
-    if (c->state != CONN_OPEN && c->state != CONN_CLOSING)
+    if ((c->state != CONN_OPEN && c->state != CONN_CLOSING) || !c->ws)
         return;
     if (mw_ws_done(c->ws)) {
         start_draining(c);
@@ -308,10 +335,14 @@ static void after_ws_io(mw_conn_t *c) {
 
 static void on_ws_data(mw_conn_t *c, const char *data, size_t len) {
     mark_awake(c);
+    if (ensure_ws(c) != 0) {
+        close_now(c);
+        return;
+    }
     int rc = mw_ws_feed(c->ws, (const uint8_t *)data, len);
     if (rc != 0)
-        mw_log_debug("client %llu (%s): failed the connection: %s", (unsigned long long)c->id,
-                     c->remote_addr, mw_strerror(rc));
+        mw_log_debug("client %llu: failed the connection: %s", (unsigned long long)c->id,
+                     mw_strerror(rc));
     after_ws_io(c);
 }
 
@@ -345,9 +376,9 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
                      hs->accept, hs->subprotocol ? "Sec-WebSocket-Protocol: " : "",
                      hs->subprotocol ? hs->subprotocol : "", hs->subprotocol ? "\r\n" : "");
-    static const mw_ws_callbacks_t cb = {on_ws_message, on_ws_write};
-    if (mw_ws_create(&c->ws, (uint64_t)s->cfg->max_message_size, s->encoder, &cb, c) != 0 ||
-        mw_outq_append(&c->outq, head, (size_t)n) != 0) {
+    /* The mw_ws_t comes with the first frame, send or close (ensure_ws): a
+     * client that only listens never needs one. */
+    if (mw_outq_append(&c->outq, head, (size_t)n) != 0) {
         close_now(c);
         return;
     }
@@ -361,17 +392,18 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
     clear_deadline(c);
     c->connected = 1;
     s->nclients++;
+    char addr[48];
+    int port = peer_name(c, addr, sizeof addr);
     mw_client_info_t info = {
-        .remote_addr = c->remote_addr,
-        .remote_port = c->remote_port,
+        .remote_addr = addr,
+        .remote_port = port,
         .path = req->path,
         .query = req->query,
         .subprotocol = hs->subprotocol,
         .headers = req->headers,
         .nheaders = req->nheaders,
     };
-    mw_log_debug("client %llu connected from %s:%d", (unsigned long long)c->id, c->remote_addr,
-                 c->remote_port);
+    mw_log_debug("client %llu connected from %s:%d", (unsigned long long)c->id, addr, port);
     mw_script_on_connect(s->script, c->id, &info);
 }
 
@@ -411,8 +443,11 @@ static void on_request(mw_conn_t *c, const mw_request_t *req) {
         extra = "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n";
     else if (status == 405)
         extra = "Allow: GET\r\n";
-    mw_log_debug("refused upgrade from %s:%d: %d %s", c->remote_addr, c->remote_port, status,
-                 hs.reason);
+    if (mw_log_enabled(MW_LOG_DEBUG)) {
+        char addr[48];
+        int port = peer_name(c, addr, sizeof addr);
+        mw_log_debug("refused upgrade from %s:%d: %d %s", addr, port, status, hs.reason);
+    }
     respond_text(c, status, extra, hs.reason);
 }
 
@@ -493,20 +528,6 @@ int mw_conn_accept(mw_server_t *s) {
         return MW_EIO;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    struct sockaddr_storage ss;
-    int sslen = sizeof ss;
-    strcpy(c->remote_addr, "unknown");
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            uv_ip6_name(a, c->remote_addr, sizeof c->remote_addr);
-            c->remote_port = ntohs(a->sin6_port);
-        } else {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            uv_ip4_name(a, c->remote_addr, sizeof c->remote_addr);
-            c->remote_port = ntohs(a->sin_port);
-        }
-    }
     set_deadline(c, s->cfg->handshake_timeout);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         close_now(c);
@@ -516,7 +537,7 @@ int mw_conn_accept(mw_server_t *s) {
 }
 
 int mw_conn_is_open(const mw_conn_t *c) {
-    return c->state == CONN_OPEN && mw_ws_can_send(c->ws);
+    return c->state == CONN_OPEN && (!c->ws || mw_ws_can_send(c->ws));
 }
 
 uint64_t mw_conn_id(const mw_conn_t *c) {
@@ -590,11 +611,17 @@ int mw_conn_deliver(mw_conn_t *c, mw_buf_t *frame, uint64_t event_hash) {
 int mw_conn_send(mw_conn_t *c, int binary, const void *data, size_t len) {
     if (c->state != CONN_OPEN)
         return MW_ECLOSED;
+    if (ensure_ws(c) != 0)
+        return MW_ENOMEM;
     return mw_ws_send(c->ws, binary, data, len);
 }
 
 int mw_conn_close(mw_conn_t *c, uint16_t code, const char *reason, size_t len) {
     if (c->state == CONN_OPEN) {
+        if (ensure_ws(c) != 0) {
+            close_now(c);
+            return 0;
+        }
         int rc = mw_ws_close(c->ws, code, reason, len);
         if (rc != 0)
             return rc;
@@ -613,7 +640,11 @@ void mw_conn_tick(mw_conn_t *c, uint64_t now) {
         return;
     switch (c->state) {
     case CONN_HTTP:
-        mw_log_debug("handshake timeout for %s:%d", c->remote_addr, c->remote_port);
+        if (mw_log_enabled(MW_LOG_DEBUG)) {
+            char addr[48];
+            int port = peer_name(c, addr, sizeof addr);
+            mw_log_debug("handshake timeout for %s:%d", addr, port);
+        }
         respond_text(c, 408, NULL, "request timeout");
         break;
     default:

@@ -21,13 +21,24 @@ local _M = { _VERSION = "0.2.0" }
 
 -- `client.user` is stored as `_user` so that every assignment, including
 -- `client.user = x`, goes through set_user and keeps the runtime's
--- user -> connections index right.
+-- user -> connections index right. `client.data` and `client.public` are
+-- created on first use: most clients of a large room never touch them, and
+-- two empty tables per idle connection are a measurable share of its memory.
 local mt = {
     __index = function(self, key)
+        local method = _M[key]
+        if method ~= nil then
+            return method
+        end
         if key == "user" then
             return rawget(self, "_user")
         end
-        return _M[key]
+        if key == "data" or key == "public" then
+            local t = {}
+            rawset(self, key, t)
+            return t
+        end
+        return nil
     end,
     __newindex = function(self, key, value)
         if key == "user" then
@@ -57,8 +68,6 @@ function _M.new(id, info, host)
             headers = info.headers or {},
             subprotocol = info.subprotocol,
         },
-        data = {},
-        public = {},
         _host = host,
         -- _closed is set when the client is gone; absent (nil) until then,
         -- which keeps an idle client's table one size class smaller.
