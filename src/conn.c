@@ -41,18 +41,18 @@ struct mw_conn {
     /* Hot for fan-out, kept in the first cache line: a broadcast to N
      * clients touches exactly these fields of each recipient. */
     uint64_t id;          /* 0 until the upgrade succeeds */
-    int state;
-    int dedupe;           /* duplicate suppression opted in */
+    uint8_t state;
+    uint8_t dedupe;       /* duplicate suppression opted in */
+    uint8_t writing;      /* a uv_write is in flight (its request is malloc'd:
+                             most writes complete in uv_try_write and need none) */
+    uint8_t connected;    /* Lua saw connect, so it must see disconnect */
+    uint8_t read_paused;  /* reading stopped: output over the high watermark */
+    size_t write_len;     /* bytes in the write in flight */
     mw_outq_t outq;
     mw_server_t *server;
     mw_list_t flush;
 
     uv_tcp_t tcp;
-    int writing;          /* a uv_write is in flight (its request is malloc'd:
-                             most writes complete in uv_try_write and need none) */
-    size_t write_len;     /* bytes in that write */
-    int connected;        /* Lua saw connect, so it must see disconnect */
-    int read_paused;      /* reading stopped: output over the high watermark */
     mw_room_client_t rooms;
     uint64_t *seen;       /* ring of recently delivered event hashes */
     uint32_t seen_n, seen_pos;

@@ -24,29 +24,47 @@ local _M = { _VERSION = "0.2.0" }
 -- user -> connections index right. `client.data` and `client.public` are
 -- created on first use: most clients of a large room never touch them, and
 -- two empty tables per idle connection are a measurable share of its memory.
-local mt = {
-    __index = function(self, key)
-        local method = _M[key]
-        if method ~= nil then
-            return method
-        end
-        if key == "user" then
-            return rawget(self, "_user")
-        end
-        if key == "data" or key == "public" then
-            local t = {}
-            rawset(self, key, t)
-            return t
-        end
-        return nil
-    end,
-    __newindex = function(self, key, value)
-        if key == "user" then
-            return _M.set_user(self, value)
-        end
-        rawset(self, key, value)
-    end,
-}
+-- One metatable per runtime (host): it answers `client._host` itself, so the
+-- shared host is not a field of every client and an idle client's table
+-- stays in the smallest hash size class (id, remote_addr, remote_port,
+-- request).
+local function newindex(self, key, value)
+    if key == "user" then
+        return _M.set_user(self, value)
+    end
+    rawset(self, key, value)
+end
+
+
+local function metatable_for(host)
+    local mt = host._client_mt
+    if mt then
+        return mt
+    end
+    mt = {
+        __index = function(self, key)
+            local method = _M[key]
+            if method ~= nil then
+                return method
+            end
+            if key == "_host" then
+                return host
+            end
+            if key == "user" then
+                return rawget(self, "_user")
+            end
+            if key == "data" or key == "public" then
+                local t = {}
+                rawset(self, key, t)
+                return t
+            end
+            return nil
+        end,
+        __newindex = newindex,
+    }
+    host._client_mt = mt
+    return mt
+end
 
 
 -- `host` is the runtime's shared state; host.app is the current app.
@@ -68,10 +86,9 @@ function _M.new(id, info, host)
             headers = info.headers or {},
             subprotocol = info.subprotocol,
         },
-        _host = host,
         -- _closed is set when the client is gone; absent (nil) until then,
         -- which keeps an idle client's table one size class smaller.
-    }, mt)
+    }, metatable_for(host))
 end
 
 
