@@ -222,19 +222,29 @@ static int handshake_only(const char *name) {
     return 0;
 }
 
+/* lower_name copies a header name lower-cased into out (256 bytes);
+ * returns 0 when the name is too long to keep. */
+static int lower_name(const char *name, char *out) {
+    size_t n = strlen(name);
+    if (n >= 256)
+        return 0;
+    for (size_t j = 0; j <= n; j++) {
+        char ch = name[j];
+        out[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    return 1;
+}
+
 static void push_headers(lua_State *L, const mw_client_info_t *info) {
-    lua_createtable(L, 0, info->nheaders);
+    char name[256];
+    int kept = 0;
+    for (int i = 0; i < info->nheaders; i++)
+        kept += lower_name(info->headers[i].name, name) && !handshake_only(name);
+    /* Sized for what is kept: every idle client holds this table. */
+    lua_createtable(L, 0, kept);
     for (int i = 0; i < info->nheaders; i++) {
         /* Lower-case names; repeated headers are joined with ", " (RFC 7230 3.2.2). */
-        char name[256];
-        size_t n = strlen(info->headers[i].name);
-        if (n >= sizeof name)
-            continue;
-        for (size_t j = 0; j <= n; j++) {
-            char ch = info->headers[i].name[j];
-            name[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
-        }
-        if (handshake_only(name))
+        if (!lower_name(info->headers[i].name, name) || handshake_only(name))
             continue;
         lua_getfield(L, -1, name);
         if (lua_isstring(L, -1)) {
