@@ -218,7 +218,8 @@ static void on_frame_end(wslay_event_context_ptr ctx, void *user_data) {
         ws->msg = NULL;
         ws->msg_cap = 0;
     }
-    flush(ws);
+    /* No wslay_event_send here: replies bypass wslay's queue (the encoder
+     * writes them), and a close the app started flushed itself. */
 }
 
 /* Frame-level writer used only to fail a connection with a code wslay would
@@ -271,7 +272,7 @@ static void on_msg_recv(wslay_event_context_ptr ctx, const struct wslay_event_on
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
     case WSLAY_BINARY_FRAME:
-        break; /* delivered by on_frame_end (no-buffering mode) */
+        return; /* delivered by on_frame_end (no-buffering mode); nothing queued */
     case WSLAY_CONNECTION_CLOSE:
         if (arg->msg_length == 1) {
             fail(ws, 1002);
