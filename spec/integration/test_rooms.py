@@ -295,6 +295,27 @@ def _(ctx):
         eq([m["data"] for m in w.take("t", "said")], want, "client %d got" % w.id)
 
 
+@S.case("an exclude id from client data that is not an id: an error for that client only")
+def _(ctx):
+    srv = main_srv(ctx)
+    a, b = connect(ctx, srv, 2)
+    room = uniq("rbx-")
+    for w in (a, b):
+        w.ok("system", "join", {"room": room})
+    # Out of range, negative, fractional: the C primitive refuses them (no
+    # undefined conversion), the controller errors, nothing is broadcast.
+    for bad in (1e300, -5, 2.5, 1e16):
+        e = a.err("t", "room_say", {"room": room, "payload": "x", "exclude": bad})
+        eq(e["code"], "INTERNAL_ERROR", "exclude %r" % bad)
+    b.sync()
+    eq(b.take("t", "said"), [], "nothing was broadcast")
+    eq(a.ok("t", "room_say", {"room": room, "payload": 3, "exclude": a.id}),
+       {"delivered": 1, "dropped": 0}, "the same client still works")
+    b.sync()
+    eq([m["data"] for m in b.take("t", "said")], [3], "and the room still delivers")
+    check(srv.alive(), "server alive")
+
+
 @S.case("broadcast with a filter on client.data")
 def _(ctx):
     srv = main_srv(ctx)

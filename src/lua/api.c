@@ -15,6 +15,7 @@
 #include "../ws.h"
 
 #include <lauxlib.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -40,11 +41,22 @@ static mw_server_t *get_server(lua_State *L) {
     return s;
 }
 
-static uint64_t check_id(lua_State *L, int idx) {
-    lua_Number n = luaL_checknumber(L, idx);
-    if (n < 1 || n != (lua_Number)(uint64_t)n)
-        luaL_argerror(L, idx, "client id must be a positive integer");
+/* to_id converts a Lua number to a client id: 0 when it is not a positive
+ * integer a double holds exactly. The range is checked before the cast,
+ * since converting NaN, a negative or a too-large double to an unsigned
+ * integer is undefined behaviour in C, and ids can come from client data
+ * (room:broadcast(msg, { exclude = data.x })). */
+static uint64_t to_id(lua_Number n) {
+    if (!(n >= 1 && n <= 9007199254740992.0) || n != floor(n))
+        return 0;
     return (uint64_t)n;
+}
+
+static uint64_t check_id(lua_State *L, int idx) {
+    uint64_t id = to_id(luaL_checknumber(L, idx));
+    if (id == 0)
+        luaL_argerror(L, idx, "client id must be a positive integer");
+    return id;
 }
 
 static int push_result(lua_State *L, int rc) {
@@ -300,9 +312,8 @@ static int mw_lua_send_many(lua_State *L) {
         return luaL_error(L, "out of memory");
     for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, 1, (int)i + 1);
-        lua_Number v = lua_tonumber(L, -1);
+        ids[i] = to_id(lua_tonumber(L, -1)); /* 0 matches no client: skipped */
         lua_pop(L, 1);
-        ids[i] = v >= 1 ? (uint64_t)v : 0;
     }
     mw_fanout_result_t res;
     mw_server_t *s = get_server(L);
