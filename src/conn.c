@@ -613,7 +613,10 @@ int mw_conn_send(mw_conn_t *c, int binary, const void *data, size_t len) {
         return MW_ECLOSED;
     if (ensure_ws(c) != 0)
         return MW_ENOMEM;
-    return mw_ws_send(c->ws, binary, data, len);
+    int rc = mw_ws_send(c->ws, binary, data, len);
+    if (rc == MW_ENOMEM)
+        after_ws_io(c); /* part of a frame may be queued: drain and close */
+    return rc;
 }
 
 int mw_conn_close(mw_conn_t *c, uint16_t code, const char *reason, size_t len) {
