@@ -43,7 +43,6 @@ struct mw_ws {
     mw_ws_encoder_t *enc;
     uint64_t max_message_size;
     uint64_t fed, framed;  /* bytes given to wslay, and bytes of completed frames */
-    uint64_t cur_frame;    /* size on the wire of the frame being received */
     int in_fragments;      /* a fragmented message is being received */
     /* Message assembly (wslay runs in no-buffering mode for data frames). */
     uint64_t cur_payload;  /* payload length of the frame being received */
@@ -118,11 +117,18 @@ static void flush(mw_ws_t *ws) {
         wslay_event_send(ws->ctx);
 }
 
-/* Frame accounting, so mw_ws_sleep knows when wslay holds no partial
- * frame: a client frame on the wire is 2 bytes, the extended length (wslay
- * refuses non-minimal encodings, so it follows from the length), the 4-byte
- * mask key, and the payload. */
 static void fail(mw_ws_t *ws, uint16_t code);
+static int encode_to(mw_ws_encoder_t *enc, uint8_t opcode, const uint8_t *msg, size_t len,
+                     int (*sink)(void *, const uint8_t *, size_t), void *sink_data);
+
+/* wire_size is a client frame's size on the wire: 2 bytes, the extended
+ * length (wslay refuses non-minimal encodings, so it follows from the
+ * length), the 4-byte mask key and the payload. Summed at each frame end
+ * and compared with the bytes fed, it tells mw_ws_sleep when wslay holds no
+ * partial frame. */
+static uint64_t wire_size(uint64_t payload) {
+    return 2 + 4 + (payload < 126 ? 0 : payload < 65536 ? 2 : 8) + payload;
+}
 
 static int is_data(uint8_t opcode) {
     return opcode == WSLAY_TEXT_FRAME || opcode == WSLAY_BINARY_FRAME ||
@@ -135,7 +141,6 @@ static void on_frame_start(wslay_event_context_ptr ctx,
     (void)ctx;
     mw_ws_t *ws = user_data;
     uint64_t n = arg->payload_length;
-    ws->cur_frame = 2 + 4 + (n < 126 ? 0 : n < 65536 ? 2 : 8) + n;
     ws->cur_payload = n;
     ws->cur_opcode = arg->opcode;
     ws->cur_fin = arg->fin;
@@ -179,20 +184,13 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
         return; /* wslay buffers control frames itself */
     /* Fast path: an unfragmented message whose payload arrived in one piece
      * is delivered straight from wslay's input buffer, which stays valid
-     * until the frame-end callback that follows in the same call. */
+     * until the frame-end callback that follows at once (the frame is
+     * complete, so no other chunk of it can come first). */
     if (ws->cur_opcode != WSLAY_CONTINUATION_FRAME && ws->cur_fin && ws->msg_len == 0 &&
         !ws->direct && arg->data_length == ws->cur_payload) {
         ws->direct = arg->data;
         ws->direct_len = arg->data_length;
         return;
-    }
-    if (ws->direct) { /* the message did not fit one piece after all */
-        const uint8_t *d = ws->direct;
-        ws->direct = NULL;
-        if (append(ws, d, ws->direct_len) != 0) {
-            fail(ws, 1011);
-            return;
-        }
     }
     if (arg->data_length && append(ws, arg->data, arg->data_length) != 0)
         fail(ws, 1011);
@@ -201,7 +199,7 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
 static void on_frame_end(wslay_event_context_ptr ctx, void *user_data) {
     (void)ctx;
     mw_ws_t *ws = user_data;
-    ws->framed += ws->cur_frame;
+    ws->framed += wire_size(ws->cur_payload);
     if (ws->failed || !is_data(ws->cur_opcode) || !ws->cur_fin)
         return;
     /* A complete, UTF-8-checked message (wslay rejects a text message that
@@ -220,14 +218,6 @@ static void on_frame_end(wslay_event_context_ptr ctx, void *user_data) {
     }
     /* No wslay_event_send here: replies bypass wslay's queue (the encoder
      * writes them), and a close the app started flushed itself. */
-}
-
-/* Frame-level writer used only to fail a connection with a code wslay would
- * not send; it frames through wslay's frame API, never by hand. */
-static ssize_t frame_send_cb(const uint8_t *data, size_t len, int flags, void *user_data) {
-    (void)flags;
-    mw_ws_t *ws = user_data;
-    return ws->cb.on_write(ws->data, data, len) == 0 ? (ssize_t)len : -1;
 }
 
 static ssize_t frame_recv_cb(uint8_t *buf, size_t len, int flags, void *user_data) {
@@ -249,18 +239,10 @@ static void fail(mw_ws_t *ws, uint16_t code) {
     wslay_event_shutdown_read(ws->ctx);
     if (wslay_event_get_close_sent(ws->ctx))
         return; /* our close frame is already out; nothing more may follow */
-    struct wslay_frame_callbacks fcb = {frame_send_cb, frame_recv_cb, frame_genmask_cb};
-    wslay_frame_context_ptr fctx;
-    if (wslay_frame_context_init(&fctx, &fcb, ws) != 0)
-        return;
+    /* The close wslay would not send right, framed by the worker's encoder
+     * (wslay's frame API, never by hand); wslay's own is never flushed. */
     uint8_t payload[2] = {(uint8_t)(code >> 8), (uint8_t)(code & 0xff)};
-    struct wslay_frame_iocb iocb = {.fin = 1,
-                                    .opcode = WSLAY_CONNECTION_CLOSE,
-                                    .payload_length = 2,
-                                    .data = payload,
-                                    .data_length = 2};
-    wslay_frame_send(fctx, &iocb);
-    wslay_frame_context_free(fctx);
+    encode_to(ws->enc, WSLAY_CONNECTION_CLOSE, payload, 2, ws->cb.on_write, ws->data);
 }
 
 static void on_msg_recv(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -305,12 +287,17 @@ static ssize_t enc_send_cb(const uint8_t *data, size_t len, int flags, void *use
     return (ssize_t)len;
 }
 
+static int encoder_context(mw_ws_encoder_t *enc, wslay_frame_context_ptr *out) {
+    static const struct wslay_frame_callbacks fcb = {enc_send_cb, frame_recv_cb,
+                                                     frame_genmask_cb};
+    return wslay_frame_context_init(out, &fcb, enc) == 0 ? 0 : MW_ENOMEM;
+}
+
 int mw_ws_encoder_create(mw_ws_encoder_t **out) {
-    struct wslay_frame_callbacks fcb = {enc_send_cb, frame_recv_cb, frame_genmask_cb};
     mw_ws_encoder_t *enc = calloc(1, sizeof *enc);
     if (!enc)
         return MW_ENOMEM;
-    if (wslay_frame_context_init(&enc->fctx, &fcb, enc) != 0) {
+    if (encoder_context(enc, &enc->fctx) != 0) {
         free(enc);
         return MW_ENOMEM;
     }
@@ -325,14 +312,14 @@ void mw_ws_encoder_free(mw_ws_encoder_t *enc) {
     free(enc);
 }
 
-/* encode_to frames one unfragmented data message into sink. */
-static int encode_to(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t len,
+/* encode_to frames one unfragmented message (data, or a close) into sink. */
+static int encode_to(mw_ws_encoder_t *enc, uint8_t opcode, const uint8_t *msg, size_t len,
                      int (*sink)(void *, const uint8_t *, size_t), void *sink_data) {
     enc->sink = sink;
     enc->sink_data = sink_data;
     enc->failed = 0;
     struct wslay_frame_iocb iocb = {.fin = 1,
-                                    .opcode = binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME,
+                                    .opcode = opcode,
                                     .payload_length = len,
                                     .data = msg,
                                     .data_length = len};
@@ -341,9 +328,8 @@ static int encode_to(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_
     if (enc->failed || r < 0 || (size_t)r != len) {
         /* A sink that ran out of memory left wslay mid-frame: start over
          * with a fresh context so the next frame is not corrupted. */
-        struct wslay_frame_callbacks fcb = {enc_send_cb, frame_recv_cb, frame_genmask_cb};
         wslay_frame_context_ptr fresh;
-        if (wslay_frame_context_init(&fresh, &fcb, enc) == 0) {
+        if (encoder_context(enc, &fresh) == 0) {
             wslay_frame_context_free(enc->fctx);
             enc->fctx = fresh;
         }
@@ -368,7 +354,8 @@ int mw_ws_encode(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t le
     mw_buf_t *b = mw_buf_new(len + 10); /* the largest server frame header is 10 bytes */
     if (!b)
         return MW_ENOMEM;
-    int rc = encode_to(enc, binary, msg, len, buf_sink, b);
+    int rc = encode_to(enc, binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME, msg, len, buf_sink,
+                       b);
     if (rc != 0) {
         mw_buf_unref(b);
         return rc;
@@ -489,7 +476,8 @@ int mw_ws_send(mw_ws_t *ws, int binary, const uint8_t *msg, size_t len) {
         return MW_ECLOSED;
     if (!binary && !mw_utf8_valid(msg, len))
         return MW_EUTF8;
-    int rc = encode_to(ws->enc, binary, msg, len, ws->cb.on_write, ws->data);
+    int rc = encode_to(ws->enc, binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME, msg, len,
+                       ws->cb.on_write, ws->data);
     if (rc != 0)
         ws->write_error = 1; /* part of a frame may be out: the stream is over */
     return rc;
