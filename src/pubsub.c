@@ -89,8 +89,12 @@ static void count(mw_fanout_result_t *res, int rc) {
         res->dropped++;
 }
 
-static int frame(mw_server_t *s, int binary, const char *data, size_t len, mw_buf_t **out) {
-    return mw_ws_encode(s->encoder, binary, (const uint8_t *)data, len, out);
+/* prepare frames the message once and hashes its event id: the first
+ * step of every fan-out. Returns 0, MW_EUTF8 or MW_ENOMEM. */
+static int prepare(mw_server_t *s, int binary, const char *data, size_t len, const char *event_id,
+                   size_t event_len, mw_buf_t **frame, uint64_t *hash) {
+    *hash = event_hash(event_id, event_len);
+    return mw_ws_encode(s->encoder, binary, (const uint8_t *)data, len, frame);
 }
 
 int mw_pubsub_broadcast(mw_server_t *s, const char *room_name, size_t room_len, int binary,
@@ -101,10 +105,10 @@ int mw_pubsub_broadcast(mw_server_t *s, const char *room_name, size_t room_len, 
     if (!room)
         return 0;
     mw_buf_t *f;
-    int rc = frame(s, binary, data, len, &f);
+    uint64_t h;
+    int rc = prepare(s, binary, data, len, event_id, event_len, &f, &h);
     if (rc)
         return rc;
-    uint64_t h = event_hash(event_id, event_len);
     /* Delivery never joins or leaves (a slow consumer closed here leaves
      * its rooms later, in its close callback), so the member array is
      * stable while we walk it. */
@@ -125,10 +129,10 @@ int mw_pubsub_send_many(mw_server_t *s, const uint64_t *ids, size_t nids, int bi
     if (nids == 0)
         return 0;
     mw_buf_t *f;
-    int rc = frame(s, binary, data, len, &f);
+    uint64_t h;
+    int rc = prepare(s, binary, data, len, event_id, event_len, &f, &h);
     if (rc)
         return rc;
-    uint64_t h = event_hash(event_id, event_len);
     for (size_t i = 0; i < nids; i++) {
         mw_conn_t *c = mw_idmap_get(&s->clients, ids[i]);
         if (c)
@@ -143,10 +147,10 @@ int mw_pubsub_broadcast_all(mw_server_t *s, int binary, const char *data, size_t
                             mw_fanout_result_t *res) {
     memset(res, 0, sizeof *res);
     mw_buf_t *f;
-    int rc = frame(s, binary, data, len, &f);
+    uint64_t h;
+    int rc = prepare(s, binary, data, len, event_id, event_len, &f, &h);
     if (rc)
         return rc;
-    uint64_t h = event_hash(event_id, event_len);
     for (mw_list_t *l = s->conns.next; l != &s->conns; l = l->next) {
         mw_conn_t *c = mw_conn_from_link(l);
         if (mw_conn_id(c) != 0 && mw_conn_id(c) != exclude_id)
