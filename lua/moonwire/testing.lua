@@ -130,6 +130,16 @@ function _M.new_core()
         config[key] = value
     end
 
+    -- record keeps what the server would have written to a client.
+    local function record(id, payload, is_binary)
+        local frames = c.sent[id]
+        if not frames then
+            frames = {}
+            c.sent[id] = frames
+        end
+        frames[#frames + 1] = { payload = payload, binary = is_binary == true }
+    end
+
     function c.send(id, payload, is_binary)
         if type(id) ~= "number" then
             error("bad argument #1 to 'send' (number expected, got " .. type(id) .. ")", 2)
@@ -143,12 +153,7 @@ function _M.new_core()
         if not is_binary and not valid_utf8(payload) then
             return nil, "invalid utf-8"
         end
-        local frames = c.sent[id]
-        if not frames then
-            frames = {}
-            c.sent[id] = frames
-        end
-        frames[#frames + 1] = { payload = payload, binary = is_binary == true }
+        record(id, payload, is_binary)
         return true
     end
 
@@ -398,12 +403,7 @@ function _M.new_core()
         if event_id and d and d.seen[event_id] then
             return nil
         end
-        local frames = c.sent[id]
-        if not frames then
-            frames = {}
-            c.sent[id] = frames
-        end
-        frames[#frames + 1] = { payload = payload, binary = is_binary == true }
+        record(id, payload, is_binary)
         if event_id and d then
             d.seen[event_id] = true
             d.ids[#d.ids + 1] = event_id
