@@ -215,22 +215,35 @@ static void on_write(uv_write_t *req, int status) {
         client_flush(c);
 }
 
-static void write_request(mw_bench_client_t *c) {
-    mw_bench_net_t *net = c->net;
-    uv_buf_t b = uv_buf_init(net->request, (unsigned)net->request_len);
+/* send_bytes writes len bytes: as much as the kernel takes now, the rest
+ * with uv_write from the same memory (which must stay untouched until
+ * on_write). Returns 0 when everything went out at once, 1 when a uv_write
+ * is in flight, -1 on failure (already reported). */
+static int send_bytes(mw_bench_client_t *c, char *base, size_t len) {
+    uv_buf_t b = uv_buf_init(base, (unsigned)len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n == (int)net->request_len)
-        return;
+    if (n >= 0 && (size_t)n == len)
+        return 0;
     if (n < 0 && n != UV_EAGAIN) {
         client_fail(c, "write: %s", uv_strerror(n));
-        return;
+        return -1;
     }
     if (n < 0)
         n = 0;
-    b = uv_buf_init(net->request + n, (unsigned)(net->request_len - (size_t)n));
+    b = uv_buf_init(base + n, (unsigned)(len - (size_t)n));
+    int r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (r < 0) {
+        client_fail(c, "write: %s", uv_strerror(r));
+        return -1;
+    }
     c->writing = 1;
-    c->wconst = 1;
-    uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    return 1;
+}
+
+static void write_request(mw_bench_client_t *c) {
+    mw_bench_net_t *net = c->net;
+    if (send_bytes(c, net->request, net->request_len) == 1)
+        c->wconst = 1;
 }
 
 static void on_connect(uv_connect_t *req, int status) {
@@ -398,26 +411,14 @@ static void client_flush(mw_bench_client_t *c) {
     outbuf_t *o = &c->out[c->active];
     if (o->len == 0)
         return;
-    uv_buf_t b = uv_buf_init(o->buf, (unsigned)o->len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n >= 0 && (size_t)n == o->len) {
+    int r = send_bytes(c, o->buf, o->len);
+    if (r == 0) {
         o->len = 0;
-        return;
+    } else if (r == 1) {
+        /* The kernel took part of it: the rest goes out with uv_write from
+         * this buffer, and new frames go to the other one meanwhile. */
+        c->active ^= 1;
     }
-    if (n < 0 && n != UV_EAGAIN) {
-        client_fail(c, "write: %s", uv_strerror(n));
-        return;
-    }
-    if (n < 0)
-        n = 0;
-    /* The kernel took part of it: the rest goes out with uv_write from this
-     * buffer, and new frames go to the other one meanwhile. */
-    b = uv_buf_init(o->buf + n, (unsigned)(o->len - (size_t)n));
-    c->writing = 1;
-    c->active ^= 1;
-    int r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-    if (r < 0)
-        client_fail(c, "write: %s", uv_strerror(r));
 }
 
 /* ---- reading -------------------------------------------------------------- */
