@@ -318,6 +318,34 @@ static void test_exhaustive_against_reference(void) {
     CHECK_EQ(mismatches, 0);
 }
 
+/* The eight-bytes-at-a-time ASCII skip: a sequence (valid or not) placed at
+ * every offset of a long ASCII run, fed whole and split at every position,
+ * must give the reference answer, so no byte is ever skipped unchecked. */
+static void test_sequences_inside_long_ascii_runs(void) {
+    static const char *const seqs[] = {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
+                                       "\x80", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80",
+                                       "\xE2\x82", "\xFF"};
+    uint8_t b[48];
+    long mismatches = 0;
+    for (size_t k = 0; k < sizeof seqs / sizeof *seqs; k++) {
+        size_t n = strlen(seqs[k]);
+        for (size_t at = 0; at + n <= sizeof b; at++) {
+            memset(b, 'a', sizeof b);
+            memcpy(b + at, seqs[k], n);
+            int want = ref_valid(b, sizeof b);
+            mismatches += mw_utf8_valid(b, sizeof b) != want;
+            for (size_t cut = 0; cut <= sizeof b; cut++) {
+                mw_utf8_t st = MW_UTF8_INIT;
+                int ok = mw_utf8_feed(&st, b, cut) == 0 &&
+                         mw_utf8_feed(&st, b + cut, sizeof b - cut) == 0 &&
+                         mw_utf8_finish(&st) == 0;
+                mismatches += ok != want;
+            }
+        }
+    }
+    CHECK_EQ(mismatches, 0);
+}
+
 /* Every scalar value, encoded, is valid; every surrogate, encoded, is not. */
 static void test_every_code_point(void) {
     long bad = 0;
@@ -350,6 +378,7 @@ int main(void) {
     RUN(test_failure_is_sticky);
     RUN(test_every_split_of_valid_sequences);
     RUN(test_every_split_of_invalid_sequences);
+    RUN(test_sequences_inside_long_ascii_runs);
     RUN(test_an_empty_feed_keeps_the_state);
     RUN(test_exhaustive_against_reference);
     RUN(test_every_code_point);
