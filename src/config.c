@@ -62,6 +62,30 @@ static const mw_config_desc_t descs[] = {
      "mount the built-in system controller (join, leave, publish, ping, ...)"},
     {"allow_client_broadcast", MW_CONF_BOOL, "false", 0, 0, NULL,
      "let clients use system.broadcast to message everyone"},
+    {"max_connections", MW_CONF_INT, "0", 0, 10000000, NULL,
+     "WebSocket clients connected at once (0: as many as open files allow); "
+     "past it the upgrade gets 503"},
+    {"max_connections_per_ip", MW_CONF_INT, "0", 0, 10000000, NULL,
+     "connections one source address may have open (0: unlimited); past it: 429"},
+    {"connection_rate_per_ip", MW_CONF_INT, "0", 0, 1000000, NULL,
+     "new connections per second from one source address (0: unlimited); past it: 429"},
+    {"allowed_origins", MW_CONF_STRLIST, "", 0, 0, NULL,
+     "Origin values accepted at the upgrade (empty: any); others get 403"},
+    {"rate_limit_window_ms", MW_CONF_INT, "1000", 1, 3600000, NULL,
+     "rate_limit.window_ms: the window of the per-connection message limit"},
+    {"rate_limit_max_messages", MW_CONF_INT, "0", 0, 10000000, NULL,
+     "rate_limit.max_messages: messages per window per connection (0: unlimited); "
+     "past it: RATE_LIMIT_EXCEEDED"},
+    {"rate_limit_max_violations", MW_CONF_INT, "10", 0, 1000000, NULL,
+     "rate_limit.max_violations: refused messages in a row before close 1008 (0: never)"},
+    {"ping_interval", MW_CONF_INT, "25000", 0, 3600000, NULL,
+     "ms between protocol pings to each client (0: none)"},
+    {"pong_timeout", MW_CONF_INT, "10000", 1, 3600000, NULL,
+     "ms a client has to answer a ping before it is dropped"},
+    {"inactive_time", MW_CONF_INT, "0", 0, 86400000, NULL,
+     "ms without a message from a client before it is closed (0: never)"},
+    {"inactive_check_interval", MW_CONF_INT, "1000", 100, 3600000, NULL,
+     "ms between checks for inactive clients"},
     {"app", MW_CONF_TABLE, NULL, 0, 0, NULL, "free-form settings for the application"},
 };
 
@@ -101,6 +125,16 @@ static int *int_field(mw_config_t *c, const char *key) {
     if (!strcmp(key, "dedupe")) return &c->dedupe;
     if (!strcmp(key, "system_controller")) return &c->system_controller;
     if (!strcmp(key, "allow_client_broadcast")) return &c->allow_client_broadcast;
+    if (!strcmp(key, "max_connections")) return &c->max_connections;
+    if (!strcmp(key, "max_connections_per_ip")) return &c->max_connections_per_ip;
+    if (!strcmp(key, "connection_rate_per_ip")) return &c->connection_rate_per_ip;
+    if (!strcmp(key, "rate_limit_window_ms")) return &c->rate_limit_window_ms;
+    if (!strcmp(key, "rate_limit_max_messages")) return &c->rate_limit_max_messages;
+    if (!strcmp(key, "rate_limit_max_violations")) return &c->rate_limit_max_violations;
+    if (!strcmp(key, "ping_interval")) return &c->ping_interval;
+    if (!strcmp(key, "pong_timeout")) return &c->pong_timeout;
+    if (!strcmp(key, "inactive_time")) return &c->inactive_time;
+    if (!strcmp(key, "inactive_check_interval")) return &c->inactive_check_interval;
     return NULL;
 }
 
@@ -115,6 +149,10 @@ static char **list_field(mw_config_t *c, const char *key, int **n) {
     if (!strcmp(key, "presence")) {
         *n = &c->npresence;
         return c->presence;
+    }
+    if (!strcmp(key, "allowed_origins")) {
+        *n = &c->nallowed_origins;
+        return c->allowed_origins;
     }
     *n = &c->nsubprotocols;
     return c->subprotocols;
@@ -248,6 +286,20 @@ static int valid_room_pattern(const char *s) {
     return n > 0 && n <= 256;
 }
 
+/* valid_origin: "*", or an RFC 6454 serialized origin: scheme "://" host
+ * with an optional port, no path, no spaces. */
+static int valid_origin(const char *s) {
+    if (!strcmp(s, "*"))
+        return 1;
+    const char *sep = strstr(s, "://");
+    if (!sep || sep == s || !sep[3])
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (*p <= ' ' || *p == 0x7f || (p > sep + 2 && (*p == '/' || *p == '?' || *p == '#')))
+            return 0;
+    return 1;
+}
+
 int mw_config_set_strlist(mw_config_t *cfg, const char *key, const char *const *items, int n,
                           char *err, size_t errlen) {
     int rc;
@@ -256,10 +308,14 @@ int mw_config_set_strlist(mw_config_t *cfg, const char *key, const char *const *
     if (n > MW_CONFIG_MAX_SUBPROTOCOLS)
         return fail(err, errlen, key, "too many entries (at most 16)");
     int is_presence = !strcmp(key, "presence");
+    int is_origins = !strcmp(key, "allowed_origins");
     for (int i = 0; i < n; i++) {
         if (is_presence && !valid_room_pattern(items[i]))
             return fail(err, errlen, key, "entries must be room names of 1 to 256 bytes");
-        if (!is_presence && !valid_token(items[i]))
+        if (is_origins && !valid_origin(items[i]))
+            return fail(err, errlen, key,
+                        "entries must be origins like \"https://example.com\" (or \"*\")");
+        if (!is_presence && !is_origins && !valid_token(items[i]))
             return fail(err, errlen, key, "entries must be non-empty HTTP tokens");
     }
     int *count;
@@ -346,6 +402,7 @@ void mw_config_free(mw_config_t *cfg) {
     free(cfg->slow_consumer_policy);
     clear_list(cfg->subprotocols, &cfg->nsubprotocols);
     clear_list(cfg->presence, &cfg->npresence);
+    clear_list(cfg->allowed_origins, &cfg->nallowed_origins);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -52,6 +52,19 @@ typedef struct mw_config {
     int npresence;
     int system_controller;
     int allow_client_broadcast;
+    /* limits (docs/security.md) */
+    int max_connections;        /* 0 = as many as open files allow */
+    int max_connections_per_ip; /* 0 = unlimited */
+    int connection_rate_per_ip; /* new connections per second, 0 = unlimited */
+    char *allowed_origins[MW_CONFIG_MAX_SUBPROTOCOLS];
+    int nallowed_origins;       /* 0 = any origin */
+    int rate_limit_window_ms;
+    int rate_limit_max_messages;   /* 0 = unlimited */
+    int rate_limit_max_violations; /* 0 = never close */
+    int ping_interval;          /* ms, 0 = no pings */
+    int pong_timeout;           /* ms */
+    int inactive_time;          /* ms, 0 = never */
+    int inactive_check_interval; /* ms */
 } mw_config_t;
 
 typedef struct {

@@ -25,6 +25,7 @@
 #include "errors.h"
 #include "handshake.h"
 #include "http.h"
+#include "iptable.h"
 #include "log.h"
 #include "outq.h"
 #include "server_private.h"
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum { CONN_HTTP, CONN_OPEN, CONN_CLOSING, CONN_DRAINING, CONN_LINGER, CONN_CLOSED };
 
@@ -62,7 +64,21 @@ struct mw_conn {
     uint64_t deadline;    /* loop time (ms) when the current phase times out */
     mw_list_t link, timed, awake;
     uint64_t last_active; /* loop time of the last WebSocket read or write */
+    /* Limits and heartbeats (docs/security.md). Times are loop
+     * milliseconds truncated to 32 bits, compared with wrap-safe
+     * subtraction: 49 days of range for spans of seconds. */
+    uint64_t msg_tat;      /* rate_limit cell (ratelimit.h), in µs */
+    uint32_t violations;   /* messages refused by rate_limit in a row */
+    uint32_t last_heard;   /* any bytes from the client */
+    uint32_t last_message; /* a complete data message from the client */
+    uint32_t ping_sent;    /* an unanswered ping went out at this time; 0: none */
+    uint8_t ip_admitted;   /* counted in server->ips under ip */
+    mw_ipkey_t ip;
 };
+
+static uint32_t now32(const mw_server_t *s) {
+    return (uint32_t)uv_now(s->loop);
+}
 
 /* peer_name writes the peer's address into buf (at least 48 bytes) and
  * returns its port. Computed when needed (the upgrade, debug logs) rather
@@ -177,6 +193,8 @@ static void on_close(uv_handle_t *h) {
     mw_rooms_leave_all(s->rooms, &c->rooms);
     if (c->id)
         mw_idmap_del(&s->clients, c->id);
+    if (c->ip_admitted)
+        mw_iptable_release(s->ips, &c->ip);
     free(c->seen);
     mw_ws_free(c->ws);
     mw_http_parser_free(c->http);
@@ -306,8 +324,36 @@ static int on_ws_write(void *data, const uint8_t *bytes, size_t len) {
     return 0;
 }
 
+/* rate_limited applies rate_limit to one message: 0 lets it through; 1
+ * means it was refused (an error event sent, or the connection closed with
+ * 1008 after rate_limit.max_violations refusals in a row). Refused messages
+ * never reach Lua, so a flood costs the app nothing. */
+static int rate_limited(mw_conn_t *c) {
+    mw_server_t *s = c->server;
+    if (mw_rate_take(&s->msg_rate, &c->msg_tat, uv_now(s->loop) * 1000)) {
+        c->violations = 0;
+        return 0;
+    }
+    s->rate_limited_total++;
+    c->violations++;
+    int max = s->cfg->rate_limit_max_violations;
+    if (max && c->violations >= (uint32_t)max) {
+        mw_log_info("client %llu: closing after %u rate limit violations in a row",
+                    (unsigned long long)c->id, c->violations);
+        mw_conn_close(c, 1008, "rate limit exceeded", 19);
+        return 1;
+    }
+    if (s->reply[MW_REPLY_RATE_LIMITED])
+        mw_conn_send(c, s->reply_binary[MW_REPLY_RATE_LIMITED], s->reply[MW_REPLY_RATE_LIMITED],
+                     s->reply_len[MW_REPLY_RATE_LIMITED]);
+    return 1;
+}
+
 static void on_ws_message(void *data, int binary, const uint8_t *msg, size_t len) {
     mw_conn_t *c = data;
+    if (mw_rate_enabled(&c->server->msg_rate) && rate_limited(c))
+        return;
+    c->last_message = now32(c->server);
     mw_script_on_message(c->server->script, c->id, binary, (const char *)msg, len);
 }
 
@@ -335,6 +381,7 @@ static void after_ws_io(mw_conn_t *c) {
 
 static void on_ws_data(mw_conn_t *c, const char *data, size_t len) {
     mark_awake(c);
+    c->last_heard = now32(c->server);
     if (ensure_ws(c) != 0) {
         close_now(c);
         return;
@@ -391,6 +438,7 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
     c->state = CONN_OPEN;
     clear_deadline(c);
     c->connected = 1;
+    c->last_heard = c->last_message = now32(s);
     s->nclients++;
     char addr[48];
     int port = peer_name(c, addr, sizeof addr);
@@ -405,6 +453,24 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
     };
     mw_log_debug("client %llu connected from %s:%d", (unsigned long long)c->id, addr, port);
     mw_script_on_connect(s->script, c->id, &info);
+}
+
+/* origin_allowed: allowed_origins empty or "*" accepts any; otherwise the
+ * request's Origin must be one of them (ASCII case-insensitive, RFC 6454).
+ * A request without Origin does not come from a browser page, which is
+ * what Origin checks protect (cross-site WebSocket hijacking), so it is
+ * accepted; authentication is what stops other clients. */
+static int origin_allowed(const mw_config_t *cfg, const mw_request_t *req) {
+    if (cfg->nallowed_origins == 0)
+        return 1;
+    const char *origin = mw_request_header(req, "Origin");
+    if (!origin)
+        return 1;
+    for (int i = 0; i < cfg->nallowed_origins; i++)
+        if (strcmp(cfg->allowed_origins[i], "*") == 0 ||
+            strcasecmp(cfg->allowed_origins[i], origin) == 0)
+            return 1;
+    return 0;
 }
 
 static int path_matches(const mw_config_t *cfg, const char *path) {
@@ -432,8 +498,25 @@ static void on_request(mw_conn_t *c, const mw_request_t *req) {
         respond_text(c, 404, NULL, "not found");
         return;
     }
+    if (!origin_allowed(s->cfg, req)) {
+        s->refused_total++;
+        if (mw_log_enabled(MW_LOG_DEBUG)) {
+            char addr[48];
+            int port = peer_name(c, addr, sizeof addr);
+            mw_log_debug("refused upgrade from %s:%d: origin %s not allowed", addr, port,
+                         mw_request_header(req, "Origin"));
+        }
+        respond_text(c, 403, NULL, "origin not allowed");
+        return;
+    }
     mw_handshake_t hs;
     int status = mw_handshake_check(req, s->cfg->subprotocols, s->cfg->nsubprotocols, &hs);
+    if (status == 101 && s->cfg->max_connections &&
+        s->nclients >= (size_t)s->cfg->max_connections) {
+        s->refused_total++;
+        respond_text(c, 503, "Retry-After: 5\r\n", "server at capacity");
+        return;
+    }
     if (status == 101) {
         upgrade(c, req, &hs);
         return;
@@ -505,6 +588,42 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         update_read_pause(c);
 }
 
+/* admit applies the connection limits to a new connection before it costs
+ * more than its socket: past the open-files ceiling it is closed at once
+ * (no answer: there are no files to spare for lingering), past its
+ * address's limits it gets 429. (max_connections is checked at the upgrade,
+ * so that /health still answers when the server is full.) */
+static void admit(mw_conn_t *c) {
+    mw_server_t *s = c->server;
+    const mw_config_t *cfg = s->cfg;
+    if (s->nconns > s->fd_ceiling) {
+        s->refused_total++;
+        mw_log_debug("refused a connection: %zu open, near the open-files limit", s->nconns);
+        close_now(c);
+        return;
+    }
+    if (!cfg->max_connections_per_ip && !mw_rate_enabled(&s->ip_rate))
+        return;
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) != 0 ||
+        mw_ipkey_from_sockaddr((const struct sockaddr *)&ss, &c->ip) != 0)
+        return;
+    int rc = mw_iptable_admit(s->ips, &c->ip, uv_now(s->loop) * 1000, &s->ip_rate,
+                              (uint32_t)cfg->max_connections_per_ip);
+    if (rc == 0) {
+        c->ip_admitted = 1;
+        return;
+    }
+    s->refused_total++;
+    if (rc == MW_EBUSY)
+        respond_text(c, 429, "Retry-After: 5\r\n", "too many connections from this address");
+    else if (rc == MW_ERATE)
+        respond_text(c, 429, "Retry-After: 1\r\n", "too many new connections: slow down");
+    else
+        close_now(c);
+}
+
 int mw_conn_accept(mw_server_t *s) {
     mw_conn_t *c = calloc(1, sizeof *c);
     if (!c)
@@ -533,6 +652,7 @@ int mw_conn_accept(mw_server_t *s) {
         close_now(c);
         return MW_EIO;
     }
+    admit(c);
     return 0;
 }
 
@@ -636,6 +756,39 @@ int mw_conn_close(mw_conn_t *c, uint16_t code, const char *reason, size_t len) {
         return 0;
     }
     return MW_ECLOSED;
+}
+
+void mw_conn_heartbeat(mw_conn_t *c, uint64_t now_ms) {
+    if (c->state != CONN_OPEN)
+        return;
+    mw_server_t *s = c->server;
+    const mw_config_t *cfg = s->cfg;
+    uint32_t now = (uint32_t)now_ms;
+    if (c->ping_sent) {
+        if ((int32_t)(c->last_heard - c->ping_sent) >= 0) {
+            c->ping_sent = 0; /* the client spoke since: it is alive */
+        } else if (now - c->ping_sent >= (uint32_t)cfg->pong_timeout) {
+            /* A peer that cannot answer a ping would not read a close frame
+             * either: drop it (Lua sees 1006, abnormal closure). */
+            mw_log_info("client %llu: no pong within %d ms; dropping it",
+                        (unsigned long long)c->id, cfg->pong_timeout);
+            close_now(c);
+            return;
+        }
+    }
+    if (cfg->inactive_time && now - c->last_message >= (uint32_t)cfg->inactive_time) {
+        mw_log_info("client %llu: no message for %d ms; closing it", (unsigned long long)c->id,
+                    cfg->inactive_time);
+        mw_conn_close(c, 1000, "inactive", 8);
+        return;
+    }
+    if (cfg->ping_interval && !c->ping_sent &&
+        now - c->last_heard >= (uint32_t)cfg->ping_interval && s->ping_frame) {
+        if (mw_outq_push(&c->outq, s->ping_frame) != 0)
+            return;
+        schedule_flush(c);
+        c->ping_sent = now ? now : 1;
+    }
 }
 
 void mw_conn_tick(mw_conn_t *c, uint64_t now) {

@@ -67,6 +67,12 @@ void mw_conn_tick(mw_conn_t *c, uint64_t now);
  * connections on its awake list. Returns 1 when it freed the state. */
 int mw_conn_idle(mw_conn_t *c, uint64_t now);
 
+/* mw_conn_heartbeat runs the liveness checks of an open connection at loop
+ * time now: a protocol ping after ping_interval of silence, a drop when it
+ * is not answered within pong_timeout, a close (1000 "inactive") after
+ * inactive_time without a message. */
+void mw_conn_heartbeat(mw_conn_t *c, uint64_t now);
+
 /* mw_conn_abort closes the TCP connection at once (shutdown timeout). */
 void mw_conn_abort(mw_conn_t *c);
 

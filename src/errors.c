@@ -19,6 +19,8 @@ const char *mw_strerror(int err) {
     case MW_ELIMIT: return "too many rooms";
     case MW_EDUP: return "duplicate event";
     case MW_ESLOW: return "slow consumer";
+    case MW_ERATE: return "rate limited";
+    case MW_EBUSY: return "too many connections";
     case MW_ENOMEM: return "out of memory";
     case MW_EIO: return "i/o error";
     default: return "unknown error";
@@ -41,6 +43,8 @@ const char *mw_err_name(int err) {
     case MW_ELIMIT: return "MW_ELIMIT";
     case MW_EDUP: return "MW_EDUP";
     case MW_ESLOW: return "MW_ESLOW";
+    case MW_ERATE: return "MW_ERATE";
+    case MW_EBUSY: return "MW_EBUSY";
     case MW_ENOMEM: return "MW_ENOMEM";
     case MW_EIO: return "MW_EIO";
     default: return "MW_EUNKNOWN";

@@ -25,6 +25,8 @@ typedef enum {
     MW_ELIMIT = -206,     /* the client is in too many rooms (max_rooms_per_client) */
     MW_EDUP = -207,       /* the event was already delivered to this client */
     MW_ESLOW = -208,      /* dropped: the client's output is over max_buffered_bytes */
+    MW_ERATE = -209,      /* over a rate limit */
+    MW_EBUSY = -210,      /* too many connections (server-wide, per address or per user) */
     /* -3xx: the system refused */
     MW_ENOMEM = -300,     /* out of memory */
     MW_EIO = -301         /* an I/O or libuv call failed */

@@ -13,20 +13,35 @@
 #include "errors.h"
 #include "log.h"
 #include "lua/script.h"
+#include "outq.h"
 #include "reload.h"
 
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 
 #define READ_BUFFER_SIZE (64 * 1024)
 #define CRON_INTERVAL_MS 100
+/* Files kept for everything but client sockets: the listener, inotify,
+ * the app's own files, Redis, logs, libuv's internals. */
+#define FD_RESERVE 64
 
 static uint64_t wall_ms(void) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* fd_ceiling: how many connections fit under the open-files limit with
+ * FD_RESERVE to spare. Past it, new connections are closed at once instead
+ * of letting accept() fail with EMFILE over and over. */
+static size_t fd_ceiling(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX;
+    return rl.rlim_cur > FD_RESERVE * 2 ? (size_t)(rl.rlim_cur - FD_RESERVE) : rl.rlim_cur / 2;
 }
 
 int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
@@ -51,10 +66,15 @@ int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
     mw_idmap_init(&s->clients);
     mw_rooms_limits_t limits = {cfg->max_connections_per_room, cfg->max_rooms_per_client,
                                 !cfg->client_can_join_multiple_rooms};
-    if (mw_rooms_create(&s->rooms, &limits) != 0 || mw_ws_encoder_create(&s->encoder) != 0) {
+    if (mw_rooms_create(&s->rooms, &limits) != 0 || mw_ws_encoder_create(&s->encoder) != 0 ||
+        mw_iptable_create(&s->ips) != 0 || mw_ws_encode_ping(s->encoder, &s->ping_frame) != 0) {
         mw_server_free(s);
         return MW_ENOMEM;
     }
+    mw_rate_init(&s->ip_rate, 1000, (uint64_t)cfg->connection_rate_per_ip);
+    mw_rate_init(&s->msg_rate, (uint64_t)cfg->rate_limit_window_ms,
+                 (uint64_t)cfg->rate_limit_max_messages);
+    s->fd_ceiling = fd_ceiling();
     s->started_ms = wall_ms();
     *out = s;
     return 0;
@@ -63,7 +83,13 @@ int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
 static void on_connection(uv_stream_t *listener, int status) {
     mw_server_t *s = listener->data;
     if (status < 0) {
-        mw_log_error("accept: %s", uv_strerror(status));
+        /* Logged at most once a second: a full process table or file
+         * table would otherwise fill the log. */
+        uint64_t now = uv_now(s->loop);
+        if (!s->last_accept_error || now - s->last_accept_error >= 1000) {
+            mw_log_error("accept: %s", uv_strerror(status));
+            s->last_accept_error = now;
+        }
         return;
     }
     if (s->shutting_down)
@@ -145,14 +171,47 @@ static void on_cron(uv_timer_t *t) {
      * pages back to the system so idle connections show their real cost
      * (glibc keeps freed chunks otherwise). Bounded to once a second. */
     mw_script_idle(s->script);
+    if (now % 1000 < CRON_INTERVAL_MS) /* about once a second */
+        mw_iptable_sweep(s->ips, now * 1000);
     if (slept >= 32 && now - s->last_trim >= 1000) {
         malloc_trim(0);
         s->last_trim = now;
     }
 }
 
+/* heartbeat_interval: how often the liveness pass runs, fine enough for
+ * the shortest configured timeout (a quarter of it), at least every 100 ms
+ * and at most every second. 0 when nothing is configured. */
+static uint64_t heartbeat_interval(const mw_config_t *cfg) {
+    uint64_t ms = 1000;
+    if (!cfg->ping_interval && !cfg->inactive_time)
+        return 0;
+    if (cfg->ping_interval) {
+        uint64_t a = (uint64_t)cfg->ping_interval / 4, b = (uint64_t)cfg->pong_timeout / 4;
+        ms = a < ms ? a : ms;
+        ms = b < ms ? b : ms;
+    }
+    if (cfg->inactive_time && (uint64_t)cfg->inactive_check_interval < ms)
+        ms = (uint64_t)cfg->inactive_check_interval;
+    return ms < 100 ? 100 : ms;
+}
+
+/* on_heartbeat walks every connection: O(connections) per pass, a few
+ * nanoseconds each, at most ten passes a second. */
+static void on_heartbeat(uv_timer_t *t) {
+    mw_server_t *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    mw_list_t *l = s->conns.next;
+    while (l != &s->conns) {
+        mw_list_t *next = l->next; /* a drop unlinks l only in its close callback */
+        mw_conn_heartbeat(mw_conn_from_link(l), now);
+        l = next;
+    }
+}
+
 static void close_server_handles(mw_server_t *s) {
     uv_close((uv_handle_t *)&s->cron, NULL);
+    uv_close((uv_handle_t *)&s->heartbeat, NULL);
     uv_close((uv_handle_t *)&s->flush_prepare, NULL);
     uv_close((uv_handle_t *)&s->flush_check, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -231,6 +290,11 @@ int mw_server_run(mw_server_t *s) {
     uv_timer_init(s->loop, &s->cron);
     s->cron.data = s;
     uv_timer_start(&s->cron, on_cron, CRON_INTERVAL_MS, CRON_INTERVAL_MS);
+    uv_timer_init(s->loop, &s->heartbeat);
+    s->heartbeat.data = s;
+    uint64_t hb = heartbeat_interval(s->cfg);
+    if (hb)
+        uv_timer_start(&s->heartbeat, on_heartbeat, hb, hb);
     uv_prepare_init(s->loop, &s->flush_prepare);
     s->flush_prepare.data = s;
     uv_prepare_start(&s->flush_prepare, on_flush_prepare);
@@ -263,6 +327,21 @@ int mw_server_close_client(mw_server_t *s, uint64_t id, uint16_t code, const cha
     return mw_conn_close(c, code, reason, len);
 }
 
+int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len,
+                        int binary) {
+    if ((unsigned)which >= MW_REPLY_COUNT)
+        return MW_EINVAL;
+    char *copy = malloc(len ? len : 1);
+    if (!copy)
+        return MW_ENOMEM;
+    memcpy(copy, data, len);
+    free(s->reply[which]);
+    s->reply[which] = copy;
+    s->reply_len[which] = len;
+    s->reply_binary[which] = binary ? 1 : 0;
+    return 0;
+}
+
 char *mw__health_json(mw_server_t *s, size_t *len) {
     char *buf = NULL;
     size_t size = 0;
@@ -271,8 +350,10 @@ char *mw__health_json(mw_server_t *s, size_t *len) {
         return NULL;
     fprintf(f,
             "{\"status\":\"healthy\",\"connections\":%zu,\"rooms\":%zu,\"dropped\":%llu,"
+            "\"refused\":%llu,\"rate_limited\":%llu,"
             "\"uptime_s\":%llu,\"reloads\":%llu,\"last_reload_error\":",
             s->nclients, mw_rooms_size(s->rooms), (unsigned long long)s->dropped_total,
+            (unsigned long long)s->refused_total, (unsigned long long)s->rate_limited_total,
             (unsigned long long)((wall_ms() - s->started_ms) / 1000),
             (unsigned long long)s->reloads);
     if (s->last_reload_error) {
@@ -294,8 +375,13 @@ void mw_server_free(mw_server_t *s) {
     mw_reload_free(s->reload);
     mw_idmap_free(&s->clients);
     mw_rooms_free(s->rooms);
+    mw_iptable_free(s->ips);
+    if (s->ping_frame)
+        mw_buf_unref(s->ping_frame);
     mw_ws_encoder_free(s->encoder);
     free(s->last_reload_error);
+    for (int i = 0; i < MW_REPLY_COUNT; i++)
+        free(s->reply[i]);
     free(s->readbuf);
     free(s);
 }

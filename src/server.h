@@ -43,6 +43,18 @@ void mw_server_reload(mw_server_t *s, const char *why);
  * Returns 0, MW_ECLOSED (no such open client), MW_EUTF8 or MW_ENOMEM. */
 int mw_server_send(mw_server_t *s, uint64_t id, int binary, const void *data, size_t len);
 
+/* Replies the C core sends without calling Lua, encoded by the app's
+ * protocol (the runtime sets them at start and after every reload). */
+typedef enum {
+    MW_REPLY_RATE_LIMITED, /* a message refused by rate_limit */
+    MW_REPLY_COUNT
+} mw_reply_t;
+
+/* mw_server_set_reply stores a copy of a reply. Returns 0, MW_EINVAL or
+ * MW_ENOMEM (the previous reply stays). */
+int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len,
+                        int binary);
+
 /* mw_server_close_client starts the closing handshake with that client.
  * Returns 0, MW_ECLOSED or MW_EINVAL (code or reason not sendable). */
 int mw_server_close_client(mw_server_t *s, uint64_t id, uint16_t code, const char *reason,

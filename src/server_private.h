@@ -9,7 +9,9 @@
 
 #include "config.h"
 #include "idmap.h"
+#include "iptable.h"
 #include "list.h"
+#include "ratelimit.h"
 #include "rooms.h"
 #include "server.h"
 #include "ws.h"
@@ -47,6 +49,20 @@ struct mw_server {
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t shutdown_timer;
     mw_reload_t *reload;
+
+    /* admission (docs/security.md) */
+    mw_iptable_t *ips;        /* per source address: open connections, new-connection rate */
+    mw_rate_t ip_rate;        /* connection_rate_per_ip */
+    mw_rate_t msg_rate;       /* rate_limit: messages per connection */
+    size_t fd_ceiling;        /* connections past which accept() would run out of files */
+    uint64_t refused_total;   /* connections refused by a limit (429, 503, 403) */
+    uint64_t rate_limited_total; /* messages refused by rate_limit */
+    uint64_t last_accept_error; /* loop time of the last accept error logged */
+    char *reply[MW_REPLY_COUNT]; /* see mw_server_set_reply */
+    size_t reply_len[MW_REPLY_COUNT];
+    uint8_t reply_binary[MW_REPLY_COUNT];
+    mw_buf_t *ping_frame;     /* one framed ping, queued by reference on every client */
+    uv_timer_t heartbeat;     /* pings, pong timeouts, inactive clients */
 
     uint64_t last_trim;  /* loop time of the last malloc_trim */
     int shutting_down;

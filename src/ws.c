@@ -347,6 +347,18 @@ static int buf_sink(void *data, const uint8_t *bytes, size_t len) {
     return 0;
 }
 
+int mw_ws_encode_ping(mw_ws_encoder_t *enc, mw_buf_t **out) {
+    mw_buf_t *b = mw_buf_new(2);
+    if (!b)
+        return MW_ENOMEM;
+    if (encode_to(enc, WSLAY_PING, NULL, 0, buf_sink, b) != 0) {
+        mw_buf_unref(b);
+        return MW_ENOMEM;
+    }
+    *out = b;
+    return 0;
+}
+
 int mw_ws_encode(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t len,
                  mw_buf_t **out) {
     if (!binary && !mw_utf8_valid(msg, len))

@@ -23,6 +23,11 @@ typedef struct mw_buf mw_buf_t;
 int mw_ws_encoder_create(mw_ws_encoder_t **out);
 void mw_ws_encoder_free(mw_ws_encoder_t *enc);
 
+/* mw_ws_encode_ping frames an empty ping into a new buffer with one
+ * reference: the server keeps one and queues it on every connection it
+ * pings. Returns 0 or MW_ENOMEM. */
+int mw_ws_encode_ping(mw_ws_encoder_t *enc, mw_buf_t **out);
+
 /* mw_ws_encode frames one message into a new buffer with one reference
  * (for sharing across recipients). Text must be valid UTF-8.
  * Returns 0, MW_EUTF8 or MW_ENOMEM. */

@@ -117,6 +117,7 @@ function runtime.init(self, opts)
     self._rooms:configure(config)
     rooms.set_current(self._rooms)
     app:activate()
+    self:_set_replies()
     log("debug", "loaded app %s (%d routes)", opts.app_dir, #app:routes())
     return true
 end
@@ -192,6 +193,25 @@ function runtime._raised(self, client, msg, captured, where)
     if not ok and is_failure(res) then
         log("error", "hook on_error raised moonwire.fail: %s", tostring(res))
     end
+end
+
+
+-- Replies the C core sends without calling Lua (docs/boundary.md), encoded
+-- by the current app's protocol: set at init and again after each reload,
+-- since a reload may replace the protocol.
+function runtime._set_replies(self)
+    local proto = self:app().protocol
+    local ok, env = pcall(proto.error, nil, protocol.RATE_LIMIT_EXCEEDED,
+                          "rate limit exceeded: slow down")
+    local payload, binary = nil, env
+    if ok then
+        ok, payload, binary = pcall(proto.encode, env)
+    end
+    if ok and type(payload) == "string" then
+        core.set_reply("rate_limited", payload, binary == true)
+        return
+    end
+    log("error", "cannot encode the rate limit reply: %s", tostring(ok and binary or payload))
 end
 
 
@@ -345,6 +365,7 @@ function runtime.reload(self)
     self._host.app = new
     rooms.set_current(self._rooms)
     new:activate()
+    self:_set_replies()
     local ok, res = self:_hook("on_reload", old.state, new)
     if not ok and is_failure(res) then
         log("error", "hook on_reload raised moonwire.fail: %s", tostring(res))

@@ -481,6 +481,20 @@ function _M.new_core()
         return { buffered = c.buffered[id] or 0, dropped = c.dropped[id] or 0 }
     end
 
+    -- Replies the real core sends without Lua (rate_limited): recorded by
+    -- name as { payload =, binary = } so specs can check what was set.
+    c.replies = {}
+    function c.set_reply(name, payload, binary)
+        if name ~= "rate_limited" then
+            error("bad argument #1 to 'set_reply' (invalid option '" .. tostring(name) .. "')", 2)
+        end
+        if type(payload) ~= "string" then
+            error("bad argument #2 to 'set_reply' (string expected)", 2)
+        end
+        c.replies[name] = { payload = payload, binary = binary == true }
+        return true
+    end
+
     function c.reset()
         c.sent, c.closed, c.logs, c.clock = {}, {}, {}, nil
         c.buffered, c.dropped, c.dropped_total = {}, {}, 0

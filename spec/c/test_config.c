@@ -57,7 +57,7 @@ static void test_defaults(void) {
 static void test_descriptor_table(void) {
     size_t n;
     const mw_config_desc_t *d = mw_config_descs(&n);
-    CHECK_EQ(n, 25);
+    CHECK_EQ(n, 36);
     for (size_t i = 0; i < n; i++) {
         CHECK(mw_config_find(d[i].name) == &d[i]);
         CHECK(d[i].help && d[i].help[0]);
@@ -291,6 +291,30 @@ static void test_subprotocols(void) {
     mw_config_free(&c);
 }
 
+static void test_allowed_origins(void) {
+    mw_config_t c;
+    char err[256] = "";
+    REQUIRE(mw_config_init(&c) == 0);
+    CHECK_EQ(c.nallowed_origins, 0);
+    CHECK_EQ(mw_config_set_text(&c, "allowed_origins",
+                                "https://example.com, http://localhost:3000", err, sizeof err),
+             0);
+    REQUIRE(c.nallowed_origins == 2);
+    CHECK_STR(c.allowed_origins[1], "http://localhost:3000");
+    CHECK_EQ(mw_config_set_text(&c, "allowed_origins", "*", err, sizeof err), 0);
+    CHECK_EQ(c.nallowed_origins, 1);
+    /* Not an origin: no scheme, a path, spaces, nothing after "://". */
+    static const char *const bad[] = {"example.com", "https://example.com/app", "https://",
+                                      "://example.com", "https://a b", "https://x?y"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        CHECK_EQ(mw_config_set_text(&c, "allowed_origins", bad[i], err, sizeof err), MW_ECONFIG);
+        CHECK_PREFIX(err, "allowed_origins: ");
+        CHECK_EQ(c.nallowed_origins, 1);
+    }
+    mw_config_free(&c);
+}
+
 static void test_apply_env(void) {
     mw_config_t c;
     char err[256] = "";
@@ -397,6 +421,7 @@ int main(void) {
     RUN(test_set_text);
     RUN(test_choices_and_path);
     RUN(test_subprotocols);
+    RUN(test_allowed_origins);
     RUN(test_apply_env);
     RUN(test_getters);
     RUN(test_free_releases_everything);

@@ -358,6 +358,20 @@ static int mw_lua_client_stats(lua_State *L) {
     return 1;
 }
 
+/* core.set_reply(name, payload, is_binary) -> true: a reply the C core
+ * sends by itself ("rate_limited"), encoded by the app's protocol. */
+static int mw_lua_set_reply(lua_State *L) {
+    static const char *const names[] = {"rate_limited", NULL};
+    int which = luaL_checkoption(L, 1, NULL, names);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    int binary = lua_toboolean(L, 3);
+    mw_server_t *s = get_server(L);
+    if (!s)
+        return push_result(L, MW_ECLOSED);
+    return push_result(L, mw_server_set_reply(s, (mw_reply_t)which, data, len, binary));
+}
+
 void mw_lua_inject_core_api(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"send", mw_lua_send},
@@ -376,6 +390,7 @@ void mw_lua_inject_core_api(lua_State *L) {
         {"broadcast_all", mw_lua_broadcast_all},
         {"dedupe", mw_lua_dedupe},
         {"client_stats", mw_lua_client_stats},
+        {"set_reply", mw_lua_set_reply},
         {NULL, NULL},
     };
     /* stack: ... */

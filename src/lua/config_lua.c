@@ -92,6 +92,46 @@ static int apply(lua_State *L, const char *file, const char *key, mw_config_t *c
     return 0;
 }
 
+/* is_group tells whether key names a group of options written as a table
+ * in config.lua (rate_limit = { window_ms = ... } for rate_limit_window_ms). */
+static int is_group(const char *key) {
+    size_t n, klen = strlen(key);
+    const mw_config_desc_t *d = mw_config_descs(&n);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(d[i].name, key, klen) == 0 && d[i].name[klen] == '_')
+            return 1;
+    return 0;
+}
+
+/* apply_group applies every field of a group table as "<group>_<field>";
+ * errors name the field as "<group>.<field>". */
+static int apply_group(lua_State *L, const char *file, const char *group, mw_config_t *cfg,
+                       int *app_ref, char *err, size_t errlen) {
+    int rc = 0;
+    lua_pushnil(L);
+    while (rc == 0 && lua_next(L, -2) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            snprintf(err, errlen, "%s: %s: keys must be strings (got %s)", file, group,
+                     luaL_typename(L, -2));
+            lua_pop(L, 2);
+            return MW_ECONFIG;
+        }
+        char name[128];
+        snprintf(name, sizeof name, "%s_%s", group, lua_tostring(L, -2));
+        const mw_config_desc_t *d = mw_config_find(name);
+        if (!d || d->type == MW_CONF_TABLE) {
+            snprintf(err, errlen, "%s: %s.%s: unknown key", file, group, lua_tostring(L, -2));
+            lua_pop(L, 2);
+            return MW_ECONFIG;
+        }
+        rc = apply(L, file, name, cfg, app_ref, err, errlen);
+        lua_pop(L, 1);
+    }
+    if (rc)
+        lua_pop(L, 1); /* the key lua_next left */
+    return rc;
+}
+
 int mw_lua_load_config(lua_State *L, const char *path, mw_config_t *cfg, int *app_ref, char *err,
                        size_t errlen) {
     *app_ref = LUA_NOREF;
@@ -119,7 +159,11 @@ int mw_lua_load_config(lua_State *L, const char *path, mw_config_t *cfg, int *ap
             rc = MW_ECONFIG;
             break;
         }
-        rc = apply(L, path, lua_tostring(L, -2), cfg, app_ref, err, errlen);
+        const char *key = lua_tostring(L, -2);
+        if (!mw_config_find(key) && lua_type(L, -1) == LUA_TTABLE && is_group(key))
+            rc = apply_group(L, path, key, cfg, app_ref, err, errlen);
+        else
+            rc = apply(L, path, key, cfg, app_ref, err, errlen);
         lua_pop(L, 1);
     }
     lua_settop(L, top);
