@@ -10,6 +10,10 @@ const char *mw_strerror(int err) {
     case MW_EUTF8: return "invalid utf-8";
     case MW_ETOOBIG: return "message too big";
     case MW_EHTTP: return "malformed http request";
+    case MW_EMALFORMED: return "malformed token";
+    case MW_EBADSIG: return "invalid signature";
+    case MW_EALG: return "unsupported algorithm";
+    case MW_ETOKENBIG: return "token too large";
     case MW_EINVAL: return "invalid argument";
     case MW_ECLOSED: return "closed";
     case MW_ENOTFOUND: return "not found";
@@ -19,6 +23,9 @@ const char *mw_strerror(int err) {
     case MW_ELIMIT: return "too many rooms";
     case MW_EDUP: return "duplicate event";
     case MW_ESLOW: return "slow consumer";
+    case MW_EKEY: return "unsupported key";
+    case MW_EWEAKKEY: return "key too small";
+    case MW_EKEYALG: return "key does not fit the algorithm";
     case MW_ERATE: return "rate limited";
     case MW_EBUSY: return "too many connections";
     case MW_ENOMEM: return "out of memory";
@@ -34,6 +41,10 @@ const char *mw_err_name(int err) {
     case MW_EUTF8: return "MW_EUTF8";
     case MW_ETOOBIG: return "MW_ETOOBIG";
     case MW_EHTTP: return "MW_EHTTP";
+    case MW_EMALFORMED: return "MW_EMALFORMED";
+    case MW_EBADSIG: return "MW_EBADSIG";
+    case MW_EALG: return "MW_EALG";
+    case MW_ETOKENBIG: return "MW_ETOKENBIG";
     case MW_EINVAL: return "MW_EINVAL";
     case MW_ECLOSED: return "MW_ECLOSED";
     case MW_ENOTFOUND: return "MW_ENOTFOUND";
@@ -43,6 +54,9 @@ const char *mw_err_name(int err) {
     case MW_ELIMIT: return "MW_ELIMIT";
     case MW_EDUP: return "MW_EDUP";
     case MW_ESLOW: return "MW_ESLOW";
+    case MW_EKEY: return "MW_EKEY";
+    case MW_EWEAKKEY: return "MW_EWEAKKEY";
+    case MW_EKEYALG: return "MW_EKEYALG";
     case MW_ERATE: return "MW_ERATE";
     case MW_EBUSY: return "MW_EBUSY";
     case MW_ENOMEM: return "MW_ENOMEM";

@@ -15,6 +15,10 @@ typedef enum {
     MW_EUTF8 = -101,      /* invalid UTF-8 in a text message (close 1007) */
     MW_ETOOBIG = -102,    /* message larger than max_message_size (close 1009) */
     MW_EHTTP = -103,      /* malformed HTTP request */
+    MW_EMALFORMED = -104, /* a token that is not a compact JWS of base64url parts */
+    MW_EBADSIG = -105,    /* a token whose signature does not verify */
+    MW_EALG = -106,       /* a token algorithm we do not implement ("none" included) */
+    MW_ETOKENBIG = -107,  /* a token over MW_JWT_MAX_TOKEN bytes */
     /* -2xx: the caller asked for something impossible */
     MW_EINVAL = -200,     /* invalid argument */
     MW_ECLOSED = -201,    /* the connection is closing or gone */
@@ -25,8 +29,11 @@ typedef enum {
     MW_ELIMIT = -206,     /* the client is in too many rooms (max_rooms_per_client) */
     MW_EDUP = -207,       /* the event was already delivered to this client */
     MW_ESLOW = -208,      /* dropped: the client's output is over max_buffered_bytes */
-    MW_ERATE = -209,      /* over a rate limit */
-    MW_EBUSY = -210,      /* too many connections (server-wide, per address or per user) */
+    MW_EKEY = -209,       /* a key that cannot be parsed or is of an unsupported type */
+    MW_EWEAKKEY = -210,   /* an RSA key under 2048 bits */
+    MW_EKEYALG = -211,    /* a key of the wrong type for the algorithm */
+    MW_ERATE = -212,      /* over a rate limit */
+    MW_EBUSY = -213,      /* too many connections (server-wide, per address or per user) */
     /* -3xx: the system refused */
     MW_ENOMEM = -300,     /* out of memory */
     MW_EIO = -301         /* an I/O or libuv call failed */

@@ -187,6 +187,19 @@ static int cmd_test(const cli_t *cli, const char *luadir) {
              old ? old : ";");
     setenv("LUA_PATH", path, 1);
     free(path);
+    /* The compiled modules (moonwire.core.jwt), so moonwire.jwt has its real
+     * crypto under plain LuaJIT too. Without them only JWT specs fail. */
+    char cdir[4096];
+    if (mw_paths_lua_cdir(cdir, sizeof cdir) == 0) {
+        const char *oldc = getenv("LUA_CPATH");
+        n = strlen(cdir) + (oldc ? strlen(oldc) : 2) + 16;
+        path = malloc(n);
+        if (!path)
+            return 1;
+        snprintf(path, n, "%s/?.so;%s", cdir, oldc ? oldc : ";");
+        setenv("LUA_CPATH", path, 1);
+        free(path);
+    }
     if (chdir(cli->app) != 0) {
         fprintf(stderr, "moonwire: cannot enter %s\n", cli->app);
         return 2;

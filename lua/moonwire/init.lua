@@ -4,6 +4,7 @@
 -- moonwire.core directly, so the primitives can change without breaking them.
 
 local errors = require "moonwire.errors"
+local jwt = require "moonwire.jwt"
 
 local package_loaded = package.loaded
 local error = error
@@ -169,6 +170,11 @@ end
 function _M.room_count()
     return core().room_count()
 end
+
+
+-- JSON Web Tokens: verify (and HS* sign), the same module as
+-- require "moonwire.jwt".
+_M.jwt = jwt
 
 
 _M.log = {

@@ -5,9 +5,12 @@
  * (mw_lua_send implements moonwire.core.send). They follow one convention:
  * misuse (wrong types, an invalid close code) raises; a failure the caller
  * must handle (the client is gone) returns nil and a short stable string.
- * The friendly API apps use is the Lua facade in lua/moonwire/.
+ * The friendly API apps use is the Lua facade in lua/moonwire/. The one
+ * exception is the JWT primitives: they live in jwt_lua.c, because they
+ * also build as a standalone Lua module, and join the same table here.
  */
 #include "api.h"
+#include "jwt_lua.h"
 #include "../errors.h"
 #include "../log.h"
 #include "../pubsub.h"
@@ -397,8 +400,9 @@ void mw_lua_inject_core_api(lua_State *L) {
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaded");
     /* stack: ... package loaded */
-    lua_createtable(L, 0, 20);
+    lua_createtable(L, 0, 26);
     luaL_register(L, NULL, fns);
+    mw_lua_inject_jwt_api(L); /* jwt_*: src/lua/jwt_lua.c */
     lua_pushstring(L, MW_VERSION);
     lua_setfield(L, -2, "version");
     /* stack: ... package loaded core */
