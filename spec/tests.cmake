@@ -18,7 +18,7 @@ foreach(app hello echo)
            COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/${app})
 endforeach()
 
-foreach(suite protocol flows reload shutdown cli limits)
+foreach(suite protocol flows reload shutdown cli limits auth)
   add_test(NAME integration_${suite}
            COMMAND ${MW_PYTHON} ${PROJECT_SOURCE_DIR}/spec/integration/test_${suite}.py
                    --binary $<TARGET_FILE:moonwire> --root ${PROJECT_SOURCE_DIR})

@@ -86,6 +86,25 @@ static const mw_config_desc_t descs[] = {
      "ms without a message from a client before it is closed (0: never)"},
     {"inactive_check_interval", MW_CONF_INT, "1000", 100, 3600000, NULL,
      "ms between checks for inactive clients"},
+    {"jwt_secret", MW_CONF_STRING, "", 0, 0, NULL,
+     "jwt.secret: HMAC key for HS256/384/512 tokens (empty: none)"},
+    {"jwt_public_key", MW_CONF_STRING, "", 0, 0, NULL,
+     "jwt.public_key: PEM file with the RSA or EC public key for RS256/ES256 tokens"},
+    {"jwt_algorithms", MW_CONF_STRLIST, "", 0, 0, NULL,
+     "jwt.algorithms: accepted algorithms (empty: those the configured key allows)"},
+    {"jwt_issuer", MW_CONF_STRING, "", 0, 0, NULL, "jwt.issuer: required iss claim (empty: any)"},
+    {"jwt_audience", MW_CONF_STRING, "", 0, 0, NULL,
+     "jwt.audience: required aud claim (empty: any)"},
+    {"jwt_leeway", MW_CONF_INT, "0", 0, 86400, NULL,
+     "jwt.leeway: seconds of clock skew allowed for exp and nbf"},
+    {"auth_at_upgrade", MW_CONF_BOOL, "false", 0, 0, NULL,
+     "a valid credential is required at the upgrade (401 otherwise)"},
+    {"require_auth", MW_CONF_BOOL, "false", 0, 0, NULL,
+     "a client not authenticated at the upgrade must send an auth message in auth_timeout"},
+    {"auth_timeout", MW_CONF_INT, "5000", 1, 3600000, NULL,
+     "ms an unauthenticated client has to authenticate (then close 1008)"},
+    {"max_connections_per_user", MW_CONF_INT, "0", 0, 10000000, NULL,
+     "connections one user may have open (0: unlimited); past it close 1008"},
     {"app", MW_CONF_TABLE, NULL, 0, 0, NULL, "free-form settings for the application"},
 };
 
@@ -135,6 +154,11 @@ static int *int_field(mw_config_t *c, const char *key) {
     if (!strcmp(key, "pong_timeout")) return &c->pong_timeout;
     if (!strcmp(key, "inactive_time")) return &c->inactive_time;
     if (!strcmp(key, "inactive_check_interval")) return &c->inactive_check_interval;
+    if (!strcmp(key, "jwt_leeway")) return &c->jwt_leeway;
+    if (!strcmp(key, "auth_at_upgrade")) return &c->auth_at_upgrade;
+    if (!strcmp(key, "require_auth")) return &c->require_auth;
+    if (!strcmp(key, "auth_timeout")) return &c->auth_timeout;
+    if (!strcmp(key, "max_connections_per_user")) return &c->max_connections_per_user;
     return NULL;
 }
 
@@ -154,6 +178,10 @@ static char **list_field(mw_config_t *c, const char *key, int **n) {
         *n = &c->nallowed_origins;
         return c->allowed_origins;
     }
+    if (!strcmp(key, "jwt_algorithms")) {
+        *n = &c->njwt_algorithms;
+        return c->jwt_algorithms;
+    }
     *n = &c->nsubprotocols;
     return c->subprotocols;
 }
@@ -164,6 +192,10 @@ static char **string_field(mw_config_t *c, const char *key) {
     if (!strcmp(key, "log_level")) return &c->log_level;
     if (!strcmp(key, "log_format")) return &c->log_format;
     if (!strcmp(key, "slow_consumer_policy")) return &c->slow_consumer_policy;
+    if (!strcmp(key, "jwt_secret")) return &c->jwt_secret;
+    if (!strcmp(key, "jwt_public_key")) return &c->jwt_public_key;
+    if (!strcmp(key, "jwt_issuer")) return &c->jwt_issuer;
+    if (!strcmp(key, "jwt_audience")) return &c->jwt_audience;
     return NULL;
 }
 
@@ -400,6 +432,11 @@ void mw_config_free(mw_config_t *cfg) {
     free(cfg->log_level);
     free(cfg->log_format);
     free(cfg->slow_consumer_policy);
+    free(cfg->jwt_secret);
+    free(cfg->jwt_public_key);
+    free(cfg->jwt_issuer);
+    free(cfg->jwt_audience);
+    clear_list(cfg->jwt_algorithms, &cfg->njwt_algorithms);
     clear_list(cfg->subprotocols, &cfg->nsubprotocols);
     clear_list(cfg->presence, &cfg->npresence);
     clear_list(cfg->allowed_origins, &cfg->nallowed_origins);

@@ -65,6 +65,18 @@ typedef struct mw_config {
     int pong_timeout;           /* ms */
     int inactive_time;          /* ms, 0 = never */
     int inactive_check_interval; /* ms */
+    /* authentication (docs/security.md); the checks themselves are Lua */
+    char *jwt_secret;
+    char *jwt_public_key;       /* path of a PEM file */
+    char *jwt_algorithms[MW_CONFIG_MAX_SUBPROTOCOLS];
+    int njwt_algorithms;
+    char *jwt_issuer;
+    char *jwt_audience;
+    int jwt_leeway;             /* s */
+    int auth_at_upgrade;
+    int require_auth;
+    int auth_timeout;           /* ms */
+    int max_connections_per_user; /* 0 = unlimited */
 } mw_config_t;
 
 typedef struct {

@@ -74,6 +74,8 @@ struct mw_conn {
     uint32_t ping_sent;    /* an unanswered ping went out at this time; 0: none */
     uint8_t ip_admitted;   /* counted in server->ips under ip */
     mw_ipkey_t ip;
+    char *expiry_reason;   /* set with mw_conn_set_expiry; its deadline is c->deadline */
+    uint16_t expiry_code;
 };
 
 static uint32_t now32(const mw_server_t *s) {
@@ -132,8 +134,8 @@ int mw_conn_idle(mw_conn_t *c, uint64_t now) {
     return slept;
 }
 
-static void set_deadline(mw_conn_t *c, int ms) {
-    c->deadline = uv_now(c->server->loop) + (uint64_t)ms;
+static void set_deadline(mw_conn_t *c, uint64_t ms) {
+    c->deadline = uv_now(c->server->loop) + ms;
     if (!mw_list_linked(&c->timed))
         mw_list_insert_tail(&c->server->timed, &c->timed);
 }
@@ -196,6 +198,7 @@ static void on_close(uv_handle_t *h) {
     if (c->ip_admitted)
         mw_iptable_release(s->ips, &c->ip);
     free(c->seen);
+    free(c->expiry_reason);
     mw_ws_free(c->ws);
     mw_http_parser_free(c->http);
     mw_outq_clear(&c->outq);
@@ -415,6 +418,8 @@ static void respond_text(mw_conn_t *c, int status, const char *extra, const char
     respond(c, status, extra, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
+static void unaccept(mw_conn_t *c);
+
 static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t *hs) {
     mw_server_t *s = c->server;
     char head[512];
@@ -451,8 +456,32 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
         .headers = req->headers,
         .nheaders = req->nheaders,
     };
+    char msg[256];
+    int refused = mw_script_on_connect(s->script, c->id, &info, msg, sizeof msg);
+    if (refused) {
+        unaccept(c);
+        s->refused_total++;
+        mw_log_debug("refused upgrade from %s:%d: %d %s", addr, port, refused, msg);
+        respond_text(c, refused, refused == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, msg);
+        return;
+    }
     mw_log_debug("client %llu connected from %s:%d", (unsigned long long)c->id, addr, port);
-    mw_script_on_connect(s->script, c->id, &info);
+}
+
+/* unaccept undoes an upgrade the runtime refused: nothing was written yet
+ * (the 101 is only queued), so the client can get an HTTP answer instead. */
+static void unaccept(mw_conn_t *c) {
+    mw_server_t *s = c->server;
+    c->connected = 0;
+    s->nclients--;
+    mw_rooms_leave_all(s->rooms, &c->rooms);
+    mw_idmap_del(&s->clients, c->id);
+    c->id = 0;
+    mw_ws_free(c->ws);
+    c->ws = NULL;
+    mw_outq_clear(&c->outq);
+    clear_deadline(c);
+    c->state = CONN_HTTP;
 }
 
 /* origin_allowed: allowed_origins empty or "*" accepts any; otherwise the
@@ -803,8 +832,41 @@ void mw_conn_tick(mw_conn_t *c, uint64_t now) {
         }
         respond_text(c, 408, NULL, "request timeout");
         break;
+    case CONN_OPEN: { /* an expiry set from Lua (authentication timeout, token expiry) */
+        char *reason = c->expiry_reason;
+        c->expiry_reason = NULL;
+        clear_deadline(c);
+        mw_log_info("client %llu: closing: %s", (unsigned long long)c->id,
+                    reason ? reason : "expired");
+        mw_conn_close(c, c->expiry_code, reason ? reason : "", reason ? strlen(reason) : 0);
+        free(reason);
+        break;
+    }
     default:
         close_now(c); /* no close reply, or the peer never finished */
         break;
     }
+}
+
+int mw_conn_set_expiry(mw_conn_t *c, int64_t ms, uint16_t code, const char *reason, size_t len) {
+    if (c->state != CONN_OPEN)
+        return MW_ECLOSED;
+    if (ms < 0) {
+        free(c->expiry_reason);
+        c->expiry_reason = NULL;
+        clear_deadline(c);
+        return 0;
+    }
+    if (!mw_ws_close_code_sendable(code) || len > 123)
+        return MW_EINVAL;
+    char *r = malloc(len + 1);
+    if (!r)
+        return MW_ENOMEM;
+    memcpy(r, reason, len);
+    r[len] = '\0';
+    free(c->expiry_reason);
+    c->expiry_reason = r;
+    c->expiry_code = code;
+    set_deadline(c, (uint64_t)ms);
+    return 0;
 }

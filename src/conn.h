@@ -67,6 +67,12 @@ void mw_conn_tick(mw_conn_t *c, uint64_t now);
  * connections on its awake list. Returns 1 when it freed the state. */
 int mw_conn_idle(mw_conn_t *c, uint64_t now);
 
+/* mw_conn_set_expiry closes an open connection with code and reason once
+ * ms have passed (authentication timeout, token expiry); ms < 0 cancels.
+ * Returns 0, MW_ECLOSED, MW_EINVAL (a code that may not be sent, a reason
+ * over 123 bytes) or MW_ENOMEM. */
+int mw_conn_set_expiry(mw_conn_t *c, int64_t ms, uint16_t code, const char *reason, size_t len);
+
 /* mw_conn_heartbeat runs the liveness checks of an open connection at loop
  * time now: a protocol ping after ping_interval of silence, a drop when it
  * is not answered within pong_timeout, a close (1000 "inactive") after

@@ -55,6 +55,10 @@ typedef enum {
 int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len,
                         int binary);
 
+/* mw_server_set_expiry: see mw_conn_set_expiry; MW_ECLOSED for an unknown id. */
+int mw_server_set_expiry(mw_server_t *s, uint64_t id, int64_t ms, uint16_t code,
+                         const char *reason, size_t len);
+
 /* mw_server_close_client starts the closing handshake with that client.
  * Returns 0, MW_ECLOSED or MW_EINVAL (code or reason not sendable). */
 int mw_server_close_client(mw_server_t *s, uint64_t id, uint16_t code, const char *reason,

@@ -48,6 +48,10 @@ local HOOKS = {
     on_reload = true,
 }
 
+-- Policy hooks without the on_ prefix (docs/security.md): who a client is,
+-- and what it may do.
+local POLICY_HOOKS = { authenticate = true, authorize = true }
+
 local PROTOCOL_OPTIONAL = { "event", "reply", "error" }
 
 -- The loader context whose folder `require` searches first: the app being
@@ -273,7 +277,13 @@ local function load_hooks(app, dir)
                     .. ": app.lua must return a table of hooks, got " .. type(hooks)
     end
     for key, value in pairs(hooks) do
-        if type(key) == "string" and find(key, "^on_") then
+        if POLICY_HOOKS[key] then
+            if type(value) ~= "function" then
+                return nil, path .. ":" .. return_line(src) .. ": hook '" .. key
+                            .. "' must be a function, got " .. type(value)
+            end
+            app.hooks[key] = value
+        elseif type(key) == "string" and find(key, "^on_") then
             if not HOOKS[key] then
                 local line = type(value) == "function" and line_of(value) or return_line(src)
                 return nil, path .. ":" .. line .. ": unknown hook '" .. key .. "' (hooks are "

@@ -112,6 +112,15 @@ function _M.decode(payload, is_binary)
     if type(msg.type) ~= "string" or msg.type == "" then
         return bad("type", "a non-empty string", id)
     end
+    -- {"type":"auth","token":T}: the authentication message (docs/security.md),
+    -- routed as system.auth.
+    if msg.type == "auth" and msg.action == nil then
+        local token = msg.token
+        if type(token) ~= "string" or token == "" then
+            return bad("token", "a non-empty string", id)
+        end
+        return { type = "system", action = "auth", data = { token = token }, id = id }
+    end
     if type(msg.action) ~= "string" or msg.action == "" then
         return bad("action", "a non-empty string", id)
     end

@@ -7,6 +7,7 @@
 
 local core = require "moonwire.core"
 local app_loader = require "moonwire.app"
+local auth = require "moonwire.auth"
 local client_new = require("moonwire.client").new
 local errors = require "moonwire.errors"
 local protocol = require "moonwire.protocol"
@@ -25,6 +26,7 @@ local is_failure = errors.is_failure
 
 local INVALID_MESSAGE = protocol.INVALID_MESSAGE
 local INTERNAL_ERROR = protocol.INTERNAL_ERROR
+local AUTHENTICATION_FAILED = protocol.AUTHENTICATION_FAILED
 local codes = protocol.codes
 
 
@@ -108,11 +110,16 @@ function runtime.init(self, opts)
         error("bad argument #1 to 'init' (mode must be serve, check or test)", 2)
     end
 
+    local jwt_opts, jerr = auth.jwt_options(config)
+    if jwt_opts == nil then
+        return nil, jerr
+    end
     local app, err = app_loader.load(opts.app_dir, { config = config })
     if not app then
         return nil, err
     end
     self._dir, self._config, self._mode = opts.app_dir, config, mode
+    self._jwt = jwt_opts
     self._host.app = app
     self._rooms:configure(config)
     rooms.set_current(self._rooms)
@@ -225,14 +232,71 @@ function runtime.start(self)
 end
 
 
+-- The request an authenticate hook sees: the upgrade's or the client's,
+-- with the token to check.
+local function auth_request(via, info, token)
+    return {
+        via = via,
+        token = token,
+        headers = info.headers,
+        query = info.query,
+        path = info.path,
+        remote_addr = info.remote_addr,
+        remote_port = info.remote_port,
+    }
+end
+
+
+-- Binds an authenticated user to the client: client.user (the id),
+-- client.auth (the user table), the token's expiry, max_connections_per_user.
+-- Returns true, or false when the client is being closed.
+function runtime._bind_user(self, client, user)
+    client:set_user(user.id)
+    rawset(client, "auth", user)
+    rawset(client, "_authenticated", true)
+    local ms = auth.ms_until_expiry(user)
+    if ms then
+        core.set_expiry(client.id, ms, 1008, "token expired")
+    else
+        core.set_expiry(client.id)
+    end
+    local max = self._config.max_connections_per_user
+    if max and max > 0 and #self._rooms:user_ids(user.id) > max then
+        log("info", "client %s: user %s has more than %d connections; closing it",
+            tostring(client.id), tostring(user.id), max)
+        client:close(1008, "too many connections for this user")
+        return false
+    end
+    return true
+end
+
+
 function runtime.connect(self, id, info)
     local app = self:app()
     rooms.set_current(self._rooms)
     if self._clients[id] then
         log("warn", "client %s connected twice; replacing it", tostring(id))
     end
+    -- Authentication at the upgrade: a refusal is answered with HTTP 401
+    -- by the C core, and the client never exists.
+    local config = self._config
+    local user, why = auth.authenticate(app, self._jwt,
+                                        auth_request("upgrade", info, auth.token_from_request(info)))
+    if user == nil then
+        return false, 401, why
+    end
+    if not user and config.auth_at_upgrade then
+        return false, 401, "authentication required"
+    end
     local client = client_new(id, info, self._host)
     self._clients[id] = client
+    if user then
+        if not self:_bind_user(client, user) then
+            return true
+        end
+    elseif config.require_auth then
+        core.set_expiry(id, config.auth_timeout, 1008, "authentication timeout")
+    end
 
     if self._config.dedupe then
         core.dedupe(id, true)
@@ -280,6 +344,13 @@ function runtime.message(self, id, payload, is_binary)
     if type(msg) ~= "table" then
         log("error", "protocol.decode returned a %s instead of a table", type(msg))
         return self:_send_error(client, nil, INTERNAL_ERROR, "internal error")
+    end
+
+    if msg.type == "system" and msg.action == "auth" then
+        return self:_auth_message(client, msg)
+    end
+    if self._config.require_auth and not client._authenticated then
+        return self:_send_error(client, msg.id, AUTHENTICATION_FAILED, "authenticate first")
     end
 
     local res, err
@@ -332,6 +403,49 @@ function runtime.message(self, id, payload, is_binary)
 end
 
 
+-- An auth message ({"type":"auth","token":T}, or system.auth): the first
+-- one authenticates, a later one refreshes the credentials (same user
+-- only). Success: the `authenticated` event; failure: AUTHENTICATION_FAILED
+-- and close 1008.
+function runtime._auth_message(self, client, msg)
+    local data = msg.data
+    local token = type(data) == "table" and data.token or nil
+    local user, why
+    if type(token) ~= "string" or token == "" then
+        user, why = nil, "token must be a non-empty string"
+    else
+        local r = client.request
+        user, why = auth.authenticate(self:app(), self._jwt, auth_request("message", {
+            headers = r.headers, query = r.query, path = r.path,
+            remote_addr = client.remote_addr, remote_port = client.remote_port,
+        }, token))
+        if user == false then
+            user, why = nil, "no authentication is configured"
+        end
+    end
+    if user and client._authenticated and client.user ~= user.id then
+        user, why = nil, "the token is for another user"
+    end
+    if not user then
+        self:_send_error(client, msg.id, AUTHENTICATION_FAILED, why or "authentication failed")
+        client:close(1008, "authentication failed")
+        return
+    end
+    if not self:_bind_user(client, user) then
+        return
+    end
+    local proto = self:app().protocol
+    local ok, event = pcall(proto.event, "system", "authenticated", { user_id = user.id })
+    if ok then
+        ok, event = client:send(event)
+    end
+    if not ok and event ~= "closed" then
+        log("error", "could not send authenticated to client %s: %s", tostring(client.id),
+            tostring(event))
+    end
+end
+
+
 function runtime.disconnect(self, id, code, reason)
     local client = self._clients[id]
     if not client then
@@ -357,11 +471,17 @@ end
 -- the new app's on_reload(old_state, app) runs after the swap.
 function runtime.reload(self)
     local old = self:app()
+    local jwt_opts, jerr = auth.jwt_options(self._config)
+    if jwt_opts == nil then
+        log("error", "reload failed, keeping the running app: %s", jerr)
+        return nil, jerr
+    end
     local new, err = app_loader.load(self._dir, { config = self._config, previous = old })
     if not new then
         log("error", "reload failed, keeping the running app: %s", err)
         return nil, err
     end
+    self._jwt = jwt_opts
     self._host.app = new
     rooms.set_current(self._rooms)
     new:activate()

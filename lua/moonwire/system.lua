@@ -8,6 +8,7 @@
 local moonwire = require "moonwire"
 local rooms = require "moonwire.rooms"
 local default_protocol = require "moonwire.protocol"
+local auth = require "moonwire.auth"
 local cjson = require "cjson.safe"
 
 local type = type
@@ -62,6 +63,12 @@ local function array(list)
 end
 
 
+-- The app's authorize(client, action, resource) hook (docs/security.md).
+local function authorized(client, action, resource)
+    return auth.authorize(manager()._host.app, client, action, resource)
+end
+
+
 local function event(type_, action, data, room)
     return manager()._host.app.protocol.event(type_, action, data, room)
 end
@@ -82,6 +89,10 @@ function _M.join(client, data)
     local room, code, message = room_of(data)
     if not room then
         return fail(code, message)
+    end
+    local allowed, err = authorized(client, "join", room)
+    if not allowed then
+        return nil, err
     end
     local count
     count, code, message = client:join(room)
@@ -128,6 +139,10 @@ function _M.publish(client, data)
     if not client:in_room(room) then
         return fail("INVALID_ROOM", "not subscribed to this room")
     end
+    local allowed, aerr = authorized(client, "publish", room)
+    if not allowed then
+        return nil, aerr
+    end
     local payload = data.data
     if payload == nil then
         payload = null
@@ -150,6 +165,10 @@ function _M.broadcast(client, data)
     local m = manager()
     if not m:config().allow_client_broadcast then
         return fail("AUTHORIZATION_FAILED", "client broadcast is disabled")
+    end
+    local allowed, aerr = authorized(client, "broadcast", nil)
+    if not allowed then
+        return nil, aerr
     end
     local payload = data.data
     if payload == nil then

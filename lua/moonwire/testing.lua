@@ -495,7 +495,24 @@ function _M.new_core()
         return true
     end
 
+    -- core.set_expiry: recorded per client as { ms =, code =, reason = }
+    -- (nil when cancelled); the fake core has no clock to fire it.
+    c.expiry = {}
+    function c.set_expiry(id, ms, code, reason)
+        check_id(id, 1, "set_expiry")
+        if c.closed[id] then
+            return nil, "closed"
+        end
+        if ms == nil then
+            c.expiry[id] = nil
+        else
+            c.expiry[id] = { ms = ms, code = code, reason = reason or "" }
+        end
+        return true
+    end
+
     function c.reset()
+        c.expiry = {}
         c.sent, c.closed, c.logs, c.clock = {}, {}, {}, nil
         c.buffered, c.dropped, c.dropped_total = {}, {}, 0
         open, rooms, client_rooms, dedupe = {}, {}, {}, {}

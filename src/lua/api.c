@@ -375,6 +375,29 @@ static int mw_lua_set_reply(lua_State *L) {
     return push_result(L, mw_server_set_reply(s, (mw_reply_t)which, data, len, binary));
 }
 
+/* core.set_expiry(id, ms, code, reason) -> true | nil, "closed": the C core
+ * closes the client with code/reason after ms (authentication timeout,
+ * token expiry) unless called again; core.set_expiry(id) cancels. */
+static int mw_lua_set_expiry(lua_State *L) {
+    uint64_t id = check_id(L, 1);
+    mw_server_t *s = get_server(L);
+    if (!s)
+        return push_result(L, MW_ECLOSED);
+    if (lua_isnoneornil(L, 2))
+        return push_result(L, mw_server_set_expiry(s, id, -1, 0, NULL, 0));
+    lua_Number ms = luaL_checknumber(L, 2);
+    if (!(ms >= 0 && ms < 9.0e15))
+        luaL_argerror(L, 2, "milliseconds must be a non-negative number");
+    lua_Integer code = luaL_checkinteger(L, 3);
+    size_t len;
+    const char *reason = luaL_optlstring(L, 4, "", &len);
+    if (code < 0 || code > 65535 || !mw_ws_close_code_sendable((unsigned)code))
+        luaL_argerror(L, 3, "not a close code a server may send");
+    if (len > 123)
+        luaL_argerror(L, 4, "reason longer than 123 bytes");
+    return push_result(L, mw_server_set_expiry(s, id, (int64_t)ms, (uint16_t)code, reason, len));
+}
+
 void mw_lua_inject_core_api(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"send", mw_lua_send},
@@ -394,6 +417,7 @@ void mw_lua_inject_core_api(lua_State *L) {
         {"dedupe", mw_lua_dedupe},
         {"client_stats", mw_lua_client_stats},
         {"set_reply", mw_lua_set_reply},
+        {"set_expiry", mw_lua_set_expiry},
         {NULL, NULL},
     };
     /* stack: ... */

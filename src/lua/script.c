@@ -259,9 +259,10 @@ static void push_headers(lua_State *L, const mw_client_info_t *info) {
     }
 }
 
-void mw_script_on_connect(mw_script_t *sc, uint64_t id, const mw_client_info_t *info) {
+int mw_script_on_connect(mw_script_t *sc, uint64_t id, const mw_client_info_t *info, char *msg,
+                         size_t msglen) {
     if (!sc->ready)
-        return;
+        return 0;
     lua_State *L = sc->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_CONNECT]);
     lua_pushnumber(L, (lua_Number)id);
@@ -280,7 +281,20 @@ void mw_script_on_connect(mw_script_t *sc, uint64_t id, const mw_client_info_t *
     }
     push_headers(L, info);
     lua_setfield(L, -2, "headers");
-    call(sc, 2, 0, "connect", NULL, 0);
+    if (call(sc, 2, 3, "connect", NULL, 0) != 0) {
+        snprintf(msg, msglen, "internal error");
+        return 500;
+    }
+    /* stack: ok status message; (false, status, message) refuses */
+    int status = 0;
+    if (lua_type(L, -3) == LUA_TBOOLEAN && !lua_toboolean(L, -3)) {
+        lua_Number n = lua_tonumber(L, -2);
+        status = n >= 400 && n <= 599 ? (int)n : 403;
+        const char *m = lua_tostring(L, -1);
+        snprintf(msg, msglen, "%s", m ? m : "forbidden");
+    }
+    lua_pop(L, 3);
+    return status;
 }
 
 void mw_script_on_message(mw_script_t *sc, uint64_t id, int binary, const char *data,

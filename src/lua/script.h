@@ -50,7 +50,13 @@ int mw_script_print_routes(mw_script_t *sc, FILE *out);
 
 /* Lifecycle events. Errors are logged, never returned. */
 void mw_script_start(mw_script_t *sc);
-void mw_script_on_connect(mw_script_t *sc, uint64_t id, const mw_client_info_t *info);
+
+/* mw_script_on_connect runs before the 101 goes out (it is queued, not yet
+ * written): 0 when the runtime accepted the client, or the HTTP status
+ * (401, 403, ...) it refused the upgrade with, its text in msg. A runtime
+ * that raised refuses with 500: authentication must never fail open. */
+int mw_script_on_connect(mw_script_t *sc, uint64_t id, const mw_client_info_t *info, char *msg,
+                         size_t msglen);
 void mw_script_on_message(mw_script_t *sc, uint64_t id, int binary, const char *data, size_t len);
 void mw_script_on_disconnect(mw_script_t *sc, uint64_t id, unsigned code, const char *reason,
                              size_t len);
