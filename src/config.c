@@ -82,6 +82,8 @@ static const mw_config_desc_t descs[] = {
      "ms between protocol pings to each client (0: none)"},
     {"pong_timeout", MW_CONF_INT, "10000", 1, 3600000, NULL,
      "ms a client has to answer a ping before it is dropped"},
+    {"app_ping", MW_CONF_BOOL, "false", 0, 0, NULL,
+     "with each protocol ping, also send the protocol's system ping event"},
     {"inactive_time", MW_CONF_INT, "0", 0, 86400000, NULL,
      "ms without a message from a client before it is closed (0: never)"},
     {"inactive_check_interval", MW_CONF_INT, "1000", 100, 3600000, NULL,
@@ -153,6 +155,7 @@ static int *int_field(mw_config_t *c, const char *key) {
     if (!strcmp(key, "ping_interval")) return &c->ping_interval;
     if (!strcmp(key, "pong_timeout")) return &c->pong_timeout;
     if (!strcmp(key, "inactive_time")) return &c->inactive_time;
+    if (!strcmp(key, "app_ping")) return &c->app_ping;
     if (!strcmp(key, "inactive_check_interval")) return &c->inactive_check_interval;
     if (!strcmp(key, "jwt_leeway")) return &c->jwt_leeway;
     if (!strcmp(key, "auth_at_upgrade")) return &c->auth_at_upgrade;

@@ -63,6 +63,7 @@ typedef struct mw_config {
     int rate_limit_max_violations; /* 0 = never close */
     int ping_interval;          /* ms, 0 = no pings */
     int pong_timeout;           /* ms */
+    int app_ping;               /* also send the protocol's ping event */
     int inactive_time;          /* ms, 0 = never */
     int inactive_check_interval; /* ms */
     /* authentication (docs/security.md); the checks themselves are Lua */

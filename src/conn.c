@@ -76,6 +76,8 @@ struct mw_conn {
     mw_ipkey_t ip;
     char *expiry_reason;   /* set with mw_conn_set_expiry; its deadline is c->deadline */
     uint16_t expiry_code;
+    uint8_t nthrottles;
+    uint64_t *throttles;   /* per-route rate cells (mw_conn_throttle), by slot */
 };
 
 static uint32_t now32(const mw_server_t *s) {
@@ -199,6 +201,7 @@ static void on_close(uv_handle_t *h) {
         mw_iptable_release(s->ips, &c->ip);
     free(c->seen);
     free(c->expiry_reason);
+    free(c->throttles);
     mw_ws_free(c->ws);
     mw_http_parser_free(c->http);
     mw_outq_clear(&c->outq);
@@ -817,6 +820,11 @@ void mw_conn_heartbeat(mw_conn_t *c, uint64_t now_ms) {
             return;
         schedule_flush(c);
         c->ping_sent = now ? now : 1;
+        /* For clients whose code cannot see protocol pings (a browser's
+         * JavaScript): the app protocol's ping event too. */
+        if (cfg->app_ping && s->reply[MW_REPLY_PING])
+            mw_conn_send(c, s->reply_binary[MW_REPLY_PING], s->reply[MW_REPLY_PING],
+                         s->reply_len[MW_REPLY_PING]);
     }
 }
 
@@ -846,6 +854,24 @@ void mw_conn_tick(mw_conn_t *c, uint64_t now) {
         close_now(c); /* no close reply, or the peer never finished */
         break;
     }
+}
+
+int mw_conn_throttle(mw_conn_t *c, unsigned slot, uint64_t window_ms, uint64_t max) {
+    if (c->state != CONN_OPEN)
+        return MW_ECLOSED;
+    if (slot >= MW_MAX_THROTTLES)
+        return MW_EINVAL;
+    if (slot >= c->nthrottles) {
+        uint64_t *t = realloc(c->throttles, (slot + 1) * sizeof *t);
+        if (!t)
+            return MW_ENOMEM;
+        memset(t + c->nthrottles, 0, (slot + 1 - c->nthrottles) * sizeof *t);
+        c->throttles = t;
+        c->nthrottles = (uint8_t)(slot + 1);
+    }
+    mw_rate_t r;
+    mw_rate_init(&r, window_ms, max);
+    return mw_rate_take(&r, &c->throttles[slot], uv_now(c->server->loop) * 1000) ? 0 : MW_ERATE;
 }
 
 int mw_conn_set_expiry(mw_conn_t *c, int64_t ms, uint16_t code, const char *reason, size_t len) {

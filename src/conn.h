@@ -67,6 +67,11 @@ void mw_conn_tick(mw_conn_t *c, uint64_t now);
  * connections on its awake list. Returns 1 when it freed the state. */
 int mw_conn_idle(mw_conn_t *c, uint64_t now);
 
+/* mw_conn_throttle counts one message of the route in slot against max
+ * per window_ms for this connection. Returns 0 when allowed, MW_ERATE when
+ * over, MW_ECLOSED, MW_EINVAL (slot out of range) or MW_ENOMEM. */
+int mw_conn_throttle(mw_conn_t *c, unsigned slot, uint64_t window_ms, uint64_t max);
+
 /* mw_conn_set_expiry closes an open connection with code and reason once
  * ms have passed (authentication timeout, token expiry); ms < 0 cancels.
  * Returns 0, MW_ECLOSED, MW_EINVAL (a code that may not be sent, a reason

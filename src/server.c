@@ -319,6 +319,14 @@ int mw_server_send(mw_server_t *s, uint64_t id, int binary, const void *data, si
     return mw_conn_send(c, binary, data, len);
 }
 
+int mw_server_throttle(mw_server_t *s, uint64_t id, unsigned slot, uint64_t window_ms,
+                       uint64_t max) {
+    mw_conn_t *c = mw_idmap_get(&s->clients, id);
+    if (!c)
+        return MW_ECLOSED;
+    return mw_conn_throttle(c, slot, window_ms, max);
+}
+
 int mw_server_set_expiry(mw_server_t *s, uint64_t id, int64_t ms, uint16_t code,
                          const char *reason, size_t len) {
     mw_conn_t *c = mw_idmap_get(&s->clients, id);

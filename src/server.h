@@ -47,6 +47,7 @@ int mw_server_send(mw_server_t *s, uint64_t id, int binary, const void *data, si
  * protocol (the runtime sets them at start and after every reload). */
 typedef enum {
     MW_REPLY_RATE_LIMITED, /* a message refused by rate_limit */
+    MW_REPLY_PING,         /* the app protocol's ping event (app_ping) */
     MW_REPLY_COUNT
 } mw_reply_t;
 
@@ -54,6 +55,13 @@ typedef enum {
  * MW_ENOMEM (the previous reply stays). */
 int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len,
                         int binary);
+
+/* Per-route throttles: slots 0..MW_MAX_THROTTLES-1, numbered by Lua. */
+#define MW_MAX_THROTTLES 64
+
+/* mw_server_throttle: see mw_conn_throttle; MW_ECLOSED for an unknown id. */
+int mw_server_throttle(mw_server_t *s, uint64_t id, unsigned slot, uint64_t window_ms,
+                       uint64_t max);
 
 /* mw_server_set_expiry: see mw_conn_set_expiry; MW_ECLOSED for an unknown id. */
 int mw_server_set_expiry(mw_server_t *s, uint64_t id, int64_t ms, uint16_t code,

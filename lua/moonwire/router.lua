@@ -36,7 +36,39 @@ end
 
 
 function _M.new()
-    return setmetatable({ _routes = {}, _builtin = {} }, mt)
+    return setmetatable({ _routes = {}, _builtin = {}, _throttles = {} }, mt)
+end
+
+
+local function positive_integer(v)
+    return type(v) == "number" and v >= 1 and v == math.floor(v) and v < 2 ^ 53
+end
+
+
+-- A controller's _throttle table: { action = { window_ms =, max_messages =,
+-- silent = } } (docs/lua-api.md, "Per-route throttles"). Returns a checked
+-- copy; misuse raises naming the field.
+local function check_throttle(type_, throttle, actions)
+    if type(throttle) ~= "table" then
+        error("controller '" .. type_ .. "': _throttle must be a table, got " .. type(throttle), 3)
+    end
+    local out = {}
+    for action, spec in pairs(throttle) do
+        local where = "controller '" .. type_ .. "': _throttle." .. tostring(action)
+        if not actions[action] then
+            error(where .. ": no such action", 3)
+        end
+        if type(spec) ~= "table" or not positive_integer(spec.window_ms)
+           or not positive_integer(spec.max_messages) then
+            error(where .. " must be { window_ms = N, max_messages = N } (positive integers)", 3)
+        end
+        if spec.silent ~= nil and type(spec.silent) ~= "boolean" then
+            error(where .. ".silent must be a boolean", 3)
+        end
+        out[action] = { window_ms = spec.window_ms, max_messages = spec.max_messages,
+                        silent = spec.silent == true, route = type_ .. "." .. action }
+    end
+    return out
 end
 
 
@@ -66,9 +98,19 @@ function _M.add(self, type_, controller, builtin)
             actions[name] = fn
         end
     end
+    if controller._throttle ~= nil then
+        self._throttles[type_] = check_throttle(type_, controller._throttle, actions)
+    end
     self._routes[type_] = actions
     self._builtin[type_] = builtin == true or nil
     return true
+end
+
+
+-- The throttle of a route ({ window_ms, max_messages, silent, route }) or nil.
+function _M.throttle(self, type_, action)
+    local t = self._throttles[type_]
+    return t and t[action]
 end
 
 

@@ -83,7 +83,9 @@ end
 function _M.new()
     -- host is shared with every client: host.app is the current app and
     -- host.rooms this runtime's rooms manager (both survive reloads).
-    local host = { app = nil, rooms = nil }
+    -- throttle_slots: route -> C slot of its per-client rate cell; kept
+    -- across reloads so a reload does not reset or mix up the limits.
+    local host = { app = nil, rooms = nil, throttle_slots = {}, throttle_next = 0 }
     local clients = {}
     host.rooms = rooms.new(clients, host, {})
     return setmetatable({
@@ -216,9 +218,18 @@ function runtime._set_replies(self)
     end
     if ok and type(payload) == "string" then
         core.set_reply("rate_limited", payload, binary == true)
-        return
+    else
+        log("error", "cannot encode the rate limit reply: %s", tostring(ok and binary or payload))
     end
-    log("error", "cannot encode the rate limit reply: %s", tostring(ok and binary or payload))
+    ok, env = pcall(proto.event, "system", "ping", {})
+    if ok then
+        ok, payload, binary = pcall(proto.encode, env)
+    end
+    if ok and type(payload) == "string" then
+        core.set_reply("ping", payload, binary == true)
+    else
+        log("error", "cannot encode the ping event: %s", tostring(ok and binary or payload))
+    end
 end
 
 
@@ -377,6 +388,11 @@ function runtime.message(self, id, payload, is_binary)
         return self:_send_error(client, msg.id, code, message)
     end
 
+    local throttle = app.router:throttle(msg.type, msg.action)
+    if throttle and not self:_throttle_ok(client, msg, throttle) then
+        return
+    end
+
     local value
     ok, value, err = xpcall(fn, capture, client, msg.data, msg)
     if not ok then
@@ -443,6 +459,32 @@ function runtime._auth_message(self, client, msg)
         log("error", "could not send authenticated to client %s: %s", tostring(client.id),
             tostring(event))
     end
+end
+
+
+-- A controller's _throttle for this route: counted in C per client. Past
+-- it the message is dropped, with RATE_LIMIT_EXCEEDED unless silent.
+function runtime._throttle_ok(self, client, msg, throttle)
+    local host = self._host
+    local slot = host.throttle_slots[throttle.route]
+    if not slot then
+        slot = host.throttle_next
+        if slot >= 64 then
+            log("error", "more than 64 throttled routes: %s is not throttled", throttle.route)
+            return true
+        end
+        host.throttle_slots[throttle.route] = slot
+        host.throttle_next = slot + 1
+    end
+    local ok, err = core.throttle(client.id, slot, throttle.window_ms, throttle.max_messages)
+    if ok or err ~= "rate limited" then
+        return true
+    end
+    if not throttle.silent then
+        self:_send_error(client, msg.id, protocol.RATE_LIMIT_EXCEEDED,
+                         "too many '" .. throttle.route .. "' messages: slow down")
+    end
+    return false
 end
 
 

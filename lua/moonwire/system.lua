@@ -184,6 +184,12 @@ function _M.broadcast(client, data)
 end
 
 
+-- The answer to the server's ping event (app_ping): receiving it is what
+-- counts; nothing is sent back.
+function _M.pong()
+end
+
+
 -- With an id: the reply's action is "pong". Without one: a pong event.
 function _M.ping(client, data, msg)
     local now = moonwire.now()

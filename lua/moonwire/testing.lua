@@ -485,7 +485,7 @@ function _M.new_core()
     -- name as { payload =, binary = } so specs can check what was set.
     c.replies = {}
     function c.set_reply(name, payload, binary)
-        if name ~= "rate_limited" then
+        if name ~= "rate_limited" and name ~= "ping" then
             error("bad argument #1 to 'set_reply' (invalid option '" .. tostring(name) .. "')", 2)
         end
         if type(payload) ~= "string" then
@@ -511,7 +511,27 @@ function _M.new_core()
         return true
     end
 
+    -- core.throttle: the same GCRA cell as the C core, on c.clock.
+    c.throttles = {}
+    function c.throttle(id, slot, window_ms, max)
+        check_id(id, 1, "throttle")
+        if c.closed[id] then
+            return nil, "closed"
+        end
+        local cells = c.throttles[id] or {}
+        c.throttles[id] = cells
+        local now = c.now() * 1000
+        local interval = window_ms * 1000 / max
+        local t = math.max(cells[slot] or 0, now)
+        if t - now > window_ms * 1000 - interval then
+            return nil, "rate limited"
+        end
+        cells[slot] = t + interval
+        return true
+    end
+
     function c.reset()
+        c.throttles = {}
         c.expiry = {}
         c.sent, c.closed, c.logs, c.clock = {}, {}, {}, nil
         c.buffered, c.dropped, c.dropped_total = {}, {}, 0

@@ -52,15 +52,22 @@ def refused(ctx, srv, status, source=None, **kw):
 class JSONClient:
     """Default-protocol client for examples/hello (welcome event first)."""
 
-    def __init__(self, ctx, srv):
+    def __init__(self, ctx, srv, welcome=True):
         self.raw = ctx.track(srv.client())
-        w = self.recv()
-        eq((w.get("type"), w.get("action")), ("system", "connected"), "welcome")
+        if welcome:
+            w = self.recv()
+            eq((w.get("type"), w.get("action")), ("system", "connected"), "welcome")
         self.n = 0
 
     def recv(self):
         op, data = self.raw.recv_message(allow_pong=True)
         return json.loads(data.decode("utf-8"))
+
+    def req(self, type_, action):
+        self.n += 1
+        rid = "q%d" % self.n
+        self.raw.send_text(json.dumps({"type": type_, "action": action, "id": rid}))
+        return rid
 
     def ping(self):
         self.n += 1
@@ -222,6 +229,43 @@ def _(ctx):
         check(key in err, "%r names %s" % (err, key))
 
 
+@S.case("per-route throttles: RATE_LIMIT_EXCEEDED, or silently dropped; others free")
+def _(ctx):
+    srv = start(ctx, app=ctx.fixture("throttle"))
+    c = JSONClient(ctx, srv, welcome=False)
+    for i in range(2):
+        c.req("t", "say")
+        eq(c.recv()["data"], {"said": True}, "say %d" % i)
+    rid = c.req("t", "say")
+    r = c.recv()
+    eq((r.get("id"), r["error"]["code"]), (rid, "RATE_LIMIT_EXCEEDED"), "third say")
+    c.req("t", "typing")
+    eq(c.recv()["data"], {"typed": True}, "first typing")
+    c.req("t", "typing")  # within the second: dropped without a word
+    c.req("t", "free")
+    eq(c.recv()["data"], {"free": True}, "the next reply is the unthrottled route's")
+    other = JSONClient(ctx, srv, welcome=False)  # per client
+    other.req("t", "typing")
+    eq(other.recv()["data"], {"typed": True}, "another client's typing")
+    time.sleep(1.1)
+    c.req("t", "typing")
+    eq(c.recv()["data"], {"typed": True}, "typing again a second later")
+
+
+@S.case("a bad _throttle fails the load naming the controller")
+def _(ctx):
+    app = ctx.copy_app(ctx.fixture("throttle"))
+    with open(os.path.join(app, "controllers", "t.lua"), "a") as f:
+        f.write("\n")
+    path = os.path.join(app, "controllers", "u.lua")
+    with open(path, "w") as f:
+        f.write("return { _throttle = { nope = { window_ms = 1, max_messages = 1 } },"
+                " x = function() end }\n")
+    status, _out, err = H.run_cli(ctx.binary, ["check", app])
+    check(status != 0, "exit status %d" % status)
+    check("_throttle.nope: no such action" in err, "message: %r" % err[-300:])
+
+
 # --------------------------------------------------------------------------
 # heartbeats
 # --------------------------------------------------------------------------
@@ -246,6 +290,27 @@ def _(ctx):
     eq(f.opcode, H.OP_PING, "the server pinged the silent client")
     closed, _ = H.is_closed_within(silent.sock, 1.0)
     check(closed, "dropped after pong_timeout")
+
+
+@S.case("app_ping: the protocol's ping event too; a JSON pong keeps the client")
+def _(ctx):
+    srv = start(ctx, app=ctx.example("hello"), ping_interval=300, pong_timeout=400,
+                app_ping="true")
+    c = JSONClient(ctx, srv)
+    deadline = time.monotonic() + 1.6
+    events = 0
+    while time.monotonic() < deadline:
+        f = c.raw.recv_frame()  # protocol pings are not answered here
+        if f.opcode == H.OP_TEXT:
+            m = json.loads(f.payload.decode())
+            eq((m.get("type"), m.get("action")), ("system", "ping"), "the ping event")
+            events += 1
+            c.raw.send_text(json.dumps({"type": "system", "action": "pong"}))
+    check(events >= 2, "%d ping events" % events)
+    m = c.ping()
+    while m.get("action") == "ping":  # a ping event may come first
+        m = c.recv()
+    eq(m.get("action"), "pong", "still connected")
 
 
 @S.case("inactive_time: a client that sends nothing is closed with 1000, busy ones stay")

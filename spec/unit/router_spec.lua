@@ -83,4 +83,35 @@ describe("moonwire.router", function()
         assert.is_false(router.is_valid_name(""))
         assert.is_false(router.is_valid_name(1))
     end)
+
+    describe("_throttle", function()
+        local function ctl(throttle)
+            return { typing = function() end, say = function() end, _throttle = throttle }
+        end
+
+        it("keeps a checked copy per route", function()
+            local rr = router.new()
+            rr:add("chat", ctl({ typing = { window_ms = 1000, max_messages = 1, silent = true } }))
+            assert.same({ window_ms = 1000, max_messages = 1, silent = true, route = "chat.typing" },
+                        rr:throttle("chat", "typing"))
+            assert.is_nil(rr:throttle("chat", "say"))
+            assert.is_nil(rr:throttle("other", "typing"))
+        end)
+
+        it("refuses unknown actions and bad limits, naming the field", function()
+            assert.error_matches(function() router.new():add("chat", ctl({ nope = {} })) end,
+                                 "_throttle.nope: no such action", 1, true)
+            assert.error_matches(function()
+                router.new():add("chat", ctl({ say = { window_ms = 0, max_messages = 1 } }))
+            end, "_throttle.say must be", 1, true)
+            assert.error_matches(function()
+                router.new():add("chat", ctl({ say = { window_ms = 10, max_messages = 1.5 } }))
+            end, "_throttle.say must be", 1, true)
+            assert.error_matches(function()
+                router.new():add("chat", ctl({ say = { window_ms = 10, max_messages = 1, silent = 1 } }))
+            end, "silent must be a boolean", 1, true)
+            assert.error_matches(function() router.new():add("chat", ctl(5)) end,
+                                 "_throttle must be a table", 1, true)
+        end)
+    end)
 end)

@@ -361,10 +361,10 @@ static int mw_lua_client_stats(lua_State *L) {
     return 1;
 }
 
-/* core.set_reply(name, payload, is_binary) -> true: a reply the C core
- * sends by itself ("rate_limited"), encoded by the app's protocol. */
+/* core.set_reply(name, payload, is_binary) -> true: a message the C core
+ * sends by itself ("rate_limited", "ping"), encoded by the app's protocol. */
 static int mw_lua_set_reply(lua_State *L) {
-    static const char *const names[] = {"rate_limited", NULL};
+    static const char *const names[] = {"rate_limited", "ping", NULL};
     int which = luaL_checkoption(L, 1, NULL, names);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
@@ -398,6 +398,25 @@ static int mw_lua_set_expiry(lua_State *L) {
     return push_result(L, mw_server_set_expiry(s, id, (int64_t)ms, (uint16_t)code, reason, len));
 }
 
+/* core.throttle(id, slot, window_ms, max) -> true | nil, "rate limited" |
+ * nil, "closed": one message of the route numbered slot (0..63) against
+ * max per window_ms for this client. */
+static int mw_lua_throttle(lua_State *L) {
+    uint64_t id = check_id(L, 1);
+    lua_Integer slot = luaL_checkinteger(L, 2);
+    lua_Integer window = luaL_checkinteger(L, 3);
+    lua_Integer max = luaL_checkinteger(L, 4);
+    if (slot < 0 || slot >= MW_MAX_THROTTLES)
+        luaL_argerror(L, 2, "slot out of range");
+    if (window < 1 || max < 1)
+        luaL_argerror(L, window < 1 ? 3 : 4, "must be a positive integer");
+    mw_server_t *s = get_server(L);
+    if (!s)
+        return push_result(L, MW_ECLOSED);
+    return push_result(L, mw_server_throttle(s, id, (unsigned)slot, (uint64_t)window,
+                                             (uint64_t)max));
+}
+
 void mw_lua_inject_core_api(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"send", mw_lua_send},
@@ -418,6 +437,7 @@ void mw_lua_inject_core_api(lua_State *L) {
         {"client_stats", mw_lua_client_stats},
         {"set_reply", mw_lua_set_reply},
         {"set_expiry", mw_lua_set_expiry},
+        {"throttle", mw_lua_throttle},
         {NULL, NULL},
     };
     /* stack: ... */
