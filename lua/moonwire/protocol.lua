@@ -11,7 +11,10 @@ local moonwire = require "moonwire"
 local type = type
 local pairs = pairs
 local error = error
+local tonumber = tonumber
+local huge = math.huge
 local find = string.find
+local format = string.format
 local byte = string.byte
 local lower = string.lower
 local gsub = string.gsub
@@ -27,6 +30,11 @@ local json = cjson.new()
 json.decode_invalid_numbers(false)
 json.decode_max_depth(64)
 json.encode_max_depth(64)
+-- Numbers are written with 14 significant digits (the most Debian's
+-- lua-cjson 2.1.0 allows): decode refuses a numeric id that would not come
+-- back unchanged in the reply.
+json.encode_number_precision(14)
+local ID_FORMAT = "%.14g"
 
 _M.null = json.null
 
@@ -105,7 +113,14 @@ function _M.decode(payload, is_binary)
     local id = msg.id
     if id == nil then
         -- absent: no reply wanted
-    elseif type(id) ~= "string" and type(id) ~= "number" then
+    elseif type(id) == "number" then
+        -- Every answer carries the id back, so it must encode as itself:
+        -- not an infinity (1e999 decodes to one, and cannot be encoded),
+        -- nor more digits than the encoder writes.
+        if id == huge or id == -huge or tonumber(format(ID_FORMAT, id)) ~= id then
+            return bad("id", "a string or a number of at most 14 significant digits")
+        end
+    elseif type(id) ~= "string" then
         return bad("id", "a string or a number")
     end
 

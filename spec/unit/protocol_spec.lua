@@ -56,6 +56,24 @@ describe("moonwire.protocol", function()
             rejects('{"type":"a","action":"b","data":"x","id":"q"}', "field 'data'", "q")
         end)
 
+        -- Found by spec/fuzz/fuzz_protocol (spec/fuzz/regressions/protocol/):
+        -- the answer must carry the id back unchanged, and cjson writes 14
+        -- significant digits and no infinities.
+        it("refuses numeric ids an answer could not carry back unchanged", function()
+            rejects('{"type":"a","action":"b","id":1e999}', "at most 14 significant digits")
+            rejects('{"type":"a","action":"b","id":-1e400}', "field 'id'")
+            rejects('{"type":"a","id":1e999}', "field 'id'") -- not echoed in any error
+            rejects('{"type":"a","action":"b","id":9007199254740993}', "field 'id'")
+            rejects('{"type":"a","action":"b","id":0.1234567890123456}', "field 'id'")
+            for _, id in ipairs({ "12345678901234", "-0.5", "1e300", "0", "7" }) do
+                local msg = assert(protocol.decode('{"type":"a","action":"b","id":' .. id .. "}"))
+                local reply = cjson.decode((protocol.encode(protocol.reply(msg))))
+                local err = cjson.decode((protocol.encode(protocol.error(msg.id, "NOT_FOUND"))))
+                assert.equal(tonumber(id), reply.id)
+                assert.equal(tonumber(id), err.id)
+            end
+        end)
+
         it("rejects binary frames", function()
             local msg, code, message = protocol.decode('{"type":"a","action":"b"}', true)
             assert.is_nil(msg)
