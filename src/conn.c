@@ -56,29 +56,43 @@ struct mw_conn {
 
     uv_tcp_t tcp;
     mw_room_client_t rooms;
-    uint64_t *seen;       /* ring of recently delivered event hashes */
-    uint32_t seen_n, seen_pos;
+    struct mw_conn_extra *x; /* rarely used state, allocated on first use */
     uint64_t dropped;     /* broadcasts dropped by backpressure */
     mw_http_parser_t *http;
     mw_ws_t *ws;
     uint64_t deadline;    /* loop time (ms) when the current phase times out */
     mw_list_t link, timed, awake;
-    uint64_t last_active; /* loop time of the last WebSocket read or write */
-    /* Limits and heartbeats (docs/security.md). Times are loop
-     * milliseconds truncated to 32 bits, compared with wrap-safe
-     * subtraction: 49 days of range for spans of seconds. */
-    uint64_t msg_tat;      /* rate_limit cell (ratelimit.h), in µs */
-    uint32_t violations;   /* messages refused by rate_limit in a row */
+    /* Times below are loop milliseconds truncated to 32 bits, compared with
+     * wrap-safe subtraction: 49 days of range for spans of seconds. */
+    uint32_t last_active;  /* the last WebSocket read or write (idle sleep) */
     uint32_t last_heard;   /* any bytes from the client */
     uint32_t last_message; /* a complete data message from the client */
     uint32_t ping_sent;    /* an unanswered ping went out at this time; 0: none */
-    uint8_t ip_admitted;   /* counted in server->ips under ip */
-    mw_ipkey_t ip;
-    char *expiry_reason;   /* set with mw_conn_set_expiry; its deadline is c->deadline */
-    uint16_t expiry_code;
-    uint8_t nthrottles;
-    uint64_t *throttles;   /* per-route rate cells (mw_conn_throttle), by slot */
 };
+
+/* What only some connections need: limits that are configured, an
+ * expiry, throttled routes, duplicate suppression. Kept out of mw_conn_t
+ * so an idle connection that uses none of it does not pay for it. */
+typedef struct mw_conn_extra {
+    mw_ipkey_t ip;         /* counted in server->ips when ip_admitted */
+    uint8_t ip_admitted;
+    uint8_t nthrottles;
+    uint16_t expiry_code;
+    uint32_t violations;   /* messages refused by rate_limit in a row */
+    uint64_t msg_tat;      /* rate_limit cell (ratelimit.h), in µs */
+    char *expiry_reason;   /* set with mw_conn_set_expiry; its deadline is c->deadline */
+    uint64_t *throttles;   /* per-route rate cells (mw_conn_throttle), by slot */
+    uint64_t *seen;        /* ring of recently delivered event hashes */
+    uint32_t seen_n, seen_pos;
+} mw_conn_extra_t;
+
+/* extra returns the connection's extra state, allocating it on first use;
+ * NULL when out of memory. */
+static mw_conn_extra_t *extra(mw_conn_t *c) {
+    if (!c->x)
+        c->x = calloc(1, sizeof *c->x);
+    return c->x;
+}
 
 static uint32_t now32(const mw_server_t *s) {
     return (uint32_t)uv_now(s->loop);
@@ -116,7 +130,7 @@ mw_conn_t *mw_conn_from_awake(mw_list_t *l) { return mw_list_entry(l, mw_conn_t,
 /* mark_awake records activity and puts the connection on the list the cron
  * walks to reclaim idle memory. */
 static void mark_awake(mw_conn_t *c) {
-    c->last_active = uv_now(c->server->loop);
+    c->last_active = (uint32_t)uv_now(c->server->loop);
     if (!mw_list_linked(&c->awake))
         mw_list_insert_tail(&c->server->awake, &c->awake);
 }
@@ -126,7 +140,7 @@ int mw_conn_idle(mw_conn_t *c, uint64_t now) {
         mw_list_remove(&c->awake);
         return 0;
     }
-    if (now - c->last_active < SLEEP_AFTER_MS)
+    if ((uint32_t)now - c->last_active < SLEEP_AFTER_MS)
         return 0;
     int slept = c->ws ? mw_ws_sleep(c->ws) : 0;
     if (c->outq.count == 0 && !c->writing)
@@ -197,11 +211,14 @@ static void on_close(uv_handle_t *h) {
     mw_rooms_leave_all(s->rooms, &c->rooms);
     if (c->id)
         mw_idmap_del(&s->clients, c->id);
-    if (c->ip_admitted)
-        mw_iptable_release(s->ips, &c->ip);
-    free(c->seen);
-    free(c->expiry_reason);
-    free(c->throttles);
+    if (c->x) {
+        if (c->x->ip_admitted)
+            mw_iptable_release(s->ips, &c->x->ip);
+        free(c->x->seen);
+        free(c->x->expiry_reason);
+        free(c->x->throttles);
+        free(c->x);
+    }
     mw_ws_free(c->ws);
     mw_http_parser_free(c->http);
     mw_outq_clear(&c->outq);
@@ -336,16 +353,21 @@ static int on_ws_write(void *data, const uint8_t *bytes, size_t len) {
  * never reach Lua, so a flood costs the app nothing. */
 static int rate_limited(mw_conn_t *c) {
     mw_server_t *s = c->server;
-    if (mw_rate_take(&s->msg_rate, &c->msg_tat, uv_now(s->loop) * 1000)) {
-        c->violations = 0;
+    mw_conn_extra_t *x = extra(c);
+    if (!x) {
+        close_now(c);
+        return 1;
+    }
+    if (mw_rate_take(&s->msg_rate, &x->msg_tat, uv_now(s->loop) * 1000)) {
+        x->violations = 0;
         return 0;
     }
     s->rate_limited_total++;
-    c->violations++;
+    x->violations++;
     int max = s->cfg->rate_limit_max_violations;
-    if (max && c->violations >= (uint32_t)max) {
+    if (max && x->violations >= (uint32_t)max) {
         mw_log_info("client %llu: closing after %u rate limit violations in a row",
-                    (unsigned long long)c->id, c->violations);
+                    (unsigned long long)c->id, x->violations);
         mw_conn_close(c, 1008, "rate limit exceeded", 19);
         return 1;
     }
@@ -638,13 +660,20 @@ static void admit(mw_conn_t *c) {
         return;
     struct sockaddr_storage ss;
     int sslen = sizeof ss;
+    mw_ipkey_t key;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) != 0 ||
-        mw_ipkey_from_sockaddr((const struct sockaddr *)&ss, &c->ip) != 0)
+        mw_ipkey_from_sockaddr((const struct sockaddr *)&ss, &key) != 0)
         return;
-    int rc = mw_iptable_admit(s->ips, &c->ip, uv_now(s->loop) * 1000, &s->ip_rate,
+    mw_conn_extra_t *x = extra(c);
+    if (!x) {
+        close_now(c);
+        return;
+    }
+    int rc = mw_iptable_admit(s->ips, &key, uv_now(s->loop) * 1000, &s->ip_rate,
                               (uint32_t)cfg->max_connections_per_ip);
     if (rc == 0) {
-        c->ip_admitted = 1;
+        x->ip = key;
+        x->ip_admitted = 1;
         return;
     }
     s->refused_total++;
@@ -702,10 +731,10 @@ mw_room_client_t *mw_conn_rooms(mw_conn_t *c) {
 
 int mw_conn_set_dedupe(mw_conn_t *c, int on) {
     c->dedupe = on ? 1 : 0;
-    if (!on) {
-        free(c->seen);
-        c->seen = NULL;
-        c->seen_n = c->seen_pos = 0;
+    if (!on && c->x) {
+        free(c->x->seen);
+        c->x->seen = NULL;
+        c->x->seen_n = c->x->seen_pos = 0;
     }
     return 0;
 }
@@ -720,18 +749,18 @@ void mw_conn_stats(const mw_conn_t *c, size_t *buffered, uint64_t *dropped) {
  * event_cache_max_size deliveries; the oldest is forgotten first. */
 static int seen_event(mw_conn_t *c, uint64_t h) {
     uint32_t cap = (uint32_t)c->server->cfg->event_cache_max_size;
-    if (!c->seen) {
-        c->seen = malloc(cap * sizeof *c->seen);
-        if (!c->seen)
-            return 0; /* no memory to remember: deliver rather than lose */
-    }
-    for (uint32_t i = 0; i < c->seen_n; i++)
-        if (c->seen[i] == h)
+    mw_conn_extra_t *x = extra(c);
+    if (x && !x->seen)
+        x->seen = malloc(cap * sizeof *x->seen);
+    if (!x || !x->seen)
+        return 0; /* no memory to remember: deliver rather than lose */
+    for (uint32_t i = 0; i < x->seen_n; i++)
+        if (x->seen[i] == h)
             return 1;
-    c->seen[c->seen_pos] = h;
-    c->seen_pos = (c->seen_pos + 1) % cap;
-    if (c->seen_n < cap)
-        c->seen_n++;
+    x->seen[x->seen_pos] = h;
+    x->seen_pos = (x->seen_pos + 1) % cap;
+    if (x->seen_n < cap)
+        x->seen_n++;
     return 0;
 }
 
@@ -841,12 +870,14 @@ void mw_conn_tick(mw_conn_t *c, uint64_t now) {
         respond_text(c, 408, NULL, "request timeout");
         break;
     case CONN_OPEN: { /* an expiry set from Lua (authentication timeout, token expiry) */
-        char *reason = c->expiry_reason;
-        c->expiry_reason = NULL;
+        char *reason = c->x ? c->x->expiry_reason : NULL;
+        uint16_t code = c->x ? c->x->expiry_code : 1008;
+        if (c->x)
+            c->x->expiry_reason = NULL;
         clear_deadline(c);
         mw_log_info("client %llu: closing: %s", (unsigned long long)c->id,
                     reason ? reason : "expired");
-        mw_conn_close(c, c->expiry_code, reason ? reason : "", reason ? strlen(reason) : 0);
+        mw_conn_close(c, code, reason ? reason : "", reason ? strlen(reason) : 0);
         free(reason);
         break;
     }
@@ -861,38 +892,46 @@ int mw_conn_throttle(mw_conn_t *c, unsigned slot, uint64_t window_ms, uint64_t m
         return MW_ECLOSED;
     if (slot >= MW_MAX_THROTTLES)
         return MW_EINVAL;
-    if (slot >= c->nthrottles) {
-        uint64_t *t = realloc(c->throttles, (slot + 1) * sizeof *t);
+    mw_conn_extra_t *x = extra(c);
+    if (!x)
+        return MW_ENOMEM;
+    if (slot >= x->nthrottles) {
+        uint64_t *t = realloc(x->throttles, (slot + 1) * sizeof *t);
         if (!t)
             return MW_ENOMEM;
-        memset(t + c->nthrottles, 0, (slot + 1 - c->nthrottles) * sizeof *t);
-        c->throttles = t;
-        c->nthrottles = (uint8_t)(slot + 1);
+        memset(t + x->nthrottles, 0, (slot + 1 - x->nthrottles) * sizeof *t);
+        x->throttles = t;
+        x->nthrottles = (uint8_t)(slot + 1);
     }
     mw_rate_t r;
     mw_rate_init(&r, window_ms, max);
-    return mw_rate_take(&r, &c->throttles[slot], uv_now(c->server->loop) * 1000) ? 0 : MW_ERATE;
+    return mw_rate_take(&r, &x->throttles[slot], uv_now(c->server->loop) * 1000) ? 0 : MW_ERATE;
 }
 
 int mw_conn_set_expiry(mw_conn_t *c, int64_t ms, uint16_t code, const char *reason, size_t len) {
     if (c->state != CONN_OPEN)
         return MW_ECLOSED;
     if (ms < 0) {
-        free(c->expiry_reason);
-        c->expiry_reason = NULL;
+        if (c->x) {
+            free(c->x->expiry_reason);
+            c->x->expiry_reason = NULL;
+        }
         clear_deadline(c);
         return 0;
     }
     if (!mw_ws_close_code_sendable(code) || len > 123)
         return MW_EINVAL;
+    mw_conn_extra_t *x = extra(c);
     char *r = malloc(len + 1);
-    if (!r)
+    if (!x || !r) {
+        free(r);
         return MW_ENOMEM;
+    }
     memcpy(r, reason, len);
     r[len] = '\0';
-    free(c->expiry_reason);
-    c->expiry_reason = r;
-    c->expiry_code = code;
+    free(x->expiry_reason);
+    x->expiry_reason = r;
+    x->expiry_code = code;
     set_deadline(c, (uint64_t)ms);
     return 0;
 }

@@ -4,7 +4,6 @@
 -- moonwire.core directly, so the primitives can change without breaking them.
 
 local errors = require "moonwire.errors"
-local jwt = require "moonwire.jwt"
 
 local package_loaded = package.loaded
 local error = error
@@ -173,8 +172,15 @@ end
 
 
 -- JSON Web Tokens: verify (and HS* sign), the same module as
--- require "moonwire.jwt".
-_M.jwt = jwt
+-- require "moonwire.jwt", loaded on first use (an app without tokens does
+-- not carry it).
+setmetatable(_M, { __index = function(t, key)
+    if key == "jwt" then
+        local jwt = require "moonwire.jwt"
+        rawset(t, "jwt", jwt)
+        return jwt
+    end
+end })
 
 
 _M.log = {

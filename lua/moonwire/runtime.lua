@@ -291,8 +291,11 @@ function runtime.connect(self, id, info)
     -- Authentication at the upgrade: a refusal is answered with HTTP 401
     -- by the C core, and the client never exists.
     local config = self._config
-    local user, why = auth.authenticate(app, self._jwt,
-                                        auth_request("upgrade", info, auth.token_from_request(info)))
+    local user, why = false, nil
+    if app.hooks.authenticate or self._jwt then -- otherwise no garbage per connect
+        user, why = auth.authenticate(app, self._jwt,
+                                      auth_request("upgrade", info, auth.token_from_request(info)))
+    end
     if user == nil then
         return false, 401, why
     end
