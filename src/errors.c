@@ -10,6 +10,7 @@ const char *mw_strerror(int err) {
     case MW_EUTF8: return "invalid utf-8";
     case MW_ETOOBIG: return "message too big";
     case MW_EHTTP: return "malformed http request";
+    case MW_ETLS: return "tls error";
     case MW_EINVAL: return "invalid argument";
     case MW_ECLOSED: return "closed";
     case MW_ENOTFOUND: return "not found";
@@ -32,6 +33,7 @@ const char *mw_err_name(int err) {
     case MW_EUTF8: return "MW_EUTF8";
     case MW_ETOOBIG: return "MW_ETOOBIG";
     case MW_EHTTP: return "MW_EHTTP";
+    case MW_ETLS: return "MW_ETLS";
     case MW_EINVAL: return "MW_EINVAL";
     case MW_ECLOSED: return "MW_ECLOSED";
     case MW_ENOTFOUND: return "MW_ENOTFOUND";

@@ -15,6 +15,7 @@ typedef enum {
     MW_EUTF8 = -101,      /* invalid UTF-8 in a text message (close 1007) */
     MW_ETOOBIG = -102,    /* message larger than max_message_size (close 1009) */
     MW_EHTTP = -103,      /* malformed HTTP request */
+    MW_ETLS = -104,       /* TLS handshake failed or a bad record (the connection closes) */
     /* -2xx: the caller asked for something impossible */
     MW_EINVAL = -200,     /* invalid argument */
     MW_ECLOSED = -201,    /* the connection is closing or gone */
