@@ -54,3 +54,9 @@ add_test(NAME integration_rooms
 set_tests_properties(integration_rooms PROPERTIES TIMEOUT 300)
 add_test(NAME lua_example_chat
          COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/chat)
+
+# wss:// (issue 4, TLS): certificates made at test time with the openssl CLI.
+add_test(NAME integration_tls
+         COMMAND ${MW_PYTHON} ${PROJECT_SOURCE_DIR}/spec/integration/test_tls.py
+                 --binary $<TARGET_FILE:moonwire> --root ${PROJECT_SOURCE_DIR})
+set_tests_properties(integration_tls PROPERTIES TIMEOUT 300)
