@@ -578,6 +578,12 @@ def _(ctx):
         ({"MOONWIRE_TLS_CERT": Certs.a_cert, "MOONWIRE_TLS_KEY": Certs.a_key,
           "MOONWIRE_TLS_PORT": "70000"}, ["tls_port", "between -1 and 65535"]),
     ]
+    if os.geteuid() != 0:  # root reads any file: only then can a mode refuse it
+        locked = os.path.join(Certs.dir, "locked.key")
+        shutil.copyfile(Certs.a_key, locked)
+        os.chmod(locked, 0)
+        cases.append(({"MOONWIRE_TLS_CERT": Certs.a_cert, "MOONWIRE_TLS_KEY": locked},
+                      ["tls_key: cannot read " + locked, "Permission denied"]))
     for env, wants in cases:
         status, err = serve_fails(ctx, env)
         eq(status, 2, "exit status for %r (stderr %r)" % (env, err[-300:]))
