@@ -94,3 +94,9 @@ add_test(NAME integration_soak
                  ${MW_SOAK_ARGS}
                  --binary $<TARGET_FILE:moonwire> --root ${PROJECT_SOURCE_DIR})
 set_tests_properties(integration_soak PROPERTIES TIMEOUT 300)
+
+# wss:// (issue 4, TLS): certificates made at test time with the openssl CLI.
+add_test(NAME integration_tls
+         COMMAND ${MW_PYTHON} ${PROJECT_SOURCE_DIR}/spec/integration/test_tls.py
+                 --binary $<TARGET_FILE:moonwire> --root ${PROJECT_SOURCE_DIR})
+set_tests_properties(integration_tls PROPERTIES TIMEOUT 300)

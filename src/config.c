@@ -16,11 +16,19 @@
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const policies[] = {"drop", "close", NULL};
+static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 
 static const mw_config_desc_t descs[] = {
     {"host", MW_CONF_STRING, "0.0.0.0", 0, 0, NULL,
      "address to listen on (IPv4 or IPv6; \"::\" listens on both)"},
     {"port", MW_CONF_INT, "8080", 0, 65535, NULL, "TCP port (0 picks a free one)"},
+    {"tls_port", MW_CONF_INT, "-1", -1, 65535, NULL,
+     "separate wss:// port, port stays ws:// (-1: with tls_cert, port is wss://)"},
+    {"tls_cert", MW_CONF_STRING, "", 0, 0, NULL,
+     "PEM certificate chain file; with tls_key, serves wss:// (SIGHUP reloads it)"},
+    {"tls_key", MW_CONF_STRING, "", 0, 0, NULL, "PEM private key file (unencrypted) of tls_cert"},
+    {"tls_min_version", MW_CONF_STRING, "1.2", 0, 0, tls_versions,
+     "lowest TLS version accepted: 1.2 or 1.3"},
     {"path", MW_CONF_STRING, "/", 0, 0, NULL,
      "WebSocket endpoint path; \"*\" accepts the upgrade on any path"},
     {"subprotocols", MW_CONF_STRLIST, "", 0, 0, NULL,
@@ -131,6 +139,7 @@ static int fail(char *err, size_t errlen, const char *key, const char *msg) {
 
 static int *int_field(mw_config_t *c, const char *key) {
     if (!strcmp(key, "port")) return &c->port;
+    if (!strcmp(key, "tls_port")) return &c->tls_port;
     if (!strcmp(key, "max_header_bytes")) return &c->max_header_bytes;
     if (!strcmp(key, "handshake_timeout")) return &c->handshake_timeout;
     if (!strcmp(key, "close_timeout")) return &c->close_timeout;
@@ -192,6 +201,9 @@ static char **list_field(mw_config_t *c, const char *key, int **n) {
 static char **string_field(mw_config_t *c, const char *key) {
     if (!strcmp(key, "host")) return &c->host;
     if (!strcmp(key, "path")) return &c->path;
+    if (!strcmp(key, "tls_cert")) return &c->tls_cert;
+    if (!strcmp(key, "tls_key")) return &c->tls_key;
+    if (!strcmp(key, "tls_min_version")) return &c->tls_min_version;
     if (!strcmp(key, "log_level")) return &c->log_level;
     if (!strcmp(key, "log_format")) return &c->log_format;
     if (!strcmp(key, "slow_consumer_policy")) return &c->slow_consumer_policy;
@@ -432,6 +444,9 @@ int mw_config_init(mw_config_t *cfg) {
 void mw_config_free(mw_config_t *cfg) {
     free(cfg->host);
     free(cfg->path);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free(cfg->tls_min_version);
     free(cfg->log_level);
     free(cfg->log_format);
     free(cfg->slow_consumer_policy);
@@ -444,6 +459,19 @@ void mw_config_free(mw_config_t *cfg) {
     clear_list(cfg->presence, &cfg->npresence);
     clear_list(cfg->allowed_origins, &cfg->nallowed_origins);
     memset(cfg, 0, sizeof *cfg);
+}
+
+int mw_config_check(const mw_config_t *cfg, char *err, size_t errlen) {
+    int cert = cfg->tls_cert[0] != '\0', key = cfg->tls_key[0] != '\0';
+    if (cert && !key)
+        return fail(err, errlen, "tls_key", "must be set when tls_cert is");
+    if (key && !cert)
+        return fail(err, errlen, "tls_cert", "must be set when tls_key is");
+    if (cfg->tls_port >= 0 && !cert)
+        return fail(err, errlen, "tls_port", "needs tls_cert and tls_key");
+    if (cfg->tls_port > 0 && cfg->tls_port == cfg->port)
+        return fail(err, errlen, "tls_port", "must differ from port");
+    return 0;
 }
 
 int mw_config_apply_env(mw_config_t *cfg, char **envp, char *err, size_t errlen) {

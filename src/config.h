@@ -27,6 +27,10 @@ typedef enum {
 typedef struct mw_config {
     char *host;
     int port;
+    int tls_port;          /* -1: when TLS is on, port itself serves wss:// */
+    char *tls_cert;        /* "" when TLS is off */
+    char *tls_key;
+    char *tls_min_version; /* "1.2" or "1.3" */
     char *path;
     char *subprotocols[MW_CONFIG_MAX_SUBPROTOCOLS];
     int nsubprotocols;
@@ -122,6 +126,12 @@ long long mw_config_get_int(const mw_config_t *cfg, const char *key);
 int mw_config_get_bool(const mw_config_t *cfg, const char *key);
 const char *mw_config_get_string(const mw_config_t *cfg, const char *key);
 char *const *mw_config_get_strlist(const mw_config_t *cfg, const char *key, int *n);
+
+/* mw_config_check checks the rules that tie options together, once every
+ * layer is applied: tls_cert and tls_key come together, tls_port needs
+ * them and differs from port. Returns 0, or MW_ECONFIG with a message in
+ * err that starts with the key at fault. */
+int mw_config_check(const mw_config_t *cfg, char *err, size_t errlen);
 
 /* mw_config_apply_env applies every MOONWIRE_<KEY> variable in envp.
  * Variables that are not options (MOONWIRE_LUA_DIR) are skipped; any other

@@ -20,6 +20,15 @@
  * the peer closes too or close_timeout passes. Closing at once with unread
  * input would make the kernel send a RST and could destroy our close frame
  * before the peer reads it.
+ *
+ * TLS (wss://): a connection accepted with a TLS context has an mw_tls_t
+ * between the socket and everything else. Reads are decrypted into the
+ * loop's TLS buffer and go through the same HTTP/WebSocket path; the
+ * output queue keeps plaintext (so backpressure counts what the client has
+ * not been sent) and the flush encrypts a bounded amount of it at a time
+ * into the session's record queue, which is what reaches the socket. A
+ * clean close sends close_notify after the last byte, before the FIN. A
+ * plain connection pays one test of c->tls per read, flush and write.
  */
 #include "conn.h"
 #include "errors.h"
@@ -30,6 +39,7 @@
 #include "outq.h"
 #include "server_private.h"
 #include "lua/script.h"
+#include "tls.h"
 #include "ws.h"
 
 #include <stdio.h>
@@ -57,7 +67,6 @@ struct mw_conn {
     uv_tcp_t tcp;
     mw_room_client_t rooms;
     struct mw_conn_extra *x; /* rarely used state, allocated on first use */
-    uint64_t dropped;     /* broadcasts dropped by backpressure */
     mw_http_parser_t *http;
     mw_ws_t *ws;
     uint64_t deadline;    /* loop time (ms) when the current phase times out */
@@ -68,10 +77,12 @@ struct mw_conn {
     uint32_t last_heard;   /* any bytes from the client */
     uint32_t last_message; /* a complete data message from the client */
     uint32_t ping_sent;    /* an unanswered ping went out at this time; 0: none */
+    mw_tls_t *tls;         /* wss:// only */
 };
 
 /* What only some connections need: limits that are configured, an
- * expiry, throttled routes, duplicate suppression. Kept out of mw_conn_t
+ * expiry, throttled routes, duplicate suppression, a count of dropped
+ * broadcasts. Kept out of mw_conn_t
  * so an idle connection that uses none of it does not pay for it. */
 typedef struct mw_conn_extra {
     mw_ipkey_t ip;         /* counted in server->ips when ip_admitted */
@@ -84,6 +95,7 @@ typedef struct mw_conn_extra {
     uint64_t *throttles;   /* per-route rate cells (mw_conn_throttle), by slot */
     uint64_t *seen;        /* ring of recently delivered event hashes */
     uint32_t seen_n, seen_pos;
+    uint64_t dropped;      /* broadcasts dropped by backpressure */
 } mw_conn_extra_t;
 
 /* extra returns the connection's extra state, allocating it on first use;
@@ -220,6 +232,7 @@ static void on_close(uv_handle_t *h) {
         free(c->x);
     }
     mw_ws_free(c->ws);
+    mw_tls_free(c->tls);
     mw_http_parser_free(c->http);
     mw_outq_clear(&c->outq);
     mw_list_remove(&c->link);
@@ -293,44 +306,84 @@ static void on_write(uv_write_t *req, int status) {
         close_now(c);
         return;
     }
-    mw_outq_written(&c->outq, c->write_len);
+    mw_outq_written(c->tls ? mw_tls_output(c->tls) : &c->outq, c->write_len);
     mw_conn_flush(c);
 }
 
-void mw_conn_flush(mw_conn_t *c) {
+/* write_queue writes what q holds: uv_try_write, then uv_write for what the
+ * kernel did not take. Returns 0 (all written), 1 (a write is in flight)
+ * or -1 (the connection was closed). Inlined into both flushes, so the
+ * plain one costs what it did before TLS existed. */
+static inline __attribute__((always_inline)) int write_queue(mw_conn_t *c, mw_outq_t *q) {
     uv_buf_t iov[MW_OUTQ_MAX_IOV];
+    if (q->bytes == 0)
+        return 0;
+    int n = mw_outq_peek(q, iov, MW_OUTQ_MAX_IOV);
+    int r = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
+    if (r == UV_EAGAIN)
+        r = 0;
+    if (r < 0) {
+        close_now(c);
+        return -1;
+    }
+    mw_outq_written(q, (size_t)r);
+    if (q->bytes == 0)
+        return 0;
+    n = mw_outq_peek(q, iov, MW_OUTQ_MAX_IOV);
+    c->write_len = 0;
+    for (int i = 0; i < n; i++)
+        c->write_len += iov[i].len;
+    uv_write_t *req = malloc(sizeof *req);
+    if (!req) {
+        close_now(c);
+        return -1;
+    }
+    req->data = c;
+    if (uv_write(req, (uv_stream_t *)&c->tcp, iov, (unsigned)n, on_write) != 0) {
+        free(req);
+        close_now(c);
+        return -1;
+    }
+    c->writing = 1;
+    return 1;
+}
+
+/* The plaintext a TLS flush encrypts before writing: enough for the
+ * kernel's buffer to take in one go, small enough that c->outq (what
+ * backpressure measures) holds nearly everything not yet sent. */
+#define TLS_FLUSH_BUDGET (64 * 1024)
+
+/* flush_tls encrypts and writes until the plaintext queue is empty or the
+ * socket stops taking bytes; on a draining connection close_notify
+ * follows the last record. Returns like write_queue. */
+static int flush_tls(mw_conn_t *c) {
+    for (;;) {
+        int rc = mw_tls_encrypt(c->tls, &c->outq, TLS_FLUSH_BUDGET);
+        if (rc == MW_ECLOSED) /* no session to carry it (a 408 mid-handshake) */
+            mw_outq_written(&c->outq, c->outq.bytes);
+        else if (rc != 0) {
+            close_now(c);
+            return -1;
+        }
+        if (c->outq.bytes == 0 && c->state == CONN_DRAINING)
+            mw_tls_shutdown(c->tls);
+        rc = write_queue(c, mw_tls_output(c->tls));
+        if (rc == 0)
+            mw_tls_trim(c->tls);
+        if (rc != 0 || c->outq.bytes == 0)
+            return rc;
+    }
+}
+
+void mw_conn_flush(mw_conn_t *c) {
     if (c->writing || c->state == CONN_CLOSED)
         return;
-    if (c->outq.bytes > 0) {
-        int n = mw_outq_peek(&c->outq, iov, MW_OUTQ_MAX_IOV);
-        int r = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
-        if (r == UV_EAGAIN)
-            r = 0;
-        if (r < 0) {
-            close_now(c);
-            return;
-        }
-        mw_outq_written(&c->outq, (size_t)r);
-        if (c->outq.bytes > 0) {
-            n = mw_outq_peek(&c->outq, iov, MW_OUTQ_MAX_IOV);
-            c->write_len = 0;
-            for (int i = 0; i < n; i++)
-                c->write_len += iov[i].len;
-            uv_write_t *req = malloc(sizeof *req);
-            if (!req) {
-                close_now(c);
-                return;
-            }
-            req->data = c;
-            if (uv_write(req, (uv_stream_t *)&c->tcp, iov, (unsigned)n, on_write) != 0) {
-                free(req);
-                close_now(c);
-                return;
-            }
-            c->writing = 1;
-            update_read_pause(c);
-            return;
-        }
+    int rc = c->tls ? flush_tls(c) : write_queue(c, &c->outq);
+    if (rc < 0)
+        return;
+    if (rc > 0) {
+        update_read_pause(c);
+        return;
     }
     if (c->state == CONN_DRAINING)
         start_shutdown(c);
@@ -619,6 +672,55 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     *buf = uv_buf_init(c->server->readbuf, (unsigned)c->server->readbuf_size);
 }
 
+/* on_plain takes bytes as the HTTP and WebSocket layers see them: straight
+ * from the socket, or decrypted by TLS. Inlined into both readers. */
+static inline __attribute__((always_inline)) void on_plain(mw_conn_t *c, const char *data,
+                                                           size_t len) {
+    switch (c->state) {
+    case CONN_HTTP:
+        on_http_data(c, data, len);
+        break;
+    case CONN_OPEN:
+    case CONN_CLOSING:
+        on_ws_data(c, data, len);
+        break;
+    default:
+        break; /* draining or lingering: the peer's bytes no longer matter */
+    }
+}
+
+static int on_tls_plain(void *data, const char *plain, size_t len) {
+    mw_conn_t *c = data;
+    on_plain(c, plain, len);
+    return c->state >= CONN_DRAINING; /* stop decrypting what nobody reads */
+}
+
+/* on_tls_read decrypts a read. A failed handshake or a bad record ends
+ * only this connection: the alert OpenSSL queued is sent, then the usual
+ * drain and shutdown. */
+static void on_tls_read(mw_conn_t *c, const char *data, size_t len) {
+    int rc = mw_tls_feed(c->tls, data, len, c->server->tls_buf, MW_TLS_RECORD_MAX, on_tls_plain, c);
+    if (c->state == CONN_CLOSED)
+        return;
+    if (rc == MW_ETLS) {
+        if (mw_log_enabled(MW_LOG_DEBUG)) {
+            char addr[48];
+            int port = peer_name(c, addr, sizeof addr);
+            mw_log_debug("TLS %s from %s:%d: %s",
+                         c->state == CONN_HTTP ? "handshake failed" : "error", addr, port,
+                         mw_tls_reason(c->tls));
+        }
+        start_draining(c);
+        return;
+    }
+    if (rc == MW_ECLOSED && c->state < CONN_DRAINING) {
+        close_now(c); /* close_notify without a WebSocket close: as EOF */
+        return;
+    }
+    if (mw_tls_output(c->tls)->bytes > 0)
+        schedule_flush(c); /* handshake records, tickets */
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     mw_conn_t *c = stream->data;
     if (nread < 0) {
@@ -627,17 +729,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     }
     if (nread == 0)
         return;
-    switch (c->state) {
-    case CONN_HTTP:
-        on_http_data(c, buf->base, (size_t)nread);
-        break;
-    case CONN_OPEN:
-    case CONN_CLOSING:
-        on_ws_data(c, buf->base, (size_t)nread);
-        break;
-    default:
-        break; /* draining or lingering: the peer's bytes no longer matter */
-    }
+    if (c->tls && c->state <= CONN_CLOSING)
+        on_tls_read(c, buf->base, (size_t)nread);
+    else
+        on_plain(c, buf->base, (size_t)nread);
     if (c->state != CONN_CLOSED)
         update_read_pause(c);
 }
@@ -685,7 +780,7 @@ static void admit(mw_conn_t *c) {
         close_now(c);
 }
 
-int mw_conn_accept(mw_server_t *s) {
+int mw_conn_accept(mw_server_t *s, uv_stream_t *listener, mw_tls_ctx_t *tls) {
     mw_conn_t *c = calloc(1, sizeof *c);
     if (!c)
         return MW_ENOMEM;
@@ -702,8 +797,9 @@ int mw_conn_accept(mw_server_t *s) {
     c->dedupe = s->cfg->dedupe;
     mw_list_insert_tail(&s->conns, &c->link);
     s->nconns++;
-    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0 ||
-        mw_http_parser_create(&c->http, (size_t)s->cfg->max_header_bytes) != 0) {
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
+        mw_http_parser_create(&c->http, (size_t)s->cfg->max_header_bytes) != 0 ||
+        (tls && mw_tls_create(&c->tls, tls) != 0)) {
         close_now(c);
         return MW_EIO;
     }
@@ -741,7 +837,7 @@ int mw_conn_set_dedupe(mw_conn_t *c, int on) {
 
 void mw_conn_stats(const mw_conn_t *c, size_t *buffered, uint64_t *dropped) {
     *buffered = c->outq.bytes;
-    *dropped = c->dropped;
+    *dropped = c->x ? c->x->dropped : 0;
 }
 
 /* seen_event checks the client's ring of recent event hashes and records
@@ -772,7 +868,9 @@ int mw_conn_deliver(mw_conn_t *c, mw_buf_t *frame, uint64_t event_hash) {
         return MW_ECLOSED;
     mw_server_t *s = c->server;
     if ((long long)c->outq.bytes > s->cfg->max_buffered_bytes) {
-        c->dropped++;
+        mw_conn_extra_t *x = extra(c);
+        if (x)
+            x->dropped++;
         s->dropped_total++;
         if (s->cfg->slow_consumer_policy[0] == 'c') {
             mw_log_info("client %llu: closing a slow consumer (%zu bytes queued)",

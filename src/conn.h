@@ -18,12 +18,14 @@
 #include "server.h"
 
 typedef struct mw_buf mw_buf_t;
+typedef struct mw_tls_ctx mw_tls_ctx_t;
 
 typedef struct mw_conn mw_conn_t;
 
-/* mw_conn_accept accepts one pending connection from the server's
- * listener. Returns 0, MW_ENOMEM or MW_EIO. */
-int mw_conn_accept(mw_server_t *s);
+/* mw_conn_accept accepts one pending connection from listener (one of
+ * the server's). With tls (borrowed: the session takes its own reference)
+ * the connection speaks wss://. Returns 0, MW_ENOMEM or MW_EIO. */
+int mw_conn_accept(mw_server_t *s, uv_stream_t *listener, mw_tls_ctx_t *tls);
 
 /* mw_conn_send sends a message on an OPEN connection.
  * Returns 0, MW_ECLOSED, MW_EUTF8 or MW_ENOMEM. */

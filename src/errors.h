@@ -19,6 +19,7 @@ typedef enum {
     MW_EBADSIG = -105,    /* a token whose signature does not verify */
     MW_EALG = -106,       /* a token algorithm we do not implement ("none" included) */
     MW_ETOKENBIG = -107,  /* a token over MW_JWT_MAX_TOKEN bytes */
+    MW_ETLS = -108,       /* TLS handshake failed or a bad record (the connection closes) */
     /* -2xx: the caller asked for something impossible */
     MW_EINVAL = -200,     /* invalid argument */
     MW_ECLOSED = -201,    /* the connection is closing or gone */

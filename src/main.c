@@ -16,6 +16,7 @@
 #include "lua/script.h"
 #include "paths.h"
 #include "server.h"
+#include "tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,22 @@ static int parse_args(int argc, char **argv, cli_t *cli) {
     return 0;
 }
 
+/* check_tls_files loads the certificate and key once, so a bad file is
+ * reported like any other configuration error, before the app loads, and
+ * by `moonwire check` too. The server loads its own copy. */
+static int check_tls_files(const mw_config_t *cfg, char *err, size_t errlen) {
+    mw_tls_ctx_t *ctx;
+    if (!cfg->tls_cert[0])
+        return 0;
+    int rc =
+        mw_tls_ctx_create(&ctx, cfg->tls_cert, cfg->tls_key, cfg->tls_min_version, err, errlen);
+    if (rc == MW_ENOMEM)
+        snprintf(err, errlen, "out of memory loading %s", cfg->tls_cert);
+    if (rc == 0)
+        mw_tls_ctx_free(ctx);
+    return rc;
+}
+
 /* load_config layers config.lua, the environment and flags into cfg. */
 static int load_config(mw_script_t *sc, const cli_t *cli, mw_config_t *cfg) {
     char err[1024];
@@ -95,7 +112,8 @@ static int load_config(mw_script_t *sc, const cli_t *cli, mw_config_t *cfg) {
     if (mw_script_load_config(sc, cli->app, cfg, err, sizeof err) != 0 ||
         mw_config_apply_env(cfg, environ, err, sizeof err) != 0 ||
         (cli->host && mw_config_set_text(cfg, "host", cli->host, err, sizeof err) != 0) ||
-        (cli->port && mw_config_set_text(cfg, "port", cli->port, err, sizeof err) != 0)) {
+        (cli->port && mw_config_set_text(cfg, "port", cli->port, err, sizeof err) != 0) ||
+        mw_config_check(cfg, err, sizeof err) != 0 || check_tls_files(cfg, err, sizeof err) != 0) {
         fprintf(stderr, "moonwire: invalid configuration: %s\n", err);
         mw_config_free(cfg);
         return 2;
@@ -157,8 +175,13 @@ static int cmd_check(mw_script_t *sc, const cli_t *cli) {
         mw_config_free(&cfg);
         return 1;
     }
-    printf("app %s: ok\nlistens on %s port %d, path %s\nroutes:\n", cli->app, cfg.host, cfg.port,
-           cfg.path);
+    printf("app %s: ok\nlistens on %s port %d, path %s\n", cli->app, cfg.host, cfg.port, cfg.path);
+    if (cfg.tls_cert[0] && cfg.tls_port >= 0)
+        printf("wss:// on port %d (ws:// on port %d), certificate %s\n", cfg.tls_port, cfg.port,
+               cfg.tls_cert);
+    else if (cfg.tls_cert[0])
+        printf("wss:// on port %d, certificate %s\n", cfg.port, cfg.tls_cert);
+    printf("routes:\n");
     int n = mw_script_print_routes(sc, stdout);
     mw_config_free(&cfg);
     return n < 0 ? 1 : 0;

@@ -15,6 +15,7 @@
 #include "lua/script.h"
 #include "outq.h"
 #include "reload.h"
+#include "tls.h"
 
 #include <malloc.h>
 #include <stdlib.h>
@@ -94,45 +95,90 @@ static void on_connection(uv_stream_t *listener, int status) {
     }
     if (s->shutting_down)
         return;
-    int rc = mw_conn_accept(s);
+    /* wss:// on the TLS listener, or on the only one when tls_port is unset. */
+    mw_tls_ctx_t *tls = NULL;
+    if (s->tls && (listener == (uv_stream_t *)&s->tls_listener || s->cfg->tls_port < 0))
+        tls = s->tls;
+    int rc = mw_conn_accept(s, listener, tls);
     if (rc != 0)
         mw_log_warn("accept failed: %s", mw_strerror(rc));
 }
 
-int mw_server_listen(mw_server_t *s) {
+/* listen_on binds h to host:port, starts accepting, and logs the URL with
+ * its scheme ("ws" or "wss"). Returns 0, MW_ECONFIG (bad host) or MW_EIO. */
+static int listen_on(mw_server_t *s, uv_tcp_t *h, int *listening, int port, const char *scheme) {
     struct sockaddr_storage addr;
     const mw_config_t *cfg = s->cfg;
     int rc;
     if (strchr(cfg->host, ':'))
-        rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr);
+        rc = uv_ip6_addr(cfg->host, port, (struct sockaddr_in6 *)&addr);
     else
-        rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
+        rc = uv_ip4_addr(cfg->host, port, (struct sockaddr_in *)&addr);
     if (rc != 0) {
         mw_log_error("host: \"%s\" is not an IPv4 or IPv6 address", cfg->host);
         return MW_ECONFIG;
     }
-    uv_tcp_init(s->loop, &s->listener);
-    s->listener.data = s;
-    s->listening = 1;
-    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    uv_tcp_init(s->loop, h);
+    h->data = s;
+    *listening = 1;
+    rc = uv_tcp_bind(h, (const struct sockaddr *)&addr, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+        rc = uv_listen((uv_stream_t *)h, 1024, on_connection);
     if (rc != 0) {
-        mw_log_error("cannot listen on %s port %d: %s", cfg->host, cfg->port, uv_strerror(rc));
-        uv_close((uv_handle_t *)&s->listener, NULL); /* the caller runs the loop to finish */
-        s->listening = 0;
+        mw_log_error("cannot listen on %s port %d: %s", cfg->host, port, uv_strerror(rc));
+        uv_close((uv_handle_t *)h, NULL); /* the caller runs the loop to finish */
+        *listening = 0;
         return MW_EIO;
     }
     struct sockaddr_storage bound;
     int len = sizeof bound;
-    int port = cfg->port;
-    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len) == 0)
+    if (uv_tcp_getsockname(h, (struct sockaddr *)&bound, &len) == 0)
         port = ntohs(((struct sockaddr_in *)&bound)->sin_port); /* same offset for v6 */
     const char *shown = cfg->host;
     int v6 = strchr(shown, ':') != NULL;
     const char *path = strcmp(cfg->path, "*") == 0 ? "/" : cfg->path;
-    mw_log_info("listening on ws://%s%s%s:%d%s", v6 ? "[" : "", shown, v6 ? "]" : "", port, path);
+    mw_log_info("listening on %s://%s%s%s:%d%s", scheme, v6 ? "[" : "", shown, v6 ? "]" : "", port,
+                path);
     return 0;
+}
+
+/* tls_load builds a TLS context from the configured files. Returns 0 or
+ * the error of mw_tls_ctx_create, with its message in err. */
+static int tls_load(mw_server_t *s, mw_tls_ctx_t **out, char *err, size_t errlen) {
+    const mw_config_t *cfg = s->cfg;
+    int rc = mw_tls_ctx_create(out, cfg->tls_cert, cfg->tls_key, cfg->tls_min_version, err, errlen);
+    if (rc == MW_ENOMEM)
+        snprintf(err, errlen, "out of memory");
+    return rc;
+}
+
+int mw_server_listen(mw_server_t *s) {
+    const mw_config_t *cfg = s->cfg;
+    if (cfg->tls_cert[0]) {
+        /* Loaded before listening, so a bad file stops the server at once
+         * (exit status 2, the message names the key and the file). */
+        char err[1024];
+        int rc = tls_load(s, &s->tls, err, sizeof err);
+        if (rc == 0 && !(s->tls_buf = malloc(MW_TLS_RECORD_MAX))) {
+            rc = MW_ENOMEM;
+            snprintf(err, sizeof err, "out of memory");
+        }
+        if (rc != 0) {
+            mw_log_error("%s%s", rc == MW_ECONFIG ? "invalid configuration: " : "", err);
+            return rc;
+        }
+    }
+    int separate = s->tls && cfg->tls_port >= 0;
+    int rc =
+        listen_on(s, &s->listener, &s->listening, cfg->port, s->tls && !separate ? "wss" : "ws");
+    if (rc == 0 && separate) {
+        rc = listen_on(s, &s->tls_listener, &s->tls_listening, cfg->tls_port, "wss");
+        if (rc != 0) {
+            uv_close((uv_handle_t *)&s->listener, NULL);
+            s->listening = 0;
+        }
+    }
+    return rc;
 }
 
 void mw__server_flush(mw_server_t *s) {
@@ -248,6 +294,10 @@ void mw_server_shutdown(mw_server_t *s) {
         uv_close((uv_handle_t *)&s->listener, NULL);
         s->listening = 0;
     }
+    if (s->tls_listening) {
+        uv_close((uv_handle_t *)&s->tls_listener, NULL);
+        s->tls_listening = 0;
+    }
     mw_list_t *l = s->conns.next;
     while (l != &s->conns) {
         mw_list_t *next = l->next;
@@ -258,12 +308,30 @@ void mw_server_shutdown(mw_server_t *s) {
     mw__server_conn_gone(s); /* finishes at once when nobody is connected */
 }
 
+/* reload_tls rereads the certificate and key (SIGHUP, for renewals). New
+ * connections get the new context; open ones keep the one they started
+ * with (each session holds a reference). On failure the old one stays. */
+static void reload_tls(mw_server_t *s) {
+    char err[1024];
+    mw_tls_ctx_t *ctx;
+    if (tls_load(s, &ctx, err, sizeof err) != 0) {
+        mw_log_error("TLS reload failed, the previous certificate keeps serving: %s", err);
+        return;
+    }
+    mw_tls_ctx_free(s->tls);
+    s->tls = ctx;
+    mw_log_info("reloaded the TLS certificate from %s", s->cfg->tls_cert);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
     mw_server_t *s = h->data;
-    if (signum == SIGHUP)
+    if (signum == SIGHUP) {
         mw_server_reload(s, "SIGHUP");
-    else
+        if (s->tls)
+            reload_tls(s);
+    } else {
         mw_server_shutdown(s);
+    }
 }
 
 void mw_server_reload(mw_server_t *s, const char *why) {
@@ -367,10 +435,10 @@ char *mw__health_json(mw_server_t *s, size_t *len) {
     fprintf(f,
             "{\"status\":\"healthy\",\"connections\":%zu,\"rooms\":%zu,\"dropped\":%llu,"
             "\"refused\":%llu,\"rate_limited\":%llu,"
-            "\"uptime_s\":%llu,\"reloads\":%llu,\"last_reload_error\":",
+            "\"uptime_s\":%llu,\"tls\":%s,\"reloads\":%llu,\"last_reload_error\":",
             s->nclients, mw_rooms_size(s->rooms), (unsigned long long)s->dropped_total,
             (unsigned long long)s->refused_total, (unsigned long long)s->rate_limited_total,
-            (unsigned long long)((wall_ms() - s->started_ms) / 1000),
+            (unsigned long long)((wall_ms() - s->started_ms) / 1000), s->tls ? "true" : "false",
             (unsigned long long)s->reloads);
     if (s->last_reload_error) {
         fputc('"', f);
@@ -395,6 +463,8 @@ void mw_server_free(mw_server_t *s) {
     if (s->ping_frame)
         mw_buf_unref(s->ping_frame);
     mw_ws_encoder_free(s->encoder);
+    mw_tls_ctx_free(s->tls);
+    free(s->tls_buf);
     free(s->last_reload_error);
     for (int i = 0; i < MW_REPLY_COUNT; i++)
         free(s->reply[i]);

@@ -23,11 +23,13 @@ int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
                      const char *app_dir, mw_script_t *script);
 
 /* mw_server_listen binds and listens on cfg->host:cfg->port and logs the
- * URL. Returns 0 or MW_EIO (the error is logged). */
+ * URL. With tls_cert set it first loads the certificate: then port serves
+ * wss://, or tls_port does and port stays ws://. Returns 0, MW_ECONFIG (a
+ * bad host or TLS file), MW_ENOMEM or MW_EIO (the error is logged). */
 int mw_server_listen(mw_server_t *s);
 
 /* mw_server_run installs signal handlers (SIGTERM/SIGINT: graceful
- * shutdown, SIGHUP: reload) and the file watchers, runs the loop until the
+ * shutdown, SIGHUP: reload the app and the TLS certificate) and the file watchers, runs the loop until the
  * shutdown completes, and returns the process exit status. */
 int mw_server_run(mw_server_t *s);
 

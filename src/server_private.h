@@ -14,6 +14,7 @@
 #include "ratelimit.h"
 #include "rooms.h"
 #include "server.h"
+#include "tls.h"
 #include "ws.h"
 
 #include <uv.h>
@@ -28,6 +29,10 @@ struct mw_server {
 
     uv_tcp_t listener;
     int listening;
+    uv_tcp_t tls_listener; /* tls_port, when TLS has a port of its own */
+    int tls_listening;
+    mw_tls_ctx_t *tls;     /* NULL when TLS is off; replaced on SIGHUP */
+    char *tls_buf;         /* the one decryption buffer of this loop */
 
     mw_list_t conns;     /* every connection */
     mw_list_t timed;     /* connections with a deadline */

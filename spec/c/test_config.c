@@ -57,7 +57,7 @@ static void test_defaults(void) {
 static void test_descriptor_table(void) {
     size_t n;
     const mw_config_desc_t *d = mw_config_descs(&n);
-    CHECK_EQ(n, 47);
+    CHECK_EQ(n, 51);
     for (size_t i = 0; i < n; i++) {
         CHECK(mw_config_find(d[i].name) == &d[i]);
         CHECK(d[i].help && d[i].help[0]);
@@ -413,6 +413,48 @@ static void test_free_releases_everything(void) {
     mw_config_free(&c); /* a freed config is all zero: freeing it again is safe */
 }
 
+static void test_tls_options(void) {
+    mw_config_t c;
+    char err[256] = "";
+    REQUIRE(mw_config_init(&c) == 0);
+    CHECK_EQ(c.tls_port, -1);
+    CHECK_STR(c.tls_cert, "");
+    CHECK_STR(c.tls_key, "");
+    CHECK_STR(c.tls_min_version, "1.2");
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), 0); /* TLS off */
+
+    CHECK_EQ(mw_config_set_text(&c, "tls_min_version", "1.1", err, sizeof err), MW_ECONFIG);
+    CHECK_PREFIX(err, "tls_min_version: must be one of 1.2 1.3");
+    CHECK_EQ(mw_config_set_text(&c, "tls_port", "-2", err, sizeof err), MW_ECONFIG);
+    CHECK_PREFIX(err, "tls_port: ");
+
+    /* Both files or neither; tls_port needs them and a port of its own. */
+    CHECK_EQ(mw_config_set_text(&c, "tls_cert", "/etc/cert.pem", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), MW_ECONFIG);
+    CHECK_STR(err, "tls_key: must be set when tls_cert is");
+    CHECK_EQ(mw_config_set_text(&c, "tls_key", "/etc/key.pem", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "tls_cert", "", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), MW_ECONFIG);
+    CHECK_STR(err, "tls_cert: must be set when tls_key is");
+    CHECK_EQ(mw_config_set_text(&c, "tls_key", "", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "tls_port", "8443", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), MW_ECONFIG);
+    CHECK_STR(err, "tls_port: needs tls_cert and tls_key");
+    CHECK_EQ(mw_config_set_text(&c, "tls_cert", "c.pem", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "tls_key", "k.pem", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "tls_port", "8080", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), MW_ECONFIG);
+    CHECK_STR(err, "tls_port: must differ from port");
+    CHECK_EQ(mw_config_set_text(&c, "port", "0", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "tls_port", "0", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), 0); /* both picked by the kernel */
+    CHECK_STR(mw_config_get_string(&c, "tls_cert"), "c.pem");
+    CHECK_EQ(mw_config_get_int(&c, "tls_port"), 0);
+    mw_config_free(&c);
+}
+
 int main(void) {
     RUN(test_defaults);
     RUN(test_descriptor_table);
@@ -425,5 +467,6 @@ int main(void) {
     RUN(test_apply_env);
     RUN(test_getters);
     RUN(test_free_releases_everything);
+    RUN(test_tls_options);
     return test_summary();
 }

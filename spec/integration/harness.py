@@ -45,7 +45,7 @@ SOCK_TIMEOUT = 5.0
 OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 
-LISTEN_RE = re.compile(r"listening on ws://\S+:(\d+)/")
+LISTEN_RE = re.compile(r"listening on wss?://\S+:(\d+)/")
 SANITIZER_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error: |"
                           r"WARNING: ThreadSanitizer|SUMMARY: UndefinedBehaviorSanitizer")
 
