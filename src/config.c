@@ -62,6 +62,10 @@ static const mw_config_desc_t descs[] = {
      "mount the built-in system controller (join, leave, publish, ping, ...)"},
     {"allow_client_broadcast", MW_CONF_BOOL, "false", 0, 0, NULL,
      "let clients use system.broadcast to message everyone"},
+    {"script_timeout", MW_CONF_INT, "5000", 0, 3600000, NULL,
+     "ms one call into Lua may run before it is interrupted (0: no watchdog)"},
+    {"lua_memory_limit", MW_CONF_INT, "268435456", 0, 1LL << 40, NULL,
+     "bytes the Lua heap may hold (0: unlimited)"},
     {"app", MW_CONF_TABLE, NULL, 0, 0, NULL, "free-form settings for the application"},
 };
 
@@ -101,12 +105,14 @@ static int *int_field(mw_config_t *c, const char *key) {
     if (!strcmp(key, "dedupe")) return &c->dedupe;
     if (!strcmp(key, "system_controller")) return &c->system_controller;
     if (!strcmp(key, "allow_client_broadcast")) return &c->allow_client_broadcast;
+    if (!strcmp(key, "script_timeout")) return &c->script_timeout;
     return NULL;
 }
 
 static long long *wide_field(mw_config_t *c, const char *key) {
     if (!strcmp(key, "max_message_size")) return &c->max_message_size;
     if (!strcmp(key, "max_buffered_bytes")) return &c->max_buffered_bytes;
+    if (!strcmp(key, "lua_memory_limit")) return &c->lua_memory_limit;
     return NULL;
 }
 

@@ -52,6 +52,9 @@ typedef struct mw_config {
     int npresence;
     int system_controller;
     int allow_client_broadcast;
+    /* Lua isolation (docs/security.md) */
+    int script_timeout;          /* ms; 0 = no watchdog */
+    long long lua_memory_limit;  /* bytes; 0 = unlimited */
 } mw_config_t;
 
 typedef struct {
