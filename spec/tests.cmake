@@ -54,3 +54,10 @@ add_test(NAME integration_rooms
 set_tests_properties(integration_rooms PROPERTIES TIMEOUT 300)
 add_test(NAME lua_example_chat
          COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/chat)
+
+# Lua isolation (issue 4): a controller that errors, loops forever or
+# allocates without bound, each stopped alone (fixtures/isolation).
+add_test(NAME integration_isolation
+         COMMAND ${MW_PYTHON} ${PROJECT_SOURCE_DIR}/spec/integration/test_isolation.py
+                 --binary $<TARGET_FILE:moonwire> --root ${PROJECT_SOURCE_DIR})
+set_tests_properties(integration_isolation PROPERTIES TIMEOUT 300)

@@ -158,6 +158,10 @@ static void check_memory(mw_script_t *sc, const char *what, uint64_t id) {
     size_t limit = sc->limit;
     sc->hit = 0;
     if (hit || sc->used > sc->gc_at) {
+        /* The collection sets the next threshold from the pause it finds:
+         * tuned for the heap now (an over-estimate of live data, so a
+         * threshold on the safe side), then again for what stays. */
+        tune(sc, sc->used);
         gc(sc, LUA_GCCOLLECT);
         size_t live = sc->used, floor = limit / 4 * 3;
         sc->gc_at = live + limit / 16 > floor ? live + limit / 16 : floor;
