@@ -41,7 +41,7 @@ struct mw_watchdog {
     _Atomic uint64_t interrupt_seq; /* the dispatch the watchdog interrupted */
     _Atomic(const char *) what;
     _Atomic uint64_t id;
-    _Atomic unsigned label; /* id of the running label, 0: none */
+    _Atomic unsigned label;                         /* id of the running label, 0: none */
     _Atomic(char *) labels[MW_WATCHDOG_LABELS + 1]; /* [0] unused */
 
     uint64_t local_seq; /* the watched thread's copy of seq */
@@ -140,10 +140,11 @@ static void *run(void *arg) {
         } else if (state == INTERRUPTED && t - interrupted_at >= grace) {
             if (!describe(w, s, desc, sizeof desc))
                 continue;
-            snprintf(report, sizeof report,
-                     "script timeout: %s is still running %llu ms after the interrupt (JIT-compiled "
-                     "Lua code and C calls cannot be interrupted); exiting with status %d",
-                     desc, (unsigned long long)(t - interrupted_at), MW_EXIT_SCRIPT_TIMEOUT);
+            snprintf(
+                report, sizeof report,
+                "script timeout: %s is still running %llu ms after the interrupt (JIT-compiled "
+                "Lua code and C calls cannot be interrupted); exiting with status %d",
+                desc, (unsigned long long)(t - interrupted_at), MW_EXIT_SCRIPT_TIMEOUT);
             mw_log_error("%s", report);
             state = REPORTED;
             if (!w->opts.fatal)

@@ -61,8 +61,10 @@ static mw_watchdog_t *start(void) {
     interrupts = 0;
     atomic_store(&fatals, 0);
     fatal_report[0] = '\0';
-    mw_watchdog_opts_t o = {.timeout_ms = TIMEOUT_MS, .grace_ms = GRACE_MS,
-                            .interrupt = on_interrupt, .fatal = on_fatal};
+    mw_watchdog_opts_t o = {.timeout_ms = TIMEOUT_MS,
+                            .grace_ms = GRACE_MS,
+                            .interrupt = on_interrupt,
+                            .fatal = on_fatal};
     mw_watchdog_t *w = NULL;
     return mw_watchdog_start(&w, &o) == 0 ? w : NULL;
 }
@@ -167,7 +169,7 @@ static void test_labels(void) {
     unsigned a = mw_watchdog_intern(w, "a.x (a.lua:1)", 13);
     unsigned b = mw_watchdog_intern(w, "b.y (b.lua:2)", 13);
     CHECK(a >= 1 && b >= 1 && a != b);
-    CHECK_EQ(mw_watchdog_intern(w, "a.x (a.lua:1)", 13), a); /* a reload registers again */
+    CHECK_EQ(mw_watchdog_intern(w, "a.x (a.lua:1)", 13), a);     /* a reload registers again */
     unsigned prefix = mw_watchdog_intern(w, "a.x (a.lua:1)", 5); /* "a.x (" is another text */
     CHECK(prefix >= 1 && prefix != a);
     CHECK_EQ(mw_watchdog_intern(w, "a.x (", 5), prefix);
