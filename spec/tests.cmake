@@ -100,3 +100,9 @@ add_test(NAME integration_tls
          COMMAND ${MW_PYTHON} ${PROJECT_SOURCE_DIR}/spec/integration/test_tls.py
                  --binary $<TARGET_FILE:moonwire> --root ${PROJECT_SOURCE_DIR})
 set_tests_properties(integration_tls PROPERTIES TIMEOUT 300)
+# Lua isolation (issue 4): a controller that errors, loops forever or
+# allocates without bound, each stopped alone (fixtures/isolation).
+add_test(NAME integration_isolation
+         COMMAND ${MW_PYTHON} ${PROJECT_SOURCE_DIR}/spec/integration/test_isolation.py
+                 --binary $<TARGET_FILE:moonwire> --root ${PROJECT_SOURCE_DIR})
+set_tests_properties(integration_isolation PROPERTIES TIMEOUT 300)

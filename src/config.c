@@ -115,6 +115,10 @@ static const mw_config_desc_t descs[] = {
      "ms an unauthenticated client has to authenticate (then close 1008)"},
     {"max_connections_per_user", MW_CONF_INT, "0", 0, 10000000, NULL,
      "connections one user may have open (0: unlimited); past it close 1008"},
+    {"script_timeout", MW_CONF_INT, "5000", 0, 3600000, NULL,
+     "ms one call into Lua may run before it is interrupted (0: no watchdog)"},
+    {"lua_memory_limit", MW_CONF_INT, "268435456", 0, 1LL << 40, NULL,
+     "bytes the Lua heap may hold (0: unlimited)"},
     {"app", MW_CONF_TABLE, NULL, 0, 0, NULL, "free-form settings for the application"},
 };
 
@@ -171,12 +175,14 @@ static int *int_field(mw_config_t *c, const char *key) {
     if (!strcmp(key, "require_auth")) return &c->require_auth;
     if (!strcmp(key, "auth_timeout")) return &c->auth_timeout;
     if (!strcmp(key, "max_connections_per_user")) return &c->max_connections_per_user;
+    if (!strcmp(key, "script_timeout")) return &c->script_timeout;
     return NULL;
 }
 
 static long long *wide_field(mw_config_t *c, const char *key) {
     if (!strcmp(key, "max_message_size")) return &c->max_message_size;
     if (!strcmp(key, "max_buffered_bytes")) return &c->max_buffered_bytes;
+    if (!strcmp(key, "lua_memory_limit")) return &c->lua_memory_limit;
     return NULL;
 }
 

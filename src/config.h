@@ -82,6 +82,9 @@ typedef struct mw_config {
     int require_auth;
     int auth_timeout;           /* ms */
     int max_connections_per_user; /* 0 = unlimited */
+    /* Lua isolation (docs/security.md) */
+    int script_timeout;          /* ms; 0 = no watchdog */
+    long long lua_memory_limit;  /* bytes; 0 = unlimited */
 } mw_config_t;
 
 typedef struct {

@@ -8,7 +8,9 @@
  *   moonwire --version | --help
  *
  * Exit status: 0 success, 1 the app failed to load or the server failed,
- * 2 bad usage or bad configuration (the message names the key).
+ * 2 bad usage or bad configuration (the message names the key), 70
+ * (MW_EXIT_SCRIPT_TIMEOUT) a call into Lua ran past script_timeout and could
+ * not be interrupted (docs/security.md): restart the server.
  */
 #include "config.h"
 #include "errors.h"
@@ -120,6 +122,12 @@ static int load_config(mw_script_t *sc, const cli_t *cli, mw_config_t *cfg) {
     }
     mw_log_configure((mw_log_level)mw_log_level_parse(cfg->log_level),
                      strcmp(cfg->log_format, "json") == 0);
+    int rc = mw_script_set_limits(sc, cfg->lua_memory_limit, cfg->script_timeout);
+    if (rc != 0) {
+        fprintf(stderr, "moonwire: cannot start the script watchdog: %s\n", mw_strerror(rc));
+        mw_config_free(cfg);
+        return 1;
+    }
     return 0;
 }
 

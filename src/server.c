@@ -447,6 +447,14 @@ char *mw__health_json(mw_server_t *s, size_t *len) {
     } else {
         fputs("null", f);
     }
+    mw_script_stats_t lua; /* Lua isolation, docs/security.md */
+    mw_script_stats(s->script, &lua);
+    fprintf(f,
+            ",\"lua\":{\"memory\":%zu,\"memory_limit\":%zu,\"memory_full\":%s,"
+            "\"memory_limit_hits\":%llu,\"refused_messages\":%llu,\"timeouts\":%llu}",
+            lua.memory, lua.memory_limit, lua.memory_full ? "true" : "false",
+            (unsigned long long)lua.memory_limit_hits, (unsigned long long)lua.refused_messages,
+            (unsigned long long)lua.timeouts);
     fputs("}\n", f);
     fclose(f);
     *len = size;

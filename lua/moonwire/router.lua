@@ -11,6 +11,7 @@ local tostring = tostring
 local error = error
 local find = string.find
 local sort = table.sort
+local getinfo = debug.getinfo
 
 
 local _M = { _VERSION = "0.1.0" }
@@ -36,7 +37,7 @@ end
 
 
 function _M.new()
-    return setmetatable({ _routes = {}, _builtin = {}, _throttles = {} }, mt)
+    return setmetatable({ _routes = {}, _builtin = {}, _throttles = {}, _labels = {} }, mt)
 end
 
 
@@ -72,6 +73,17 @@ local function check_throttle(type_, throttle, actions)
 end
 
 
+-- "type.action (controllers/x.lua:12)": what the server's watchdog reports
+-- for an action it could not interrupt. Built once here, never per message.
+local function label(type_, name, fn)
+    local info = getinfo(fn, "S")
+    if info.what == "C" or info.linedefined < 0 then  -- C and LuaJIT built-ins: no source
+        return type_ .. "." .. name
+    end
+    return type_ .. "." .. name .. " (" .. info.short_src .. ":" .. info.linedefined .. ")"
+end
+
+
 -- Validates the controller and registers its actions under `type_`.
 -- Misuse (a bad name, a duplicate type, a non-table controller) raises.
 -- A `builtin` controller (the runtime's own, e.g. "system") is routed like
@@ -88,7 +100,7 @@ function _M.add(self, type_, controller, builtin)
         error("controller '" .. type_ .. "' is already registered", 2)
     end
 
-    local actions = {}
+    local actions, labels = {}, {}
     for name, fn in pairs(controller) do
         if type(fn) == "function" and type(name) == "string" and not find(name, "^_") then
             if not find(name, NAME) then
@@ -96,12 +108,14 @@ function _M.add(self, type_, controller, builtin)
                       .. "' (a letter followed by letters, digits, '_' or '-')", 2)
             end
             actions[name] = fn
+            labels[name] = label(type_, name, fn)
         end
     end
     if controller._throttle ~= nil then
         self._throttles[type_] = check_throttle(type_, controller._throttle, actions)
     end
     self._routes[type_] = actions
+    self._labels[type_] = labels
     self._builtin[type_] = builtin == true or nil
     return true
 end
@@ -119,7 +133,8 @@ function _M.has(self, type_)
 end
 
 
--- Returns the action function, or nil, "NOT_FOUND", message.
+-- Returns the action function and its label ("chat.send
+-- (controllers/chat.lua:12)"), or nil, "NOT_FOUND", message.
 function _M.find(self, type_, action)
     local actions = self._routes[type_]
     if not actions then
@@ -130,7 +145,7 @@ function _M.find(self, type_, action)
         return nil, "NOT_FOUND", "unknown action '" .. shorten(action)
                                  .. "' for type '" .. type_ .. "'"
     end
-    return fn
+    return fn, self._labels[type_][action]
 end
 
 

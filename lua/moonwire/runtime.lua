@@ -95,6 +95,7 @@ function _M.new()
         _config = nil,
         _dir = nil,
         _mode = nil,
+        _label_ids = {},
     }, mt)
 end
 
@@ -190,11 +191,19 @@ end
 
 -- A raised value: moonwire.fail becomes that error envelope; anything else
 -- is logged with its traceback, reported to on_error, and the client only
--- learns "internal error".
-function runtime._raised(self, client, msg, captured, where)
+-- learns "internal error". `label` names the action and where it is defined.
+function runtime._raised(self, client, msg, captured, where, label)
     local id = type(msg) == "table" and msg.id or nil
     if is_failure(captured) then
         return self:_send_error(client, id, captured.code, captured.message)
+    end
+    if type(captured) ~= "table" then
+        -- LuaJIT runs no message handler for "not enough memory" (nor when
+        -- the handler itself failed): the stack is already unwound, so the
+        -- action's own position is all there is to report.
+        local text = tostring(captured)
+        captured = { message = text, traceback = text .. " (no traceback: the stack was unwound)" }
+        where = label or where
     end
     log("error", "%s failed: %s", where, captured.traceback)
     self:_send_error(client, id, INTERNAL_ERROR, "internal error")
@@ -338,11 +347,28 @@ function runtime.connect(self, id, info)
 end
 
 
-function runtime.message(self, id, payload, is_binary)
+-- The server refuses messages while the Lua heap stays at its limit (see
+-- docs/security.md): the client gets INTERNAL_ERROR, with the request's id
+-- when the message can still be decoded, and no app code beyond the decoder
+-- runs. The server logs the condition once, not per message.
+function runtime._refuse(self, client, payload, is_binary)
+    local ok, msg, _, _, rid = pcall(self:app().protocol.decode, payload, is_binary)
+    local id
+    if ok then
+        id = type(msg) == "table" and msg.id or rid
+    end
+    return self:_send_error(client, id, INTERNAL_ERROR, "internal error")
+end
+
+
+function runtime.message(self, id, payload, is_binary, refuse)
     local client = self._clients[id]
     if not client then
         log("warn", "message for unknown client %s dropped", tostring(id))
         return
+    end
+    if refuse then
+        return self:_refuse(client, payload, is_binary)
     end
     local app = self:app()
     local proto = app.protocol
@@ -385,10 +411,10 @@ function runtime.message(self, id, payload, is_binary)
         end
     end
 
-    local fn
-    fn, code, message = app.router:find(msg.type, msg.action)
+    local fn, label
+    fn, label, message = app.router:find(msg.type, msg.action)
     if not fn then
-        return self:_send_error(client, msg.id, code, message)
+        return self:_send_error(client, msg.id, label, message)
     end
 
     local throttle = app.router:throttle(msg.type, msg.action)
@@ -396,10 +422,20 @@ function runtime.message(self, id, payload, is_binary)
         return
     end
 
+    -- For the watchdog: the one thing it can report about an action stuck
+    -- in JIT-compiled code, which it cannot interrupt. C copies each label
+    -- once (core.label); a message only stores its number.
+    local label_id = self._label_ids[label]
+    if not label_id then
+        label_id = core.label(label)
+        self._label_ids[label] = label_id
+    end
+    core.running(label_id)
+
     local value
     ok, value, err = xpcall(fn, capture, client, msg.data, msg)
     if not ok then
-        return self:_raised(client, msg, value, route_name(msg))
+        return self:_raised(client, msg, value, route_name(msg), label)
     end
     if value == nil and err ~= nil then
         return self:_send_error(client, msg.id, error_of(err))
@@ -576,8 +612,8 @@ function _M.connect(id, info)
 end
 
 
-function _M.message(id, payload, is_binary)
-    return instance():message(id, payload, is_binary)
+function _M.message(id, payload, is_binary, refuse)
+    return instance():message(id, payload, is_binary, refuse)
 end
 
 

@@ -530,9 +530,30 @@ function _M.new_core()
         return true
     end
 
+    -- The server's watchdog keeps labels by number; here c.labels does, and
+    -- c.running_label is the label of the last action dispatched.
+    c.labels = {}
+    function c.label(text)
+        if type(text) ~= "string" then
+            error("bad argument #1 to 'label' (string expected, got " .. type(text) .. ")", 2)
+        end
+        for id, known in ipairs(c.labels) do
+            if known == text then
+                return id
+            end
+        end
+        c.labels[#c.labels + 1] = text
+        return #c.labels
+    end
+
+    function c.running(id)
+        c.running_label = c.labels[id]
+    end
+
     function c.reset()
         c.throttles = {}
         c.expiry = {}
+        c.running_label = nil
         c.sent, c.closed, c.logs, c.clock = {}, {}, {}, nil
         c.buffered, c.dropped, c.dropped_total = {}, {}, 0
         open, rooms, client_rooms, dedupe = {}, {}, {}, {}

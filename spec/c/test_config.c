@@ -57,7 +57,7 @@ static void test_defaults(void) {
 static void test_descriptor_table(void) {
     size_t n;
     const mw_config_desc_t *d = mw_config_descs(&n);
-    CHECK_EQ(n, 51);
+    CHECK_EQ(n, 53);
     for (size_t i = 0; i < n; i++) {
         CHECK(mw_config_find(d[i].name) == &d[i]);
         CHECK(d[i].help && d[i].help[0]);
@@ -118,6 +118,22 @@ static void test_set_int(void) {
     CHECK_EQ(c.reload_debounce, 0);
     CHECK_EQ(mw_config_set_int(&c, "handshake_timeout", 0, err, sizeof err), MW_ECONFIG);
     CHECK_PREFIX(err, "handshake_timeout: ");
+
+    /* Lua isolation: 0 turns each off; negative or huge values name the key. */
+    CHECK_EQ(c.script_timeout, 5000);
+    CHECK_EQ(c.lua_memory_limit, 268435456);
+    CHECK_EQ(mw_config_set_int(&c, "script_timeout", 0, err, sizeof err), 0);
+    CHECK_EQ(c.script_timeout, 0);
+    CHECK_EQ(mw_config_set_int(&c, "script_timeout", -1, err, sizeof err), MW_ECONFIG);
+    CHECK_PREFIX(err, "script_timeout: ");
+    CHECK_EQ(mw_config_set_int(&c, "lua_memory_limit", 0, err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_int(&c, "lua_memory_limit", 1LL << 40, err, sizeof err), 0);
+    CHECK_EQ(c.lua_memory_limit, 1LL << 40);
+    CHECK_EQ(mw_config_set_int(&c, "lua_memory_limit", (1LL << 40) + 1, err, sizeof err),
+             MW_ECONFIG);
+    CHECK_PREFIX(err, "lua_memory_limit: ");
+    CHECK_EQ(mw_config_set_text(&c, "lua_memory_limit", "64MB", err, sizeof err), MW_ECONFIG);
+    CHECK_PREFIX(err, "lua_memory_limit: ");
 
     /* A value that would overflow int is refused, not truncated. */
     CHECK_EQ(mw_config_set_int(&c, "close_timeout", 1LL << 32, err, sizeof err), MW_ECONFIG);

@@ -25,6 +25,7 @@ function M.remember(client, data) client.data.name = data.name; return true end
 function M.whoami(client) return { name = client.data.name, version = 1 } end
 function M.bad_reply() return { f = print } end
 function M.emit(client) return client:emit("chat", "note", { n = 1 }) end
+function M.unloggable() error(setmetatable({}, { __tostring = function() error("no") end })) end
 return M
 ]]
 
@@ -123,7 +124,8 @@ describe("moonwire.runtime", function()
         it("lists sorted routes", function()
             assert.same({ "chat.bad_reply", "chat.coded", "chat.crash", "chat.echo", "chat.emit",
                           "chat.failing", "chat.nothing", "chat.raise_table", "chat.refuse",
-                          "chat.remember", "chat.table_err", "chat.whoami" }, rt:routes())
+                          "chat.remember", "chat.table_err", "chat.unloggable", "chat.whoami" },
+                        rt:routes())
         end)
 
         it("returns nil, file:line for a broken app", function()
@@ -248,6 +250,41 @@ describe("moonwire.runtime", function()
             assert.equal("INTERNAL_ERROR", out[1].error.code)
             assert.matches("hook on_error failed: .*app%.lua:%d+: on_error broke too",
                            logs("error"))
+        end)
+
+        it("reports an error whose handler failed with the action's own position", function()
+            -- LuaJIT skips the message handler for "not enough memory" and
+            -- returns "error in error handling" when it fails: no traceback.
+            local out = request(1, { type = "chat", action = "unloggable", id = "u" })
+            assert.same({ { type = "error", id = "u",
+                            error = { code = "INTERNAL_ERROR", message = "internal error" } } },
+                        out)
+            assert.matches("chat%.unloggable %(.*chat%.lua:18%) failed: error in error handling "
+                           .. "%(no traceback: the stack was unwound%)", logs("error"))
+            assert.matches("on_error 1 error in error handling unloggable", logs("warn"))
+        end)
+
+        it("tells the core which action runs, by a label registered once", function()
+            request(1, { type = "chat", action = "echo", data = { text = "a" } })
+            assert.matches("^chat%.echo %(.*chat%.lua:3%)$", core.running_label)
+            local labels = #core.labels
+            request(1, { type = "chat", action = "echo", data = { text = "b" } })
+            request(1, { type = "chat", action = "nothing" })
+            assert.matches("^chat%.nothing %(.*chat%.lua:4%)$", core.running_label)
+            assert.equal(labels + 1, #core.labels)
+        end)
+
+        it("refuses a message without running the app when told to", function()
+            rt:message(1, cjson.encode({ type = "chat", action = "remember", id = "z",
+                                          data = { name = "x" } }), false, true)
+            assert.same({ { type = "error", id = "z",
+                            error = { code = "INTERNAL_ERROR", message = "internal error" } } },
+                        sent(1))
+            assert.is_nil(rt:client(1).data.name)
+            assert.equal("", logs("error"))
+            rt:message(1, "{not json", false, true)
+            assert.equal("INTERNAL_ERROR", sent(1)[2].error.code)
+            assert.is_nil(sent(1)[2].id)
         end)
 
         it("answers unknown types and actions with NOT_FOUND", function()
@@ -395,7 +432,7 @@ describe("moonwire.runtime", function()
     describe("module-level API", function()
         it("implements docs/boundary.md", function()
             assert.is_true(runtime.init({ app_dir = dir, config = {}, mode = "check" }))
-            assert.equal(12, #runtime.routes())
+            assert.equal(13, #runtime.routes())
             runtime.start()
             runtime.connect(7, { remote_addr = "::1", path = "/", query = "", headers = {} })
             runtime.message(7, '{"type":"chat","action":"echo","id":1,"data":{"text":"t"}}', false)
@@ -409,7 +446,7 @@ describe("moonwire.runtime", function()
             local ok, err = runtime.init({ app_dir = dir .. "/missing", config = {} })
             assert.is_nil(ok)
             assert.is_string(err)
-            assert.equal(12, #runtime.routes())
+            assert.equal(13, #runtime.routes())
         end)
     end)
 end)

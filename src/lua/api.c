@@ -15,6 +15,7 @@
 #include "../log.h"
 #include "../pubsub.h"
 #include "../rooms.h"
+#include "../watchdog.h"
 #include "../ws.h"
 
 #include <lauxlib.h>
@@ -417,6 +418,49 @@ static int mw_lua_throttle(lua_State *L) {
                                              (uint64_t)max));
 }
 
+/* core.label(text) -> id. Registers, once per route, what the watchdog
+ * reports for a dispatch it cannot interrupt ("chat.send
+ * (controllers/chat.lua:12)"): C keeps a copy, so the watchdog thread never
+ * reads Lua memory. Returns 0 when there is no watchdog (script_timeout = 0)
+ * or too many labels. The upvalue is the watchdog, when there is one. */
+static int mw_lua_label(lua_State *L) {
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    mw_watchdog_t *w = lua_touserdata(L, lua_upvalueindex(1));
+    lua_pushinteger(L, w ? (lua_Integer)mw_watchdog_intern(w, text, len) : 0);
+    return 1;
+}
+
+/* core.running(id) -> nothing: the current dispatch runs the label with
+ * this id (from core.label). Called for every message: one atomic store. */
+static int mw_lua_running(lua_State *L) {
+    mw_watchdog_t *w = lua_touserdata(L, lua_upvalueindex(1));
+    lua_Integer id = lua_tointeger(L, 1);
+    if (w && id > 0 && id <= MW_WATCHDOG_LABELS)
+        mw_watchdog_running(w, (unsigned)id);
+    return 0;
+}
+
+/* Installs core.label and core.running with w (or NULL) as upvalue. */
+static void push_watchdog_fns(lua_State *L, mw_watchdog_t *w) {
+    /* stack: ... core */
+    lua_pushlightuserdata(L, w);
+    lua_pushcclosure(L, mw_lua_label, 1);
+    lua_setfield(L, -2, "label");
+    lua_pushlightuserdata(L, w);
+    lua_pushcclosure(L, mw_lua_running, 1);
+    lua_setfield(L, -2, "running");
+}
+
+void mw_lua_set_watchdog(lua_State *L, mw_watchdog_t *w) {
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_getfield(L, -1, "moonwire.core");
+    /* stack: ... package loaded core */
+    push_watchdog_fns(L, w);
+    lua_pop(L, 3);
+}
+
 void mw_lua_inject_core_api(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"send", mw_lua_send},
@@ -447,6 +491,7 @@ void mw_lua_inject_core_api(lua_State *L) {
     lua_createtable(L, 0, 26);
     luaL_register(L, NULL, fns);
     mw_lua_inject_jwt_api(L); /* jwt_*: src/lua/jwt_lua.c */
+    push_watchdog_fns(L, NULL);
     lua_pushstring(L, MW_VERSION);
     lua_setfield(L, -2, "version");
     /* stack: ... package loaded core */

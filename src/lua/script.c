@@ -7,16 +7,27 @@
  * runtime's own protection is logged here with its traceback, and the
  * server carries on. App policy (routing, errors sent to clients, reload
  * semantics) lives in lua/moonwire/runtime.lua, not here.
+ *
+ * It also bounds what one dispatch may take (docs/security.md, "Lua
+ * isolation"): LuaJIT's allocator is wrapped so the state never holds more
+ * than lua_memory_limit bytes, and a watchdog thread (watchdog.c) that
+ * sees a dispatch run past script_timeout has this file arm a count hook
+ * that raises "script timeout" in interpreted code. Neither costs the hot
+ * path more than a compare per allocation and a few atomic stores per
+ * dispatch: the hook is only set once a dispatch has overrun.
  */
 #include "script.h"
 #include "../errors.h"
 #include "../log.h"
+#include "../watchdog.h"
 #include "api.h"
 #include "config_lua.h"
 
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,7 +43,227 @@ struct mw_script {
     int fns[FN_COUNT];  /* refs to moonwire.runtime functions */
     int ready;
     uint64_t calls, calls_at_idle; /* events handled; the count at the last idle check */
+    int depth;          /* nesting of call(): only the outermost one is a dispatch */
+
+    /* Memory cap. LuaJIT's own allocator does the work; capped_alloc counts. */
+    lua_Alloc inner_alloc;
+    void *inner_ud;
+    size_t used;        /* bytes the state holds (what LUA_GCCOUNT says) */
+    size_t limit;       /* lua_memory_limit; 0: unlimited */
+    size_t cap;         /* what the heap may reach now: SIZE_MAX outside a
+                           dispatch (only inside a protected call is a refusal
+                           a Lua error rather than a panic) */
+    size_t gc_at;       /* past this at the end of a dispatch: a full collection */
+    size_t watch_at;    /* past this at the end of a dispatch: retune the collector */
+    int pause, stepmul; /* the collector's settings now */
+    int hit;            /* the running dispatch had an allocation refused */
+    int full;           /* live data stays near the limit: messages are refused */
+    int full_ticks;
+    uint64_t calls_at_full_check;
+    uint64_t limit_hits, refused_messages;
+    uint64_t cur_id;    /* the client of the running dispatch, or 0 */
+
+    /* Script timeout. */
+    mw_watchdog_t *wd;
+    int timeout_ms;
+    volatile sig_atomic_t hook_armed; /* set by the signal handler */
+    int interrupting;   /* the running dispatch was told it timed out */
+    uint64_t timeouts;
+    char *runtime_src;  /* "@<luadir>/moonwire/": the runtime's own chunks */
+    size_t runtime_src_len;
 };
+
+static const char script_key; /* registry: this state's mw_script_t */
+
+/* Extra room a dispatch gets once an allocation was refused, so the error
+ * can still be caught, logged and answered: 1/16 of the limit, >= 1 MiB. */
+static size_t headroom(size_t limit) {
+    return limit / 16 > ((size_t)1 << 20) ? limit / 16 : (size_t)1 << 20;
+}
+
+/* capped_alloc wraps LuaJIT's allocator (lua_getallocf/lua_setallocf; in
+ * this GC64 build lua_newstate would take a custom allocator too, but
+ * LuaJIT's own is faster than malloc). Growth past the cap fails only
+ * inside a protected call, where LuaJIT turns it into a "not enough
+ * memory" error, also from JIT-compiled code; shrinking and freeing never
+ * fail. Main thread only, like everything in the state. */
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    mw_script_t *sc = ud;
+    if (nsize > osize && sc->used + (nsize - osize) > sc->cap) {
+        if (!sc->hit) {
+            sc->hit = 1;
+            sc->cap = sc->limit + headroom(sc->limit);
+        }
+        return NULL;
+    }
+    void *p = sc->inner_alloc(sc->inner_ud, ptr, osize, nsize);
+    if (p || nsize == 0)
+        sc->used = sc->used - osize + nsize;
+    return p;
+}
+
+static int collect_cb(lua_State *L) {
+    lua_gc(L, (int)(intptr_t)lua_touserdata(L, 1), 0); /* the cpcall ud: what to do */
+    return 0;
+}
+
+/* gc runs a collection (LUA_GCCOLLECT) or one step (LUA_GCSTEP) in
+ * protected mode: LuaJIT re-raises an error from a __gc metamethod, which
+ * must not reach the panic handler. */
+static void gc(mw_script_t *sc, int what) {
+    if (lua_cpcall(sc->L, collect_cb, (void *)(intptr_t)what) != 0) {
+        mw_log_error("lua error in a __gc metamethod: %s", lua_tostring(sc->L, -1));
+        lua_pop(sc->L, 1);
+    }
+}
+
+static double mib(size_t bytes) {
+    return (double)bytes / (1024.0 * 1024.0);
+}
+
+/* tune paces LuaJIT's incremental collector for `live` bytes of live data.
+ * LuaJIT has no emergency collection: an allocation refused at the limit
+ * fails even if garbage could have been freed. With its defaults (pause
+ * 200%, stepmul 200%) the next cycle starts at twice the live size, so past
+ * about a third of the limit uncollected garbage would hit the limit first.
+ * Here the next cycle starts halfway between live data and the limit and
+ * runs fast enough (stepmul ~ live / room) to end before it. Below a
+ * quarter of the limit the defaults stay. */
+static void tune(mw_script_t *sc, size_t live) {
+    size_t limit = sc->limit;
+    int pause = 200, stepmul = 200;
+    if (live > limit / 4) {
+        size_t room = live < limit ? (limit - live) / 2 : 0;
+        pause = room ? (int)(100 * (live + room) / live) : 105;
+        stepmul = room && 200 * (live / room) < 2000 ? (int)(200 * live / room) : 2000;
+        pause = pause < 105 ? 105 : pause > 200 ? 200 : pause;
+        stepmul = stepmul < 200 ? 200 : stepmul;
+    }
+    if (pause != sc->pause || stepmul != sc->stepmul) {
+        lua_gc(sc->L, LUA_GCSETPAUSE, pause);
+        lua_gc(sc->L, LUA_GCSETSTEPMUL, stepmul);
+        sc->pause = pause;
+        sc->stepmul = stepmul;
+    }
+}
+
+/* check_memory runs after a dispatch that hit the limit or left the heap
+ * past watch_at. A hit, or a heap past gc_at, gets a full collection, then
+ * the "full" state (live data over 90% of the limit) that refuses messages
+ * until it drops below 75% (mw_script_idle rechecks). Otherwise the heap
+ * only grew: the collector is retuned and its cycle started now, while the
+ * current threshold (set with the old pause) may lie past the limit. */
+static void check_memory(mw_script_t *sc, const char *what, uint64_t id) {
+    int hit = sc->hit;
+    size_t limit = sc->limit;
+    sc->hit = 0;
+    if (hit || sc->used > sc->gc_at) {
+        /* The collection sets the next threshold from the pause it finds:
+         * tuned for the heap now (an over-estimate of live data, so a
+         * threshold on the safe side), then again for what stays. */
+        tune(sc, sc->used);
+        gc(sc, LUA_GCCOLLECT);
+        size_t live = sc->used, floor = limit / 4 * 3;
+        sc->gc_at = live + limit / 16 > floor ? live + limit / 16 : floor;
+        tune(sc, live);
+        if (hit) {
+            sc->limit_hits++;
+            mw_log_warn("lua_memory_limit (%.1f MiB) reached in %s (client %llu); %.1f MiB in "
+                        "use after a full collection",
+                        mib(limit), what, (unsigned long long)id, mib(live));
+        }
+        if (!sc->full && live > limit / 10 * 9) {
+            sc->full = 1;
+            sc->full_ticks = 0;
+            sc->calls_at_full_check = sc->calls;
+            mw_log_error("Lua memory stays at %.1f MiB after a full collection, over 90%% of "
+                         "lua_memory_limit (%.1f MiB): messages are answered with "
+                         "INTERNAL_ERROR until it drops below 75%%",
+                         mib(live), mib(limit));
+        }
+    } else {
+        tune(sc, sc->used);
+        gc(sc, LUA_GCSTEP);
+    }
+    size_t next = sc->used + limit / 32;
+    sc->watch_at = next < limit / 4 ? limit / 4 : next > sc->gc_at ? sc->gc_at : next;
+}
+
+/* Stops the count hook. The interrupt signal is blocked meanwhile so its
+ * handler never runs lua_sethook in the middle of ours. */
+static void disarm(mw_script_t *sc) {
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, MW_WATCHDOG_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    lua_sethook(sc->L, NULL, 0, 0);
+    sc->hook_armed = 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* timeout_hook runs before every Lua instruction once armed (interpreter
+ * only: LuaJIT's compiled traces never check hooks). It raises "script
+ * timeout" at every instruction of app code, so an app's pcall cannot
+ * swallow it, and lets the runtime's own code (lua/moonwire/) run, so the
+ * runtime can log the traceback and answer the client. */
+static void timeout_hook(lua_State *L, lua_Debug *ar) {
+    lua_pushlightuserdata(L, (void *)&script_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    mw_script_t *sc = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!sc)
+        return;
+    if (!sc->wd || !mw_watchdog_interrupted(sc->wd)) {
+        disarm(sc); /* a late signal, after the dispatch it was for */
+        return;
+    }
+    if (lua_getinfo(L, "S", ar) && ar->source &&
+        strncmp(ar->source, sc->runtime_src, sc->runtime_src_len) == 0)
+        return;
+    if (!sc->interrupting) {
+        sc->interrupting = 1;
+        sc->timeouts++;
+    }
+    /* A C hook adds no frame: level 0 is the interrupted Lua function. */
+    luaL_where(L, 0);
+    lua_pushfstring(L, "%sscript timeout (ran longer than script_timeout = %d ms)",
+                    lua_tostring(L, -1), sc->timeout_ms);
+    lua_error(L);
+}
+
+/* on_interrupt runs in the watchdog's signal handler on the loop thread.
+ * lua_sethook is the one Lua API call made for this (LuaJIT's own lua.c
+ * does the same on SIGINT): it takes effect at the next instruction the
+ * interpreter runs. */
+static void on_interrupt(void *data) {
+    mw_script_t *sc = data;
+    lua_sethook(sc->L, timeout_hook, LUA_MASKCOUNT, 1);
+    sc->hook_armed = 1;
+}
+
+static void enter(mw_script_t *sc, const char *what, uint64_t id) {
+    if (sc->depth++ > 0)
+        return;
+    sc->cur_id = id;
+    if (sc->wd)
+        mw_watchdog_enter(sc->wd, what, id);
+    if (sc->limit)
+        sc->cap = sc->limit;
+}
+
+static void leave(mw_script_t *sc, const char *what) {
+    if (--sc->depth > 0)
+        return;
+    sc->cap = SIZE_MAX;
+    if (sc->wd) {
+        if (sc->hook_armed)
+            disarm(sc);
+        sc->interrupting = 0;
+        mw_watchdog_leave(sc->wd);
+    }
+    if (sc->limit && (sc->hit || sc->used > sc->watch_at))
+        check_memory(sc, what, sc->cur_id);
+}
 
 static int traceback(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
@@ -46,12 +277,24 @@ int mw_script_create(mw_script_t **out, const char *luadir) {
     mw_script_t *sc = calloc(1, sizeof *sc);
     if (!sc)
         return MW_ENOMEM;
-    sc->L = luaL_newstate();
+    size_t n = strlen(luadir) + sizeof "@/moonwire/";
+    sc->runtime_src = malloc(n);
+    sc->L = sc->runtime_src ? luaL_newstate() : NULL;
     if (!sc->L) {
+        free(sc->runtime_src);
         free(sc);
         return MW_ENOMEM;
     }
+    sc->runtime_src_len = (size_t)snprintf(sc->runtime_src, n, "@%s/moonwire/", luadir);
     lua_State *L = sc->L;
+    sc->cap = SIZE_MAX;
+    sc->pause = sc->stepmul = 200; /* LuaJIT's defaults */
+    sc->inner_alloc = lua_getallocf(L, &sc->inner_ud);
+    sc->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+    lua_setallocf(L, capped_alloc, sc);
+    lua_pushlightuserdata(L, (void *)&script_key);
+    lua_pushlightuserdata(L, sc);
+    lua_rawset(L, LUA_REGISTRYINDEX);
     luaL_openlibs(L);
     lua_pushcfunction(L, traceback);
     /* stack: traceback */
@@ -67,6 +310,32 @@ int mw_script_create(mw_script_t **out, const char *luadir) {
         sc->fns[i] = LUA_NOREF;
     *out = sc;
     return 0;
+}
+
+int mw_script_set_limits(mw_script_t *sc, long long memory_limit, int timeout_ms) {
+    sc->limit = memory_limit > 0 ? (size_t)memory_limit : 0;
+    sc->gc_at = sc->limit / 4 * 3;
+    sc->watch_at = sc->limit / 4;
+    sc->timeout_ms = timeout_ms;
+    if (timeout_ms > 0 && !sc->wd) {
+        mw_watchdog_opts_t opts = {.timeout_ms = (uint64_t)timeout_ms,
+                                   .interrupt = on_interrupt,
+                                   .data = sc};
+        int rc = mw_watchdog_start(&sc->wd, &opts);
+        if (rc != 0)
+            return rc;
+        mw_lua_set_watchdog(sc->L, sc->wd);
+    }
+    return 0;
+}
+
+void mw_script_stats(const mw_script_t *sc, mw_script_stats_t *out) {
+    out->memory = sc->used;
+    out->memory_limit = sc->limit;
+    out->memory_full = sc->full;
+    out->memory_limit_hits = sc->limit_hits;
+    out->refused_messages = sc->refused_messages;
+    out->timeouts = sc->timeouts;
 }
 
 int mw_script_load_config(mw_script_t *sc, const char *app_dir, mw_config_t *cfg, char *err,
@@ -115,13 +384,18 @@ static void push_config(lua_State *L, const mw_config_t *cfg, int app_ref) {
 }
 
 
-/* call runs the function on top (with nargs above it) protected. On error
- * it copies the message to err (if given) or logs it. */
-static int call(mw_script_t *sc, int nargs, int nresults, const char *what, char *err,
-                size_t errlen) {
+/* call runs the function on top (with nargs above it) protected, as one
+ * watched dispatch (what: a string literal naming the event; id: the
+ * client's, or 0). On error it copies the message to err (if given) or
+ * logs it. */
+static int call(mw_script_t *sc, int nargs, int nresults, const char *what, uint64_t id,
+                char *err, size_t errlen) {
     lua_State *L = sc->L;
     sc->calls++;
-    if (lua_pcall(L, nargs, nresults, TRACEBACK_SLOT) != 0) {
+    enter(sc, what, id);
+    int rc = lua_pcall(L, nargs, nresults, TRACEBACK_SLOT);
+    leave(sc, what);
+    if (rc != 0) {
         const char *msg = lua_tostring(L, -1);
         if (err)
             snprintf(err, errlen, "%s", msg ? msg : "unknown error");
@@ -146,7 +420,7 @@ int mw_script_init_app(mw_script_t *sc, mw_server_t *server, const char *app_dir
     mw_lua_set_server(L, server);
     lua_getglobal(L, "require");
     lua_pushstring(L, "moonwire.runtime");
-    if (call(sc, 1, 1, "require", err, errlen) != 0)
+    if (call(sc, 1, 1, "require", 0, err, errlen) != 0)
         return MW_ESCRIPT;
     /* stack: traceback runtime */
     if (!lua_istable(L, -1)) {
@@ -172,7 +446,7 @@ int mw_script_init_app(mw_script_t *sc, mw_server_t *server, const char *app_dir
     lua_pushstring(L, mode);
     lua_setfield(L, -2, "mode");
     /* stack: traceback runtime init opts */
-    if (call(sc, 1, 2, "init", err, errlen) != 0) {
+    if (call(sc, 1, 2, "init", 0, err, errlen) != 0) {
         first_line(err);
         lua_settop(L, TRACEBACK_SLOT);
         return MW_ESCRIPT;
@@ -189,7 +463,7 @@ int mw_script_init_app(mw_script_t *sc, mw_server_t *server, const char *app_dir
 int mw_script_print_routes(mw_script_t *sc, FILE *out) {
     lua_State *L = sc->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_ROUTES]);
-    if (call(sc, 0, 1, "routes", NULL, 0) != 0)
+    if (call(sc, 0, 1, "routes", 0, NULL, 0) != 0)
         return MW_ESCRIPT;
     int n = 0;
     if (lua_istable(L, -1)) {
@@ -208,7 +482,7 @@ void mw_script_start(mw_script_t *sc) {
     if (!sc->ready)
         return;
     lua_rawgeti(sc->L, LUA_REGISTRYINDEX, sc->fns[FN_START]);
-    call(sc, 0, 0, "start", NULL, 0);
+    call(sc, 0, 0, "start", 0, NULL, 0);
 }
 
 /* Headers that only carried the handshake: they say nothing an app can use
@@ -281,7 +555,7 @@ int mw_script_on_connect(mw_script_t *sc, uint64_t id, const mw_client_info_t *i
     }
     push_headers(L, info);
     lua_setfield(L, -2, "headers");
-    if (call(sc, 2, 3, "connect", NULL, 0) != 0) {
+    if (call(sc, 2, 3, "connect", id, NULL, 0) != 0) {
         snprintf(msg, msglen, "internal error");
         return 500;
     }
@@ -306,7 +580,13 @@ void mw_script_on_message(mw_script_t *sc, uint64_t id, int binary, const char *
     lua_pushnumber(L, (lua_Number)id);
     lua_pushlstring(L, data, len);
     lua_pushboolean(L, binary);
-    call(sc, 3, 0, "message", NULL, 0);
+    int nargs = 3;
+    if (sc->full) {
+        lua_pushboolean(L, 1); /* refuse: live data is at the memory limit */
+        nargs = 4;
+        sc->refused_messages++;
+    }
+    call(sc, nargs, 0, "message", id, NULL, 0);
 }
 
 void mw_script_on_disconnect(mw_script_t *sc, uint64_t id, unsigned code, const char *reason,
@@ -318,7 +598,7 @@ void mw_script_on_disconnect(mw_script_t *sc, uint64_t id, unsigned code, const 
     lua_pushnumber(L, (lua_Number)id);
     lua_pushinteger(L, (lua_Integer)code);
     lua_pushlstring(L, reason, len);
-    call(sc, 3, 0, "disconnect", NULL, 0);
+    call(sc, 3, 0, "disconnect", id, NULL, 0);
 }
 
 /* How much work one idle step does, in LuaJIT's units (as if this many KB
@@ -326,12 +606,43 @@ void mw_script_on_disconnect(mw_script_t *sc, uint64_t id, unsigned code, const 
  * few seconds of quiet, small enough to stay well under a millisecond. */
 #define IDLE_GC_STEP_KB 512
 
+static int idle_step_cb(lua_State *L) {
+    lua_gc(L, LUA_GCSTEP, IDLE_GC_STEP_KB);
+    return 0;
+}
+
+/* Ticks (of the 100 ms cron) between two checks of a full Lua heap. */
+#define FULL_CHECK_TICKS 10
+
 void mw_script_idle(mw_script_t *sc) {
+    if (sc->full && ++sc->full_ticks >= FULL_CHECK_TICKS &&
+        sc->calls != sc->calls_at_full_check) {
+        /* Only Lua code running (a disconnect, a refused message) can free
+         * app state, so the heap is rechecked once a second while it does. */
+        sc->full_ticks = 0;
+        sc->calls_at_full_check = sc->calls;
+        gc(sc, LUA_GCCOLLECT);
+        if (sc->used < sc->limit / 4 * 3) {
+            sc->full = 0;
+            sc->gc_at = sc->limit / 4 * 3;
+            sc->watch_at = sc->used + sc->limit / 32;
+            mw_log_info("Lua memory back to %.1f MiB (lua_memory_limit %.1f MiB): messages are "
+                        "dispatched again",
+                        mib(sc->used), mib(sc->limit));
+        }
+    }
+    if (sc->limit && sc->pause != 200 && sc->used < sc->limit / 4) {
+        tune(sc, sc->used); /* live data shrank: LuaJIT's defaults again */
+        sc->watch_at = sc->limit / 4;
+    }
     if (sc->calls != sc->calls_at_idle) {
         sc->calls_at_idle = sc->calls;
         return; /* busy: the allocation-driven collector is running anyway */
     }
-    lua_gc(sc->L, LUA_GCSTEP, IDLE_GC_STEP_KB);
+    if (lua_cpcall(sc->L, idle_step_cb, NULL) != 0) {
+        mw_log_error("lua error in a __gc metamethod: %s", lua_tostring(sc->L, -1));
+        lua_pop(sc->L, 1);
+    }
 }
 
 int mw_script_reload(mw_script_t *sc, char *err, size_t errlen) {
@@ -341,7 +652,7 @@ int mw_script_reload(mw_script_t *sc, char *err, size_t errlen) {
     }
     lua_State *L = sc->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_RELOAD]);
-    if (call(sc, 0, 2, "reload", err, errlen) != 0) {
+    if (call(sc, 0, 2, "reload", 0, err, errlen) != 0) {
         first_line(err);
         return MW_ESCRIPT;
     }
@@ -356,11 +667,11 @@ int mw_script_scaffold(mw_script_t *sc, const char *dir, char *err, size_t errle
     lua_State *L = sc->L;
     lua_getglobal(L, "require");
     lua_pushstring(L, "moonwire.scaffold");
-    if (call(sc, 1, 1, "require", err, errlen) != 0)
+    if (call(sc, 1, 1, "require", 0, err, errlen) != 0)
         return MW_ESCRIPT;
     lua_getfield(L, -1, "create");
     lua_pushstring(L, dir);
-    if (call(sc, 1, 2, "scaffold", err, errlen) != 0) {
+    if (call(sc, 1, 2, "scaffold", 0, err, errlen) != 0) {
         lua_settop(L, TRACEBACK_SLOT);
         return MW_ESCRIPT;
     }
@@ -374,6 +685,8 @@ int mw_script_scaffold(mw_script_t *sc, const char *dir, char *err, size_t errle
 void mw_script_free(mw_script_t *sc) {
     if (!sc)
         return;
+    mw_watchdog_stop(sc->wd);
     lua_close(sc->L);
+    free(sc->runtime_src);
     free(sc);
 }

@@ -33,6 +33,25 @@ typedef struct {
  * Returns 0 or MW_ENOMEM. */
 int mw_script_create(mw_script_t **out, const char *luadir);
 
+/* mw_script_set_limits bounds every later dispatch into Lua (see
+ * docs/security.md): the Lua heap to memory_limit bytes (0: unlimited) and
+ * one dispatch to timeout_ms (0: no watchdog), by starting the watchdog
+ * thread. Call it from the loop thread, once the config is known. Returns
+ * 0, or an mw_err from mw_watchdog_start. */
+int mw_script_set_limits(mw_script_t *sc, long long memory_limit, int timeout_ms);
+
+/* What /health reports about the Lua state. */
+typedef struct {
+    size_t memory;              /* bytes the Lua heap holds now */
+    size_t memory_limit;        /* lua_memory_limit, 0: unlimited */
+    int memory_full;            /* live data over 90% of the limit: messages refused */
+    uint64_t memory_limit_hits; /* dispatches that had an allocation refused */
+    uint64_t refused_messages;  /* messages answered INTERNAL_ERROR while full */
+    uint64_t timeouts;          /* dispatches interrupted by script_timeout */
+} mw_script_stats_t;
+
+void mw_script_stats(const mw_script_t *sc, mw_script_stats_t *out);
+
 /* mw_script_load_config runs APP/config.lua (when present) and applies each
  * key to cfg. Returns 0, or MW_ECONFIG with err naming the file and key. */
 int mw_script_load_config(mw_script_t *sc, const char *app_dir, mw_config_t *cfg, char *err,

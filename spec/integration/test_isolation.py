@@ -1,0 +1,295 @@
+#!/usr/bin/python3
+"""Lua isolation (docs/security.md): a controller that errors, one that loops
+forever and one that allocates without bound are each stopped without
+affecting the other clients, with the real binary and real sockets.
+
+Fixture: fixtures/isolation (script_timeout = 400 ms, lua_memory_limit =
+64 MiB). Cases that end the server (the watchdog's exit) or leave it in a
+special state (the Lua heap at its limit) get a server of their own.
+"""
+
+import json
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+from harness import check, eq  # noqa: E402
+
+S = H.Suite("moonwire Lua isolation: errors, runaway loops, unbounded memory")
+
+TIMEOUT_MS = 400           # the fixture's script_timeout
+GRACE_MS = 1000            # MW_WATCHDOG_GRACE_MS
+LIMIT = 64 * 1024 * 1024   # the fixture's lua_memory_limit
+EXIT_SCRIPT_TIMEOUT = 70   # MW_EXIT_SCRIPT_TIMEOUT
+
+
+@S.setup
+def start_iso(ctx):
+    ctx.start("iso", ctx.fixture("isolation"))
+
+
+def iso(ctx):
+    return ctx.servers["iso"]
+
+
+def client(ctx, srv):
+    return ctx.track(H.JsonClient(srv))
+
+
+def expect_internal(reply, id_):
+    eq(reply.get("type"), "error", "envelope type (%r)" % reply)
+    eq(reply.get("id"), id_, "error id")
+    eq(reply.get("error"), {"code": "INTERNAL_ERROR", "message": "internal error"},
+       "error (no details leak)")
+
+
+def still_served(c, tag):
+    r = c.request("greet", "hello", {"name": tag})
+    eq(r.get("data"), {"message": "hello " + tag}, "reply after the incident")
+
+
+def fixture_line(name, marker):
+    path = os.path.join(H.FIXTURES, "isolation", "controllers", name)
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            if marker in line:
+                return i
+    raise H.Failure("marker %s not in %s" % (marker, name))
+
+
+def log_since(srv, start):
+    return srv.log()[start:]
+
+
+def health_lua(srv):
+    return srv.health()["lua"]
+
+
+def peak_rss_bytes(srv):
+    with open("/proc/%d/status" % srv.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise H.Failure("no VmHWM in /proc/%d/status" % srv.proc.pid)
+
+
+# --------------------------------------------------------------------------
+# a controller that errors
+# --------------------------------------------------------------------------
+
+@S.case("error: a raising controller -> INTERNAL_ERROR, log names file:line, others unaffected")
+def _(ctx):
+    srv = iso(ctx)
+    a, b = client(ctx, srv), client(ctx, srv)
+    start = len(srv.log())
+    expect_internal(a.request("boom", "fail", id_="e1"), "e1")
+    line = fixture_line("boom.lua", "MARK:boom")
+    srv.wait_log(r"boom\.fail failed: \S*boom\.lua:%d: attempt to index local 'cfg'" % line,
+                 timeout=5, start=start)
+    check("stack traceback:" in log_since(srv, start), "no traceback logged")
+    still_served(a, "a")
+    still_served(b, "b")
+
+
+# --------------------------------------------------------------------------
+# a controller that loops forever
+# --------------------------------------------------------------------------
+
+@S.case("loop: interpreted (jit.off) -> interrupted at script_timeout, INTERNAL_ERROR, "
+        "others served", timeout=30)
+def _(ctx):
+    srv = iso(ctx)
+    a, b = client(ctx, srv), client(ctx, srv)
+    before = health_lua(srv)["timeouts"]
+    start = len(srv.log())
+    t0 = time.monotonic()
+    a.send({"type": "slow", "action": "forever", "id": "l1"})
+    b.send({"type": "greet", "action": "hello", "id": "waiting"})  # queued behind the loop
+    expect_internal(a.recv(), "l1")
+    took = time.monotonic() - t0
+    check(took >= TIMEOUT_MS / 1000.0 * 0.9, "answered after %.2fs, before script_timeout" % took)
+    check(took < TIMEOUT_MS / 1000.0 + 2.0, "interrupted only after %.2fs" % took)
+    eq(b.recv().get("id"), "waiting", "the other client's queued request")
+    log = log_since(srv, start)
+    line = fixture_line("slow.lua", "MARK:slow-forever")
+    defined = fixture_line("slow.lua", "function slow.forever")
+    check(re.search(r"script timeout: slow\.forever \(\S*slow\.lua:%d\), message \(client \d+\) "
+                    r"has run for more than \d+ ms" % defined, log),
+          "watchdog line missing:\n" + log[-1500:])
+    check(re.search(r"slow\.forever failed: \S*slow\.lua:%d: script timeout" % line, log),
+          "runtime's error line with file:line missing:\n" + log[-1500:])
+    check("stack traceback:" in log, "no traceback logged")
+    still_served(a, "a")
+    still_served(b, "b")
+    eq(health_lua(srv)["timeouts"], before + 1, "/health lua.timeouts")
+    check(srv.alive(), "server exited")
+
+
+@S.case("loop: an app pcall cannot swallow the interruption", timeout=30)
+def _(ctx):
+    srv = iso(ctx)
+    a = client(ctx, srv)
+    start = len(srv.log())
+    t0 = time.monotonic()
+    expect_internal(a.request("slow", "stubborn", id_="l2"), "l2")
+    check(time.monotonic() - t0 < TIMEOUT_MS / 1000.0 + 2.0, "took too long")
+    srv.wait_log(r"slow\.stubborn failed: \S*slow\.lua:\d+: script timeout", timeout=5, start=start)
+    still_served(a, "a")
+
+
+@S.case("loop: many short dispatches adding up to 4x script_timeout are never interrupted",
+        timeout=40)
+def _(ctx):
+    srv = iso(ctx)
+    a = client(ctx, srv)
+    start = len(srv.log())
+    n, each_ms = 32, 50
+    t0 = time.monotonic()
+    for i in range(n):  # pipelined: the loop is busy the whole time
+        a.send({"type": "slow", "action": "busy", "data": {"ms": each_ms}, "id": "s%d" % i})
+    for i in range(n):
+        r = a.recv()
+        eq(r.get("id"), "s%d" % i, "reply order")
+        eq(r.get("data"), {"done": True}, "reply %d" % i)
+    check(time.monotonic() - t0 >= n * each_ms / 1000.0 * 0.9, "the loop was not busy")
+    check("script timeout" not in log_since(srv, start), "false positive:\n" +
+          log_since(srv, start)[-1500:])
+
+
+@S.case("loop: one long action is interrupted; with script_timeout = 0 it completes",
+        timeout=40)
+def _(ctx):
+    srv = iso(ctx)
+    a = client(ctx, srv)
+    expect_internal(a.request("slow", "busy", {"ms": 2 * TIMEOUT_MS}, id_="b1"), "b1")
+    off = ctx.start("iso-no-watchdog", ctx.fixture("isolation"),
+                    env={"MOONWIRE_SCRIPT_TIMEOUT": "0"})
+    c = client(ctx, off)
+    r = c.request("slow", "busy", {"ms": 2 * TIMEOUT_MS}, id_="b2")
+    eq(r.get("data"), {"done": True}, "reply without a watchdog")
+    ctx.close_clients()
+    off.stop()
+
+
+@S.case("loop: JIT-compiled -> the watchdog logs the route and exits 70 within "
+        "script_timeout + grace", timeout=40)
+def _(ctx):
+    srv = ctx.start("iso-jit-loop", ctx.fixture("isolation"))
+    a = client(ctx, srv)
+    still_served(a, "before")
+    a.send({"type": "spin", "action": "forever", "id": "j1"})
+    t0 = time.monotonic()
+    status = srv.wait_exit(TIMEOUT_MS / 1000.0 + GRACE_MS / 1000.0 + 5.0)
+    took = time.monotonic() - t0
+    check(status is not None, "server still running %.1fs after a JIT-compiled loop" % took)
+    eq(status, EXIT_SCRIPT_TIMEOUT, "exit status")
+    check(took >= (TIMEOUT_MS + GRACE_MS) / 1000.0 * 0.9, "exited after only %.2fs" % took)
+    log = srv.log()
+    defined = fixture_line("spin.lua", "function spin.forever")
+    route = r"spin\.forever \(\S*spin\.lua:%d\), message \(client \d+\)" % defined
+    check(re.search(r"warn  script timeout: %s has run for more than" % route, log),
+          "interrupt line missing:\n" + log[-1500:])
+    check(re.search(r"error script timeout: %s is still running \d+ ms after the interrupt .*"
+                    r"exiting with status 70" % route, log),
+          "exit line missing:\n" + log[-1500:])
+
+
+# --------------------------------------------------------------------------
+# a controller that allocates without bound
+# --------------------------------------------------------------------------
+
+def unbounded(ctx, action):
+    srv = iso(ctx)
+    a, b = client(ctx, srv), client(ctx, srv)
+    before = health_lua(srv)["memory_limit_hits"]
+    start = len(srv.log())
+    t0 = time.monotonic()
+    expect_internal(a.request("hog", action, id_="m1"), "m1")
+    check(time.monotonic() - t0 < 10, "took %.1fs" % (time.monotonic() - t0))
+    defined = fixture_line("hog.lua", "function hog.%s" % action)
+    srv.wait_log(r"hog\.%s \(\S*hog\.lua:%d\) failed: not enough memory" % (action, defined),
+                 timeout=5, start=start)
+    srv.wait_log(r"lua_memory_limit \(64\.0 MiB\) reached in message \(client \d+\)",
+                 timeout=5, start=start)
+    still_served(a, "a")
+    still_served(b, "b")
+    lua = health_lua(srv)
+    eq(lua["memory_limit_hits"], before + 1, "/health lua.memory_limit_hits")
+    eq(lua["memory_full"], False, "/health lua.memory_full")
+    check(lua["memory"] < LIMIT // 4, "heap after the incident: %d bytes" % lua["memory"])
+    check(srv.alive(), "server exited")
+    if not ctx.sanitized():  # ASan's allocator keeps freed memory in quarantine
+        rss = peak_rss_bytes(srv)
+        check(rss < LIMIT + 96 * 1024 * 1024, "peak RSS %.0f MiB" % (rss / 1048576.0))
+
+
+@S.case("memory: unbounded allocation, JIT on -> INTERNAL_ERROR, others served, RSS bounded",
+        timeout=40)
+def _(ctx):
+    unbounded(ctx, "jit")
+
+
+@S.case("memory: unbounded allocation, JIT off -> INTERNAL_ERROR, others served, RSS bounded",
+        timeout=40)
+def _(ctx):
+    unbounded(ctx, "interp")
+
+
+@S.case("memory: garbage never hits the limit while live data is at 80% of it", timeout=60)
+def _(ctx):
+    srv = ctx.start("iso-churn", ctx.fixture("isolation"))
+    a = client(ctx, srv)
+    r = a.request("hog", "keep", {"mb": 50}, id_="k")
+    check("data" in r, "keeping 50 MiB failed: %r" % r)
+    for action in ("churn", "churn_interp", "churn", "churn_interp"):
+        r = a.request("hog", action, {"mb": 150}, id_=action)
+        eq(r.get("data"), {"churned": 150}, "%s with 50 MiB live" % action)
+    eq(health_lua(srv)["memory_limit_hits"], 0, "limit hits")
+    ctx.close_clients()
+    srv.stop()
+
+
+@S.case("memory: live data at the limit -> messages refused, connections kept, "
+        "served again once it is freed", timeout=60)
+def _(ctx):
+    srv = ctx.start("iso-full", ctx.fixture("isolation"))
+    holder, other = client(ctx, srv), client(ctx, srv)
+    start = len(srv.log())
+    expect_internal(holder.request("hog", "keep", {"mb": 80}, id_="k"), "k")
+    srv.wait_log(r"Lua memory stays at [\d.]+ MiB after a full collection", timeout=5,
+                 start=start)
+    expect_internal(other.request("greet", "hello", {"name": "x"}, id_="r1"), "r1")
+    expect_internal(other.request("nosuch", "thing", id_="r2"), "r2")
+    lua = health_lua(srv)
+    eq(lua["memory_full"], True, "/health lua.memory_full")
+    check(lua["refused_messages"] >= 2, "refused_messages %r" % lua["refused_messages"])
+    eq(srv.health()["connections"], 2, "both clients still connected")
+    holder.close()  # its client.data goes with it
+    srv.wait_log(r"Lua memory back to [\d.]+ MiB", timeout=10, start=start)
+    still_served(other, "other")
+    eq(health_lua(srv)["memory_full"], False, "/health lua.memory_full")
+    ctx.close_clients()
+    srv.stop()
+
+
+# --------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------
+
+@S.case("config: bad script_timeout / lua_memory_limit -> exit 2 naming the key")
+def _(ctx):
+    app = ctx.fixture("isolation")
+    for key, value in (("SCRIPT_TIMEOUT", "-1"), ("SCRIPT_TIMEOUT", "soon"),
+                       ("LUA_MEMORY_LIMIT", "-5"), ("LUA_MEMORY_LIMIT", "64MB"),
+                       ("LUA_MEMORY_LIMIT", str((1 << 40) + 1))):
+        rc, out, err = H.run_cli(ctx.binary, ["serve", app, "--port", "0"],
+                                 env={"MOONWIRE_" + key: value}, timeout=20)
+        eq(rc, 2, "exit status for %s=%s" % (key, value))
+        check(key.lower() in err, "error does not name %s: %r" % (key.lower(), err))
+
+
+if __name__ == "__main__":
+    H.main(S)
