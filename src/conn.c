@@ -496,6 +496,23 @@ static void respond_text(mw_conn_t *c, int status, const char *extra, const char
     respond(c, status, extra, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
+/* log_refusal says at debug level who got an error answer, and why. */
+static void log_refusal(mw_conn_t *c, int status, const char *why) {
+    if (!mw_log_enabled(MW_LOG_DEBUG))
+        return;
+    char addr[48];
+    int port = peer_name(c, addr, sizeof addr);
+    mw_log_debug("refused %s:%d: %d %s", addr, port, status, why);
+}
+
+/* refuse answers a client turned away by a limit or a policy (401, 403,
+ * 429, 503): counted as refused on /health, and logged. */
+static void refuse(mw_conn_t *c, int status, const char *extra, const char *why) {
+    c->server->refused_total++;
+    log_refusal(c, status, why);
+    respond_text(c, status, extra, why);
+}
+
 static void unaccept(mw_conn_t *c);
 
 static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t *hs) {
@@ -538,9 +555,7 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
     int refused = mw_script_on_connect(s->script, c->id, &info, msg, sizeof msg);
     if (refused) {
         unaccept(c);
-        s->refused_total++;
-        mw_log_debug("refused upgrade from %s:%d: %d %s", addr, port, refused, msg);
-        respond_text(c, refused, refused == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, msg);
+        refuse(c, refused, refused == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, msg);
         return;
     }
     mw_log_debug("client %llu connected from %s:%d", (unsigned long long)c->id, addr, port);
@@ -606,22 +621,14 @@ static void on_request(mw_conn_t *c, const mw_request_t *req) {
         return;
     }
     if (!origin_allowed(s->cfg, req)) {
-        s->refused_total++;
-        if (mw_log_enabled(MW_LOG_DEBUG)) {
-            char addr[48];
-            int port = peer_name(c, addr, sizeof addr);
-            mw_log_debug("refused upgrade from %s:%d: origin %s not allowed", addr, port,
-                         mw_request_header(req, "Origin"));
-        }
-        respond_text(c, 403, NULL, "origin not allowed");
+        refuse(c, 403, NULL, "origin not allowed");
         return;
     }
     mw_handshake_t hs;
     int status = mw_handshake_check(req, s->cfg->subprotocols, s->cfg->nsubprotocols, &hs);
     if (status == 101 && s->cfg->max_connections &&
         s->nclients >= (size_t)s->cfg->max_connections) {
-        s->refused_total++;
-        respond_text(c, 503, "Retry-After: 5\r\n", "server at capacity");
+        refuse(c, 503, "Retry-After: 5\r\n", "server at capacity");
         return;
     }
     if (status == 101) {
@@ -633,11 +640,7 @@ static void on_request(mw_conn_t *c, const mw_request_t *req) {
         extra = "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n";
     else if (status == 405)
         extra = "Allow: GET\r\n";
-    if (mw_log_enabled(MW_LOG_DEBUG)) {
-        char addr[48];
-        int port = peer_name(c, addr, sizeof addr);
-        mw_log_debug("refused upgrade from %s:%d: %d %s", addr, port, status, hs.reason);
-    }
+    log_refusal(c, status, hs.reason);
     respond_text(c, status, extra, hs.reason);
 }
 
@@ -771,11 +774,10 @@ static void admit(mw_conn_t *c) {
         x->ip_admitted = 1;
         return;
     }
-    s->refused_total++;
     if (rc == MW_EBUSY)
-        respond_text(c, 429, "Retry-After: 5\r\n", "too many connections from this address");
+        refuse(c, 429, "Retry-After: 5\r\n", "too many connections from this address");
     else if (rc == MW_ERATE)
-        respond_text(c, 429, "Retry-After: 1\r\n", "too many new connections: slow down");
+        refuse(c, 429, "Retry-After: 1\r\n", "too many new connections: slow down");
     else
         close_now(c);
 }
