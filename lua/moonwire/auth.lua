@@ -41,7 +41,7 @@ _M.AUTHORIZATION_FAILED = AUTHORIZATION_FAILED
 
 
 local function unescape(s)
-    s = gsub(s, "+", " ")
+    s = gsub(s, "%+", " ")
     return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
 end
 

@@ -219,26 +219,24 @@ end
 -- since a reload may replace the protocol.
 function runtime._set_replies(self)
     local proto = self:app().protocol
-    local ok, env = pcall(proto.error, nil, protocol.RATE_LIMIT_EXCEEDED,
-                          "rate limit exceeded: slow down")
-    local payload, binary = nil, env
-    if ok then
-        ok, payload, binary = pcall(proto.encode, env)
+    -- build(...) makes the message table; set_reply gets it encoded.
+    local function set(name, what, build, ...)
+        local ok, value, binary = pcall(build, ...)
+        if ok then
+            ok, value, binary = pcall(proto.encode, value)
+            if ok and type(value) ~= "string" then
+                ok, value = false, binary
+            end
+        end
+        if ok then
+            core.set_reply(name, value, binary == true)
+        else
+            log("error", "cannot encode %s: %s", what, tostring(value))
+        end
     end
-    if ok and type(payload) == "string" then
-        core.set_reply("rate_limited", payload, binary == true)
-    else
-        log("error", "cannot encode the rate limit reply: %s", tostring(ok and binary or payload))
-    end
-    ok, env = pcall(proto.event, "system", "ping", {})
-    if ok then
-        ok, payload, binary = pcall(proto.encode, env)
-    end
-    if ok and type(payload) == "string" then
-        core.set_reply("ping", payload, binary == true)
-    else
-        log("error", "cannot encode the ping event: %s", tostring(ok and binary or payload))
-    end
+    set("rate_limited", "the rate limit reply", proto.error, nil, protocol.RATE_LIMIT_EXCEEDED,
+        "rate limit exceeded: slow down")
+    set("ping", "the ping event", proto.event, "system", "ping", {})
 end
 
 
