@@ -217,8 +217,10 @@ static void on_cron(uv_timer_t *t) {
      * pages back to the system so idle connections show their real cost
      * (glibc keeps freed chunks otherwise). Bounded to once a second. */
     mw_script_idle(s->script);
-    if (now % 1000 < CRON_INTERVAL_MS) /* about once a second */
+    if (now - s->last_sweep >= 1000) {
         mw_iptable_sweep(s->ips, now * 1000);
+        s->last_sweep = now;
+    }
     if (slept >= 32 && now - s->last_trim >= 1000) {
         malloc_trim(0);
         s->last_trim = now;

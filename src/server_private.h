@@ -70,6 +70,7 @@ struct mw_server {
     uv_timer_t heartbeat;     /* pings, pong timeouts, inactive clients */
 
     uint64_t last_trim;  /* loop time of the last malloc_trim */
+    uint64_t last_sweep; /* loop time of the last per-address table sweep */
     int shutting_down;
     uint64_t started_ms;
 
