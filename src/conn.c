@@ -31,6 +31,7 @@
  * plain connection pays one test of c->tls per read, flush and write.
  */
 #include "conn.h"
+#include "dedupe.h"
 #include "errors.h"
 #include "handshake.h"
 #include "http.h"
@@ -38,7 +39,6 @@
 #include "log.h"
 #include "outq.h"
 #include "server_private.h"
-#include "lua/script.h"
 #include "tls.h"
 #include "ws.h"
 
@@ -46,20 +46,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 enum { CONN_HTTP, CONN_OPEN, CONN_CLOSING, CONN_DRAINING, CONN_LINGER, CONN_CLOSED };
 
 struct mw_conn {
     /* Hot for fan-out, kept in the first cache line: a broadcast to N
      * clients touches exactly these fields of each recipient. */
-    uint64_t id;          /* 0 until the upgrade succeeds */
+    uint64_t id; /* 0 until the upgrade succeeds */
     uint8_t state;
-    uint8_t dedupe;       /* duplicate suppression opted in */
-    uint8_t writing;      /* a uv_write is in flight (its request is malloc'd:
-                             most writes complete in uv_try_write and need none) */
-    uint8_t connected;    /* Lua saw connect, so it must see disconnect */
-    uint8_t read_paused;  /* reading stopped: output over the high watermark */
-    size_t write_len;     /* bytes in the write in flight */
+    uint8_t dedupe;      /* duplicate suppression opted in */
+    uint8_t writing;     /* a uv_write is in flight (its request is malloc'd:
+                            most writes complete in uv_try_write and need none) */
+    uint8_t connected;   /* Lua saw connect, so it must see disconnect */
+    uint8_t read_paused; /* reading stopped: output over the high watermark */
+    size_t write_len;    /* bytes in the write in flight */
     mw_outq_t outq;
     mw_server_t *server;
     mw_list_t flush;
@@ -69,7 +70,7 @@ struct mw_conn {
     struct mw_conn_extra *x; /* rarely used state, allocated on first use */
     mw_http_parser_t *http;
     mw_ws_t *ws;
-    uint64_t deadline;    /* loop time (ms) when the current phase times out */
+    uint64_t deadline; /* loop time (ms) when the current phase times out */
     mw_list_t link, timed, awake;
     /* Times below are loop milliseconds truncated to 32 bits, compared with
      * wrap-safe subtraction: 49 days of range for spans of seconds. */
@@ -85,17 +86,18 @@ struct mw_conn {
  * broadcasts. Kept out of mw_conn_t
  * so an idle connection that uses none of it does not pay for it. */
 typedef struct mw_conn_extra {
-    mw_ipkey_t ip;         /* counted in server->ips when ip_admitted */
+    mw_ipkey_t ip; /* counted in server->ips when ip_admitted */
     uint8_t ip_admitted;
     uint8_t nthrottles;
     uint16_t expiry_code;
-    uint32_t violations;   /* messages refused by rate_limit in a row */
-    uint64_t msg_tat;      /* rate_limit cell (ratelimit.h), in µs */
-    char *expiry_reason;   /* set with mw_conn_set_expiry; its deadline is c->deadline */
-    uint64_t *throttles;   /* per-route rate cells (mw_conn_throttle), by slot */
-    uint64_t *seen;        /* ring of recently delivered event hashes */
-    uint32_t seen_n, seen_pos;
-    uint64_t dropped;      /* broadcasts dropped by backpressure */
+    uint32_t violations; /* messages refused by rate_limit in a row */
+    uint64_t msg_tat;    /* rate_limit cell (ratelimit.h), in µs */
+    char *expiry_reason; /* set with mw_conn_set_expiry; its deadline is c->deadline */
+    uint64_t *throttles; /* per-route rate cells (mw_conn_throttle), by slot */
+    mw_dedupe_t seen;    /* recently delivered events (dedupe.h) */
+    uint64_t dropped;    /* broadcasts dropped by backpressure */
+    char *peer_addr;     /* adopted sockets: the peer the app is told about */
+    int peer_port;
 } mw_conn_extra_t;
 
 /* extra returns the connection's extra state, allocating it on first use;
@@ -107,7 +109,7 @@ static mw_conn_extra_t *extra(mw_conn_t *c) {
 }
 
 static uint32_t now32(const mw_server_t *s) {
-    return (uint32_t)uv_now(s->loop);
+    return (uint32_t)mw_server_now(s);
 }
 
 /* peer_name writes the peer's address into buf (at least 48 bytes) and
@@ -117,6 +119,10 @@ static int peer_name(const mw_conn_t *c, char *buf, size_t len) {
     struct sockaddr_storage ss;
     int sslen = sizeof ss;
     snprintf(buf, len, "unknown");
+    if (c->x && c->x->peer_addr) {
+        snprintf(buf, len, "%s", c->x->peer_addr);
+        return c->x->peer_port;
+    }
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) != 0)
         return 0;
     if (ss.ss_family == AF_INET6) {
@@ -129,10 +135,18 @@ static int peer_name(const mw_conn_t *c, char *buf, size_t len) {
     return ntohs(a->sin_port);
 }
 
-mw_conn_t *mw_conn_from_link(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, link); }
-mw_conn_t *mw_conn_from_timed(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, timed); }
-mw_conn_t *mw_conn_from_flush(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, flush); }
-mw_conn_t *mw_conn_from_awake(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, awake); }
+mw_conn_t *mw_conn_from_link(mw_list_t *l) {
+    return mw_list_entry(l, mw_conn_t, link);
+}
+mw_conn_t *mw_conn_from_timed(mw_list_t *l) {
+    return mw_list_entry(l, mw_conn_t, timed);
+}
+mw_conn_t *mw_conn_from_flush(mw_list_t *l) {
+    return mw_list_entry(l, mw_conn_t, flush);
+}
+mw_conn_t *mw_conn_from_awake(mw_list_t *l) {
+    return mw_list_entry(l, mw_conn_t, awake);
+}
 
 /* A connection that neither read nor wrote for this long gives its wslay
  * context and its empty output ring back; busy connections keep both, so
@@ -142,7 +156,7 @@ mw_conn_t *mw_conn_from_awake(mw_list_t *l) { return mw_list_entry(l, mw_conn_t,
 /* mark_awake records activity and puts the connection on the list the cron
  * walks to reclaim idle memory. */
 static void mark_awake(mw_conn_t *c) {
-    c->last_active = (uint32_t)uv_now(c->server->loop);
+    c->last_active = (uint32_t)mw_server_now(c->server);
     if (!mw_list_linked(&c->awake))
         mw_list_insert_tail(&c->server->awake, &c->awake);
 }
@@ -163,7 +177,7 @@ int mw_conn_idle(mw_conn_t *c, uint64_t now) {
 }
 
 static void set_deadline(mw_conn_t *c, uint64_t ms) {
-    c->deadline = uv_now(c->server->loop) + ms;
+    c->deadline = mw_server_now(c->server) + ms;
     if (!mw_list_linked(&c->timed))
         mw_list_insert_tail(&c->server->timed, &c->timed);
 }
@@ -217,7 +231,8 @@ static void on_close(uv_handle_t *h) {
         const char *reason = "";
         size_t rlen = 0;
         uint16_t code = c->ws ? mw_ws_status(c->ws, &reason, &rlen) : 1006;
-        mw_script_on_disconnect(s->script, c->id, code, reason, rlen);
+        if (s->app.cb->close)
+            s->app.cb->close(s->app.data, c, code, reason, rlen);
         s->nclients--;
     }
     mw_rooms_leave_all(s->rooms, &c->rooms);
@@ -226,9 +241,10 @@ static void on_close(uv_handle_t *h) {
     if (c->x) {
         if (c->x->ip_admitted)
             mw_iptable_release(s->ips, &c->x->ip);
-        free(c->x->seen);
+        mw_dedupe_clear(&c->x->seen);
         free(c->x->expiry_reason);
         free(c->x->throttles);
+        free(c->x->peer_addr);
         free(c->x);
     }
     mw_ws_free(c->ws);
@@ -411,7 +427,7 @@ static int rate_limited(mw_conn_t *c) {
         close_now(c);
         return 1;
     }
-    if (mw_rate_take(&s->msg_rate, &x->msg_tat, uv_now(s->loop) * 1000)) {
+    if (mw_rate_take(&s->msg_rate, &x->msg_tat, mw_server_now(s) * 1000)) {
         x->violations = 0;
         return 0;
     }
@@ -435,7 +451,9 @@ static void on_ws_message(void *data, int binary, const uint8_t *msg, size_t len
     if (mw_rate_enabled(&c->server->msg_rate) && rate_limited(c))
         return;
     c->last_message = now32(c->server);
-    mw_script_on_message(c->server->script, c->id, binary, (const char *)msg, len);
+    mw_server_t *s = c->server;
+    if (s->app.cb->message)
+        s->app.cb->message(s->app.data, c, binary, (const char *)msg, len);
 }
 
 /* ensure_ws creates the connection's WebSocket endpoint on first use.
@@ -444,8 +462,8 @@ static int ensure_ws(mw_conn_t *c) {
     static const mw_ws_callbacks_t cb = {on_ws_message, on_ws_write};
     if (c->ws)
         return 0;
-    return mw_ws_create(&c->ws, (uint64_t)c->server->cfg->max_message_size, c->server->encoder,
-                        &cb, c);
+    return mw_ws_create(&c->ws, (uint64_t)c->server->cfg->max_message_size, c->server->encoder, &cb,
+                        c);
 }
 
 /* after_ws_io moves the state machine after bytes went through ws.c. */
@@ -552,13 +570,16 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
         .nheaders = req->nheaders,
     };
     char msg[256];
-    int refused = mw_script_on_connect(s->script, c->id, &info, msg, sizeof msg);
+    int refused =
+        s->app.cb->upgrade ? s->app.cb->upgrade(s->app.data, c, &info, msg, sizeof msg) : 0;
     if (refused) {
         unaccept(c);
         refuse(c, refused, refused == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, msg);
         return;
     }
     mw_log_debug("client %llu connected from %s:%d", (unsigned long long)c->id, addr, port);
+    if (s->app.cb->open)
+        s->app.cb->open(s->app.data, c);
 }
 
 /* unaccept undoes an upgrade the runtime refused: nothing was written yet
@@ -607,7 +628,7 @@ static void on_request(mw_conn_t *c, const mw_request_t *req) {
             return;
         }
         size_t len;
-        char *body = mw__health_json(s, &len);
+        char *body = mw_server_health_json(s, &len);
         if (!body) {
             close_now(c);
             return;
@@ -680,15 +701,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static inline __attribute__((always_inline)) void on_plain(mw_conn_t *c, const char *data,
                                                            size_t len) {
     switch (c->state) {
-    case CONN_HTTP:
-        on_http_data(c, data, len);
-        break;
+    case CONN_HTTP: on_http_data(c, data, len); break;
     case CONN_OPEN:
-    case CONN_CLOSING:
-        on_ws_data(c, data, len);
-        break;
-    default:
-        break; /* draining or lingering: the peer's bytes no longer matter */
+    case CONN_CLOSING: on_ws_data(c, data, len); break;
+    default: break; /* draining or lingering: the peer's bytes no longer matter */
     }
 }
 
@@ -740,6 +756,19 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         update_read_pause(c);
 }
 
+/* peer_sockaddr reads the peer's address: the socket's, or for an adopted
+ * socket the address it was adopted with. Returns 0 or -1. */
+static int peer_sockaddr(const mw_conn_t *c, struct sockaddr_storage *ss) {
+    if (c->x && c->x->peer_addr) {
+        const char *a = c->x->peer_addr;
+        if (strchr(a, ':'))
+            return uv_ip6_addr(a, c->x->peer_port, (struct sockaddr_in6 *)ss) == 0 ? 0 : -1;
+        return uv_ip4_addr(a, c->x->peer_port, (struct sockaddr_in *)ss) == 0 ? 0 : -1;
+    }
+    int sslen = sizeof *ss;
+    return uv_tcp_getpeername(&c->tcp, (struct sockaddr *)ss, &sslen) == 0 ? 0 : -1;
+}
+
 /* admit applies the connection limits to a new connection before it costs
  * more than its socket: past the open-files ceiling it is closed at once
  * (no answer: there are no files to spare for lingering), past its
@@ -757,9 +786,8 @@ static void admit(mw_conn_t *c) {
     if (!cfg->max_connections_per_ip && !mw_rate_enabled(&s->ip_rate))
         return;
     struct sockaddr_storage ss;
-    int sslen = sizeof ss;
     mw_ipkey_t key;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) != 0 ||
+    if (peer_sockaddr(c, &ss) != 0 ||
         mw_ipkey_from_sockaddr((const struct sockaddr *)&ss, &key) != 0)
         return;
     mw_conn_extra_t *x = extra(c);
@@ -767,7 +795,7 @@ static void admit(mw_conn_t *c) {
         close_now(c);
         return;
     }
-    int rc = mw_iptable_admit(s->ips, &key, uv_now(s->loop) * 1000, &s->ip_rate,
+    int rc = mw_iptable_admit(s->ips, &key, mw_server_now(s) * 1000, &s->ip_rate,
                               (uint32_t)cfg->max_connections_per_ip);
     if (rc == 0) {
         x->ip = key;
@@ -782,10 +810,12 @@ static void admit(mw_conn_t *c) {
         close_now(c);
 }
 
-int mw_conn_accept(mw_server_t *s, uv_stream_t *listener, mw_tls_ctx_t *tls) {
+/* conn_new makes a connection in HTTP state on the server's lists, its
+ * TCP handle initialised but not yet holding a socket. */
+static mw_conn_t *conn_new(mw_server_t *s) {
     mw_conn_t *c = calloc(1, sizeof *c);
     if (!c)
-        return MW_ENOMEM;
+        return NULL;
     c->server = s;
     mw_list_init(&c->link);
     mw_list_init(&c->timed);
@@ -799,13 +829,19 @@ int mw_conn_accept(mw_server_t *s, uv_stream_t *listener, mw_tls_ctx_t *tls) {
     c->dedupe = s->cfg->dedupe;
     mw_list_insert_tail(&s->conns, &c->link);
     s->nconns++;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
-        mw_http_parser_create(&c->http, (size_t)s->cfg->max_header_bytes) != 0 ||
+    return c;
+}
+
+/* conn_start begins reading a connection that holds its socket: the
+ * handshake deadline, then the admission checks. */
+static int conn_start(mw_conn_t *c, mw_tls_ctx_t *tls) {
+    mw_server_t *s = c->server;
+    if (mw_http_parser_create(&c->http, (size_t)s->cfg->max_header_bytes) != 0 ||
         (tls && mw_tls_create(&c->tls, tls) != 0)) {
         close_now(c);
         return MW_EIO;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_nodelay(&c->tcp, 1); /* fails harmlessly on an adopted Unix socket */
     set_deadline(c, s->cfg->handshake_timeout);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         close_now(c);
@@ -813,6 +849,35 @@ int mw_conn_accept(mw_server_t *s, uv_stream_t *listener, mw_tls_ctx_t *tls) {
     }
     admit(c);
     return 0;
+}
+
+int mw_conn_accept(mw_server_t *s, uv_stream_t *listener, mw_tls_ctx_t *tls) {
+    mw_conn_t *c = conn_new(s);
+    if (!c)
+        return MW_ENOMEM;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        close_now(c);
+        return MW_EIO;
+    }
+    return conn_start(c, tls);
+}
+
+int mw_conn_adopt(mw_server_t *s, int fd, const char *peer_addr, int peer_port) {
+    mw_conn_t *c = conn_new(s);
+    if (!c)
+        return MW_ENOMEM;
+    mw_conn_extra_t *x = extra(c);
+    if (!x || !(x->peer_addr = strdup(peer_addr ? peer_addr : "unknown"))) {
+        close_now(c);
+        return MW_ENOMEM;
+    }
+    x->peer_port = peer_port;
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
+        close_now(c);
+        return MW_EIO;
+    }
+    return conn_start(c, NULL);
 }
 
 int mw_conn_is_open(const mw_conn_t *c) {
@@ -829,37 +894,14 @@ mw_room_client_t *mw_conn_rooms(mw_conn_t *c) {
 
 int mw_conn_set_dedupe(mw_conn_t *c, int on) {
     c->dedupe = on ? 1 : 0;
-    if (!on && c->x) {
-        free(c->x->seen);
-        c->x->seen = NULL;
-        c->x->seen_n = c->x->seen_pos = 0;
-    }
+    if (!on && c->x)
+        mw_dedupe_clear(&c->x->seen);
     return 0;
 }
 
 void mw_conn_stats(const mw_conn_t *c, size_t *buffered, uint64_t *dropped) {
     *buffered = c->outq.bytes;
     *dropped = c->x ? c->x->dropped : 0;
-}
-
-/* seen_event checks the client's ring of recent event hashes and records
- * this one. Returns 1 when it was already there. The ring holds the last
- * event_cache_max_size deliveries; the oldest is forgotten first. */
-static int seen_event(mw_conn_t *c, uint64_t h) {
-    uint32_t cap = (uint32_t)c->server->cfg->event_cache_max_size;
-    mw_conn_extra_t *x = extra(c);
-    if (x && !x->seen)
-        x->seen = malloc(cap * sizeof *x->seen);
-    if (!x || !x->seen)
-        return 0; /* no memory to remember: deliver rather than lose */
-    for (uint32_t i = 0; i < x->seen_n; i++)
-        if (x->seen[i] == h)
-            return 1;
-    x->seen[x->seen_pos] = h;
-    x->seen_pos = (x->seen_pos + 1) % cap;
-    if (x->seen_n < cap)
-        x->seen_n++;
-    return 0;
 }
 
 int mw_conn_deliver(mw_conn_t *c, mw_buf_t *frame, uint64_t event_hash) {
@@ -881,8 +923,11 @@ int mw_conn_deliver(mw_conn_t *c, mw_buf_t *frame, uint64_t event_hash) {
         }
         return MW_ESLOW;
     }
-    if (event_hash && c->dedupe && seen_event(c, event_hash))
-        return MW_EDUP;
+    if (event_hash && c->dedupe) {
+        mw_conn_extra_t *x = extra(c);
+        if (x && mw_dedupe_check(&x->seen, (uint32_t)s->cfg->event_cache_max_size, event_hash))
+            return MW_EDUP;
+    }
     if (mw_outq_push(&c->outq, frame) != 0)
         return MW_ENOMEM;
     schedule_flush(c);
@@ -931,8 +976,8 @@ void mw_conn_heartbeat(mw_conn_t *c, uint64_t now_ms) {
         } else if (now - c->ping_sent >= (uint32_t)cfg->pong_timeout) {
             /* A peer that cannot answer a ping would not read a close frame
              * either: drop it (Lua sees 1006, abnormal closure). */
-            mw_log_info("client %llu: no pong within %d ms; dropping it",
-                        (unsigned long long)c->id, cfg->pong_timeout);
+            mw_log_info("client %llu: no pong within %d ms; dropping it", (unsigned long long)c->id,
+                        cfg->pong_timeout);
             close_now(c);
             return;
         }
@@ -1005,7 +1050,7 @@ int mw_conn_throttle(mw_conn_t *c, unsigned slot, uint64_t window_ms, uint64_t m
     }
     mw_rate_t r;
     mw_rate_init(&r, window_ms, max);
-    return mw_rate_take(&r, &x->throttles[slot], uv_now(c->server->loop) * 1000) ? 0 : MW_ERATE;
+    return mw_rate_take(&r, &x->throttles[slot], mw_server_now(c->server) * 1000) ? 0 : MW_ERATE;
 }
 
 int mw_conn_set_expiry(mw_conn_t *c, int64_t ms, uint16_t code, const char *reason, size_t len) {

@@ -27,6 +27,10 @@ typedef struct mw_conn mw_conn_t;
  * the connection speaks wss://. Returns 0, MW_ENOMEM or MW_EIO. */
 int mw_conn_accept(mw_server_t *s, uv_stream_t *listener, mw_tls_ctx_t *tls);
 
+/* mw_conn_adopt serves fd, a connected stream socket (one end of a
+ * socketpair), as a new connection: see mw_server_adopt. */
+int mw_conn_adopt(mw_server_t *s, int fd, const char *peer_addr, int peer_port);
+
 /* mw_conn_send sends a message on an OPEN connection.
  * Returns 0, MW_ECLOSED, MW_EUTF8 or MW_ENOMEM. */
 int mw_conn_send(mw_conn_t *c, int binary, const void *data, size_t len);
@@ -68,6 +72,9 @@ void mw_conn_tick(mw_conn_t *c, uint64_t now);
  * its parser state (see mw_ws_sleep); called by the server's cron for
  * connections on its awake list. Returns 1 when it freed the state. */
 int mw_conn_idle(mw_conn_t *c, uint64_t now);
+
+/* Per-route throttles: slots 0..MW_MAX_THROTTLES-1, numbered by Lua. */
+#define MW_MAX_THROTTLES 64
 
 /* mw_conn_throttle counts one message of the route in slot against max
  * per window_ms for this connection. Returns 0 when allowed, MW_ERATE when

@@ -7,6 +7,9 @@
  *   moonwire test [APP]                           run the app's busted specs
  *   moonwire --version | --help
  *
+ * main.c is where the core and the Lua side meet: it hands the script's
+ * application callbacks (src/lua/script.h) to the server (src/server.h).
+ *
  * Exit status: 0 success, 1 the app failed to load or the server failed,
  * 2 bad usage or bad configuration (the message names the key), 70
  * (MW_EXIT_SCRIPT_TIMEOUT) a call into Lua ran past script_timeout and could
@@ -32,18 +35,21 @@
 extern char **environ;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "moonwire %s - a real-time WebSocket server scripted in Lua\n\n"
-            "usage:\n"
-            "  moonwire serve [APP] [--host HOST] [--port PORT]   run the app in folder APP (default .)\n"
-            "  moonwire check [APP]                               load the app and print its routes\n"
-            "  moonwire new NAME                                  create an app skeleton in NAME\n"
-            "  moonwire test [APP]                                run the app's busted specs\n"
-            "  moonwire bench MODE [OPTIONS]                      the load generator (moonwire bench --help)\n"
-            "  moonwire --version | --help\n\n"
-            "Configuration comes from APP/config.lua, then MOONWIRE_<KEY> environment\n"
-            "variables (e.g. MOONWIRE_PORT=9000), then --host/--port. Options:\n\n",
-            MW_VERSION);
+    fprintf(
+        f,
+        "moonwire %s - a real-time WebSocket server scripted in Lua\n\n"
+        "usage:\n"
+        "  moonwire serve [APP] [--host HOST] [--port PORT]   run the app in folder APP (default "
+        ".)\n"
+        "  moonwire check [APP]                               load the app and print its routes\n"
+        "  moonwire new NAME                                  create an app skeleton in NAME\n"
+        "  moonwire test [APP]                                run the app's busted specs\n"
+        "  moonwire bench MODE [OPTIONS]                      the load generator (moonwire bench "
+        "--help)\n"
+        "  moonwire --version | --help\n\n"
+        "Configuration comes from APP/config.lua, then MOONWIRE_<KEY> environment\n"
+        "variables (e.g. MOONWIRE_PORT=9000), then --host/--port. Options:\n\n",
+        MW_VERSION);
     mw_config_print_help(f);
 }
 
@@ -147,7 +153,7 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
         return rc;
     uv_loop_t *loop = uv_default_loop();
     mw_server_t *server = NULL;
-    if (mw_server_create(&server, loop, &cfg, cli->app, sc) != 0) {
+    if (mw_server_create(&server, loop, &cfg, cli->app, mw_script_app(sc)) != 0) {
         mw_log_error("out of memory");
         mw_config_free(&cfg);
         return 1;
@@ -268,8 +274,8 @@ int main(int argc, char **argv) {
         printf("moonwire %s\n", MW_VERSION);
         return 0;
     }
-    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-                      !strcmp(argv[1], "help"))) {
+    if (argc >= 2 &&
+        (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
         usage(stdout);
         return 0;
     }
@@ -291,8 +297,10 @@ int main(int argc, char **argv) {
     }
     char luadir[4096];
     if (mw_paths_lua_dir(luadir, sizeof luadir) != 0) {
-        fprintf(stderr, "moonwire: cannot find the runtime Lua files (tried %s); set "
-                        "MOONWIRE_LUA_DIR\n", luadir);
+        fprintf(stderr,
+                "moonwire: cannot find the runtime Lua files (tried %s); set "
+                "MOONWIRE_LUA_DIR\n",
+                luadir);
         return 1;
     }
     if (!strcmp(cli.command, "test"))

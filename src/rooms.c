@@ -183,7 +183,7 @@ int mw_rooms_join(mw_rooms_t *r, mw_room_client_t *c, const char *name, size_t l
                   char *moved_from) {
     if (moved_from)
         moved_from[0] = '\0';
-    if (len == 0 || len > MW_ROOM_NAME_MAX)
+    if (!mw_room_name_valid(name, len))
         return MW_EINVAL;
     mw_room_t *room = mw_rooms_find(r, name, len);
     if (room && client_index(c, room) >= 0)

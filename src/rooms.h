@@ -13,7 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The room-name rule, in one place: 1 to MW_ROOM_NAME_MAX bytes, any
+ * bytes (config's presence patterns and Lua's checks use it too). */
 #define MW_ROOM_NAME_MAX 256
+
+static inline int mw_room_name_valid(const char *name, size_t len) {
+    (void)name;
+    return len > 0 && len <= MW_ROOM_NAME_MAX;
+}
 
 typedef struct mw_rooms mw_rooms_t;
 typedef struct mw_room mw_room_t;
@@ -23,13 +30,13 @@ typedef struct mw_membership mw_membership_t;
 typedef struct {
     mw_membership_t **items; /* in join order */
     uint32_t n, cap;
-    void *owner;             /* what rooms hand back as a member */
+    void *owner; /* what rooms hand back as a member */
 } mw_room_client_t;
 
 typedef struct {
-    int max_members;  /* per room; 0 = unlimited */
-    int max_rooms;    /* per client; 0 = unlimited */
-    int single_room;  /* a join moves the client out of its other room */
+    int max_members; /* per room; 0 = unlimited */
+    int max_rooms;   /* per client; 0 = unlimited */
+    int single_room; /* a join moves the client out of its other room */
 } mw_rooms_limits_t;
 
 /* mw_rooms_create returns 0 or MW_ENOMEM. */

@@ -12,7 +12,6 @@
 #include "conn.h"
 #include "errors.h"
 #include "log.h"
-#include "lua/script.h"
 #include "outq.h"
 #include "reload.h"
 #include "tls.h"
@@ -45,8 +44,10 @@ static size_t fd_ceiling(void) {
     return rl.rlim_cur > FD_RESERVE * 2 ? (size_t)(rl.rlim_cur - FD_RESERVE) : rl.rlim_cur / 2;
 }
 
+static const mw_app_callbacks_t no_callbacks;
+
 int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
-                     const char *app_dir, mw_script_t *script) {
+                     const char *app_dir, const mw_app_t *app) {
     mw_server_t *s = calloc(1, sizeof *s);
     if (!s)
         return MW_ENOMEM;
@@ -59,7 +60,10 @@ int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
     s->loop = loop;
     s->cfg = cfg;
     s->app_dir = app_dir;
-    s->script = script;
+    if (app)
+        s->app = *app;
+    else
+        s->app.cb = &no_callbacks;
     mw_list_init(&s->conns);
     mw_list_init(&s->timed);
     mw_list_init(&s->flushq);
@@ -197,9 +201,26 @@ static void on_flush_check(uv_check_t *h) {
     mw__server_flush(h->data);
 }
 
-static void on_cron(uv_timer_t *t) {
-    mw_server_t *s = t->data;
-    uint64_t now = uv_now(s->loop);
+mw_conn_t *mw_server_client(mw_server_t *s, uint64_t id) {
+    return mw_idmap_get(&s->clients, id);
+}
+
+mw_rooms_t *mw_server_rooms(mw_server_t *s) {
+    return s->rooms;
+}
+
+uint64_t mw_server_now(const mw_server_t *s) {
+    return s->virtual_clock ? s->vnow : uv_now(s->loop);
+}
+
+uint64_t mw_server_wall_ms(const mw_server_t *s) {
+    return s->virtual_clock ? s->vnow : wall_ms();
+}
+
+/* cron_pass: deadlines (handshake, close, linger, expiry), idle memory,
+ * the app's idle work; every CRON_INTERVAL_MS. */
+static void cron_pass(mw_server_t *s) {
+    uint64_t now = mw_server_now(s);
     mw_list_t *l = s->timed.next;
     while (l != &s->timed) {
         mw_list_t *next = l->next; /* tick may unlink l, never next */
@@ -216,7 +237,8 @@ static void on_cron(uv_timer_t *t) {
     /* Parser contexts of idle connections were freed; give whole free
      * pages back to the system so idle connections show their real cost
      * (glibc keeps freed chunks otherwise). Bounded to once a second. */
-    mw_script_idle(s->script);
+    if (s->app.cb->idle)
+        s->app.cb->idle(s->app.data);
     if (now - s->last_sweep >= 1000) {
         mw_iptable_sweep(s->ips, now * 1000);
         s->last_sweep = now;
@@ -244,11 +266,14 @@ static uint64_t heartbeat_interval(const mw_config_t *cfg) {
     return ms < 100 ? 100 : ms;
 }
 
-/* on_heartbeat walks every connection: O(connections) per pass, a few
+static void on_cron(uv_timer_t *t) {
+    cron_pass(t->data);
+}
+
+/* heartbeat_pass walks every connection: O(connections) per pass, a few
  * nanoseconds each, at most ten passes a second. */
-static void on_heartbeat(uv_timer_t *t) {
-    mw_server_t *s = t->data;
-    uint64_t now = uv_now(s->loop);
+static void heartbeat_pass(mw_server_t *s) {
+    uint64_t now = mw_server_now(s);
     mw_list_t *l = s->conns.next;
     while (l != &s->conns) {
         mw_list_t *next = l->next; /* a drop unlinks l only in its close callback */
@@ -257,20 +282,30 @@ static void on_heartbeat(uv_timer_t *t) {
     }
 }
 
+static void on_heartbeat(uv_timer_t *t) {
+    heartbeat_pass(t->data);
+}
+
 static void close_server_handles(mw_server_t *s) {
-    uv_close((uv_handle_t *)&s->cron, NULL);
-    uv_close((uv_handle_t *)&s->heartbeat, NULL);
-    uv_close((uv_handle_t *)&s->flush_prepare, NULL);
-    uv_close((uv_handle_t *)&s->flush_check, NULL);
-    uv_close((uv_handle_t *)&s->sigterm, NULL);
-    uv_close((uv_handle_t *)&s->sigint, NULL);
-    uv_close((uv_handle_t *)&s->sighup, NULL);
-    uv_close((uv_handle_t *)&s->shutdown_timer, NULL);
+    if (s->started) {
+        uv_close((uv_handle_t *)&s->cron, NULL);
+        uv_close((uv_handle_t *)&s->heartbeat, NULL);
+        uv_close((uv_handle_t *)&s->flush_prepare, NULL);
+        uv_close((uv_handle_t *)&s->flush_check, NULL);
+        uv_close((uv_handle_t *)&s->shutdown_timer, NULL);
+        s->started = 0;
+    }
+    if (s->signals) {
+        uv_close((uv_handle_t *)&s->sigterm, NULL);
+        uv_close((uv_handle_t *)&s->sigint, NULL);
+        uv_close((uv_handle_t *)&s->sighup, NULL);
+        s->signals = 0;
+    }
     mw_reload_stop(s->reload);
 }
 
 void mw__server_conn_gone(mw_server_t *s) {
-    if (s->shutting_down && s->nconns == 0 && !uv_is_closing((uv_handle_t *)&s->cron)) {
+    if (s->shutting_down && s->nconns == 0 && s->started) {
         mw_log_info("all clients closed; exiting");
         close_server_handles(s);
     }
@@ -338,7 +373,9 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 void mw_server_reload(mw_server_t *s, const char *why) {
     char err[2048];
-    if (mw_script_reload(s->script, err, sizeof err) == 0) {
+    if (!s->app.cb->reload)
+        return;
+    if (s->app.cb->reload(s->app.data, s->cfg, err, sizeof err) == 0) {
         s->reloads++;
         free(s->last_reload_error);
         s->last_reload_error = NULL;
@@ -356,15 +393,23 @@ static void start_signal(mw_server_t *s, uv_signal_t *h, int signum) {
     uv_signal_start(h, on_signal, signum);
 }
 
-int mw_server_run(mw_server_t *s) {
+int mw_server_start(mw_server_t *s) {
+    if (s->started)
+        return 0;
+    s->started = 1;
     uv_timer_init(s->loop, &s->cron);
     s->cron.data = s;
-    uv_timer_start(&s->cron, on_cron, CRON_INTERVAL_MS, CRON_INTERVAL_MS);
     uv_timer_init(s->loop, &s->heartbeat);
     s->heartbeat.data = s;
-    uint64_t hb = heartbeat_interval(s->cfg);
-    if (hb)
-        uv_timer_start(&s->heartbeat, on_heartbeat, hb, hb);
+    s->heartbeat_ms = heartbeat_interval(s->cfg);
+    if (s->virtual_clock) {
+        s->next_cron = s->vnow + CRON_INTERVAL_MS;
+        s->next_heartbeat = s->vnow + s->heartbeat_ms;
+    } else {
+        uv_timer_start(&s->cron, on_cron, CRON_INTERVAL_MS, CRON_INTERVAL_MS);
+        if (s->heartbeat_ms)
+            uv_timer_start(&s->heartbeat, on_heartbeat, s->heartbeat_ms, s->heartbeat_ms);
+    }
     uv_prepare_init(s->loop, &s->flush_prepare);
     s->flush_prepare.data = s;
     uv_prepare_start(&s->flush_prepare, on_flush_prepare);
@@ -373,44 +418,72 @@ int mw_server_run(mw_server_t *s) {
     uv_check_start(&s->flush_check, on_flush_check);
     uv_timer_init(s->loop, &s->shutdown_timer);
     s->shutdown_timer.data = s;
+    return 0;
+}
+
+void mw_server_use_virtual_clock(mw_server_t *s, uint64_t start_ms) {
+    s->virtual_clock = 1;
+    s->vnow = start_ms;
+}
+
+void mw_server_advance(mw_server_t *s, uint64_t ms) {
+    if (!s->virtual_clock || !s->started)
+        return;
+    uint64_t end = s->vnow + ms;
+    for (;;) {
+        /* The next pass due, in the order the real timers would fire. */
+        uint64_t next = s->next_cron;
+        if (s->heartbeat_ms && s->next_heartbeat < next)
+            next = s->next_heartbeat;
+        if (next > end)
+            break;
+        s->vnow = next;
+        if (s->heartbeat_ms && s->next_heartbeat == next) {
+            heartbeat_pass(s);
+            s->next_heartbeat += s->heartbeat_ms;
+        }
+        if (s->next_cron == next) {
+            cron_pass(s);
+            s->next_cron += CRON_INTERVAL_MS;
+        }
+        mw__server_flush(s);
+    }
+    s->vnow = end;
+}
+
+int mw_server_adopt(mw_server_t *s, int fd, const char *peer_addr, int peer_port) {
+    return mw_conn_adopt(s, fd, peer_addr, peer_port);
+}
+
+void mw_server_abort(mw_server_t *s) {
+    s->shutting_down = 1;
+    if (s->listening) {
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        s->listening = 0;
+    }
+    if (s->tls_listening) {
+        uv_close((uv_handle_t *)&s->tls_listener, NULL);
+        s->tls_listening = 0;
+    }
+    mw_list_t *l = s->conns.next;
+    while (l != &s->conns) {
+        mw_list_t *next = l->next;
+        mw_conn_abort(mw_conn_from_link(l));
+        l = next;
+    }
+    close_server_handles(s);
+}
+
+int mw_server_run(mw_server_t *s) {
+    mw_server_start(s);
     start_signal(s, &s->sigterm, SIGTERM);
     start_signal(s, &s->sigint, SIGINT);
     start_signal(s, &s->sighup, SIGHUP);
+    s->signals = 1;
     if (s->cfg->reload && mw_reload_start(&s->reload, s) != 0)
         mw_log_warn("cannot watch %s for changes; reload with SIGHUP", s->app_dir);
     uv_run(s->loop, UV_RUN_DEFAULT);
     return 0;
-}
-
-int mw_server_send(mw_server_t *s, uint64_t id, int binary, const void *data, size_t len) {
-    mw_conn_t *c = mw_idmap_get(&s->clients, id);
-    if (!c)
-        return MW_ECLOSED;
-    return mw_conn_send(c, binary, data, len);
-}
-
-int mw_server_throttle(mw_server_t *s, uint64_t id, unsigned slot, uint64_t window_ms,
-                       uint64_t max) {
-    mw_conn_t *c = mw_idmap_get(&s->clients, id);
-    if (!c)
-        return MW_ECLOSED;
-    return mw_conn_throttle(c, slot, window_ms, max);
-}
-
-int mw_server_set_expiry(mw_server_t *s, uint64_t id, int64_t ms, uint16_t code,
-                         const char *reason, size_t len) {
-    mw_conn_t *c = mw_idmap_get(&s->clients, id);
-    if (!c)
-        return MW_ECLOSED;
-    return mw_conn_set_expiry(c, ms, code, reason, len);
-}
-
-int mw_server_close_client(mw_server_t *s, uint64_t id, uint16_t code, const char *reason,
-                           size_t len) {
-    mw_conn_t *c = mw_idmap_get(&s->clients, id);
-    if (!c)
-        return MW_ECLOSED;
-    return mw_conn_close(c, code, reason, len);
 }
 
 int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len,
@@ -428,7 +501,7 @@ int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size
     return 0;
 }
 
-char *mw__health_json(mw_server_t *s, size_t *len) {
+char *mw_server_health_json(mw_server_t *s, size_t *len) {
     char *buf = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);
@@ -449,14 +522,8 @@ char *mw__health_json(mw_server_t *s, size_t *len) {
     } else {
         fputs("null", f);
     }
-    mw_script_stats_t lua; /* Lua isolation, docs/security.md */
-    mw_script_stats(s->script, &lua);
-    fprintf(f,
-            ",\"lua\":{\"memory\":%zu,\"memory_limit\":%zu,\"memory_full\":%s,"
-            "\"memory_limit_hits\":%llu,\"refused_messages\":%llu,\"timeouts\":%llu}",
-            lua.memory, lua.memory_limit, lua.memory_full ? "true" : "false",
-            (unsigned long long)lua.memory_limit_hits, (unsigned long long)lua.refused_messages,
-            (unsigned long long)lua.timeouts);
+    if (s->app.cb->health)
+        s->app.cb->health(s->app.data, f);
     fputs("}\n", f);
     fclose(f);
     *len = size;

@@ -12,15 +12,56 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "app.h"
 #include "config.h"
+#include "rooms.h"
 
 typedef struct mw_server mw_server_t;
-typedef struct mw_script mw_script_t;
 
 /* mw_server_create makes a server for cfg (borrowed; must outlive it) on
- * loop. app_dir is watched for hot reload. Returns 0 or MW_ENOMEM. */
+ * loop, calling app (copied) for everything that enters the application.
+ * app_dir is watched for hot reload. Returns 0 or MW_ENOMEM. */
 int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
-                     const char *app_dir, mw_script_t *script);
+                     const char *app_dir, const mw_app_t *app);
+
+/* mw_server_client is THE lookup of a client by id: the connection, or
+ * NULL when no client has this id (never connected, or freed). */
+mw_conn_t *mw_server_client(mw_server_t *s, uint64_t id);
+
+/* mw_server_now is the server's clock in milliseconds: the loop's time, or
+ * the virtual clock of mw_server_use_virtual_clock. Every deadline, rate
+ * and heartbeat of the core reads it. */
+uint64_t mw_server_now(const mw_server_t *s);
+
+/* mw_server_use_virtual_clock makes the server's time start_ms and move
+ * only with mw_server_advance (for specs: heartbeats, throttle windows and
+ * timeouts without waiting). Call it before mw_server_start. */
+void mw_server_use_virtual_clock(mw_server_t *s, uint64_t start_ms);
+
+/* mw_server_start starts the periodic passes (deadlines, heartbeats, idle
+ * work) and the once-per-iteration flush, without listeners, signals or
+ * file watchers: what a server needs to serve connections it is given
+ * (mw_server_adopt). mw_server_run calls it. Returns 0. */
+int mw_server_start(mw_server_t *s);
+
+/* mw_server_advance moves the virtual clock forward by ms, running each
+ * periodic pass when it falls due on the way, as the real timers would.
+ * Does nothing on a real clock. */
+void mw_server_advance(mw_server_t *s, uint64_t ms);
+
+/* mw_server_adopt serves a connected stream socket (a socketpair end) as a
+ * new connection, exactly like an accepted TCP one; peer_addr/peer_port are
+ * what the app is told about the peer. The server owns fd from here on.
+ * Returns 0, MW_ENOMEM or MW_EIO. */
+int mw_server_adopt(mw_server_t *s, int fd, const char *peer_addr, int peer_port);
+
+/* mw_server_abort drops every connection at once and closes the server's
+ * handles; run the loop until it returns, then mw_server_free. */
+void mw_server_abort(mw_server_t *s);
+
+/* mw_server_health_json formats the /health body into a malloc'd string
+ * of *len bytes, or NULL when out of memory. */
+char *mw_server_health_json(mw_server_t *s, size_t *len);
 
 /* mw_server_listen binds and listens on cfg->host:cfg->port and logs the
  * URL. With tls_cert set it first loads the certificate: then port serves
@@ -29,8 +70,8 @@ int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
 int mw_server_listen(mw_server_t *s);
 
 /* mw_server_run installs signal handlers (SIGTERM/SIGINT: graceful
- * shutdown, SIGHUP: reload the app and the TLS certificate) and the file watchers, runs the loop until the
- * shutdown completes, and returns the process exit status. */
+ * shutdown, SIGHUP: reload the app and the TLS certificate) and the file watchers, runs the loop
+ * until the shutdown completes, and returns the process exit status. */
 int mw_server_run(mw_server_t *s);
 
 /* mw_server_shutdown stops accepting, closes every client with 1001 and
@@ -40,10 +81,6 @@ void mw_server_shutdown(mw_server_t *s);
 /* mw_server_reload reloads the app now (file change or SIGHUP), recording
  * the outcome for /health. */
 void mw_server_reload(mw_server_t *s, const char *why);
-
-/* mw_server_send sends a message to the client with this id.
- * Returns 0, MW_ECLOSED (no such open client), MW_EUTF8 or MW_ENOMEM. */
-int mw_server_send(mw_server_t *s, uint64_t id, int binary, const void *data, size_t len);
 
 /* Replies the C core sends without calling Lua, encoded by the app's
  * protocol (the runtime sets them at start and after every reload). */
@@ -55,24 +92,14 @@ typedef enum {
 
 /* mw_server_set_reply stores a copy of a reply. Returns 0, MW_EINVAL or
  * MW_ENOMEM (the previous reply stays). */
-int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len,
-                        int binary);
+int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len, int binary);
 
-/* Per-route throttles: slots 0..MW_MAX_THROTTLES-1, numbered by Lua. */
-#define MW_MAX_THROTTLES 64
+/* mw_server_rooms is the server's room index (rooms.h). */
+mw_rooms_t *mw_server_rooms(mw_server_t *s);
 
-/* mw_server_throttle: see mw_conn_throttle; MW_ECLOSED for an unknown id. */
-int mw_server_throttle(mw_server_t *s, uint64_t id, unsigned slot, uint64_t window_ms,
-                       uint64_t max);
-
-/* mw_server_set_expiry: see mw_conn_set_expiry; MW_ECLOSED for an unknown id. */
-int mw_server_set_expiry(mw_server_t *s, uint64_t id, int64_t ms, uint16_t code,
-                         const char *reason, size_t len);
-
-/* mw_server_close_client starts the closing handshake with that client.
- * Returns 0, MW_ECLOSED or MW_EINVAL (code or reason not sendable). */
-int mw_server_close_client(mw_server_t *s, uint64_t id, uint16_t code, const char *reason,
-                           size_t len);
+/* mw_server_wall_ms is wall-clock time in ms since the epoch: the system's,
+ * or the virtual clock's. */
+uint64_t mw_server_wall_ms(const mw_server_t *s);
 
 void mw_server_free(mw_server_t *s);
 

@@ -25,7 +25,7 @@ struct mw_server {
     uv_loop_t *loop;
     const mw_config_t *cfg;
     const char *app_dir;
-    mw_script_t *script;
+    mw_app_t app;        /* everything that enters the application */
 
     uv_tcp_t listener;
     int listening;
@@ -72,7 +72,14 @@ struct mw_server {
     uint64_t last_trim;  /* loop time of the last malloc_trim */
     uint64_t last_sweep; /* loop time of the last per-address table sweep */
     int shutting_down;
+    int started;         /* mw_server_start ran: handles to close */
+    int signals;         /* signal handlers are installed */
     uint64_t started_ms;
+
+    /* the virtual clock (mw_server_use_virtual_clock), for specs */
+    int virtual_clock;
+    uint64_t vnow;           /* ms; also the wall clock's reading */
+    uint64_t next_cron, next_heartbeat, heartbeat_ms;
 
     /* reload state for /health */
     uint64_t reloads;
@@ -86,7 +93,5 @@ void mw__server_flush(mw_server_t *s);
  * a pending shutdown can finish when the last one goes. */
 void mw__server_conn_gone(mw_server_t *s);
 
-/* mw__health_json formats the /health body into a malloc'd string. */
-char *mw__health_json(mw_server_t *s, size_t *len);
 
 #endif

@@ -31,8 +31,7 @@ int mw_ws_encode_ping(mw_ws_encoder_t *enc, mw_buf_t **out);
 /* mw_ws_encode frames one message into a new buffer with one reference
  * (for sharing across recipients). Text must be valid UTF-8.
  * Returns 0, MW_EUTF8 or MW_ENOMEM. */
-int mw_ws_encode(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t len,
-                 mw_buf_t **out);
+int mw_ws_encode(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t len, mw_buf_t **out);
 
 typedef struct {
     /* A complete data message. msg is valid only during the call. */
@@ -61,7 +60,7 @@ int mw_ws_feed(mw_ws_t *ws, const uint8_t *bytes, size_t len);
 int mw_ws_send(mw_ws_t *ws, int binary, const uint8_t *msg, size_t len);
 
 /* mw_ws_close starts the closing handshake with code and reason (at most
- * 123 bytes of UTF-8). Returns 0, MW_ECLOSED (already closing) or MW_EINVAL
+ * MW_WS_CLOSE_REASON_MAX bytes of UTF-8). Returns 0, MW_ECLOSED (already closing) or MW_EINVAL
  * (a code an endpoint may not send, or a bad reason). */
 int mw_ws_close(mw_ws_t *ws, uint16_t code, const char *reason, size_t len);
 
@@ -90,6 +89,15 @@ int mw_ws_close_sent(const mw_ws_t *ws);
  * peer's, or the one we failed it with; 1005 when the close carried none,
  * 1006 when there was no close frame) and its reason (valid until free). */
 uint16_t mw_ws_status(const mw_ws_t *ws, const char **reason, size_t *reason_len);
+
+/* The longest close reason (RFC 6455 5.5: a control frame's payload is at
+ * most 125 bytes, 2 of them the code). */
+#define MW_WS_CLOSE_REASON_MAX 123
+
+/* mw_ws_close_valid reports whether a server may close with code and this
+ * reason: a sendable code, a reason of valid UTF-8 of at most
+ * MW_WS_CLOSE_REASON_MAX bytes. The one place that rule lives. */
+int mw_ws_close_valid(unsigned code, const char *reason, size_t len);
 
 /* mw_ws_close_code_sendable reports whether an endpoint may put code in a
  * close frame it sends (RFC 6455 7.4 and the IANA registry): 1000-1003,

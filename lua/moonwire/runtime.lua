@@ -289,14 +289,16 @@ function runtime._bind_user(self, client, user)
 end
 
 
-function runtime.connect(self, id, info)
+-- A valid upgrade request, before the 101 is written: authentication at
+-- the upgrade. A refusal (false, status, message) is answered with that
+-- HTTP status by the C core, and the client never exists. Accepted, the
+-- client is created here and greeted by open(), which C calls next.
+function runtime.upgrade(self, id, info)
     local app = self:app()
     rooms.set_current(self._rooms)
     if self._clients[id] then
         log("warn", "client %s connected twice; replacing it", tostring(id))
     end
-    -- Authentication at the upgrade: a refusal is answered with HTTP 401
-    -- by the C core, and the client never exists.
     local config = self._config
     local user, why = false, nil
     if app.hooks.authenticate or self._jwt then -- otherwise no garbage per connect
@@ -312,8 +314,27 @@ function runtime.connect(self, id, info)
     local client = client_new(id, info, self._host)
     self._clients[id] = client
     if user then
+        rawset(client, "_upgrade_user", user)
+    end
+    return true
+end
+
+
+-- The client is connected: bind the user authenticated at the upgrade,
+-- start the authentication timeout, greet it, run on_connect.
+function runtime.open(self, id)
+    local client = self._clients[id]
+    if not client then
+        return
+    end
+    local app = self:app()
+    local config = self._config
+    rooms.set_current(self._rooms)
+    local user = rawget(client, "_upgrade_user")
+    if user then
+        rawset(client, "_upgrade_user", nil)
         if not self:_bind_user(client, user) then
-            return true
+            return
         end
     elseif config.require_auth then
         core.set_expiry(id, config.auth_timeout, 1008, "authentication timeout")
@@ -342,6 +363,16 @@ function runtime.connect(self, id, info)
         self:_send_error(client, nil, res.code, res.message)
         client:close(1008, res.code)
     end
+end
+
+
+-- upgrade and open at once, as the core calls them for an accepted client.
+function runtime.connect(self, id, info)
+    local ok, status, message = self:upgrade(id, info)
+    if not ok then
+        return ok, status, message
+    end
+    self:open(id)
 end
 
 
@@ -547,19 +578,23 @@ end
 
 
 -- Loads the app folder afresh and swaps it in only when it loaded cleanly;
--- the new app's on_reload(old_state, app) runs after the swap.
-function runtime.reload(self)
+-- the new app's on_reload(old_state, app) runs after the swap. `config`,
+-- when given, is the server's configuration now (live options applied);
+-- it takes effect with the new code. The caller logs the outcome (one
+-- line per reload).
+function runtime.reload(self, config)
     local old = self:app()
-    local jwt_opts, jerr = auth.jwt_options(self._config)
+    config = config or self._config
+    local jwt_opts, jerr = auth.jwt_options(config)
     if jwt_opts == nil then
-        log("error", "reload failed, keeping the running app: %s", jerr)
         return nil, jerr
     end
-    local new, err = app_loader.load(self._dir, { config = self._config, previous = old })
+    local new, err = app_loader.load(self._dir, { config = config, previous = old })
     if not new then
-        log("error", "reload failed, keeping the running app: %s", err)
         return nil, err
     end
+    self._config = config
+    self._rooms:configure(config)
     self._jwt = jwt_opts
     self._host.app = new
     rooms.set_current(self._rooms)
@@ -569,8 +604,23 @@ function runtime.reload(self)
     if not ok and is_failure(res) then
         log("error", "hook on_reload raised moonwire.fail: %s", tostring(res))
     end
-    log("info", "reloaded app %s (%d routes)", self._dir, #new:routes())
+    log("debug", "reloaded app %s (%d routes)", self._dir, #new:routes())
     return true
+end
+
+
+-- The functions the core calls for each event, bound to this instance
+-- (what moonwire.core's test server attaches to; docs/boundary.md).
+function runtime.handlers(self)
+    return {
+        upgrade = function(id, info) return self:upgrade(id, info) end,
+        open = function(id) return self:open(id) end,
+        message = function(id, payload, is_binary, refuse)
+            return self:message(id, payload, is_binary, refuse)
+        end,
+        disconnect = function(id, code, reason) return self:disconnect(id, code, reason) end,
+        reload = function(config) return self:reload(config) end,
+    }
 end
 
 
@@ -605,6 +655,16 @@ function _M.start()
 end
 
 
+function _M.upgrade(id, info)
+    return instance():upgrade(id, info)
+end
+
+
+function _M.open(id)
+    return instance():open(id)
+end
+
+
 function _M.connect(id, info)
     return instance():connect(id, info)
 end
@@ -620,8 +680,8 @@ function _M.disconnect(id, code, reason)
 end
 
 
-function _M.reload()
-    return instance():reload()
+function _M.reload(config)
+    return instance():reload(config)
 end
 
 

@@ -138,6 +138,15 @@ def _(ctx):
     eq(h.get("last_reload_error"), None, "last_reload_error")
 
 
+@S.case("edit: each reload is logged once (one line per outcome)")
+def test_each_reload_logged_once(ctx):
+    h = health()
+    lines = [l for l in State.srv.log().splitlines() if "reload" in l]
+    ok = [l for l in lines if "reloaded the app" in l]
+    eq(len(ok), h["reloads"], "'reloaded the app' lines vs /health reloads: %r" % lines)
+    eq([l for l in lines if "reloaded app" in l], [], "the runtime's own reload lines")
+
+
 @S.case("edit: a client connected after the reload also sees version 2")
 def _(ctx):
     c = ctx.track(H.JsonClient(State.srv))

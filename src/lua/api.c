@@ -13,7 +13,8 @@
 #include "jwt_lua.h"
 #include "../errors.h"
 #include "../log.h"
-#include "../pubsub.h"
+#include "../conn.h"
+#include "../fanout.h"
 #include "../rooms.h"
 #include "../watchdog.h"
 #include "../ws.h"
@@ -25,24 +26,44 @@
 #include <sys/time.h>
 #include <uv.h>
 
+#define MW_STR_(x) #x
+#define MW_STR(x) MW_STR_(x)
+
 #ifndef MW_VERSION
 #define MW_VERSION "0.0.0"
 #endif
 
-static const char server_key; /* registry key: its address is unique */
+/* What every primitive reaches through its first upvalue: the server it
+ * acts on and the client of the message being handled, so the reply to a
+ * message goes to the connection in hand instead of being looked up again. */
+struct mw_lua_core {
+    mw_server_t *server; /* NULL while checking an app or scaffolding */
+    mw_conn_t *current;  /* the client whose message is being handled, or NULL */
+    mw_watchdog_t *wd;   /* core.label / core.running report to it, or NULL */
+};
 
-void mw_lua_set_server(lua_State *L, mw_server_t *s) {
-    lua_pushlightuserdata(L, (void *)&server_key);
-    lua_pushlightuserdata(L, s);
-    lua_rawset(L, LUA_REGISTRYINDEX);
+static mw_lua_core_t *ctx_of(lua_State *L) {
+    return lua_touserdata(L, lua_upvalueindex(1));
 }
 
-static mw_server_t *get_server(lua_State *L) {
-    lua_pushlightuserdata(L, (void *)&server_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    mw_server_t *s = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return s;
+void mw_lua_core_set_server(mw_lua_core_t *ctx, mw_server_t *s) {
+    ctx->server = s;
+}
+
+void mw_lua_core_set_current(mw_lua_core_t *ctx, mw_conn_t *c) {
+    ctx->current = c;
+}
+
+void mw_lua_core_set_watchdog(mw_lua_core_t *ctx, mw_watchdog_t *w) {
+    ctx->wd = w;
+}
+
+/* One policy when there is no server (moonwire check, scaffolding): every
+ * primitive that acts on clients or rooms fails with nil, "not serving". */
+static int not_serving(lua_State *L) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "not serving");
+    return 2;
 }
 
 /* to_id converts a Lua number to a client id: 0 when it is not a positive
@@ -63,6 +84,15 @@ static uint64_t check_id(lua_State *L, int idx) {
     return id;
 }
 
+/* find_client: the client with this id, or NULL (the message's own client
+ * without a lookup). */
+static mw_conn_t *find_client(mw_lua_core_t *ctx, uint64_t id) {
+    mw_conn_t *c = ctx->current;
+    if (c && mw_conn_id(c) == id)
+        return c;
+    return mw_server_client(ctx->server, id);
+}
+
 static int push_result(lua_State *L, int rc) {
     if (rc == 0) {
         lua_pushboolean(L, 1);
@@ -79,10 +109,23 @@ static int mw_lua_send(lua_State *L) {
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int binary = lua_toboolean(L, 3);
-    mw_server_t *s = get_server(L);
-    if (!s)
-        return push_result(L, MW_ECLOSED);
-    return push_result(L, mw_server_send(s, id, binary, data, len));
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_conn_t *c = find_client(ctx, id);
+    return push_result(L, c ? mw_conn_send(c, binary, data, len) : MW_ECLOSED);
+}
+
+/* check_close_args raises unless code and reason may go in a close frame
+ * the server sends (ws.h has the rule). */
+static void check_close_args(lua_State *L, int code_idx, lua_Integer code, const char *reason,
+                             size_t len) {
+    if (code < 0 || code > 65535 || !mw_ws_close_code_sendable((unsigned)code))
+        luaL_argerror(L, code_idx, "not a close code a server may send");
+    if (!mw_ws_close_valid((unsigned)code, reason, len))
+        luaL_argerror(
+            L, code_idx + 1,
+            "close reason must be valid UTF-8 of at most " MW_STR(MW_WS_CLOSE_REASON_MAX) " bytes");
 }
 
 /* core.close(id, code, reason) -> true | nil, "closed" */
@@ -91,17 +134,12 @@ static int mw_lua_close(lua_State *L) {
     lua_Integer code = luaL_optinteger(L, 2, 1000);
     size_t len = 0;
     const char *reason = luaL_optlstring(L, 3, "", &len);
-    if (!mw_ws_close_code_sendable((unsigned)code) || code > 65535)
-        return luaL_argerror(L, 2, "not a close code a server may send");
-    if (len > 123)
-        return luaL_argerror(L, 3, "close reason longer than 123 bytes");
-    mw_server_t *s = get_server(L);
-    if (!s)
-        return push_result(L, MW_ECLOSED);
-    int rc = mw_server_close_client(s, id, (uint16_t)code, reason, len);
-    if (rc == MW_EINVAL)
-        return luaL_argerror(L, 3, "close reason must be valid UTF-8");
-    return push_result(L, rc);
+    check_close_args(L, 2, code, reason, len);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_conn_t *c = find_client(ctx, id);
+    return push_result(L, c ? mw_conn_close(c, (uint16_t)code, reason, len) : MW_ECLOSED);
 }
 
 /* core.log(level, msg) */
@@ -117,6 +155,11 @@ static int mw_lua_log(lua_State *L) {
 
 /* core.now() -> whole milliseconds since the epoch */
 static int mw_lua_now(lua_State *L) {
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (ctx->server) { /* the server's clock: virtual under specs */
+        lua_pushnumber(L, (lua_Number)mw_server_wall_ms(ctx->server));
+        return 1;
+    }
     struct timeval tv;
     gettimeofday(&tv, NULL);
     lua_pushnumber(L, (lua_Number)((uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000));
@@ -176,16 +219,9 @@ static int mw_lua_scandir(lua_State *L) {
  * INVALID_ROOM); reaching C with a bad one is a bug in the caller. */
 static const char *check_room(lua_State *L, int idx, size_t *len) {
     const char *name = luaL_checklstring(L, idx, len);
-    if (*len == 0 || *len > MW_ROOM_NAME_MAX)
-        luaL_argerror(L, idx, "room name must be 1 to 256 bytes");
+    if (!mw_room_name_valid(name, *len))
+        luaL_argerror(L, idx, "room name must be 1 to " MW_STR(MW_ROOM_NAME_MAX) " bytes");
     return name;
-}
-
-static mw_server_t *need_server(lua_State *L) {
-    mw_server_t *s = get_server(L);
-    if (!s)
-        luaL_error(L, "rooms are only available while serving");
-    return s;
 }
 
 /* core.join(id, room) -> count, moved_from | nil, err */
@@ -193,8 +229,14 @@ static int mw_lua_join(lua_State *L) {
     uint64_t id = check_id(L, 1);
     size_t len;
     const char *name = check_room(L, 2, &len);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_conn_t *c = find_client(ctx, id);
+    if (!c || !mw_conn_is_open(c))
+        return push_result(L, MW_ECLOSED);
     char moved[MW_ROOM_NAME_MAX + 1];
-    int n = mw_pubsub_join(need_server(L), id, name, len, moved);
+    int n = mw_rooms_join(mw_server_rooms(ctx->server), mw_conn_rooms(c), name, len, moved);
     if (n < 0)
         return push_result(L, n);
     lua_pushinteger(L, n);
@@ -210,7 +252,13 @@ static int mw_lua_leave(lua_State *L) {
     uint64_t id = check_id(L, 1);
     size_t len;
     const char *name = check_room(L, 2, &len);
-    int n = mw_pubsub_leave(need_server(L), id, name, len);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_conn_t *c = find_client(ctx, id);
+    if (!c)
+        return push_result(L, MW_ECLOSED);
+    int n = mw_rooms_leave(mw_server_rooms(ctx->server), mw_conn_rooms(c), name, len);
     if (n == MW_ENOTFOUND) {
         lua_pushnil(L);
         lua_pushliteral(L, "not joined");
@@ -222,31 +270,23 @@ static int mw_lua_leave(lua_State *L) {
     return 1;
 }
 
-typedef struct {
-    lua_State *L;
-    int n;
-} collect_t;
-
-static void collect_name(void *ud, const char *name, size_t len) {
-    collect_t *c = ud;
-    lua_pushlstring(c->L, name, len);
-    lua_rawseti(c->L, -2, ++c->n);
-}
-
-static void collect_id(void *ud, uint64_t id) {
-    collect_t *c = ud;
-    lua_pushnumber(c->L, (lua_Number)id);
-    lua_rawseti(c->L, -2, ++c->n);
-}
-
 /* core.rooms(id) -> { names } | nil, "closed" */
 static int mw_lua_rooms(lua_State *L) {
     uint64_t id = check_id(L, 1);
-    collect_t c = {L, 0};
-    lua_newtable(L);
-    int n = mw_pubsub_rooms(need_server(L), id, collect_name, &c);
-    if (n < 0)
-        return push_result(L, n);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_conn_t *c = find_client(ctx, id);
+    if (!c)
+        return push_result(L, MW_ECLOSED);
+    mw_room_client_t *rc = mw_conn_rooms(c);
+    lua_createtable(L, (int)rc->n, 0);
+    for (uint32_t i = 0; i < rc->n; i++) {
+        size_t len;
+        const char *name = mw_room_name(mw_room_client_room(rc, i), &len);
+        lua_pushlstring(L, name, len);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
     return 1;
 }
 
@@ -254,9 +294,16 @@ static int mw_lua_rooms(lua_State *L) {
 static int mw_lua_members(lua_State *L) {
     size_t len;
     const char *name = check_room(L, 1, &len);
-    collect_t c = {L, 0};
-    lua_newtable(L);
-    mw_pubsub_members(need_server(L), name, len, collect_id, &c);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_room_t *room = mw_rooms_find(mw_server_rooms(ctx->server), name, len);
+    size_t n = room ? mw_room_size(room) : 0;
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushnumber(L, (lua_Number)mw_conn_id(mw_room_member(room, i)));
+        lua_rawseti(L, -2, (int)i + 1);
+    }
     return 1;
 }
 
@@ -264,13 +311,20 @@ static int mw_lua_members(lua_State *L) {
 static int mw_lua_count(lua_State *L) {
     size_t len;
     const char *name = check_room(L, 1, &len);
-    lua_pushinteger(L, (lua_Integer)mw_pubsub_count(need_server(L), name, len));
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_room_t *room = mw_rooms_find(mw_server_rooms(ctx->server), name, len);
+    lua_pushinteger(L, room ? (lua_Integer)mw_room_size(room) : 0);
     return 1;
 }
 
 /* core.room_count() -> n */
 static int mw_lua_room_count(lua_State *L) {
-    lua_pushinteger(L, (lua_Integer)mw_pubsub_room_count(need_server(L)));
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    lua_pushinteger(L, (lua_Integer)mw_rooms_size(mw_server_rooms(ctx->server)));
     return 1;
 }
 
@@ -290,25 +344,33 @@ static int push_fanout(lua_State *L, int rc, const mw_fanout_result_t *res) {
 
 /* core.broadcast(room, payload, is_binary, exclude_id, event_id) -> delivered, dropped */
 static int mw_lua_broadcast(lua_State *L) {
-    size_t rlen, len, elen = 0;
+    size_t rlen;
     const char *room = check_room(L, 1, &rlen);
-    const char *data = luaL_checklstring(L, 2, &len);
-    int binary = lua_toboolean(L, 3);
-    uint64_t exclude = opt_id(L, 4);
-    const char *event = luaL_optlstring(L, 5, NULL, &elen);
+    mw_fanout_msg_t m;
+    m.data = luaL_checklstring(L, 2, &m.len);
+    m.binary = lua_toboolean(L, 3);
+    m.exclude_id = opt_id(L, 4);
+    m.event_len = 0;
+    m.event_id = luaL_optlstring(L, 5, NULL, &m.event_len);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
     mw_fanout_result_t res;
-    int rc = mw_pubsub_broadcast(need_server(L), room, rlen, binary, data, len, exclude, event,
-                                 elen, &res);
-    return push_fanout(L, rc, &res);
+    return push_fanout(L, mw_fanout_room(ctx->server, room, rlen, &m, &res), &res);
 }
 
 /* core.send_many(ids, payload, is_binary, event_id) -> delivered, dropped */
 static int mw_lua_send_many(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    size_t len, elen = 0;
-    const char *data = luaL_checklstring(L, 2, &len);
-    int binary = lua_toboolean(L, 3);
-    const char *event = luaL_optlstring(L, 4, NULL, &elen);
+    mw_fanout_msg_t m;
+    m.data = luaL_checklstring(L, 2, &m.len);
+    m.binary = lua_toboolean(L, 3);
+    m.exclude_id = 0;
+    m.event_len = 0;
+    m.event_id = luaL_optlstring(L, 4, NULL, &m.event_len);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
     size_t n = lua_objlen(L, 1);
     uint64_t stackids[256];
     uint64_t *ids = n <= 256 ? stackids : malloc(n * sizeof *ids);
@@ -320,8 +382,7 @@ static int mw_lua_send_many(lua_State *L) {
         lua_pop(L, 1);
     }
     mw_fanout_result_t res;
-    mw_server_t *s = get_server(L);
-    int rc = s ? mw_pubsub_send_many(s, ids, n, binary, data, len, event, elen, &res) : MW_ECLOSED;
+    int rc = mw_fanout_clients(ctx->server, ids, n, &m, &res);
     if (ids != stackids)
         free(ids);
     return push_fanout(L, rc, &res);
@@ -329,31 +390,44 @@ static int mw_lua_send_many(lua_State *L) {
 
 /* core.broadcast_all(payload, is_binary, exclude_id, event_id) -> delivered, dropped */
 static int mw_lua_broadcast_all(lua_State *L) {
-    size_t len, elen = 0;
-    const char *data = luaL_checklstring(L, 1, &len);
-    int binary = lua_toboolean(L, 2);
-    uint64_t exclude = opt_id(L, 3);
-    const char *event = luaL_optlstring(L, 4, NULL, &elen);
+    mw_fanout_msg_t m;
+    m.data = luaL_checklstring(L, 1, &m.len);
+    m.binary = lua_toboolean(L, 2);
+    m.exclude_id = opt_id(L, 3);
+    m.event_len = 0;
+    m.event_id = luaL_optlstring(L, 4, NULL, &m.event_len);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
     mw_fanout_result_t res;
-    int rc = mw_pubsub_broadcast_all(need_server(L), binary, data, len, exclude, event, elen,
-                                     &res);
-    return push_fanout(L, rc, &res);
+    return push_fanout(L, mw_fanout_all(ctx->server, &m, &res), &res);
 }
 
 /* core.dedupe(id, enabled) -> true | nil, "closed" */
 static int mw_lua_dedupe(lua_State *L) {
     uint64_t id = check_id(L, 1);
-    return push_result(L, mw_pubsub_dedupe(need_server(L), id, lua_toboolean(L, 2)));
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_conn_t *c = find_client(ctx, id);
+    if (!c || !mw_conn_is_open(c))
+        return push_result(L, MW_ECLOSED);
+    mw_conn_set_dedupe(c, lua_toboolean(L, 2));
+    return push_result(L, 0);
 }
 
 /* core.client_stats(id) -> { buffered =, dropped = } | nil, "closed" */
 static int mw_lua_client_stats(lua_State *L) {
     uint64_t id = check_id(L, 1);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_conn_t *c = find_client(ctx, id);
+    if (!c)
+        return push_result(L, MW_ECLOSED);
     size_t buffered;
     uint64_t dropped;
-    int rc = mw_pubsub_client_stats(need_server(L), id, &buffered, &dropped);
-    if (rc != 0)
-        return push_result(L, rc);
+    mw_conn_stats(c, &buffered, &dropped);
     lua_createtable(L, 0, 2);
     lua_pushnumber(L, (lua_Number)buffered);
     lua_setfield(L, -2, "buffered");
@@ -370,10 +444,10 @@ static int mw_lua_set_reply(lua_State *L) {
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int binary = lua_toboolean(L, 3);
-    mw_server_t *s = get_server(L);
-    if (!s)
-        return push_result(L, MW_ECLOSED);
-    return push_result(L, mw_server_set_reply(s, (mw_reply_t)which, data, len, binary));
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    return push_result(L, mw_server_set_reply(ctx->server, (mw_reply_t)which, data, len, binary));
 }
 
 /* core.set_expiry(id, ms, code, reason) -> true | nil, "closed": the C core
@@ -381,22 +455,25 @@ static int mw_lua_set_reply(lua_State *L) {
  * token expiry) unless called again; core.set_expiry(id) cancels. */
 static int mw_lua_set_expiry(lua_State *L) {
     uint64_t id = check_id(L, 1);
-    mw_server_t *s = get_server(L);
-    if (!s)
+    int cancel = lua_isnoneornil(L, 2);
+    lua_Number ms = cancel ? -1 : luaL_checknumber(L, 2);
+    lua_Integer code = 0;
+    size_t len = 0;
+    const char *reason = NULL;
+    if (!cancel) {
+        if (!(ms >= 0 && ms < 9.0e15))
+            luaL_argerror(L, 2, "milliseconds must be a non-negative number");
+        code = luaL_checkinteger(L, 3);
+        reason = luaL_optlstring(L, 4, "", &len);
+        check_close_args(L, 3, code, reason, len);
+    }
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_conn_t *c = find_client(ctx, id);
+    if (!c)
         return push_result(L, MW_ECLOSED);
-    if (lua_isnoneornil(L, 2))
-        return push_result(L, mw_server_set_expiry(s, id, -1, 0, NULL, 0));
-    lua_Number ms = luaL_checknumber(L, 2);
-    if (!(ms >= 0 && ms < 9.0e15))
-        luaL_argerror(L, 2, "milliseconds must be a non-negative number");
-    lua_Integer code = luaL_checkinteger(L, 3);
-    size_t len;
-    const char *reason = luaL_optlstring(L, 4, "", &len);
-    if (code < 0 || code > 65535 || !mw_ws_close_code_sendable((unsigned)code))
-        luaL_argerror(L, 3, "not a close code a server may send");
-    if (len > 123)
-        luaL_argerror(L, 4, "reason longer than 123 bytes");
-    return push_result(L, mw_server_set_expiry(s, id, (int64_t)ms, (uint16_t)code, reason, len));
+    return push_result(L, mw_conn_set_expiry(c, (int64_t)ms, (uint16_t)code, reason, len));
 }
 
 /* core.throttle(id, slot, window_ms, max) -> true | nil, "rate limited" |
@@ -411,22 +488,24 @@ static int mw_lua_throttle(lua_State *L) {
         luaL_argerror(L, 2, "slot out of range");
     if (window < 1 || max < 1)
         luaL_argerror(L, window < 1 ? 3 : 4, "must be a positive integer");
-    mw_server_t *s = get_server(L);
-    if (!s)
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_conn_t *c = find_client(ctx, id);
+    if (!c)
         return push_result(L, MW_ECLOSED);
-    return push_result(L, mw_server_throttle(s, id, (unsigned)slot, (uint64_t)window,
-                                             (uint64_t)max));
+    return push_result(L, mw_conn_throttle(c, (unsigned)slot, (uint64_t)window, (uint64_t)max));
 }
 
 /* core.label(text) -> id. Registers, once per route, what the watchdog
  * reports for a dispatch it cannot interrupt ("chat.send
  * (controllers/chat.lua:12)"): C keeps a copy, so the watchdog thread never
  * reads Lua memory. Returns 0 when there is no watchdog (script_timeout = 0)
- * or too many labels. The upvalue is the watchdog, when there is one. */
+ * or too many labels. */
 static int mw_lua_label(lua_State *L) {
     size_t len;
     const char *text = luaL_checklstring(L, 1, &len);
-    mw_watchdog_t *w = lua_touserdata(L, lua_upvalueindex(1));
+    mw_watchdog_t *w = ctx_of(L)->wd;
     lua_pushinteger(L, w ? (lua_Integer)mw_watchdog_intern(w, text, len) : 0);
     return 1;
 }
@@ -434,34 +513,14 @@ static int mw_lua_label(lua_State *L) {
 /* core.running(id) -> nothing: the current dispatch runs the label with
  * this id (from core.label). Called for every message: one atomic store. */
 static int mw_lua_running(lua_State *L) {
-    mw_watchdog_t *w = lua_touserdata(L, lua_upvalueindex(1));
+    mw_watchdog_t *w = ctx_of(L)->wd;
     lua_Integer id = lua_tointeger(L, 1);
     if (w && id > 0 && id <= MW_WATCHDOG_LABELS)
         mw_watchdog_running(w, (unsigned)id);
     return 0;
 }
 
-/* Installs core.label and core.running with w (or NULL) as upvalue. */
-static void push_watchdog_fns(lua_State *L, mw_watchdog_t *w) {
-    /* stack: ... core */
-    lua_pushlightuserdata(L, w);
-    lua_pushcclosure(L, mw_lua_label, 1);
-    lua_setfield(L, -2, "label");
-    lua_pushlightuserdata(L, w);
-    lua_pushcclosure(L, mw_lua_running, 1);
-    lua_setfield(L, -2, "running");
-}
-
-void mw_lua_set_watchdog(lua_State *L, mw_watchdog_t *w) {
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "loaded");
-    lua_getfield(L, -1, "moonwire.core");
-    /* stack: ... package loaded core */
-    push_watchdog_fns(L, w);
-    lua_pop(L, 3);
-}
-
-void mw_lua_inject_core_api(lua_State *L) {
+mw_lua_core_t *mw_lua_push_core(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"send", mw_lua_send},
         {"close", mw_lua_close},
@@ -482,19 +541,37 @@ void mw_lua_inject_core_api(lua_State *L) {
         {"set_reply", mw_lua_set_reply},
         {"set_expiry", mw_lua_set_expiry},
         {"throttle", mw_lua_throttle},
+        {"label", mw_lua_label},
+        {"running", mw_lua_running},
         {NULL, NULL},
     };
-    /* stack: ... */
+    lua_createtable(L, 0, 32);
+    /* The context lives as a userdata in the table (so it lives as long as
+     * the table) and reaches every function as a light upvalue. */
+    mw_lua_core_t *ctx = lua_newuserdata(L, sizeof *ctx);
+    memset(ctx, 0, sizeof *ctx);
+    lua_setfield(L, -2, "_context");
+    for (const luaL_Reg *f = fns; f->name; f++) {
+        lua_pushlightuserdata(L, ctx);
+        lua_pushcclosure(L, f->func, 1);
+        lua_setfield(L, -2, f->name);
+    }
+    mw_lua_inject_jwt_api(L); /* jwt_*: src/lua/jwt_lua.c */
+    lua_pushstring(L, MW_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushinteger(L, MW_ROOM_NAME_MAX);
+    lua_setfield(L, -2, "room_name_max");
+    lua_pushinteger(L, MW_WS_CLOSE_REASON_MAX);
+    lua_setfield(L, -2, "close_reason_max");
+    return ctx;
+}
+
+mw_lua_core_t *mw_lua_inject_core_api(lua_State *L) {
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaded");
     /* stack: ... package loaded */
-    lua_createtable(L, 0, 26);
-    luaL_register(L, NULL, fns);
-    mw_lua_inject_jwt_api(L); /* jwt_*: src/lua/jwt_lua.c */
-    push_watchdog_fns(L, NULL);
-    lua_pushstring(L, MW_VERSION);
-    lua_setfield(L, -2, "version");
-    /* stack: ... package loaded core */
+    mw_lua_core_t *ctx = mw_lua_push_core(L);
     lua_setfield(L, -2, "moonwire.core");
     lua_pop(L, 2);
+    return ctx;
 }

@@ -1,26 +1,37 @@
 /*
  * api.h - the moonwire.core primitives (the only C functions Lua can call)
- * and the registry slot through which they reach the server.
+ * and the context through which they reach the server.
  */
 #ifndef MW_LUA_API_H
 #define MW_LUA_API_H
 
 #include <lua.h>
 
+#include "../conn.h"
 #include "../server.h"
 #include "../watchdog.h"
 
-/* mw_lua_inject_core_api builds the moonwire.core table and registers it in
- * package.loaded. */
-void mw_lua_inject_core_api(lua_State *L);
+typedef struct mw_lua_core mw_lua_core_t;
 
-/* mw_lua_set_server records the server the primitives act on (NULL while
- * checking an app or scaffolding). */
-void mw_lua_set_server(lua_State *L, mw_server_t *s);
+/* mw_lua_push_core pushes a new moonwire.core table and returns its
+ * context (owned by the table: keep the table reachable). */
+mw_lua_core_t *mw_lua_push_core(lua_State *L);
 
-/* mw_lua_set_watchdog gives core.label and core.running the watchdog they
- * report to (NULL: none, script_timeout = 0). Call it before the runtime
- * registers its routes. */
-void mw_lua_set_watchdog(lua_State *L, mw_watchdog_t *w);
+/* mw_lua_inject_core_api builds the moonwire.core table, registers it in
+ * package.loaded and returns its context. */
+mw_lua_core_t *mw_lua_inject_core_api(lua_State *L);
+
+/* mw_lua_core_set_server records the server the primitives act on (NULL
+ * while checking an app or scaffolding: they then return nil, "not
+ * serving"). */
+void mw_lua_core_set_server(mw_lua_core_t *ctx, mw_server_t *s);
+
+/* mw_lua_core_set_current names the client whose message is being handled
+ * (NULL after): the primitives act on it without looking it up. */
+void mw_lua_core_set_current(mw_lua_core_t *ctx, mw_conn_t *c);
+
+/* mw_lua_core_set_watchdog gives core.label and core.running the watchdog
+ * they report to (NULL: none, script_timeout = 0). */
+void mw_lua_core_set_watchdog(mw_lua_core_t *ctx, mw_watchdog_t *w);
 
 #endif

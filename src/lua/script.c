@@ -31,19 +31,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRACEBACK_SLOT 1 /* the message handler sits at stack index 1 */
+#define TRACEBACK_SLOT 1 /* in the server's own state, the message handler sits here */
 
-enum { FN_CONNECT, FN_MESSAGE, FN_DISCONNECT, FN_RELOAD, FN_START, FN_ROUTES, FN_COUNT };
-static const char *const fn_names[FN_COUNT] = {"connect", "message", "disconnect",
-                                               "reload",  "start",   "routes"};
+/* The runtime functions each event calls (docs/boundary.md). The first
+ * FN_EVENTS are what an attached script takes from its handlers table. */
+enum { FN_UPGRADE, FN_OPEN, FN_MESSAGE, FN_DISCONNECT, FN_RELOAD, FN_START, FN_ROUTES, FN_COUNT };
+#define FN_EVENTS (FN_RELOAD + 1)
+static const char *const fn_names[FN_COUNT] = {"upgrade", "open",  "message", "disconnect",
+                                               "reload",  "start", "routes"};
 
 struct mw_script {
     lua_State *L;
-    int app_ref;        /* config.lua's `app` table, or LUA_NOREF */
-    int fns[FN_COUNT];  /* refs to moonwire.runtime functions */
+    int owned;           /* L is ours (the server), not borrowed (specs) */
+    int traceback_ref;   /* borrowed states: the message handler, pushed per call */
+    mw_lua_core_t *core; /* the moonwire.core context of this state */
+    mw_app_t app;        /* what the server calls: this script's callbacks */
+    int app_ref;         /* config.lua's `app` table, or LUA_NOREF */
+    int fns[FN_COUNT];   /* refs to moonwire.runtime functions */
     int ready;
     uint64_t calls, calls_at_idle; /* events handled; the count at the last idle check */
-    int depth;          /* nesting of call(): only the outermost one is a dispatch */
+    int depth;                     /* nesting of call(): only the outermost one is a dispatch */
 
     /* Memory cap. LuaJIT's own allocator does the work; capped_alloc counts. */
     lua_Alloc inner_alloc;
@@ -61,15 +68,15 @@ struct mw_script {
     int full_ticks;
     uint64_t calls_at_full_check;
     uint64_t limit_hits, refused_messages;
-    uint64_t cur_id;    /* the client of the running dispatch, or 0 */
+    uint64_t cur_id; /* the client of the running dispatch, or 0 */
 
     /* Script timeout. */
     mw_watchdog_t *wd;
     int timeout_ms;
     volatile sig_atomic_t hook_armed; /* set by the signal handler */
-    int interrupting;   /* the running dispatch was told it timed out */
+    int interrupting;                 /* the running dispatch was told it timed out */
     uint64_t timeouts;
-    char *runtime_src;  /* "@<luadir>/moonwire/": the runtime's own chunks */
+    char *runtime_src; /* "@<luadir>/moonwire/": the runtime's own chunks */
     size_t runtime_src_len;
 };
 
@@ -273,6 +280,21 @@ static int traceback(lua_State *L) {
     return 1;
 }
 
+static const mw_app_callbacks_t app_callbacks; /* below */
+
+static void init_common(mw_script_t *sc) {
+    sc->app_ref = LUA_NOREF;
+    sc->traceback_ref = LUA_NOREF;
+    for (int i = 0; i < FN_COUNT; i++)
+        sc->fns[i] = LUA_NOREF;
+    sc->app.cb = &app_callbacks;
+    sc->app.data = sc;
+}
+
+static int lua_absindex_(lua_State *L, int idx) {
+    return idx > 0 || idx <= LUA_REGISTRYINDEX ? idx : lua_gettop(L) + idx + 1;
+}
+
 int mw_script_create(mw_script_t **out, const char *luadir) {
     mw_script_t *sc = calloc(1, sizeof *sc);
     if (!sc)
@@ -303,11 +325,32 @@ int mw_script_create(mw_script_t **out, const char *luadir) {
     lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", luadir, luadir, lua_tostring(L, -1));
     lua_setfield(L, -3, "path");
     lua_pop(L, 2);
-    mw_lua_inject_core_api(L);
-    mw_lua_set_server(L, NULL);
-    sc->app_ref = LUA_NOREF;
-    for (int i = 0; i < FN_COUNT; i++)
-        sc->fns[i] = LUA_NOREF;
+    sc->core = mw_lua_inject_core_api(L);
+    sc->owned = 1;
+    init_common(sc);
+    *out = sc;
+    return 0;
+}
+
+int mw_script_attach(mw_script_t **out, lua_State *L, int handlers, mw_lua_core_t *core) {
+    handlers = lua_absindex_(L, handlers);
+    mw_script_t *sc = calloc(1, sizeof *sc);
+    if (!sc)
+        return MW_ENOMEM;
+    sc->L = L;
+    sc->core = core;
+    sc->cap = SIZE_MAX;
+    init_common(sc);
+    lua_pushcfunction(L, traceback);
+    sc->traceback_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    for (int i = 0; i < FN_EVENTS; i++) {
+        lua_getfield(L, handlers, fn_names[i]);
+        if (lua_isfunction(L, -1))
+            sc->fns[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+        else
+            lua_pop(L, 1);
+    }
+    sc->ready = 1;
     *out = sc;
     return 0;
 }
@@ -318,24 +361,14 @@ int mw_script_set_limits(mw_script_t *sc, long long memory_limit, int timeout_ms
     sc->watch_at = sc->limit / 4;
     sc->timeout_ms = timeout_ms;
     if (timeout_ms > 0 && !sc->wd) {
-        mw_watchdog_opts_t opts = {.timeout_ms = (uint64_t)timeout_ms,
-                                   .interrupt = on_interrupt,
-                                   .data = sc};
+        mw_watchdog_opts_t opts = {
+            .timeout_ms = (uint64_t)timeout_ms, .interrupt = on_interrupt, .data = sc};
         int rc = mw_watchdog_start(&sc->wd, &opts);
         if (rc != 0)
             return rc;
-        mw_lua_set_watchdog(sc->L, sc->wd);
+        mw_lua_core_set_watchdog(sc->core, sc->wd);
     }
     return 0;
-}
-
-void mw_script_stats(const mw_script_t *sc, mw_script_stats_t *out) {
-    out->memory = sc->used;
-    out->memory_limit = sc->limit;
-    out->memory_full = sc->full;
-    out->memory_limit_hits = sc->limit_hits;
-    out->refused_messages = sc->refused_messages;
-    out->timeouts = sc->timeouts;
 }
 
 int mw_script_load_config(mw_script_t *sc, const char *app_dir, mw_config_t *cfg, char *err,
@@ -353,15 +386,9 @@ static void push_config(lua_State *L, const mw_config_t *cfg, int app_ref) {
     lua_createtable(L, 0, (int)n);
     for (size_t i = 0; i < n; i++) {
         switch (d[i].type) {
-        case MW_CONF_INT:
-            lua_pushnumber(L, (lua_Number)mw_config_get_int(cfg, d[i].name));
-            break;
-        case MW_CONF_BOOL:
-            lua_pushboolean(L, mw_config_get_bool(cfg, d[i].name));
-            break;
-        case MW_CONF_STRING:
-            lua_pushstring(L, mw_config_get_string(cfg, d[i].name));
-            break;
+        case MW_CONF_INT: lua_pushnumber(L, (lua_Number)mw_config_get_int(cfg, d[i].name)); break;
+        case MW_CONF_BOOL: lua_pushboolean(L, mw_config_get_bool(cfg, d[i].name)); break;
+        case MW_CONF_STRING: lua_pushstring(L, mw_config_get_string(cfg, d[i].name)); break;
         case MW_CONF_STRLIST: {
             int count;
             char *const *items = mw_config_get_strlist(cfg, d[i].name, &count);
@@ -383,17 +410,24 @@ static void push_config(lua_State *L, const mw_config_t *cfg, int app_ref) {
     }
 }
 
-
-/* call runs the function on top (with nargs above it) protected, as one
+/* call runs the function below the nargs values on top, protected, as one
  * watched dispatch (what: a string literal naming the event; id: the
- * client's, or 0). On error it copies the message to err (if given) or
- * logs it. */
-static int call(mw_script_t *sc, int nargs, int nresults, const char *what, uint64_t id,
-                char *err, size_t errlen) {
+ * client's, or 0). A borrowed state gets the message handler inserted
+ * below the function (the server's own state keeps it at TRACEBACK_SLOT).
+ * On error it copies the message to err (if given) or logs it. Either
+ * way the caller restores the stack to what it was before it pushed. */
+static int call(mw_script_t *sc, int nargs, int nresults, const char *what, uint64_t id, char *err,
+                size_t errlen) {
     lua_State *L = sc->L;
+    int handler = TRACEBACK_SLOT;
+    if (!sc->owned) {
+        handler = lua_gettop(L) - nargs;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, sc->traceback_ref);
+        lua_insert(L, handler);
+    }
     sc->calls++;
     enter(sc, what, id);
-    int rc = lua_pcall(L, nargs, nresults, TRACEBACK_SLOT);
+    int rc = lua_pcall(L, nargs, nresults, handler);
     leave(sc, what);
     if (rc != 0) {
         const char *msg = lua_tostring(L, -1);
@@ -417,22 +451,23 @@ static void first_line(char *err) {
 int mw_script_init_app(mw_script_t *sc, mw_server_t *server, const char *app_dir,
                        const mw_config_t *cfg, const char *mode, char *err, size_t errlen) {
     lua_State *L = sc->L;
-    mw_lua_set_server(L, server);
+    int base = lua_gettop(L);
+    mw_lua_core_set_server(sc->core, server);
     lua_getglobal(L, "require");
     lua_pushstring(L, "moonwire.runtime");
     if (call(sc, 1, 1, "require", 0, err, errlen) != 0)
         return MW_ESCRIPT;
-    /* stack: traceback runtime */
+    /* stack: runtime */
     if (!lua_istable(L, -1)) {
         snprintf(err, errlen, "moonwire.runtime did not return a table");
-        lua_settop(L, TRACEBACK_SLOT);
+        lua_settop(L, base);
         return MW_ESCRIPT;
     }
     for (int i = 0; i < FN_COUNT; i++) {
         lua_getfield(L, -1, fn_names[i]);
         if (!lua_isfunction(L, -1)) {
             snprintf(err, errlen, "moonwire.runtime.%s is not a function", fn_names[i]);
-            lua_settop(L, TRACEBACK_SLOT);
+            lua_settop(L, base);
             return MW_ESCRIPT;
         }
         sc->fns[i] = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -445,23 +480,25 @@ int mw_script_init_app(mw_script_t *sc, mw_server_t *server, const char *app_dir
     lua_setfield(L, -2, "config");
     lua_pushstring(L, mode);
     lua_setfield(L, -2, "mode");
-    /* stack: traceback runtime init opts */
+    /* stack: runtime init opts */
     if (call(sc, 1, 2, "init", 0, err, errlen) != 0) {
         first_line(err);
-        lua_settop(L, TRACEBACK_SLOT);
+        lua_settop(L, base);
         return MW_ESCRIPT;
     }
-    /* stack: traceback runtime ok err */
+    /* stack: runtime ok err */
     int ok = lua_toboolean(L, -2);
     if (!ok)
-        snprintf(err, errlen, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "app failed to load");
-    lua_settop(L, TRACEBACK_SLOT);
+        snprintf(err, errlen, "%s",
+                 lua_isstring(L, -1) ? lua_tostring(L, -1) : "app failed to load");
+    lua_settop(L, base);
     sc->ready = ok;
     return ok ? 0 : MW_ESCRIPT;
 }
 
 int mw_script_print_routes(mw_script_t *sc, FILE *out) {
     lua_State *L = sc->L;
+    int base = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_ROUTES]);
     if (call(sc, 0, 1, "routes", 0, NULL, 0) != 0)
         return MW_ESCRIPT;
@@ -474,15 +511,17 @@ int mw_script_print_routes(mw_script_t *sc, FILE *out) {
             lua_pop(L, 1);
         }
     }
-    lua_settop(L, TRACEBACK_SLOT);
+    lua_settop(L, base);
     return n;
 }
 
 void mw_script_start(mw_script_t *sc) {
-    if (!sc->ready)
+    if (!sc->ready || sc->fns[FN_START] == LUA_NOREF)
         return;
+    int base = lua_gettop(sc->L);
     lua_rawgeti(sc->L, LUA_REGISTRYINDEX, sc->fns[FN_START]);
     call(sc, 0, 0, "start", 0, NULL, 0);
+    lua_settop(sc->L, base);
 }
 
 /* Headers that only carried the handshake: they say nothing an app can use
@@ -533,12 +572,21 @@ static void push_headers(lua_State *L, const mw_client_info_t *info) {
     }
 }
 
-int mw_script_on_connect(mw_script_t *sc, uint64_t id, const mw_client_info_t *info, char *msg,
-                         size_t msglen) {
-    if (!sc->ready)
+/* The application callbacks (app.h). Each is one dispatch into the
+ * runtime; a Lua error is logged and the server carries on. */
+
+/* app_upgrade asks runtime.upgrade whether this client may connect:
+ * nothing to accept, (false, status, message) to refuse. A runtime that
+ * raised refuses with 500: authentication must never fail open. */
+static int app_upgrade(void *data, mw_conn_t *c, const mw_client_info_t *info, char *msg,
+                       size_t msglen) {
+    mw_script_t *sc = data;
+    if (!sc->ready || sc->fns[FN_UPGRADE] == LUA_NOREF)
         return 0;
     lua_State *L = sc->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_CONNECT]);
+    int base = lua_gettop(L);
+    uint64_t id = mw_conn_id(c);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_UPGRADE]);
     lua_pushnumber(L, (lua_Number)id);
     lua_createtable(L, 0, 6);
     lua_pushstring(L, info->remote_addr);
@@ -557,6 +605,7 @@ int mw_script_on_connect(mw_script_t *sc, uint64_t id, const mw_client_info_t *i
     lua_setfield(L, -2, "headers");
     if (call(sc, 2, 3, "connect", id, NULL, 0) != 0) {
         snprintf(msg, msglen, "internal error");
+        lua_settop(L, base);
         return 500;
     }
     /* stack: ok status message; (false, status, message) refuses */
@@ -567,18 +616,37 @@ int mw_script_on_connect(mw_script_t *sc, uint64_t id, const mw_client_info_t *i
         const char *m = lua_tostring(L, -1);
         snprintf(msg, msglen, "%s", m ? m : "forbidden");
     }
-    lua_pop(L, 3);
+    lua_settop(L, base);
     return status;
 }
 
-void mw_script_on_message(mw_script_t *sc, uint64_t id, int binary, const char *data,
-                          size_t len) {
+static void app_open(void *data, mw_conn_t *c) {
+    mw_script_t *sc = data;
+    if (!sc->ready || sc->fns[FN_OPEN] == LUA_NOREF)
+        return;
+    lua_State *L = sc->L;
+    int base = lua_gettop(L);
+    uint64_t id = mw_conn_id(c);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_OPEN]);
+    lua_pushnumber(L, (lua_Number)id);
+    mw_lua_core_set_current(sc->core, c);
+    call(sc, 1, 0, "connect", id, NULL, 0);
+    mw_lua_core_set_current(sc->core, NULL);
+    lua_settop(L, base);
+}
+
+/* app_message: the hot path. The client is the core's current one while
+ * its message runs, so the reply needs no lookup by id. */
+static void app_message(void *data, mw_conn_t *c, int binary, const char *payload, size_t len) {
+    mw_script_t *sc = data;
     if (!sc->ready)
         return;
     lua_State *L = sc->L;
+    int base = lua_gettop(L);
+    uint64_t id = mw_conn_id(c);
     lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_MESSAGE]);
     lua_pushnumber(L, (lua_Number)id);
-    lua_pushlstring(L, data, len);
+    lua_pushlstring(L, payload, len);
     lua_pushboolean(L, binary);
     int nargs = 3;
     if (sc->full) {
@@ -586,19 +654,60 @@ void mw_script_on_message(mw_script_t *sc, uint64_t id, int binary, const char *
         nargs = 4;
         sc->refused_messages++;
     }
+    mw_lua_core_set_current(sc->core, c);
     call(sc, nargs, 0, "message", id, NULL, 0);
+    mw_lua_core_set_current(sc->core, NULL);
+    lua_settop(L, base);
 }
 
-void mw_script_on_disconnect(mw_script_t *sc, uint64_t id, unsigned code, const char *reason,
-                             size_t len) {
-    if (!sc->ready)
+static void app_close(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len) {
+    mw_script_t *sc = data;
+    if (!sc->ready || sc->fns[FN_DISCONNECT] == LUA_NOREF)
         return;
     lua_State *L = sc->L;
+    int base = lua_gettop(L);
+    uint64_t id = mw_conn_id(c);
     lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_DISCONNECT]);
     lua_pushnumber(L, (lua_Number)id);
     lua_pushinteger(L, (lua_Integer)code);
     lua_pushlstring(L, reason, len);
     call(sc, 3, 0, "disconnect", id, NULL, 0);
+    lua_settop(L, base);
+}
+
+static int app_reload(void *data, const mw_config_t *cfg, char *err, size_t errlen) {
+    return mw_script_reload(data, cfg, err, errlen);
+}
+
+static void app_idle(void *data) {
+    mw_script_idle(data);
+}
+
+/* app_health adds the Lua isolation counters (docs/security.md). */
+static void app_health(void *data, FILE *f) {
+    mw_script_t *sc = data;
+    fprintf(f,
+            ",\"lua\":{\"memory\":%zu,\"memory_limit\":%zu,\"memory_full\":%s,"
+            "\"memory_limit_hits\":%llu,\"refused_messages\":%llu,\"timeouts\":%llu}",
+            sc->used, sc->limit, sc->full ? "true" : "false", (unsigned long long)sc->limit_hits,
+            (unsigned long long)sc->refused_messages, (unsigned long long)sc->timeouts);
+}
+
+/* HTTP requests: none are handled in Lua yet (HTTP routes come with the
+ * issue "Lua that waits"), so the core answers them. */
+static const mw_app_callbacks_t app_callbacks = {
+    .upgrade = app_upgrade,
+    .open = app_open,
+    .message = app_message,
+    .close = app_close,
+    .http = NULL,
+    .reload = app_reload,
+    .idle = app_idle,
+    .health = app_health,
+};
+
+const mw_app_t *mw_script_app(mw_script_t *sc) {
+    return &sc->app;
 }
 
 /* How much work one idle step does, in LuaJIT's units (as if this many KB
@@ -615,8 +724,7 @@ static int idle_step_cb(lua_State *L) {
 #define FULL_CHECK_TICKS 10
 
 void mw_script_idle(mw_script_t *sc) {
-    if (sc->full && ++sc->full_ticks >= FULL_CHECK_TICKS &&
-        sc->calls != sc->calls_at_full_check) {
+    if (sc->full && ++sc->full_ticks >= FULL_CHECK_TICKS && sc->calls != sc->calls_at_full_check) {
         /* Only Lua code running (a disconnect, a refused message) can free
          * app state, so the heap is rechecked once a second while it does. */
         sc->full_ticks = 0;
@@ -645,26 +753,37 @@ void mw_script_idle(mw_script_t *sc) {
     }
 }
 
-int mw_script_reload(mw_script_t *sc, char *err, size_t errlen) {
+int mw_script_reload(mw_script_t *sc, const mw_config_t *cfg, char *err, size_t errlen) {
     if (!sc->ready) {
         snprintf(err, errlen, "the app is not loaded");
         return MW_ESCRIPT;
     }
+    if (sc->fns[FN_RELOAD] == LUA_NOREF) {
+        snprintf(err, errlen, "this runtime cannot reload");
+        return MW_ESCRIPT;
+    }
     lua_State *L = sc->L;
+    int base = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_RELOAD]);
-    if (call(sc, 0, 2, "reload", 0, err, errlen) != 0) {
+    if (cfg)
+        push_config(L, cfg, sc->app_ref);
+    else
+        lua_pushnil(L);
+    if (call(sc, 1, 2, "reload", 0, err, errlen) != 0) {
         first_line(err);
+        lua_settop(L, base);
         return MW_ESCRIPT;
     }
     int ok = lua_toboolean(L, -2);
     if (!ok)
         snprintf(err, errlen, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "reload failed");
-    lua_settop(L, TRACEBACK_SLOT);
+    lua_settop(L, base);
     return ok ? 0 : MW_ESCRIPT;
 }
 
 int mw_script_scaffold(mw_script_t *sc, const char *dir, char *err, size_t errlen) {
     lua_State *L = sc->L;
+    int base = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushstring(L, "moonwire.scaffold");
     if (call(sc, 1, 1, "require", 0, err, errlen) != 0)
@@ -672,13 +791,13 @@ int mw_script_scaffold(mw_script_t *sc, const char *dir, char *err, size_t errle
     lua_getfield(L, -1, "create");
     lua_pushstring(L, dir);
     if (call(sc, 1, 2, "scaffold", 0, err, errlen) != 0) {
-        lua_settop(L, TRACEBACK_SLOT);
+        lua_settop(L, base);
         return MW_ESCRIPT;
     }
     int ok = lua_toboolean(L, -2);
     if (!ok)
         snprintf(err, errlen, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "failed");
-    lua_settop(L, TRACEBACK_SLOT);
+    lua_settop(L, base);
     return ok ? 0 : MW_ESCRIPT;
 }
 
@@ -686,7 +805,13 @@ void mw_script_free(mw_script_t *sc) {
     if (!sc)
         return;
     mw_watchdog_stop(sc->wd);
-    lua_close(sc->L);
+    if (sc->owned) {
+        lua_close(sc->L);
+    } else {
+        for (int i = 0; i < FN_COUNT; i++)
+            luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->fns[i]);
+        luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->traceback_ref);
+    }
     free(sc->runtime_src);
     free(sc);
 }

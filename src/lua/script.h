@@ -1,9 +1,10 @@
 /*
  * script.h - the Lua side of a worker, as the C core sees it.
  *
- * This header is the whole scripting boundary for the rest of src/: plain C
- * types in, nothing of Lua out (no lua.h here), so conn.c and server.c stay
- * engine-agnostic (Redis's script.h vs script_lua.c split). Every entry
+ * The core never includes this header: it calls the application through
+ * the callback table of app.h, which a script implements (mw_script_app);
+ * only main.c (which wires the two) and src/lua/ see it. No lua.h here
+ * either (Redis's script.h vs script_lua.c split). Every entry
  * into Lua is a protected call with a traceback handler; a Lua error is
  * logged with file:line and never reaches the caller as a crash.
  */
@@ -14,24 +15,30 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../app.h"
 #include "../config.h"
-#include "../http.h"
 #include "../server.h"
 
 typedef struct mw_script mw_script_t;
+typedef struct mw_lua_core mw_lua_core_t;
+struct lua_State;
 
-/* What Lua learns about a client when it connects. Valid during the call. */
-typedef struct {
-    const char *remote_addr;
-    int remote_port;
-    const char *path, *query, *subprotocol;
-    const mw_header_t *headers;
-    int nheaders;
-} mw_client_info_t;
-
-/* mw_script_create makes a Lua state whose runtime modules come from luadir.
- * Returns 0 or MW_ENOMEM. */
+/* mw_script_create makes a Lua state whose runtime modules come from luadir
+ * (the server's own state). Returns 0 or MW_ENOMEM. */
 int mw_script_create(mw_script_t **out, const char *luadir);
+
+/* mw_script_attach makes a script over a state it does not own (busted
+ * running app specs on the real core, through the moonwire.core module):
+ * the functions it calls for each event are the fields upgrade, open,
+ * message, disconnect and reload of the table at stack index handlers
+ * (moonwire.runtime's instance methods, bound), and core is the context
+ * of the moonwire.core table that state uses (api.h). No memory cap, no
+ * watchdog. Returns 0 or MW_ENOMEM. */
+int mw_script_attach(mw_script_t **out, struct lua_State *L, int handlers, mw_lua_core_t *core);
+
+/* mw_script_app is the application callback table (app.h) this script
+ * implements, for mw_server_create. Valid as long as the script. */
+const mw_app_t *mw_script_app(mw_script_t *sc);
 
 /* mw_script_set_limits bounds every later dispatch into Lua (see
  * docs/security.md): the Lua heap to memory_limit bytes (0: unlimited) and
@@ -39,18 +46,6 @@ int mw_script_create(mw_script_t **out, const char *luadir);
  * thread. Call it from the loop thread, once the config is known. Returns
  * 0, or an mw_err from mw_watchdog_start. */
 int mw_script_set_limits(mw_script_t *sc, long long memory_limit, int timeout_ms);
-
-/* What /health reports about the Lua state. */
-typedef struct {
-    size_t memory;              /* bytes the Lua heap holds now */
-    size_t memory_limit;        /* lua_memory_limit, 0: unlimited */
-    int memory_full;            /* live data over 90% of the limit: messages refused */
-    uint64_t memory_limit_hits; /* dispatches that had an allocation refused */
-    uint64_t refused_messages;  /* messages answered INTERNAL_ERROR while full */
-    uint64_t timeouts;          /* dispatches interrupted by script_timeout */
-} mw_script_stats_t;
-
-void mw_script_stats(const mw_script_t *sc, mw_script_stats_t *out);
 
 /* mw_script_load_config runs APP/config.lua (when present) and applies each
  * key to cfg. Returns 0, or MW_ECONFIG with err naming the file and key. */
@@ -67,18 +62,8 @@ int mw_script_init_app(mw_script_t *sc, mw_server_t *server, const char *app_dir
  * MW_ESCRIPT. */
 int mw_script_print_routes(mw_script_t *sc, FILE *out);
 
-/* Lifecycle events. Errors are logged, never returned. */
+/* mw_script_start runs the app's on_start (errors are logged). */
 void mw_script_start(mw_script_t *sc);
-
-/* mw_script_on_connect runs before the 101 goes out (it is queued, not yet
- * written): 0 when the runtime accepted the client, or the HTTP status
- * (401, 403, ...) it refused the upgrade with, its text in msg. A runtime
- * that raised refuses with 500: authentication must never fail open. */
-int mw_script_on_connect(mw_script_t *sc, uint64_t id, const mw_client_info_t *info, char *msg,
-                         size_t msglen);
-void mw_script_on_message(mw_script_t *sc, uint64_t id, int binary, const char *data, size_t len);
-void mw_script_on_disconnect(mw_script_t *sc, uint64_t id, unsigned code, const char *reason,
-                             size_t len);
 
 /* mw_script_idle runs a bounded incremental garbage-collection step when no
  * event reached Lua since the previous call, so garbage from a burst of
@@ -86,9 +71,10 @@ void mw_script_on_disconnect(mw_script_t *sc, uint64_t id, unsigned code, const 
  * waiting for the next allocation-driven cycle. Called by the server cron. */
 void mw_script_idle(mw_script_t *sc);
 
-/* mw_script_reload reloads the app; on failure the old code stays.
- * Returns 0 or MW_ESCRIPT with err (file:line: message). */
-int mw_script_reload(mw_script_t *sc, char *err, size_t errlen);
+/* mw_script_reload reloads the app with cfg (NULL: the configuration it
+ * has); on failure the old code stays. Returns 0 or MW_ESCRIPT with err
+ * (file:line: message). */
+int mw_script_reload(mw_script_t *sc, const mw_config_t *cfg, char *err, size_t errlen);
 
 /* mw_script_scaffold writes a new app skeleton into dir (moonwire new).
  * Returns 0 or MW_ESCRIPT with err. */
