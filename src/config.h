@@ -5,10 +5,11 @@
  * live or restart-only, help) drives parsing, validation, environment
  * overrides, --help, the config table Lua sees and what a reload applies
  * (Redis's static_configs[] shape). Adding an option is its field below,
- * one line in that table and one row in docs/configuration.md. Values come from the
- * app's config.lua (read by src/lua/), then MOONWIRE_<KEY> environment
- * variables, then command-line flags; each layer goes through the same
- * setters, so each error names the key the same way.
+ * one line in that table and one row in docs/configuration.md.
+ *
+ * Values come from the app's config.lua (read by src/lua/), then
+ * MOONWIRE_<KEY> environment variables, then command-line flags; each layer
+ * goes through the same setters, so each error names the key the same way.
  */
 #ifndef MW_CONFIG_H
 #define MW_CONFIG_H

@@ -5,7 +5,8 @@
  * environment variables and flags, choices, path rules, subprotocol lists,
  * mw_config_apply_env with a fake envp, and that every error names the key
  * (or the variable); that each descriptor reaches a field of its own, which
- * options need a restart, mw_config_diff and mw_config_copy_live. Leaks are left for ASan to find.
+ * options need a restart, mw_config_diff and mw_config_copy_live. Leaks are
+ * left for ASan to find.
  */
 #include "config.h"
 #include "errors.h"
@@ -668,8 +669,6 @@ static void test_apply_env(void) {
     mw_config_free(&c);
 }
 
-/* Set every string option many times over and free: ASan's leak checker
- * fails the run if anything is lost. */
 /* The getters read back what the setters stored, for every descriptor type
  * (the Lua config table is built from them). */
 static void test_getters(void) {
@@ -692,13 +691,28 @@ static void test_getters(void) {
     REQUIRE(n == 2);
     CHECK_STR(items[0], "b");
     CHECK_STR(items[1], "a");
+    /* An unknown key or another type reads as nothing. */
+    CHECK_EQ(mw_config_get_int(&c, "nope"), 0);
+    CHECK_EQ(mw_config_get_int(&c, "welcome"), 0);
+    CHECK_EQ(mw_config_get_bool(&c, "port"), 0);
+    CHECK(mw_config_get_string(&c, "port") == NULL);
+    n = 5;
+    CHECK(mw_config_get_strlist(&c, "path", &n) == NULL);
+    CHECK_EQ(n, 0);
     mw_config_free(&c);
 }
 
+/* Set every string and list option, and some many times over, and free:
+ * ASan's leak checker fails the run if anything is lost. */
 static void test_free_releases_everything(void) {
     mw_config_t c;
     char err[256];
     REQUIRE(mw_config_init(&c) == 0);
+    size_t nd;
+    const mw_config_desc_t *d = mw_config_descs(&nd);
+    for (size_t i = 0; i < nd; i++)
+        if (d[i].type == MW_CONF_STRING || d[i].type == MW_CONF_STRLIST)
+            CHECK_EQ(change_option(&c, &d[i]), 0);
     for (int i = 0; i < 50; i++) {
         CHECK_EQ(mw_config_set_text(&c, "host", "127.0.0.1", err, sizeof err), 0);
         CHECK_EQ(mw_config_set_text(&c, "path", "/ws", err, sizeof err), 0);
