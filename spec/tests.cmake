@@ -40,6 +40,12 @@ add_test(NAME lint_lua_boundary
          COMMAND sh -c "! grep -rlE '#include[[:space:]]*[<\"](lua|lauxlib|lualib|luajit)\\.h' \"$1/src\" | grep -v '/src/lua/'"
                  sh ${PROJECT_SOURCE_DIR})
 
+# docs/configuration.md documents exactly the options `moonwire --help`
+# prints, and whether each needs a restart. Fails naming each that differs.
+add_test(NAME lint_config_docs
+         COMMAND ${MW_PYTHON} ${PROJECT_SOURCE_DIR}/spec/lint_config_docs.py
+                 --binary $<TARGET_FILE:moonwire> --doc ${PROJECT_SOURCE_DIR}/docs/configuration.md)
+
 # The benchmark's smoke mode: moonwire-bench (found next to the moonwire
 # binary) against examples/hub with tiny numbers; asserts correctness only.
 add_test(NAME integration_bench_smoke

@@ -1,125 +1,207 @@
 /*
  * config.c - option descriptors, defaults, validation and overrides.
  *
- * The descriptor table below is the single list of options. Defaults are
- * written as text and parsed by mw_config_set_text, so a default can never
- * be a value the parser would refuse.
+ * The descriptor table below is the single list of options: each line names
+ * the option once, and the macros derive the struct field (offset, size,
+ * list count) from that name, refusing to compile when the field's type
+ * does not match the option's. Everything else (setters, getters, init,
+ * free, diff, --help) walks the table. Defaults are written as text and
+ * parsed by mw_config_set_text, so a default can never be a value the
+ * parser would refuse.
  */
 #include "config.h"
 #include "errors.h"
+#include "rooms.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Validators (mw_config_valid_fn): NULL when acceptable, else the reason. */
+
+static const char *valid_path(const char *v) {
+    return !strcmp(v, "*") || v[0] == '/' ? NULL : "must start with \"/\" or be \"*\"";
+}
+
+static const char *valid_host(const char *v) {
+    return v[0] ? NULL : "must not be empty";
+}
+
+/* valid_token: RFC 7230 token characters, what a subprotocol name (or a JWS
+ * algorithm name) may contain. */
+static const char *valid_token(const char *v) {
+    static const char *const msg = "entries must be non-empty HTTP tokens";
+    if (!*v)
+        return msg;
+    for (; *v; v++)
+        if (!isalnum((unsigned char)*v) && !strchr("!#$%&'*+-.^_`|~", *v))
+            return msg;
+    return NULL;
+}
+
+/* valid_room_pattern: a room name, optionally ending in "*" (a prefix). */
+static const char *valid_room_pattern(const char *v) {
+    size_t n = strlen(v);
+    return n > 0 && n <= MW_ROOM_NAME_MAX ? NULL : "entries must be room names of 1 to 256 bytes";
+}
+
+/* valid_origin: "*", or an RFC 6454 serialized origin: scheme "://" host
+ * with an optional port, no path, no spaces. */
+static const char *valid_origin(const char *v) {
+    static const char *const msg =
+        "entries must be origins like \"https://example.com\" (or \"*\")";
+    if (!strcmp(v, "*"))
+        return NULL;
+    const char *sep = strstr(v, "://");
+    if (!sep || sep == v || !sep[3])
+        return msg;
+    for (const char *p = v; *p; p++)
+        if (*p <= ' ' || *p == 0x7f || (p > sep + 2 && (*p == '/' || *p == '?' || *p == '#')))
+            return msg;
+    return NULL;
+}
+
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const policies[] = {"drop", "close", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 
+/* The field-deriving macros. _Generic has no default branch, so an option
+ * whose field has the wrong type is a compile error, not a wild write:
+ * INT takes int or long long, BOOL int, STRING/ENUM char *, LIST an array
+ * of char * with an int n<name> beside it. */
+#define F(f) (((mw_config_t *)0)->f)
+#define INT_SIZE(f) _Generic(F(f), int : sizeof(int), long long : sizeof(long long))
+#define OFFSET_AS(f, T) _Generic(F(f), T : offsetof(mw_config_t, f))
+
+#define INT(f, def, lo, hi, live_, help_)                                                          \
+    {                                                                                              \
+        .name = #f, .type = MW_CONF_INT, .default_value = def, .min = lo, .max = hi,               \
+        .offset = offsetof(mw_config_t, f), .size = INT_SIZE(f), .live = live_, .help = help_      \
+    }
+#define BOOL(f, def, live_, help_)                                                                 \
+    {                                                                                              \
+        .name = #f, .type = MW_CONF_BOOL, .default_value = def, .offset = OFFSET_AS(f, int),       \
+        .size = sizeof(int), .live = live_, .help = help_                                          \
+    }
+#define STRING(f, def, valid_, live_, help_)                                                       \
+    {                                                                                              \
+        .name = #f, .type = MW_CONF_STRING, .default_value = def, .valid = valid_,                 \
+        .offset = OFFSET_AS(f, char *), .live = live_, .help = help_                               \
+    }
+#define ENUM(f, def, choices_, live_, help_)                                                       \
+    {                                                                                              \
+        .name = #f, .type = MW_CONF_STRING, .default_value = def, .choices = choices_,             \
+        .offset = OFFSET_AS(f, char *), .live = live_, .help = help_                               \
+    }
+#define LIST(f, valid_, live_, help_)                                                              \
+    {                                                                                              \
+        .name = #f, .type = MW_CONF_STRLIST, .default_value = "", .valid = valid_,                 \
+        .offset = OFFSET_AS(f, char **), .count_offset = OFFSET_AS(n##f, int), .live = live_,      \
+        .help = help_                                                                              \
+    }
+#define TABLE(f, live_, help_)                                                                     \
+    { .name = #f, .type = MW_CONF_TABLE, .live = live_, .help = help_ }
+
+enum { RESTART = 0, LIVE = 1 };
+
 static const mw_config_desc_t descs[] = {
-    {"host", MW_CONF_STRING, "0.0.0.0", 0, 0, NULL,
-     "address to listen on (IPv4 or IPv6; \"::\" listens on both)"},
-    {"port", MW_CONF_INT, "8080", 0, 65535, NULL, "TCP port (0 picks a free one)"},
-    {"tls_port", MW_CONF_INT, "-1", -1, 65535, NULL,
-     "separate wss:// port, port stays ws:// (-1: with tls_cert, port is wss://)"},
-    {"tls_cert", MW_CONF_STRING, "", 0, 0, NULL,
-     "PEM certificate chain file; with tls_key, serves wss:// (SIGHUP reloads it)"},
-    {"tls_key", MW_CONF_STRING, "", 0, 0, NULL, "PEM private key file (unencrypted) of tls_cert"},
-    {"tls_min_version", MW_CONF_STRING, "1.2", 0, 0, tls_versions,
-     "lowest TLS version accepted: 1.2 or 1.3"},
-    {"path", MW_CONF_STRING, "/", 0, 0, NULL,
-     "WebSocket endpoint path; \"*\" accepts the upgrade on any path"},
-    {"subprotocols", MW_CONF_STRLIST, "", 0, 0, NULL,
-     "subprotocols the server speaks, in order of preference"},
-    {"max_message_size", MW_CONF_INT, "1048576", 1, 1LL << 31, NULL,
-     "largest message accepted, in bytes (larger: close 1009)"},
-    {"max_header_bytes", MW_CONF_INT, "8192", 256, 1 << 20, NULL,
-     "largest HTTP request head, in bytes (larger: 431)"},
-    {"handshake_timeout", MW_CONF_INT, "10000", 1, 3600000, NULL,
-     "ms a client has to send a complete HTTP request"},
-    {"close_timeout", MW_CONF_INT, "5000", 1, 3600000, NULL,
-     "ms to wait for the peer's close frame after sending ours"},
-    {"shutdown_timeout", MW_CONF_INT, "5000", 1, 3600000, NULL,
-     "ms graceful shutdown waits for clients before dropping them"},
-    {"welcome", MW_CONF_BOOL, "true", 0, 0, NULL,
-     "send a system.connected event with the client id on connect"},
-    {"log_level", MW_CONF_STRING, "info", 0, 0, log_levels, "debug, info, warn or error"},
-    {"log_format", MW_CONF_STRING, "text", 0, 0, log_formats, "text or json lines"},
-    {"reload", MW_CONF_BOOL, "true", 0, 0, NULL, "reload the app when its files change"},
-    {"reload_debounce", MW_CONF_INT, "100", 0, 60000, NULL,
-     "ms of quiet after a file change before reloading"},
-    {"max_connections_per_room", MW_CONF_INT, "0", 0, 10000000, NULL,
-     "members a room may have (0: unlimited); a join past it fails with ROOM_FULL"},
-    {"max_rooms_per_client", MW_CONF_INT, "100", 0, 1000000, NULL,
-     "rooms one client may be in (0: unlimited)"},
-    {"client_can_join_multiple_rooms", MW_CONF_BOOL, "true", 0, 0, NULL,
-     "false: joining a room moves the client out of its previous one"},
-    {"max_buffered_bytes", MW_CONF_INT, "4194304", 1024, 1LL << 34, NULL,
-     "output a client may have queued before broadcasts to it are dropped or it is closed"},
-    {"slow_consumer_policy", MW_CONF_STRING, "drop", 0, 0, policies,
-     "past max_buffered_bytes: drop (skip broadcasts, counted) or close (1013)"},
-    {"event_cache_max_size", MW_CONF_INT, "128", 1, 65536, NULL,
-     "event ids remembered per client for duplicate suppression"},
-    {"dedupe", MW_CONF_BOOL, "false", 0, 0, NULL,
-     "clients start opted in to duplicate suppression"},
-    {"presence", MW_CONF_STRLIST, "", 0, 0, NULL,
-     "rooms with presence events (names; a trailing * matches a prefix)"},
-    {"system_controller", MW_CONF_BOOL, "true", 0, 0, NULL,
-     "mount the built-in system controller (join, leave, publish, ping, ...)"},
-    {"allow_client_broadcast", MW_CONF_BOOL, "false", 0, 0, NULL,
-     "let clients use system.broadcast to message everyone"},
-    {"max_connections", MW_CONF_INT, "0", 0, 10000000, NULL,
-     "WebSocket clients connected at once (0: as many as open files allow); "
-     "past it the upgrade gets 503"},
-    {"max_connections_per_ip", MW_CONF_INT, "0", 0, 10000000, NULL,
-     "connections one source address may have open (0: unlimited); past it: 429"},
-    {"connection_rate_per_ip", MW_CONF_INT, "0", 0, 1000000, NULL,
-     "new connections per second from one source address (0: unlimited); past it: 429"},
-    {"allowed_origins", MW_CONF_STRLIST, "", 0, 0, NULL,
-     "Origin values accepted at the upgrade (empty: any); others get 403"},
-    {"rate_limit_window_ms", MW_CONF_INT, "1000", 1, 3600000, NULL,
-     "rate_limit.window_ms: the window of the per-connection message limit"},
-    {"rate_limit_max_messages", MW_CONF_INT, "0", 0, 10000000, NULL,
-     "rate_limit.max_messages: messages per window per connection (0: unlimited); "
-     "past it: RATE_LIMIT_EXCEEDED"},
-    {"rate_limit_max_violations", MW_CONF_INT, "10", 0, 1000000, NULL,
-     "rate_limit.max_violations: refused messages in a row before close 1008 (0: never)"},
-    {"ping_interval", MW_CONF_INT, "25000", 0, 3600000, NULL,
-     "ms between protocol pings to each client (0: none)"},
-    {"pong_timeout", MW_CONF_INT, "10000", 1, 3600000, NULL,
-     "ms a client has to answer a ping before it is dropped"},
-    {"app_ping", MW_CONF_BOOL, "false", 0, 0, NULL,
-     "with each protocol ping, also send the protocol's system ping event"},
-    {"inactive_time", MW_CONF_INT, "0", 0, 86400000, NULL,
-     "ms without a message from a client before it is closed (0: never)"},
-    {"inactive_check_interval", MW_CONF_INT, "1000", 100, 3600000, NULL,
-     "ms between checks for inactive clients"},
-    {"jwt_secret", MW_CONF_STRING, "", 0, 0, NULL,
-     "jwt.secret: HMAC key for HS256/384/512 tokens (empty: none)"},
-    {"jwt_public_key", MW_CONF_STRING, "", 0, 0, NULL,
-     "jwt.public_key: PEM file with the RSA or EC public key for RS256/ES256 tokens"},
-    {"jwt_algorithms", MW_CONF_STRLIST, "", 0, 0, NULL,
-     "jwt.algorithms: accepted algorithms (empty: those the configured key allows)"},
-    {"jwt_issuer", MW_CONF_STRING, "", 0, 0, NULL, "jwt.issuer: required iss claim (empty: any)"},
-    {"jwt_audience", MW_CONF_STRING, "", 0, 0, NULL,
-     "jwt.audience: required aud claim (empty: any)"},
-    {"jwt_leeway", MW_CONF_INT, "0", 0, 86400, NULL,
-     "jwt.leeway: seconds of clock skew allowed for exp and nbf"},
-    {"auth_at_upgrade", MW_CONF_BOOL, "false", 0, 0, NULL,
-     "a valid credential is required at the upgrade (401 otherwise)"},
-    {"require_auth", MW_CONF_BOOL, "false", 0, 0, NULL,
-     "a client not authenticated at the upgrade must send an auth message in auth_timeout"},
-    {"auth_timeout", MW_CONF_INT, "5000", 1, 3600000, NULL,
-     "ms an unauthenticated client has to authenticate (then close 1008)"},
-    {"max_connections_per_user", MW_CONF_INT, "0", 0, 10000000, NULL,
-     "connections one user may have open (0: unlimited); past it close 1008"},
-    {"script_timeout", MW_CONF_INT, "5000", 0, 3600000, NULL,
-     "ms one call into Lua may run before it is interrupted (0: no watchdog)"},
-    {"lua_memory_limit", MW_CONF_INT, "268435456", 0, 1LL << 40, NULL,
-     "bytes the Lua heap may hold (0: unlimited)"},
-    {"app", MW_CONF_TABLE, NULL, 0, 0, NULL, "free-form settings for the application"},
+    STRING(host, "0.0.0.0", valid_host, RESTART,
+           "address to listen on (IPv4 or IPv6; \"::\" listens on both)"),
+    INT(port, "8080", 0, 65535, RESTART, "TCP port (0 picks a free one)"),
+    INT(tls_port, "-1", -1, 65535, RESTART,
+        "separate wss:// port, port stays ws:// (-1: with tls_cert, port is wss://)"),
+    STRING(tls_cert, "", NULL, RESTART,
+           "PEM certificate chain file; with tls_key, serves wss:// (SIGHUP rereads the file)"),
+    STRING(tls_key, "", NULL, RESTART, "PEM private key file (unencrypted) of tls_cert"),
+    ENUM(tls_min_version, "1.2", tls_versions, RESTART, "lowest TLS version accepted: 1.2 or 1.3"),
+    STRING(path, "/", valid_path, LIVE,
+           "WebSocket endpoint path; \"*\" accepts the upgrade on any path"),
+    LIST(subprotocols, valid_token, LIVE, "subprotocols the server speaks, in order of preference"),
+    INT(max_message_size, "1048576", 1, 1LL << 31, LIVE,
+        "largest message accepted, in bytes (larger: close 1009)"),
+    INT(max_header_bytes, "8192", 256, 1 << 20, LIVE,
+        "largest HTTP request head, in bytes (larger: 431)"),
+    INT(handshake_timeout, "10000", 1, 3600000, LIVE,
+        "ms a client has to send a complete HTTP request"),
+    INT(close_timeout, "5000", 1, 3600000, LIVE,
+        "ms to wait for the peer's close frame after sending ours"),
+    INT(shutdown_timeout, "5000", 1, 3600000, LIVE,
+        "ms graceful shutdown waits for clients before dropping them"),
+    BOOL(welcome, "true", LIVE, "send a system.connected event with the client id on connect"),
+    ENUM(log_level, "info", log_levels, LIVE, "debug, info, warn or error"),
+    ENUM(log_format, "text", log_formats, LIVE, "text or json lines"),
+    BOOL(reload, "true", RESTART, "reload the app when its files change"),
+    INT(reload_debounce, "100", 0, 60000, LIVE, "ms of quiet after a file change before reloading"),
+    INT(max_connections_per_room, "0", 0, 10000000, RESTART,
+        "members a room may have (0: unlimited); a join past it fails with ROOM_FULL"),
+    INT(max_rooms_per_client, "100", 0, 1000000, RESTART,
+        "rooms one client may be in (0: unlimited)"),
+    BOOL(client_can_join_multiple_rooms, "true", RESTART,
+         "false: joining a room moves the client out of its previous one"),
+    INT(max_buffered_bytes, "4194304", 1024, 1LL << 34, LIVE,
+        "output a client may have queued before broadcasts to it are dropped or it is closed"),
+    ENUM(slow_consumer_policy, "drop", policies, LIVE,
+         "past max_buffered_bytes: drop (skip broadcasts, counted) or close (1013)"),
+    INT(event_cache_max_size, "128", 1, 65536, RESTART,
+        "event ids remembered per client for duplicate suppression"),
+    BOOL(dedupe, "false", LIVE, "clients start opted in to duplicate suppression"),
+    LIST(presence, valid_room_pattern, LIVE,
+         "rooms with presence events (names; a trailing * matches a prefix)"),
+    BOOL(system_controller, "true", LIVE,
+         "mount the built-in system controller (join, leave, publish, ping, ...)"),
+    BOOL(allow_client_broadcast, "false", LIVE,
+         "let clients use system.broadcast to message everyone"),
+    INT(max_connections, "0", 0, 10000000, LIVE,
+        "WebSocket clients connected at once (0: as many as open files allow); "
+        "past it the upgrade gets 503"),
+    INT(max_connections_per_ip, "0", 0, 10000000, LIVE,
+        "connections one source address may have open (0: unlimited); past it: 429"),
+    INT(connection_rate_per_ip, "0", 0, 1000000, LIVE,
+        "new connections per second from one source address (0: unlimited); past it: 429"),
+    LIST(allowed_origins, valid_origin, LIVE,
+         "Origin values accepted at the upgrade (empty: any); others get 403"),
+    INT(rate_limit_window_ms, "1000", 1, 3600000, LIVE,
+        "rate_limit.window_ms: the window of the per-connection message limit"),
+    INT(rate_limit_max_messages, "0", 0, 10000000, LIVE,
+        "rate_limit.max_messages: messages per window per connection (0: unlimited); "
+        "past it: RATE_LIMIT_EXCEEDED"),
+    INT(rate_limit_max_violations, "10", 0, 1000000, LIVE,
+        "rate_limit.max_violations: refused messages in a row before close 1008 (0: never)"),
+    INT(ping_interval, "25000", 0, 3600000, RESTART,
+        "ms between protocol pings to each client (0: none)"),
+    INT(pong_timeout, "10000", 1, 3600000, RESTART,
+        "ms a client has to answer a ping before it is dropped"),
+    BOOL(app_ping, "false", LIVE,
+         "with each protocol ping, also send the protocol's system ping event"),
+    INT(inactive_time, "0", 0, 86400000, RESTART,
+        "ms without a message from a client before it is closed (0: never)"),
+    INT(inactive_check_interval, "1000", 100, 3600000, RESTART,
+        "ms between checks for inactive clients"),
+    STRING(jwt_secret, "", NULL, LIVE,
+           "jwt.secret: HMAC key for HS256/384/512 tokens (empty: none)"),
+    STRING(jwt_public_key, "", NULL, LIVE,
+           "jwt.public_key: PEM file with the RSA or EC public key for RS256/ES256 tokens"),
+    LIST(jwt_algorithms, valid_token, LIVE,
+         "jwt.algorithms: accepted algorithms (empty: those the configured key allows)"),
+    STRING(jwt_issuer, "", NULL, LIVE, "jwt.issuer: required iss claim (empty: any)"),
+    STRING(jwt_audience, "", NULL, LIVE, "jwt.audience: required aud claim (empty: any)"),
+    INT(jwt_leeway, "0", 0, 86400, LIVE,
+        "jwt.leeway: seconds of clock skew allowed for exp and nbf"),
+    BOOL(auth_at_upgrade, "false", LIVE,
+         "a valid credential is required at the upgrade (401 otherwise)"),
+    BOOL(require_auth, "false", LIVE,
+         "a client not authenticated at the upgrade must send an auth message in auth_timeout"),
+    INT(auth_timeout, "5000", 1, 3600000, LIVE,
+        "ms an unauthenticated client has to authenticate (then close 1008)"),
+    INT(max_connections_per_user, "0", 0, 10000000, LIVE,
+        "connections one user may have open (0: unlimited); past it close 1008"),
+    INT(script_timeout, "5000", 0, 3600000, RESTART,
+        "ms one call into Lua may run before it is interrupted (0: no watchdog)"),
+    INT(lua_memory_limit, "268435456", 0, 1LL << 40, RESTART,
+        "bytes the Lua heap may hold (0: unlimited)"),
+    TABLE(app, LIVE, "free-form settings for the application"),
 };
 
 #define NDESCS (sizeof descs / sizeof descs[0])
@@ -141,107 +223,99 @@ static int fail(char *err, size_t errlen, const char *key, const char *msg) {
     return MW_ECONFIG;
 }
 
-static int *int_field(mw_config_t *c, const char *key) {
-    if (!strcmp(key, "port")) return &c->port;
-    if (!strcmp(key, "tls_port")) return &c->tls_port;
-    if (!strcmp(key, "max_header_bytes")) return &c->max_header_bytes;
-    if (!strcmp(key, "handshake_timeout")) return &c->handshake_timeout;
-    if (!strcmp(key, "close_timeout")) return &c->close_timeout;
-    if (!strcmp(key, "shutdown_timeout")) return &c->shutdown_timeout;
-    if (!strcmp(key, "reload_debounce")) return &c->reload_debounce;
-    if (!strcmp(key, "welcome")) return &c->welcome;
-    if (!strcmp(key, "reload")) return &c->reload;
-    if (!strcmp(key, "max_connections_per_room")) return &c->max_connections_per_room;
-    if (!strcmp(key, "max_rooms_per_client")) return &c->max_rooms_per_client;
-    if (!strcmp(key, "client_can_join_multiple_rooms"))
-        return &c->client_can_join_multiple_rooms;
-    if (!strcmp(key, "event_cache_max_size")) return &c->event_cache_max_size;
-    if (!strcmp(key, "dedupe")) return &c->dedupe;
-    if (!strcmp(key, "system_controller")) return &c->system_controller;
-    if (!strcmp(key, "allow_client_broadcast")) return &c->allow_client_broadcast;
-    if (!strcmp(key, "max_connections")) return &c->max_connections;
-    if (!strcmp(key, "max_connections_per_ip")) return &c->max_connections_per_ip;
-    if (!strcmp(key, "connection_rate_per_ip")) return &c->connection_rate_per_ip;
-    if (!strcmp(key, "rate_limit_window_ms")) return &c->rate_limit_window_ms;
-    if (!strcmp(key, "rate_limit_max_messages")) return &c->rate_limit_max_messages;
-    if (!strcmp(key, "rate_limit_max_violations")) return &c->rate_limit_max_violations;
-    if (!strcmp(key, "ping_interval")) return &c->ping_interval;
-    if (!strcmp(key, "pong_timeout")) return &c->pong_timeout;
-    if (!strcmp(key, "inactive_time")) return &c->inactive_time;
-    if (!strcmp(key, "app_ping")) return &c->app_ping;
-    if (!strcmp(key, "inactive_check_interval")) return &c->inactive_check_interval;
-    if (!strcmp(key, "jwt_leeway")) return &c->jwt_leeway;
-    if (!strcmp(key, "auth_at_upgrade")) return &c->auth_at_upgrade;
-    if (!strcmp(key, "require_auth")) return &c->require_auth;
-    if (!strcmp(key, "auth_timeout")) return &c->auth_timeout;
-    if (!strcmp(key, "max_connections_per_user")) return &c->max_connections_per_user;
-    if (!strcmp(key, "script_timeout")) return &c->script_timeout;
-    return NULL;
+/* Field access through a descriptor. */
+
+static long long int_at(const mw_config_t *c, const mw_config_desc_t *d) {
+    const char *p = (const char *)c + d->offset;
+    return d->size == sizeof(long long) ? *(const long long *)p : *(const int *)p;
 }
 
-static long long *wide_field(mw_config_t *c, const char *key) {
-    if (!strcmp(key, "max_message_size")) return &c->max_message_size;
-    if (!strcmp(key, "max_buffered_bytes")) return &c->max_buffered_bytes;
-    if (!strcmp(key, "lua_memory_limit")) return &c->lua_memory_limit;
-    return NULL;
+static void set_int_at(mw_config_t *c, const mw_config_desc_t *d, long long v) {
+    char *p = (char *)c + d->offset;
+    if (d->size == sizeof(long long))
+        *(long long *)p = v;
+    else
+        *(int *)p = (int)v;
 }
 
-/* list_field returns the array and count of a list option. */
-static char **list_field(mw_config_t *c, const char *key, int **n) {
-    if (!strcmp(key, "presence")) {
-        *n = &c->npresence;
-        return c->presence;
-    }
-    if (!strcmp(key, "allowed_origins")) {
-        *n = &c->nallowed_origins;
-        return c->allowed_origins;
-    }
-    if (!strcmp(key, "jwt_algorithms")) {
-        *n = &c->njwt_algorithms;
-        return c->jwt_algorithms;
-    }
-    *n = &c->nsubprotocols;
-    return c->subprotocols;
+static char **string_at(const mw_config_t *c, const mw_config_desc_t *d) {
+    return (char **)((char *)c + d->offset);
 }
 
-static char **string_field(mw_config_t *c, const char *key) {
-    if (!strcmp(key, "host")) return &c->host;
-    if (!strcmp(key, "path")) return &c->path;
-    if (!strcmp(key, "tls_cert")) return &c->tls_cert;
-    if (!strcmp(key, "tls_key")) return &c->tls_key;
-    if (!strcmp(key, "tls_min_version")) return &c->tls_min_version;
-    if (!strcmp(key, "log_level")) return &c->log_level;
-    if (!strcmp(key, "log_format")) return &c->log_format;
-    if (!strcmp(key, "slow_consumer_policy")) return &c->slow_consumer_policy;
-    if (!strcmp(key, "jwt_secret")) return &c->jwt_secret;
-    if (!strcmp(key, "jwt_public_key")) return &c->jwt_public_key;
-    if (!strcmp(key, "jwt_issuer")) return &c->jwt_issuer;
-    if (!strcmp(key, "jwt_audience")) return &c->jwt_audience;
-    return NULL;
+static char **list_at(const mw_config_t *c, const mw_config_desc_t *d, int **n) {
+    *n = (int *)((char *)c + d->count_offset);
+    return (char **)((char *)c + d->offset);
+}
+
+static void clear_list(char **items, int *n) {
+    for (int i = 0; i < *n; i++) {
+        free(items[i]);
+        items[i] = NULL;
+    }
+    *n = 0;
+}
+
+/* same_value: whether option d has the same value in a and b. */
+static int same_value(const mw_config_t *a, const mw_config_t *b, const mw_config_desc_t *d) {
+    switch (d->type) {
+    case MW_CONF_INT:
+    case MW_CONF_BOOL: return int_at(a, d) == int_at(b, d);
+    case MW_CONF_STRING: {
+        const char *x = *string_at(a, d), *y = *string_at(b, d);
+        return x == y || (x && y && strcmp(x, y) == 0);
+    }
+    case MW_CONF_STRLIST: {
+        int *na, *nb;
+        char **xa = list_at(a, d, &na), **xb = list_at(b, d, &nb);
+        if (*na != *nb)
+            return 0;
+        for (int i = 0; i < *na; i++)
+            if (strcmp(xa[i], xb[i]) != 0)
+                return 0;
+        return 1;
+    }
+    case MW_CONF_TABLE:
+    default: return 1;
+    }
+}
+
+/* Getters by name: an unknown key or another type reads as zero. */
+
+static const mw_config_desc_t *find_typed(const char *key, mw_conf_type type) {
+    const mw_config_desc_t *d = mw_config_find(key);
+    return d && d->type == type ? d : NULL;
 }
 
 long long mw_config_get_int(const mw_config_t *cfg, const char *key) {
-    long long *wide = wide_field((mw_config_t *)cfg, key);
-    return wide ? *wide : *int_field((mw_config_t *)cfg, key);
+    const mw_config_desc_t *d = find_typed(key, MW_CONF_INT);
+    return d ? int_at(cfg, d) : 0;
 }
 
 int mw_config_get_bool(const mw_config_t *cfg, const char *key) {
-    return *int_field((mw_config_t *)cfg, key);
+    const mw_config_desc_t *d = find_typed(key, MW_CONF_BOOL);
+    return d ? (int)int_at(cfg, d) : 0;
 }
 
 const char *mw_config_get_string(const mw_config_t *cfg, const char *key) {
-    return *string_field((mw_config_t *)cfg, key);
+    const mw_config_desc_t *d = find_typed(key, MW_CONF_STRING);
+    return d ? *string_at(cfg, d) : NULL;
 }
 
 char *const *mw_config_get_strlist(const mw_config_t *cfg, const char *key, int *n) {
+    const mw_config_desc_t *d = find_typed(key, MW_CONF_STRLIST);
     int *count;
-    char **items = list_field((mw_config_t *)cfg, key, &count);
+    if (!d) {
+        *n = 0;
+        return NULL;
+    }
+    char **items = list_at(cfg, d, &count);
     *n = *count;
     return items;
 }
 
-static const mw_config_desc_t *typed(const char *key, mw_conf_type type, char *err,
-                                     size_t errlen, int *rc) {
+/* typed finds key for a setter of the given type, or explains in err. */
+static const mw_config_desc_t *typed(const char *key, mw_conf_type type, char *err, size_t errlen,
+                                     int *rc) {
     const mw_config_desc_t *d = mw_config_find(key);
     *rc = 0;
     if (!d) {
@@ -249,8 +323,8 @@ static const mw_config_desc_t *typed(const char *key, mw_conf_type type, char *e
         return NULL;
     }
     if (d->type != type) {
-        static const char *names[] = {"an integer", "a boolean", "a string",
-                                      "an array of strings", "a table"};
+        static const char *names[] = {"an integer", "a boolean", "a string", "an array of strings",
+                                      "a table"};
         char msg[64];
         snprintf(msg, sizeof msg, "must be %s", names[d->type]);
         *rc = fail(err, errlen, key, msg);
@@ -269,19 +343,16 @@ int mw_config_set_int(mw_config_t *cfg, const char *key, long long v, char *err,
         snprintf(msg, sizeof msg, "must be between %lld and %lld (got %lld)", d->min, d->max, v);
         return fail(err, errlen, key, msg);
     }
-    long long *wide = wide_field(cfg, key);
-    if (wide)
-        *wide = v;
-    else
-        *int_field(cfg, key) = (int)v;
+    set_int_at(cfg, d, v);
     return 0;
 }
 
 int mw_config_set_bool(mw_config_t *cfg, const char *key, int v, char *err, size_t errlen) {
     int rc;
-    if (!typed(key, MW_CONF_BOOL, err, errlen, &rc))
+    const mw_config_desc_t *d = typed(key, MW_CONF_BOOL, err, errlen, &rc);
+    if (!d)
         return rc;
-    *int_field(cfg, key) = v ? 1 : 0;
+    set_int_at(cfg, d, v ? 1 : 0);
     return 0;
 }
 
@@ -304,75 +375,33 @@ int mw_config_set_string(mw_config_t *cfg, const char *key, const char *v, char 
             return fail(err, errlen, key, msg);
         }
     }
-    if (!strcmp(key, "path") && strcmp(v, "*") != 0 && v[0] != '/')
-        return fail(err, errlen, key, "must start with \"/\" or be \"*\"");
-    if (!strcmp(key, "host") && v[0] == '\0')
-        return fail(err, errlen, key, "must not be empty");
+    const char *why = d->valid ? d->valid(v) : NULL;
+    if (why)
+        return fail(err, errlen, key, why);
     char *copy = strdup(v);
     if (!copy)
         return MW_ENOMEM;
-    char **field = string_field(cfg, key);
+    char **field = string_at(cfg, d);
     free(*field);
     *field = copy;
     return 0;
 }
 
-static int valid_token(const char *s) {
-    /* RFC 7230 token characters: what a subprotocol name may contain. */
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
-            return 0;
-    return 1;
-}
-
-static void clear_list(char **items, int *n) {
-    for (int i = 0; i < *n; i++)
-        free(items[i]);
-    *n = 0;
-}
-
-/* valid_room_pattern: a room name (1..256 bytes), optionally ending in "*". */
-static int valid_room_pattern(const char *s) {
-    size_t n = strlen(s);
-    return n > 0 && n <= 256;
-}
-
-/* valid_origin: "*", or an RFC 6454 serialized origin: scheme "://" host
- * with an optional port, no path, no spaces. */
-static int valid_origin(const char *s) {
-    if (!strcmp(s, "*"))
-        return 1;
-    const char *sep = strstr(s, "://");
-    if (!sep || sep == s || !sep[3])
-        return 0;
-    for (const char *p = s; *p; p++)
-        if (*p <= ' ' || *p == 0x7f || (p > sep + 2 && (*p == '/' || *p == '?' || *p == '#')))
-            return 0;
-    return 1;
-}
-
 int mw_config_set_strlist(mw_config_t *cfg, const char *key, const char *const *items, int n,
                           char *err, size_t errlen) {
     int rc;
-    if (!typed(key, MW_CONF_STRLIST, err, errlen, &rc))
+    const mw_config_desc_t *d = typed(key, MW_CONF_STRLIST, err, errlen, &rc);
+    if (!d)
         return rc;
     if (n > MW_CONFIG_MAX_SUBPROTOCOLS)
         return fail(err, errlen, key, "too many entries (at most 16)");
-    int is_presence = !strcmp(key, "presence");
-    int is_origins = !strcmp(key, "allowed_origins");
-    for (int i = 0; i < n; i++) {
-        if (is_presence && !valid_room_pattern(items[i]))
-            return fail(err, errlen, key, "entries must be room names of 1 to 256 bytes");
-        if (is_origins && !valid_origin(items[i]))
-            return fail(err, errlen, key,
-                        "entries must be origins like \"https://example.com\" (or \"*\")");
-        if (!is_presence && !is_origins && !valid_token(items[i]))
-            return fail(err, errlen, key, "entries must be non-empty HTTP tokens");
+    for (int i = 0; i < n && d->valid; i++) {
+        const char *why = d->valid(items[i]);
+        if (why)
+            return fail(err, errlen, key, why);
     }
     int *count;
-    char **list = list_field(cfg, key, &count);
+    char **list = list_at(cfg, d, &count);
     clear_list(list, count);
     for (int i = 0; i < n; i++) {
         list[i] = strdup(items[i]);
@@ -383,8 +412,7 @@ int mw_config_set_strlist(mw_config_t *cfg, const char *key, const char *const *
     return 0;
 }
 
-int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *err,
-                       size_t errlen) {
+int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *err, size_t errlen) {
     const mw_config_desc_t *d = mw_config_find(key);
     if (!d)
         return fail(err, errlen, key, "unknown key");
@@ -406,8 +434,7 @@ int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *e
         if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "off"))
             return mw_config_set_bool(cfg, key, 0, err, errlen);
         return fail(err, errlen, key, "must be a boolean (true/false)");
-    case MW_CONF_STRING:
-        return mw_config_set_string(cfg, key, v, err, errlen);
+    case MW_CONF_STRING: return mw_config_set_string(cfg, key, v, err, errlen);
     case MW_CONF_STRLIST: {
         char *copy = strdup(v), *save = NULL;
         const char *items[MW_CONFIG_MAX_SUBPROTOCOLS + 1];
@@ -429,8 +456,7 @@ int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *e
         return rc;
     }
     case MW_CONF_TABLE:
-    default:
-        return fail(err, errlen, key, "can only be set in config.lua");
+    default: return fail(err, errlen, key, "can only be set in config.lua");
     }
 }
 
@@ -441,30 +467,86 @@ int mw_config_init(mw_config_t *cfg) {
         if (!descs[i].default_value)
             continue;
         int rc = mw_config_set_text(cfg, descs[i].name, descs[i].default_value, err, sizeof err);
-        if (rc)
+        if (rc) {
+            mw_config_free(cfg);
             return rc;
+        }
     }
     return 0;
 }
 
 void mw_config_free(mw_config_t *cfg) {
-    free(cfg->host);
-    free(cfg->path);
-    free(cfg->tls_cert);
-    free(cfg->tls_key);
-    free(cfg->tls_min_version);
-    free(cfg->log_level);
-    free(cfg->log_format);
-    free(cfg->slow_consumer_policy);
-    free(cfg->jwt_secret);
-    free(cfg->jwt_public_key);
-    free(cfg->jwt_issuer);
-    free(cfg->jwt_audience);
-    clear_list(cfg->jwt_algorithms, &cfg->njwt_algorithms);
-    clear_list(cfg->subprotocols, &cfg->nsubprotocols);
-    clear_list(cfg->presence, &cfg->npresence);
-    clear_list(cfg->allowed_origins, &cfg->nallowed_origins);
+    for (size_t i = 0; i < NDESCS; i++) {
+        const mw_config_desc_t *d = &descs[i];
+        if (d->type == MW_CONF_STRING) {
+            free(*string_at(cfg, d));
+        } else if (d->type == MW_CONF_STRLIST) {
+            int *n;
+            char **items = list_at(cfg, d, &n);
+            clear_list(items, n);
+        }
+    }
     memset(cfg, 0, sizeof *cfg);
+}
+
+void mw_config_diff(const mw_config_t *a, const mw_config_t *b,
+                    void (*each)(void *ud, const mw_config_desc_t *d), void *ud) {
+    for (size_t i = 0; i < NDESCS; i++)
+        if (descs[i].type != MW_CONF_TABLE && !same_value(a, b, &descs[i]))
+            each(ud, &descs[i]);
+}
+
+int mw_config_copy_live(mw_config_t *dst, const mw_config_t *src) {
+    /* Copy every string that will change into scratch first, so that
+     * running out of memory leaves dst as it was; then move them in. */
+    mw_config_t scratch;
+    memset(&scratch, 0, sizeof scratch);
+    for (size_t i = 0; i < NDESCS; i++) {
+        const mw_config_desc_t *d = &descs[i];
+        if (!d->live || same_value(dst, src, d))
+            continue;
+        if (d->type == MW_CONF_STRING) {
+            const char *v = *string_at(src, d);
+            if (v && !(*string_at(&scratch, d) = strdup(v)))
+                goto nomem;
+        } else if (d->type == MW_CONF_STRLIST) {
+            int *from_n, *to_n;
+            char **from = list_at(src, d, &from_n), **to = list_at(&scratch, d, &to_n);
+            for (; *to_n < *from_n; (*to_n)++)
+                if (!(to[*to_n] = strdup(from[*to_n])))
+                    goto nomem;
+        }
+    }
+    for (size_t i = 0; i < NDESCS; i++) {
+        const mw_config_desc_t *d = &descs[i];
+        if (!d->live || same_value(dst, src, d))
+            continue;
+        int *dst_n, *tmp_n;
+        switch (d->type) {
+        case MW_CONF_INT:
+        case MW_CONF_BOOL: set_int_at(dst, d, int_at(src, d)); break;
+        case MW_CONF_STRING:
+            free(*string_at(dst, d));
+            *string_at(dst, d) = *string_at(&scratch, d);
+            *string_at(&scratch, d) = NULL;
+            break;
+        case MW_CONF_STRLIST: {
+            char **to = list_at(dst, d, &dst_n), **tmp = list_at(&scratch, d, &tmp_n);
+            clear_list(to, dst_n);
+            memcpy(to, tmp, (size_t)*tmp_n * sizeof *tmp);
+            *dst_n = *tmp_n;
+            memset(tmp, 0, (size_t)*tmp_n * sizeof *tmp);
+            *tmp_n = 0;
+            break;
+        }
+        case MW_CONF_TABLE:
+        default: break;
+        }
+    }
+    return 0;
+nomem:
+    mw_config_free(&scratch);
+    return MW_ENOMEM;
 }
 
 int mw_config_check(const mw_config_t *cfg, char *err, size_t errlen) {
@@ -518,11 +600,17 @@ int mw_config_apply_env(mw_config_t *cfg, char **envp, char *err, size_t errlen)
 
 void mw_config_print_help(FILE *f) {
     static const char *types[] = {"integer", "boolean", "string", "strings", "table"};
+    int width = 0;
+    for (size_t i = 0; i < NDESCS; i++)
+        if ((int)strlen(descs[i].name) > width)
+            width = (int)strlen(descs[i].name);
     for (size_t i = 0; i < NDESCS; i++) {
-        fprintf(f, "  %-18s %-8s %-10s %s\n", descs[i].name, types[descs[i].type],
-                descs[i].default_value ? (descs[i].default_value[0] ? descs[i].default_value
-                                                                    : "(none)")
-                                       : "{}",
-                descs[i].help);
+        const mw_config_desc_t *d = &descs[i];
+        const char *def =
+            d->default_value ? (d->default_value[0] ? d->default_value : "(none)") : "{}";
+        fprintf(f, "  %-*s %-8s %-10s %s%s\n", width, d->name, types[d->type], def, d->help,
+                d->live ? "" : " [restart]");
     }
+    fprintf(f, "\nA reload (config.lua edited, or SIGHUP) applies every option but those\n"
+               "marked [restart], which take effect when the server restarts.\n");
 }

@@ -1,12 +1,15 @@
 /*
  * config.h - every server option, described once.
  *
- * One table of descriptors (name, type, default, bounds, help) drives
- * parsing, validation, environment overrides, --help and the dump in
- * `moonwire check` (Redis's static_configs[] shape). Values come from the
- * app's config.lua (read by src/lua/), then MOONWIRE_<KEY> environment
- * variables, then command-line flags; each layer goes through the same
- * setters, so each error names the key the same way.
+ * One table of descriptors (name, field, type, default, bounds, validator,
+ * live or restart-only, help) drives parsing, validation, environment
+ * overrides, --help, the config table Lua sees and what a reload applies
+ * (Redis's static_configs[] shape). Adding an option is its field below,
+ * one line in that table and one row in docs/configuration.md.
+ *
+ * Values come from the app's config.lua (read by src/lua/), then
+ * MOONWIRE_<KEY> environment variables, then command-line flags; each layer
+ * goes through the same setters, so each error names the key the same way.
  */
 #ifndef MW_CONFIG_H
 #define MW_CONFIG_H
@@ -27,8 +30,8 @@ typedef enum {
 typedef struct mw_config {
     char *host;
     int port;
-    int tls_port;          /* -1: when TLS is on, port itself serves wss:// */
-    char *tls_cert;        /* "" when TLS is off */
+    int tls_port;   /* -1: when TLS is on, port itself serves wss:// */
+    char *tls_cert; /* "" when TLS is off */
     char *tls_key;
     char *tls_min_version; /* "1.2" or "1.3" */
     char *path;
@@ -49,7 +52,7 @@ typedef struct mw_config {
     int max_rooms_per_client;     /* 0 = unlimited */
     int client_can_join_multiple_rooms;
     long long max_buffered_bytes;
-    char *slow_consumer_policy;   /* "drop" or "close" */
+    char *slow_consumer_policy; /* "drop" or "close" */
     int event_cache_max_size;
     int dedupe;
     char *presence[MW_CONFIG_MAX_SUBPROTOCOLS];
@@ -61,38 +64,51 @@ typedef struct mw_config {
     int max_connections_per_ip; /* 0 = unlimited */
     int connection_rate_per_ip; /* new connections per second, 0 = unlimited */
     char *allowed_origins[MW_CONFIG_MAX_SUBPROTOCOLS];
-    int nallowed_origins;       /* 0 = any origin */
+    int nallowed_origins; /* 0 = any origin */
     int rate_limit_window_ms;
     int rate_limit_max_messages;   /* 0 = unlimited */
     int rate_limit_max_violations; /* 0 = never close */
-    int ping_interval;          /* ms, 0 = no pings */
-    int pong_timeout;           /* ms */
-    int app_ping;               /* also send the protocol's ping event */
-    int inactive_time;          /* ms, 0 = never */
-    int inactive_check_interval; /* ms */
+    int ping_interval;             /* ms, 0 = no pings */
+    int pong_timeout;              /* ms */
+    int app_ping;                  /* also send the protocol's ping event */
+    int inactive_time;             /* ms, 0 = never */
+    int inactive_check_interval;   /* ms */
     /* authentication (docs/security.md); the checks themselves are Lua */
     char *jwt_secret;
-    char *jwt_public_key;       /* path of a PEM file */
+    char *jwt_public_key; /* path of a PEM file */
     char *jwt_algorithms[MW_CONFIG_MAX_SUBPROTOCOLS];
     int njwt_algorithms;
     char *jwt_issuer;
     char *jwt_audience;
-    int jwt_leeway;             /* s */
+    int jwt_leeway; /* s */
     int auth_at_upgrade;
     int require_auth;
-    int auth_timeout;           /* ms */
+    int auth_timeout;             /* ms */
     int max_connections_per_user; /* 0 = unlimited */
     /* Lua isolation (docs/security.md) */
-    int script_timeout;          /* ms; 0 = no watchdog */
-    long long lua_memory_limit;  /* bytes; 0 = unlimited */
+    int script_timeout;         /* ms; 0 = no watchdog */
+    long long lua_memory_limit; /* bytes; 0 = unlimited */
 } mw_config_t;
 
+/* mw_config_valid_fn checks one value of a string option, or one entry of
+ * a list option: NULL when v is acceptable, else why not ("must not be
+ * empty"), which the setter puts after the key. */
+typedef const char *mw_config_valid_fn(const char *v);
+
+/* One option. The struct field is found by offset, so the descriptor line
+ * is the only place an option is named (Redis's standardConfig shape); the
+ * table in config.c builds these with macros that check the field's type. */
 typedef struct {
-    const char *name;
+    const char *name; /* also the field's name in mw_config_t */
     mw_conf_type type;
-    const char *default_value; /* as text, parsed by the same code as env */
-    long long min, max;        /* MW_CONF_INT */
+    const char *default_value;  /* as text, parsed by the same code as env */
+    long long min, max;         /* MW_CONF_INT */
     const char *const *choices; /* MW_CONF_STRING: NULL-terminated, or NULL */
+    mw_config_valid_fn *valid;  /* STRING: the value, STRLIST: each entry; or NULL */
+    size_t offset;              /* of the field in mw_config_t (not MW_CONF_TABLE) */
+    size_t size;                /* MW_CONF_INT: sizeof the field (int or long long) */
+    size_t count_offset;        /* MW_CONF_STRLIST: of the int holding the count */
+    int live;                   /* 1: a reload applies a change; 0: needs a restart */
     const char *help;
 } mw_config_desc_t;
 
@@ -120,8 +136,7 @@ int mw_config_set_strlist(mw_config_t *cfg, const char *key, const char *const *
 /* mw_config_set_text parses v according to the key's type, as given in an
  * environment variable or on the command line. Same return as the setters;
  * an unknown key is MW_ECONFIG too ("unknown key"). */
-int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *err,
-                       size_t errlen);
+int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *err, size_t errlen);
 
 /* Typed getters, so code that walks the descriptor table (the Lua config
  * table, dumps) needs no per-key code. The key must exist with that type. */
@@ -129,6 +144,19 @@ long long mw_config_get_int(const mw_config_t *cfg, const char *key);
 int mw_config_get_bool(const mw_config_t *cfg, const char *key);
 const char *mw_config_get_string(const mw_config_t *cfg, const char *key);
 char *const *mw_config_get_strlist(const mw_config_t *cfg, const char *key, int *n);
+
+/* mw_config_diff calls each(ud, d) for every option whose value differs
+ * between a and b, in descriptor order. MW_CONF_TABLE options (app) are
+ * skipped: their value lives in Lua. */
+void mw_config_diff(const mw_config_t *a, const mw_config_t *b,
+                    void (*each)(void *ud, const mw_config_desc_t *d), void *ud);
+
+/* mw_config_copy_live copies the value of every live option (d->live) from
+ * src into dst, deep-copying strings and lists; restart-only options of dst
+ * are left as they are, and so are options whose value is already equal
+ * (their strings keep their address). All or nothing: on MW_ENOMEM dst is
+ * unchanged. Returns 0 or MW_ENOMEM. */
+int mw_config_copy_live(mw_config_t *dst, const mw_config_t *src);
 
 /* mw_config_check checks the rules that tie options together, once every
  * layer is applied: tls_cert and tls_key come together, tls_port needs
@@ -141,7 +169,8 @@ int mw_config_check(const mw_config_t *cfg, char *err, size_t errlen);
  * unknown MOONWIRE_ variable is an error naming it. */
 int mw_config_apply_env(mw_config_t *cfg, char **envp, char *err, size_t errlen);
 
-/* mw_config_print_help lists every option with its type, default and help. */
+/* mw_config_print_help lists every option with its type, default and help,
+ * marking with "[restart]" those a reload does not apply. */
 void mw_config_print_help(FILE *f);
 
 #endif

@@ -4,12 +4,15 @@
  * Defaults, typed setters with bounds and wrong types, text parsing as for
  * environment variables and flags, choices, path rules, subprotocol lists,
  * mw_config_apply_env with a fake envp, and that every error names the key
- * (or the variable). Leaks are left for ASan to find.
+ * (or the variable); that each descriptor reaches a field of its own, which
+ * options need a restart, mw_config_diff and mw_config_copy_live. Leaks are
+ * left for ASan to find.
  */
 #include "config.h"
 #include "errors.h"
 #include "test.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +88,287 @@ static void test_descriptor_table(void) {
         CHECK(strstr(text, d[i].name) != NULL);
     free(text);
     fclose(f);
+}
+
+/* The options a reload cannot apply (the server's listeners, TLS, watchers,
+ * Lua VM limits, room limits and heartbeat timers are set up once). */
+static const char *const restart_only[] = {"host",
+                                           "port",
+                                           "tls_port",
+                                           "tls_cert",
+                                           "tls_key",
+                                           "tls_min_version",
+                                           "reload",
+                                           "script_timeout",
+                                           "lua_memory_limit",
+                                           "event_cache_max_size",
+                                           "max_connections_per_room",
+                                           "max_rooms_per_client",
+                                           "client_can_join_multiple_rooms",
+                                           "ping_interval",
+                                           "pong_timeout",
+                                           "inactive_time",
+                                           "inactive_check_interval"};
+#define NRESTART (sizeof restart_only / sizeof restart_only[0])
+
+/* Each descriptor's field: inside mw_config_t, wide enough for its bounds,
+ * and no two options sharing bytes (an option is one line, so a copied
+ * line with a stale field would show up here). */
+static void test_descriptor_fields(void) {
+    size_t n;
+    const mw_config_desc_t *d = mw_config_descs(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (d[i].type == MW_CONF_TABLE)
+            continue;
+        size_t size = d[i].type == MW_CONF_STRING    ? sizeof(char *)
+                      : d[i].type == MW_CONF_STRLIST ? MW_CONFIG_MAX_SUBPROTOCOLS * sizeof(char *)
+                                                     : d[i].size;
+        CHECK(d[i].offset + size <= sizeof(mw_config_t));
+        if (d[i].type == MW_CONF_INT && d[i].size == sizeof(int))
+            CHECK(d[i].min >= INT_MIN && d[i].max <= INT_MAX);
+        if (d[i].type == MW_CONF_INT)
+            CHECK(d[i].size == sizeof(int) || d[i].size == sizeof(long long));
+        if (d[i].type == MW_CONF_BOOL)
+            CHECK_EQ(d[i].size, sizeof(int));
+        for (size_t j = 0; j < i; j++) {
+            if (d[j].type == MW_CONF_TABLE)
+                continue;
+            if (d[i].offset == d[j].offset) {
+                test_fail_at(__FILE__, __LINE__);
+                fprintf(stderr, "%s and %s share a field\n", d[i].name, d[j].name);
+            }
+        }
+        if (d[i].type == MW_CONF_STRLIST) {
+            CHECK(d[i].count_offset + sizeof(int) <= sizeof(mw_config_t));
+            CHECK(d[i].count_offset != d[i].offset);
+        }
+    }
+    CHECK_EQ(mw_config_find("max_message_size")->size, sizeof(long long));
+    CHECK_EQ(mw_config_find("lua_memory_limit")->size, sizeof(long long));
+    CHECK_EQ(mw_config_find("port")->size, sizeof(int));
+    CHECK(mw_config_find("path")->valid != NULL);
+    CHECK(mw_config_find("host")->valid != NULL);
+    CHECK(mw_config_find("presence")->valid != NULL);
+    CHECK(mw_config_find("allowed_origins")->valid != NULL);
+    CHECK(mw_config_find("subprotocols")->valid != NULL);
+    CHECK(mw_config_find("jwt_algorithms")->valid != NULL);
+    CHECK(mw_config_find("jwt_issuer")->valid == NULL);
+}
+
+/* live is 0 exactly for the restart-only options, app included as live. */
+static void test_live_flags(void) {
+    size_t n;
+    const mw_config_desc_t *d = mw_config_descs(&n);
+    size_t restart = 0;
+    for (size_t i = 0; i < n; i++) {
+        int listed = 0;
+        for (size_t j = 0; j < NRESTART; j++)
+            listed |= strcmp(d[i].name, restart_only[j]) == 0;
+        if (listed == d[i].live) {
+            test_fail_at(__FILE__, __LINE__);
+            fprintf(stderr, "%s: live is %d\n", d[i].name, d[i].live);
+        }
+        restart += !d[i].live;
+    }
+    CHECK_EQ(restart, NRESTART);
+    CHECK_EQ(mw_config_find("app")->live, 1);
+
+    /* --help marks the restart-only ones, and only those. */
+    FILE *f = tmpfile();
+    REQUIRE(f);
+    mw_config_print_help(f);
+    long size = ftell(f);
+    char *text = calloc(1, (size_t)size + 1);
+    rewind(f);
+    CHECK_EQ(fread(text, 1, (size_t)size, f), size);
+    fclose(f);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char name[64];
+        if (line[0] != ' ' || sscanf(line, " %63s", name) != 1)
+            continue;
+        const mw_config_desc_t *o = mw_config_find(name);
+        if (!o)
+            continue;
+        int marked = strstr(line, "[restart]") != NULL;
+        if (marked != !o->live) {
+            test_fail_at(__FILE__, __LINE__);
+            fprintf(stderr, "help line of %s: %s\n", name, line);
+        }
+    }
+    free(text);
+}
+
+/* change_option sets d in c to a valid value other than its default. */
+static int change_option(mw_config_t *c, const mw_config_desc_t *d) {
+    char err[256];
+    static const char *const candidates[] = {"/x", "x", "https://a.example", NULL};
+    switch (d->type) {
+    case MW_CONF_INT: {
+        long long v = strtoll(d->default_value, NULL, 10);
+        return mw_config_set_int(c, d->name, v == d->max ? d->min : d->max, err, sizeof err);
+    }
+    case MW_CONF_BOOL:
+        return mw_config_set_bool(c, d->name, !mw_config_get_bool(c, d->name), err, sizeof err);
+    case MW_CONF_STRING:
+        if (d->choices)
+            return mw_config_set_string(
+                c, d->name, strcmp(d->choices[0], d->default_value) ? d->choices[0] : d->choices[1],
+                err, sizeof err);
+        for (const char *const *v = candidates; *v; v++)
+            if (mw_config_set_string(c, d->name, *v, err, sizeof err) == 0)
+                return 0;
+        return -1;
+    case MW_CONF_STRLIST:
+        for (const char *const *v = candidates; *v; v++)
+            if (mw_config_set_strlist(c, d->name, v, 1, err, sizeof err) == 0)
+                return 0;
+        return -1;
+    default: return -1;
+    }
+}
+
+typedef struct {
+    const char *names[64];
+    int n;
+} seen_t;
+
+static void collect(void *ud, const mw_config_desc_t *d) {
+    seen_t *s = ud;
+    if (s->n < 64)
+        s->names[s->n] = d->name;
+    s->n++;
+}
+
+/* Changing any one option changes that option alone, as mw_config_diff
+ * sees it: each descriptor reaches its own field, and diff compares it. */
+static void test_each_option_has_its_own_field(void) {
+    size_t n;
+    const mw_config_desc_t *d = mw_config_descs(&n);
+    mw_config_t base;
+    REQUIRE(mw_config_init(&base) == 0);
+    for (size_t i = 0; i < n; i++) {
+        if (d[i].type == MW_CONF_TABLE)
+            continue;
+        mw_config_t c;
+        REQUIRE(mw_config_init(&c) == 0);
+        if (change_option(&c, &d[i]) != 0) {
+            test_fail_at(__FILE__, __LINE__);
+            fprintf(stderr, "cannot change %s\n", d[i].name);
+        }
+        seen_t seen = {{0}, 0};
+        mw_config_diff(&base, &c, collect, &seen);
+        if (seen.n != 1 || strcmp(seen.names[0], d[i].name) != 0) {
+            test_fail_at(__FILE__, __LINE__);
+            fprintf(stderr, "changing %s: diff saw %d options, first %s\n", d[i].name, seen.n,
+                    seen.n ? seen.names[0] : "none");
+        }
+        mw_config_free(&c);
+    }
+    mw_config_free(&base);
+}
+
+static void test_diff(void) {
+    mw_config_t a, b;
+    char err[256];
+    REQUIRE(mw_config_init(&a) == 0);
+    REQUIRE(mw_config_init(&b) == 0);
+    seen_t seen = {{0}, 0};
+    mw_config_diff(&a, &b, collect, &seen);
+    CHECK_EQ(seen.n, 0);
+    mw_config_diff(&a, &a, collect, &seen);
+    CHECK_EQ(seen.n, 0);
+
+    CHECK_EQ(mw_config_set_text(&a, "subprotocols", "chat.v1,chat.v2", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&b, "subprotocols", "chat.v1,chat.v3", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&b, "port", "9000", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&b, "max_message_size", "4294967", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&b, "log_level", "debug", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&a, "presence", "lobby", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&b, "presence", "lobby,game:*", err, sizeof err), 0);
+    /* The same values in other strings are not a change. */
+    CHECK_EQ(mw_config_set_text(&a, "path", "/ws", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&b, "path", "/ws", err, sizeof err), 0);
+    CHECK(a.path != b.path);
+    mw_config_diff(&a, &b, collect, &seen);
+    REQUIRE(seen.n == 5); /* in descriptor order */
+    CHECK_STR(seen.names[0], "port");
+    CHECK_STR(seen.names[1], "subprotocols");
+    CHECK_STR(seen.names[2], "max_message_size");
+    CHECK_STR(seen.names[3], "log_level");
+    CHECK_STR(seen.names[4], "presence");
+    /* Symmetric. */
+    seen.n = 0;
+    mw_config_diff(&b, &a, collect, &seen);
+    CHECK_EQ(seen.n, 5);
+    mw_config_free(&a);
+    mw_config_free(&b);
+}
+
+static void test_copy_live(void) {
+    mw_config_t dst, src;
+    char err[256];
+    REQUIRE(mw_config_init(&dst) == 0);
+    REQUIRE(mw_config_init(&src) == 0);
+    CHECK_EQ(mw_config_set_text(&dst, "presence", "a,b,c", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&src, "port", "9000", err, sizeof err), 0);          /* restart */
+    CHECK_EQ(mw_config_set_text(&src, "host", "127.0.0.1", err, sizeof err), 0);     /* restart */
+    CHECK_EQ(mw_config_set_text(&src, "ping_interval", "0", err, sizeof err), 0);    /* restart */
+    CHECK_EQ(mw_config_set_text(&src, "lua_memory_limit", "0", err, sizeof err), 0); /* restart */
+    CHECK_EQ(mw_config_set_text(&src, "path", "/ws", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&src, "subprotocols", "chat.v2,chat.v1", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&src, "max_message_size", "4294967", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&src, "welcome", "false", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&src, "slow_consumer_policy", "close", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&src, "jwt_secret", "s3cret", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&src, "presence", "", err, sizeof err), 0); /* cleared */
+    const char *log_format = dst.log_format, *host = dst.host;
+
+    CHECK_EQ(mw_config_copy_live(&dst, &src), 0);
+    /* Live options now have src's values, in copies of their own. */
+    CHECK_STR(dst.path, "/ws");
+    CHECK(dst.path != src.path);
+    REQUIRE(dst.nsubprotocols == 2);
+    CHECK_STR(dst.subprotocols[0], "chat.v2");
+    CHECK_STR(dst.subprotocols[1], "chat.v1");
+    CHECK(dst.subprotocols[0] != src.subprotocols[0]);
+    CHECK_EQ(dst.max_message_size, 4294967);
+    CHECK_EQ(dst.welcome, 0);
+    CHECK_STR(dst.slow_consumer_policy, "close");
+    CHECK_STR(dst.jwt_secret, "s3cret");
+    CHECK_EQ(dst.npresence, 0);
+    CHECK(dst.presence[0] == NULL);
+    /* Restart-only options are left alone, and so are unchanged strings. */
+    CHECK_EQ(dst.port, 8080);
+    CHECK_STR(dst.host, "0.0.0.0");
+    CHECK(dst.host == host);
+    CHECK_EQ(dst.ping_interval, 25000);
+    CHECK_EQ(dst.lua_memory_limit, 268435456);
+    CHECK(dst.log_format == log_format);
+
+    /* What still differs is exactly the restart-only changes. */
+    seen_t seen = {{0}, 0};
+    mw_config_diff(&dst, &src, collect, &seen);
+    REQUIRE(seen.n == 4);
+    CHECK_STR(seen.names[0], "host");
+    CHECK_STR(seen.names[1], "port");
+    CHECK_STR(seen.names[2], "ping_interval");
+    CHECK_STR(seen.names[3], "lua_memory_limit");
+    for (int i = 0; i < seen.n; i++)
+        CHECK_EQ(mw_config_find(seen.names[i])->live, 0);
+
+    /* dst owns its copies: src can go first (ASan checks), and copying
+     * again with nothing changed is a no-op. */
+    mw_config_free(&src);
+    REQUIRE(mw_config_init(&src) == 0);
+    CHECK_EQ(mw_config_set_text(&src, "path", "/ws", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&src, "subprotocols", "chat.v2,chat.v1", err, sizeof err), 0);
+    const char *path = dst.path;
+    CHECK_EQ(mw_config_copy_live(&dst, &src), 0);
+    CHECK(dst.path == path);
+    CHECK_EQ(dst.max_message_size, 1048576); /* back to src's default */
+    CHECK_STR(dst.subprotocols[1], "chat.v1");
+    mw_config_free(&src);
+    mw_config_free(&dst);
 }
 
 static void test_set_int(void) {
@@ -312,16 +596,17 @@ static void test_allowed_origins(void) {
     char err[256] = "";
     REQUIRE(mw_config_init(&c) == 0);
     CHECK_EQ(c.nallowed_origins, 0);
-    CHECK_EQ(mw_config_set_text(&c, "allowed_origins",
-                                "https://example.com, http://localhost:3000", err, sizeof err),
+    CHECK_EQ(mw_config_set_text(&c, "allowed_origins", "https://example.com, http://localhost:3000",
+                                err, sizeof err),
              0);
     REQUIRE(c.nallowed_origins == 2);
     CHECK_STR(c.allowed_origins[1], "http://localhost:3000");
     CHECK_EQ(mw_config_set_text(&c, "allowed_origins", "*", err, sizeof err), 0);
     CHECK_EQ(c.nallowed_origins, 1);
     /* Not an origin: no scheme, a path, spaces, nothing after "://". */
-    static const char *const bad[] = {"example.com", "https://example.com/app", "https://",
-                                      "://example.com", "https://a b", "https://x?y"};
+    static const char *const bad[] = {"example.com", "https://example.com/app",
+                                      "https://",    "://example.com",
+                                      "https://a b", "https://x?y"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
         CHECK_EQ(mw_config_set_text(&c, "allowed_origins", bad[i], err, sizeof err), MW_ECONFIG);
@@ -384,8 +669,6 @@ static void test_apply_env(void) {
     mw_config_free(&c);
 }
 
-/* Set every string option many times over and free: ASan's leak checker
- * fails the run if anything is lost. */
 /* The getters read back what the setters stored, for every descriptor type
  * (the Lua config table is built from them). */
 static void test_getters(void) {
@@ -408,13 +691,28 @@ static void test_getters(void) {
     REQUIRE(n == 2);
     CHECK_STR(items[0], "b");
     CHECK_STR(items[1], "a");
+    /* An unknown key or another type reads as nothing. */
+    CHECK_EQ(mw_config_get_int(&c, "nope"), 0);
+    CHECK_EQ(mw_config_get_int(&c, "welcome"), 0);
+    CHECK_EQ(mw_config_get_bool(&c, "port"), 0);
+    CHECK(mw_config_get_string(&c, "port") == NULL);
+    n = 5;
+    CHECK(mw_config_get_strlist(&c, "path", &n) == NULL);
+    CHECK_EQ(n, 0);
     mw_config_free(&c);
 }
 
+/* Set every string and list option, and some many times over, and free:
+ * ASan's leak checker fails the run if anything is lost. */
 static void test_free_releases_everything(void) {
     mw_config_t c;
     char err[256];
     REQUIRE(mw_config_init(&c) == 0);
+    size_t nd;
+    const mw_config_desc_t *d = mw_config_descs(&nd);
+    for (size_t i = 0; i < nd; i++)
+        if (d[i].type == MW_CONF_STRING || d[i].type == MW_CONF_STRLIST)
+            CHECK_EQ(change_option(&c, &d[i]), 0);
     for (int i = 0; i < 50; i++) {
         CHECK_EQ(mw_config_set_text(&c, "host", "127.0.0.1", err, sizeof err), 0);
         CHECK_EQ(mw_config_set_text(&c, "path", "/ws", err, sizeof err), 0);
@@ -474,6 +772,11 @@ static void test_tls_options(void) {
 int main(void) {
     RUN(test_defaults);
     RUN(test_descriptor_table);
+    RUN(test_descriptor_fields);
+    RUN(test_live_flags);
+    RUN(test_each_option_has_its_own_field);
+    RUN(test_diff);
+    RUN(test_copy_live);
     RUN(test_set_int);
     RUN(test_wrong_type_and_unknown_key);
     RUN(test_set_text);
