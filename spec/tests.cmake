@@ -10,7 +10,8 @@ find_program(MW_BUSTED busted REQUIRED)
 # Debian's interpreter: it is the one python3-websockets is installed for.
 find_program(MW_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH REQUIRED)
 
-# --cpath: moonwire.jwt's C primitives as a Lua module (build/lua/moonwire/core/jwt.so).
+# --cpath: the real core as Lua C modules (build/lua/moonwire/core.so, and
+# moonwire.jwt's primitives in build/lua/moonwire/core/jwt.so).
 add_test(NAME lua_runtime COMMAND ${MW_BUSTED} --lua=luajit --cpath=${CMAKE_BINARY_DIR}/lua/?.so
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 foreach(app hello echo)
@@ -29,7 +30,7 @@ endforeach()
 # <prefix>/share/moonwire/lua, and an app must load from there; the compiled
 # Lua module (moonwire/core/jwt.so) goes under <prefix>/<libdir>/moonwire/lua.
 add_test(NAME integration_install
-         COMMAND sh -c "rm -rf \"$1\" && cmake --install \"$2\" --prefix \"$1\" >/dev/null && \"$1/bin/moonwire\" check \"$3/examples/hello\" | grep -q greet.hello && test -f \"$1/share/moonwire/lua/moonwire/runtime.lua\" && test -f \"$1/${CMAKE_INSTALL_LIBDIR}/moonwire/lua/moonwire/core/jwt.so\""
+         COMMAND sh -c "rm -rf \"$1\" && cmake --install \"$2\" --prefix \"$1\" >/dev/null && \"$1/bin/moonwire\" check \"$3/examples/hello\" | grep -q greet.hello && test -f \"$1/share/moonwire/lua/moonwire/runtime.lua\" && test -f \"$1/${CMAKE_INSTALL_LIBDIR}/moonwire/lua/moonwire/core/jwt.so\" && test -f \"$1/${CMAKE_INSTALL_LIBDIR}/moonwire/lua/moonwire/core.so\""
                  sh ${CMAKE_CURRENT_BINARY_DIR}/install-test ${CMAKE_BINARY_DIR} ${PROJECT_SOURCE_DIR})
 
 include(${CMAKE_CURRENT_LIST_DIR}/c/tests.cmake)
@@ -74,15 +75,18 @@ set_tests_properties(integration_jwt PROPERTIES TIMEOUT 300)
 add_test(NAME lua_fixture_jwt
          COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/spec/integration/fixtures/jwt)
 
-# Under ASan the compiled Lua module needs the ASan runtime loaded first,
-# which LuaJIT (not instrumented) does not do: preload it for the busted
-# runs that load the module. LuaJIT and busted exit without freeing
-# everything, so leak checking is off there (the C tests and the server
-# keep it).
+# Under ASan the compiled Lua modules (moonwire/core.so, on which every
+# lua_* test runs, and core/jwt.so) need the ASan runtime loaded first,
+# which LuaJIT (not instrumented) does not do: preload it for every lua_*
+# test registered above (keep this block after them). LuaJIT and busted
+# exit without freeing everything, so leak checking is off there (the C
+# tests and the server keep it).
 if(CMAKE_BUILD_TYPE STREQUAL "Sanitize")
   execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
                   OUTPUT_VARIABLE MW_LIBASAN OUTPUT_STRIP_TRAILING_WHITESPACE)
-  set_tests_properties(lua_runtime lua_fixture_jwt PROPERTIES
+  get_property(mw_tests DIRECTORY PROPERTY TESTS)
+  list(FILTER mw_tests INCLUDE REGEX "^lua_")
+  set_tests_properties(${mw_tests} PROPERTIES
                        ENVIRONMENT "LD_PRELOAD=${MW_LIBASAN};ASAN_OPTIONS=detect_leaks=0")
 endif()
 

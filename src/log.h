@@ -21,7 +21,17 @@ int mw_log_level_parse(const char *name);
 /* mw_log_enabled tells whether a line at this level would be written. */
 int mw_log_enabled(mw_log_level level);
 
-/* mw_log writes one line to stderr. Newlines in the message are escaped so a
+/* A sink receives every line instead of stderr (specs collect them; see
+ * mw_log_set_sink). msg is the formatted message without timestamp or
+ * level, valid during the call. */
+typedef void (*mw_log_sink_cb)(void *data, mw_log_level level, const char *msg);
+
+/* mw_log_set_sink routes every later line to fn(data, ...) instead of
+ * stderr; fn = NULL restores stderr. Lines below the configured level are
+ * still dropped before they reach it. */
+void mw_log_set_sink(mw_log_sink_cb fn, void *data);
+
+/* mw_log writes one line to stderr (or the sink). Newlines in the message are escaped so a
  * line is always one event. */
 void mw_log(mw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

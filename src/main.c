@@ -213,8 +213,8 @@ static int cmd_new(mw_script_t *sc, const cli_t *cli) {
 }
 
 static int cmd_test(const cli_t *cli, const char *luadir) {
-    /* Specs run under plain busted + LuaJIT with the runtime on the path,
-     * using moonwire.testing's in-memory core instead of a live server. */
+    /* Specs run under plain busted + LuaJIT with the runtime on the path;
+     * moonwire.testing runs the real core in-process (moonwire/core.so). */
     const char *old = getenv("LUA_PATH");
     size_t n = 2 * strlen(luadir) + (old ? strlen(old) : 1) + 64;
     char *path = malloc(n);
@@ -224,8 +224,8 @@ static int cmd_test(const cli_t *cli, const char *luadir) {
              old ? old : ";");
     setenv("LUA_PATH", path, 1);
     free(path);
-    /* The compiled modules (moonwire.core.jwt), so moonwire.jwt has its real
-     * crypto under plain LuaJIT too. Without them only JWT specs fail. */
+    /* The compiled modules: moonwire.core (the core and its test driver)
+     * and moonwire.core.jwt. */
     char cdir[4096];
     if (mw_paths_lua_cdir(cdir, sizeof cdir) == 0) {
         const char *oldc = getenv("LUA_CPATH");

@@ -15,15 +15,14 @@
 #include <string.h>
 #include <unistd.h>
 
-static int type_error(char *err, size_t errlen, const char *file, const char *key,
-                      const char *want, lua_State *L, int idx) {
-    snprintf(err, errlen, "%s: %s: must be %s (got %s)", file, key, want,
-             luaL_typename(L, idx));
+static int type_error(char *err, size_t errlen, const char *file, const char *key, const char *want,
+                      lua_State *L, int idx) {
+    snprintf(err, errlen, "%s: %s: must be %s (got %s)", file, key, want, luaL_typename(L, idx));
     return MW_ECONFIG;
 }
 
-static int apply(lua_State *L, const char *file, const char *key, mw_config_t *cfg,
-                 int *app_ref, char *err, size_t errlen) {
+static int apply(lua_State *L, const char *file, const char *key, mw_config_t *cfg, int *app_ref,
+                 char *err, size_t errlen) {
     /* stack: ... value */
     char msg[512];
     int rc = 0;
@@ -132,6 +131,32 @@ static int apply_group(lua_State *L, const char *file, const char *group, mw_con
     return rc;
 }
 
+int mw_lua_apply_config(lua_State *L, int idx, const char *source, mw_config_t *cfg, int *app_ref,
+                        char *err, size_t errlen) {
+    int top = lua_gettop(L);
+    if (idx < 0)
+        idx = top + idx + 1;
+    int rc = 0;
+    lua_pushnil(L);
+    while (rc == 0 && lua_next(L, idx) != 0) {
+        /* stack: ... key value */
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            snprintf(err, errlen, "%s: keys must be strings (got %s)", source,
+                     luaL_typename(L, -2));
+            rc = MW_ECONFIG;
+            break;
+        }
+        const char *key = lua_tostring(L, -2);
+        if (!mw_config_find(key) && lua_type(L, -1) == LUA_TTABLE && is_group(key))
+            rc = apply_group(L, source, key, cfg, app_ref, err, errlen);
+        else
+            rc = apply(L, source, key, cfg, app_ref, err, errlen);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
+    return rc;
+}
+
 int mw_lua_load_config(lua_State *L, const char *path, mw_config_t *cfg, int *app_ref, char *err,
                        size_t errlen) {
     *app_ref = LUA_NOREF;
@@ -149,23 +174,37 @@ int mw_lua_load_config(lua_State *L, const char *path, mw_config_t *cfg, int *ap
         lua_settop(L, top);
         return MW_ECONFIG;
     }
-    int rc = 0;
-    lua_pushnil(L);
-    while (rc == 0 && lua_next(L, -2) != 0) {
-        /* stack: ... result key value */
-        if (lua_type(L, -2) != LUA_TSTRING) {
-            snprintf(err, errlen, "%s: keys must be strings (got %s)", path,
-                     luaL_typename(L, -2));
-            rc = MW_ECONFIG;
-            break;
-        }
-        const char *key = lua_tostring(L, -2);
-        if (!mw_config_find(key) && lua_type(L, -1) == LUA_TTABLE && is_group(key))
-            rc = apply_group(L, path, key, cfg, app_ref, err, errlen);
-        else
-            rc = apply(L, path, key, cfg, app_ref, err, errlen);
-        lua_pop(L, 1);
-    }
+    int rc = mw_lua_apply_config(L, -1, path, cfg, app_ref, err, errlen);
     lua_settop(L, top);
     return rc;
+}
+
+void mw_lua_push_config(lua_State *L, const mw_config_t *cfg, int app_ref) {
+    size_t n;
+    const mw_config_desc_t *d = mw_config_descs(&n);
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; i++) {
+        switch (d[i].type) {
+        case MW_CONF_INT: lua_pushnumber(L, (lua_Number)mw_config_get_int(cfg, d[i].name)); break;
+        case MW_CONF_BOOL: lua_pushboolean(L, mw_config_get_bool(cfg, d[i].name)); break;
+        case MW_CONF_STRING: lua_pushstring(L, mw_config_get_string(cfg, d[i].name)); break;
+        case MW_CONF_STRLIST: {
+            int count;
+            char *const *items = mw_config_get_strlist(cfg, d[i].name, &count);
+            lua_createtable(L, count, 0);
+            for (int j = 0; j < count; j++) {
+                lua_pushstring(L, items[j]);
+                lua_rawseti(L, -2, j + 1);
+            }
+            break;
+        }
+        case MW_CONF_TABLE:
+            if (app_ref != LUA_NOREF)
+                lua_rawgeti(L, LUA_REGISTRYINDEX, app_ref);
+            else
+                lua_newtable(L);
+            break;
+        }
+        lua_setfield(L, -2, d[i].name);
+    }
 }

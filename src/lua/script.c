@@ -378,38 +378,6 @@ int mw_script_load_config(mw_script_t *sc, const char *app_dir, mw_config_t *cfg
     return mw_lua_load_config(sc->L, path, cfg, &sc->app_ref, err, errlen);
 }
 
-/* push_config builds the resolved config table runtime.init receives, from
- * the descriptor table, so a new option reaches Lua without code here. */
-static void push_config(lua_State *L, const mw_config_t *cfg, int app_ref) {
-    size_t n;
-    const mw_config_desc_t *d = mw_config_descs(&n);
-    lua_createtable(L, 0, (int)n);
-    for (size_t i = 0; i < n; i++) {
-        switch (d[i].type) {
-        case MW_CONF_INT: lua_pushnumber(L, (lua_Number)mw_config_get_int(cfg, d[i].name)); break;
-        case MW_CONF_BOOL: lua_pushboolean(L, mw_config_get_bool(cfg, d[i].name)); break;
-        case MW_CONF_STRING: lua_pushstring(L, mw_config_get_string(cfg, d[i].name)); break;
-        case MW_CONF_STRLIST: {
-            int count;
-            char *const *items = mw_config_get_strlist(cfg, d[i].name, &count);
-            lua_createtable(L, count, 0);
-            for (int j = 0; j < count; j++) {
-                lua_pushstring(L, items[j]);
-                lua_rawseti(L, -2, j + 1);
-            }
-            break;
-        }
-        case MW_CONF_TABLE:
-            if (app_ref != LUA_NOREF)
-                lua_rawgeti(L, LUA_REGISTRYINDEX, app_ref);
-            else
-                lua_newtable(L);
-            break;
-        }
-        lua_setfield(L, -2, d[i].name);
-    }
-}
-
 /* call runs the function below the nargs values on top, protected, as one
  * watched dispatch (what: a string literal naming the event; id: the
  * client's, or 0). A borrowed state gets the message handler inserted
@@ -476,7 +444,7 @@ int mw_script_init_app(mw_script_t *sc, mw_server_t *server, const char *app_dir
     lua_createtable(L, 0, 3);
     lua_pushstring(L, app_dir);
     lua_setfield(L, -2, "app_dir");
-    push_config(L, cfg, sc->app_ref);
+    mw_lua_push_config(L, cfg, sc->app_ref);
     lua_setfield(L, -2, "config");
     lua_pushstring(L, mode);
     lua_setfield(L, -2, "mode");
@@ -766,7 +734,7 @@ int mw_script_reload(mw_script_t *sc, const mw_config_t *cfg, char *err, size_t 
     int base = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_RELOAD]);
     if (cfg)
-        push_config(L, cfg, sc->app_ref);
+        mw_lua_push_config(L, cfg, sc->app_ref);
     else
         lua_pushnil(L);
     if (call(sc, 1, 2, "reload", 0, err, errlen) != 0) {

@@ -1,0 +1,778 @@
+/*
+ * test_driver.c - moonwire.core as a Lua C module (moonwire/core.so), with
+ * a driver that runs the real server under busted.
+ *
+ * luaopen_moonwire_core returns the primitive table the server injects
+ * (api.c) plus core.test_server, which builds a complete worker inside the
+ * busted process: its own uv loop, an mw_config_t from the descriptors'
+ * defaults, the app's config.lua and the spec's overrides (through the
+ * setters config.lua goes through), a server on a virtual clock, and a
+ * script attached to the busted state (mw_script_attach) whose handlers
+ * are the spec's runtime. Its clients are the other ends of socketpairs the
+ * server adopts as if accepted over TCP (test_client.c speaks WebSocket on
+ * them), so everything between the socket and Lua is the production code:
+ * HTTP parsing, the handshake, framing, UTF-8, limits, rooms, fan-out,
+ * backpressure, dedupe, throttles, deadlines and heartbeats.
+ *
+ * Nothing here runs on its own: a spec turns the loop (run: until nothing
+ * moves) and the clock (advance). Log lines go to the current server's
+ * list (mw_log_set_sink) for harness:logs().
+ */
+#include "../errors.h"
+#include "../log.h"
+#include "../server.h"
+#include "api.h"
+#include "config_lua.h"
+#include "script.h"
+#include "test_client.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define SERVER_MT "moonwire.test_server"
+#define CLIENT_MT "moonwire.test_client"
+/* advance() moves the clock in steps this long and turns the loop between
+ * them, so a reply (a pong) is read before the next pass, as with timers. */
+#define ADVANCE_STEP_MS 10
+/* run() gives up on a loop that never goes quiet (an app that answers
+ * every message with a message to itself, forever). */
+#define MAX_ROUNDS 1000000
+
+typedef struct test_server test_server_t;
+typedef struct test_client test_client_t;
+
+/* One per loaded module: the primitives' context and the server they act
+ * on now (the one a spec last used). */
+typedef struct {
+    mw_lua_core_t *core;
+    test_server_t *current;
+} driver_t;
+
+/* The driver the log sink feeds: the module's latest load (busted's
+ * insulation loads it again for every spec file). */
+static driver_t *log_driver;
+
+typedef struct {
+    int level;
+    char *msg;
+} log_line_t;
+
+struct test_server {
+    driver_t *drv;
+    uv_loop_t loop;
+    int loop_ready;
+    mw_config_t cfg;
+    int cfg_ready;
+    int app_ref; /* config's app table, or LUA_NOREF */
+    char *app_dir;
+    mw_script_t *script;
+    const mw_app_t *inner; /* the script's callbacks */
+    mw_app_callbacks_t cbs;
+    mw_app_t app; /* cbs with this struct as data: forwards to inner */
+    int detached; /* closing: nothing reaches Lua any more */
+    mw_server_t *server;
+    uint64_t opened_id; /* the id of the last client the app opened */
+    int next_port;
+
+    test_client_t **clients;
+    size_t nclients, clients_cap;
+
+    log_line_t *logs;
+    size_t nlogs, logs_cap;
+};
+
+struct test_client {
+    test_server_t *srv; /* NULL once the server is closed */
+    mw_test_client_t *c;
+    uint64_t id; /* 0: the upgrade was refused or has not finished */
+};
+
+/* The server the primitives and the log act on. */
+static void activate(test_server_t *t) {
+    t->drv->current = t;
+    mw_lua_core_set_server(t->drv->core, t->server);
+}
+
+/* Logging: lines go to the current server; with none, to stderr. */
+static void log_sink(void *data, mw_log_level level, const char *msg) {
+    driver_t *drv = data;
+    test_server_t *t = drv->current;
+    if (!t) {
+        if (level >= MW_LOG_WARN)
+            fprintf(stderr, "moonwire: %s\n", msg);
+        return;
+    }
+    if (t->nlogs == t->logs_cap) {
+        size_t cap = t->logs_cap ? t->logs_cap * 2 : 32;
+        log_line_t *l = realloc(t->logs, cap * sizeof *l);
+        if (!l)
+            return;
+        t->logs = l;
+        t->logs_cap = cap;
+    }
+    char *copy = strdup(msg);
+    if (!copy)
+        return;
+    t->logs[t->nlogs].level = (int)level;
+    t->logs[t->nlogs++].msg = copy;
+}
+
+/* The app callbacks, forwarded to the script unless the server is being
+ * torn down (the spec's runtime must not run from a finalizer). open also
+ * records the id, so connect() can hand it to the spec. */
+static int fw_upgrade(void *data, mw_conn_t *c, const mw_client_info_t *info, char *msg,
+                      size_t msglen) {
+    test_server_t *t = data;
+    if (t->detached || !t->inner->cb->upgrade)
+        return 0;
+    return t->inner->cb->upgrade(t->inner->data, c, info, msg, msglen);
+}
+
+static void fw_open(void *data, mw_conn_t *c) {
+    test_server_t *t = data;
+    t->opened_id = mw_conn_id(c);
+    if (!t->detached && t->inner->cb->open)
+        t->inner->cb->open(t->inner->data, c);
+}
+
+static void fw_message(void *data, mw_conn_t *c, int binary, const char *payload, size_t len) {
+    test_server_t *t = data;
+    if (!t->detached && t->inner->cb->message)
+        t->inner->cb->message(t->inner->data, c, binary, payload, len);
+}
+
+static void fw_close(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len) {
+    test_server_t *t = data;
+    if (!t->detached && t->inner->cb->close)
+        t->inner->cb->close(t->inner->data, c, code, reason, len);
+}
+
+static int fw_http(void *data, mw_conn_t *c, const mw_request_t *req) {
+    test_server_t *t = data;
+    if (t->detached || !t->inner->cb->http)
+        return MW_ENOTFOUND;
+    return t->inner->cb->http(t->inner->data, c, req);
+}
+
+static int fw_reload(void *data, const mw_config_t *cfg, char *err, size_t errlen) {
+    test_server_t *t = data;
+    if (t->detached || !t->inner->cb->reload)
+        return 0;
+    return t->inner->cb->reload(t->inner->data, cfg, err, errlen);
+}
+
+static void fw_idle(void *data) {
+    test_server_t *t = data;
+    if (!t->detached && t->inner->cb->idle)
+        t->inner->cb->idle(t->inner->data);
+}
+
+static void fw_health(void *data, FILE *out) {
+    test_server_t *t = data;
+    if (!t->detached && t->inner->cb->health)
+        t->inner->cb->health(t->inner->data, out);
+}
+
+static size_t pump_clients(test_server_t *t) {
+    size_t moved = 0;
+    for (size_t i = 0; i < t->nclients; i++)
+        moved += mw_test_client_pump(t->clients[i]->c);
+    return moved;
+}
+
+/* run_until_idle alternates the clients' I/O with non-blocking turns of
+ * the loop until two rounds in a row move no byte and leave the loop
+ * nothing due (uv_backend_timeout is 0 while callbacks are pending, such
+ * as handles being closed). Returns 0, or -1 if it never settles. */
+static int run_until_idle(test_server_t *t) {
+    int quiet = 0;
+    for (long rounds = 0; quiet < 2; rounds++) {
+        if (rounds >= MAX_ROUNDS)
+            return -1;
+        size_t moved = pump_clients(t);
+        uv_run(&t->loop, UV_RUN_NOWAIT);
+        moved += pump_clients(t);
+        if (moved == 0 && uv_backend_timeout(&t->loop) != 0)
+            quiet++;
+        else
+            quiet = 0;
+    }
+    return 0;
+}
+
+static test_server_t *check_server(lua_State *L, int idx) {
+    test_server_t **box = luaL_checkudata(L, idx, SERVER_MT);
+    if (!*box)
+        luaL_error(L, "test server is closed");
+    return *box;
+}
+
+static test_client_t *check_client(lua_State *L, int idx) {
+    test_client_t *tc = luaL_checkudata(L, idx, CLIENT_MT);
+    if (!tc->srv)
+        luaL_error(L, "test client's server is closed");
+    activate(tc->srv);
+    return tc;
+}
+
+static void run_or_raise(lua_State *L, test_server_t *t) {
+    if (run_until_idle(t) != 0)
+        luaL_error(L, "the server's loop never went idle (%d rounds)", MAX_ROUNDS);
+}
+
+/* server_close detaches the app, drops every connection, lets the loop
+ * close the handles and frees everything. The clients' userdata stay, with
+ * their frames, but can no longer do anything. */
+static void server_close(lua_State *L, test_server_t *t) {
+    t->detached = 1;
+    if (t->server) {
+        mw_server_abort(t->server);
+        uv_run(&t->loop, UV_RUN_DEFAULT);
+        mw_server_free(t->server);
+    }
+    if (t->loop_ready) {
+        uv_run(&t->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&t->loop);
+    }
+    for (size_t i = 0; i < t->nclients; i++) {
+        mw_test_client_drop(t->clients[i]->c);
+        t->clients[i]->srv = NULL;
+    }
+    free(t->clients);
+    mw_script_free(t->script);
+    if (t->app_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, t->app_ref);
+    if (t->cfg_ready)
+        mw_config_free(&t->cfg);
+    for (size_t i = 0; i < t->nlogs; i++)
+        free(t->logs[i].msg);
+    free(t->logs);
+    free(t->app_dir);
+    if (t->drv->current == t) {
+        t->drv->current = NULL;
+        mw_lua_core_set_server(t->drv->core, NULL);
+    }
+    free(t);
+}
+
+static uint64_t wall_ms(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* setup builds the server of core.test_server from its options table (at
+ * index 1). Returns 0, or an error message pushed on the stack. */
+static int setup(lua_State *L, test_server_t *t) {
+    char err[1024];
+    lua_getfield(L, 1, "app_dir");
+    const char *dir = luaL_optstring(L, -1, ".");
+    t->app_dir = strdup(dir);
+    lua_pop(L, 1);
+    if (!t->app_dir || mw_config_init(&t->cfg) != 0) {
+        lua_pushliteral(L, "out of memory");
+        return -1;
+    }
+    t->cfg_ready = 1;
+    /* The same layers as the server: defaults, config.lua, then the spec's
+     * overrides where the server would apply environment and flags. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.lua", t->app_dir);
+    if (mw_lua_load_config(L, path, &t->cfg, &t->app_ref, err, sizeof err) != 0) {
+        lua_pushstring(L, err);
+        return -1;
+    }
+    lua_getfield(L, 1, "config");
+    if (lua_istable(L, -1)) {
+        int ref = t->app_ref;
+        if (mw_lua_apply_config(L, -1, "opts.config", &t->cfg, &t->app_ref, err, sizeof err) != 0) {
+            lua_pushstring(L, err);
+            return -1;
+        }
+        if (ref != t->app_ref && ref != LUA_NOREF)
+            luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    }
+    lua_pop(L, 1);
+    if (mw_config_check(&t->cfg, err, sizeof err) != 0) {
+        lua_pushstring(L, err);
+        return -1;
+    }
+    lua_getfield(L, 1, "handlers");
+    if (!lua_istable(L, -1))
+        luaL_argerror(L, 1, "handlers must be a table of functions");
+    int rc = mw_script_attach(&t->script, L, -1, t->drv->core);
+    lua_pop(L, 1);
+    if (rc == 0 && uv_loop_init(&t->loop) != 0)
+        rc = MW_EIO;
+    t->loop_ready = rc == 0;
+    if (rc == 0) {
+        t->inner = mw_script_app(t->script);
+        t->cbs = (mw_app_callbacks_t){
+            .upgrade = fw_upgrade,
+            .open = fw_open,
+            .message = fw_message,
+            .close = fw_close,
+            .http = fw_http,
+            .reload = fw_reload,
+            .idle = fw_idle,
+            .health = fw_health,
+        };
+        t->app.cb = &t->cbs;
+        t->app.data = t;
+        rc = mw_server_create(&t->server, &t->loop, &t->cfg, t->app_dir, &t->app);
+    }
+    if (rc != 0) {
+        lua_pushstring(L, mw_strerror(rc));
+        return -1;
+    }
+    lua_getfield(L, 1, "clock");
+    uint64_t start = lua_isnumber(L, -1) ? (uint64_t)lua_tonumber(L, -1) : wall_ms();
+    lua_pop(L, 1);
+    mw_server_use_virtual_clock(t->server, start);
+    mw_server_start(t->server);
+    t->next_port = 40000;
+    activate(t);
+    return 0;
+}
+
+/* core.test_server{ app_dir =, config =, handlers =, clock = } -> server |
+ * nil, err. app_dir's config.lua is read (when present), then config's
+ * keys are applied over it; handlers are the runtime's upgrade, open,
+ * message, disconnect and reload; clock is where the virtual clock starts
+ * (ms since the epoch; default: now). */
+static int l_test_server(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    driver_t *drv = lua_touserdata(L, lua_upvalueindex(1));
+    test_server_t **box = lua_newuserdata(L, sizeof *box);
+    *box = NULL;
+    luaL_getmetatable(L, SERVER_MT);
+    lua_setmetatable(L, -2);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setfield(L, -2, "driver");
+    lua_setfenv(L, -2);
+    int box_idx = lua_gettop(L);
+    test_server_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return luaL_error(L, "out of memory");
+    t->drv = drv;
+    t->app_ref = LUA_NOREF;
+    *box = t;
+    if (setup(L, t) != 0) {
+        /* stack: ... box err */
+        *box = NULL;
+        server_close(L, t);
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_settop(L, box_idx);
+    return 1;
+}
+
+static int l_server_gc(lua_State *L) {
+    test_server_t **box = luaL_checkudata(L, 1, SERVER_MT);
+    if (*box) {
+        server_close(L, *box);
+        *box = NULL;
+    }
+    return 0;
+}
+
+/* server:config() -> the resolved configuration, as runtime.init takes it. */
+static int l_server_config(lua_State *L) {
+    test_server_t *t = check_server(L, 1);
+    mw_lua_push_config(L, &t->cfg, t->app_ref);
+    return 1;
+}
+
+/* server:activate(): the primitives act on this server from now on. */
+static int l_server_activate(lua_State *L) {
+    activate(check_server(L, 1));
+    return 0;
+}
+
+static int l_server_run(lua_State *L) {
+    test_server_t *t = check_server(L, 1);
+    activate(t);
+    run_or_raise(L, t);
+    return 0;
+}
+
+/* server:advance(ms): the virtual clock moves ms forward in short steps,
+ * with every periodic pass that falls due and the loop run between. */
+static int l_server_advance(lua_State *L) {
+    test_server_t *t = check_server(L, 1);
+    lua_Number ms = luaL_checknumber(L, 2);
+    luaL_argcheck(L, ms >= 0 && ms < 9.0e15, 2, "milliseconds must be a non-negative number");
+    activate(t);
+    uint64_t left = (uint64_t)ms;
+    run_or_raise(L, t);
+    while (left > 0) {
+        uint64_t step = left < ADVANCE_STEP_MS ? left : ADVANCE_STEP_MS;
+        mw_server_advance(t->server, step);
+        left -= step;
+        run_or_raise(L, t);
+    }
+    return 0;
+}
+
+static int l_server_now(lua_State *L) {
+    test_server_t *t = check_server(L, 1);
+    lua_pushnumber(L, (lua_Number)mw_server_wall_ms(t->server));
+    return 1;
+}
+
+static int l_server_health(lua_State *L) {
+    test_server_t *t = check_server(L, 1);
+    activate(t);
+    size_t len;
+    char *json = mw_server_health_json(t->server, &len);
+    if (!json)
+        return luaL_error(L, "out of memory");
+    lua_pushlstring(L, json, len);
+    free(json);
+    return 1;
+}
+
+/* server:logs() -> { { level =, message = }, ... } logged since the last call. */
+static int l_server_logs(lua_State *L) {
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    test_server_t *t = check_server(L, 1);
+    lua_createtable(L, (int)t->nlogs, 0);
+    for (size_t i = 0; i < t->nlogs; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, names[t->logs[i].level]);
+        lua_setfield(L, -2, "level");
+        lua_pushstring(L, t->logs[i].msg);
+        lua_setfield(L, -2, "message");
+        lua_rawseti(L, -2, (int)i + 1);
+        free(t->logs[i].msg);
+    }
+    t->nlogs = 0;
+    return 1;
+}
+
+static int l_server_close(lua_State *L) {
+    return l_server_gc(L);
+}
+
+/* The request of server:connect, from the spec's info table. */
+typedef struct {
+    mw_header_t headers[MW_HTTP_MAX_HEADERS];
+    int nheaders;
+    mw_test_request_t req;
+} request_t;
+
+static void read_request(lua_State *L, int info, request_t *r) {
+    memset(r, 0, sizeof *r);
+    lua_getfield(L, info, "path");
+    r->req.path = luaL_optstring(L, -1, "/");
+    lua_getfield(L, info, "query");
+    r->req.query = luaL_optstring(L, -1, "");
+    lua_pop(L, 2); /* both strings are anchored by the info table */
+    lua_getfield(L, info, "headers");
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "headers must map names to strings");
+            if (r->nheaders == MW_HTTP_MAX_HEADERS)
+                luaL_error(L, "too many headers");
+            r->headers[r->nheaders].name = lua_tostring(L, -2);
+            r->headers[r->nheaders++].value = lua_tostring(L, -1);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1); /* anchored by info too */
+    r->req.headers = r->headers;
+    r->req.nheaders = r->nheaders;
+}
+
+/* server:connect{ path =, query =, headers =, remote_addr =, remote_port =,
+ * auto_pong = } -> client, after its upgrade was answered. */
+static int l_server_connect(lua_State *L) {
+    test_server_t *t = check_server(L, 1);
+    if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 2, LUA_TTABLE);
+    activate(t);
+    request_t r;
+    read_request(L, 2, &r);
+    lua_getfield(L, 2, "remote_addr");
+    const char *addr = luaL_optstring(L, -1, "127.0.0.1");
+    lua_getfield(L, 2, "remote_port");
+    int port = (int)luaL_optinteger(L, -1, t->next_port);
+    lua_getfield(L, 2, "auto_pong");
+    int auto_pong = lua_isnil(L, -1) || lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    t->next_port = t->next_port < 65535 ? t->next_port + 1 : 40000;
+
+    if (t->nclients == t->clients_cap) {
+        size_t cap = t->clients_cap ? t->clients_cap * 2 : 8;
+        test_client_t **cl = realloc(t->clients, cap * sizeof *cl);
+        if (!cl)
+            return luaL_error(L, "out of memory");
+        t->clients = cl;
+        t->clients_cap = cap;
+    }
+    test_client_t *tc = lua_newuserdata(L, sizeof *tc);
+    memset(tc, 0, sizeof *tc);
+    luaL_getmetatable(L, CLIENT_MT);
+    lua_setmetatable(L, -2);
+    /* The client keeps its server's userdata alive (its environment). */
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "server");
+    lua_setfenv(L, -2);
+
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+        return luaL_error(L, "socketpair failed");
+    int rc = mw_test_client_create(&tc->c, sv[0], &r.req);
+    if (rc != 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return luaL_error(L, "cannot connect: %s", mw_strerror(rc));
+    }
+    mw_test_client_auto_pong(tc->c, auto_pong);
+    tc->srv = t;
+    t->clients[t->nclients++] = tc;
+    t->opened_id = 0;
+    rc = mw_server_adopt(t->server, sv[1], addr, port); /* owns sv[1] from here */
+    if (rc != 0)
+        return luaL_error(L, "the server cannot adopt a connection: %s", mw_strerror(rc));
+    run_or_raise(L, t);
+    if (mw_test_client_state_of(tc->c) == MW_TC_OPEN ||
+        (mw_test_client_status(tc->c) == 101 && t->opened_id))
+        tc->id = t->opened_id;
+    return 1;
+}
+
+static int l_client_gc(lua_State *L) {
+    test_client_t *tc = luaL_checkudata(L, 1, CLIENT_MT);
+    test_server_t *t = tc->srv;
+    if (t) {
+        for (size_t i = 0; i < t->nclients; i++) {
+            if (t->clients[i] == tc) {
+                t->clients[i] = t->clients[--t->nclients];
+                break;
+            }
+        }
+        tc->srv = NULL;
+    }
+    mw_test_client_free(tc->c);
+    tc->c = NULL;
+    return 0;
+}
+
+/* client:id() -> the server's id for it, or nil when not connected. */
+static int l_client_id(lua_State *L) {
+    test_client_t *tc = luaL_checkudata(L, 1, CLIENT_MT);
+    if (!tc->id)
+        return 0;
+    lua_pushnumber(L, (lua_Number)tc->id);
+    return 1;
+}
+
+/* client:status() -> HTTP status of the upgrade response, and its body. */
+static int l_client_status(lua_State *L) {
+    test_client_t *tc = luaL_checkudata(L, 1, CLIENT_MT);
+    if (!tc->c)
+        return 0;
+    size_t len;
+    const char *body = mw_test_client_body(tc->c, &len);
+    lua_pushinteger(L, mw_test_client_status(tc->c));
+    lua_pushlstring(L, body, len);
+    return 2;
+}
+
+/* client:state() -> "connecting" | "open" | "refused" | "closed" */
+static int l_client_state(lua_State *L) {
+    static const char *const names[] = {"connecting", "open", "refused", "closed"};
+    test_client_t *tc = luaL_checkudata(L, 1, CLIENT_MT);
+    lua_pushstring(L, tc->c ? names[mw_test_client_state_of(tc->c)] : "closed");
+    return 1;
+}
+
+static int push_sent(lua_State *L, int rc) {
+    if (rc == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, mw_strerror(rc));
+    return 2;
+}
+
+/* client:send(payload, is_binary) -> true | nil, err: queues one masked
+ * frame (written by the next run). */
+static int l_client_send(lua_State *L) {
+    test_client_t *tc = check_client(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    int binary = lua_toboolean(L, 3);
+    return push_sent(L, mw_test_client_send(tc->c, binary ? 2 : 1, data, len));
+}
+
+/* client:send_frame(opcode, payload) -> true | nil, err: any frame, for
+ * specs of the protocol (a ping, a reserved opcode). */
+static int l_client_send_frame(lua_State *L) {
+    test_client_t *tc = check_client(L, 1);
+    lua_Integer opcode = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, opcode >= 0 && opcode <= 15, 2, "opcode must be 0..15");
+    size_t len;
+    const char *data = luaL_optlstring(L, 3, "", &len);
+    return push_sent(L, mw_test_client_send(tc->c, (uint8_t)opcode, data, len));
+}
+
+/* client:close(code, reason) -> true | nil, err: a close frame (no code:
+ * an empty one). */
+static int l_client_close(lua_State *L) {
+    test_client_t *tc = check_client(L, 1);
+    lua_Integer code = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, code >= 0 && code <= 65535, 2, "close code must be 0..65535");
+    size_t len;
+    const char *reason = luaL_optlstring(L, 3, "", &len);
+    return push_sent(L, mw_test_client_close(tc->c, (uint16_t)code, reason, len));
+}
+
+/* client:drop(): the socket closes without a close frame (a lost peer). */
+static int l_client_drop(lua_State *L) {
+    test_client_t *tc = check_client(L, 1);
+    mw_test_client_drop(tc->c);
+    return 0;
+}
+
+static int l_client_pause_reading(lua_State *L) {
+    mw_test_client_pause(check_client(L, 1)->c, 1);
+    return 0;
+}
+
+static int l_client_resume_reading(lua_State *L) {
+    mw_test_client_pause(check_client(L, 1)->c, 0);
+    return 0;
+}
+
+static int l_client_closed_first(lua_State *L) {
+    test_client_t *tc = luaL_checkudata(L, 1, CLIENT_MT);
+    lua_pushboolean(L, tc->c && mw_test_client_closed_first(tc->c));
+    return 1;
+}
+
+/* client:frames(from) -> the frames received, from index from (default 1):
+ * { type = "text"|"binary"|"close"|"ping"|"pong", payload =, binary = }
+ * and, for close, code and reason. */
+static int l_client_frames(lua_State *L) {
+    test_client_t *tc = luaL_checkudata(L, 1, CLIENT_MT);
+    lua_Integer from = luaL_optinteger(L, 2, 1);
+    size_t n = 0;
+    const mw_test_frame_t *f = tc->c ? mw_test_client_frames(tc->c, &n) : NULL;
+    lua_createtable(L, n >= (size_t)from ? (int)(n - (size_t)from + 1) : 0, 0);
+    int k = 0;
+    for (size_t i = from > 1 ? (size_t)from - 1 : 0; i < n; i++) {
+        const char *type = f[i].opcode == 1    ? "text"
+                           : f[i].opcode == 2  ? "binary"
+                           : f[i].opcode == 8  ? "close"
+                           : f[i].opcode == 9  ? "ping"
+                           : f[i].opcode == 10 ? "pong"
+                                               : "other";
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, type);
+        lua_setfield(L, -2, "type");
+        lua_pushinteger(L, f[i].opcode);
+        lua_setfield(L, -2, "opcode");
+        lua_pushlstring(L, f[i].payload, f[i].len);
+        lua_setfield(L, -2, f[i].opcode == 8 ? "reason" : "payload");
+        lua_pushboolean(L, f[i].opcode == 2);
+        lua_setfield(L, -2, "binary");
+        if (f[i].opcode == 8) {
+            lua_pushinteger(L, f[i].code);
+            lua_setfield(L, -2, "code");
+        }
+        lua_rawseti(L, -2, ++k);
+    }
+    return 1;
+}
+
+static int l_driver_gc(lua_State *L) {
+    driver_t *drv = lua_touserdata(L, 1);
+    if (log_driver == drv) {
+        mw_log_set_sink(NULL, NULL);
+        log_driver = NULL;
+    }
+    drv->current = NULL;
+    return 0;
+}
+
+static void new_metatable(lua_State *L, const char *name, const luaL_Reg *methods,
+                          lua_CFunction gc) {
+    luaL_newmetatable(L, name);
+    lua_newtable(L);
+    luaL_register(L, NULL, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+}
+
+int luaopen_moonwire_core(lua_State *L) {
+    static const luaL_Reg server_methods[] = {
+        {"config", l_server_config}, {"activate", l_server_activate},
+        {"run", l_server_run},       {"advance", l_server_advance},
+        {"now", l_server_now},       {"health", l_server_health},
+        {"logs", l_server_logs},     {"connect", l_server_connect},
+        {"close", l_server_close},   {NULL, NULL},
+    };
+    static const luaL_Reg client_methods[] = {
+        {"id", l_client_id},
+        {"status", l_client_status},
+        {"state", l_client_state},
+        {"send", l_client_send},
+        {"send_frame", l_client_send_frame},
+        {"close", l_client_close},
+        {"drop", l_client_drop},
+        {"pause_reading", l_client_pause_reading},
+        {"resume_reading", l_client_resume_reading},
+        {"closed_first", l_client_closed_first},
+        {"frames", l_client_frames},
+        {NULL, NULL},
+    };
+    new_metatable(L, SERVER_MT, server_methods, l_server_gc);
+    new_metatable(L, CLIENT_MT, client_methods, l_client_gc);
+    /* A client whose server is gone would make the server write to a
+     * closed socketpair: that must be an EPIPE, not the end of busted. */
+    signal(SIGPIPE, SIG_IGN);
+
+    mw_lua_core_t *core = mw_lua_push_core(L);
+    /* stack: core */
+    driver_t *drv = lua_newuserdata(L, sizeof *drv);
+    memset(drv, 0, sizeof *drv);
+    drv->core = core;
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_driver_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    /* Servers keep their driver alive and the driver its table (and so
+     * the primitives' context), whatever order they are collected in. */
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "core");
+    lua_setfenv(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "_driver"); /* lives as long as the table */
+    lua_pushcclosure(L, l_test_server, 1);
+    lua_setfield(L, -2, "test_server");
+    mw_log_configure(MW_LOG_DEBUG, 0);
+    mw_log_set_sink(log_sink, drv);
+    log_driver = drv;
+    return 1;
+}
