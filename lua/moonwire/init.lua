@@ -1,6 +1,6 @@
 -- moonwire: the public facade that applications require. It wraps the strict
--- primitives of moonwire.core (registered by the C server, or by
--- moonwire.testing in specs) into the documented API; apps never touch
+-- primitives of moonwire.core (registered by the C server, or loaded as
+-- moonwire/core.so in specs) into the documented API; apps never touch
 -- moonwire.core directly, so the primitives can change without breaking them.
 
 local errors = require "moonwire.errors"
@@ -18,13 +18,18 @@ local format = string.format
 local _M = { _VERSION = "0.2.0" }
 
 
--- Looked up at call time: an app spec may require "moonwire" before
--- moonwire.testing has installed its in-memory core.
+-- Looked up at call time, and required on first use: inside the server it
+-- is preloaded; under busted it is the real core built as a Lua C module
+-- (moonwire/core.so, on LUA_CPATH under `moonwire test`).
 local function core()
     local c = package_loaded["moonwire.core"]
     if not c then
-        error("moonwire.core is not loaded (run inside the moonwire server, "
-              .. "or require \"moonwire.testing\" first)", 3)
+        local ok, mod = pcall(require, "moonwire.core")
+        if not ok then
+            error("moonwire.core is not loaded (run inside the moonwire server, or under "
+                  .. "`moonwire test`, which puts moonwire/core.so on LUA_CPATH)", 3)
+        end
+        c = mod
     end
     return c
 end

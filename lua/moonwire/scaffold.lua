@@ -124,7 +124,6 @@ describe("hello", function()
     local app, ws
 
     before_each(function()
-        testing.core.reset()
         app = assert(testing.load_app("."))
         ws = app:connect()
     end)

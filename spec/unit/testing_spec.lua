@@ -1,118 +1,152 @@
--- Specs for moonwire.testing: the in-memory core and the app harness.
+-- Specs for moonwire.testing: the app harness on the real core.
 
-local core = require "support.fake_core"
 local tmpdir = require "support.tmpdir"
 local testing = require "moonwire.testing"
+local moonwire = require "moonwire"
 
 
 describe("moonwire.testing", function()
     local dir
 
     before_each(function()
-        core.reset()
         dir = tmpdir.new()
+        tmpdir.write(dir, "config.lua", "return { welcome = true, app = { n = 2 } }")
+        tmpdir.write(dir, "controllers/math.lua", [[
+            local moonwire = require "moonwire"
+            return {
+                double = function(client, data, msg) return data.x * 2 end,
+                shout = function(client, data)
+                    moonwire.log.warn("shouting %s", data.text)
+                    moonwire.room("r"):broadcast({ text = data.text })
+                end,
+            }
+        ]])
     end)
 
     after_each(function()
         tmpdir.remove(dir)
     end)
 
-    it("installs its core as moonwire.core", function()
-        assert.equal(core, package.loaded["moonwire.core"])
-        assert.equal(testing.core, core)
-    end)
-
-    describe("core", function()
-        it("scandir lists sorted entries with their type, quoting odd names", function()
-            tmpdir.write(dir, "b.lua", "")
-            tmpdir.write(dir, "a'quote $(x).lua", "")
-            tmpdir.write(dir, ".hidden", "")
-            tmpdir.write(dir, "sub/x.lua", "")
-            assert.same({
-                { name = ".hidden", type = "file" },
-                { name = "a'quote $(x).lua", type = "file" },
-                { name = "b.lua", type = "file" },
-                { name = "sub", type = "dir" },
-            }, core.scandir(dir))
-        end)
-
-        it("scandir returns nil, err for a missing directory", function()
-            local entries, err = core.scandir(dir .. "/nope'; touch " .. dir .. "/pwned; '")
-            assert.is_nil(entries)
-            assert.matches("no such directory", err)
-            assert.same({}, core.scandir(dir))
-        end)
-
-        it("send refuses invalid UTF-8 in text frames only", function()
-            assert.is_true(core.send(1, "h\195\169", false))
-            assert.same({ nil, "invalid utf-8" }, { core.send(1, "\195", false) })
-            assert.same({ nil, "invalid utf-8" }, { core.send(1, "\237\160\128", false) })
-            assert.is_true(core.send(1, "\195", true))
-            assert.equal(2, #core.sent[1])
-        end)
-
-        it("close validates like the server and then reports closed", function()
-            assert.error_matches(function() core.close(1, 1005, "") end, "invalid close code")
-            assert.error_matches(function() core.close(1, 1000, ("r"):rep(124)) end, "123")
-            assert.is_true(core.close(1, 4001, "x"))
-            assert.same({ nil, "closed" }, { core.close(1, 1000, "") })
-            assert.same({ nil, "closed" }, { core.send(1, "x") })
-        end)
-
-        it("validates UTF-8 strictly", function()
-            assert.is_true(testing.valid_utf8("a\226\130\172\240\159\152\128"))
-            assert.is_false(testing.valid_utf8("\192\128"))          -- overlong
-            assert.is_false(testing.valid_utf8("\244\144\128\128"))  -- past U+10FFFF
-            assert.is_false(testing.valid_utf8("\226\130"))          -- truncated
-        end)
-    end)
-
     describe("load_app", function()
-        before_each(function()
-            tmpdir.write(dir, "config.lua", "return { welcome = true, app = { n = 2 } }")
-            tmpdir.write(dir, "controllers/math.lua", [[
-                return { double = function(client, data, msg) return data.x * 2 end }
-            ]])
-        end)
-
         it("reads config.lua, lets opts.config override it, and drives the runtime", function()
             local app = assert(testing.load_app(dir))
-            assert.same({ "math.double" }, app:routes())
+            assert.same({ "math.double", "math.shout" }, app:routes())
             local ws = app:connect()
             assert.equal("connected", ws:sent()[1].action)
             local reply = ws:request("math", "double", { x = 21 })
             assert.same({ type = "math", action = "double", id = "req-1", data = 42 }, reply)
             assert.equal("req-2", ws:request("math", "nope").id)
+            assert.same({ n = 2 }, app.config.app)
 
             local quiet = assert(testing.load_app(dir, { config = { welcome = false } }))
             assert.same({}, quiet:connect():sent())
         end)
 
-        it("applies the server's defaults: welcome is on", function()
+        it("takes every default from the server's descriptors", function()
             os.remove(dir .. "/config.lua")
             local app = assert(testing.load_app(dir))
             assert.same({}, app.config.app)
+            assert.equal(4194304, app.config.max_buffered_bytes)
+            assert.equal("/", app.config.path)
             assert.equal("connected", app:connect():sent()[1].action)
         end)
 
         it("returns nil, err for a broken app or config", function()
+            local app, err = testing.load_app(dir, { config = { max_rooms_per_client = -1 } })
+            assert.is_nil(app)
+            assert.matches("max_rooms_per_client", err, 1, true)
+            app, err = testing.load_app(dir, { config = { no_such_key = 1 } })
+            assert.is_nil(app)
+            assert.matches("no_such_key: unknown key", err, 1, true)
             tmpdir.write(dir, "controllers/math.lua", "return 1")
-            local app, err = testing.load_app(dir)
+            app, err = testing.load_app(dir)
             assert.is_nil(app)
             assert.matches("controllers/math.lua:1: controller must return a table", err, 1, true)
             tmpdir.write(dir, "config.lua", "return 1")
             app, err = testing.load_app(dir)
             assert.is_nil(app)
-            assert.matches("config.lua must return a table", err, 1, true)
+            assert.matches("config.lua: must return a table", err, 1, true)
+        end)
+    end)
+
+    describe("connections", function()
+        local app
+
+        before_each(function()
+            app = assert(testing.load_app(dir, { config = { welcome = false } }))
         end)
 
-        it("gives each connection its own id and exposes the server-side client", function()
-            local app = assert(testing.load_app(dir))
-            local a, b = app:connect({ path = "/x" }), app:connect()
+        it("gives each connection the server's id and the server-side client", function()
+            local a, b = app:connect({ query = "x=1", headers = { ["X-Team"] = "red" } }),
+                         app:connect({ remote_addr = "10.0.0.7" })
             assert.are_not.equal(a.id, b.id)
-            assert.equal("/x", a.client.request.path)
+            assert.equal(101, a.status)
+            assert.same({ "/", "x=1", "red" },
+                        { a.client.request.path, a.client.request.query,
+                          a.client.request.headers["x-team"] })
+            assert.equal("10.0.0.7", b.client.remote_addr)
+        end)
+
+        it("refuses an upgrade the server refuses, with its status", function()
+            local ws = app:connect({ path = "/elsewhere" })
+            assert.is_nil(ws.id)
+            assert.is_nil(ws.client)
+            assert.equal(404, ws.status)
+        end)
+
+        it("closes with a real closing handshake", function()
+            local a = app:connect()
             a:close(1001, "away")
             assert.is_nil(app.runtime:client(a.id))
+            assert.is_nil(a:closed())   -- the client closed first
+            assert.same({}, a:send("late"))
+        end)
+
+        it("reports the server's close, with the code the core chose", function()
+            local a = app:connect()
+            a:send("\255", false)   -- not UTF-8: the core closes with 1007
+            assert.same({ code = 1007, reason = "" }, a:closed())
+            assert.is_nil(app.runtime:client(a.id))
+        end)
+
+        it("shows frames with control frames on request", function()
+            local a = app:connect()
+            a:close(4000, "bye")
+            local frames = a:frames({ control = true })
+            assert.same({ "close", 4000, "bye" }, { frames[1].type, frames[1].code,
+                                                     frames[1].reason })
+            assert.same({}, a:frames())
+        end)
+
+        it("runs the loop for what the facade sends outside a dispatch", function()
+            local a = app:connect()
+            a.client:join("r")
+            moonwire.room("r"):broadcast({ n = 1 })
+            app:run()
+            assert.same({ { n = 1 } }, a:sent())
+        end)
+
+        it("collects the log lines of the core and of the app", function()
+            local a = app:connect()
+            a.client:join("r")
+            a:request("math", "shout", { text = "hey" })
+            assert.equal("shouting hey", app:logs("warn")[1].message)
+            local debug = app:logs("debug")
+            assert.matches("client " .. a.id .. " connected", debug[#debug].message, 1, true)
+            assert.equal(#app:logs("warn"), 1)
+        end)
+
+        it("reloads the app and keeps its clients", function()
+            local a = app:connect()
+            tmpdir.write(dir, "controllers/math.lua",
+                         "return { double = function(c, d) return d.x * 3 end }")
+            assert.is_true(app:reload())
+            assert.equal(30, a:request("math", "double", { x = 10 }).data)
+        end)
+
+        it("serves /health", function()
+            app:connect()
+            assert.equal(1, app:health().connections)
         end)
     end)
 end)

@@ -11,9 +11,9 @@ describe("chat", function()
     end
 
     before_each(function()
-        testing.core.reset()
-        testing.core.clock = 10000
-        app = assert(testing.load_app("."))
+        -- The server's virtual clock starts at 10 s: events carry ts = 10000
+        -- until a spec moves it (app:advance).
+        app = assert(testing.load_app(".", { clock = 10000 }))
     end)
 
     it("lists its routes", function()
@@ -74,10 +74,13 @@ describe("chat", function()
         join(ann, "general")
         join(bob, "general")
         assert.same({ sent = true }, ann:request("chat", "typing", { room = "general" }).data)
-        testing.core.clock = 10500
+        app:advance(500)
         assert.same({ sent = false }, ann:request("chat", "typing", { room = "general" }).data)
         ann:message("chat", "typing", { room = "general" })
-        testing.core.clock = 11000
+        app:advance(499)
+        assert.same({ sent = false }, ann:request("chat", "typing", { room = "general" }).data)
+        app:advance(1)
+        assert.equal(11000, app:now())
         assert.same({ sent = true }, ann:request("chat", "typing", { room = "general" }).data)
         local typing = bob:events("chat", "typing")
         assert.equal(2, #typing)

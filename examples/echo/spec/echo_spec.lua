@@ -7,7 +7,6 @@ describe("echo", function()
     local app, ws
 
     before_each(function()
-        testing.core.reset()
         app = assert(testing.load_app("."))
         ws = app:connect({ path = "/any/path" })
     end)

@@ -7,7 +7,6 @@ describe("greet", function()
     local app, ws
 
     before_each(function()
-        testing.core.reset()
         app = assert(testing.load_app("."))
         ws = app:connect()
     end)

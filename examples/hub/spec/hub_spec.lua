@@ -8,7 +8,6 @@ describe("hub", function()
     local app, ws
 
     before_each(function()
-        testing.core.reset()
         app = assert(testing.load_app("."))
         ws = app:connect()
     end)
