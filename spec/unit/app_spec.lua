@@ -1,7 +1,7 @@
 -- Specs for moonwire.app: loading an app folder, its errors, and app-local
 -- modules across reloads.
 
-require "support.fake_core"
+require "moonwire.core"  -- the real core (moonwire/core.so): scandir, log
 local tmpdir = require "support.tmpdir"
 local app_loader = require "moonwire.app"
 local protocol = require "moonwire.protocol"

@@ -1,11 +1,11 @@
 -- Specs for moonwire.auth and the runtime's authentication flow (upgrade,
--- auth message, refresh, expiry, authorize), against the in-memory core.
+-- auth message, refresh, expiry, authorize), on the real core: expiries
+-- and timeouts are the core's deadlines, run by advancing its clock.
 -- Real JWTs are signed with moonwire.jwt.sign (HS256: the real C code).
 
-local core = require "support.fake_core"
 local tmpdir = require "support.tmpdir"
+local testing = require "moonwire.testing"
 local auth = require "moonwire.auth"
-local runtime = require "moonwire.runtime"
 local cjson = require "cjson"
 
 
@@ -45,12 +45,15 @@ describe("moonwire.auth", function()
         end)
 
         it("a raise or a user without id refuses (never fails open), and is logged", function()
-            core.reset()
+            local dir = tmpdir.new()
+            local harness = assert(testing.load_app(dir))
+            local before = #harness:logs("error")
             local user, err = auth.authenticate(app(function() error("boom") end), nil, {})
             assert.is_nil(user)
             assert.equal("authentication failed", err)
             assert.is_nil((auth.authenticate(app(function() return { name = "x" } end), nil, {})))
-            assert.equal(2, #core.logs)
+            assert.equal(before + 2, #harness:logs("error"))
+            tmpdir.remove(dir)
         end)
     end)
 
@@ -101,18 +104,19 @@ describe("moonwire.auth", function()
         end)
     end)
 
-    it("ms_until_expiry counts from core.now()", function()
-        core.reset()
-        core.clock = 1000000
+    it("ms_until_expiry counts from the core's clock", function()
+        local dir = tmpdir.new()
+        assert(testing.load_app(dir, { clock = 1000000 }))
         assert.equal(5000, auth.ms_until_expiry({ exp = 1005 }))
         assert.equal(0, auth.ms_until_expiry({ exp = 10 }))
         assert.is_nil(auth.ms_until_expiry({}))
+        tmpdir.remove(dir)
     end)
 end)
 
 
 describe("runtime authentication", function()
-    local dir, rt
+    local dir, app
 
     local HOOK = [[
 local M = {}
@@ -125,22 +129,16 @@ end
 return M
 ]]
 
+    -- The clock starts at 1000 s: "bob:1060" expires in 60 s.
     local function start(config)
-        rt = runtime.new()
-        assert(rt:init({ app_dir = dir, config = config }))
+        app = assert(testing.load_app(dir, { config = config, clock = 1000000 }))
     end
 
-    local function sent(id)
-        local out = {}
-        for _, f in ipairs(core.sent[id] or {}) do
-            out[#out + 1] = cjson.decode(f.payload)
-        end
-        return out
+    local function auth_message(ws, token)
+        return ws:send(cjson.encode({ type = "auth", token = token }))
     end
 
     before_each(function()
-        core.reset()
-        core.clock = 1000000
         dir = tmpdir.new()
         tmpdir.write(dir, "app.lua", HOOK)
         tmpdir.write(dir, "controllers/t.lua",
@@ -151,46 +149,58 @@ return M
 
     it("refuses the upgrade with 401 and creates no client", function()
         start({ welcome = false })
-        assert.same({ false, 401, "unknown token" },
-                    { rt:connect(1, { query = "token=%21bad", headers = {} }) })
-        assert.is_nil(rt:client(1))
+        local ws = app:connect({ query = "token=%21bad" })
+        assert.equal(401, ws.status)
+        assert.equal("unknown token", ws.reason)
+        assert.is_nil(ws.id)
+        assert.is_nil(next(app.runtime._clients))
     end)
 
     it("auth_at_upgrade refuses a client without a credential", function()
         start({ auth_at_upgrade = true })
-        assert.same({ false, 401, "authentication required" }, { rt:connect(1, { query = "" }) })
+        local ws = app:connect()
+        assert.same({ 401, "authentication required" }, { ws.status, ws.reason })
     end)
 
-    it("binds the user and sets the token's expiry", function()
-        start({})
-        rt:connect(1, { query = "token=bob:1060" })
-        local c = rt:client(1)
-        assert.equal("bob", c.user)
-        assert.equal("upgrade", c.auth.via)
-        assert.same({ ms = 60000, code = 1008, reason = "token expired" }, core.expiry[1])
+    it("binds the user, and the core closes the client when its token expires", function()
+        start({ welcome = false })
+        local ws = app:connect({ query = "token=bob:1060" })
+        assert.equal("bob", ws.client.user)
+        assert.equal("upgrade", ws.client.auth.via)
+        app:advance(59999)
+        assert.is_nil(ws:closed())
+        app:advance(1)
+        assert.same({ code = 1008, reason = "token expired" }, ws:closed())
     end)
 
-    it("require_auth: a timeout, refusals until the auth message, then the event", function()
+    it("require_auth: refusals until the auth message, then the event", function()
         start({ require_auth = true, auth_timeout = 2500, welcome = false })
-        rt:connect(1, { query = "" })
-        assert.same({ ms = 2500, code = 1008, reason = "authentication timeout" }, core.expiry[1])
-        rt:message(1, cjson.encode({ type = "t", action = "who", id = 1 }), false)
-        assert.equal("AUTHENTICATION_FAILED", sent(1)[1].error.code)
-        rt:message(1, cjson.encode({ type = "auth", token = "carol" }), false)
-        local ev = sent(1)[2]
+        local ws = app:connect()
+        assert.equal("AUTHENTICATION_FAILED", ws:request("t", "who").error.code)
+        local ev = auth_message(ws, "carol")[1]
         assert.same({ "system", "authenticated", "carol" }, { ev.type, ev.action, ev.data.user_id })
-        assert.is_nil(core.expiry[1]) -- no exp: the timeout is cancelled
-        rt:message(1, cjson.encode({ type = "t", action = "who", id = 2 }), false)
-        assert.same({ user = "carol" }, sent(1)[3].data)
+        assert.same({ user = "carol" }, ws:request("t", "who").data)
+        app:advance(5000) -- no exp: the authentication timeout was cancelled
+        assert.is_nil(ws:closed())
+    end)
+
+    it("require_auth: the core closes a client that never authenticates", function()
+        start({ require_auth = true, auth_timeout = 2500, welcome = false })
+        local ws = app:connect()
+        app:advance(2400)
+        assert.is_nil(ws:closed())
+        app:advance(100)
+        assert.same({ code = 1008, reason = "authentication timeout" }, ws:closed())
     end)
 
     it("refresh keeps the user; another user's token fails and closes 1008", function()
         start({ welcome = false })
-        rt:connect(1, { query = "token=dan:1010" })
-        rt:message(1, cjson.encode({ type = "auth", token = "dan:1100" }), false)
-        assert.equal(100000, core.expiry[1].ms)
-        rt:message(1, cjson.encode({ type = "auth", token = "eve" }), false)
-        assert.equal("AUTHENTICATION_FAILED", sent(1)[2].error.code)
-        assert.same({ code = 1008, reason = "authentication failed" }, core.closed[1])
+        local ws = app:connect({ query = "token=dan:1010" })
+        auth_message(ws, "dan:1100")
+        app:advance(20000) -- past the first token's expiry: the refresh moved it
+        assert.is_nil(ws:closed())
+        local out = auth_message(ws, "eve")
+        assert.equal("AUTHENTICATION_FAILED", out[1].error.code)
+        assert.same({ code = 1008, reason = "authentication failed" }, ws:closed())
     end)
 end)

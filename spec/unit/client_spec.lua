@@ -1,25 +1,35 @@
--- Specs for moonwire.client: sending through the current protocol.
+-- Specs for moonwire.client: sending through the current protocol. The
+-- client object under test is made here, with a host of the spec's own,
+-- for a real connection of a server on the real core: what it sends is
+-- what that connection's peer receives.
 
-local core = require "support.fake_core"
+local tmpdir = require "support.tmpdir"
+local testing = require "moonwire.testing"
 local client = require "moonwire.client"
 local protocol = require "moonwire.protocol"
 local cjson = require "cjson"
 
 
 describe("moonwire.client", function()
-    local host, c
+    local dir, app, ws, host, c
 
     before_each(function()
-        core.reset()
+        dir = tmpdir.new()
+        app = assert(testing.load_app(dir, { config = { welcome = false }, clock = 42 }))
+        ws = app:connect()
         host = { app = { protocol = protocol } }
-        c = client.new(5, {
+        c = client.new(ws.id, {
             remote_addr = "10.0.0.1", remote_port = 5000, path = "/ws", query = "a=1",
             headers = { ["user-agent"] = "spec" }, subprotocol = "chat",
         }, host)
     end)
 
+    after_each(function()
+        tmpdir.remove(dir)
+    end)
+
     it("exposes id, address and request", function()
-        assert.equal(5, c.id)
+        assert.equal(ws.id, c.id)
         assert.equal("10.0.0.1", c.remote_addr)
         assert.same({ path = "/ws", query = "a=1", headers = { ["user-agent"] = "spec" },
                       subprotocol = "chat" }, c.request)
@@ -28,21 +38,21 @@ describe("moonwire.client", function()
 
     it("encodes tables with the protocol", function()
         assert.is_true(c:send({ a = 1 }))
-        assert.same({ { payload = '{"a":1}', binary = false } }, core.sent[5])
+        assert.same({ { payload = '{"a":1}', binary = false } }, ws:frames())
     end)
 
     it("sends strings raw, as text or binary", function()
         assert.is_true(c:send("raw"))
         assert.is_true(c:send("\255\0", { binary = true }))
         assert.same({ { payload = "raw", binary = false }, { payload = "\255\0", binary = true } },
-                    core.sent[5])
+                    ws:frames())
     end)
 
     it("passes core failures through", function()
         local ok, err = c:send("\255")
         assert.is_nil(ok)
         assert.equal("invalid utf-8", err)
-        core.closed[5] = { code = 1000, reason = "" }
+        ws:close()
         ok, err = c:send("x")
         assert.is_nil(ok)
         assert.equal("closed", err)
@@ -66,19 +76,18 @@ describe("moonwire.client", function()
         assert.is_true(c:send({ x = "1" }))
         assert.is_true(c:emit("chat", "joined", {}))
         assert.same({ { payload = "v=1", binary = true },
-                      { payload = "v=chat.joined", binary = true } }, core.sent[5])
+                      { payload = "v=chat.joined", binary = true } }, ws:frames())
     end)
 
-    it("emits protocol events", function()
-        core.clock = 42
+    it("emits protocol events, stamped by the server's clock", function()
         assert.is_true(c:emit("chat", "message", { text = "hi" }))
         assert.same({ type = "chat", action = "message", data = { text = "hi" }, ts = 42 },
-                    cjson.decode(core.sent[5][1].payload))
+                    cjson.decode(ws:frames()[1].payload))
     end)
 
     it("closes through the core and then reports closed", function()
         assert.is_true(c:close(4000, "bye"))
-        assert.same({ code = 4000, reason = "bye" }, core.closed[5])
+        assert.same({ code = 4000, reason = "bye" }, ws:closed())
         local ok, err = c:close()
         assert.is_nil(ok)
         assert.equal("closed", err)
@@ -89,7 +98,7 @@ describe("moonwire.client", function()
         local ok, err = c:send("x")
         assert.is_nil(ok)
         assert.equal("closed", err)
-        assert.is_nil(core.sent[5])
+        assert.same({}, ws:frames())
     end)
 
     it("raises on misuse", function()

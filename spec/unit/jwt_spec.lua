@@ -1,12 +1,13 @@
 -- Specs for moonwire.jwt: verify (every algorithm, every claim check, the
 -- refusals), sign, decode and load_key.
 --
--- The crypto is real: outside the server, moonwire.jwt loads the C
--- primitives as the module moonwire.core.jwt (build/lua/moonwire/core/jwt.so;
--- CTest puts it on LUA_CPATH). RS256 and ES256 tokens are signed at test
+-- The crypto is real: outside the server, moonwire.jwt takes the C
+-- primitives from the real core (build/lua/moonwire/core.so) or the
+-- module moonwire.core.jwt (build/lua/moonwire/core/jwt.so; CTest puts both
+-- on LUA_CPATH). RS256 and ES256 tokens are signed at test
 -- time by the openssl command-line tool with keys it generates now.
 
-require "support.fake_core"  -- as in every unit spec: no real server core
+require "moonwire.core"  -- the real core (moonwire/core.so), as in every unit spec
 local openssl = require "support.openssl"
 local jwt = require "moonwire.jwt"
 

@@ -1,13 +1,23 @@
 -- Specs for the public facade, require "moonwire".
 
-local core = require "support.fake_core"
+local tmpdir = require "support.tmpdir"
+local testing = require "moonwire.testing"
 local moonwire = require "moonwire"
 local errors = require "moonwire.errors"
 
 
 describe("moonwire", function()
+    local dir, app
+
+    -- An empty app on the real core: its server takes the log lines and
+    -- keeps the clock.
     before_each(function()
-        core.reset()
+        dir = tmpdir.new()
+        app = assert(testing.load_app(dir, { clock = 1234 }))
+    end)
+
+    after_each(function()
+        tmpdir.remove(dir)
     end)
 
     it("has a version", function()
@@ -31,6 +41,7 @@ describe("moonwire", function()
     end)
 
     it("logs through the core, formatting only when given arguments", function()
+        local before = #app:logs()
         moonwire.log.info("client %d joined %s", 3, "lobby")
         moonwire.log.warn("100% literal")
         moonwire.log.debug("d")
@@ -40,12 +51,13 @@ describe("moonwire", function()
             { level = "warn", message = "100% literal" },
             { level = "debug", message = "d" },
             { level = "error", message = "e" },
-        }, core.logs)
+        }, { select(before + 1, unpack(app:logs())) })
         assert.error_matches(function() moonwire.log.info(nil) end, "string expected")
     end)
 
     it("now is the core clock", function()
-        core.clock = 1234
         assert.equal(1234, moonwire.now())
+        app:advance(10)
+        assert.equal(1244, moonwire.now())
     end)
 end)

@@ -1,8 +1,7 @@
 -- Specs for rooms in Lua: the client methods (join, leave, rooms, users,
 -- dedupe, stats), the facade (moonwire.room, broadcast, send, send_user) and
--- presence, run through the real runtime on moonwire.testing's core.
+-- presence, run through the real runtime on the real core (moonwire.testing).
 
-local core = require "support.fake_core"
 local tmpdir = require "support.tmpdir"
 local testing = require "moonwire.testing"
 local moonwire = require "moonwire"
@@ -12,8 +11,8 @@ local cjson = require "cjson"
 describe("rooms", function()
     local dir, app
 
-    local function load(config)
-        app = assert(testing.load_app(dir, { config = config }))
+    local function load(config, clock)
+        app = assert(testing.load_app(dir, { config = config, clock = clock }))
         return app
     end
 
@@ -23,7 +22,6 @@ describe("rooms", function()
     end
 
     before_each(function()
-        core.reset()
         dir = tmpdir.new()
         tmpdir.write(dir, "controllers/noop.lua", "return { x = function() end }\n")
         load({ welcome = false })
@@ -206,8 +204,24 @@ describe("rooms", function()
 
         it("reports the core's per-client stats", function()
             local a = app:connect()
-            core.buffered[a.id] = 10
-            assert.same({ buffered = 10, dropped = 0 }, a.client:stats())
+            a.client:join("r")
+            assert.same({ buffered = 0, dropped = 0 }, a.client:stats())
+            -- A client that stops reading: past the socket buffers, the
+            -- server's output queue holds what it could not write.
+            a:pause()
+            local chunk = ("x"):rep(65536)
+            for _ = 1, 32 do
+                moonwire.room("r"):broadcast(chunk)
+                app:run()
+                if a.client:stats().buffered > 0 then
+                    break
+                end
+            end
+            local stats = a.client:stats()
+            assert.is_true(stats.buffered > 0)
+            assert.equal(0, stats.dropped)
+            a:resume()
+            assert.same({ buffered = 0, dropped = 0 }, a.client:stats())
             a:close()
             assert.same({ nil, "closed" }, { a.client:stats() })
         end)
@@ -333,8 +347,7 @@ describe("rooms", function()
         end
 
         before_each(function()
-            load({ welcome = false, presence = { "lobby", "team:*" } })
-            core.clock = 5
+            load({ welcome = false, presence = { "lobby", "team:*" } }, 5)
         end)
 
         it("tells members who joined, but not the joiner", function()

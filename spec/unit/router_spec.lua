@@ -1,6 +1,6 @@
 -- Specs for moonwire.router.
 
-require "support.fake_core"
+require "moonwire.core"  -- the real core (moonwire/core.so): scandir, log
 local router = require "moonwire.router"
 
 

@@ -1,8 +1,10 @@
 -- Specs for moonwire.runtime: the functions C calls (docs/boundary.md) and
--- the dispatch behind them, against the in-memory core.
+-- the dispatch behind them, on the real core: a test server calls the
+-- runtime's handlers for a real client, as the server does.
 
-local core = require "support.fake_core"
+local core = require "moonwire.core"
 local tmpdir = require "support.tmpdir"
+local testing = require "moonwire.testing"
 local runtime = require "moonwire.runtime"
 local cjson = require "cjson"
 
@@ -62,7 +64,7 @@ return M
 
 
 describe("moonwire.runtime", function()
-    local dir, rt
+    local dir, app, rt, ws
 
     local function write(rel, content)
         return tmpdir.write(dir, rel, content)
@@ -72,48 +74,33 @@ describe("moonwire.runtime", function()
         return (s:gsub("%p", "%%%0"))
     end
 
-    -- Decoded frames sent to client `id`.
-    local function sent(id)
-        local list = {}
-        for i, frame in ipairs(core.sent[id] or {}) do
-            list[i] = cjson.decode(frame.payload)
-        end
-        return list
-    end
-
     local function logs(level)
         local text = {}
-        for _, entry in ipairs(core.logs) do
-            if entry.level == level then
-                text[#text + 1] = entry.message
-            end
+        for _, entry in ipairs(app:logs(level)) do
+            text[#text + 1] = entry.message
         end
         return table.concat(text, "\n")
     end
 
-    -- Sends a JSON message from client `id`; returns what it got back.
-    local function request(id, msg)
-        local before = #(core.sent[id] or {})
-        rt:message(id, type(msg) == "string" and msg or cjson.encode(msg), false)
-        local out = {}
-        for i = before + 1, #(core.sent[id] or {}) do
-            out[#out + 1] = cjson.decode(core.sent[id][i].payload)
-        end
-        return out
+    -- Sends a JSON message from `c`; returns what it got back, decoded.
+    local function request(c, msg)
+        return c:send(type(msg) == "string" and msg or cjson.encode(msg), false)
     end
 
-    local function start(config)
-        rt = runtime.new()
-        assert(rt:init({ app_dir = dir, config = config or { app = { name = "fixture" } } }))
+    local function start(config, clock)
+        app = assert(testing.load_app(dir, {
+            config = config or { welcome = false, app = { name = "fixture" } },
+            clock = clock or 7,
+        }))
+        rt = app.runtime
     end
 
     before_each(function()
-        core.reset()
         dir = tmpdir.new()
         write("controllers/chat.lua", CHAT)
         write("app.lua", HOOKS)
         start()
-        rt:connect(1, { remote_addr = "127.0.0.1", path = "/", query = "", headers = {} })
+        ws = app:connect()
     end)
 
     after_each(function()
@@ -147,36 +134,34 @@ describe("moonwire.runtime", function()
 
     describe("connect", function()
         it("calls on_start from start()", function()
-            rt:start()
             assert.matches("started fixture", logs("info"), 1, true)
         end)
 
         it("sends no welcome unless configured", function()
-            assert.is_nil(core.sent[1])
-            assert.matches("connected 1", logs("info"), 1, true)
+            assert.same({}, ws:sent())
+            assert.matches("connected " .. ws.id, logs("info"), 1, true)
         end)
 
         it("welcomes before on_connect when config.welcome is set", function()
-            core.clock = 99
-            start({ welcome = true, app = {} })
-            rt:connect(2, {})
-            assert.same({ { type = "system", action = "connected", data = { client_id = 2 },
-                            ts = 99 } }, sent(2))
+            start({ welcome = true, app = {} }, 99)
+            local c = app:connect()
+            assert.same({ { type = "system", action = "connected", data = { client_id = c.id },
+                            ts = 99 } }, c:sent())
         end)
 
         it("refuses a client when on_connect fails", function()
-            rt:connect(2, { query = "deny" })
+            local c = app:connect({ query = "deny" })
             assert.same({ { type = "error",
                             error = { code = "AUTHENTICATION_FAILED", message = "bad token" } } },
-                        sent(2))
-            assert.same({ code = 1008, reason = "AUTHENTICATION_FAILED" }, core.closed[2])
+                        c:sent())
+            assert.same({ code = 1008, reason = "AUTHENTICATION_FAILED" }, c:closed())
         end)
 
         it("logs an on_connect crash with file:line and keeps the client", function()
-            rt:connect(2, { query = "crash" })
+            local c = app:connect({ query = "crash" })
             assert.matches(escape(dir) .. "/app%.lua:%d+: connect hook broke", logs("error"))
-            assert.is_nil(core.closed[2])
-            assert.equal(1, #request(2, { type = "chat", action = "echo", id = 1 }))
+            assert.is_nil(c:closed())
+            assert.equal(1, #request(c, { type = "chat", action = "echo", id = 1 }))
         end)
     end)
 
@@ -184,69 +169,69 @@ describe("moonwire.runtime", function()
         it("replies with the handler's value when the message has an id", function()
             assert.same({ { type = "chat", action = "echo", id = "r1",
                             data = { text = "hi", seen = "chat" } } },
-                        request(1, { type = "chat", action = "echo", id = "r1",
-                                     data = { text = "hi" } }))
+                        request(ws, { type = "chat", action = "echo", id = "r1",
+                                      data = { text = "hi" } }))
         end)
 
         it("sends nothing back without an id", function()
-            assert.same({}, request(1, { type = "chat", action = "echo", data = { text = "x" } }))
+            assert.same({}, request(ws, { type = "chat", action = "echo", data = { text = "x" } }))
         end)
 
         it("acknowledges with null data when the handler returns nothing", function()
             assert.same({ { type = "chat", action = "nothing", id = 5, data = cjson.null } },
-                        request(1, { type = "chat", action = "nothing", id = 5 }))
+                        request(ws, { type = "chat", action = "nothing", id = 5 }))
         end)
 
         it("turns nil, err into error envelopes", function()
             assert.same({ { type = "error", id = "a",
                             error = { code = "INVALID_MESSAGE", message = "text is required" } } },
-                        request(1, { type = "chat", action = "refuse", id = "a" }))
+                        request(ws, { type = "chat", action = "refuse", id = "a" }))
             assert.same({ { type = "error", id = "b",
                             error = { code = "NOT_FOUND", message = "not found" } } },
-                        request(1, { type = "chat", action = "coded", id = "b" }))
+                        request(ws, { type = "chat", action = "coded", id = "b" }))
             assert.same({ { type = "error", id = "c",
                             error = { code = "ROOM_FULL", message = "no seats" } } },
-                        request(1, { type = "chat", action = "table_err", id = "c" }))
+                        request(ws, { type = "chat", action = "table_err", id = "c" }))
         end)
 
         it("sends errors even without an id", function()
             assert.same({ { type = "error",
                             error = { code = "INVALID_MESSAGE", message = "text is required" } } },
-                        request(1, { type = "chat", action = "refuse" }))
+                        request(ws, { type = "chat", action = "refuse" }))
         end)
 
         it("turns moonwire.fail into its error envelope, without logging", function()
             assert.same({ { type = "error", id = 1,
                             error = { code = "AUTHORIZATION_FAILED", message = "admins only" } } },
-                        request(1, { type = "chat", action = "failing", id = 1 }))
+                        request(ws, { type = "chat", action = "failing", id = 1 }))
             assert.equal("", logs("error"))
         end)
 
         it("hides internal errors, logs them with file:line and traceback, calls on_error",
            function()
-            local out = request(1, { type = "chat", action = "crash", id = "x" })
+            local out = request(ws, { type = "chat", action = "crash", id = "x" })
             assert.same({ { type = "error", id = "x",
                             error = { code = "INTERNAL_ERROR", message = "internal error" } } },
                         out)
-            assert.is_nil(core.sent[1][1].payload:find("secret", 1, true))
+            assert.is_nil(ws:frames()[1].payload:find("secret", 1, true))
             local log = logs("error")
             assert.matches("chat.crash failed: " .. escape(dir) .. "/controllers/chat%.lua:11: "
                            .. "attempt to index local 'secret'", log)
             assert.matches("stack traceback:", log, 1, true)
-            assert.matches("on_error 1 " .. escape(dir) .. "/controllers/chat%.lua:11: .* crash",
-                           logs("warn"))
+            assert.matches("on_error " .. ws.id .. " " .. escape(dir)
+                           .. "/controllers/chat%.lua:11: .* crash", logs("warn"))
         end)
 
         it("does not leak raised tables either", function()
-            local out = request(1, { type = "chat", action = "raise_table", id = 2 })
+            local out = request(ws, { type = "chat", action = "raise_table", id = 2 })
             assert.equal("INTERNAL_ERROR", out[1].error.code)
-            assert.is_nil(core.sent[1][1].payload:find("password", 1, true))
+            assert.is_nil(ws:frames()[1].payload:find("password", 1, true))
             assert.matches("controllers/chat%.lua:13: ", logs("error"))
         end)
 
         it("survives an on_error hook that raises", function()
-            local out = request(1, { type = "chat", action = "crash", id = 1,
-                                     data = { crash_on_error = true } })
+            local out = request(ws, { type = "chat", action = "crash", id = 1,
+                                      data = { crash_on_error = true } })
             assert.equal("INTERNAL_ERROR", out[1].error.code)
             assert.matches("hook on_error failed: .*app%.lua:%d+: on_error broke too",
                            logs("error"))
@@ -255,49 +240,62 @@ describe("moonwire.runtime", function()
         it("reports an error whose handler failed with the action's own position", function()
             -- LuaJIT skips the message handler for "not enough memory" and
             -- returns "error in error handling" when it fails: no traceback.
-            local out = request(1, { type = "chat", action = "unloggable", id = "u" })
+            local out = request(ws, { type = "chat", action = "unloggable", id = "u" })
             assert.same({ { type = "error", id = "u",
                             error = { code = "INTERNAL_ERROR", message = "internal error" } } },
                         out)
             assert.matches("chat%.unloggable %(.*chat%.lua:18%) failed: error in error handling "
                            .. "%(no traceback: the stack was unwound%)", logs("error"))
-            assert.matches("on_error 1 error in error handling unloggable", logs("warn"))
+            assert.matches("on_error " .. ws.id .. " error in error handling unloggable",
+                           logs("warn"))
         end)
 
         it("tells the core which action runs, by a label registered once", function()
-            request(1, { type = "chat", action = "echo", data = { text = "a" } })
-            assert.matches("^chat%.echo %(.*chat%.lua:3%)$", core.running_label)
-            local labels = #core.labels
-            request(1, { type = "chat", action = "echo", data = { text = "b" } })
-            request(1, { type = "chat", action = "nothing" })
-            assert.matches("^chat%.nothing %(.*chat%.lua:4%)$", core.running_label)
-            assert.equal(labels + 1, #core.labels)
+            -- The core's watchdog keeps the labels; this spy stands in for it.
+            local label, running = core.label, core.running
+            local labels, current = {}, nil
+            core.label = function(text)
+                labels[#labels + 1] = text
+                return #labels
+            end
+            core.running = function(id) current = labels[id] end
+            local ok, err = pcall(function()
+                request(ws, { type = "chat", action = "echo", data = { text = "a" } })
+                assert.matches("^chat%.echo %(.*chat%.lua:3%)$", current)
+                request(ws, { type = "chat", action = "echo", data = { text = "b" } })
+                request(ws, { type = "chat", action = "nothing" })
+                assert.matches("^chat%.nothing %(.*chat%.lua:4%)$", current)
+                assert.equal(2, #labels)
+            end)
+            core.label, core.running = label, running
+            assert(ok, err)
         end)
 
         it("refuses a message without running the app when told to", function()
-            rt:message(1, cjson.encode({ type = "chat", action = "remember", id = "z",
-                                          data = { name = "x" } }), false, true)
+            -- What the server asks while the Lua heap stays at its limit.
+            rt:message(ws.id, cjson.encode({ type = "chat", action = "remember", id = "z",
+                                              data = { name = "x" } }), false, true)
             assert.same({ { type = "error", id = "z",
                             error = { code = "INTERNAL_ERROR", message = "internal error" } } },
-                        sent(1))
-            assert.is_nil(rt:client(1).data.name)
+                        ws:sent())
+            assert.is_nil(rt:client(ws.id).data.name)
             assert.equal("", logs("error"))
-            rt:message(1, "{not json", false, true)
-            assert.equal("INTERNAL_ERROR", sent(1)[2].error.code)
-            assert.is_nil(sent(1)[2].id)
+            rt:message(ws.id, "{not json", false, true)
+            assert.equal("INTERNAL_ERROR", ws:sent()[2].error.code)
+            assert.is_nil(ws:sent()[2].id)
         end)
 
         it("answers unknown types and actions with NOT_FOUND", function()
             assert.same({ { type = "error", id = 3,
                             error = { code = "NOT_FOUND", message = "unknown type 'nope'" } } },
-                        request(1, { type = "nope", action = "x", id = 3 }))
+                        request(ws, { type = "nope", action = "x", id = 3 }))
             assert.same({ { type = "error", id = 4, error = { code = "NOT_FOUND",
                             message = "unknown action 'x' for type 'chat'" } } },
-                        request(1, { type = "chat", action = "x", id = 4 }))
+                        request(ws, { type = "chat", action = "x", id = 4 }))
         end)
 
         it("answers malformed JSON with INVALID_MESSAGE", function()
-            local out = request(1, '{"type":"chat",')
+            local out = request(ws, '{"type":"chat",')
             assert.equal(1, #out)
             assert.equal("error", out[1].type)
             assert.is_nil(out[1].id)
@@ -306,21 +304,20 @@ describe("moonwire.runtime", function()
         end)
 
         it("keeps the id when a decode error leaves it usable", function()
-            local out = request(1, '{"type":"chat","id":"k"}')
+            local out = request(ws, '{"type":"chat","id":"k"}')
             assert.same({ { type = "error", id = "k", error = { code = "INVALID_MESSAGE",
                             message = "field 'action' must be a non-empty string" } } }, out)
         end)
 
         it("rejects binary frames with INVALID_MESSAGE", function()
-            rt:message(1, '{"type":"chat","action":"echo","id":1}', true)
-            local out = sent(1)
+            local out = ws:send('{"type":"chat","action":"echo","id":1}', true)
             assert.equal(1, #out)
             assert.equal("INVALID_MESSAGE", out[1].error.code)
             assert.matches("binary", out[1].error.message)
         end)
 
         it("reports an unencodable reply as INTERNAL_ERROR and logs it", function()
-            local out = request(1, { type = "chat", action = "bad_reply", id = 9 })
+            local out = request(ws, { type = "chat", action = "bad_reply", id = 9 })
             assert.same({ { type = "error", id = 9,
                             error = { code = "INTERNAL_ERROR", message = "internal error" } } },
                         out)
@@ -328,41 +325,39 @@ describe("moonwire.runtime", function()
         end)
 
         it("lets controllers emit events", function()
-            core.clock = 7
             assert.same({ { type = "chat", action = "note", data = { n = 1 }, ts = 7 },
                           { type = "chat", action = "emit", id = 1, data = true } },
-                        request(1, { type = "chat", action = "emit", id = 1 }))
+                        request(ws, { type = "chat", action = "emit", id = 1 }))
         end)
 
         it("drops messages for unknown clients with a warning", function()
             rt:message(42, "{}", false)
-            assert.is_nil(core.sent[42])
             assert.matches("unknown client 42", logs("warn"), 1, true)
         end)
     end)
 
     describe("on_message", function()
         it("stops routing silently when it returns false", function()
-            assert.same({}, request(1, { type = "chat", action = "echo", id = 1,
-                                         data = { block = true } }))
+            assert.same({}, request(ws, { type = "chat", action = "echo", id = 1,
+                                          data = { block = true } }))
         end)
 
         it("stops with an error envelope on nil, err or fail()", function()
             assert.same({ { type = "error", id = 1,
                             error = { code = "AUTHORIZATION_FAILED", message = "denied" } } },
-                        request(1, { type = "chat", action = "echo", id = 1,
-                                     data = { deny = true } }))
+                        request(ws, { type = "chat", action = "echo", id = 1,
+                                      data = { deny = true } }))
             assert.same({ { type = "error", id = 2,
                             error = { code = "RATE_LIMIT_EXCEEDED", message = "slow down" } } },
-                        request(1, { type = "chat", action = "echo", id = 2,
-                                     data = { gate = true } }))
+                        request(ws, { type = "chat", action = "echo", id = 2,
+                                      data = { gate = true } }))
         end)
 
         it("hides its crashes and logs them with file:line", function()
             assert.same({ { type = "error", id = 1,
                             error = { code = "INTERNAL_ERROR", message = "internal error" } } },
-                        request(1, { type = "chat", action = "echo", id = 1,
-                                     data = { hook_crash = true } }))
+                        request(ws, { type = "chat", action = "echo", id = 1,
+                                      data = { hook_crash = true } }))
             assert.matches("hook on_message failed: " .. escape(dir) .. "/app%.lua:%d+: attempt",
                            logs("error"))
         end)
@@ -370,49 +365,49 @@ describe("moonwire.runtime", function()
 
     describe("disconnect", function()
         it("calls on_disconnect and forgets the client", function()
-            local client = rt:client(1)
-            rt:disconnect(1, 1006, "")
-            assert.matches("disconnected 1 1006 ", logs("info"), 1, true)
-            assert.is_nil(rt:client(1))
+            local client = rt:client(ws.id)
+            ws:drop()
+            assert.matches("disconnected " .. ws.id .. " 1006 ", logs("info"), 1, true)
+            assert.is_nil(rt:client(ws.id))
             local ok, err = client:send("late")
             assert.is_nil(ok)
             assert.equal("closed", err)
-            rt:disconnect(1, 1000, "")   -- a second time is a no-op
+            rt:disconnect(ws.id, 1000, "")   -- a second time is a no-op
         end)
 
         it("logs a crashing on_disconnect instead of raising", function()
-            rt:disconnect(1, 1000, "crash")
+            ws:close(1000, "crash")
             assert.matches("app%.lua:%d+: disconnect hook broke", logs("error"))
         end)
     end)
 
     describe("reload", function()
         it("swaps in new code and keeps clients and client.data", function()
-            request(1, { type = "chat", action = "remember", id = 1, data = { name = "Ada" } })
+            request(ws, { type = "chat", action = "remember", id = 1, data = { name = "Ada" } })
             write("controllers/chat.lua", CHAT:gsub("version = 1", "version = 2"))
-            assert.is_true(rt:reload())
+            assert.is_true(app:reload())
             assert.same({ name = "Ada", version = 2 },
-                        request(1, { type = "chat", action = "whoami", id = 2 })[1].data)
+                        request(ws, { type = "chat", action = "whoami", id = 2 })[1].data)
             -- The server logs the outcome (one line per reload): not the runtime.
             assert.matches("reloaded app", logs("debug"), 1, true)
             assert.not_matches("reloaded app", logs("info"), 1, true)
         end)
 
         it("passes the old state to on_reload", function()
-            assert.is_true(rt:reload())
-            assert.is_true(rt:reload())
+            assert.is_true(app:reload())
+            assert.is_true(app:reload())
             assert.matches("generation 2\n.*generation 3", logs("info"))
         end)
 
         it("keeps the old code on failure and returns file:line", function()
-            request(1, { type = "chat", action = "remember", id = 1, data = { name = "Ada" } })
+            request(ws, { type = "chat", action = "remember", id = 1, data = { name = "Ada" } })
             local path = write("controllers/chat.lua", CHAT:gsub("version = 1", "version = 2")
                                                          .. "\nlocal broken = = 1\n")
-            local ok, err = rt:reload()
+            local ok, err = app:reload()
             assert.is_nil(ok)
             assert.matches("^" .. escape(path) .. ":%d+: ", err)
             assert.same({ name = "Ada", version = 1 },
-                        request(1, { type = "chat", action = "whoami", id = 2 })[1].data)
+                        request(ws, { type = "chat", action = "whoami", id = 2 })[1].data)
             assert.not_matches("reload failed", logs("error"), 1, true)
         end)
 
@@ -424,25 +419,48 @@ describe("moonwire.runtime", function()
                     encode = function(v) return "custom:" .. assert(json.encode(v)), false end,
                 }
             ]])
-            assert.is_true(rt:reload())
-            rt:message(1, '{"type":"chat","action":"nothing","id":1}', false)
-            assert.matches("^custom:{", core.sent[1][1].payload)
+            assert.is_true(app:reload())
+            ws:send('{"type":"chat","action":"nothing","id":1}')
+            assert.matches("^custom:{", ws:frames()[1].payload)
         end)
     end)
 
     describe("module-level API", function()
+        -- A server of its own whose handlers are the module's functions,
+        -- as the C server calls them (docs/boundary.md).
+        local function serve()
+            return assert(core.test_server({
+                app_dir = dir,
+                config = { welcome = false },
+                handlers = { upgrade = runtime.upgrade, open = runtime.open,
+                             message = runtime.message, disconnect = runtime.disconnect,
+                             reload = runtime.reload },
+            }))
+        end
+
         it("implements docs/boundary.md", function()
-            assert.is_true(runtime.init({ app_dir = dir, config = {}, mode = "check" }))
+            local srv = serve()
+            assert.is_true(runtime.init({ app_dir = dir, config = srv:config(), mode = "serve" }))
             assert.equal(13, #runtime.routes())
             runtime.start()
-            runtime.connect(7, { remote_addr = "::1", path = "/", query = "", headers = {} })
-            runtime.message(7, '{"type":"chat","action":"echo","id":1,"data":{"text":"t"}}', false)
-            assert.equal("t", cjson.decode(core.sent[7][1].payload).data.text)
-            runtime.disconnect(7, 1000, "bye")
+            local c = srv:connect({ remote_addr = "::1" })
+            c:send('{"type":"chat","action":"echo","id":1,"data":{"text":"t"}}')
+            srv:run()
+            assert.equal("t", cjson.decode(c:frames()[1].payload).data.text)
+            c:close(1000, "bye")
+            srv:run()
+            local lines = {}
+            for _, entry in ipairs(srv:logs()) do
+                lines[#lines + 1] = entry.message
+            end
+            assert.matches("disconnected " .. c:id() .. " 1000 bye", table.concat(lines, "\n"),
+                           1, true)
             assert.is_true(runtime.reload())
+            srv:close()
         end)
 
         it("keeps the previous app when init fails", function()
+            serve()
             assert.is_true(runtime.init({ app_dir = dir, config = {} }))
             local ok, err = runtime.init({ app_dir = dir .. "/missing", config = {} })
             assert.is_nil(ok)

@@ -1,6 +1,5 @@
 -- Specs for moonwire.scaffold: `moonwire new NAME`.
 
-local core = require "support.fake_core"
 local tmpdir = require "support.tmpdir"
 local scaffold = require "moonwire.scaffold"
 local testing = require "moonwire.testing"
@@ -10,7 +9,6 @@ describe("moonwire.scaffold", function()
     local root
 
     before_each(function()
-        core.reset()
         root = tmpdir.new()
     end)
 

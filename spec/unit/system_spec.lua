@@ -2,7 +2,6 @@
 -- and their aliases, publish, broadcast, ping, rooms, and how an app turns it
 -- off or replaces it.
 
-local core = require "support.fake_core"
 local tmpdir = require "support.tmpdir"
 local testing = require "moonwire.testing"
 
@@ -10,8 +9,9 @@ local testing = require "moonwire.testing"
 describe("system controller", function()
     local dir, app
 
+    -- The clock starts at 1 s: events carry ts = 1000.
     local function load(config)
-        app = assert(testing.load_app(dir, { config = config }))
+        app = assert(testing.load_app(dir, { config = config, clock = 1000 }))
         return app
     end
 
@@ -20,8 +20,6 @@ describe("system controller", function()
     end
 
     before_each(function()
-        core.reset()
-        core.clock = 1000
         dir = tmpdir.new()
         tmpdir.write(dir, "controllers/greet.lua", "return { hi = function() return 'hi' end }\n")
         load({ welcome = false })
