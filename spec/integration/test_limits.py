@@ -267,7 +267,7 @@ def _(ctx):
 
 
 @S.case("per-route throttles are checked before on_message: the hook sees only allowed ones")
-def throttle_before_on_message(ctx):
+def test_throttle_before_on_message(ctx):
     srv = start(ctx, app=ctx.fixture("throttle"))
     c = JSONClient(ctx, srv, welcome=False)
     ids = [c.req("t", "say") for _ in range(6)]  # say allows 2 a minute
