@@ -13,7 +13,8 @@
 --   expiry: a token's `exp` closes the connection with 1008 "token expired"
 --     unless a new auth message refreshes it first.
 --   authorize: the app's authorize(client, action, resource) hook, asked for
---     joins/subscriptions and publishes; no hook means allowed.
+--     joins/subscriptions, publishes and broadcasts, and by controllers
+--     through client:authorize; no hook means allowed.
 
 local core = require "moonwire.core"
 local errors = require "moonwire.errors"

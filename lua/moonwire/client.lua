@@ -5,6 +5,7 @@
 -- every call, so a reload that replaces APP/protocol.lua applies at once.
 
 local core = require "moonwire.core"
+local auth = require "moonwire.auth"
 
 local setmetatable = setmetatable
 local rawget = rawget
@@ -216,6 +217,20 @@ function _M.set_user(self, user)
     end
     rawset(self, "_user", user)
     return true
+end
+
+
+-- Asks the app's authorize hook whether this client may do `action` on
+-- `resource`: the one policy check the system controller also makes before
+-- join, publish and broadcast (moonwire.auth.authorize). Returns true, or
+-- nil and { code = "AUTHORIZATION_FAILED", message = ... }, which an action
+-- can return as it is.
+function _M.authorize(self, action, resource)
+    if type(action) ~= "string" or action == "" then
+        error("bad argument #1 to 'authorize' (non-empty string expected, got "
+              .. (action == "" and "empty string" or type(action)) .. ")", 2)
+    end
+    return auth.authorize(self._host.app, self, action, resource)
 end
 
 

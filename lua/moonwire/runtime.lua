@@ -1,6 +1,6 @@
 -- moonwire.runtime: the only Lua module the C core calls (docs/boundary.md).
 -- It owns the connected clients and the current app, dispatches every message
--- (decode -> on_message -> router -> controller) and turns whatever the app
+-- (decode -> throttle -> on_message -> router -> controller) and turns whatever the app
 -- does into replies, error envelopes and log lines. Nothing raised by app code
 -- gets past it into C, and no internal detail reaches a client. Clients live
 -- here, not in the app, so a reload keeps every connection and its data.
@@ -415,6 +415,13 @@ function runtime.message(self, id, payload, is_binary, refuse)
         return self:_send_error(client, nil, INTERNAL_ERROR, "internal error")
     end
 
+    -- A per-route throttle is the first thing checked once the envelope
+    -- names the route: a throttled message runs no hook and no controller.
+    local throttle = app.router:throttle(msg.type, msg.action)
+    if throttle and not self:_throttle_ok(client, msg, throttle) then
+        return
+    end
+
     if msg.type == "system" and msg.action == "auth" then
         return self:_auth_message(client, msg)
     end
@@ -444,11 +451,6 @@ function runtime.message(self, id, payload, is_binary, refuse)
     fn, label, message = app.router:find(msg.type, msg.action)
     if not fn then
         return self:_send_error(client, msg.id, label, message)
-    end
-
-    local throttle = app.router:throttle(msg.type, msg.action)
-    if throttle and not self:_throttle_ok(client, msg, throttle) then
-        return
     end
 
     -- For the watchdog: the one thing it can report about an action stuck

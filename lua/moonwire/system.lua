@@ -8,7 +8,6 @@
 local moonwire = require "moonwire"
 local rooms = require "moonwire.rooms"
 local default_protocol = require "moonwire.protocol"
-local auth = require "moonwire.auth"
 local cjson = require "cjson.safe"
 
 local type = type
@@ -63,12 +62,6 @@ local function array(list)
 end
 
 
--- The app's authorize(client, action, resource) hook (docs/security.md).
-local function authorized(client, action, resource)
-    return auth.authorize(manager()._host.app, client, action, resource)
-end
-
-
 local function event(type_, action, data, room)
     return manager()._host.app.protocol.event(type_, action, data, room)
 end
@@ -90,7 +83,7 @@ function _M.join(client, data)
     if not room then
         return fail(code, message)
     end
-    local allowed, err = authorized(client, "join", room)
+    local allowed, err = client:authorize("join", room)
     if not allowed then
         return nil, err
     end
@@ -139,7 +132,7 @@ function _M.publish(client, data)
     if not client:in_room(room) then
         return fail("INVALID_ROOM", "not subscribed to this room")
     end
-    local allowed, aerr = authorized(client, "publish", room)
+    local allowed, aerr = client:authorize("publish", room)
     if not allowed then
         return nil, aerr
     end
@@ -166,7 +159,7 @@ function _M.broadcast(client, data)
     if not m:config().allow_client_broadcast then
         return fail("AUTHORIZATION_FAILED", "client broadcast is disabled")
     end
-    local allowed, aerr = authorized(client, "broadcast", nil)
+    local allowed, aerr = client:authorize("broadcast", nil)
     if not allowed then
         return nil, aerr
     end

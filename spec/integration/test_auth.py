@@ -179,6 +179,31 @@ def _(ctx):
     eq(r["error"]["message"], "read-only room", "message")
 
 
+@S.case("client:authorize from a controller answers as the system controller does")
+def test_client_authorize_matches_system_controller(ctx):
+    srv = start(ctx)
+    c = C(ctx, srv, path="/?token=user:henry")
+    admin = C(ctx, srv, path="/?token=user:admin")
+    for who, action, room, refused in ((c, "join", "private-1", True),
+                                       (c, "join", "lobby", False),
+                                       (admin, "join", "private-1", False),
+                                       (c, "publish", "readonly", True)):
+        mine = who.req("t", "may", {"action": action, "resource": room})
+        if action == "join":
+            system = who.req("system", "join", {"room": room})
+        else:
+            who.req("system", "join", {"room": room})
+            system = who.req("system", "publish", {"room": room, "data": "x"})
+        eq("error" in system, refused, "%s %s: the system controller's answer" % (action, room))
+        if refused:
+            eq(mine.get("error"), system["error"], "%s %s: the same refusal" % (action, room))
+        else:
+            eq(mine.get("data"), {"allowed": True}, "%s %s: allowed" % (action, room))
+    r = c.req("t", "may", {"action": "join", "resource": "private-9"})
+    eq(r["error"], {"code": "AUTHORIZATION_FAILED", "message": "private rooms are for admin"},
+       "the hook's message")
+
+
 @S.case("max_connections_per_user: the connection past the cap is closed 1008")
 def _(ctx):
     srv = start(ctx, max_connections_per_user=2)

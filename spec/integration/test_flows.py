@@ -572,6 +572,21 @@ def _(ctx):
     H.poll(lambda: srv.health()["connections"] == base + 1, timeout=5, what="connections == base + 1")
 
 
+@S.case("health: every field is in docs/protocol.md's /health table, and nothing else")
+def test_health_fields_documented(ctx):
+    with open(os.path.join(ctx.root, "docs", "protocol.md"), encoding="utf-8") as f:
+        doc = f.read()
+    section = doc.split("### /health fields", 1)[1].split("\n#", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z_.]+)` \|", section, re.M))
+    h = basic(ctx).health()
+    served = set(h)
+    for k, v in h.items():
+        if isinstance(v, dict):
+            served |= {k + "." + sub for sub in v}
+    eq(sorted(served - documented), [], "fields /health sends that the table lacks")
+    eq(sorted(documented - served), [], "fields the table lists that /health does not send")
+
+
 @S.case("health: uptime_s grows")
 def _(ctx):
     srv = basic(ctx)

@@ -266,6 +266,20 @@ def _(ctx):
     check("_throttle.nope: no such action" in err, "message: %r" % err[-300:])
 
 
+@S.case("per-route throttles are checked before on_message: the hook sees only allowed ones")
+def test_throttle_before_on_message(ctx):
+    srv = start(ctx, app=ctx.fixture("throttle"))
+    c = JSONClient(ctx, srv, welcome=False)
+    ids = [c.req("t", "say") for _ in range(6)]  # say allows 2 a minute
+    replies = [c.recv() for _ in ids]
+    eq([r.get("id") for r in replies], ids, "one answer per say, in order")
+    eq([("error" in r) for r in replies], [False] * 2 + [True] * 4, "2 said, 4 throttled")
+    eq({r["error"]["code"] for r in replies[2:]}, {"RATE_LIMIT_EXCEEDED"}, "throttled code")
+    c.req("t", "seen")
+    eq(c.recv()["data"], {"t.say": 2, "t.seen": 1},
+       "on_message saw only the messages the throttle let through")
+
+
 # --------------------------------------------------------------------------
 # heartbeats
 # --------------------------------------------------------------------------
