@@ -12,10 +12,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "list.h"
 #include "rooms.h"
-#include "server.h"
+typedef struct mw_server mw_server_t;
 
 typedef struct mw_buf mw_buf_t;
 typedef struct mw_tls_ctx mw_tls_ctx_t;
@@ -72,9 +73,6 @@ void mw_conn_tick(mw_conn_t *c, uint64_t now);
  * its parser state (see mw_ws_sleep); called by the server's cron for
  * connections on its awake list. Returns 1 when it freed the state. */
 int mw_conn_idle(mw_conn_t *c, uint64_t now);
-
-/* Per-route throttles: slots 0..MW_MAX_THROTTLES-1, numbered by Lua. */
-#define MW_MAX_THROTTLES 64
 
 /* mw_conn_throttle counts one message of the route in slot against max
  * per window_ms for this connection. Returns 0 when allowed, MW_ERATE when

@@ -8,7 +8,8 @@
  * one write per connection. Deadlines are enforced by one repeating timer
  * (the Redis clientsCron shape), not one timer per connection.
  */
-#include "server_private.h"
+#include "server.h"
+#include "state.h"
 #include "conn.h"
 #include "errors.h"
 #include "log.h"
@@ -185,7 +186,10 @@ int mw_server_listen(mw_server_t *s) {
     return rc;
 }
 
-void mw__server_flush(mw_server_t *s) {
+static void shutdown_check(mw_server_t *s);
+
+/* flush writes the queued output of every connection on flushq. */
+static void flush(mw_server_t *s) {
     while (!mw_list_empty(&s->flushq)) {
         mw_list_t *l = s->flushq.next;
         mw_list_remove(l);
@@ -194,27 +198,15 @@ void mw__server_flush(mw_server_t *s) {
 }
 
 static void on_flush_prepare(uv_prepare_t *h) {
-    mw__server_flush(h->data);
+    flush(h->data);
 }
 
+/* Once per loop iteration, after I/O: write what it produced, and finish a
+ * graceful shutdown once the last connection is gone (connections do not
+ * call back into the server when they are freed). */
 static void on_flush_check(uv_check_t *h) {
-    mw__server_flush(h->data);
-}
-
-mw_conn_t *mw_server_client(mw_server_t *s, uint64_t id) {
-    return mw_idmap_get(&s->clients, id);
-}
-
-mw_rooms_t *mw_server_rooms(mw_server_t *s) {
-    return s->rooms;
-}
-
-uint64_t mw_server_now(const mw_server_t *s) {
-    return s->virtual_clock ? s->vnow : uv_now(s->loop);
-}
-
-uint64_t mw_server_wall_ms(const mw_server_t *s) {
-    return s->virtual_clock ? s->vnow : wall_ms();
+    flush(h->data);
+    shutdown_check(h->data);
 }
 
 /* cron_pass: deadlines (handshake, close, linger, expiry), idle memory,
@@ -304,7 +296,7 @@ static void close_server_handles(mw_server_t *s) {
     mw_reload_stop(s->reload);
 }
 
-void mw__server_conn_gone(mw_server_t *s) {
+static void shutdown_check(mw_server_t *s) {
     if (s->shutting_down && s->nconns == 0 && s->started) {
         mw_log_info("all clients closed; exiting");
         close_server_handles(s);
@@ -342,7 +334,7 @@ void mw_server_shutdown(mw_server_t *s) {
         l = next;
     }
     uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, (uint64_t)s->cfg->shutdown_timeout, 0);
-    mw__server_conn_gone(s); /* finishes at once when nobody is connected */
+    shutdown_check(s); /* finishes at once when nobody is connected */
 }
 
 /* reload_tls rereads the certificate and key (SIGHUP, for renewals). New
@@ -387,6 +379,10 @@ void mw_server_reload(mw_server_t *s, const char *why) {
     }
 }
 
+static void on_files_changed(void *data, const char *why) {
+    mw_server_reload(data, why);
+}
+
 static void start_signal(mw_server_t *s, uv_signal_t *h, int signum) {
     uv_signal_init(s->loop, h);
     h->data = s;
@@ -424,6 +420,7 @@ int mw_server_start(mw_server_t *s) {
 void mw_server_use_virtual_clock(mw_server_t *s, uint64_t start_ms) {
     s->virtual_clock = 1;
     s->vnow = start_ms;
+    s->started_ms = start_ms;
 }
 
 void mw_server_advance(mw_server_t *s, uint64_t ms) {
@@ -446,7 +443,7 @@ void mw_server_advance(mw_server_t *s, uint64_t ms) {
             cron_pass(s);
             s->next_cron += CRON_INTERVAL_MS;
         }
-        mw__server_flush(s);
+        flush(s);
     }
     s->vnow = end;
 }
@@ -480,7 +477,8 @@ int mw_server_run(mw_server_t *s) {
     start_signal(s, &s->sigint, SIGINT);
     start_signal(s, &s->sighup, SIGHUP);
     s->signals = 1;
-    if (s->cfg->reload && mw_reload_start(&s->reload, s) != 0)
+    if (s->cfg->reload && mw_reload_start(&s->reload, s->loop, s->app_dir, &s->cfg->reload_debounce,
+                                          on_files_changed, s) != 0)
         mw_log_warn("cannot watch %s for changes; reload with SIGHUP", s->app_dir);
     uv_run(s->loop, UV_RUN_DEFAULT);
     return 0;
@@ -499,35 +497,6 @@ int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size
     s->reply_len[which] = len;
     s->reply_binary[which] = binary ? 1 : 0;
     return 0;
-}
-
-char *mw_server_health_json(mw_server_t *s, size_t *len) {
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    if (!f)
-        return NULL;
-    fprintf(f,
-            "{\"status\":\"healthy\",\"connections\":%zu,\"rooms\":%zu,\"dropped\":%llu,"
-            "\"refused\":%llu,\"rate_limited\":%llu,"
-            "\"uptime_s\":%llu,\"tls\":%s,\"reloads\":%llu,\"last_reload_error\":",
-            s->nclients, mw_rooms_size(s->rooms), (unsigned long long)s->dropped_total,
-            (unsigned long long)s->refused_total, (unsigned long long)s->rate_limited_total,
-            (unsigned long long)((wall_ms() - s->started_ms) / 1000), s->tls ? "true" : "false",
-            (unsigned long long)s->reloads);
-    if (s->last_reload_error) {
-        fputc('"', f);
-        mw_json_escape(f, s->last_reload_error);
-        fputc('"', f);
-    } else {
-        fputs("null", f);
-    }
-    if (s->app.cb->health)
-        s->app.cb->health(s->app.data, f);
-    fputs("}\n", f);
-    fclose(f);
-    *len = size;
-    return buf;
 }
 
 void mw_server_free(mw_server_t *s) {

@@ -16,6 +16,7 @@
 #include "../conn.h"
 #include "../fanout.h"
 #include "../rooms.h"
+#include "../throttle.h"
 #include "../watchdog.h"
 #include "../ws.h"
 
