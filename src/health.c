@@ -29,6 +29,10 @@ char *mw_health_json(mw_server_t *s, size_t *len) {
     } else {
         fputs("null", f);
     }
+    fputs(",\"restart_required\":[", f);
+    for (int i = 0; i < s->nrestart_required; i++)
+        fprintf(f, "%s\"%s\"", i ? "," : "", s->restart_required[i]->name);
+    fputc(']', f);
     if (s->app.cb->health)
         s->app.cb->health(s->app.data, f);
     fputs("}\n", f);

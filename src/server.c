@@ -47,8 +47,8 @@ static size_t fd_ceiling(void) {
 
 static const mw_app_callbacks_t no_callbacks;
 
-int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
-                     const char *app_dir, const mw_app_t *app) {
+int mw_server_create(mw_server_t **out, uv_loop_t *loop, mw_config_t *cfg, const char *app_dir,
+                     const mw_app_t *app) {
     mw_server_t *s = calloc(1, sizeof *s);
     if (!s)
         return MW_ENOMEM;
@@ -363,11 +363,59 @@ static void on_signal(uv_signal_t *h, int signum) {
     }
 }
 
+void mw_server_set_config_loader(mw_server_t *s, mw_config_loader_fn load, void *data) {
+    s->load_config = load;
+    s->load_config_data = data;
+}
+
+/* note_restart records a changed restart-only option, warning once. */
+static void note_restart(void *ud, const mw_config_desc_t *d) {
+    mw_server_t *s = ud;
+    if (d->live)
+        return;
+    for (int i = 0; i < s->nrestart_required; i++)
+        if (s->restart_required[i] == d)
+            return;
+    if (s->nrestart_required < MW_CONFIG_MAX_OPTIONS)
+        s->restart_required[s->nrestart_required++] = d;
+    mw_log_warn("config: %s changed; it needs a restart to take effect (the running value "
+                "stays)",
+                d->name);
+}
+
+/* reload_config rereads the configuration and applies its live options.
+ * Returns 0, or an error (in err) that fails the reload: a broken
+ * config.lua keeps every option as it was. */
+static int reload_config(mw_server_t *s, char *err, size_t errlen) {
+    if (!s->load_config)
+        return 0;
+    mw_config_t fresh;
+    memset(&fresh, 0, sizeof fresh);
+    int rc = s->load_config(s->load_config_data, &fresh, err, errlen);
+    if (rc == 0) {
+        mw_config_diff(s->cfg, &fresh, note_restart, s);
+        rc = mw_config_copy_live(s->cfg, &fresh);
+        if (rc != 0)
+            snprintf(err, errlen, "config: out of memory");
+    }
+    mw_config_free(&fresh);
+    if (rc != 0)
+        return rc;
+    /* What was derived from live options when the server started. */
+    mw_log_configure((mw_log_level)mw_log_level_parse(s->cfg->log_level),
+                     strcmp(s->cfg->log_format, "json") == 0);
+    mw_rate_init(&s->ip_rate, 1000, (uint64_t)s->cfg->connection_rate_per_ip);
+    mw_rate_init(&s->msg_rate, (uint64_t)s->cfg->rate_limit_window_ms,
+                 (uint64_t)s->cfg->rate_limit_max_messages);
+    return 0;
+}
+
 void mw_server_reload(mw_server_t *s, const char *why) {
     char err[2048];
-    if (!s->app.cb->reload)
-        return;
-    if (s->app.cb->reload(s->app.data, s->cfg, err, sizeof err) == 0) {
+    int rc = reload_config(s, err, sizeof err);
+    if (rc == 0 && s->app.cb->reload)
+        rc = s->app.cb->reload(s->app.data, s->cfg, err, sizeof err);
+    if (rc == 0) {
         s->reloads++;
         free(s->last_reload_error);
         s->last_reload_error = NULL;

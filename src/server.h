@@ -17,11 +17,18 @@
 #include "health.h"
 #include "state.h"
 
-/* mw_server_create makes a server for cfg (borrowed; must outlive it) on
+/* mw_server_create makes a server for cfg (borrowed; must outlive it; a
+ * reload may change its live options) on
  * loop, calling app (copied) for everything that enters the application.
  * app_dir is watched for hot reload. Returns 0 or MW_ENOMEM. */
-int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
-                     const char *app_dir, const mw_app_t *app);
+int mw_server_create(mw_server_t **out, uv_loop_t *loop, mw_config_t *cfg, const char *app_dir,
+                     const mw_app_t *app);
+
+/* mw_server_set_config_loader makes each reload reread the configuration
+ * with load: changed live options apply at once (the app gets them too),
+ * each changed restart-only option is logged once with a warning and
+ * listed in /health under restart_required. */
+void mw_server_set_config_loader(mw_server_t *s, mw_config_loader_fn load, void *data);
 
 /* mw_server_use_virtual_clock makes the server's time start_ms and move
  * only with mw_server_advance (for specs: heartbeats, throttle windows and

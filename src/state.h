@@ -29,6 +29,11 @@ typedef struct mw_reload mw_reload_t;
 typedef struct mw_server mw_server_t;
 typedef struct mw_conn mw_conn_t;
 
+/* How the server rereads its configuration on reload: fills out (zeroed)
+ * through every layer (config.lua, environment, flags). Returns 0, or
+ * MW_ECONFIG with err naming the key. */
+typedef int (*mw_config_loader_fn)(void *data, mw_config_t *out, char *err, size_t errlen);
+
 /* Replies the C core sends without calling Lua, encoded by the app's
  * protocol (the runtime sets them at start and after every reload). */
 typedef enum {
@@ -39,7 +44,11 @@ typedef enum {
 
 struct mw_server {
     uv_loop_t *loop;
-    const mw_config_t *cfg;
+    mw_config_t *cfg;                /* borrowed; its live options change on reload */
+    mw_config_loader_fn load_config; /* rereads the configuration (NULL: never) */
+    void *load_config_data;
+    const mw_config_desc_t *restart_required[MW_CONFIG_MAX_OPTIONS]; /* changed, not applied */
+    int nrestart_required;
     const char *app_dir;
     mw_app_t app; /* everything that enters the application */
 

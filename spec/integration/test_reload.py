@@ -343,6 +343,43 @@ def _(ctx):
         srv.stop()
 
 
+@S.case("config.lua edited live: live options apply, restart-only ones are named", timeout=40)
+def test_config_reload_live_and_restart(ctx):
+    app = ctx.copy_app(ctx.fixture("reload"))
+    srv = ctx.start("config-reload", app)
+    try:
+        first = ctx.track(H.JsonClient(srv, welcome=True))
+        eq((first.welcome["type"], first.welcome["action"]), ("system", "connected"), "welcome")
+        reloads0 = srv.health()["reloads"]
+        H.write_file(os.path.join(app, "config.lua"),
+                     "return { reload = true, reload_debounce = 100, welcome = false,\n"
+                     "         max_rooms_per_client = 7 }\n")
+        h = H.poll(lambda: (lambda h: h if h["reloads"] > reloads0 else None)(srv.health()),
+                   timeout=RELOAD_DEADLINE, what="the config edit to reload")
+        eq(h["restart_required"], ["max_rooms_per_client"], "restart_required")
+        eq(h["last_reload_error"], None, "last_reload_error")
+        srv.wait_log(r"warn .*config: max_rooms_per_client changed; it needs a restart")
+        # welcome is live: a new client gets no system.connected first.
+        c = ctx.track(H.JsonClient(srv))
+        c.send({"type": "ver", "action": "get", "id": "after"})
+        eq(c.recv().get("id"), "after", "first message after welcome = false")
+        check(not first.raw.eof, "a connected client was dropped by the config reload")
+        # A broken config.lua fails the reload and keeps every option.
+        H.write_file(os.path.join(app, "config.lua"),
+                     "return { reload = true, reload_debounce = 100, welcome = 'yes' }\n")
+        h = H.poll(lambda: (lambda h: h if h["last_reload_error"] else None)(srv.health()),
+                   timeout=RELOAD_DEADLINE, what="the broken config to be reported")
+        check("welcome" in h["last_reload_error"], "error names the key: %r" % h)
+        c2 = ctx.track(H.JsonClient(srv))
+        c2.send({"type": "ver", "action": "get", "id": "still"})
+        eq(c2.recv().get("id"), "still", "welcome stays off after a failed config reload")
+        warnings = [l for l in srv.log().splitlines() if "config: max_rooms_per_client" in l]
+        eq(len(warnings), 1, "the restart warning is logged once")
+    finally:
+        ctx.close_clients()
+        srv.stop()
+
+
 @S.case("the server survived every reload")
 def _(ctx):
     check(State.srv.alive(), "server process died")

@@ -375,7 +375,17 @@ int mw_script_load_config(mw_script_t *sc, const char *app_dir, mw_config_t *cfg
                           size_t errlen) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.lua", app_dir);
-    return mw_lua_load_config(sc->L, path, cfg, &sc->app_ref, err, errlen);
+    /* The `app` table of a successful load replaces the previous one (a
+     * reload reads config.lua again); a failed load keeps it. */
+    int ref = LUA_NOREF;
+    int rc = mw_lua_load_config(sc->L, path, cfg, &ref, err, errlen);
+    if (rc != 0) {
+        luaL_unref(sc->L, LUA_REGISTRYINDEX, ref);
+        return rc;
+    }
+    luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->app_ref);
+    sc->app_ref = ref;
+    return 0;
 }
 
 /* push_config builds the resolved config table runtime.init receives, from
