@@ -416,6 +416,27 @@ static int on_ws_write(void *data, const uint8_t *bytes, size_t len) {
     return 0;
 }
 
+/* send_reply sends a reply the core sends by itself (mw_server_set_reply),
+ * with the current time in its time stamp. */
+static void send_reply(mw_conn_t *c, mw_reply_t which) {
+    mw_server_t *s = c->server;
+    const char *r = s->reply[which];
+    size_t len = s->reply_len[which], off = s->reply_ts_off[which];
+    if (!r)
+        return;
+    if (s->reply_ts_len[which] == 0 || len > 4096) {
+        mw_conn_send(c, s->reply_binary[which], r, len);
+        return;
+    }
+    char buf[4096 + 24], ts[24];
+    int n = snprintf(ts, sizeof ts, "%llu", (unsigned long long)mw_server_wall_ms(s));
+    size_t tail = len - off - s->reply_ts_len[which];
+    memcpy(buf, r, off);
+    memcpy(buf + off, ts, (size_t)n);
+    memcpy(buf + off + (size_t)n, r + len - tail, tail);
+    mw_conn_send(c, s->reply_binary[which], buf, off + (size_t)n + tail);
+}
+
 /* rate_limited applies rate_limit to one message: 0 lets it through; 1
  * means it was refused (an error event sent, or the connection closed with
  * 1008 after rate_limit.max_violations refusals in a row). Refused messages
@@ -439,9 +460,7 @@ static int rate_limited(mw_conn_t *c) {
         mw_conn_close(c, 1008, "rate limit exceeded", 19);
         return 1;
     }
-    if (s->reply[MW_REPLY_RATE_LIMITED])
-        mw_conn_send(c, s->reply_binary[MW_REPLY_RATE_LIMITED], s->reply[MW_REPLY_RATE_LIMITED],
-                     s->reply_len[MW_REPLY_RATE_LIMITED]);
+    send_reply(c, MW_REPLY_RATE_LIMITED);
     return 1;
 }
 
@@ -963,9 +982,8 @@ void mw_conn_heartbeat(mw_conn_t *c, uint64_t now_ms) {
         c->ping_sent = now ? now : 1;
         /* For clients whose code cannot see protocol pings (a browser's
          * JavaScript): the app protocol's ping event too. */
-        if (cfg->app_ping && s->reply[MW_REPLY_PING])
-            mw_conn_send(c, s->reply_binary[MW_REPLY_PING], s->reply[MW_REPLY_PING],
-                         s->reply_len[MW_REPLY_PING]);
+        if (cfg->app_ping)
+            send_reply(c, MW_REPLY_PING);
     }
 }
 

@@ -532,9 +532,9 @@ int mw_server_run(mw_server_t *s) {
     return 0;
 }
 
-int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len,
-                        int binary) {
-    if ((unsigned)which >= MW_REPLY_COUNT)
+int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len, int binary,
+                        size_t ts_off, size_t ts_len) {
+    if ((unsigned)which >= MW_REPLY_COUNT || ts_off > len || ts_len > len - ts_off)
         return MW_EINVAL;
     char *copy = malloc(len ? len : 1);
     if (!copy)
@@ -544,6 +544,8 @@ int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size
     s->reply[which] = copy;
     s->reply_len[which] = len;
     s->reply_binary[which] = binary ? 1 : 0;
+    s->reply_ts_off[which] = ts_off;
+    s->reply_ts_len[which] = ts_len;
     return 0;
 }
 

@@ -75,9 +75,13 @@ void mw_server_shutdown(mw_server_t *s);
  * the outcome for /health. */
 void mw_server_reload(mw_server_t *s, const char *why);
 
-/* mw_server_set_reply stores a copy of a reply. Returns 0, MW_EINVAL or
- * MW_ENOMEM (the previous reply stays). */
-int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len, int binary);
+/* mw_server_set_reply stores a copy of a reply. When ts_len > 0, the
+ * ts_len bytes at ts_off are a time stamp: each send puts the server's
+ * wall-clock milliseconds there, so an event the core sends by itself
+ * carries the time it is sent. Returns 0, MW_EINVAL (a stamp outside the
+ * reply) or MW_ENOMEM (the previous reply stays). */
+int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len, int binary,
+                        size_t ts_off, size_t ts_len);
 
 void mw_server_free(mw_server_t *s);
 

@@ -91,6 +91,8 @@ struct mw_server {
     char *reply[MW_REPLY_COUNT]; /* see mw_server_set_reply */
     size_t reply_len[MW_REPLY_COUNT];
     uint8_t reply_binary[MW_REPLY_COUNT];
+    size_t reply_ts_off[MW_REPLY_COUNT]; /* where its time stamp is, when ts_len > 0 */
+    size_t reply_ts_len[MW_REPLY_COUNT];
     mw_buf_t *ping_frame; /* one framed ping, queued by reference on every client */
     uv_timer_t heartbeat; /* pings, pong timeouts, inactive clients */
 

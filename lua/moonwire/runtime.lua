@@ -21,6 +21,7 @@ local pcall = pcall
 local xpcall = xpcall
 local select = select
 local format = string.format
+local find = string.find
 local capture = errors.capture
 local is_failure = errors.is_failure
 
@@ -217,19 +218,42 @@ end
 -- Replies the C core sends without calling Lua (docs/boundary.md), encoded
 -- by the current app's protocol: set at init and again after each reload,
 -- since a reload may replace the protocol.
+-- An event the core sends later must carry the time it is sent, not the
+-- time of this load: a numeric `ts` is encoded as TS_MARK, and C writes
+-- the time over the marker's digits at each send.
+local TS_MARK = 1234567890123
+local TS_MARK_TEXT = "1234567890123"
+
 function runtime._set_replies(self)
     local proto = self:app().protocol
     -- build(...) makes the message table; set_reply gets it encoded.
     local function set(name, what, build, ...)
         local ok, value, binary = pcall(build, ...)
+        local stamped = ok and type(value) == "table" and type(value.ts) == "number"
+        if stamped then
+            value.ts = TS_MARK
+        end
         if ok then
             ok, value, binary = pcall(proto.encode, value)
             if ok and type(value) ~= "string" then
                 ok, value = false, binary
             end
         end
+        local at, last
+        if ok and stamped then
+            at, last = find(value, TS_MARK_TEXT, 1, true)
+            if not at or find(value, TS_MARK_TEXT, last + 1, true) then
+                log("warn", "%s: cannot locate its time stamp; it carries the load time",
+                    what)
+                at = nil
+            end
+        end
         if ok then
-            core.set_reply(name, value, binary == true)
+            if at then
+                core.set_reply(name, value, binary == true, at - 1, last - at + 1)
+            else
+                core.set_reply(name, value, binary == true)
+            end
         else
             log("error", "cannot encode %s: %s", what, tostring(value))
         end

@@ -313,14 +313,19 @@ def _(ctx):
     c = JSONClient(ctx, srv)
     deadline = time.monotonic() + 1.6
     events = 0
+    stamps = []
     while time.monotonic() < deadline:
         f = c.raw.recv_frame()  # protocol pings are not answered here
         if f.opcode == H.OP_TEXT:
             m = json.loads(f.payload.decode())
             eq((m.get("type"), m.get("action")), ("system", "ping"), "the ping event")
+            # Each ping event carries the time it was sent, not the load time.
+            check(abs(m["ts"] - time.time() * 1000) < 5000, "ts %r is not now" % m.get("ts"))
+            stamps.append(m["ts"])
             events += 1
             c.raw.send_text(json.dumps({"type": "system", "action": "pong"}))
     check(events >= 2, "%d ping events" % events)
+    check(stamps == sorted(stamps) and stamps[-1] > stamps[0], "ts moves on: %r" % stamps)
     m = c.ping()
     while m.get("action") == "ping":  # a ping event may come first
         m = c.recv()

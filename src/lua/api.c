@@ -437,18 +437,24 @@ static int mw_lua_client_stats(lua_State *L) {
     return 1;
 }
 
-/* core.set_reply(name, payload, is_binary) -> true: a message the C core
- * sends by itself ("rate_limited", "ping"), encoded by the app's protocol. */
+/* core.set_reply(name, payload, is_binary, ts_offset, ts_len) -> true: a
+ * message the C core sends by itself ("rate_limited", "ping"), encoded by
+ * the app's protocol; the ts_len bytes at ts_offset (0-based), when given,
+ * are replaced by the time of each send. */
 static int mw_lua_set_reply(lua_State *L) {
     static const char *const names[] = {"rate_limited", "ping", NULL};
     int which = luaL_checkoption(L, 1, NULL, names);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int binary = lua_toboolean(L, 3);
+    lua_Integer off = luaL_optinteger(L, 4, 0), tslen = luaL_optinteger(L, 5, 0);
+    if (off < 0 || tslen < 0 || (size_t)off > len || (size_t)tslen > len - (size_t)off)
+        return luaL_argerror(L, 4, "time stamp outside the payload");
     mw_lua_core_t *ctx = ctx_of(L);
     if (!ctx->server)
         return not_serving(L);
-    return push_result(L, mw_server_set_reply(ctx->server, (mw_reply_t)which, data, len, binary));
+    return push_result(L, mw_server_set_reply(ctx->server, (mw_reply_t)which, data, len, binary,
+                                              (size_t)off, (size_t)tslen));
 }
 
 /* core.set_expiry(id, ms, code, reason) -> true | nil, "closed": the C core
