@@ -40,6 +40,11 @@ add_test(NAME lint_lua_boundary
          COMMAND sh -c "! grep -rlE '#include[[:space:]]*[<\"](lua|lauxlib|lualib|luajit)\\.h' \"$1/src\" | grep -v '/src/lua/'"
                  sh ${PROJECT_SOURCE_DIR})
 
+# The seam (src/app.h): no core file includes a src/lua/ header, and the
+# core's modules form no include circle. Fails printing each offender.
+add_test(NAME lint_core_seam
+         COMMAND ${MW_PYTHON} ${PROJECT_SOURCE_DIR}/spec/lint_core_seam.py ${PROJECT_SOURCE_DIR}/src)
+
 # docs/configuration.md documents exactly the options `moonwire --help`
 # prints, and whether each needs a restart. Fails naming each that differs.
 add_test(NAME lint_config_docs

@@ -526,6 +526,18 @@ static void respond(mw_conn_t *c, int status, const char *extra_headers, const c
     start_draining(c);
 }
 
+int mw_conn_respond(mw_conn_t *c, int status, const char *headers, const char *content_type,
+                    const void *body, size_t len) {
+    if (c->state != CONN_HTTP)
+        return MW_ECLOSED;
+    /* The head is formatted into respond()'s 512 bytes. */
+    if (status < 200 || status > 599 || strlen(content_type) > 100 ||
+        (headers && strlen(headers) > 256))
+        return MW_EINVAL;
+    respond(c, status, headers, content_type, body, len);
+    return 0;
+}
+
 static void respond_text(mw_conn_t *c, int status, const char *extra, const char *msg) {
     char body[256];
     int n = snprintf(body, sizeof body, "%s\n", msg);
@@ -637,10 +649,14 @@ static void on_request(mw_conn_t *c, const mw_request_t *req) {
         return;
     }
     case MW_ENDPOINT_REFUSE: respond_text(c, r.status, r.headers, r.why); return;
-    case MW_ENDPOINT_APP:
-        if (!s->app.cb->http || s->app.cb->http(s->app.data, c, req) != 0)
-            respond_text(c, 404, NULL, "not found");
+    case MW_ENDPOINT_APP: {
+        /* Not ours: the app's HTTP routes, else the 404. */
+        int rc = s->app.cb->http ? s->app.cb->http(s->app.data, c, req) : MW_ENOTFOUND;
+        if (rc != 0 && c->state == CONN_HTTP)
+            respond_text(c, rc == MW_ENOTFOUND ? 404 : 500, NULL,
+                         rc == MW_ENOTFOUND ? "not found" : "internal server error");
         return;
+    }
     case MW_ENDPOINT_WEBSOCKET: break;
     }
     mw_handshake_t hs;

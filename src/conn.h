@@ -36,6 +36,15 @@ int mw_conn_adopt(mw_server_t *s, int fd, const char *peer_addr, int peer_port);
  * Returns 0, MW_ECLOSED, MW_EUTF8 or MW_ENOMEM. */
 int mw_conn_send(mw_conn_t *c, int binary, const void *data, size_t len);
 
+/* mw_conn_respond answers a plain HTTP request (the app's http callback)
+ * with status, extra header lines (each "Name: value\r\n", or NULL),
+ * content_type and body, then closes the connection once it is sent.
+ * Returns 0, MW_ECLOSED (not an HTTP request, or already answered) or
+ * MW_EINVAL (a status outside 200..599, a content type over 100 bytes,
+ * headers over 256). */
+int mw_conn_respond(mw_conn_t *c, int status, const char *headers, const char *content_type,
+                    const void *body, size_t len);
+
 /* mw_conn_close starts the closing handshake (OPEN connections) or drops
  * the connection (any other state). Returns 0, MW_ECLOSED or MW_EINVAL. */
 int mw_conn_close(mw_conn_t *c, uint16_t code, const char *reason, size_t len);
