@@ -17,7 +17,7 @@ local tostring = tostring
 local floor = math.floor
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 -- `client.user` is stored as `_user` so that every assignment, including
 -- `client.user = x`, goes through set_user and keeps the runtime's

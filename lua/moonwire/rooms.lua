@@ -25,7 +25,7 @@ local sub = string.sub
 local null = cjson.null
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 local manager = {}
 local manager_mt = { __index = manager }

@@ -17,7 +17,7 @@ local tostring = tostring
 local null = cjson.null
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 
 local function manager()
