@@ -43,7 +43,7 @@ local function metatable_for(host)
     end
     mt = {
         __index = function(self, key)
-            local method = _M[key]
+            local method = rawget(_M, key) -- not _M._VERSION's lookup
             if method ~= nil then
                 return method
             end
