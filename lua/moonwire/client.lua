@@ -5,6 +5,7 @@
 -- every call, so a reload that replaces APP/protocol.lua applies at once.
 
 local core = require "moonwire.core"
+local null = require("cjson.safe").null
 
 local setmetatable = setmetatable
 local rawget = rawget
@@ -216,6 +217,17 @@ function _M.set_user(self, user)
     end
     rawset(self, "_user", user)
     return true
+end
+
+
+-- The user as events carry it: the id, or JSON null when unbound (so the
+-- key is on the wire either way).
+function _M.user_or_null(self)
+    local user = rawget(self, "_user")
+    if user == nil then
+        return null
+    end
+    return user
 end
 
 

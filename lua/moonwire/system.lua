@@ -74,15 +74,6 @@ local function event(type_, action, data, room)
 end
 
 
-local function user_of(client)
-    local user = client.user
-    if user == nil then
-        return null
-    end
-    return user
-end
-
-
 -- {"type":"system","action":"join","data":{"room":"lobby"},"id":1}
 --   -> {"room":"lobby","count":N[,"presence":[...]]}
 function _M.join(client, data)
@@ -147,7 +138,7 @@ function _M.publish(client, data)
     if payload == nil then
         payload = null
     end
-    local ev = event("system", "message", { from = client.id, user = user_of(client),
+    local ev = event("system", "message", { from = client.id, user = client:user_or_null(),
                                              data = payload }, room)
     local delivered, err = manager():broadcast(room, ev, { exclude = client,
                                                             event_id = event_id(data) })
@@ -174,7 +165,7 @@ function _M.broadcast(client, data)
     if payload == nil then
         payload = null
     end
-    local ev = event("system", "broadcast", { from = client.id, user = user_of(client),
+    local ev = event("system", "broadcast", { from = client.id, user = client:user_or_null(),
                                                data = payload })
     local delivered, err = m:broadcast_all(ev, { exclude = client, event_id = event_id(data) })
     if not delivered then
