@@ -33,7 +33,7 @@ local capture = errors.capture
 local is_failure = errors.is_failure
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 local AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
 local AUTHORIZATION_FAILED = "AUTHORIZATION_FAILED"

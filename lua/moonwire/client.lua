@@ -6,6 +6,7 @@
 
 local core = require "moonwire.core"
 local auth = require "moonwire.auth"
+local null = require("cjson.safe").null
 
 local setmetatable = setmetatable
 local rawget = rawget
@@ -18,7 +19,7 @@ local tostring = tostring
 local floor = math.floor
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 -- `client.user` is stored as `_user` so that every assignment, including
 -- `client.user = x`, goes through set_user and keeps the runtime's
@@ -44,7 +45,7 @@ local function metatable_for(host)
     end
     mt = {
         __index = function(self, key)
-            local method = _M[key]
+            local method = rawget(_M, key) -- not _M._VERSION's lookup
             if method ~= nil then
                 return method
             end
@@ -231,6 +232,17 @@ function _M.authorize(self, action, resource)
               .. (action == "" and "empty string" or type(action)) .. ")", 2)
     end
     return auth.authorize(self._host.app, self, action, resource)
+end
+
+
+-- The user as events carry it: the id, or JSON null when unbound (so the
+-- key is on the wire either way).
+function _M.user_or_null(self)
+    local user = rawget(self, "_user")
+    if user == nil then
+        return null
+    end
+    return user
 end
 
 

@@ -21,7 +21,7 @@ local gsub = string.gsub
 local next = next
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 
 -- A private cjson instance: strict JSON in, and our settings do not leak into

@@ -31,7 +31,7 @@ local AUTHENTICATION_FAILED = protocol.AUTHENTICATION_FAILED
 local codes = protocol.codes
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 local runtime = {}
 local mt = { __index = runtime }

@@ -16,7 +16,7 @@ local tostring = tostring
 local null = cjson.null
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 
 local function manager()
@@ -64,15 +64,6 @@ end
 
 local function event(type_, action, data, room)
     return manager()._host.app.protocol.event(type_, action, data, room)
-end
-
-
-local function user_of(client)
-    local user = client.user
-    if user == nil then
-        return null
-    end
-    return user
 end
 
 
@@ -140,7 +131,7 @@ function _M.publish(client, data)
     if payload == nil then
         payload = null
     end
-    local ev = event("system", "message", { from = client.id, user = user_of(client),
+    local ev = event("system", "message", { from = client.id, user = client:user_or_null(),
                                              data = payload }, room)
     local delivered, err = manager():broadcast(room, ev, { exclude = client,
                                                             event_id = event_id(data) })
@@ -167,7 +158,7 @@ function _M.broadcast(client, data)
     if payload == nil then
         payload = null
     end
-    local ev = event("system", "broadcast", { from = client.id, user = user_of(client),
+    local ev = event("system", "broadcast", { from = client.id, user = client:user_or_null(),
                                                data = payload })
     local delivered, err = m:broadcast_all(ev, { exclude = client, event_id = event_id(data) })
     if not delivered then

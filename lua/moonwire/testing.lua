@@ -27,7 +27,7 @@ local remove = table.remove
 local package_loaded = package.loaded
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 _M.null = cjson.null
 
@@ -117,7 +117,7 @@ end
 -- now() returns. Rooms: `buffered[id]` (bytes a spec pretends are queued, for
 -- backpressure), `dropped[id]` and `dropped_total` (broadcasts skipped).
 function _M.new_core()
-    local c = { version = "0.2.0-test", _fake = true, sent = {}, closed = {}, logs = {},
+    local c = { _fake = true, sent = {}, closed = {}, logs = {},
                 buffered = {}, dropped = {}, dropped_total = 0 }
     local last_id = 0
     local config = {}
@@ -559,7 +559,7 @@ function _M.new_core()
         open, rooms, client_rooms, dedupe = {}, {}, {}, {}
     end
 
-    return c
+    return setmetatable(c, require("moonwire.version").core_mt) -- version: the compiled one
 end
 
 

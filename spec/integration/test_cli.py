@@ -51,6 +51,105 @@ def _(ctx):
     check(re.search(r"\d+\.\d+", out + err), "no version number in %r" % (out + err))
 
 
+# --------------------------------------------------------------------------
+# one version: CMake's project version, in the binary, in Lua and in the docs
+# --------------------------------------------------------------------------
+
+VERSIONS = """local versions = {}
+-- The _VERSION of each runtime module named in data.modules.
+function versions.of(client, data)
+    local out = {}
+    for _, name in ipairs(data.modules) do
+        out[name] = require(name)._VERSION or false
+    end
+    return out
+end
+return versions
+"""
+
+VERSION_SPEC = """local testing = require "moonwire.testing"
+local moonwire = require "moonwire"
+
+describe("the version under moonwire test", function()
+    it("is the binary's, in the in-memory core and in every module", function()
+        local want = os.getenv("MW_EXPECT_VERSION")
+        assert.equal(want, moonwire._VERSION)
+        assert.equal(want, testing.core.version)
+        for name in os.getenv("MW_EXPECT_MODULES"):gmatch("[^,]+") do
+            assert.equal(want, require(name)._VERSION, name)
+        end
+    end)
+end)
+"""
+
+
+def binary_version(ctx):
+    rc, out, err = cli(ctx, "--version")
+    eq(rc, 0, "--version exit status")
+    m = re.fullmatch(r"moonwire (\d+\.\d+\.\d+)\n", out)
+    check(m, "--version printed %r" % out)
+    return m.group(1)
+
+
+def runtime_modules(ctx):
+    """Every module of lua/moonwire/ (moonwire.version is where they read it)."""
+    d = os.path.join(ctx.root, "lua", "moonwire")
+    names = []
+    for f in sorted(os.listdir(d)):
+        if f.endswith(".lua") and f != "version.lua":
+            names.append("moonwire" if f == "init.lua" else "moonwire." + f[:-4])
+    check("moonwire" in names and "moonwire.testing" in names, "runtime modules: %r" % names)
+    return names
+
+
+def busted_env(ctx):
+    """Under ASan the compiled Lua module needs the ASan runtime preloaded
+    into LuaJIT (as spec/tests.cmake does for the busted runs)."""
+    if not ctx.sanitized():
+        return {}
+    lib = subprocess.run(["cc", "-print-file-name=libasan.so"], stdout=subprocess.PIPE,
+                         check=True).stdout.decode().strip()
+    return {"LD_PRELOAD": lib, "ASAN_OPTIONS": "detect_leaks=0"}
+
+
+@S.case("version: --version is moonwire._VERSION and every module's, served and under test",
+        timeout=60)
+def version_is_one(ctx):
+    want = binary_version(ctx)
+    modules = runtime_modules(ctx)
+    app = make_app(ctx, controllers={"versions.lua": VERSIONS})
+    srv = ctx.start("versions", app)
+    c = ctx.track(H.JsonClient(srv))
+    r = c.request("versions", "of", {"modules": modules})
+    eq(r.get("data"), {name: want for name in modules}, "_VERSION of each module, served")
+    ctx.close_clients()
+    srv.stop()
+    os.makedirs(os.path.join(app, "spec"))
+    with open(os.path.join(app, "spec", "version_spec.lua"), "w") as f:
+        f.write(VERSION_SPEC)
+    env = dict(busted_env(ctx), MW_EXPECT_VERSION=want, MW_EXPECT_MODULES=",".join(modules))
+    rc, out, err = cli(ctx, "test", app, env=env, timeout=50)
+    eq(rc, 0, "moonwire test exit status (out %r err %r)" % (out[-600:], err[-400:]))
+
+
+@S.case("version: no doc says \"since\" a version later than --version")
+def version_docs_agree(ctx):
+    want = tuple(int(x) for x in binary_version(ctx).split("."))
+    files = [os.path.join(ctx.root, "README.md")]
+    for top, _dirs, names in os.walk(os.path.join(ctx.root, "docs")):
+        files += [os.path.join(top, n) for n in names if n.endswith(".md")]
+    later, seen = [], 0
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                for m in re.finditer(r"\bsince\W{0,4}(\d+)\.(\d+)\.(\d+)", line, re.I):
+                    seen += 1
+                    if tuple(int(x) for x in m.groups()) > want:
+                        later.append("%s:%d: %s" % (os.path.relpath(path, ctx.root), n, m.group(0)))
+    check(seen > 0, "no \"since X.Y.Z\" found in the docs: the pattern is stale")
+    check(not later, "docs promise versions later than %s: %s" % (".".join(map(str, want)), later))
+
+
 @S.case("--help exits 0 and lists the commands")
 def _(ctx):
     rc, out, err = cli(ctx, "--help")

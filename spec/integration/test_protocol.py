@@ -827,6 +827,23 @@ S.add("oversize: header declares 8 GiB -> 1009 without waiting for the payload",
                             [1009]))
 
 
+@S.case("oversize: only the header of a too-big frame -> 1009, no payload sent")
+def oversize_header_alone(ctx):
+    # The header (with its mask key) and not one payload byte: the server
+    # must answer from the announced length alone (docs/protocol.md).
+    for declared, enc in ((MIB + 1, 64), (8 << 30, 64)):
+        hdr = build_frame(OP_BINARY, b"", declared_len=declared, length_enc=enc)
+        eq(len(hdr), 14, "a 64-bit length header with its mask key")
+        violation(ctx, hdr, [1009])
+
+
+@S.case("oversize: only the header of a continuation past the limit -> 1009")
+def oversize_continuation_header_alone(ctx):
+    first = build_frame(OP_BINARY, gen_binary(1000), fin=False)
+    cont = build_frame(OP_CONT, b"", declared_len=MIB - 1000 + 1)  # 1 MiB + 1 in all
+    violation(ctx, first + cont, [1009])
+
+
 # ==========================================================================
 # isolation and liveness
 # ==========================================================================

@@ -110,4 +110,15 @@ describe("moonwire.client", function()
         c.other = 1                 -- other fields are plain
         assert.equal(1, rawget(c, "other"))
     end)
+
+    it("gives its user as events carry it: the id, or JSON null when unbound", function()
+        assert.equal(cjson.null, c:user_or_null())
+        c:set_user(42)
+        assert.equal(42, c:user_or_null())
+        c.user = "ann"
+        assert.equal("ann", c:user_or_null())
+        assert.equal('{"user":"ann"}', cjson.encode({ user = c:user_or_null() }))
+        c:set_user(nil)
+        assert.equal('{"user":null}', cjson.encode({ user = c:user_or_null() }))
+    end)
 end)

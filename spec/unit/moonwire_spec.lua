@@ -10,8 +10,11 @@ describe("moonwire", function()
         core.reset()
     end)
 
-    it("has a version", function()
+    it("has a version: the core's, which the in-memory core takes from the C module", function()
         assert.matches("^%d+%.%d+%.%d+$", moonwire._VERSION)
+        assert.equal(core.version, moonwire._VERSION)
+        assert.equal(require("moonwire.core.jwt").version, core.version)
+        assert.equal(moonwire._VERSION, require("moonwire.protocol")._VERSION)
     end)
 
     it("fail raises a recoverable failure with code and message", function()
