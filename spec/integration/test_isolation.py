@@ -81,7 +81,7 @@ def peak_rss_bytes(srv):
 # --------------------------------------------------------------------------
 
 @S.case("error: a raising controller -> INTERNAL_ERROR, log names file:line, others unaffected")
-def _(ctx):
+def test_raising_controller_isolated(ctx):
     srv = iso(ctx)
     a, b = client(ctx, srv), client(ctx, srv)
     start = len(srv.log())
@@ -100,7 +100,7 @@ def _(ctx):
 
 @S.case("loop: interpreted (jit.off) -> interrupted at script_timeout, INTERNAL_ERROR, "
         "others served", timeout=30)
-def _(ctx):
+def test_interpreted_loop_interrupted(ctx):
     srv = iso(ctx)
     a, b = client(ctx, srv), client(ctx, srv)
     before = health_lua(srv)["timeouts"]
@@ -129,7 +129,7 @@ def _(ctx):
 
 
 @S.case("loop: an app pcall cannot swallow the interruption", timeout=30)
-def _(ctx):
+def test_pcall_cannot_swallow_interruption(ctx):
     srv = iso(ctx)
     a = client(ctx, srv)
     start = len(srv.log())
@@ -142,7 +142,7 @@ def _(ctx):
 
 @S.case("loop: many short dispatches adding up to 4x script_timeout are never interrupted",
         timeout=40)
-def _(ctx):
+def test_short_dispatches_never_interrupted(ctx):
     srv = iso(ctx)
     a = client(ctx, srv)
     start = len(srv.log())
@@ -161,7 +161,7 @@ def _(ctx):
 
 @S.case("loop: one long action is interrupted; with script_timeout = 0 it completes",
         timeout=40)
-def _(ctx):
+def test_long_action_interrupted_unless_timeout_0(ctx):
     srv = iso(ctx)
     a = client(ctx, srv)
     expect_internal(a.request("slow", "busy", {"ms": 2 * TIMEOUT_MS}, id_="b1"), "b1")
@@ -176,7 +176,7 @@ def _(ctx):
 
 @S.case("loop: JIT-compiled -> the watchdog logs the route and exits 70 within "
         "script_timeout + grace", timeout=40)
-def _(ctx):
+def test_jit_loop_watchdog_exits_70(ctx):
     srv = ctx.start("iso-jit-loop", ctx.fixture("isolation"))
     a = client(ctx, srv)
     still_served(a, "before")
@@ -228,18 +228,18 @@ def unbounded(ctx, action):
 
 @S.case("memory: unbounded allocation, JIT on -> INTERNAL_ERROR, others served, RSS bounded",
         timeout=40)
-def _(ctx):
+def test_memory_unbounded_jit_on(ctx):
     unbounded(ctx, "jit")
 
 
 @S.case("memory: unbounded allocation, JIT off -> INTERNAL_ERROR, others served, RSS bounded",
         timeout=40)
-def _(ctx):
+def test_memory_unbounded_jit_off(ctx):
     unbounded(ctx, "interp")
 
 
 @S.case("memory: garbage never hits the limit while live data is at 80% of it", timeout=60)
-def _(ctx):
+def test_memory_garbage_below_limit_with_live_data(ctx):
     srv = ctx.start("iso-churn", ctx.fixture("isolation"))
     a = client(ctx, srv)
     r = a.request("hog", "keep", {"mb": 50}, id_="k")
@@ -254,7 +254,7 @@ def _(ctx):
 
 @S.case("memory: live data at the limit -> messages refused, connections kept, "
         "served again once it is freed", timeout=60)
-def _(ctx):
+def test_memory_live_data_at_limit_refuses_messages(ctx):
     srv = ctx.start("iso-full", ctx.fixture("isolation"))
     holder, other = client(ctx, srv), client(ctx, srv)
     start = len(srv.log())
@@ -280,7 +280,7 @@ def _(ctx):
 # --------------------------------------------------------------------------
 
 @S.case("config: bad script_timeout / lua_memory_limit -> exit 2 naming the key")
-def _(ctx):
+def test_bad_isolation_config_exits_2(ctx):
     app = ctx.fixture("isolation")
     for key, value in (("SCRIPT_TIMEOUT", "-1"), ("SCRIPT_TIMEOUT", "soon"),
                        ("LUA_MEMORY_LIMIT", "-5"), ("LUA_MEMORY_LIMIT", "64MB"),
