@@ -142,47 +142,82 @@ static int fail(char *err, size_t errlen, const char *key, const char *msg) {
 }
 
 static int *int_field(mw_config_t *c, const char *key) {
-    if (!strcmp(key, "port")) return &c->port;
-    if (!strcmp(key, "tls_port")) return &c->tls_port;
-    if (!strcmp(key, "max_header_bytes")) return &c->max_header_bytes;
-    if (!strcmp(key, "handshake_timeout")) return &c->handshake_timeout;
-    if (!strcmp(key, "close_timeout")) return &c->close_timeout;
-    if (!strcmp(key, "shutdown_timeout")) return &c->shutdown_timeout;
-    if (!strcmp(key, "reload_debounce")) return &c->reload_debounce;
-    if (!strcmp(key, "welcome")) return &c->welcome;
-    if (!strcmp(key, "reload")) return &c->reload;
-    if (!strcmp(key, "max_connections_per_room")) return &c->max_connections_per_room;
-    if (!strcmp(key, "max_rooms_per_client")) return &c->max_rooms_per_client;
+    if (!strcmp(key, "port"))
+        return &c->port;
+    if (!strcmp(key, "tls_port"))
+        return &c->tls_port;
+    if (!strcmp(key, "max_header_bytes"))
+        return &c->max_header_bytes;
+    if (!strcmp(key, "handshake_timeout"))
+        return &c->handshake_timeout;
+    if (!strcmp(key, "close_timeout"))
+        return &c->close_timeout;
+    if (!strcmp(key, "shutdown_timeout"))
+        return &c->shutdown_timeout;
+    if (!strcmp(key, "reload_debounce"))
+        return &c->reload_debounce;
+    if (!strcmp(key, "welcome"))
+        return &c->welcome;
+    if (!strcmp(key, "reload"))
+        return &c->reload;
+    if (!strcmp(key, "max_connections_per_room"))
+        return &c->max_connections_per_room;
+    if (!strcmp(key, "max_rooms_per_client"))
+        return &c->max_rooms_per_client;
     if (!strcmp(key, "client_can_join_multiple_rooms"))
         return &c->client_can_join_multiple_rooms;
-    if (!strcmp(key, "event_cache_max_size")) return &c->event_cache_max_size;
-    if (!strcmp(key, "dedupe")) return &c->dedupe;
-    if (!strcmp(key, "system_controller")) return &c->system_controller;
-    if (!strcmp(key, "allow_client_broadcast")) return &c->allow_client_broadcast;
-    if (!strcmp(key, "max_connections")) return &c->max_connections;
-    if (!strcmp(key, "max_connections_per_ip")) return &c->max_connections_per_ip;
-    if (!strcmp(key, "connection_rate_per_ip")) return &c->connection_rate_per_ip;
-    if (!strcmp(key, "rate_limit_window_ms")) return &c->rate_limit_window_ms;
-    if (!strcmp(key, "rate_limit_max_messages")) return &c->rate_limit_max_messages;
-    if (!strcmp(key, "rate_limit_max_violations")) return &c->rate_limit_max_violations;
-    if (!strcmp(key, "ping_interval")) return &c->ping_interval;
-    if (!strcmp(key, "pong_timeout")) return &c->pong_timeout;
-    if (!strcmp(key, "inactive_time")) return &c->inactive_time;
-    if (!strcmp(key, "app_ping")) return &c->app_ping;
-    if (!strcmp(key, "inactive_check_interval")) return &c->inactive_check_interval;
-    if (!strcmp(key, "jwt_leeway")) return &c->jwt_leeway;
-    if (!strcmp(key, "auth_at_upgrade")) return &c->auth_at_upgrade;
-    if (!strcmp(key, "require_auth")) return &c->require_auth;
-    if (!strcmp(key, "auth_timeout")) return &c->auth_timeout;
-    if (!strcmp(key, "max_connections_per_user")) return &c->max_connections_per_user;
-    if (!strcmp(key, "script_timeout")) return &c->script_timeout;
+    if (!strcmp(key, "event_cache_max_size"))
+        return &c->event_cache_max_size;
+    if (!strcmp(key, "dedupe"))
+        return &c->dedupe;
+    if (!strcmp(key, "system_controller"))
+        return &c->system_controller;
+    if (!strcmp(key, "allow_client_broadcast"))
+        return &c->allow_client_broadcast;
+    if (!strcmp(key, "max_connections"))
+        return &c->max_connections;
+    if (!strcmp(key, "max_connections_per_ip"))
+        return &c->max_connections_per_ip;
+    if (!strcmp(key, "connection_rate_per_ip"))
+        return &c->connection_rate_per_ip;
+    if (!strcmp(key, "rate_limit_window_ms"))
+        return &c->rate_limit_window_ms;
+    if (!strcmp(key, "rate_limit_max_messages"))
+        return &c->rate_limit_max_messages;
+    if (!strcmp(key, "rate_limit_max_violations"))
+        return &c->rate_limit_max_violations;
+    if (!strcmp(key, "ping_interval"))
+        return &c->ping_interval;
+    if (!strcmp(key, "pong_timeout"))
+        return &c->pong_timeout;
+    if (!strcmp(key, "inactive_time"))
+        return &c->inactive_time;
+    if (!strcmp(key, "app_ping"))
+        return &c->app_ping;
+    if (!strcmp(key, "inactive_check_interval"))
+        return &c->inactive_check_interval;
+    if (!strcmp(key, "jwt_leeway"))
+        return &c->jwt_leeway;
+    if (!strcmp(key, "auth_at_upgrade"))
+        return &c->auth_at_upgrade;
+    if (!strcmp(key, "require_auth"))
+        return &c->require_auth;
+    if (!strcmp(key, "auth_timeout"))
+        return &c->auth_timeout;
+    if (!strcmp(key, "max_connections_per_user"))
+        return &c->max_connections_per_user;
+    if (!strcmp(key, "script_timeout"))
+        return &c->script_timeout;
     return NULL;
 }
 
 static long long *wide_field(mw_config_t *c, const char *key) {
-    if (!strcmp(key, "max_message_size")) return &c->max_message_size;
-    if (!strcmp(key, "max_buffered_bytes")) return &c->max_buffered_bytes;
-    if (!strcmp(key, "lua_memory_limit")) return &c->lua_memory_limit;
+    if (!strcmp(key, "max_message_size"))
+        return &c->max_message_size;
+    if (!strcmp(key, "max_buffered_bytes"))
+        return &c->max_buffered_bytes;
+    if (!strcmp(key, "lua_memory_limit"))
+        return &c->lua_memory_limit;
     return NULL;
 }
 
@@ -205,18 +240,30 @@ static char **list_field(mw_config_t *c, const char *key, int **n) {
 }
 
 static char **string_field(mw_config_t *c, const char *key) {
-    if (!strcmp(key, "host")) return &c->host;
-    if (!strcmp(key, "path")) return &c->path;
-    if (!strcmp(key, "tls_cert")) return &c->tls_cert;
-    if (!strcmp(key, "tls_key")) return &c->tls_key;
-    if (!strcmp(key, "tls_min_version")) return &c->tls_min_version;
-    if (!strcmp(key, "log_level")) return &c->log_level;
-    if (!strcmp(key, "log_format")) return &c->log_format;
-    if (!strcmp(key, "slow_consumer_policy")) return &c->slow_consumer_policy;
-    if (!strcmp(key, "jwt_secret")) return &c->jwt_secret;
-    if (!strcmp(key, "jwt_public_key")) return &c->jwt_public_key;
-    if (!strcmp(key, "jwt_issuer")) return &c->jwt_issuer;
-    if (!strcmp(key, "jwt_audience")) return &c->jwt_audience;
+    if (!strcmp(key, "host"))
+        return &c->host;
+    if (!strcmp(key, "path"))
+        return &c->path;
+    if (!strcmp(key, "tls_cert"))
+        return &c->tls_cert;
+    if (!strcmp(key, "tls_key"))
+        return &c->tls_key;
+    if (!strcmp(key, "tls_min_version"))
+        return &c->tls_min_version;
+    if (!strcmp(key, "log_level"))
+        return &c->log_level;
+    if (!strcmp(key, "log_format"))
+        return &c->log_format;
+    if (!strcmp(key, "slow_consumer_policy"))
+        return &c->slow_consumer_policy;
+    if (!strcmp(key, "jwt_secret"))
+        return &c->jwt_secret;
+    if (!strcmp(key, "jwt_public_key"))
+        return &c->jwt_public_key;
+    if (!strcmp(key, "jwt_issuer"))
+        return &c->jwt_issuer;
+    if (!strcmp(key, "jwt_audience"))
+        return &c->jwt_audience;
     return NULL;
 }
 
@@ -240,8 +287,8 @@ char *const *mw_config_get_strlist(const mw_config_t *cfg, const char *key, int 
     return items;
 }
 
-static const mw_config_desc_t *typed(const char *key, mw_conf_type type, char *err,
-                                     size_t errlen, int *rc) {
+static const mw_config_desc_t *typed(const char *key, mw_conf_type type, char *err, size_t errlen,
+                                     int *rc) {
     const mw_config_desc_t *d = mw_config_find(key);
     *rc = 0;
     if (!d) {
@@ -249,8 +296,8 @@ static const mw_config_desc_t *typed(const char *key, mw_conf_type type, char *e
         return NULL;
     }
     if (d->type != type) {
-        static const char *names[] = {"an integer", "a boolean", "a string",
-                                      "an array of strings", "a table"};
+        static const char *names[] = {"an integer", "a boolean", "a string", "an array of strings",
+                                      "a table"};
         char msg[64];
         snprintf(msg, sizeof msg, "must be %s", names[d->type]);
         *rc = fail(err, errlen, key, msg);
@@ -383,8 +430,7 @@ int mw_config_set_strlist(mw_config_t *cfg, const char *key, const char *const *
     return 0;
 }
 
-int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *err,
-                       size_t errlen) {
+int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *err, size_t errlen) {
     const mw_config_desc_t *d = mw_config_find(key);
     if (!d)
         return fail(err, errlen, key, "unknown key");
@@ -406,8 +452,7 @@ int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *e
         if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "off"))
             return mw_config_set_bool(cfg, key, 0, err, errlen);
         return fail(err, errlen, key, "must be a boolean (true/false)");
-    case MW_CONF_STRING:
-        return mw_config_set_string(cfg, key, v, err, errlen);
+    case MW_CONF_STRING: return mw_config_set_string(cfg, key, v, err, errlen);
     case MW_CONF_STRLIST: {
         char *copy = strdup(v), *save = NULL;
         const char *items[MW_CONFIG_MAX_SUBPROTOCOLS + 1];
@@ -429,8 +474,7 @@ int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *e
         return rc;
     }
     case MW_CONF_TABLE:
-    default:
-        return fail(err, errlen, key, "can only be set in config.lua");
+    default: return fail(err, errlen, key, "can only be set in config.lua");
     }
 }
 
@@ -520,9 +564,9 @@ void mw_config_print_help(FILE *f) {
     static const char *types[] = {"integer", "boolean", "string", "strings", "table"};
     for (size_t i = 0; i < NDESCS; i++) {
         fprintf(f, "  %-18s %-8s %-10s %s\n", descs[i].name, types[descs[i].type],
-                descs[i].default_value ? (descs[i].default_value[0] ? descs[i].default_value
-                                                                    : "(none)")
-                                       : "{}",
+                descs[i].default_value
+                    ? (descs[i].default_value[0] ? descs[i].default_value : "(none)")
+                    : "{}",
                 descs[i].help);
     }
 }

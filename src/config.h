@@ -27,8 +27,8 @@ typedef enum {
 typedef struct mw_config {
     char *host;
     int port;
-    int tls_port;          /* -1: when TLS is on, port itself serves wss:// */
-    char *tls_cert;        /* "" when TLS is off */
+    int tls_port;   /* -1: when TLS is on, port itself serves wss:// */
+    char *tls_cert; /* "" when TLS is off */
     char *tls_key;
     char *tls_min_version; /* "1.2" or "1.3" */
     char *path;
@@ -49,7 +49,7 @@ typedef struct mw_config {
     int max_rooms_per_client;     /* 0 = unlimited */
     int client_can_join_multiple_rooms;
     long long max_buffered_bytes;
-    char *slow_consumer_policy;   /* "drop" or "close" */
+    char *slow_consumer_policy; /* "drop" or "close" */
     int event_cache_max_size;
     int dedupe;
     char *presence[MW_CONFIG_MAX_SUBPROTOCOLS];
@@ -61,37 +61,37 @@ typedef struct mw_config {
     int max_connections_per_ip; /* 0 = unlimited */
     int connection_rate_per_ip; /* new connections per second, 0 = unlimited */
     char *allowed_origins[MW_CONFIG_MAX_SUBPROTOCOLS];
-    int nallowed_origins;       /* 0 = any origin */
+    int nallowed_origins; /* 0 = any origin */
     int rate_limit_window_ms;
     int rate_limit_max_messages;   /* 0 = unlimited */
     int rate_limit_max_violations; /* 0 = never close */
-    int ping_interval;          /* ms, 0 = no pings */
-    int pong_timeout;           /* ms */
-    int app_ping;               /* also send the protocol's ping event */
-    int inactive_time;          /* ms, 0 = never */
-    int inactive_check_interval; /* ms */
+    int ping_interval;             /* ms, 0 = no pings */
+    int pong_timeout;              /* ms */
+    int app_ping;                  /* also send the protocol's ping event */
+    int inactive_time;             /* ms, 0 = never */
+    int inactive_check_interval;   /* ms */
     /* authentication (docs/security.md); the checks themselves are Lua */
     char *jwt_secret;
-    char *jwt_public_key;       /* path of a PEM file */
+    char *jwt_public_key; /* path of a PEM file */
     char *jwt_algorithms[MW_CONFIG_MAX_SUBPROTOCOLS];
     int njwt_algorithms;
     char *jwt_issuer;
     char *jwt_audience;
-    int jwt_leeway;             /* s */
+    int jwt_leeway; /* s */
     int auth_at_upgrade;
     int require_auth;
-    int auth_timeout;           /* ms */
+    int auth_timeout;             /* ms */
     int max_connections_per_user; /* 0 = unlimited */
     /* Lua isolation (docs/security.md) */
-    int script_timeout;          /* ms; 0 = no watchdog */
-    long long lua_memory_limit;  /* bytes; 0 = unlimited */
+    int script_timeout;         /* ms; 0 = no watchdog */
+    long long lua_memory_limit; /* bytes; 0 = unlimited */
 } mw_config_t;
 
 typedef struct {
     const char *name;
     mw_conf_type type;
-    const char *default_value; /* as text, parsed by the same code as env */
-    long long min, max;        /* MW_CONF_INT */
+    const char *default_value;  /* as text, parsed by the same code as env */
+    long long min, max;         /* MW_CONF_INT */
     const char *const *choices; /* MW_CONF_STRING: NULL-terminated, or NULL */
     const char *help;
 } mw_config_desc_t;
@@ -120,8 +120,7 @@ int mw_config_set_strlist(mw_config_t *cfg, const char *key, const char *const *
 /* mw_config_set_text parses v according to the key's type, as given in an
  * environment variable or on the command line. Same return as the setters;
  * an unknown key is MW_ECONFIG too ("unknown key"). */
-int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *err,
-                       size_t errlen);
+int mw_config_set_text(mw_config_t *cfg, const char *key, const char *v, char *err, size_t errlen);
 
 /* Typed getters, so code that walks the descriptor table (the Lua config
  * table, dumps) needs no per-key code. The key must exist with that type. */

@@ -52,14 +52,14 @@ enum { CONN_HTTP, CONN_OPEN, CONN_CLOSING, CONN_DRAINING, CONN_LINGER, CONN_CLOS
 struct mw_conn {
     /* Hot for fan-out, kept in the first cache line: a broadcast to N
      * clients touches exactly these fields of each recipient. */
-    uint64_t id;          /* 0 until the upgrade succeeds */
+    uint64_t id; /* 0 until the upgrade succeeds */
     uint8_t state;
-    uint8_t dedupe;       /* duplicate suppression opted in */
-    uint8_t writing;      /* a uv_write is in flight (its request is malloc'd:
-                             most writes complete in uv_try_write and need none) */
-    uint8_t connected;    /* Lua saw connect, so it must see disconnect */
-    uint8_t read_paused;  /* reading stopped: output over the high watermark */
-    size_t write_len;     /* bytes in the write in flight */
+    uint8_t dedupe;      /* duplicate suppression opted in */
+    uint8_t writing;     /* a uv_write is in flight (its request is malloc'd:
+                            most writes complete in uv_try_write and need none) */
+    uint8_t connected;   /* Lua saw connect, so it must see disconnect */
+    uint8_t read_paused; /* reading stopped: output over the high watermark */
+    size_t write_len;    /* bytes in the write in flight */
     mw_outq_t outq;
     mw_server_t *server;
     mw_list_t flush;
@@ -69,7 +69,7 @@ struct mw_conn {
     struct mw_conn_extra *x; /* rarely used state, allocated on first use */
     mw_http_parser_t *http;
     mw_ws_t *ws;
-    uint64_t deadline;    /* loop time (ms) when the current phase times out */
+    uint64_t deadline; /* loop time (ms) when the current phase times out */
     mw_list_t link, timed, awake;
     /* Times below are loop milliseconds truncated to 32 bits, compared with
      * wrap-safe subtraction: 49 days of range for spans of seconds. */
@@ -85,17 +85,17 @@ struct mw_conn {
  * broadcasts. Kept out of mw_conn_t
  * so an idle connection that uses none of it does not pay for it. */
 typedef struct mw_conn_extra {
-    mw_ipkey_t ip;         /* counted in server->ips when ip_admitted */
+    mw_ipkey_t ip; /* counted in server->ips when ip_admitted */
     uint8_t ip_admitted;
     uint8_t nthrottles;
     uint16_t expiry_code;
-    uint32_t violations;   /* messages refused by rate_limit in a row */
-    uint64_t msg_tat;      /* rate_limit cell (ratelimit.h), in µs */
-    char *expiry_reason;   /* set with mw_conn_set_expiry; its deadline is c->deadline */
-    uint64_t *throttles;   /* per-route rate cells (mw_conn_throttle), by slot */
-    uint64_t *seen;        /* ring of recently delivered event hashes */
+    uint32_t violations; /* messages refused by rate_limit in a row */
+    uint64_t msg_tat;    /* rate_limit cell (ratelimit.h), in µs */
+    char *expiry_reason; /* set with mw_conn_set_expiry; its deadline is c->deadline */
+    uint64_t *throttles; /* per-route rate cells (mw_conn_throttle), by slot */
+    uint64_t *seen;      /* ring of recently delivered event hashes */
     uint32_t seen_n, seen_pos;
-    uint64_t dropped;      /* broadcasts dropped by backpressure */
+    uint64_t dropped; /* broadcasts dropped by backpressure */
 } mw_conn_extra_t;
 
 /* extra returns the connection's extra state, allocating it on first use;
@@ -129,10 +129,18 @@ static int peer_name(const mw_conn_t *c, char *buf, size_t len) {
     return ntohs(a->sin_port);
 }
 
-mw_conn_t *mw_conn_from_link(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, link); }
-mw_conn_t *mw_conn_from_timed(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, timed); }
-mw_conn_t *mw_conn_from_flush(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, flush); }
-mw_conn_t *mw_conn_from_awake(mw_list_t *l) { return mw_list_entry(l, mw_conn_t, awake); }
+mw_conn_t *mw_conn_from_link(mw_list_t *l) {
+    return mw_list_entry(l, mw_conn_t, link);
+}
+mw_conn_t *mw_conn_from_timed(mw_list_t *l) {
+    return mw_list_entry(l, mw_conn_t, timed);
+}
+mw_conn_t *mw_conn_from_flush(mw_list_t *l) {
+    return mw_list_entry(l, mw_conn_t, flush);
+}
+mw_conn_t *mw_conn_from_awake(mw_list_t *l) {
+    return mw_list_entry(l, mw_conn_t, awake);
+}
 
 /* A connection that neither read nor wrote for this long gives its wslay
  * context and its empty output ring back; busy connections keep both, so
@@ -444,8 +452,8 @@ static int ensure_ws(mw_conn_t *c) {
     static const mw_ws_callbacks_t cb = {on_ws_message, on_ws_write};
     if (c->ws)
         return 0;
-    return mw_ws_create(&c->ws, (uint64_t)c->server->cfg->max_message_size, c->server->encoder,
-                        &cb, c);
+    return mw_ws_create(&c->ws, (uint64_t)c->server->cfg->max_message_size, c->server->encoder, &cb,
+                        c);
 }
 
 /* after_ws_io moves the state machine after bytes went through ws.c. */
@@ -680,15 +688,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static inline __attribute__((always_inline)) void on_plain(mw_conn_t *c, const char *data,
                                                            size_t len) {
     switch (c->state) {
-    case CONN_HTTP:
-        on_http_data(c, data, len);
-        break;
+    case CONN_HTTP: on_http_data(c, data, len); break;
     case CONN_OPEN:
-    case CONN_CLOSING:
-        on_ws_data(c, data, len);
-        break;
-    default:
-        break; /* draining or lingering: the peer's bytes no longer matter */
+    case CONN_CLOSING: on_ws_data(c, data, len); break;
+    default: break; /* draining or lingering: the peer's bytes no longer matter */
     }
 }
 
@@ -931,8 +934,8 @@ void mw_conn_heartbeat(mw_conn_t *c, uint64_t now_ms) {
         } else if (now - c->ping_sent >= (uint32_t)cfg->pong_timeout) {
             /* A peer that cannot answer a ping would not read a close frame
              * either: drop it (Lua sees 1006, abnormal closure). */
-            mw_log_info("client %llu: no pong within %d ms; dropping it",
-                        (unsigned long long)c->id, cfg->pong_timeout);
+            mw_log_info("client %llu: no pong within %d ms; dropping it", (unsigned long long)c->id,
+                        cfg->pong_timeout);
             close_now(c);
             return;
         }

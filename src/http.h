@@ -26,8 +26,8 @@ typedef struct {
     const char *query; /* the query part without '?', "" if none */
     mw_header_t headers[MW_HTTP_MAX_HEADERS];
     int nheaders;
-    int upgrade;       /* http-parser saw Connection: upgrade + Upgrade */
-    int has_body;      /* Content-Length > 0 or chunked */
+    int upgrade;  /* http-parser saw Connection: upgrade + Upgrade */
+    int has_body; /* Content-Length > 0 or chunked */
 } mw_request_t;
 
 typedef struct mw_http_parser mw_http_parser_t;

@@ -32,6 +32,8 @@
 extern char **environ;
 
 static void usage(FILE *f) {
+    /* one line of the text per line of code */
+    /* clang-format off */
     fprintf(f,
             "moonwire %s - a real-time WebSocket server scripted in Lua\n\n"
             "usage:\n"
@@ -44,6 +46,7 @@ static void usage(FILE *f) {
             "Configuration comes from APP/config.lua, then MOONWIRE_<KEY> environment\n"
             "variables (e.g. MOONWIRE_PORT=9000), then --host/--port. Options:\n\n",
             MW_VERSION);
+    /* clang-format on */
     mw_config_print_help(f);
 }
 
@@ -268,8 +271,8 @@ int main(int argc, char **argv) {
         printf("moonwire %s\n", MW_VERSION);
         return 0;
     }
-    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-                      !strcmp(argv[1], "help"))) {
+    if (argc >= 2 &&
+        (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
         usage(stdout);
         return 0;
     }
@@ -291,8 +294,10 @@ int main(int argc, char **argv) {
     }
     char luadir[4096];
     if (mw_paths_lua_dir(luadir, sizeof luadir) != 0) {
-        fprintf(stderr, "moonwire: cannot find the runtime Lua files (tried %s); set "
-                        "MOONWIRE_LUA_DIR\n", luadir);
+        fprintf(stderr,
+                "moonwire: cannot find the runtime Lua files (tried %s); set "
+                "MOONWIRE_LUA_DIR\n",
+                luadir);
         return 1;
     }
     if (!strcmp(cli.command, "test"))

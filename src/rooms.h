@@ -23,13 +23,13 @@ typedef struct mw_membership mw_membership_t;
 typedef struct {
     mw_membership_t **items; /* in join order */
     uint32_t n, cap;
-    void *owner;             /* what rooms hand back as a member */
+    void *owner; /* what rooms hand back as a member */
 } mw_room_client_t;
 
 typedef struct {
-    int max_members;  /* per room; 0 = unlimited */
-    int max_rooms;    /* per client; 0 = unlimited */
-    int single_room;  /* a join moves the client out of its other room */
+    int max_members; /* per room; 0 = unlimited */
+    int max_rooms;   /* per client; 0 = unlimited */
+    int single_room; /* a join moves the client out of its other room */
 } mw_rooms_limits_t;
 
 /* mw_rooms_create returns 0 or MW_ENOMEM. */

@@ -397,8 +397,8 @@ int mw_server_throttle(mw_server_t *s, uint64_t id, unsigned slot, uint64_t wind
     return mw_conn_throttle(c, slot, window_ms, max);
 }
 
-int mw_server_set_expiry(mw_server_t *s, uint64_t id, int64_t ms, uint16_t code,
-                         const char *reason, size_t len) {
+int mw_server_set_expiry(mw_server_t *s, uint64_t id, int64_t ms, uint16_t code, const char *reason,
+                         size_t len) {
     mw_conn_t *c = mw_idmap_get(&s->clients, id);
     if (!c)
         return MW_ECLOSED;

@@ -29,8 +29,8 @@ int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
 int mw_server_listen(mw_server_t *s);
 
 /* mw_server_run installs signal handlers (SIGTERM/SIGINT: graceful
- * shutdown, SIGHUP: reload the app and the TLS certificate) and the file watchers, runs the loop until the
- * shutdown completes, and returns the process exit status. */
+ * shutdown, SIGHUP: reload the app and the TLS certificate) and the file watchers, runs the loop
+ * until the shutdown completes, and returns the process exit status. */
 int mw_server_run(mw_server_t *s);
 
 /* mw_server_shutdown stops accepting, closes every client with 1001 and
@@ -55,8 +55,7 @@ typedef enum {
 
 /* mw_server_set_reply stores a copy of a reply. Returns 0, MW_EINVAL or
  * MW_ENOMEM (the previous reply stays). */
-int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len,
-                        int binary);
+int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len, int binary);
 
 /* Per-route throttles: slots 0..MW_MAX_THROTTLES-1, numbered by Lua. */
 #define MW_MAX_THROTTLES 64
@@ -66,8 +65,8 @@ int mw_server_throttle(mw_server_t *s, uint64_t id, unsigned slot, uint64_t wind
                        uint64_t max);
 
 /* mw_server_set_expiry: see mw_conn_set_expiry; MW_ECLOSED for an unknown id. */
-int mw_server_set_expiry(mw_server_t *s, uint64_t id, int64_t ms, uint16_t code,
-                         const char *reason, size_t len);
+int mw_server_set_expiry(mw_server_t *s, uint64_t id, int64_t ms, uint16_t code, const char *reason,
+                         size_t len);
 
 /* mw_server_close_client starts the closing handshake with that client.
  * Returns 0, MW_ECLOSED or MW_EINVAL (code or reason not sendable). */

@@ -42,28 +42,28 @@ struct mw_ws {
     wslay_event_context_ptr ctx; /* NULL while asleep (see mw_ws_sleep) */
     mw_ws_encoder_t *enc;
     uint64_t max_message_size;
-    uint64_t fed, framed;  /* bytes given to wslay, and bytes of completed frames */
-    int in_fragments;      /* a fragmented message is being received */
+    uint64_t fed, framed; /* bytes given to wslay, and bytes of completed frames */
+    int in_fragments;     /* a fragmented message is being received */
     /* Message assembly (wslay runs in no-buffering mode for data frames). */
-    uint64_t cur_payload;  /* payload length of the frame being received */
-    uint8_t cur_opcode;    /* opcode of the frame being received */
+    uint64_t cur_payload; /* payload length of the frame being received */
+    uint8_t cur_opcode;   /* opcode of the frame being received */
     uint8_t cur_fin;
     int msg_binary;
     const uint8_t *direct; /* the whole message, still in wslay's input buffer */
     size_t direct_len;
-    uint8_t *msg;          /* assembled message when it came in pieces */
+    uint8_t *msg; /* assembled message when it came in pieces */
     size_t msg_len, msg_cap;
     mw_ws_callbacks_t cb;
     void *data;
     const uint8_t *in; /* the bytes mw_ws_feed is working through */
     size_t inlen;
-    int failed;        /* we failed the connection; wslay sends nothing more */
-    int closing;       /* mw_ws_close was called */
+    int failed;  /* we failed the connection; wslay sends nothing more */
+    int closing; /* mw_ws_close was called */
     int write_error;
     uint16_t fail_code;
     uint16_t peer_code; /* from the peer's close frame, 1005 if it had none */
     int peer_closed;
-    char *reason;       /* the peer's close reason, allocated when one arrives */
+    char *reason; /* the peer's close reason, allocated when one arrives */
     size_t reason_len;
 };
 
@@ -136,8 +136,7 @@ static int is_data(uint8_t opcode) {
 }
 
 static void on_frame_start(wslay_event_context_ptr ctx,
-                           const struct wslay_event_on_frame_recv_start_arg *arg,
-                           void *user_data) {
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user_data) {
     (void)ctx;
     mw_ws_t *ws = user_data;
     uint64_t n = arg->payload_length;
@@ -176,8 +175,7 @@ static int append(mw_ws_t *ws, const uint8_t *data, size_t len) {
 }
 
 static void on_frame_chunk(wslay_event_context_ptr ctx,
-                           const struct wslay_event_on_frame_recv_chunk_arg *arg,
-                           void *user_data) {
+                           const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user_data) {
     (void)ctx;
     mw_ws_t *ws = user_data;
     if (ws->failed || !is_data(ws->cur_opcode))
@@ -271,8 +269,7 @@ static void on_msg_recv(wslay_event_context_ptr ctx, const struct wslay_event_on
             memcpy(ws->reason, arg->msg + 2, ws->reason_len);
         }
         break;
-    default:
-        break; /* wslay already queued the pong for a ping */
+    default: break; /* wslay already queued the pong for a ping */
     }
     flush(ws);
 }
@@ -288,8 +285,7 @@ static ssize_t enc_send_cb(const uint8_t *data, size_t len, int flags, void *use
 }
 
 static int encoder_context(mw_ws_encoder_t *enc, wslay_frame_context_ptr *out) {
-    static const struct wslay_frame_callbacks fcb = {enc_send_cb, frame_recv_cb,
-                                                     frame_genmask_cb};
+    static const struct wslay_frame_callbacks fcb = {enc_send_cb, frame_recv_cb, frame_genmask_cb};
     return wslay_frame_context_init(out, &fcb, enc) == 0 ? 0 : MW_ENOMEM;
 }
 
@@ -318,11 +314,8 @@ static int encode_to(mw_ws_encoder_t *enc, uint8_t opcode, const uint8_t *msg, s
     enc->sink = sink;
     enc->sink_data = sink_data;
     enc->failed = 0;
-    struct wslay_frame_iocb iocb = {.fin = 1,
-                                    .opcode = opcode,
-                                    .payload_length = len,
-                                    .data = msg,
-                                    .data_length = len};
+    struct wslay_frame_iocb iocb = {
+        .fin = 1, .opcode = opcode, .payload_length = len, .data = msg, .data_length = len};
     ssize_t r = wslay_frame_send(enc->fctx, &iocb);
     /* The sinks take every byte, so one call writes the whole frame. */
     if (enc->failed || r < 0 || (size_t)r != len) {
@@ -359,15 +352,13 @@ int mw_ws_encode_ping(mw_ws_encoder_t *enc, mw_buf_t **out) {
     return 0;
 }
 
-int mw_ws_encode(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t len,
-                 mw_buf_t **out) {
+int mw_ws_encode(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t len, mw_buf_t **out) {
     if (!binary && !mw_utf8_valid(msg, len))
         return MW_EUTF8;
     mw_buf_t *b = mw_buf_new(len + 10); /* the largest server frame header is 10 bytes */
     if (!b)
         return MW_ENOMEM;
-    int rc = encode_to(enc, binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME, msg, len, buf_sink,
-                       b);
+    int rc = encode_to(enc, binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME, msg, len, buf_sink, b);
     if (rc != 0) {
         mw_buf_unref(b);
         return rc;

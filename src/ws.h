@@ -31,8 +31,7 @@ int mw_ws_encode_ping(mw_ws_encoder_t *enc, mw_buf_t **out);
 /* mw_ws_encode frames one message into a new buffer with one reference
  * (for sharing across recipients). Text must be valid UTF-8.
  * Returns 0, MW_EUTF8 or MW_ENOMEM. */
-int mw_ws_encode(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t len,
-                 mw_buf_t **out);
+int mw_ws_encode(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t len, mw_buf_t **out);
 
 typedef struct {
     /* A complete data message. msg is valid only during the call. */

@@ -312,16 +312,17 @@ static void test_allowed_origins(void) {
     char err[256] = "";
     REQUIRE(mw_config_init(&c) == 0);
     CHECK_EQ(c.nallowed_origins, 0);
-    CHECK_EQ(mw_config_set_text(&c, "allowed_origins",
-                                "https://example.com, http://localhost:3000", err, sizeof err),
+    CHECK_EQ(mw_config_set_text(&c, "allowed_origins", "https://example.com, http://localhost:3000",
+                                err, sizeof err),
              0);
     REQUIRE(c.nallowed_origins == 2);
     CHECK_STR(c.allowed_origins[1], "http://localhost:3000");
     CHECK_EQ(mw_config_set_text(&c, "allowed_origins", "*", err, sizeof err), 0);
     CHECK_EQ(c.nallowed_origins, 1);
     /* Not an origin: no scheme, a path, spaces, nothing after "://". */
-    static const char *const bad[] = {"example.com", "https://example.com/app", "https://",
-                                      "://example.com", "https://a b", "https://x?y"};
+    static const char *const bad[] = {"example.com", "https://example.com/app",
+                                      "https://",    "://example.com",
+                                      "https://a b", "https://x?y"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
         CHECK_EQ(mw_config_set_text(&c, "allowed_origins", bad[i], err, sizeof err), MW_ECONFIG);

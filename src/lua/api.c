@@ -335,8 +335,7 @@ static int mw_lua_broadcast_all(lua_State *L) {
     uint64_t exclude = opt_id(L, 3);
     const char *event = luaL_optlstring(L, 4, NULL, &elen);
     mw_fanout_result_t res;
-    int rc = mw_pubsub_broadcast_all(need_server(L), binary, data, len, exclude, event, elen,
-                                     &res);
+    int rc = mw_pubsub_broadcast_all(need_server(L), binary, data, len, exclude, event, elen, &res);
     return push_fanout(L, rc, &res);
 }
 
@@ -414,8 +413,8 @@ static int mw_lua_throttle(lua_State *L) {
     mw_server_t *s = get_server(L);
     if (!s)
         return push_result(L, MW_ECLOSED);
-    return push_result(L, mw_server_throttle(s, id, (unsigned)slot, (uint64_t)window,
-                                             (uint64_t)max));
+    return push_result(L,
+                       mw_server_throttle(s, id, (unsigned)slot, (uint64_t)window, (uint64_t)max));
 }
 
 /* core.label(text) -> id. Registers, once per route, what the watchdog

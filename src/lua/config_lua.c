@@ -15,15 +15,14 @@
 #include <string.h>
 #include <unistd.h>
 
-static int type_error(char *err, size_t errlen, const char *file, const char *key,
-                      const char *want, lua_State *L, int idx) {
-    snprintf(err, errlen, "%s: %s: must be %s (got %s)", file, key, want,
-             luaL_typename(L, idx));
+static int type_error(char *err, size_t errlen, const char *file, const char *key, const char *want,
+                      lua_State *L, int idx) {
+    snprintf(err, errlen, "%s: %s: must be %s (got %s)", file, key, want, luaL_typename(L, idx));
     return MW_ECONFIG;
 }
 
-static int apply(lua_State *L, const char *file, const char *key, mw_config_t *cfg,
-                 int *app_ref, char *err, size_t errlen) {
+static int apply(lua_State *L, const char *file, const char *key, mw_config_t *cfg, int *app_ref,
+                 char *err, size_t errlen) {
     /* stack: ... value */
     char msg[512];
     int rc = 0;
@@ -154,8 +153,7 @@ int mw_lua_load_config(lua_State *L, const char *path, mw_config_t *cfg, int *ap
     while (rc == 0 && lua_next(L, -2) != 0) {
         /* stack: ... result key value */
         if (lua_type(L, -2) != LUA_TSTRING) {
-            snprintf(err, errlen, "%s: keys must be strings (got %s)", path,
-                     luaL_typename(L, -2));
+            snprintf(err, errlen, "%s: keys must be strings (got %s)", path, luaL_typename(L, -2));
             rc = MW_ECONFIG;
             break;
         }

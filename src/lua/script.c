@@ -39,11 +39,11 @@ static const char *const fn_names[FN_COUNT] = {"connect", "message", "disconnect
 
 struct mw_script {
     lua_State *L;
-    int app_ref;        /* config.lua's `app` table, or LUA_NOREF */
-    int fns[FN_COUNT];  /* refs to moonwire.runtime functions */
+    int app_ref;       /* config.lua's `app` table, or LUA_NOREF */
+    int fns[FN_COUNT]; /* refs to moonwire.runtime functions */
     int ready;
     uint64_t calls, calls_at_idle; /* events handled; the count at the last idle check */
-    int depth;          /* nesting of call(): only the outermost one is a dispatch */
+    int depth;                     /* nesting of call(): only the outermost one is a dispatch */
 
     /* Memory cap. LuaJIT's own allocator does the work; capped_alloc counts. */
     lua_Alloc inner_alloc;
@@ -61,15 +61,15 @@ struct mw_script {
     int full_ticks;
     uint64_t calls_at_full_check;
     uint64_t limit_hits, refused_messages;
-    uint64_t cur_id;    /* the client of the running dispatch, or 0 */
+    uint64_t cur_id; /* the client of the running dispatch, or 0 */
 
     /* Script timeout. */
     mw_watchdog_t *wd;
     int timeout_ms;
     volatile sig_atomic_t hook_armed; /* set by the signal handler */
-    int interrupting;   /* the running dispatch was told it timed out */
+    int interrupting;                 /* the running dispatch was told it timed out */
     uint64_t timeouts;
-    char *runtime_src;  /* "@<luadir>/moonwire/": the runtime's own chunks */
+    char *runtime_src; /* "@<luadir>/moonwire/": the runtime's own chunks */
     size_t runtime_src_len;
 };
 
@@ -318,9 +318,8 @@ int mw_script_set_limits(mw_script_t *sc, long long memory_limit, int timeout_ms
     sc->watch_at = sc->limit / 4;
     sc->timeout_ms = timeout_ms;
     if (timeout_ms > 0 && !sc->wd) {
-        mw_watchdog_opts_t opts = {.timeout_ms = (uint64_t)timeout_ms,
-                                   .interrupt = on_interrupt,
-                                   .data = sc};
+        mw_watchdog_opts_t opts = {
+            .timeout_ms = (uint64_t)timeout_ms, .interrupt = on_interrupt, .data = sc};
         int rc = mw_watchdog_start(&sc->wd, &opts);
         if (rc != 0)
             return rc;
@@ -353,15 +352,9 @@ static void push_config(lua_State *L, const mw_config_t *cfg, int app_ref) {
     lua_createtable(L, 0, (int)n);
     for (size_t i = 0; i < n; i++) {
         switch (d[i].type) {
-        case MW_CONF_INT:
-            lua_pushnumber(L, (lua_Number)mw_config_get_int(cfg, d[i].name));
-            break;
-        case MW_CONF_BOOL:
-            lua_pushboolean(L, mw_config_get_bool(cfg, d[i].name));
-            break;
-        case MW_CONF_STRING:
-            lua_pushstring(L, mw_config_get_string(cfg, d[i].name));
-            break;
+        case MW_CONF_INT: lua_pushnumber(L, (lua_Number)mw_config_get_int(cfg, d[i].name)); break;
+        case MW_CONF_BOOL: lua_pushboolean(L, mw_config_get_bool(cfg, d[i].name)); break;
+        case MW_CONF_STRING: lua_pushstring(L, mw_config_get_string(cfg, d[i].name)); break;
         case MW_CONF_STRLIST: {
             int count;
             char *const *items = mw_config_get_strlist(cfg, d[i].name, &count);
@@ -383,13 +376,12 @@ static void push_config(lua_State *L, const mw_config_t *cfg, int app_ref) {
     }
 }
 
-
 /* call runs the function on top (with nargs above it) protected, as one
  * watched dispatch (what: a string literal naming the event; id: the
  * client's, or 0). On error it copies the message to err (if given) or
  * logs it. */
-static int call(mw_script_t *sc, int nargs, int nresults, const char *what, uint64_t id,
-                char *err, size_t errlen) {
+static int call(mw_script_t *sc, int nargs, int nresults, const char *what, uint64_t id, char *err,
+                size_t errlen) {
     lua_State *L = sc->L;
     sc->calls++;
     enter(sc, what, id);
@@ -454,7 +446,8 @@ int mw_script_init_app(mw_script_t *sc, mw_server_t *server, const char *app_dir
     /* stack: traceback runtime ok err */
     int ok = lua_toboolean(L, -2);
     if (!ok)
-        snprintf(err, errlen, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "app failed to load");
+        snprintf(err, errlen, "%s",
+                 lua_isstring(L, -1) ? lua_tostring(L, -1) : "app failed to load");
     lua_settop(L, TRACEBACK_SLOT);
     sc->ready = ok;
     return ok ? 0 : MW_ESCRIPT;
@@ -571,8 +564,7 @@ int mw_script_on_connect(mw_script_t *sc, uint64_t id, const mw_client_info_t *i
     return status;
 }
 
-void mw_script_on_message(mw_script_t *sc, uint64_t id, int binary, const char *data,
-                          size_t len) {
+void mw_script_on_message(mw_script_t *sc, uint64_t id, int binary, const char *data, size_t len) {
     if (!sc->ready)
         return;
     lua_State *L = sc->L;
@@ -615,8 +607,7 @@ static int idle_step_cb(lua_State *L) {
 #define FULL_CHECK_TICKS 10
 
 void mw_script_idle(mw_script_t *sc) {
-    if (sc->full && ++sc->full_ticks >= FULL_CHECK_TICKS &&
-        sc->calls != sc->calls_at_full_check) {
+    if (sc->full && ++sc->full_ticks >= FULL_CHECK_TICKS && sc->calls != sc->calls_at_full_check) {
         /* Only Lua code running (a disconnect, a refused message) can free
          * app state, so the heap is rechecked once a second while it does. */
         sc->full_ticks = 0;
