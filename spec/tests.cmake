@@ -8,6 +8,8 @@
 #   lint_*         checks over the source tree itself
 
 find_program(MW_BUSTED busted REQUIRED)
+find_program(MW_LUACHECK luacheck REQUIRED)          # Debian lua-check
+find_program(MW_CLANG_FORMAT clang-format REQUIRED)  # Debian clang-format
 # Debian's interpreter: it is the one python3-websockets is installed for.
 find_program(MW_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH REQUIRED)
 
@@ -29,6 +31,20 @@ endfunction()
 add_test(NAME lint_lua_boundary
          COMMAND sh -c "! grep -rlE '#include[[:space:]]*[<\"](lua|lauxlib|lualib|luajit)\\.h' \"$1/src\" | grep -v '/src/lua/'"
                  sh ${PROJECT_SOURCE_DIR})
+
+# The Lua of the runtime, the specs and the examples against .luacheckrc
+# (busted's globals only in specs), warnings included.
+add_test(NAME lint_luacheck
+         COMMAND sh -c "exec \"$1\" --no-color --quiet lua spec examples .busted examples/*/.busted"
+                 sh ${MW_LUACHECK}
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+
+# Every C file under src/ and spec/ is as clang-format (.clang-format at the
+# top) would write it; the failure lists each place that is not.
+add_test(NAME lint_clang_format
+         COMMAND sh -c "find src spec -name '*.[ch]' -print0 | xargs -0 \"$1\" --dry-run --Werror"
+                 sh ${MW_CLANG_FORMAT}
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 
 # --------------------------------------------------------------------------
 # C modules, one test per module
