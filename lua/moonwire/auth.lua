@@ -154,7 +154,10 @@ function _M.authenticate(app, jwt_opts, request)
         end
         if res == nil or res == false then
             if err ~= nil then
-                return nil, type(err) == "table" and tostring(err.message or err.code) or tostring(err)
+                if type(err) == "table" then
+                    return nil, tostring(err.message or err.code)
+                end
+                return nil, tostring(err)
             end
             return false
         end

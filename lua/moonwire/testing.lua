@@ -43,7 +43,8 @@ local function valid_utf8(s)
         if c < 0x80 then
             i = i + 1
         else
-            local len, lo, hi = 0, 0x80, 0xBF
+            local len
+            local lo, hi = 0x80, 0xBF
             if c >= 0xC2 and c <= 0xDF then
                 len = 2
             elseif c >= 0xE0 and c <= 0xEF then

@@ -1064,8 +1064,8 @@ static void test_sleeping_endpoint_sends_and_closes(void) {
     CHECK_EQ(mw_ws_feed(p.ws, in.p, in.len), 0);
     CHECK_EQ(mw_ws_sleep(p.ws), 1);
     CHECK_EQ(mw_ws_send(p.ws, 0, (const uint8_t *)"out", 3), 0); /* needs no context */
-    CHECK_EQ(mw_ws_close(p.ws, 1001, "bye", 3), 0);             /* wakes it */
-    CHECK_EQ(mw_ws_sleep(p.ws), 0);                             /* closing: never */
+    CHECK_EQ(mw_ws_close(p.ws, 1001, "bye", 3), 0);              /* wakes it */
+    CHECK_EQ(mw_ws_sleep(p.ws), 0);                              /* closing: never */
     sframe_t f[4];
     REQUIRE(read_frames(&p.out, f, 4) == 2);
     CHECK_EQ(f[0].opcode, OP_TEXT);

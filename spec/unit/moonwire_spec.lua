@@ -24,6 +24,7 @@ describe("moonwire", function()
         assert.equal("ROOM_FULL", err.code)
         assert.equal("no seats left", err.message)
         ok, err = pcall(moonwire.fail, "NOT_FOUND")
+        assert.is_false(ok)
         assert.equal("not found", err.message)
     end)
 

@@ -23,13 +23,15 @@ describe("hub", function()
 
     it("echoes data after decoding and re-encoding it", function()
         local out = ws:send('{"type":"echo","data":{"text":"h\195\169llo","n":[1,2,3],"ok":true}}')
-        assert.same({ { type = "echo", data = { text = "h\195\169llo", n = { 1, 2, 3 }, ok = true } } }, out)
+        assert.same({ { type = "echo",
+                        data = { text = "h\195\169llo", n = { 1, 2, 3 }, ok = true } } }, out)
         out = ws:send('{"type":"echo","data":"xxxxxxxx"}')
         assert.same({ { type = "echo", data = "xxxxxxxx" } }, out)
     end)
 
     it("echoes null data as null", function()
-        assert.same({ { type = "echo", data = testing.null } }, ws:send('{"type":"echo","data":null}'))
+        assert.same({ { type = "echo", data = testing.null } },
+                    ws:send('{"type":"echo","data":null}'))
     end)
 
     -- The last frame sent to `conn`, as the text the client receives.
@@ -60,7 +62,8 @@ describe("hub", function()
     end)
 
     it("answers subscribe with subscribed", function()
-        assert.same({ { type = "subscribed", room = "r1" } }, ws:send('{"type":"subscribe","room":"r1"}'))
+        assert.same({ { type = "subscribed", room = "r1" } },
+                    ws:send('{"type":"subscribe","room":"r1"}'))
         assert.same({ "r1" }, ws.client:rooms())
     end)
 
