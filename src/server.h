@@ -1,6 +1,7 @@
 /*
  * server.h - the owner of everything a worker runs: the loop, listeners,
- * connections, the script (Lua app), configuration and counters.
+ * connections, configuration and counters, and the application it calls
+ * through the callback table of app.h.
  *
  * Lifecycle: mw_server_create -> mw_server_listen -> mw_server_run (returns
  * after a graceful shutdown) -> mw_server_free.

@@ -2,7 +2,7 @@
 --
 -- Policy, in Lua; the primitives are C: signatures (moonwire.jwt), closing
 -- a connection at a deadline (core.set_expiry), refusing the upgrade (the
--- C core turns runtime.connect's refusal into an HTTP answer).
+-- C core turns runtime.upgrade's refusal into an HTTP answer).
 --
 --   authenticate: the app's authenticate(request) hook when it has one, else
 --     the default strategy: a JWT (jwt_* settings) from ?token= or an
