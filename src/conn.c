@@ -1053,7 +1053,7 @@ int mw_conn_set_expiry(mw_conn_t *c, int64_t ms, uint16_t code, const char *reas
         clear_deadline(c);
         return 0;
     }
-    if (!mw_ws_close_code_sendable(code) || len > 123)
+    if (!mw_ws_close_valid(code, reason, len))
         return MW_EINVAL;
     mw_conn_extra_t *x = extra(c);
     char *r = malloc(len + 1);

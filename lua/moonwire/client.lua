@@ -12,11 +12,11 @@ local setmetatable = setmetatable
 local rawget = rawget
 local rawset = rawset
 local type = type
+local tonumber = tonumber
 local ipairs = ipairs
 local error = error
 local pcall = pcall
 local tostring = tostring
-local floor = math.floor
 
 
 local _M = require("moonwire.version").module()
@@ -135,29 +135,23 @@ function _M.emit(self, type_, action, data)
 end
 
 
-local function valid_close_code(code)
-    if type(code) ~= "number" or code ~= floor(code) then
-        return false
-    end
-    return (code >= 1000 and code <= 1003) or (code >= 1007 and code <= 1014)
-           or (code >= 3000 and code <= 4999)
-end
-
-
 -- Starts the closing handshake. Returns true or nil, "closed".
 function _M.close(self, code, reason)
     code = code or 1000
     reason = reason or ""
-    if not valid_close_code(code) then
-        error("bad argument #1 to 'close' (invalid close code " .. tostring(code) .. ")", 2)
-    end
-    if type(reason) ~= "string" or #reason > 123 then
-        error("bad argument #2 to 'close' (string of at most 123 bytes expected)", 2)
-    end
     if self._closed then
         return nil, "closed"
     end
-    return core.close(self.id, code, reason)
+    -- The rule on codes and reasons is C's (ws.h); a misuse is reported at
+    -- the caller, numbered as this method's arguments.
+    local ok, res, err = pcall(core.close, self.id, code, reason)
+    if not ok then
+        local msg = tostring(res):gsub("^.-bad argument #(%d)", function(n)
+            return "bad argument #" .. (tonumber(n) - 1)
+        end)
+        error(msg, 2)
+    end
+    return res, err
 end
 
 

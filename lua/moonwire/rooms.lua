@@ -30,8 +30,9 @@ local manager_mt = { __index = manager }
 local room = {}
 local room_mt = { __index = room }
 
--- Room names are what C accepts: non-empty strings of at most 256 bytes.
-_M.MAX_NAME = 256
+-- Room names are what C accepts (rooms.h): non-empty strings of at most
+-- core.room_name_max bytes.
+_M.MAX_NAME = core.room_name_max
 
 local INVALID_ROOM = "INVALID_ROOM"
 local ROOM_FULL = "ROOM_FULL"

@@ -563,8 +563,9 @@ function runtime._throttle_ok(self, client, msg, throttle)
     local slot = host.throttle_slots[throttle.route]
     if not slot then
         slot = host.throttle_next
-        if slot >= 64 then
-            log("error", "more than 64 throttled routes: %s is not throttled", throttle.route)
+        if slot >= core.max_throttles then
+            log("error", "more than %d throttled routes: %s is not throttled",
+                core.max_throttles, throttle.route)
             return true
         end
         host.throttle_slots[throttle.route] = slot
@@ -630,7 +631,6 @@ function runtime.reload(self, config)
     if not ok and is_failure(res) then
         log("error", "hook on_reload raised moonwire.fail: %s", tostring(res))
     end
-    log("debug", "reloaded app %s (%d routes)", self._dir, #new:routes())
     return true
 end
 

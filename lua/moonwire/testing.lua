@@ -119,7 +119,8 @@ end
 -- backpressure), `dropped[id]` and `dropped_total` (broadcasts skipped).
 function _M.new_core()
     local c = { _fake = true, sent = {}, closed = {}, logs = {},
-                buffered = {}, dropped = {}, dropped_total = 0 }
+                buffered = {}, dropped = {}, dropped_total = 0,
+                room_name_max = 256, close_reason_max = 123, max_throttles = 64 }
     local last_id = 0
     local config = {}
     local open = {}          -- id -> true while connected

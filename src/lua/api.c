@@ -570,6 +570,8 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
     lua_setfield(L, -2, "room_name_max");
     lua_pushinteger(L, MW_WS_CLOSE_REASON_MAX);
     lua_setfield(L, -2, "close_reason_max");
+    lua_pushinteger(L, MW_MAX_THROTTLES);
+    lua_setfield(L, -2, "max_throttles");
     return ctx;
 }
 

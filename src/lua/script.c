@@ -613,7 +613,7 @@ static int app_upgrade(void *data, mw_conn_t *c, const mw_client_info_t *info, c
     }
     push_headers(L, info);
     lua_setfield(L, -2, "headers");
-    if (call(sc, 2, 3, "connect", id, NULL, 0) != 0) {
+    if (call(sc, 2, 3, "upgrade", id, NULL, 0) != 0) {
         snprintf(msg, msglen, "internal error");
         lua_settop(L, base);
         return 500;
@@ -640,7 +640,7 @@ static void app_open(void *data, mw_conn_t *c) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_OPEN]);
     lua_pushnumber(L, (lua_Number)id);
     mw_lua_core_set_current(sc->core, c);
-    call(sc, 1, 0, "connect", id, NULL, 0);
+    call(sc, 1, 0, "open", id, NULL, 0);
     mw_lua_core_set_current(sc->core, NULL);
     lua_settop(L, base);
 }
@@ -649,7 +649,7 @@ static void app_open(void *data, mw_conn_t *c) {
  * its message runs, so the reply needs no lookup by id. */
 static void app_message(void *data, mw_conn_t *c, int binary, const char *payload, size_t len) {
     mw_script_t *sc = data;
-    if (!sc->ready)
+    if (!sc->ready || sc->fns[FN_MESSAGE] == LUA_NOREF)
         return;
     lua_State *L = sc->L;
     int base = lua_gettop(L);
