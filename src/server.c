@@ -314,11 +314,8 @@ static void on_shutdown_timeout(uv_timer_t *t) {
     }
 }
 
-void mw_server_shutdown(mw_server_t *s) {
-    if (s->shutting_down)
-        return;
-    s->shutting_down = 1;
-    mw_log_info("shutting down: closing %zu client(s) with 1001", s->nclients);
+/* stop_listening closes the listeners: no new connections. */
+static void stop_listening(mw_server_t *s) {
     if (s->listening) {
         uv_close((uv_handle_t *)&s->listener, NULL);
         s->listening = 0;
@@ -327,6 +324,14 @@ void mw_server_shutdown(mw_server_t *s) {
         uv_close((uv_handle_t *)&s->tls_listener, NULL);
         s->tls_listening = 0;
     }
+}
+
+void mw_server_shutdown(mw_server_t *s) {
+    if (s->shutting_down)
+        return;
+    s->shutting_down = 1;
+    mw_log_info("shutting down: closing %zu client(s) with 1001", s->nclients);
+    stop_listening(s);
     mw_list_t *l = s->conns.next;
     while (l != &s->conns) {
         mw_list_t *next = l->next;
@@ -502,14 +507,7 @@ int mw_server_adopt(mw_server_t *s, int fd, const char *peer_addr, int peer_port
 
 void mw_server_abort(mw_server_t *s) {
     s->shutting_down = 1;
-    if (s->listening) {
-        uv_close((uv_handle_t *)&s->listener, NULL);
-        s->listening = 0;
-    }
-    if (s->tls_listening) {
-        uv_close((uv_handle_t *)&s->tls_listener, NULL);
-        s->tls_listening = 0;
-    }
+    stop_listening(s);
     mw_list_t *l = s->conns.next;
     while (l != &s->conns) {
         mw_list_t *next = l->next;

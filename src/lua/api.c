@@ -343,16 +343,22 @@ static int push_fanout(lua_State *L, int rc, const mw_fanout_result_t *res) {
     return 2;
 }
 
+/* check_fanout_msg reads (payload, is_binary[, exclude_id], event_id) from
+ * stack index idx on; with_exclude says whether exclude_id is among them. */
+static void check_fanout_msg(lua_State *L, int idx, int with_exclude, mw_fanout_msg_t *m) {
+    m->data = luaL_checklstring(L, idx, &m->len);
+    m->binary = lua_toboolean(L, idx + 1);
+    m->exclude_id = with_exclude ? opt_id(L, idx + 2) : 0;
+    m->event_len = 0;
+    m->event_id = luaL_optlstring(L, idx + 2 + (with_exclude ? 1 : 0), NULL, &m->event_len);
+}
+
 /* core.broadcast(room, payload, is_binary, exclude_id, event_id) -> delivered, dropped */
 static int mw_lua_broadcast(lua_State *L) {
     size_t rlen;
     const char *room = check_room(L, 1, &rlen);
     mw_fanout_msg_t m;
-    m.data = luaL_checklstring(L, 2, &m.len);
-    m.binary = lua_toboolean(L, 3);
-    m.exclude_id = opt_id(L, 4);
-    m.event_len = 0;
-    m.event_id = luaL_optlstring(L, 5, NULL, &m.event_len);
+    check_fanout_msg(L, 2, 1, &m);
     mw_lua_core_t *ctx = ctx_of(L);
     if (!ctx->server)
         return not_serving(L);
@@ -364,11 +370,7 @@ static int mw_lua_broadcast(lua_State *L) {
 static int mw_lua_send_many(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     mw_fanout_msg_t m;
-    m.data = luaL_checklstring(L, 2, &m.len);
-    m.binary = lua_toboolean(L, 3);
-    m.exclude_id = 0;
-    m.event_len = 0;
-    m.event_id = luaL_optlstring(L, 4, NULL, &m.event_len);
+    check_fanout_msg(L, 2, 0, &m);
     mw_lua_core_t *ctx = ctx_of(L);
     if (!ctx->server)
         return not_serving(L);
@@ -392,11 +394,7 @@ static int mw_lua_send_many(lua_State *L) {
 /* core.broadcast_all(payload, is_binary, exclude_id, event_id) -> delivered, dropped */
 static int mw_lua_broadcast_all(lua_State *L) {
     mw_fanout_msg_t m;
-    m.data = luaL_checklstring(L, 1, &m.len);
-    m.binary = lua_toboolean(L, 2);
-    m.exclude_id = opt_id(L, 3);
-    m.event_len = 0;
-    m.event_id = luaL_optlstring(L, 4, NULL, &m.event_len);
+    check_fanout_msg(L, 1, 1, &m);
     mw_lua_core_t *ctx = ctx_of(L);
     if (!ctx->server)
         return not_serving(L);
