@@ -58,7 +58,8 @@ typedef struct mw_app_callbacks {
     void (*close)(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len);
     /* http: a plain HTTP request for a path the core does not serve itself
      * (not /health, not the WebSocket endpoint). Returns 0 when it answered
-     * with mw_conn_respond, or MW_ENOTFOUND for the core's 404. */
+     * with mw_conn_respond, MW_ENOTFOUND for the core's 404, any other
+     * error for a 500. */
     int (*http)(void *data, mw_conn_t *c, const mw_request_t *req);
     /* reload: load the app's code again (a file changed, SIGHUP), with cfg
      * the running configuration. Returns 0, or MW_ESCRIPT with err

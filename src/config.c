@@ -42,8 +42,7 @@ static const char *valid_token(const char *v) {
 
 /* valid_room_pattern: a room name, optionally ending in "*" (a prefix). */
 static const char *valid_room_pattern(const char *v) {
-    size_t n = strlen(v);
-    return n > 0 && n <= MW_ROOM_NAME_MAX ? NULL : "entries must be room names of 1 to 256 bytes";
+    return mw_room_name_valid(v, strlen(v)) ? NULL : "entries must be " MW_ROOM_NAME_RULE;
 }
 
 /* valid_origin: "*", or an RFC 6454 serialized origin: scheme "://" host

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#define MW_CONFIG_MAX_OPTIONS 128     /* at least the number of descriptors */
 #define MW_CONFIG_MAX_SUBPROTOCOLS 16 /* also the bound of every list option */
 
 typedef enum {

@@ -31,14 +31,18 @@
  * plain connection pays one test of c->tls per read, flush and write.
  */
 #include "conn.h"
+#include "admission.h"
 #include "dedupe.h"
+#include "endpoint.h"
 #include "errors.h"
 #include "handshake.h"
+#include "health.h"
 #include "http.h"
 #include "iptable.h"
 #include "log.h"
 #include "outq.h"
-#include "server_private.h"
+#include "state.h"
+#include "throttle.h"
 #include "tls.h"
 #include "ws.h"
 
@@ -88,15 +92,12 @@ struct mw_conn {
 typedef struct mw_conn_extra {
     mw_ipkey_t ip; /* counted in server->ips when ip_admitted */
     uint8_t ip_admitted;
-    uint8_t nthrottles;
     uint16_t expiry_code;
-    uint32_t violations; /* messages refused by rate_limit in a row */
-    uint64_t msg_tat;    /* rate_limit cell (ratelimit.h), in µs */
-    char *expiry_reason; /* set with mw_conn_set_expiry; its deadline is c->deadline */
-    uint64_t *throttles; /* per-route rate cells (mw_conn_throttle), by slot */
-    mw_dedupe_t seen;    /* recently delivered events (dedupe.h) */
-    uint64_t dropped;    /* broadcasts dropped by backpressure */
-    char *peer_addr;     /* adopted sockets: the peer the app is told about */
+    char *expiry_reason;    /* set with mw_conn_set_expiry; its deadline is c->deadline */
+    mw_throttle_t throttle; /* rate_limit and per-route cells (throttle.h) */
+    mw_dedupe_t seen;       /* recently delivered events (dedupe.h) */
+    uint64_t dropped;       /* broadcasts dropped by backpressure */
+    char *peer_addr;        /* adopted sockets: the peer the app is told about */
     int peer_port;
 } mw_conn_extra_t;
 
@@ -240,10 +241,10 @@ static void on_close(uv_handle_t *h) {
         mw_idmap_del(&s->clients, c->id);
     if (c->x) {
         if (c->x->ip_admitted)
-            mw_iptable_release(s->ips, &c->x->ip);
+            mw_admission_release(s, &c->x->ip);
         mw_dedupe_clear(&c->x->seen);
         free(c->x->expiry_reason);
-        free(c->x->throttles);
+        mw_throttle_free(&c->x->throttle);
         free(c->x->peer_addr);
         free(c->x);
     }
@@ -253,8 +254,7 @@ static void on_close(uv_handle_t *h) {
     mw_outq_clear(&c->outq);
     mw_list_remove(&c->link);
     s->nconns--;
-    free(c);
-    mw__server_conn_gone(s);
+    free(c); /* the server notices nconns reaching 0 in its next pass (shutdown) */
 }
 
 static void close_now(mw_conn_t *c) {
@@ -416,6 +416,27 @@ static int on_ws_write(void *data, const uint8_t *bytes, size_t len) {
     return 0;
 }
 
+/* send_reply sends a reply the core sends by itself (mw_server_set_reply),
+ * with the current time in its time stamp. */
+static void send_reply(mw_conn_t *c, mw_reply_t which) {
+    mw_server_t *s = c->server;
+    const char *r = s->reply[which];
+    size_t len = s->reply_len[which], off = s->reply_ts_off[which];
+    if (!r)
+        return;
+    if (s->reply_ts_len[which] == 0 || len > 4096) {
+        mw_conn_send(c, s->reply_binary[which], r, len);
+        return;
+    }
+    char buf[4096 + 24], ts[24];
+    int n = snprintf(ts, sizeof ts, "%llu", (unsigned long long)mw_server_wall_ms(s));
+    size_t tail = len - off - s->reply_ts_len[which];
+    memcpy(buf, r, off);
+    memcpy(buf + off, ts, (size_t)n);
+    memcpy(buf + off + (size_t)n, r + len - tail, tail);
+    mw_conn_send(c, s->reply_binary[which], buf, off + (size_t)n + tail);
+}
+
 /* rate_limited applies rate_limit to one message: 0 lets it through; 1
  * means it was refused (an error event sent, or the connection closed with
  * 1008 after rate_limit.max_violations refusals in a row). Refused messages
@@ -427,22 +448,19 @@ static int rate_limited(mw_conn_t *c) {
         close_now(c);
         return 1;
     }
-    if (mw_rate_take(&s->msg_rate, &x->msg_tat, mw_server_now(s) * 1000)) {
-        x->violations = 0;
+    mw_throttle_verdict_t v =
+        mw_throttle_message(&x->throttle, &s->msg_rate, (uint32_t)s->cfg->rate_limit_max_violations,
+                            mw_server_now(s) * 1000);
+    if (v == MW_THROTTLE_PASS)
         return 0;
-    }
     s->rate_limited_total++;
-    x->violations++;
-    int max = s->cfg->rate_limit_max_violations;
-    if (max && x->violations >= (uint32_t)max) {
+    if (v == MW_THROTTLE_CLOSE) {
         mw_log_info("client %llu: closing after %u rate limit violations in a row",
-                    (unsigned long long)c->id, x->violations);
+                    (unsigned long long)c->id, x->throttle.violations);
         mw_conn_close(c, 1008, "rate limit exceeded", 19);
         return 1;
     }
-    if (s->reply[MW_REPLY_RATE_LIMITED])
-        mw_conn_send(c, s->reply_binary[MW_REPLY_RATE_LIMITED], s->reply[MW_REPLY_RATE_LIMITED],
-                     s->reply_len[MW_REPLY_RATE_LIMITED]);
+    send_reply(c, MW_REPLY_RATE_LIMITED);
     return 1;
 }
 
@@ -506,6 +524,18 @@ static void respond(mw_conn_t *c, int status, const char *extra_headers, const c
         return;
     }
     start_draining(c);
+}
+
+int mw_conn_respond(mw_conn_t *c, int status, const char *headers, const char *content_type,
+                    const void *body, size_t len) {
+    if (c->state != CONN_HTTP)
+        return MW_ECLOSED;
+    /* The head is formatted into respond()'s 512 bytes. */
+    if (status < 200 || status > 599 || strlen(content_type) > 100 ||
+        (headers && strlen(headers) > 256))
+        return MW_EINVAL;
+    respond(c, status, headers, content_type, body, len);
+    return 0;
 }
 
 static void respond_text(mw_conn_t *c, int status, const char *extra, const char *msg) {
@@ -573,8 +603,10 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
     int refused =
         s->app.cb->upgrade ? s->app.cb->upgrade(s->app.data, c, &info, msg, sizeof msg) : 0;
     if (refused) {
+        mw_refusal_t r;
+        mw_admission_app_refusal(refused, msg, &r);
         unaccept(c);
-        refuse(c, refused, refused == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, msg);
+        refuse(c, r.status, r.headers, r.why);
         return;
     }
     mw_log_debug("client %llu connected from %s:%d", (unsigned long long)c->id, addr, port);
@@ -598,37 +630,16 @@ static void unaccept(mw_conn_t *c) {
     c->state = CONN_HTTP;
 }
 
-/* origin_allowed: allowed_origins empty or "*" accepts any; otherwise the
- * request's Origin must be one of them (ASCII case-insensitive, RFC 6454).
- * A request without Origin does not come from a browser page, which is
- * what Origin checks protect (cross-site WebSocket hijacking), so it is
- * accepted; authentication is what stops other clients. */
-static int origin_allowed(const mw_config_t *cfg, const mw_request_t *req) {
-    if (cfg->nallowed_origins == 0)
-        return 1;
-    const char *origin = mw_request_header(req, "Origin");
-    if (!origin)
-        return 1;
-    for (int i = 0; i < cfg->nallowed_origins; i++)
-        if (strcmp(cfg->allowed_origins[i], "*") == 0 ||
-            strcasecmp(cfg->allowed_origins[i], origin) == 0)
-            return 1;
-    return 0;
-}
-
-static int path_matches(const mw_config_t *cfg, const char *path) {
-    return strcmp(cfg->path, "*") == 0 || strcmp(cfg->path, path) == 0;
-}
-
+/* on_request acts on a complete request head: what it is for
+ * (endpoint.c), whether the client may upgrade (admission.c), the
+ * handshake (handshake.c). */
 static void on_request(mw_conn_t *c, const mw_request_t *req) {
     mw_server_t *s = c->server;
-    if (strcmp(req->path, "/health") == 0) {
-        if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-            respond_text(c, 405, "Allow: GET\r\n", "method not allowed");
-            return;
-        }
+    mw_refusal_t r;
+    switch (mw_endpoint_route(s->cfg, req, &r)) {
+    case MW_ENDPOINT_HEALTH: {
         size_t len;
-        char *body = mw_server_health_json(s, &len);
+        char *body = mw_health_json(s, &len);
         if (!body) {
             close_now(c);
             return;
@@ -637,19 +648,21 @@ static void on_request(mw_conn_t *c, const mw_request_t *req) {
         free(body);
         return;
     }
-    if (!path_matches(s->cfg, req->path)) {
-        respond_text(c, 404, NULL, "not found");
+    case MW_ENDPOINT_REFUSE: respond_text(c, r.status, r.headers, r.why); return;
+    case MW_ENDPOINT_APP: {
+        /* Not ours: the app's HTTP routes, else the 404. */
+        int rc = s->app.cb->http ? s->app.cb->http(s->app.data, c, req) : MW_ENOTFOUND;
+        if (rc != 0 && c->state == CONN_HTTP)
+            respond_text(c, rc == MW_ENOTFOUND ? 404 : 500, NULL,
+                         rc == MW_ENOTFOUND ? "not found" : "internal server error");
         return;
     }
-    if (!origin_allowed(s->cfg, req)) {
-        refuse(c, 403, NULL, "origin not allowed");
-        return;
+    case MW_ENDPOINT_WEBSOCKET: break;
     }
     mw_handshake_t hs;
     int status = mw_handshake_check(req, s->cfg->subprotocols, s->cfg->nsubprotocols, &hs);
-    if (status == 101 && s->cfg->max_connections &&
-        s->nclients >= (size_t)s->cfg->max_connections) {
-        refuse(c, 503, "Retry-After: 5\r\n", "server at capacity");
+    if (mw_admission_upgrade(s, req, status == 101, &r) != MW_ADMIT) {
+        refuse(c, r.status, r.headers, r.why);
         return;
     }
     if (status == 101) {
@@ -769,45 +782,34 @@ static int peer_sockaddr(const mw_conn_t *c, struct sockaddr_storage *ss) {
     return uv_tcp_getpeername(&c->tcp, (struct sockaddr *)ss, &sslen) == 0 ? 0 : -1;
 }
 
-/* admit applies the connection limits to a new connection before it costs
- * more than its socket: past the open-files ceiling it is closed at once
- * (no answer: there are no files to spare for lingering), past its
- * address's limits it gets 429. (max_connections is checked at the upgrade,
- * so that /health still answers when the server is full.) */
+/* admit applies the accept-time limits (admission.c) to a new connection. */
 static void admit(mw_conn_t *c) {
     mw_server_t *s = c->server;
-    const mw_config_t *cfg = s->cfg;
-    if (s->nconns > s->fd_ceiling) {
-        s->refused_total++;
-        mw_log_debug("refused a connection: %zu open, near the open-files limit", s->nconns);
-        close_now(c);
-        return;
-    }
-    if (!cfg->max_connections_per_ip && !mw_rate_enabled(&s->ip_rate))
-        return;
     struct sockaddr_storage ss;
+    int known = peer_sockaddr(c, &ss) == 0;
     mw_ipkey_t key;
-    if (peer_sockaddr(c, &ss) != 0 ||
-        mw_ipkey_from_sockaddr((const struct sockaddr *)&ss, &key) != 0)
+    mw_refusal_t r;
+    int counted;
+    switch (
+        mw_admission_accept(s, known ? (const struct sockaddr *)&ss : NULL, &key, &counted, &r)) {
+    case MW_ADMIT:
+        if (counted) {
+            mw_conn_extra_t *x = extra(c);
+            if (!x) {
+                mw_admission_release(s, &key);
+                close_now(c);
+                return;
+            }
+            x->ip = key;
+            x->ip_admitted = 1;
+        }
         return;
-    mw_conn_extra_t *x = extra(c);
-    if (!x) {
+    case MW_ADMIT_REFUSE: refuse(c, r.status, r.headers, r.why); return;
+    case MW_ADMIT_DROP:
+        s->refused_total++;
         close_now(c);
         return;
     }
-    int rc = mw_iptable_admit(s->ips, &key, mw_server_now(s) * 1000, &s->ip_rate,
-                              (uint32_t)cfg->max_connections_per_ip);
-    if (rc == 0) {
-        x->ip = key;
-        x->ip_admitted = 1;
-        return;
-    }
-    if (rc == MW_EBUSY)
-        refuse(c, 429, "Retry-After: 5\r\n", "too many connections from this address");
-    else if (rc == MW_ERATE)
-        refuse(c, 429, "Retry-After: 1\r\n", "too many new connections: slow down");
-    else
-        close_now(c);
 }
 
 /* conn_new makes a connection in HTTP state on the server's lists, its
@@ -996,9 +998,8 @@ void mw_conn_heartbeat(mw_conn_t *c, uint64_t now_ms) {
         c->ping_sent = now ? now : 1;
         /* For clients whose code cannot see protocol pings (a browser's
          * JavaScript): the app protocol's ping event too. */
-        if (cfg->app_ping && s->reply[MW_REPLY_PING])
-            mw_conn_send(c, s->reply_binary[MW_REPLY_PING], s->reply[MW_REPLY_PING],
-                         s->reply_len[MW_REPLY_PING]);
+        if (cfg->app_ping)
+            send_reply(c, MW_REPLY_PING);
     }
 }
 
@@ -1035,22 +1036,10 @@ void mw_conn_tick(mw_conn_t *c, uint64_t now) {
 int mw_conn_throttle(mw_conn_t *c, unsigned slot, uint64_t window_ms, uint64_t max) {
     if (c->state != CONN_OPEN)
         return MW_ECLOSED;
-    if (slot >= MW_MAX_THROTTLES)
-        return MW_EINVAL;
     mw_conn_extra_t *x = extra(c);
     if (!x)
         return MW_ENOMEM;
-    if (slot >= x->nthrottles) {
-        uint64_t *t = realloc(x->throttles, (slot + 1) * sizeof *t);
-        if (!t)
-            return MW_ENOMEM;
-        memset(t + x->nthrottles, 0, (slot + 1 - x->nthrottles) * sizeof *t);
-        x->throttles = t;
-        x->nthrottles = (uint8_t)(slot + 1);
-    }
-    mw_rate_t r;
-    mw_rate_init(&r, window_ms, max);
-    return mw_rate_take(&r, &x->throttles[slot], mw_server_now(c->server) * 1000) ? 0 : MW_ERATE;
+    return mw_throttle_route(&x->throttle, slot, window_ms, max, mw_server_now(c->server) * 1000);
 }
 
 int mw_conn_set_expiry(mw_conn_t *c, int64_t ms, uint16_t code, const char *reason, size_t len) {
@@ -1064,7 +1053,7 @@ int mw_conn_set_expiry(mw_conn_t *c, int64_t ms, uint16_t code, const char *reas
         clear_deadline(c);
         return 0;
     }
-    if (!mw_ws_close_code_sendable(code) || len > 123)
+    if (!mw_ws_close_valid(code, reason, len))
         return MW_EINVAL;
     mw_conn_extra_t *x = extra(c);
     char *r = malloc(len + 1);

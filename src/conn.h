@@ -12,10 +12,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "list.h"
 #include "rooms.h"
-#include "server.h"
+typedef struct mw_server mw_server_t;
 
 typedef struct mw_buf mw_buf_t;
 typedef struct mw_tls_ctx mw_tls_ctx_t;
@@ -34,6 +35,15 @@ int mw_conn_adopt(mw_server_t *s, int fd, const char *peer_addr, int peer_port);
 /* mw_conn_send sends a message on an OPEN connection.
  * Returns 0, MW_ECLOSED, MW_EUTF8 or MW_ENOMEM. */
 int mw_conn_send(mw_conn_t *c, int binary, const void *data, size_t len);
+
+/* mw_conn_respond answers a plain HTTP request (the app's http callback)
+ * with status, extra header lines (each "Name: value\r\n", or NULL),
+ * content_type and body, then closes the connection once it is sent.
+ * Returns 0, MW_ECLOSED (not an HTTP request, or already answered) or
+ * MW_EINVAL (a status outside 200..599, a content type over 100 bytes,
+ * headers over 256). */
+int mw_conn_respond(mw_conn_t *c, int status, const char *headers, const char *content_type,
+                    const void *body, size_t len);
 
 /* mw_conn_close starts the closing handshake (OPEN connections) or drops
  * the connection (any other state). Returns 0, MW_ECLOSED or MW_EINVAL. */
@@ -72,9 +82,6 @@ void mw_conn_tick(mw_conn_t *c, uint64_t now);
  * its parser state (see mw_ws_sleep); called by the server's cron for
  * connections on its awake list. Returns 1 when it freed the state. */
 int mw_conn_idle(mw_conn_t *c, uint64_t now);
-
-/* Per-route throttles: slots 0..MW_MAX_THROTTLES-1, numbered by Lua. */
-#define MW_MAX_THROTTLES 64
 
 /* mw_conn_throttle counts one message of the route in slot against max
  * per window_ms for this connection. Returns 0 when allowed, MW_ERATE when

@@ -21,23 +21,23 @@ typedef enum {
     MW_ETOKENBIG = -107,  /* a token over MW_JWT_MAX_TOKEN bytes */
     MW_ETLS = -108,       /* TLS handshake failed or a bad record (the connection closes) */
     /* -2xx: the caller asked for something impossible */
-    MW_EINVAL = -200,     /* invalid argument */
-    MW_ECLOSED = -201,    /* the connection is closing or gone */
-    MW_ENOTFOUND = -202,  /* no such object */
-    MW_ECONFIG = -203,    /* invalid configuration */
-    MW_ESCRIPT = -204,    /* the Lua app failed to load or run */
-    MW_EFULL = -205,      /* the room is full (max_connections_per_room) */
-    MW_ELIMIT = -206,     /* the client is in too many rooms (max_rooms_per_client) */
-    MW_EDUP = -207,       /* the event was already delivered to this client */
-    MW_ESLOW = -208,      /* dropped: the client's output is over max_buffered_bytes */
-    MW_EKEY = -209,       /* a key that cannot be parsed or is of an unsupported type */
-    MW_EWEAKKEY = -210,   /* an RSA key under 2048 bits */
-    MW_EKEYALG = -211,    /* a key of the wrong type for the algorithm */
-    MW_ERATE = -212,      /* over a rate limit */
-    MW_EBUSY = -213,      /* too many connections (server-wide, per address or per user) */
+    MW_EINVAL = -200,    /* invalid argument */
+    MW_ECLOSED = -201,   /* the connection is closing or gone */
+    MW_ENOTFOUND = -202, /* no such object */
+    MW_ECONFIG = -203,   /* invalid configuration */
+    MW_ESCRIPT = -204,   /* the Lua app failed to load or run */
+    MW_EFULL = -205,     /* the room is full (max_connections_per_room) */
+    MW_ELIMIT = -206,    /* the client is in too many rooms (max_rooms_per_client) */
+    MW_EDUP = -207,      /* the event was already delivered to this client */
+    MW_ESLOW = -208,     /* dropped: the client's output is over max_buffered_bytes */
+    MW_EKEY = -209,      /* a key that cannot be parsed or is of an unsupported type */
+    MW_EWEAKKEY = -210,  /* an RSA key under 2048 bits */
+    MW_EKEYALG = -211,   /* a key of the wrong type for the algorithm */
+    MW_ERATE = -212,     /* over a rate limit */
+    MW_EBUSY = -213,     /* too many connections (server-wide, per address or per user) */
     /* -3xx: the system refused */
-    MW_ENOMEM = -300,     /* out of memory */
-    MW_EIO = -301         /* an I/O or libuv call failed */
+    MW_ENOMEM = -300, /* out of memory */
+    MW_EIO = -301     /* an I/O or libuv call failed */
 } mw_err;
 
 /* mw_strerror returns a short, stable, human sentence for an mw_err code. */

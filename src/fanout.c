@@ -11,7 +11,7 @@
 #include "dedupe.h"
 #include "errors.h"
 #include "outq.h"
-#include "server_private.h"
+#include "state.h"
 
 #include <string.h>
 

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server.h"
+typedef struct mw_server mw_server_t;
 
 /* What to send. exclude_id: a client that does not get it (0: nobody).
  * event_id: for duplicate suppression (NULL: none), see dedupe.h. */

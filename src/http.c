@@ -20,16 +20,16 @@ struct mw_http_parser {
     http_parser parser;
     mw_request_t req;
     char *buf;
-    size_t len, cap;     /* bytes used in buf, and its size */
-    size_t max_cap;      /* the most buf may grow to */
-    size_t head_bytes;   /* raw bytes of the head seen so far */
+    size_t len, cap;   /* bytes used in buf, and its size */
+    size_t max_cap;    /* the most buf may grow to */
+    size_t head_bytes; /* raw bytes of the head seen so far */
     size_t max_head;
     size_t url_off;
     size_t name_off[MW_HTTP_MAX_HEADERS], value_off[MW_HTTP_MAX_HEADERS];
     int nheaders;
-    int in_value;        /* last callback was a header value */
+    int in_value; /* last callback was a header value */
     int done, too_big;
-    char *path_query;    /* path and query split, allocated on completion */
+    char *path_query; /* path and query split, allocated on completion */
 };
 
 /* reserve makes room for n more bytes, growing buf up to max_cap: a typical
@@ -112,8 +112,8 @@ static int on_headers_complete(http_parser *hp) {
     r->http_minor = hp->http_minor;
     r->url = p->buf + p->url_off;
     r->upgrade = hp->upgrade;
-    r->has_body = (hp->flags & F_CHUNKED) || (hp->content_length > 0 &&
-                                              hp->content_length != ULLONG_MAX);
+    r->has_body =
+        (hp->flags & F_CHUNKED) || (hp->content_length > 0 && hp->content_length != ULLONG_MAX);
     r->nheaders = p->nheaders;
     for (int i = 0; i < p->nheaders; i++) {
         r->headers[i].name = p->buf + p->name_off[i];

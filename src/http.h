@@ -26,9 +26,18 @@ typedef struct {
     const char *query; /* the query part without '?', "" if none */
     mw_header_t headers[MW_HTTP_MAX_HEADERS];
     int nheaders;
-    int upgrade;       /* http-parser saw Connection: upgrade + Upgrade */
-    int has_body;      /* Content-Length > 0 or chunked */
+    int upgrade;  /* http-parser saw Connection: upgrade + Upgrade */
+    int has_body; /* Content-Length > 0 or chunked */
 } mw_request_t;
+
+/* An HTTP error answer a policy decided on: the status, extra header lines
+ * ("Name: value\r\n"..., or NULL) and the reason, sent as a short text
+ * body. Strings are static or outlive the answer. */
+typedef struct {
+    int status;
+    const char *headers;
+    const char *why;
+} mw_refusal_t;
 
 typedef struct mw_http_parser mw_http_parser_t;
 

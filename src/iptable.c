@@ -114,8 +114,8 @@ static void grow(mw_iptable_t *t) {
     t->nbuckets = n;
 }
 
-int mw_iptable_admit(mw_iptable_t *t, const mw_ipkey_t *key, uint64_t now_us,
-                     const mw_rate_t *rate, uint32_t max_open) {
+int mw_iptable_admit(mw_iptable_t *t, const mw_ipkey_t *key, uint64_t now_us, const mw_rate_t *rate,
+                     uint32_t max_open) {
     entry_t **p = slot(t, key);
     entry_t *e = *p;
     if (!e) {

@@ -36,8 +36,8 @@ void mw_iptable_free(mw_iptable_t *t);
  * when the address opens connections faster than rate allows, MW_EBUSY
  * when it already has max_open (0: no cap) open, MW_ENOMEM; 0 when
  * admitted (the address then has one more open connection). */
-int mw_iptable_admit(mw_iptable_t *t, const mw_ipkey_t *key, uint64_t now_us,
-                     const mw_rate_t *rate, uint32_t max_open);
+int mw_iptable_admit(mw_iptable_t *t, const mw_ipkey_t *key, uint64_t now_us, const mw_rate_t *rate,
+                     uint32_t max_open);
 
 /* mw_iptable_release records that an admitted connection from key closed. */
 void mw_iptable_release(mw_iptable_t *t, const mw_ipkey_t *key);

@@ -14,7 +14,10 @@ typedef struct mw_list {
     struct mw_list *prev, *next;
 } mw_list_t;
 
+/* clang-format 14 mangles this macro */
+/* clang-format off */
 #define mw_list_entry(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+/* clang-format on */
 
 static inline void mw_list_init(mw_list_t *l) {
     l->prev = l->next = l;

@@ -110,18 +110,42 @@ static int check_tls_files(const mw_config_t *cfg, char *err, size_t errlen) {
     return rc;
 }
 
+/* layer_config fills cfg (zeroed) from the defaults, config.lua, the
+ * environment and the flags, in that order, and checks the result.
+ * Returns 0, or MW_ECONFIG / MW_ENOMEM with err naming the key. */
+static int layer_config(mw_script_t *sc, const cli_t *cli, mw_config_t *cfg, char *err,
+                        size_t errlen) {
+    int rc = mw_config_init(cfg);
+    if (rc != 0) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    if ((rc = mw_script_load_config(sc, cli->app, cfg, err, errlen)) != 0 ||
+        (rc = mw_config_apply_env(cfg, environ, err, errlen)) != 0 ||
+        (cli->host && (rc = mw_config_set_text(cfg, "host", cli->host, err, errlen)) != 0) ||
+        (cli->port && (rc = mw_config_set_text(cfg, "port", cli->port, err, errlen)) != 0) ||
+        (rc = mw_config_check(cfg, err, errlen)) != 0)
+        return rc;
+    return 0;
+}
+
+typedef struct {
+    mw_script_t *sc;
+    const cli_t *cli;
+} reloader_t;
+
+/* reload_config is the server's config loader: the same layers again. */
+static int reload_config(void *data, mw_config_t *out, char *err, size_t errlen) {
+    reloader_t *r = data;
+    return layer_config(r->sc, r->cli, out, err, errlen);
+}
+
 /* load_config layers config.lua, the environment and flags into cfg. */
 static int load_config(mw_script_t *sc, const cli_t *cli, mw_config_t *cfg) {
     char err[1024];
-    if (mw_config_init(cfg) != 0) {
-        fprintf(stderr, "moonwire: out of memory\n");
-        return 1;
-    }
-    if (mw_script_load_config(sc, cli->app, cfg, err, sizeof err) != 0 ||
-        mw_config_apply_env(cfg, environ, err, sizeof err) != 0 ||
-        (cli->host && mw_config_set_text(cfg, "host", cli->host, err, sizeof err) != 0) ||
-        (cli->port && mw_config_set_text(cfg, "port", cli->port, err, sizeof err) != 0) ||
-        mw_config_check(cfg, err, sizeof err) != 0 || check_tls_files(cfg, err, sizeof err) != 0) {
+    memset(cfg, 0, sizeof *cfg);
+    if (layer_config(sc, cli, cfg, err, sizeof err) != 0 ||
+        check_tls_files(cfg, err, sizeof err) != 0) {
         fprintf(stderr, "moonwire: invalid configuration: %s\n", err);
         mw_config_free(cfg);
         return 2;
@@ -164,6 +188,8 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
         mw_config_free(&cfg);
         return 1;
     }
+    reloader_t reloader = {sc, cli};
+    mw_server_set_config_loader(server, reload_config, &reloader);
     rc = mw_server_listen(server);
     if (rc == 0) {
         mw_script_start(sc);

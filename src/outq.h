@@ -40,8 +40,8 @@ typedef struct {
 typedef struct {
     mw_outq_ent_t *ents; /* ring */
     uint32_t head, count, cap;
-    uint32_t inflight;   /* entries at the head handed to a write */
-    size_t bytes;        /* total queued, including in flight */
+    uint32_t inflight; /* entries at the head handed to a write */
+    size_t bytes;      /* total queued, including in flight */
 } mw_outq_t;
 
 #define MW_OUTQ_MAX_IOV 64

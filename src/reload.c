@@ -11,7 +11,6 @@
 #include "reload.h"
 #include "errors.h"
 #include "log.h"
-#include "server_private.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +25,11 @@ typedef struct watcher {
 } watcher_t;
 
 struct mw_reload {
-    mw_server_t *server;
+    uv_loop_t *loop;
+    const char *dir;
+    const int *debounce_ms;
+    mw_reload_cb on_change;
+    void *data;
     uv_timer_t debounce;
     watcher_t *watchers;
     int nwatchers;
@@ -68,7 +71,7 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
         return;
     if (filename && filename[0] == '.')
         return;
-    uv_timer_start(&r->debounce, on_debounce, (uint64_t)r->server->cfg->reload_debounce, 0);
+    uv_timer_start(&r->debounce, on_debounce, (uint64_t)*r->debounce_ms, 0);
 }
 
 static void watch_tree(mw_reload_t *r, const char *dir, int depth) {
@@ -78,7 +81,7 @@ static void watch_tree(mw_reload_t *r, const char *dir, int depth) {
     if (!w)
         return;
     w->owner = r;
-    uv_fs_event_init(r->server->loop, &w->handle);
+    uv_fs_event_init(r->loop, &w->handle);
     w->handle.data = w;
     if (uv_fs_event_start(&w->handle, on_fs_event, dir, 0) != 0) {
         r->pending_closes++;
@@ -112,29 +115,34 @@ static void watch_tree(mw_reload_t *r, const char *dir, int depth) {
 static void rewatch(mw_reload_t *r) {
     r->pending_closes += r->nwatchers;
     unwatch_all(r);
-    watch_tree(r, r->server->app_dir, 0);
+    watch_tree(r, r->dir, 0);
 }
 
 static void on_debounce(uv_timer_t *t) {
     mw_reload_t *r = t->data;
     if (r->stopped)
         return;
-    mw_server_reload(r->server, "file change");
+    r->on_change(r->data, "file change");
     rewatch(r); /* pick up folders created since the last scan */
 }
 
-int mw_reload_start(mw_reload_t **out, mw_server_t *s) {
+int mw_reload_start(mw_reload_t **out, uv_loop_t *loop, const char *dir, const int *debounce_ms,
+                    mw_reload_cb on_change, void *data) {
     mw_reload_t *r = calloc(1, sizeof *r);
     if (!r)
         return MW_ENOMEM;
-    r->server = s;
-    uv_timer_init(s->loop, &r->debounce);
+    r->loop = loop;
+    r->dir = dir;
+    r->debounce_ms = debounce_ms;
+    r->on_change = on_change;
+    r->data = data;
+    uv_timer_init(loop, &r->debounce);
     r->debounce.data = r;
-    watch_tree(r, s->app_dir, 0);
+    watch_tree(r, dir, 0);
     *out = r;
     if (r->nwatchers == 0)
         return MW_EIO;
-    mw_log_debug("watching %d folder(s) under %s for changes", r->nwatchers, s->app_dir);
+    mw_log_debug("watching %d folder(s) under %s for changes", r->nwatchers, dir);
     return 0;
 }
 

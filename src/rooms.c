@@ -23,13 +23,13 @@ struct mw_membership {
 };
 
 struct mw_room {
-    mw_room_t *next;   /* hash chain */
+    mw_room_t *next; /* hash chain */
     uint64_t hash;
     mw_membership_t **members;
-    void **owners;     /* owners[i] == members[i]->client->owner, contiguous for fan-out */
+    void **owners; /* owners[i] == members[i]->client->owner, contiguous for fan-out */
     uint32_t n, cap;
     size_t len;
-    char name[];       /* NUL-terminated too, for logs */
+    char name[]; /* NUL-terminated too, for logs */
 };
 
 struct mw_rooms {
@@ -190,8 +190,7 @@ int mw_rooms_join(mw_rooms_t *r, mw_room_client_t *c, const char *name, size_t l
         return (int)room->n;
     if (room && r->limits.max_members > 0 && room->n >= (uint32_t)r->limits.max_members)
         return MW_EFULL;
-    if (!r->limits.single_room && r->limits.max_rooms > 0 &&
-        c->n >= (uint32_t)r->limits.max_rooms)
+    if (!r->limits.single_room && r->limits.max_rooms > 0 && c->n >= (uint32_t)r->limits.max_rooms)
         return MW_ELIMIT;
     if (grow((void **)&c->items, &c->cap, c->n + 1, sizeof *c->items) != 0)
         return MW_ENOMEM;

@@ -16,6 +16,10 @@
 /* The room-name rule, in one place: 1 to MW_ROOM_NAME_MAX bytes, any
  * bytes (config's presence patterns and Lua's checks use it too). */
 #define MW_ROOM_NAME_MAX 256
+#define MW_ROOM_NAME_STR_(n) #n
+#define MW_ROOM_NAME_STR(n) MW_ROOM_NAME_STR_(n)
+/* The rule in words, for error messages. */
+#define MW_ROOM_NAME_RULE "room names of 1 to " MW_ROOM_NAME_STR(MW_ROOM_NAME_MAX) " bytes"
 
 static inline int mw_room_name_valid(const char *name, size_t len) {
     (void)name;

@@ -8,7 +8,8 @@
  * one write per connection. Deadlines are enforced by one repeating timer
  * (the Redis clientsCron shape), not one timer per connection.
  */
-#include "server_private.h"
+#include "server.h"
+#include "state.h"
 #include "conn.h"
 #include "errors.h"
 #include "log.h"
@@ -46,8 +47,8 @@ static size_t fd_ceiling(void) {
 
 static const mw_app_callbacks_t no_callbacks;
 
-int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
-                     const char *app_dir, const mw_app_t *app) {
+int mw_server_create(mw_server_t **out, uv_loop_t *loop, mw_config_t *cfg, const char *app_dir,
+                     const mw_app_t *app) {
     mw_server_t *s = calloc(1, sizeof *s);
     if (!s)
         return MW_ENOMEM;
@@ -185,7 +186,10 @@ int mw_server_listen(mw_server_t *s) {
     return rc;
 }
 
-void mw__server_flush(mw_server_t *s) {
+static void shutdown_check(mw_server_t *s);
+
+/* flush writes the queued output of every connection on flushq. */
+static void flush(mw_server_t *s) {
     while (!mw_list_empty(&s->flushq)) {
         mw_list_t *l = s->flushq.next;
         mw_list_remove(l);
@@ -194,27 +198,15 @@ void mw__server_flush(mw_server_t *s) {
 }
 
 static void on_flush_prepare(uv_prepare_t *h) {
-    mw__server_flush(h->data);
+    flush(h->data);
 }
 
+/* Once per loop iteration, after I/O: write what it produced, and finish a
+ * graceful shutdown once the last connection is gone (connections do not
+ * call back into the server when they are freed). */
 static void on_flush_check(uv_check_t *h) {
-    mw__server_flush(h->data);
-}
-
-mw_conn_t *mw_server_client(mw_server_t *s, uint64_t id) {
-    return mw_idmap_get(&s->clients, id);
-}
-
-mw_rooms_t *mw_server_rooms(mw_server_t *s) {
-    return s->rooms;
-}
-
-uint64_t mw_server_now(const mw_server_t *s) {
-    return s->virtual_clock ? s->vnow : uv_now(s->loop);
-}
-
-uint64_t mw_server_wall_ms(const mw_server_t *s) {
-    return s->virtual_clock ? s->vnow : wall_ms();
+    flush(h->data);
+    shutdown_check(h->data);
 }
 
 /* cron_pass: deadlines (handshake, close, linger, expiry), idle memory,
@@ -304,7 +296,7 @@ static void close_server_handles(mw_server_t *s) {
     mw_reload_stop(s->reload);
 }
 
-void mw__server_conn_gone(mw_server_t *s) {
+static void shutdown_check(mw_server_t *s) {
     if (s->shutting_down && s->nconns == 0 && s->started) {
         mw_log_info("all clients closed; exiting");
         close_server_handles(s);
@@ -322,11 +314,8 @@ static void on_shutdown_timeout(uv_timer_t *t) {
     }
 }
 
-void mw_server_shutdown(mw_server_t *s) {
-    if (s->shutting_down)
-        return;
-    s->shutting_down = 1;
-    mw_log_info("shutting down: closing %zu client(s) with 1001", s->nclients);
+/* stop_listening closes the listeners: no new connections. */
+static void stop_listening(mw_server_t *s) {
     if (s->listening) {
         uv_close((uv_handle_t *)&s->listener, NULL);
         s->listening = 0;
@@ -335,6 +324,14 @@ void mw_server_shutdown(mw_server_t *s) {
         uv_close((uv_handle_t *)&s->tls_listener, NULL);
         s->tls_listening = 0;
     }
+}
+
+void mw_server_shutdown(mw_server_t *s) {
+    if (s->shutting_down)
+        return;
+    s->shutting_down = 1;
+    mw_log_info("shutting down: closing %zu client(s) with 1001", s->nclients);
+    stop_listening(s);
     mw_list_t *l = s->conns.next;
     while (l != &s->conns) {
         mw_list_t *next = l->next;
@@ -342,7 +339,7 @@ void mw_server_shutdown(mw_server_t *s) {
         l = next;
     }
     uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, (uint64_t)s->cfg->shutdown_timeout, 0);
-    mw__server_conn_gone(s); /* finishes at once when nobody is connected */
+    shutdown_check(s); /* finishes at once when nobody is connected */
 }
 
 /* reload_tls rereads the certificate and key (SIGHUP, for renewals). New
@@ -371,11 +368,59 @@ static void on_signal(uv_signal_t *h, int signum) {
     }
 }
 
+void mw_server_set_config_loader(mw_server_t *s, mw_config_loader_fn load, void *data) {
+    s->load_config = load;
+    s->load_config_data = data;
+}
+
+/* note_restart records a changed restart-only option, warning once. */
+static void note_restart(void *ud, const mw_config_desc_t *d) {
+    mw_server_t *s = ud;
+    if (d->live)
+        return;
+    for (int i = 0; i < s->nrestart_required; i++)
+        if (s->restart_required[i] == d)
+            return;
+    if (s->nrestart_required < MW_CONFIG_MAX_OPTIONS)
+        s->restart_required[s->nrestart_required++] = d;
+    mw_log_warn("config: %s changed; it needs a restart to take effect (the running value "
+                "stays)",
+                d->name);
+}
+
+/* reload_config rereads the configuration and applies its live options.
+ * Returns 0, or an error (in err) that fails the reload: a broken
+ * config.lua keeps every option as it was. */
+static int reload_config(mw_server_t *s, char *err, size_t errlen) {
+    if (!s->load_config)
+        return 0;
+    mw_config_t fresh;
+    memset(&fresh, 0, sizeof fresh);
+    int rc = s->load_config(s->load_config_data, &fresh, err, errlen);
+    if (rc == 0) {
+        mw_config_diff(s->cfg, &fresh, note_restart, s);
+        rc = mw_config_copy_live(s->cfg, &fresh);
+        if (rc != 0)
+            snprintf(err, errlen, "config: out of memory");
+    }
+    mw_config_free(&fresh);
+    if (rc != 0)
+        return rc;
+    /* What was derived from live options when the server started. */
+    mw_log_configure((mw_log_level)mw_log_level_parse(s->cfg->log_level),
+                     strcmp(s->cfg->log_format, "json") == 0);
+    mw_rate_init(&s->ip_rate, 1000, (uint64_t)s->cfg->connection_rate_per_ip);
+    mw_rate_init(&s->msg_rate, (uint64_t)s->cfg->rate_limit_window_ms,
+                 (uint64_t)s->cfg->rate_limit_max_messages);
+    return 0;
+}
+
 void mw_server_reload(mw_server_t *s, const char *why) {
     char err[2048];
-    if (!s->app.cb->reload)
-        return;
-    if (s->app.cb->reload(s->app.data, s->cfg, err, sizeof err) == 0) {
+    int rc = reload_config(s, err, sizeof err);
+    if (rc == 0 && s->app.cb->reload)
+        rc = s->app.cb->reload(s->app.data, s->cfg, err, sizeof err);
+    if (rc == 0) {
         s->reloads++;
         free(s->last_reload_error);
         s->last_reload_error = NULL;
@@ -385,6 +430,10 @@ void mw_server_reload(mw_server_t *s, const char *why) {
         s->last_reload_error = strdup(err);
         mw_log_error("reload failed (%s), the previous code keeps serving: %s", why, err);
     }
+}
+
+static void on_files_changed(void *data, const char *why) {
+    mw_server_reload(data, why);
 }
 
 static void start_signal(mw_server_t *s, uv_signal_t *h, int signum) {
@@ -424,6 +473,7 @@ int mw_server_start(mw_server_t *s) {
 void mw_server_use_virtual_clock(mw_server_t *s, uint64_t start_ms) {
     s->virtual_clock = 1;
     s->vnow = start_ms;
+    s->started_ms = start_ms;
 }
 
 void mw_server_advance(mw_server_t *s, uint64_t ms) {
@@ -446,7 +496,7 @@ void mw_server_advance(mw_server_t *s, uint64_t ms) {
             cron_pass(s);
             s->next_cron += CRON_INTERVAL_MS;
         }
-        mw__server_flush(s);
+        flush(s);
     }
     s->vnow = end;
 }
@@ -457,14 +507,7 @@ int mw_server_adopt(mw_server_t *s, int fd, const char *peer_addr, int peer_port
 
 void mw_server_abort(mw_server_t *s) {
     s->shutting_down = 1;
-    if (s->listening) {
-        uv_close((uv_handle_t *)&s->listener, NULL);
-        s->listening = 0;
-    }
-    if (s->tls_listening) {
-        uv_close((uv_handle_t *)&s->tls_listener, NULL);
-        s->tls_listening = 0;
-    }
+    stop_listening(s);
     mw_list_t *l = s->conns.next;
     while (l != &s->conns) {
         mw_list_t *next = l->next;
@@ -480,15 +523,16 @@ int mw_server_run(mw_server_t *s) {
     start_signal(s, &s->sigint, SIGINT);
     start_signal(s, &s->sighup, SIGHUP);
     s->signals = 1;
-    if (s->cfg->reload && mw_reload_start(&s->reload, s) != 0)
+    if (s->cfg->reload && mw_reload_start(&s->reload, s->loop, s->app_dir, &s->cfg->reload_debounce,
+                                          on_files_changed, s) != 0)
         mw_log_warn("cannot watch %s for changes; reload with SIGHUP", s->app_dir);
     uv_run(s->loop, UV_RUN_DEFAULT);
     return 0;
 }
 
-int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len,
-                        int binary) {
-    if ((unsigned)which >= MW_REPLY_COUNT)
+int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len, int binary,
+                        size_t ts_off, size_t ts_len) {
+    if ((unsigned)which >= MW_REPLY_COUNT || ts_off > len || ts_len > len - ts_off)
         return MW_EINVAL;
     char *copy = malloc(len ? len : 1);
     if (!copy)
@@ -498,36 +542,9 @@ int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size
     s->reply[which] = copy;
     s->reply_len[which] = len;
     s->reply_binary[which] = binary ? 1 : 0;
+    s->reply_ts_off[which] = ts_off;
+    s->reply_ts_len[which] = ts_len;
     return 0;
-}
-
-char *mw_server_health_json(mw_server_t *s, size_t *len) {
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    if (!f)
-        return NULL;
-    fprintf(f,
-            "{\"status\":\"healthy\",\"connections\":%zu,\"rooms\":%zu,\"dropped\":%llu,"
-            "\"refused\":%llu,\"rate_limited\":%llu,"
-            "\"uptime_s\":%llu,\"tls\":%s,\"reloads\":%llu,\"last_reload_error\":",
-            s->nclients, mw_rooms_size(s->rooms), (unsigned long long)s->dropped_total,
-            (unsigned long long)s->refused_total, (unsigned long long)s->rate_limited_total,
-            (unsigned long long)((wall_ms() - s->started_ms) / 1000), s->tls ? "true" : "false",
-            (unsigned long long)s->reloads);
-    if (s->last_reload_error) {
-        fputc('"', f);
-        mw_json_escape(f, s->last_reload_error);
-        fputc('"', f);
-    } else {
-        fputs("null", f);
-    }
-    if (s->app.cb->health)
-        s->app.cb->health(s->app.data, f);
-    fputs("}\n", f);
-    fclose(f);
-    *len = size;
-    return buf;
 }
 
 void mw_server_free(mw_server_t *s) {

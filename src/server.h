@@ -1,6 +1,7 @@
 /*
  * server.h - the owner of everything a worker runs: the loop, listeners,
- * connections, the script (Lua app), configuration and counters.
+ * connections, configuration and counters, and the application it calls
+ * through the callback table of app.h.
  *
  * Lifecycle: mw_server_create -> mw_server_listen -> mw_server_run (returns
  * after a graceful shutdown) -> mw_server_free.
@@ -14,24 +15,21 @@
 
 #include "app.h"
 #include "config.h"
-#include "rooms.h"
+#include "health.h"
+#include "state.h"
 
-typedef struct mw_server mw_server_t;
-
-/* mw_server_create makes a server for cfg (borrowed; must outlive it) on
+/* mw_server_create makes a server for cfg (borrowed; must outlive it; a
+ * reload may change its live options) on
  * loop, calling app (copied) for everything that enters the application.
  * app_dir is watched for hot reload. Returns 0 or MW_ENOMEM. */
-int mw_server_create(mw_server_t **out, uv_loop_t *loop, const mw_config_t *cfg,
-                     const char *app_dir, const mw_app_t *app);
+int mw_server_create(mw_server_t **out, uv_loop_t *loop, mw_config_t *cfg, const char *app_dir,
+                     const mw_app_t *app);
 
-/* mw_server_client is THE lookup of a client by id: the connection, or
- * NULL when no client has this id (never connected, or freed). */
-mw_conn_t *mw_server_client(mw_server_t *s, uint64_t id);
-
-/* mw_server_now is the server's clock in milliseconds: the loop's time, or
- * the virtual clock of mw_server_use_virtual_clock. Every deadline, rate
- * and heartbeat of the core reads it. */
-uint64_t mw_server_now(const mw_server_t *s);
+/* mw_server_set_config_loader makes each reload reread the configuration
+ * with load: changed live options apply at once (the app gets them too),
+ * each changed restart-only option is logged once with a warning and
+ * listed in /health under restart_required. */
+void mw_server_set_config_loader(mw_server_t *s, mw_config_loader_fn load, void *data);
 
 /* mw_server_use_virtual_clock makes the server's time start_ms and move
  * only with mw_server_advance (for specs: heartbeats, throttle windows and
@@ -59,10 +57,6 @@ int mw_server_adopt(mw_server_t *s, int fd, const char *peer_addr, int peer_port
  * handles; run the loop until it returns, then mw_server_free. */
 void mw_server_abort(mw_server_t *s);
 
-/* mw_server_health_json formats the /health body into a malloc'd string
- * of *len bytes, or NULL when out of memory. */
-char *mw_server_health_json(mw_server_t *s, size_t *len);
-
 /* mw_server_listen binds and listens on cfg->host:cfg->port and logs the
  * URL. With tls_cert set it first loads the certificate: then port serves
  * wss://, or tls_port does and port stays ws://. Returns 0, MW_ECONFIG (a
@@ -82,24 +76,13 @@ void mw_server_shutdown(mw_server_t *s);
  * the outcome for /health. */
 void mw_server_reload(mw_server_t *s, const char *why);
 
-/* Replies the C core sends without calling Lua, encoded by the app's
- * protocol (the runtime sets them at start and after every reload). */
-typedef enum {
-    MW_REPLY_RATE_LIMITED, /* a message refused by rate_limit */
-    MW_REPLY_PING,         /* the app protocol's ping event (app_ping) */
-    MW_REPLY_COUNT
-} mw_reply_t;
-
-/* mw_server_set_reply stores a copy of a reply. Returns 0, MW_EINVAL or
- * MW_ENOMEM (the previous reply stays). */
-int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len, int binary);
-
-/* mw_server_rooms is the server's room index (rooms.h). */
-mw_rooms_t *mw_server_rooms(mw_server_t *s);
-
-/* mw_server_wall_ms is wall-clock time in ms since the epoch: the system's,
- * or the virtual clock's. */
-uint64_t mw_server_wall_ms(const mw_server_t *s);
+/* mw_server_set_reply stores a copy of a reply. When ts_len > 0, the
+ * ts_len bytes at ts_off are a time stamp: each send puts the server's
+ * wall-clock milliseconds there, so an event the core sends by itself
+ * carries the time it is sent. Returns 0, MW_EINVAL (a stamp outside the
+ * reply) or MW_ENOMEM (the previous reply stays). */
+int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len, int binary,
+                        size_t ts_off, size_t ts_len);
 
 void mw_server_free(mw_server_t *s);
 

@@ -17,7 +17,10 @@ typedef struct {
     int failed;
 } mw_utf8_t;
 
+/* clang-format 14 mangles this macro */
+/* clang-format off */
 #define MW_UTF8_INIT {0, 0x80, 0xBF, 0}
+/* clang-format on */
 
 /* mw_utf8_feed validates one more chunk. Returns 0 while the input is valid
  * so far, MW_EUTF8 as soon as it cannot be valid (fail fast). Once failed,

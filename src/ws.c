@@ -3,7 +3,9 @@
  *
  * wslay parses and serializes frames, reassembles fragmented messages,
  * answers pings, validates UTF-8 (fail-fast, per chunk), masking, RSV bits,
- * opcodes and close codes, and enforces max_message_size with 1009.
+ * opcodes and close codes, and enforces max_message_size with 1009 per frame.
+ * We add the sum over a fragmented message, and judge the size from the
+ * frame header (check_header): wslay only looks once a payload byte is in.
  *
  * Two things wslay 1.1 does not do the way RFC 6455 wants, and that we fix
  * here without touching its internals:
@@ -44,6 +46,8 @@ struct mw_ws {
     uint64_t max_message_size;
     uint64_t fed, framed; /* bytes given to wslay, and bytes of completed frames */
     int in_fragments;     /* a fragmented message is being received */
+    int in_frame;         /* wslay reported a frame start and not yet its end */
+    uint8_t hdr[14];      /* the next frame's header bytes wslay holds unreported */
     /* Message assembly (wslay runs in no-buffering mode for data frames). */
     uint64_t cur_payload; /* payload length of the frame being received */
     uint8_t cur_opcode;   /* opcode of the frame being received */
@@ -143,6 +147,7 @@ static void on_frame_start(wslay_event_context_ptr ctx,
     ws->cur_payload = n;
     ws->cur_opcode = arg->opcode;
     ws->cur_fin = arg->fin;
+    ws->in_frame = 1;
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
         ws->in_fragments = !arg->fin;
         ws->msg_binary = arg->opcode == WSLAY_BINARY_FRAME;
@@ -198,6 +203,7 @@ static void on_frame_end(wslay_event_context_ptr ctx, void *user_data) {
     (void)ctx;
     mw_ws_t *ws = user_data;
     ws->framed += wire_size(ws->cur_payload);
+    ws->in_frame = 0;
     if (ws->failed || !is_data(ws->cur_opcode) || !ws->cur_fin)
         return;
     /* A complete, UTF-8-checked message (wslay rejects a text message that
@@ -382,6 +388,7 @@ static int wake(mw_ws_t *ws) {
      * copied into a per-message allocation and flattened again. */
     wslay_event_config_set_no_buffering(ws->ctx, 1);
     ws->fed = ws->framed = 0;
+    ws->in_frame = 0;
     return 0;
 }
 
@@ -434,6 +441,45 @@ static int error_for(uint16_t code) {
     }
 }
 
+/* check_header fails with 1009 on the header of a data frame that takes
+ * its message past max_message_size, before any of the payload arrives.
+ * wslay reports a frame (and checks its size) only with the first payload
+ * byte, so a peer announcing a gigabyte and sending nothing more would hold
+ * the connection. Called once wslay has consumed a feed (`got` bytes of
+ * it, ending at `end`): when no frame is in progress, the bytes after the
+ * last complete frame are the next header, kept in hdr across feeds. wslay
+ * has checked what it parsed of them (control frame lengths, minimal
+ * length encodings). The size is judged only when wslay's other
+ * frame-start checks (RSV bits, mask, opcode in sequence) will pass, so
+ * however the bytes are split, a bad frame gets the same close code. */
+static void check_header(mw_ws_t *ws, const uint8_t *end, size_t got) {
+    uint64_t pending = ws->fed - ws->framed;
+    if (ws->in_frame || pending == 0 || pending > sizeof ws->hdr || ws->closing ||
+        wslay_event_get_close_sent(ws->ctx))
+        return; /* after our close, wslay discards the peer's data as before */
+    if (pending <= got)
+        memcpy(ws->hdr, end - pending, pending);
+    else
+        memcpy(ws->hdr + (pending - got), end - got, got);
+    if (pending < 2)
+        return;
+    uint8_t b0 = ws->hdr[0], b1 = ws->hdr[1], opcode = b0 & 0x0f;
+    size_t hlen = (b1 & 0x7f) == 127 ? 10 : (b1 & 0x7f) == 126 ? 4 : 2;
+    if (pending < hlen || (b0 & 0x70) || !(b1 & 0x80))
+        return; /* RSV bits or no mask: wslay's 1002 */
+    int starts = opcode == WSLAY_TEXT_FRAME || opcode == WSLAY_BINARY_FRAME;
+    if (starts ? ws->in_fragments : !(opcode == WSLAY_CONTINUATION_FRAME && ws->in_fragments))
+        return; /* a control frame, or an opcode out of sequence (1002) */
+    uint64_t n = b1 & 0x7f;
+    if (hlen > 2) {
+        n = 0;
+        for (size_t i = 2; i < hlen; i++)
+            n = n << 8 | ws->hdr[i];
+    }
+    if ((starts ? 0 : ws->msg_len) + n > ws->max_message_size)
+        fail(ws, 1009);
+}
+
 int mw_ws_feed(mw_ws_t *ws, const uint8_t *bytes, size_t len) {
     if (ws->failed)
         return error_for(ws->fail_code);
@@ -445,6 +491,7 @@ int mw_ws_feed(mw_ws_t *ws, const uint8_t *bytes, size_t len) {
         return 0; /* the close handshake is over: the rest is discarded */
     ws->in = bytes;
     ws->inlen = len;
+    uint64_t fed = ws->fed;
     int r = wslay_event_recv(ws->ctx);
     ws->in = NULL;
     ws->inlen = 0;
@@ -455,6 +502,8 @@ int mw_ws_feed(mw_ws_t *ws, const uint8_t *bytes, size_t len) {
     } else if (r != 0 && !ws->failed) {
         fail(ws, 1011); /* out of memory inside wslay */
     }
+    if (!ws->failed && wslay_event_get_read_enabled(ws->ctx))
+        check_header(ws, bytes + (ws->fed - fed), (size_t)(ws->fed - fed));
     if (ws->failed)
         return error_for(ws->fail_code);
     flush(ws);

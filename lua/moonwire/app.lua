@@ -35,7 +35,7 @@ local package = package
 local searchpath = package.searchpath
 
 
-local _M = { _VERSION = "0.1.0" }
+local _M = require("moonwire.version").module()
 
 local mt = { __index = _M }
 

@@ -2,7 +2,7 @@
 --
 -- Policy, in Lua; the primitives are C: signatures (moonwire.jwt), closing
 -- a connection at a deadline (core.set_expiry), refusing the upgrade (the
--- C core turns runtime.connect's refusal into an HTTP answer).
+-- C core turns runtime.upgrade's refusal into an HTTP answer).
 --
 --   authenticate: the app's authenticate(request) hook when it has one, else
 --     the default strategy: a JWT (jwt_* settings) from ?token= or an
@@ -13,7 +13,8 @@
 --   expiry: a token's `exp` closes the connection with 1008 "token expired"
 --     unless a new auth message refreshes it first.
 --   authorize: the app's authorize(client, action, resource) hook, asked for
---     joins/subscriptions and publishes; no hook means allowed.
+--     joins/subscriptions, publishes and broadcasts, and by controllers
+--     through client:authorize; no hook means allowed.
 
 local core = require "moonwire.core"
 local errors = require "moonwire.errors"
@@ -32,7 +33,7 @@ local capture = errors.capture
 local is_failure = errors.is_failure
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 local AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
 local AUTHORIZATION_FAILED = "AUTHORIZATION_FAILED"
@@ -153,7 +154,10 @@ function _M.authenticate(app, jwt_opts, request)
         end
         if res == nil or res == false then
             if err ~= nil then
-                return nil, type(err) == "table" and tostring(err.message or err.code) or tostring(err)
+                if type(err) == "table" then
+                    return nil, tostring(err.message or err.code)
+                end
+                return nil, tostring(err)
             end
             return false
         end

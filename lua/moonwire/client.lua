@@ -5,19 +5,21 @@
 -- every call, so a reload that replaces APP/protocol.lua applies at once.
 
 local core = require "moonwire.core"
+local auth = require "moonwire.auth"
+local null = require("cjson.safe").null
 
 local setmetatable = setmetatable
 local rawget = rawget
 local rawset = rawset
 local type = type
+local tonumber = tonumber
 local ipairs = ipairs
 local error = error
 local pcall = pcall
 local tostring = tostring
-local floor = math.floor
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 -- `client.user` is stored as `_user` so that every assignment, including
 -- `client.user = x`, goes through set_user and keeps the runtime's
@@ -43,7 +45,7 @@ local function metatable_for(host)
     end
     mt = {
         __index = function(self, key)
-            local method = _M[key]
+            local method = rawget(_M, key) -- not _M._VERSION's lookup
             if method ~= nil then
                 return method
             end
@@ -133,29 +135,23 @@ function _M.emit(self, type_, action, data)
 end
 
 
-local function valid_close_code(code)
-    if type(code) ~= "number" or code ~= floor(code) then
-        return false
-    end
-    return (code >= 1000 and code <= 1003) or (code >= 1007 and code <= 1014)
-           or (code >= 3000 and code <= 4999)
-end
-
-
 -- Starts the closing handshake. Returns true or nil, "closed".
 function _M.close(self, code, reason)
     code = code or 1000
     reason = reason or ""
-    if not valid_close_code(code) then
-        error("bad argument #1 to 'close' (invalid close code " .. tostring(code) .. ")", 2)
-    end
-    if type(reason) ~= "string" or #reason > 123 then
-        error("bad argument #2 to 'close' (string of at most 123 bytes expected)", 2)
-    end
     if self._closed then
         return nil, "closed"
     end
-    return core.close(self.id, code, reason)
+    -- The rule on codes and reasons is C's (ws.h); a misuse is reported at
+    -- the caller, numbered as this method's arguments.
+    local ok, res, err = pcall(core.close, self.id, code, reason)
+    if not ok then
+        local msg = tostring(res):gsub("^.-bad argument #(%d)", function(n)
+            return "bad argument #" .. (tonumber(n) - 1)
+        end)
+        error(msg, 2)
+    end
+    return res, err
 end
 
 
@@ -216,6 +212,31 @@ function _M.set_user(self, user)
     end
     rawset(self, "_user", user)
     return true
+end
+
+
+-- Asks the app's authorize hook whether this client may do `action` on
+-- `resource`: the one policy check the system controller also makes before
+-- join, publish and broadcast (moonwire.auth.authorize). Returns true, or
+-- nil and { code = "AUTHORIZATION_FAILED", message = ... }, which an action
+-- can return as it is.
+function _M.authorize(self, action, resource)
+    if type(action) ~= "string" or action == "" then
+        error("bad argument #1 to 'authorize' (non-empty string expected, got "
+              .. (action == "" and "empty string" or type(action)) .. ")", 2)
+    end
+    return auth.authorize(self._host.app, self, action, resource)
+end
+
+
+-- The user as events carry it: the id, or JSON null when unbound (so the
+-- key is on the wire either way).
+function _M.user_or_null(self)
+    local user = rawget(self, "_user")
+    if user == nil then
+        return null
+    end
+    return user
 end
 
 

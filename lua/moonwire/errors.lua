@@ -13,7 +13,7 @@ local getinfo = debug.getinfo
 local traceback = debug.traceback
 
 
-local _M = { _VERSION = "0.1.0" }
+local _M = require("moonwire.version").module()
 
 
 local fail_mt = {

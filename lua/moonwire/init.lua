@@ -4,6 +4,7 @@
 -- moonwire.core directly, so the primitives can change without breaking them.
 
 local errors = require "moonwire.errors"
+local version = require "moonwire.version"
 
 local package_loaded = package.loaded
 local error = error
@@ -15,7 +16,7 @@ local find = string.find
 local format = string.format
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = {}
 
 
 -- Looked up at call time, and required on first use: inside the server it
@@ -178,8 +179,11 @@ end
 
 -- JSON Web Tokens: verify (and HS* sign), the same module as
 -- require "moonwire.jwt", loaded on first use (an app without tokens does
--- not carry it).
+-- not carry it). _VERSION is moonwire.core.version (moonwire.version).
 setmetatable(_M, { __index = function(t, key)
+    if key == "_VERSION" then
+        return version.get()
+    end
     if key == "jwt" then
         local jwt = require "moonwire.jwt"
         rawset(t, "jwt", jwt)

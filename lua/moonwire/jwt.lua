@@ -28,7 +28,7 @@ local sort = table.sort
 local os_time = os.time
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 
 -- A private cjson instance, strict like the protocol's: a token's JSON

@@ -21,7 +21,7 @@ local gsub = string.gsub
 local next = next
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 
 -- A private cjson instance: strict JSON in, and our settings do not leak into
@@ -110,17 +110,15 @@ function _M.decode(payload, is_binary)
         return nil, codes.INVALID_MESSAGE, "message must be a JSON object"
     end
 
-    local id = msg.id
-    if id == nil then
-        -- absent: no reply wanted
-    elseif type(id) == "number" then
+    local id = msg.id -- absent (nil): no reply wanted
+    if type(id) == "number" then
         -- Every answer carries the id back, so it must encode as itself:
         -- not an infinity (1e999 decodes to one, and cannot be encoded),
         -- nor more digits than the encoder writes.
         if id == huge or id == -huge or tonumber(format(ID_FORMAT, id)) ~= id then
             return bad("id", "a string or a number of at most 14 significant digits")
         end
-    elseif type(id) ~= "string" then
+    elseif id ~= nil and type(id) ~= "string" then
         return bad("id", "a string or a number")
     end
 

@@ -10,7 +10,6 @@
 -- currently dispatching through _M.current().
 
 local core = require "moonwire.core"
-local cjson = require "cjson.safe"
 
 local setmetatable = setmetatable
 local type = type
@@ -22,10 +21,8 @@ local tostring = tostring
 local next = next
 local sub = string.sub
 
-local null = cjson.null
 
-
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 local manager = {}
 local manager_mt = { __index = manager }
@@ -33,8 +30,9 @@ local manager_mt = { __index = manager }
 local room = {}
 local room_mt = { __index = room }
 
--- Room names are what C accepts: non-empty strings of at most 256 bytes.
-_M.MAX_NAME = 256
+-- Room names are what C accepts (rooms.h): non-empty strings of at most
+-- core.room_name_max bytes.
+_M.MAX_NAME = core.room_name_max
 
 local INVALID_ROOM = "INVALID_ROOM"
 local ROOM_FULL = "ROOM_FULL"
@@ -207,10 +205,9 @@ end
 
 -- The presence entry of one client: { client_id =, user =, meta = }.
 function manager.presence_entry(self, client)
-    local user = client.user
     return {
         client_id = client.id,
-        user = user == nil and null or user,
+        user = client:user_or_null(),
         meta = client.public or {},
     }
 end

@@ -14,7 +14,7 @@ local sort = table.sort
 local getinfo = debug.getinfo
 
 
-local _M = { _VERSION = "0.1.0" }
+local _M = require("moonwire.version").module()
 
 local mt = { __index = _M }
 

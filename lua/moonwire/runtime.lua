@@ -1,6 +1,6 @@
 -- moonwire.runtime: the only Lua module the C core calls (docs/boundary.md).
 -- It owns the connected clients and the current app, dispatches every message
--- (decode -> on_message -> router -> controller) and turns whatever the app
+-- (decode -> throttle -> on_message -> router -> controller) and turns whatever the app
 -- does into replies, error envelopes and log lines. Nothing raised by app code
 -- gets past it into C, and no internal detail reaches a client. Clients live
 -- here, not in the app, so a reload keeps every connection and its data.
@@ -21,6 +21,7 @@ local pcall = pcall
 local xpcall = xpcall
 local select = select
 local format = string.format
+local find = string.find
 local capture = errors.capture
 local is_failure = errors.is_failure
 
@@ -30,7 +31,7 @@ local AUTHENTICATION_FAILED = protocol.AUTHENTICATION_FAILED
 local codes = protocol.codes
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 local runtime = {}
 local mt = { __index = runtime }
@@ -217,19 +218,42 @@ end
 -- Replies the C core sends without calling Lua (docs/boundary.md), encoded
 -- by the current app's protocol: set at init and again after each reload,
 -- since a reload may replace the protocol.
+-- An event the core sends later must carry the time it is sent, not the
+-- time of this load: a numeric `ts` is encoded as TS_MARK, and C writes
+-- the time over the marker's digits at each send.
+local TS_MARK = 1234567890123
+local TS_MARK_TEXT = "1234567890123"
+
 function runtime._set_replies(self)
     local proto = self:app().protocol
     -- build(...) makes the message table; set_reply gets it encoded.
     local function set(name, what, build, ...)
         local ok, value, binary = pcall(build, ...)
+        local stamped = ok and type(value) == "table" and type(value.ts) == "number"
+        if stamped then
+            value.ts = TS_MARK
+        end
         if ok then
             ok, value, binary = pcall(proto.encode, value)
             if ok and type(value) ~= "string" then
                 ok, value = false, binary
             end
         end
+        local at, last
+        if ok and stamped then
+            at, last = find(value, TS_MARK_TEXT, 1, true)
+            if not at or find(value, TS_MARK_TEXT, last + 1, true) then
+                log("warn", "%s: cannot locate its time stamp; it carries the load time",
+                    what)
+                at = nil
+            end
+        end
         if ok then
-            core.set_reply(name, value, binary == true)
+            if at then
+                core.set_reply(name, value, binary == true, at - 1, last - at + 1)
+            else
+                core.set_reply(name, value, binary == true)
+            end
         else
             log("error", "cannot encode %s: %s", what, tostring(value))
         end
@@ -415,6 +439,13 @@ function runtime.message(self, id, payload, is_binary, refuse)
         return self:_send_error(client, nil, INTERNAL_ERROR, "internal error")
     end
 
+    -- A per-route throttle is the first thing checked once the envelope
+    -- names the route: a throttled message runs no hook and no controller.
+    local throttle = app.router:throttle(msg.type, msg.action)
+    if throttle and not self:_throttle_ok(client, msg, throttle) then
+        return
+    end
+
     if msg.type == "system" and msg.action == "auth" then
         return self:_auth_message(client, msg)
     end
@@ -444,11 +475,6 @@ function runtime.message(self, id, payload, is_binary, refuse)
     fn, label, message = app.router:find(msg.type, msg.action)
     if not fn then
         return self:_send_error(client, msg.id, label, message)
-    end
-
-    local throttle = app.router:throttle(msg.type, msg.action)
-    if throttle and not self:_throttle_ok(client, msg, throttle) then
-        return
     end
 
     -- For the watchdog: the one thing it can report about an action stuck
@@ -537,8 +563,9 @@ function runtime._throttle_ok(self, client, msg, throttle)
     local slot = host.throttle_slots[throttle.route]
     if not slot then
         slot = host.throttle_next
-        if slot >= 64 then
-            log("error", "more than 64 throttled routes: %s is not throttled", throttle.route)
+        if slot >= core.max_throttles then
+            log("error", "more than %d throttled routes: %s is not throttled",
+                core.max_throttles, throttle.route)
             return true
         end
         host.throttle_slots[throttle.route] = slot
@@ -604,7 +631,6 @@ function runtime.reload(self, config)
     if not ok and is_failure(res) then
         log("error", "hook on_reload raised moonwire.fail: %s", tostring(res))
     end
-    log("debug", "reloaded app %s (%d routes)", self._dir, #new:routes())
     return true
 end
 

@@ -14,7 +14,7 @@ local gsub = string.gsub
 local match = string.match
 
 
-local _M = { _VERSION = "0.1.0" }
+local _M = require("moonwire.version").module()
 
 
 local FILES = {}

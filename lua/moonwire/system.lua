@@ -8,7 +8,6 @@
 local moonwire = require "moonwire"
 local rooms = require "moonwire.rooms"
 local default_protocol = require "moonwire.protocol"
-local auth = require "moonwire.auth"
 local cjson = require "cjson.safe"
 
 local type = type
@@ -17,7 +16,7 @@ local tostring = tostring
 local null = cjson.null
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 
 local function manager()
@@ -63,23 +62,8 @@ local function array(list)
 end
 
 
--- The app's authorize(client, action, resource) hook (docs/security.md).
-local function authorized(client, action, resource)
-    return auth.authorize(manager()._host.app, client, action, resource)
-end
-
-
 local function event(type_, action, data, room)
     return manager()._host.app.protocol.event(type_, action, data, room)
-end
-
-
-local function user_of(client)
-    local user = client.user
-    if user == nil then
-        return null
-    end
-    return user
 end
 
 
@@ -90,7 +74,7 @@ function _M.join(client, data)
     if not room then
         return fail(code, message)
     end
-    local allowed, err = authorized(client, "join", room)
+    local allowed, err = client:authorize("join", room)
     if not allowed then
         return nil, err
     end
@@ -139,7 +123,7 @@ function _M.publish(client, data)
     if not client:in_room(room) then
         return fail("INVALID_ROOM", "not subscribed to this room")
     end
-    local allowed, aerr = authorized(client, "publish", room)
+    local allowed, aerr = client:authorize("publish", room)
     if not allowed then
         return nil, aerr
     end
@@ -147,7 +131,7 @@ function _M.publish(client, data)
     if payload == nil then
         payload = null
     end
-    local ev = event("system", "message", { from = client.id, user = user_of(client),
+    local ev = event("system", "message", { from = client.id, user = client:user_or_null(),
                                              data = payload }, room)
     local delivered, err = manager():broadcast(room, ev, { exclude = client,
                                                             event_id = event_id(data) })
@@ -166,7 +150,7 @@ function _M.broadcast(client, data)
     if not m:config().allow_client_broadcast then
         return fail("AUTHORIZATION_FAILED", "client broadcast is disabled")
     end
-    local allowed, aerr = authorized(client, "broadcast", nil)
+    local allowed, aerr = client:authorize("broadcast", nil)
     if not allowed then
         return nil, aerr
     end
@@ -174,7 +158,7 @@ function _M.broadcast(client, data)
     if payload == nil then
         payload = null
     end
-    local ev = event("system", "broadcast", { from = client.id, user = user_of(client),
+    local ev = event("system", "broadcast", { from = client.id, user = client:user_or_null(),
                                                data = payload })
     local delivered, err = m:broadcast_all(ev, { exclude = client, event_id = event_id(data) })
     if not delivered then

@@ -16,7 +16,7 @@ local assert = assert
 local collectgarbage = collectgarbage
 
 
-local _M = { _VERSION = "0.2.0" }
+local _M = require("moonwire.version").module()
 
 _M.null = cjson.null
 

@@ -149,7 +149,7 @@ static void test_partial_write_mid_chunk(void) {
     CHECK_MEM(out, 6, "6789ab", 6);
     mw_outq_written(&q, 6);
     CHECK_EQ(q.bytes, 0);
-    CHECK(q.ents != NULL && q.cap <= 64); /* a small ring is kept for the next batch */
+    CHECK(q.ents != NULL && q.cap <= 64);    /* a small ring is kept for the next batch */
     CHECK_EQ(mw_outq_append(&q, "z", 1), 0); /* and reused */
     CHECK_EQ(q.count, 1);
     CHECK_EQ(q.bytes, 1);
@@ -279,17 +279,17 @@ static void test_shared_buffer_is_referenced_not_copied(void) {
     uv_buf_t iov[4];
     CHECK_EQ(mw_outq_peek(&qs[1], iov, 4), 1);
     CHECK(iov[0].base == frame->data); /* the very same bytes */
-    mw_outq_written(&qs[1], 3);         /* partial: offset moves, buffer stays */
+    mw_outq_written(&qs[1], 3);        /* partial: offset moves, buffer stays */
     CHECK_EQ(frame->refs, 4);
     CHECK_EQ(qs[1].bytes, 4);
     mw_outq_written(&qs[1], 4);
     CHECK_EQ(frame->refs, 3);
     mw_outq_clear(&qs[0]);
     CHECK_EQ(frame->refs, 2);
-    mw_buf_unref(frame);                /* the producer's reference */
+    mw_buf_unref(frame); /* the producer's reference */
     CHECK_EQ(qs[2].bytes, 7);
-    mw_outq_clear(&qs[2]);              /* the last reference frees it (ASan) */
-    mw_outq_clear(&qs[1]);              /* its emptied ring was kept */
+    mw_outq_clear(&qs[2]); /* the last reference frees it (ASan) */
+    mw_outq_clear(&qs[1]); /* its emptied ring was kept */
 }
 
 static void test_append_after_shared_starts_a_new_entry(void) {
@@ -321,7 +321,7 @@ static void test_ring_grows_and_wraps(void) {
     mw_outq_init(&q);
     for (int i = 0; i < 6; i++)
         CHECK_EQ(mw_outq_push(&q, b), 0);
-    mw_outq_written(&q, 4);  /* head moves to 4 of 8 */
+    mw_outq_written(&q, 4); /* head moves to 4 of 8 */
     for (int i = 0; i < 30; i++)
         CHECK_EQ(mw_outq_push(&q, b), 0);
     CHECK_EQ(q.count, 32);

@@ -322,9 +322,9 @@ static void test_exhaustive_against_reference(void) {
  * every offset of a long ASCII run, fed whole and split at every position,
  * must give the reference answer, so no byte is ever skipped unchecked. */
 static void test_sequences_inside_long_ascii_runs(void) {
-    static const char *const seqs[] = {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
-                                       "\x80", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80",
-                                       "\xE2\x82", "\xFF"};
+    static const char *const seqs[] = {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\x80",
+                                       "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE2\x82",
+                                       "\xFF"};
     uint8_t b[48];
     long mismatches = 0;
     for (size_t k = 0; k < sizeof seqs / sizeof *seqs; k++) {

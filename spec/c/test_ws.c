@@ -50,10 +50,10 @@ enum { LEN_MIN = 0, LEN_16 = 16, LEN_64 = 64 };
 
 static const uint8_t mask_key[4] = {0x37, 0xfa, 0x21, 0x3d};
 
-/* Appends one frame. rsv is the 3 RSV bits (0..7); lenform forces the
- * 16- or 64-bit length encoding; masked is 0 only to test the rule. */
-static void frame_ex(buf_t *b, int fin, int rsv, int opcode, int masked, int lenform,
-                     const void *payload, size_t len) {
+/* Appends a frame header announcing len payload bytes. rsv is the 3 RSV
+ * bits (0..7); lenform forces the 16- or 64-bit length encoding; masked is 0
+ * only to test the rule. */
+static void header(buf_t *b, int fin, int rsv, int opcode, int masked, int lenform, uint64_t len) {
     uint8_t h[14];
     size_t n = 0;
     h[n++] = (uint8_t)((fin ? 0x80 : 0) | (rsv & 7) << 4 | (opcode & 0xF));
@@ -74,6 +74,12 @@ static void frame_ex(buf_t *b, int fin, int rsv, int opcode, int masked, int len
         n += 4;
     }
     buf_add(b, h, n);
+}
+
+/* Appends one frame (see header). */
+static void frame_ex(buf_t *b, int fin, int rsv, int opcode, int masked, int lenform,
+                     const void *payload, size_t len) {
+    header(b, fin, rsv, opcode, masked, lenform, len);
     size_t start = b->len;
     buf_add(b, payload, len);
     if (masked)
@@ -359,14 +365,20 @@ static void test_message_too_big(void) {
     }
 }
 
+/* Fragments adding up past the limit: refused on the header of the
+ * continuation that crosses it, whether or not its payload follows. */
 static void test_fragmented_message_too_big(void) {
-    for (size_t s = 0; s < NSPLITS; s++) {
+    for (size_t t = 0; t < 2 * NSPLITS; t++) {
+        size_t s = t % NSPLITS;
         peer_t p;
         REQUIRE(peer_open(&p, 16) == 0);
         buf_t in = {0};
         frame(&in, 0, OP_TEXT, "0123456789", 10);
+        frame(&in, 0, OP_CONT, "", 0);
         frame(&in, 1, OP_PING, "0123456789", 10); /* control frames do not count */
         frame(&in, 1, OP_CONT, "0123456789", 10);
+        if (t >= NSPLITS)
+            in.len -= 10; /* only the header of the last fragment */
         CHECK_EQ(feed(&p, in.p, in.len, splits[s]), MW_ETOOBIG);
         CHECK_EQ(p.nmsgs, 0);
         sframe_t f[4];
@@ -378,19 +390,83 @@ static void test_fragmented_message_too_big(void) {
     }
 }
 
-/* A frame announcing too much is refused on its first payload byte: the
- * payload is never awaited (nor buffered). */
-static void test_too_big_fails_on_the_header(void) {
+/* A frame whose header announces too much is refused with 1009 as soon as
+ * its length is read: no payload byte is awaited (nor buffered), in every
+ * length encoding and however the header is split. */
+static void test_too_big_fails_at_the_header(void) {
+    static const struct {
+        int lenform;
+        uint64_t len;
+    } cases[] = {{LEN_MIN, 100}, {LEN_16, 1001}, {LEN_64, 1ull << 30}, {LEN_64, 1ull << 62}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (size_t s = 0; s < NSPLITS; s++) {
+            peer_t p;
+            REQUIRE(peer_open(&p, cases[c].lenform == LEN_MIN ? 16 : 1000) == 0);
+            buf_t in = {0};
+            header(&in, 1, 0, OP_BIN, 1, cases[c].lenform, cases[c].len);
+            CHECK_EQ(feed(&p, in.p, in.len, splits[s]), MW_ETOOBIG);
+            CHECK(wrote_only_close(&p, 1009));
+            CHECK_EQ(mw_ws_done(p.ws), 1);
+            const char *reason;
+            size_t rlen;
+            CHECK_EQ(mw_ws_status(p.ws, &reason, &rlen), 1009);
+            buf_free(&in);
+            peer_close(&p);
+        }
+    }
+    /* The length is enough: the mask key is not awaited either. */
     peer_t p;
     REQUIRE(peer_open(&p, 1000) == 0);
     buf_t in = {0};
-    frame_ex(&in, 1, 0, OP_BIN, 1, LEN_64, "x", 1);
-    /* Patch the 64-bit length to 1 GiB; only 1 payload byte follows. */
-    in.p[2 + 4] = 0x40;
-    CHECK_EQ(feed(&p, in.p, in.len, 0), MW_ETOOBIG);
+    header(&in, 1, 0, OP_TEXT, 1, LEN_16, 1001);
+    CHECK_EQ(mw_ws_feed(p.ws, in.p, 3), 0); /* one length byte short */
+    CHECK_EQ(p.out.len, 0);
+    CHECK_EQ(mw_ws_feed(p.ws, in.p + 3, 1), MW_ETOOBIG);
     CHECK(wrote_only_close(&p, 1009));
     buf_free(&in);
     peer_close(&p);
+}
+
+/* A continuation's header that takes the message to exactly the limit
+ * fails nothing: its payload is awaited and the message delivered. */
+static void test_fragment_at_the_limit_awaits_its_payload(void) {
+    peer_t p;
+    REQUIRE(peer_open(&p, 16) == 0);
+    buf_t in = {0};
+    frame(&in, 0, OP_TEXT, "0123456789", 10);
+    frame(&in, 1, OP_CONT, "abcdef", 6);
+    CHECK_EQ(mw_ws_feed(p.ws, in.p, in.len - 6), 0); /* all but the payload */
+    CHECK_EQ(p.out.len, 0);
+    CHECK_EQ(mw_ws_feed(p.ws, in.p + in.len - 6, 6), 0);
+    REQUIRE(p.nmsgs == 1);
+    CHECK_EQ(p.msgs[0].len, 16);
+    buf_free(&in);
+    peer_close(&p);
+}
+
+/* A too-big header that breaks another rule wslay checks when the frame
+ * starts (RSV bits, masking, opcode order) keeps that rule's 1002, from
+ * its first payload byte, however the bytes are split. */
+static void test_too_big_header_breaking_a_rule_gets_1002(void) {
+    for (int rule = 0; rule < 3; rule++) {
+        for (size_t s = 0; s < NSPLITS; s++) {
+            peer_t p;
+            REQUIRE(peer_open(&p, 16) == 0);
+            buf_t in = {0};
+            if (rule == 0)
+                header(&in, 1, 4, OP_BIN, 1, LEN_MIN, 100);
+            else if (rule == 1)
+                header(&in, 1, 0, OP_BIN, 0, LEN_MIN, 100);
+            else
+                header(&in, 1, 0, OP_CONT, 1, LEN_MIN, 100);
+            CHECK_EQ(feed(&p, in.p, in.len, splits[s]), 0);
+            CHECK_EQ(p.out.len, 0);
+            CHECK_EQ(mw_ws_feed(p.ws, (const uint8_t *)"x", 1), MW_EPROTO);
+            CHECK(wrote_only_close(&p, 1002));
+            buf_free(&in);
+            peer_close(&p);
+        }
+    }
 }
 
 /* ---- UTF-8 ---- */
@@ -988,8 +1064,8 @@ static void test_sleeping_endpoint_sends_and_closes(void) {
     CHECK_EQ(mw_ws_feed(p.ws, in.p, in.len), 0);
     CHECK_EQ(mw_ws_sleep(p.ws), 1);
     CHECK_EQ(mw_ws_send(p.ws, 0, (const uint8_t *)"out", 3), 0); /* needs no context */
-    CHECK_EQ(mw_ws_close(p.ws, 1001, "bye", 3), 0);             /* wakes it */
-    CHECK_EQ(mw_ws_sleep(p.ws), 0);                             /* closing: never */
+    CHECK_EQ(mw_ws_close(p.ws, 1001, "bye", 3), 0);              /* wakes it */
+    CHECK_EQ(mw_ws_sleep(p.ws), 0);                              /* closing: never */
     sframe_t f[4];
     REQUIRE(read_frames(&p.out, f, 4) == 2);
     CHECK_EQ(f[0].opcode, OP_TEXT);
@@ -1036,7 +1112,9 @@ int main(void) {
     RUN(test_ping_pong);
     RUN(test_message_too_big);
     RUN(test_fragmented_message_too_big);
-    RUN(test_too_big_fails_on_the_header);
+    RUN(test_too_big_fails_at_the_header);
+    RUN(test_fragment_at_the_limit_awaits_its_payload);
+    RUN(test_too_big_header_breaking_a_rule_gets_1002);
     RUN(test_invalid_utf8_is_1007);
     RUN(test_invalid_utf8_fails_fast);
     RUN(test_valid_utf8_split_across_fragments);

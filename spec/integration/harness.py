@@ -8,7 +8,9 @@ and ends with a line ``N passed, N failed`` (exit status 1 when anything
 failed).  This module provides:
 
 * ``Suite``      -- a tiny test runner: every case runs under its own deadline
-                    (SIGALRM), failures never stop the suite.
+                    (SIGALRM), failures never stop the suite.  A case is a
+                    function named ``test_<what it checks>`` under
+                    ``@S.case("sentence")``; ``-k`` selects by either.
 * ``Server``     -- starts ``moonwire serve`` on a kernel-chosen port, waits for
                     the ``listening on ws://HOST:PORT/`` log line, captures
                     stderr to a file, stops it with SIGTERM then SIGKILL.
@@ -128,7 +130,7 @@ class Suite:
         p.add_argument("--binary", required=True)
         p.add_argument("--root", required=True)
         p.add_argument("-k", dest="pattern", default=None,
-                       help="only run cases whose name contains this substring")
+                       help="only run cases whose name or function name contains this substring")
         p.add_argument("-v", dest="verbose", action="store_true")
         args = p.parse_args(argv)
         args.binary = os.path.abspath(args.binary)
@@ -154,7 +156,8 @@ class Suite:
             print("0 passed, %d failed" % max(1, len(self.cases)), flush=True)
             return 1
         selected = [c for c in self.cases
-                    if not args.pattern or args.pattern in c[0]]
+                    if not args.pattern or args.pattern in c[0]
+                    or args.pattern in getattr(c[1], "__name__", "")]
         for name, fn, timeout in selected:
             t0 = time.monotonic()
             signal.alarm(int(timeout))

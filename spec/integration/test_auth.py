@@ -85,7 +85,7 @@ def refused(ctx, srv, path="/", **kw):
 # --------------------------------------------------------------------------
 
 @S.case("upgrade: ?token= and Authorization: Bearer authenticate; client.user is set")
-def _(ctx):
+def test_upgrade_token_and_bearer_set_user(ctx):
     srv = start(ctx)
     a = C(ctx, srv, path="/?token=user:alice")
     eq(a.req("t", "whoami")["data"], {"user": "alice", "via": "upgrade"}, "from the query")
@@ -96,7 +96,7 @@ def _(ctx):
 
 
 @S.case("upgrade: a refused credential is 401 with WWW-Authenticate; the hook raising too")
-def _(ctx):
+def test_upgrade_refused_credential_is_401(ctx):
     srv = start(ctx)
     c = refused(ctx, srv, path="/?token=nonsense")
     check(H.header(c.headers, "WWW-Authenticate"), "WWW-Authenticate")
@@ -108,14 +108,14 @@ def _(ctx):
 
 
 @S.case("auth_at_upgrade: no credential is 401")
-def _(ctx):
+def test_auth_at_upgrade_without_credential_is_401(ctx):
     srv = start(ctx, auth_at_upgrade="true")
     refused(ctx, srv)
     C(ctx, srv, path="/?token=user:carol")
 
 
 @S.case("require_auth: auth message within auth_timeout; others refused until then")
-def _(ctx):
+def test_require_auth_refuses_until_auth_message(ctx):
     srv = start(ctx, require_auth="true", auth_timeout=3000)
     c = C(ctx, srv)
     r = c.req("t", "whoami")
@@ -129,7 +129,7 @@ def _(ctx):
 
 
 @S.case("require_auth: timeout closes 1008 'authentication timeout'")
-def _(ctx):
+def test_require_auth_timeout_closes_1008(ctx):
     srv = start(ctx, require_auth="true", auth_timeout=400)
     c = C(ctx, srv)
     c.closed_by_server(1008, b"authentication timeout")
@@ -140,7 +140,7 @@ def _(ctx):
 
 
 @S.case("auth message: an invalid token is AUTHENTICATION_FAILED, then close 1008")
-def _(ctx):
+def test_auth_message_invalid_token_closes_1008(ctx):
     srv = start(ctx, require_auth="true")
     c = C(ctx, srv)
     r = c.auth("nonsense")
@@ -150,7 +150,7 @@ def _(ctx):
 
 
 @S.case("token expiry closes 1008 unless refreshed; refresh must keep the user")
-def _(ctx):
+def test_token_expiry_closes_unless_refreshed(ctx):
     srv = start(ctx)
     c = C(ctx, srv, path="/?token=user:frank:700")
     time.sleep(0.4)
@@ -165,7 +165,7 @@ def _(ctx):
 
 
 @S.case("authorize: a refused join or publish is AUTHORIZATION_FAILED")
-def _(ctx):
+def test_authorize_refuses_join_and_publish(ctx):
     srv = start(ctx)
     c = C(ctx, srv, path="/?token=user:henry")
     r = c.req("system", "join", {"room": "private-1"})
@@ -179,8 +179,33 @@ def _(ctx):
     eq(r["error"]["message"], "read-only room", "message")
 
 
+@S.case("client:authorize from a controller answers as the system controller does")
+def test_client_authorize_matches_system_controller(ctx):
+    srv = start(ctx)
+    c = C(ctx, srv, path="/?token=user:henry")
+    admin = C(ctx, srv, path="/?token=user:admin")
+    for who, action, room, refused in ((c, "join", "private-1", True),
+                                       (c, "join", "lobby", False),
+                                       (admin, "join", "private-1", False),
+                                       (c, "publish", "readonly", True)):
+        mine = who.req("t", "may", {"action": action, "resource": room})
+        if action == "join":
+            system = who.req("system", "join", {"room": room})
+        else:
+            who.req("system", "join", {"room": room})
+            system = who.req("system", "publish", {"room": room, "data": "x"})
+        eq("error" in system, refused, "%s %s: the system controller's answer" % (action, room))
+        if refused:
+            eq(mine.get("error"), system["error"], "%s %s: the same refusal" % (action, room))
+        else:
+            eq(mine.get("data"), {"allowed": True}, "%s %s: allowed" % (action, room))
+    r = c.req("t", "may", {"action": "join", "resource": "private-9"})
+    eq(r["error"], {"code": "AUTHORIZATION_FAILED", "message": "private rooms are for admin"},
+       "the hook's message")
+
+
 @S.case("max_connections_per_user: the connection past the cap is closed 1008")
-def _(ctx):
+def test_max_connections_per_user_closes_1008(ctx):
     srv = start(ctx, max_connections_per_user=2)
     C(ctx, srv, path="/?token=user:ivy")
     C(ctx, srv, path="/?token=user:ivy")
@@ -258,7 +283,7 @@ JWT_ENV = dict(auth_at_upgrade="true", jwt_issuer="moonwire-tests", jwt_audience
 
 
 @S.case("JWT HS256/HS384/HS512 at the upgrade: valid, and 401 for each bad token")
-def _(ctx):
+def test_jwt_hmac_at_upgrade(ctx):
     srv = start(ctx, app=ctx.fixture("auth/jwt"), jwt_secret="s3cret", **JWT_ENV)
     for alg in ("HS256", "HS384", "HS512"):
         jwt_cases(ctx, srv, alg)
@@ -267,7 +292,7 @@ def _(ctx):
 
 
 @S.case("JWT RS256 and ES256 with a public key file")
-def _(ctx):
+def test_jwt_rs256_es256_public_key_file(ctx):
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     srv = start(ctx, app=ctx.fixture("auth/jwt"), jwt_public_key=public_pem(ctx, rsa_key), **JWT_ENV)
@@ -282,7 +307,7 @@ def _(ctx):
 
 
 @S.case("JWT in an auth message, with leeway")
-def _(ctx):
+def test_jwt_auth_message_with_leeway(ctx):
     srv = start(ctx, app=ctx.fixture("auth/jwt"), jwt_secret="s3cret", require_auth="true",
                 jwt_leeway=300)
     c = C(ctx, srv)
@@ -295,7 +320,7 @@ def _(ctx):
 
 
 @S.case("a bad jwt_public_key stops the server with its name")
-def _(ctx):
+def test_bad_jwt_public_key_stops_server(ctx):
     path = os.path.join(ctx.tmpdir(), "bad.pem")
     with open(path, "w") as f:
         f.write("not a key\n")

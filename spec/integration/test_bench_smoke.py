@@ -97,7 +97,7 @@ def url(ctx):
 
 
 @S.setup
-def _(ctx):
+def start_hub(ctx):
     path = BENCH["path"] or os.path.join(os.path.dirname(ctx.binary), "moonwire-bench")
     BENCH["path"] = os.path.abspath(path)
     if not os.access(BENCH["path"], os.X_OK):
@@ -106,7 +106,7 @@ def _(ctx):
 
 
 @S.case("moonwire-bench --help describes the workloads")
-def _(ctx):
+def test_bench_help_describes_workloads(ctx):
     p = subprocess.run([BENCH["path"], "--help"], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=10)
     eq(p.returncode, 0, "--help exit status")
@@ -116,7 +116,7 @@ def _(ctx):
 
 
 @S.case("echo: 4 connections for 1 s, every reply received", timeout=60)
-def _(ctx):
+def test_bench_echo_every_reply_received(ctx):
     res = run_bench(ctx, "echo", "--url", url(ctx), "--connections", 4, "--depth", 1,
                     "--size", 64, "--duration", 1)
     no_errors(res)
@@ -131,7 +131,7 @@ def _(ctx):
 
 
 @S.case("fanout: 20 subscribers, 1 publisher at 200/s for 1 s, nothing lost", timeout=60)
-def _(ctx):
+def test_bench_fanout_nothing_lost(ctx):
     res = run_bench(ctx, "fanout", "--url", url(ctx), "--subscribers", FANOUT_SUBS,
                     "--publishers", 1, "--rate", FANOUT_RATE, "--size", 64, "--duration", 1)
     no_errors(res)
@@ -153,7 +153,7 @@ def _(ctx):
 
 
 @S.case("conns: 50 idle connections and the server's RSS per connection", timeout=60)
-def _(ctx):
+def test_bench_conns_rss_per_connection(ctx):
     srv = ctx.servers["hub"]
     res = run_bench(ctx, "conns", "--url", url(ctx), "--connections", 50, "--duration", 1,
                     "--server-pid", srv.proc.pid)
@@ -168,7 +168,7 @@ def _(ctx):
 
 
 @S.case("the server is healthy after the runs, with no rooms or clients left")
-def _(ctx):
+def test_server_healthy_after_bench_runs(ctx):
     srv = ctx.servers["hub"]
     check(srv.alive(), "the server exited: %s" % H.short(srv.log(), 600))
     last = {}

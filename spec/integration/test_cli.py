@@ -45,14 +45,113 @@ def serve_args(app):
 # --------------------------------------------------------------------------
 
 @S.case("--version prints a version and exits 0")
-def _(ctx):
+def test_version_exits_0(ctx):
     rc, out, err = cli(ctx, "--version")
     eq(rc, 0, "exit status")
     check(re.search(r"\d+\.\d+", out + err), "no version number in %r" % (out + err))
 
 
+# --------------------------------------------------------------------------
+# one version: CMake's project version, in the binary, in Lua and in the docs
+# --------------------------------------------------------------------------
+
+VERSIONS = """local versions = {}
+-- The _VERSION of each runtime module named in data.modules.
+function versions.of(client, data)
+    local out = {}
+    for _, name in ipairs(data.modules) do
+        out[name] = require(name)._VERSION or false
+    end
+    return out
+end
+return versions
+"""
+
+VERSION_SPEC = """local testing = require "moonwire.testing"
+local moonwire = require "moonwire"
+
+describe("the version under moonwire test", function()
+    it("is the binary's, in the core specs run on and in every module", function()
+        local want = os.getenv("MW_EXPECT_VERSION")
+        assert.equal(want, moonwire._VERSION)
+        assert.equal(want, require("moonwire.core").version)
+        for name in os.getenv("MW_EXPECT_MODULES"):gmatch("[^,]+") do
+            assert.equal(want, require(name)._VERSION, name)
+        end
+    end)
+end)
+"""
+
+
+def binary_version(ctx):
+    rc, out, err = cli(ctx, "--version")
+    eq(rc, 0, "--version exit status")
+    m = re.fullmatch(r"moonwire (\d+\.\d+\.\d+)\n", out)
+    check(m, "--version printed %r" % out)
+    return m.group(1)
+
+
+def runtime_modules(ctx):
+    """Every module of lua/moonwire/ (moonwire.version is where they read it)."""
+    d = os.path.join(ctx.root, "lua", "moonwire")
+    names = []
+    for f in sorted(os.listdir(d)):
+        if f.endswith(".lua") and f != "version.lua":
+            names.append("moonwire" if f == "init.lua" else "moonwire." + f[:-4])
+    check("moonwire" in names and "moonwire.testing" in names, "runtime modules: %r" % names)
+    return names
+
+
+def busted_env(ctx):
+    """Under ASan the compiled Lua module needs the ASan runtime preloaded
+    into LuaJIT (as spec/tests.cmake does for the busted runs)."""
+    if not ctx.sanitized():
+        return {}
+    lib = subprocess.run(["cc", "-print-file-name=libasan.so"], stdout=subprocess.PIPE,
+                         check=True).stdout.decode().strip()
+    return {"LD_PRELOAD": lib, "ASAN_OPTIONS": "detect_leaks=0"}
+
+
+@S.case("version: --version is moonwire._VERSION and every module's, served and under test",
+        timeout=60)
+def version_is_one(ctx):
+    want = binary_version(ctx)
+    modules = runtime_modules(ctx)
+    app = make_app(ctx, controllers={"versions.lua": VERSIONS})
+    srv = ctx.start("versions", app)
+    c = ctx.track(H.JsonClient(srv))
+    r = c.request("versions", "of", {"modules": modules})
+    eq(r.get("data"), {name: want for name in modules}, "_VERSION of each module, served")
+    ctx.close_clients()
+    srv.stop()
+    os.makedirs(os.path.join(app, "spec"))
+    with open(os.path.join(app, "spec", "version_spec.lua"), "w") as f:
+        f.write(VERSION_SPEC)
+    env = dict(busted_env(ctx), MW_EXPECT_VERSION=want, MW_EXPECT_MODULES=",".join(modules))
+    rc, out, err = cli(ctx, "test", app, env=env, timeout=50)
+    eq(rc, 0, "moonwire test exit status (out %r err %r)" % (out[-600:], err[-400:]))
+
+
+@S.case("version: no doc says \"since\" a version later than --version")
+def version_docs_agree(ctx):
+    want = tuple(int(x) for x in binary_version(ctx).split("."))
+    files = [os.path.join(ctx.root, "README.md")]
+    for top, _dirs, names in os.walk(os.path.join(ctx.root, "docs")):
+        files += [os.path.join(top, n) for n in names if n.endswith(".md")]
+    later, seen = [], 0
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                for m in re.finditer(r"\bsince\W{0,4}(\d+)\.(\d+)\.(\d+)", line, re.I):
+                    seen += 1
+                    if tuple(int(x) for x in m.groups()) > want:
+                        later.append("%s:%d: %s" % (os.path.relpath(path, ctx.root), n, m.group(0)))
+    check(seen > 0, "no \"since X.Y.Z\" found in the docs: the pattern is stale")
+    check(not later, "docs promise versions later than %s: %s" % (".".join(map(str, want)), later))
+
+
 @S.case("--help exits 0 and lists the commands")
-def _(ctx):
+def test_help_lists_commands(ctx):
     rc, out, err = cli(ctx, "--help")
     eq(rc, 0, "exit status")
     text = out + err
@@ -61,20 +160,20 @@ def _(ctx):
 
 
 @S.case("unknown command exits 2")
-def _(ctx):
+def test_unknown_command_exits_2(ctx):
     rc, out, err = cli(ctx, "frobnicate")
     eq(rc, 2, "exit status")
     check(err.strip() != "", "no message on stderr")
 
 
 @S.case("unknown option exits 2")
-def _(ctx):
+def test_unknown_option_exits_2(ctx):
     rc, out, err = cli(ctx, "serve", ctx.example("echo"), "--no-such-flag")
     eq(rc, 2, "exit status")
 
 
 @S.case("check examples/hello exits 0 and prints greet.hello, greet.shout")
-def _(ctx):
+def test_check_hello_prints_routes(ctx):
     rc, out, err = cli(ctx, "check", ctx.example("hello"))
     eq(rc, 0, "exit status (stderr %r)" % err[-500:])
     check("greet.hello" in out and "greet.shout" in out, "routes not printed: %r" % out)
@@ -82,7 +181,7 @@ def _(ctx):
 
 
 @S.case("check fixtures/basic prints every route")
-def _(ctx):
+def test_check_basic_prints_every_route(ctx):
     rc, out, err = cli(ctx, "check", ctx.fixture("basic"))
     eq(rc, 0, "exit status (stderr %r)" % err[-500:])
     for r in ("boom.fail", "boom.index", "greet.deny", "greet.echo", "greet.hello",
@@ -93,7 +192,7 @@ def _(ctx):
 
 
 @S.case("check an app with a syntax error exits non-zero naming file:line")
-def _(ctx):
+def test_check_syntax_error_names_file_line(ctx):
     bad = 'local m = {}\n\nfunction m.x()\n    return { = }\nend\nreturn m\n'
     app = make_app(ctx, controllers={"greet.lua": GREET, "broken.lua": bad})
     rc, out, err = cli(ctx, "check", app)
@@ -102,7 +201,7 @@ def _(ctx):
 
 
 @S.case("check an app whose controller errors at load time exits non-zero naming file:line")
-def _(ctx):
+def test_check_load_error_names_file_line(ctx):
     bad = 'local m = {}\nlocal x = nil\nlocal y = x.field\nreturn m\n'
     app = make_app(ctx, controllers={"loadfail.lua": bad})
     rc, out, err = cli(ctx, "check", app)
@@ -111,7 +210,7 @@ def _(ctx):
 
 
 @S.case("serve an app with a syntax error exits non-zero naming file:line")
-def _(ctx):
+def test_serve_syntax_error_names_file_line(ctx):
     bad = 'local m = {}\nfunction m.x(\nreturn m\n'
     app = make_app(ctx, controllers={"broken.lua": bad})
     rc, out, err = cli(ctx, *serve_args(app))
@@ -120,7 +219,7 @@ def _(ctx):
 
 
 @S.case("serve a missing app folder exits non-zero")
-def _(ctx):
+def test_serve_missing_app_exits_nonzero(ctx):
     rc, out, err = cli(ctx, *serve_args(os.path.join(ctx.tmpdir(), "does-not-exist")))
     check(rc != 0, "exit status 0")
     check(err.strip() != "", "no message on stderr")
@@ -169,7 +268,7 @@ S.add("config: app = 5 (not a table) -> exit 2 naming app",
 
 
 @S.case("config: syntax error in config.lua -> non-zero naming config.lua:LINE")
-def _(ctx):
+def test_config_syntax_error_names_line(ctx):
     app = make_app(ctx, config='return {\n    welcome = true,\n    port = ,\n}\n')
     rc, out, err = cli(ctx, *serve_args(app))
     check(rc != 0, "exit status 0")
@@ -177,7 +276,7 @@ def _(ctx):
 
 
 @S.case("config: config.lua returning a non-table -> non-zero")
-def _(ctx):
+def test_config_non_table_exits_nonzero(ctx):
     app = make_app(ctx, config='return 42\n')
     rc, out, err = cli(ctx, *serve_args(app))
     check(rc != 0, "exit status 0")
@@ -189,7 +288,7 @@ def _(ctx):
 # --------------------------------------------------------------------------
 
 @S.case("env: MOONWIRE_PORT selects the port")
-def _(ctx):
+def test_env_port_selects_port(ctx):
     port = H.free_port()
     srv = ctx.start("envport", ctx.example("echo"), env={"MOONWIRE_PORT": str(port)},
                     use_port_flag=False)
@@ -200,7 +299,7 @@ def _(ctx):
 
 
 @S.case("env: --port flag overrides MOONWIRE_PORT")
-def _(ctx):
+def test_port_flag_overrides_env(ctx):
     p_env, p_flag = H.free_port(), H.free_port()
     srv = ctx.start("flagport", ctx.example("echo"), env={"MOONWIRE_PORT": str(p_env)},
                     port=p_flag)
@@ -211,7 +310,7 @@ def _(ctx):
 
 
 @S.case("env: --host flag overrides MOONWIRE_HOST")
-def _(ctx):
+def test_host_flag_overrides_env(ctx):
     srv = ctx.start("flaghost", ctx.example("echo"), env={"MOONWIRE_HOST": "203.0.113.7"})
     ctx.track(srv.client()).roundtrip()
     ctx.close_clients()
@@ -219,7 +318,7 @@ def _(ctx):
 
 
 @S.case("env: MOONWIRE_MAX_MESSAGE_SIZE=100 -> 100 bytes echoed, 101 and 200 get 1009")
-def _(ctx):
+def test_env_max_message_size_closes_1009(ctx):
     srv = ctx.start("smallmax", ctx.example("echo"), env={"MOONWIRE_MAX_MESSAGE_SIZE": "100"})
     c = ctx.track(srv.client())
     c.send_frame(OP_TEXT, b"a" * 100)
@@ -234,7 +333,7 @@ def _(ctx):
 
 
 @S.case("config: max_message_size = 64 in config.lua -> 65-byte message gets 1009")
-def _(ctx):
+def test_config_max_message_size_closes_1009(ctx):
     app = make_app(ctx, config="return { max_message_size = 64, welcome = false }\n")
     srv = ctx.start("cfgmax", app)
     c = ctx.track(srv.client())
@@ -248,7 +347,7 @@ def _(ctx):
 
 
 @S.case("env: MOONWIRE_MAX_HEADER_BYTES=1024 -> 2 KB of headers get 431; 7 KB fine by default")
-def _(ctx):
+def test_env_max_header_bytes_431(ctx):
     small = ctx.start("smallhdr", ctx.example("echo"), env={"MOONWIRE_MAX_HEADER_BYTES": "1024"})
     req = H.build_request(extra=[("X-Pad", "p" * 2000)])[0]
     s = ctx.track(H.RawClient(small.connect_host, small.port))
@@ -263,7 +362,7 @@ def _(ctx):
 
 
 @S.case("env: MOONWIRE_CLOSE_TIMEOUT=1000 bounds a server-initiated close the client ignores")
-def _(ctx):
+def test_env_close_timeout_bounds_close(ctx):
     srv = ctx.start("closeto", ctx.fixture("basic"), env={"MOONWIRE_CLOSE_TIMEOUT": "1000"})
     c = ctx.track(H.JsonClient(srv, welcome=True))
     c.send({"type": "greet", "action": "bye", "id": "x"})
@@ -281,7 +380,7 @@ def _(ctx):
 
 
 @S.case("env: MOONWIRE_PORT=abc -> exit 2 naming port")
-def _(ctx):
+def test_env_bad_port_exits_2(ctx):
     rc, out, err = cli(ctx, "serve", ctx.example("echo"), "--host", "127.0.0.1",
                        env={"MOONWIRE_PORT": "abc"})
     eq(rc, 2, "exit status (stderr %r)" % err[-300:])
@@ -289,14 +388,14 @@ def _(ctx):
 
 
 @S.case("env: unknown MOONWIRE_PROT -> exit 2 naming it")
-def _(ctx):
+def test_env_unknown_key_exits_2(ctx):
     rc, out, err = cli(ctx, *serve_args(ctx.example("echo")), env={"MOONWIRE_PROT": "1"}, timeout=10)
     eq(rc, 2, "exit status (stderr %r)" % err[-300:])
     check("MOONWIRE_PROT" in err or "prot" in err, "stderr does not name it: %r" % err[-400:])
 
 
 @S.case("env: MOONWIRE_SUBPROTOCOLS=b,a sets the preference list")
-def _(ctx):
+def test_env_subprotocols_preference(ctx):
     srv = ctx.start("envsub", ctx.example("echo"), env={"MOONWIRE_SUBPROTOCOLS": "b,a"})
     c = ctx.track(H.RawClient(srv.connect_host, srv.port))
     status, headers = c.handshake(extra=[("Sec-WebSocket-Protocol", "a, b")])
@@ -306,7 +405,7 @@ def _(ctx):
 
 
 @S.case("env: MOONWIRE_WELCOME=true turns the welcome event on")
-def _(ctx):
+def test_env_welcome_turns_welcome_on(ctx):
     app = make_app(ctx, config="return { welcome = false }\n")
     srv = ctx.start("envwelcome", app, env={"MOONWIRE_WELCOME": "true"})
     c = ctx.track(H.JsonClient(srv, welcome=True))
@@ -316,7 +415,7 @@ def _(ctx):
 
 
 @S.case("flag: --port with a busy port exits non-zero")
-def _(ctx):
+def test_busy_port_exits_nonzero(ctx):
     srv = ctx.start("busy", ctx.example("echo"))
     rc, out, err = cli(ctx, "serve", ctx.example("echo"), "--host", "127.0.0.1",
                        "--port", str(srv.port))
@@ -327,7 +426,7 @@ def _(ctx):
 
 
 @S.case("log_format = json: every stderr line is a JSON object")
-def _(ctx):
+def test_log_format_json_lines(ctx):
     srv = ctx.start("jsonlog", ctx.example("echo"), env={"MOONWIRE_LOG_FORMAT": "json"})
     ctx.track(srv.client()).roundtrip()
     ctx.close_clients()
@@ -347,7 +446,7 @@ def _(ctx):
 # --------------------------------------------------------------------------
 
 @S.case("new creates an app; check, test and serve accept it", timeout=60)
-def _(ctx):
+def test_new_app_passes_check_test_serve(ctx):
     dest = os.path.join(ctx.tmpdir(), "myapp")
     rc, out, err = cli(ctx, "new", dest)
     eq(rc, 0, "new exit status (stderr %r)" % err[-400:])
@@ -364,7 +463,7 @@ def _(ctx):
 
 
 @S.case("test exits non-zero when an app spec fails", timeout=60)
-def _(ctx):
+def test_test_exits_nonzero_on_failing_spec(ctx):
     dest = os.path.join(ctx.tmpdir(), "failapp")
     rc, out, err = cli(ctx, "new", dest)
     eq(rc, 0, "new exit status")
@@ -378,7 +477,7 @@ def _(ctx):
 
 
 @S.case("new refuses to overwrite an existing app")
-def _(ctx):
+def test_new_refuses_to_overwrite(ctx):
     dest = make_app(ctx, config="return { welcome = true } -- mine\n")
     rc, out, err = cli(ctx, "new", dest)
     check(rc != 0, "new over an existing app exited 0")

@@ -7,6 +7,7 @@ clients, /health, subprotocol negotiation, IPv6.
 """
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -26,6 +27,7 @@ RECV_TIMEOUT = 5.0
 def acase(name, timeout=30):
     """Register an async case; it runs under asyncio.wait_for(timeout - 2)."""
     def deco(fn):
+        @functools.wraps(fn)
         def run(ctx):
             asyncio.run(asyncio.wait_for(fn(ctx), timeout - 2))
         S.add(name, run, timeout=timeout)
@@ -101,7 +103,7 @@ async def still_works(ws, tag="alive"):
 # --------------------------------------------------------------------------
 
 @acase("welcome: system/connected event first, with client_id and ts")
-async def _(ctx):
+async def test_welcome_event_first(ctx):
     ws = await open_ws(basic(ctx))
     try:
         w = ws.welcome
@@ -114,7 +116,7 @@ async def _(ctx):
 
 
 @acase("welcome: two clients get distinct client_ids")
-async def _(ctx):
+async def test_welcome_distinct_client_ids(ctx):
     a = await open_ws(basic(ctx))
     b = await open_ws(basic(ctx))
     try:
@@ -127,7 +129,7 @@ async def _(ctx):
 
 
 @acase("request: greet.hello with string id -> reply with same type/action/id")
-async def _(ctx):
+async def test_request_reply_echoes_string_id(ctx):
     ws = await open_ws(basic(ctx))
     try:
         r = await request(ws, "greet", "hello", {"name": "Ada"}, id_="r1")
@@ -140,7 +142,7 @@ async def _(ctx):
 
 
 @acase("request: numeric id is echoed as a number")
-async def _(ctx):
+async def test_request_numeric_id_echoed(ctx):
     ws = await open_ws(basic(ctx))
     try:
         r = await request(ws, "greet", "hello", {}, id_=42)
@@ -151,7 +153,7 @@ async def _(ctx):
 
 
 @acase("request: without id -> no reply")
-async def _(ctx):
+async def test_request_without_id_gets_no_reply(ctx):
     ws = await open_ws(basic(ctx))
     try:
         await ws.send(json.dumps({"type": "greet", "action": "hello", "data": {"name": "x"}}))
@@ -162,7 +164,7 @@ async def _(ctx):
 
 
 @acase("request: nested unicode data round-trips through JSON")
-async def _(ctx):
+async def test_request_unicode_round_trip(ctx):
     ws = await open_ws(basic(ctx))
     data = {"text": "héllo wörld € 😀 κόσμε", "list": [1, 2.5, True, None, "x"],
             "nested": {"a": {"b": {"c": [1, {"d": "e"}]}}}, "empty": {}}
@@ -177,7 +179,7 @@ async def _(ctx):
 
 
 @acase("request: 500 KB JSON message and reply", timeout=40)
-async def _(ctx):
+async def test_request_500kb_message_and_reply(ctx):
     ws = await open_ws(basic(ctx), max_size=4 * 1048576)
     blob = "z" * 500000
     try:
@@ -188,7 +190,7 @@ async def _(ctx):
 
 
 @acase("request: pipelined requests are answered in order")
-async def _(ctx):
+async def test_request_pipelined_in_order(ctx):
     ws = await open_ws(basic(ctx))
     try:
         for i in range(50):
@@ -207,7 +209,7 @@ async def _(ctx):
 # --------------------------------------------------------------------------
 
 @acase("error: malformed JSON -> INVALID_MESSAGE, connection stays open")
-async def _(ctx):
+async def test_malformed_json_stays_open(ctx):
     ws = await open_ws(basic(ctx))
     try:
         await ws.send('{"type": "greet", "action": ')
@@ -218,7 +220,7 @@ async def _(ctx):
 
 
 @acase("error: JSON array / string / number -> INVALID_MESSAGE")
-async def _(ctx):
+async def test_json_non_object_is_invalid(ctx):
     ws = await open_ws(basic(ctx))
     try:
         for bad in ("[1,2,3]", '"just a string"', "42", "null", "[]"):
@@ -230,7 +232,7 @@ async def _(ctx):
 
 
 @acase("error: empty text message -> INVALID_MESSAGE")
-async def _(ctx):
+async def test_empty_text_is_invalid(ctx):
     ws = await open_ws(basic(ctx))
     try:
         await ws.send("")
@@ -241,7 +243,7 @@ async def _(ctx):
 
 
 @acase("error: missing type (with id) -> INVALID_MESSAGE carrying the id")
-async def _(ctx):
+async def test_missing_type_error_carries_id(ctx):
     ws = await open_ws(basic(ctx))
     try:
         await ws.send(json.dumps({"action": "hello", "id": "m1"}))
@@ -253,7 +255,7 @@ async def _(ctx):
 
 
 @acase("error: unknown type -> NOT_FOUND with id")
-async def _(ctx):
+async def test_unknown_type_not_found(ctx):
     ws = await open_ws(basic(ctx))
     try:
         expect_error(await request(ws, "nosuch", "hello", {}, id_="n1"), "NOT_FOUND", "n1")
@@ -263,7 +265,7 @@ async def _(ctx):
 
 
 @acase("error: unknown action -> NOT_FOUND with id")
-async def _(ctx):
+async def test_unknown_action_not_found(ctx):
     ws = await open_ws(basic(ctx))
     try:
         expect_error(await request(ws, "greet", "nosuch", {}, id_="n2"), "NOT_FOUND", "n2")
@@ -273,7 +275,7 @@ async def _(ctx):
 
 
 @acase("error: controller returns nil, {code, message} -> that error")
-async def _(ctx):
+async def test_controller_error_return(ctx):
     ws = await open_ws(basic(ctx))
     try:
         err = expect_error(await request(ws, "greet", "deny", {}, id_="d1"), "AUTHORIZATION_FAILED", "d1")
@@ -299,7 +301,7 @@ def check_internal(err):
 
 
 @acase("lua error: error() in a controller -> INTERNAL_ERROR, no leak, log has file:line")
-async def _(ctx):
+async def test_lua_error_internal_error_with_file_line(ctx):
     srv = basic(ctx)
     ws = await open_ws(srv)
     other = await open_ws(srv)
@@ -318,7 +320,7 @@ async def _(ctx):
 
 
 @acase("lua error: indexing nil -> INTERNAL_ERROR, no leak, log has file:line")
-async def _(ctx):
+async def test_lua_nil_index_internal_error_with_file_line(ctx):
     srv = basic(ctx)
     ws = await open_ws(srv)
     try:
@@ -334,7 +336,7 @@ async def _(ctx):
 
 
 @acase("lua error: 20 errors in a row do not break the connection or the server")
-async def _(ctx):
+async def test_lua_errors_in_a_row_keep_connection(ctx):
     ws = await open_ws(basic(ctx))
     try:
         for i in range(20):
@@ -345,7 +347,7 @@ async def _(ctx):
 
 
 @acase("error: binary frame to the JSON protocol -> INVALID_MESSAGE, stays open")
-async def _(ctx):
+async def test_binary_frame_to_json_protocol_invalid(ctx):
     ws = await open_ws(basic(ctx))
     try:
         await ws.send(b'{"type":"greet","action":"hello","id":"x"}')
@@ -356,7 +358,7 @@ async def _(ctx):
 
 
 @acase("error: JSON nested 1000 levels deep -> INVALID_MESSAGE, no crash")
-async def _(ctx):
+async def test_deeply_nested_json_invalid(ctx):
     ws = await open_ws(basic(ctx))
     try:
         await ws.send('{"type":"greet","action":"echo","data":' + "[" * 1000 + "]" * 1000 + "}")
@@ -367,7 +369,7 @@ async def _(ctx):
 
 
 @acase("error: NaN literal, object id, string data -> INVALID_MESSAGE")
-async def _(ctx):
+async def test_nan_object_id_string_data_invalid(ctx):
     ws = await open_ws(basic(ctx))
     try:
         await ws.send('{"type":"greet","action":"echo","data":{"x":NaN},"id":"n"}')
@@ -382,7 +384,7 @@ async def _(ctx):
 
 
 @acase("error: a reply that cannot be encoded -> INTERNAL_ERROR, stays open")
-async def _(ctx):
+async def test_unencodable_reply_internal_error(ctx):
     ws = await open_ws(basic(ctx))
     try:
         err = expect_error(await request(ws, "greet", "unencodable", {}, id_="u"), "INTERNAL_ERROR", "u")
@@ -393,7 +395,7 @@ async def _(ctx):
 
 
 @acase("lua: client:send of invalid UTF-8 text is refused, connection stays open")
-async def _(ctx):
+async def test_lua_send_invalid_utf8_refused(ctx):
     ws = await open_ws(basic(ctx))
     try:
         r = await request(ws, "greet", "badsend", {}, id_="bs")
@@ -405,7 +407,7 @@ async def _(ctx):
 
 
 @acase("lua: client:emit event arrives before the reply")
-async def _(ctx):
+async def test_lua_emit_before_reply(ctx):
     ws = await open_ws(basic(ctx))
     try:
         await ws.send(json.dumps({"type": "greet", "action": "notify", "data": {"n": 7}, "id": "e"}))
@@ -418,7 +420,7 @@ async def _(ctx):
 
 
 @acase("lua: client:close(4000, 'bye') from a controller closes with 4000")
-async def _(ctx):
+async def test_lua_close_with_4000(ctx):
     ws = await open_ws(basic(ctx))
     await ws.send(json.dumps({"type": "greet", "action": "bye", "id": "c"}))
     try:
@@ -435,7 +437,7 @@ async def _(ctx):
 # --------------------------------------------------------------------------
 
 @acase("client.data: persists across messages and is per client")
-async def _(ctx):
+async def test_client_data_persists_per_client(ctx):
     a = await open_ws(basic(ctx))
     b = await open_ws(basic(ctx))
     try:
@@ -448,7 +450,7 @@ async def _(ctx):
 
 
 @acase("hooks: app.lua on_connect ran for the client")
-async def _(ctx):
+async def test_on_connect_hook_ran(ctx):
     ws = await open_ws(basic(ctx))
     try:
         eq((await request(ws, "store", "get", {"key": "hooked"}))["data"].get("value"), True,
@@ -462,7 +464,7 @@ async def _(ctx):
 # --------------------------------------------------------------------------
 
 @acase("concurrency: 100 clients x 10 requests, every reply matches", timeout=60)
-async def _(ctx):
+async def test_concurrency_100_clients_replies_match(ctx):
     srv = basic(ctx)
 
     async def one(i):
@@ -482,7 +484,7 @@ async def _(ctx):
 
 
 @acase("concurrency: a client that errors does not disturb 20 busy clients", timeout=40)
-async def _(ctx):
+async def test_concurrency_erroring_client_isolated(ctx):
     srv = basic(ctx)
     stop = asyncio.Event()
 
@@ -518,7 +520,7 @@ async def _(ctx):
 # --------------------------------------------------------------------------
 
 @S.case("health: 200 JSON with the documented fields")
-def _(ctx):
+def test_health_documented_fields(ctx):
     srv = basic(ctx)
     status, headers, body = H.http_request(srv.connect_host, srv.port, "GET", "/health")
     eq(status, 200, "status")
@@ -535,7 +537,7 @@ def _(ctx):
 
 
 @acase("health: connections counts open websocket clients")
-async def _(ctx):
+async def test_health_counts_websocket_clients(ctx):
     srv = basic(ctx)
     loop = asyncio.get_running_loop()
 
@@ -561,7 +563,7 @@ async def _(ctx):
 
 
 @S.case("health: TCP connections that never upgraded are not counted")
-def _(ctx):
+def test_health_ignores_unupgraded_tcp(ctx):
     srv = basic(ctx)
     base = srv.health()["connections"]
     socks = [ctx.track(H.RawClient(srv.connect_host, srv.port)) for _ in range(3)]
@@ -572,15 +574,30 @@ def _(ctx):
     H.poll(lambda: srv.health()["connections"] == base + 1, timeout=5, what="connections == base + 1")
 
 
+@S.case("health: every field is in docs/protocol.md's /health table, and nothing else")
+def test_health_fields_documented(ctx):
+    with open(os.path.join(ctx.root, "docs", "protocol.md"), encoding="utf-8") as f:
+        doc = f.read()
+    section = doc.split("### /health fields", 1)[1].split("\n#", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z_.]+)` \|", section, re.M))
+    h = basic(ctx).health()
+    served = set(h)
+    for k, v in h.items():
+        if isinstance(v, dict):
+            served |= {k + "." + sub for sub in v}
+    eq(sorted(served - documented), [], "fields /health sends that the table lacks")
+    eq(sorted(documented - served), [], "fields the table lists that /health does not send")
+
+
 @S.case("health: uptime_s grows")
-def _(ctx):
+def test_health_uptime_grows(ctx):
     srv = basic(ctx)
     u0 = srv.health()["uptime_s"]
     H.poll(lambda: srv.health()["uptime_s"] > u0, timeout=4, interval=0.2, what="uptime_s to grow")
 
 
 @S.case("health: plain GET of an unknown path -> 404")
-def _(ctx):
+def test_plain_get_unknown_path_404(ctx):
     srv = basic(ctx)
     status, _, _ = H.http_request(srv.connect_host, srv.port, "GET", "/definitely-not-here")
     eq(status, 404, "status")
@@ -599,27 +616,27 @@ def raw_subproto(ctx, offer):
 
 
 @S.case("subprotocol: client offers 'a, b' -> server picks its preference 'b'")
-def _(ctx):
+def test_subprotocol_server_preference(ctx):
     eq(raw_subproto(ctx, "a, b"), ["b"], "Sec-WebSocket-Protocol")
 
 
 @S.case("subprotocol: client offers 'a' -> 'a'")
-def _(ctx):
+def test_subprotocol_single_offer(ctx):
     eq(raw_subproto(ctx, "a"), ["a"], "Sec-WebSocket-Protocol")
 
 
 @S.case("subprotocol: client offers 'c' only -> no Sec-WebSocket-Protocol header")
-def _(ctx):
+def test_subprotocol_no_match_no_header(ctx):
     eq(raw_subproto(ctx, "c"), [], "Sec-WebSocket-Protocol")
 
 
 @S.case("subprotocol: client offers 'c, a' -> 'a' (never an unoffered one)")
-def _(ctx):
+def test_subprotocol_never_unoffered(ctx):
     eq(raw_subproto(ctx, "c, a"), ["a"], "Sec-WebSocket-Protocol")
 
 
 @S.case("subprotocol: two header lines 'c' and 'a, b' -> 'b'")
-def _(ctx):
+def test_subprotocol_two_header_lines(ctx):
     srv = basic(ctx)
     c = ctx.track(H.RawClient(srv.connect_host, srv.port))
     status, headers = c.handshake(extra=[("Sec-WebSocket-Protocol", "c"), ("Sec-WebSocket-Protocol", "a, b")])
@@ -627,12 +644,12 @@ def _(ctx):
 
 
 @S.case("subprotocol: none offered -> no Sec-WebSocket-Protocol header")
-def _(ctx):
+def test_subprotocol_none_offered_no_header(ctx):
     eq(raw_subproto(ctx, None), [], "Sec-WebSocket-Protocol")
 
 
 @acase("subprotocol: websockets client offering ['a','b'] negotiates 'b'")
-async def _(ctx):
+async def test_subprotocol_websockets_client_negotiates(ctx):
     ws = await open_ws(basic(ctx), subprotocols=["a", "b"])
     try:
         eq(ws.subprotocol, "b", "negotiated subprotocol")
@@ -642,7 +659,7 @@ async def _(ctx):
 
 
 @acase("subprotocol: websockets client offering ['c'] connects without one")
-async def _(ctx):
+async def test_subprotocol_websockets_client_no_match(ctx):
     ws = await open_ws(basic(ctx), subprotocols=["c"])
     try:
         eq(ws.subprotocol, None, "negotiated subprotocol")
@@ -655,7 +672,7 @@ async def _(ctx):
 # --------------------------------------------------------------------------
 
 @acase("client: permessage-deflate offer is handled (declined or negotiated)")
-async def _(ctx):
+async def test_permessage_deflate_offer_handled(ctx):
     ws = await open_ws(basic(ctx), compression="deflate")
     try:
         await still_works(ws)
@@ -666,7 +683,7 @@ async def _(ctx):
 
 
 @acase("client: ping from the client gets a pong")
-async def _(ctx):
+async def test_client_ping_gets_pong(ctx):
     ws = await open_ws(basic(ctx))
     try:
         waiter = await ws.ping(b"hi")
@@ -676,7 +693,7 @@ async def _(ctx):
 
 
 @acase("client: normal close handshake completes with 1000")
-async def _(ctx):
+async def test_normal_close_handshake_1000(ctx):
     ws = await open_ws(basic(ctx))
     await ws.close(code=1000, reason="bye")
     await asyncio.wait_for(ws.wait_closed(), 5)
@@ -697,7 +714,7 @@ async def open_hello(ctx):
 
 
 @acase("hello example: greet.hello replies 'Hello, NAME!' with a per-client count")
-async def _(ctx):
+async def test_hello_example_greet_hello(ctx):
     ws = await open_hello(ctx)
     other = await open_hello(ctx)
     try:
@@ -714,7 +731,7 @@ async def _(ctx):
 
 
 @acase("hello example: greet.shout emits greet/shouted then replies {sent=true}")
-async def _(ctx):
+async def test_hello_example_greet_shout(ctx):
     ws = await open_hello(ctx)
     try:
         await ws.send(json.dumps({"type": "greet", "action": "shout", "data": {"name": "ada"}, "id": "s1"}))
@@ -730,7 +747,7 @@ async def _(ctx):
 
 
 @acase("hello example: bad names, unknown action, malformed JSON -> errors; stays open")
-async def _(ctx):
+async def test_hello_example_errors_stay_open(ctx):
     ws = await open_hello(ctx)
     try:
         expect_error(await request(ws, "greet", "hello", {"name": ""}, id_="e1"), "INVALID_MESSAGE", "e1")
@@ -761,7 +778,7 @@ def have_ipv6():
 
 
 @acase("ipv6: serve --host ::1, handshake and request over [::1]")
-async def _(ctx):
+async def test_ipv6_loopback(ctx):
     check(have_ipv6(), "this machine has no ::1 (cannot test IPv6)")
     srv = lazy_server(ctx, "ipv6", ctx.fixture("basic"), host="::1")
     check(re.search(r"listening on ws://\[::1\]:%d/" % srv.port, srv.log()) is not None,

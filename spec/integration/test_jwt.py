@@ -149,13 +149,13 @@ S.setup(setup)
 
 
 @S.case("the server's moonwire.core provides the primitives")
-def _(ctx):
+def test_core_provides_jwt_primitives(ctx):
     ws = WS(ctx, server(ctx))
     eq(ws.ok("source", {}), {"standalone": False}, "primitives")
 
 
 @S.case("HS256 from another implementation verifies; forged and expired do not")
-def _(ctx):
+def test_hs256_foreign_token_verifies(ctx):
     ws = WS(ctx, server(ctx))
     eq(ws.ok("secret", {"token": hs256(claims())}), {"sub": "alice"}, "claims")
     eq(ws.refused("secret", {"token": hs256(claims(), secret="guess")}), "invalid signature",
@@ -173,7 +173,7 @@ def _(ctx):
 
 
 @S.case("HS256 issued by the server verifies with Python's hmac")
-def _(ctx):
+def test_hs256_server_token_verifies_with_hmac(ctx):
     ws = WS(ctx, server(ctx))
     token = ws.ok("issue", {"claims": {"sub": "bob"}})["token"]
     signing, sig = token.rsplit(".", 1)
@@ -184,7 +184,7 @@ def _(ctx):
 
 
 @S.case("RS256 signed by openssl verifies; another key and alg confusion do not")
-def _(ctx):
+def test_rs256_openssl_token_verifies(ctx):
     keys = STATE["keys"]
     ws = WS(ctx, server(ctx, "rsa"))
     eq(ws.ok("public", {"token": keys.token("RS256", claims())}), {"sub": "alice"}, "claims")
@@ -201,7 +201,7 @@ def _(ctx):
 
 
 @S.case("ES256 signed by openssl verifies; a tampered payload does not")
-def _(ctx):
+def test_es256_openssl_token_verifies(ctx):
     keys = STATE["keys"]
     ws = WS(ctx, server(ctx, "ec"))
     token = keys.token("ES256", claims())

@@ -98,7 +98,7 @@ def write_app(ctx, config_lua):
 # --------------------------------------------------------------------------
 
 @S.case("max_connections: 503 with Retry-After past it, room again after a close")
-def _(ctx):
+def test_max_connections_503_retry_after(ctx):
     srv = start(ctx, max_connections=3)
     clients = [raw(ctx, srv) for _ in range(3)]
     headers = refused(ctx, srv, 503)
@@ -112,7 +112,7 @@ def _(ctx):
 
 
 @S.case("max_connections_per_ip: 429 for that address only")
-def _(ctx):
+def test_max_connections_per_ip_429(ctx):
     srv = start(ctx, max_connections_per_ip=2)
     a = [raw(ctx, srv, source="127.0.0.1") for _ in range(2)]
     headers = refused(ctx, srv, 429, source="127.0.0.1")
@@ -128,7 +128,7 @@ def _(ctx):
 
 
 @S.case("connection_rate_per_ip: connect/close storms hit 429, the limit recovers")
-def _(ctx):
+def test_connection_rate_per_ip_429_recovers(ctx):
     srv = start(ctx, connection_rate_per_ip=5)
     for _ in range(5):
         c = raw(ctx, srv, source="127.0.0.3")
@@ -140,7 +140,7 @@ def _(ctx):
 
 
 @S.case("allowed_origins: 403 for a foreign Origin; listed (any case) and absent pass")
-def _(ctx):
+def test_allowed_origins_403(ctx):
     srv = start(ctx, allowed_origins="https://app.example, http://localhost:3000")
     refused(ctx, srv, 403, extra=[("Origin", "https://evil.example")])
     refused(ctx, srv, 403, extra=[("Origin", "https://app.example.evil.example")])
@@ -150,7 +150,7 @@ def _(ctx):
 
 
 @S.case("near the open-files limit new connections are closed at once, then served again")
-def _(ctx):
+def test_open_files_limit_recovers(ctx):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (200, hard))
     try:
@@ -185,7 +185,7 @@ def _(ctx):
 # --------------------------------------------------------------------------
 
 @S.case("rate_limit: RATE_LIMIT_EXCEEDED, then close 1008 after max_violations in a row")
-def _(ctx):
+def test_rate_limit_exceeded_then_1008(ctx):
     srv = start(ctx, app=ctx.example("hello"), rate_limit_max_messages=5,
                 rate_limit_window_ms=60000, rate_limit_max_violations=3)
     c = JSONClient(ctx, srv)
@@ -204,7 +204,7 @@ def _(ctx):
 
 
 @S.case("rate_limit as a config.lua table; a refused message never reaches the app")
-def _(ctx):
+def test_rate_limit_config_table(ctx):
     app = write_app(ctx, "return { rate_limit = { max_messages = 2, window_ms = 60000,"
                          " max_violations = 0 } }\n")
     srv = start(ctx, app=app)
@@ -219,7 +219,7 @@ def _(ctx):
 
 
 @S.case("rate_limit config errors name the key and exit 2")
-def _(ctx):
+def test_rate_limit_config_errors_exit_2(ctx):
     for body, key in (("return { rate_limit = { nope = 1 } }\n", "rate_limit.nope"),
                       ("return { rate_limit = { max_messages = -1 } }\n",
                        "rate_limit_max_messages")):
@@ -230,7 +230,7 @@ def _(ctx):
 
 
 @S.case("per-route throttles: RATE_LIMIT_EXCEEDED, or silently dropped; others free")
-def _(ctx):
+def test_route_throttles(ctx):
     srv = start(ctx, app=ctx.fixture("throttle"))
     c = JSONClient(ctx, srv, welcome=False)
     for i in range(2):
@@ -253,7 +253,7 @@ def _(ctx):
 
 
 @S.case("a bad _throttle fails the load naming the controller")
-def _(ctx):
+def test_bad_throttle_fails_load(ctx):
     app = ctx.copy_app(ctx.fixture("throttle"))
     with open(os.path.join(app, "controllers", "t.lua"), "a") as f:
         f.write("\n")
@@ -266,12 +266,26 @@ def _(ctx):
     check("_throttle.nope: no such action" in err, "message: %r" % err[-300:])
 
 
+@S.case("per-route throttles are checked before on_message: the hook sees only allowed ones")
+def test_throttle_before_on_message(ctx):
+    srv = start(ctx, app=ctx.fixture("throttle"))
+    c = JSONClient(ctx, srv, welcome=False)
+    ids = [c.req("t", "say") for _ in range(6)]  # say allows 2 a minute
+    replies = [c.recv() for _ in ids]
+    eq([r.get("id") for r in replies], ids, "one answer per say, in order")
+    eq([("error" in r) for r in replies], [False] * 2 + [True] * 4, "2 said, 4 throttled")
+    eq({r["error"]["code"] for r in replies[2:]}, {"RATE_LIMIT_EXCEEDED"}, "throttled code")
+    c.req("t", "seen")
+    eq(c.recv()["data"], {"t.say": 2, "t.seen": 1},
+       "on_message saw only the messages the throttle let through")
+
+
 # --------------------------------------------------------------------------
 # heartbeats
 # --------------------------------------------------------------------------
 
 @S.case("ping_interval/pong_timeout: a client that never answers is dropped")
-def _(ctx):
+def test_ping_unanswered_client_dropped(ctx):
     srv = start(ctx, ping_interval=300, pong_timeout=400)
     silent = raw(ctx, srv)
     alive = raw(ctx, srv)
@@ -293,20 +307,25 @@ def _(ctx):
 
 
 @S.case("app_ping: the protocol's ping event too; a JSON pong keeps the client")
-def _(ctx):
+def test_app_ping_json_pong_keeps_client(ctx):
     srv = start(ctx, app=ctx.example("hello"), ping_interval=300, pong_timeout=400,
                 app_ping="true")
     c = JSONClient(ctx, srv)
     deadline = time.monotonic() + 1.6
     events = 0
+    stamps = []
     while time.monotonic() < deadline:
         f = c.raw.recv_frame()  # protocol pings are not answered here
         if f.opcode == H.OP_TEXT:
             m = json.loads(f.payload.decode())
             eq((m.get("type"), m.get("action")), ("system", "ping"), "the ping event")
+            # Each ping event carries the time it was sent, not the load time.
+            check(abs(m["ts"] - time.time() * 1000) < 5000, "ts %r is not now" % m.get("ts"))
+            stamps.append(m["ts"])
             events += 1
             c.raw.send_text(json.dumps({"type": "system", "action": "pong"}))
     check(events >= 2, "%d ping events" % events)
+    check(stamps == sorted(stamps) and stamps[-1] > stamps[0], "ts moves on: %r" % stamps)
     m = c.ping()
     while m.get("action") == "ping":  # a ping event may come first
         m = c.recv()
@@ -314,7 +333,7 @@ def _(ctx):
 
 
 @S.case("inactive_time: a client that sends nothing is closed with 1000, busy ones stay")
-def _(ctx):
+def test_inactive_time_closes_idle_client(ctx):
     srv = start(ctx, inactive_time=600, inactive_check_interval=100, ping_interval=0)
     idle = raw(ctx, srv)
     busy = raw(ctx, srv)

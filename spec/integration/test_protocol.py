@@ -103,7 +103,7 @@ def http_status(ctx, req, srv=None):
 
 
 @S.case("handshake: valid request -> 101 with correct accept and headers")
-def _(ctx):
+def test_handshake_valid_101(ctx):
     c = client(ctx)
     status, headers = c.response
     eq(status, 101, "status")
@@ -114,22 +114,22 @@ def _(ctx):
 
 
 @S.case("handshake: Upgrade value is case-insensitive (WebSocket)")
-def _(ctx):
+def test_handshake_upgrade_case_insensitive(ctx):
     client(ctx, override={"Upgrade": "WebSocket"}).roundtrip()
 
 
 @S.case("handshake: Connection token list 'keep-alive, Upgrade'")
-def _(ctx):
+def test_handshake_connection_token_list(ctx):
     client(ctx, override={"Connection": "keep-alive, Upgrade"}).roundtrip()
 
 
 @S.case("handshake: Connection token is case-insensitive (UPGRADE)")
-def _(ctx):
+def test_handshake_connection_case_insensitive(ctx):
     client(ctx, override={"Connection": "UPGRADE"}).roundtrip()
 
 
 @S.case("handshake: header names are case-insensitive")
-def _(ctx):
+def test_handshake_header_names_case_insensitive(ctx):
     key = H.ws_key()
     req = ("GET / HTTP/1.1\r\nhost: 127.0.0.1\r\nUPGRADE: websocket\r\nconnection: upgrade\r\n"
            "sec-websocket-key: %s\r\nSEC-WEBSOCKET-VERSION: 13\r\n\r\n" % key).encode()
@@ -142,14 +142,14 @@ def _(ctx):
 
 
 @S.case("handshake: extra unknown headers and a query string are fine")
-def _(ctx):
+def test_handshake_extra_headers_and_query(ctx):
     client(ctx, path="/any/path?x=1&y=2",
            extra=[("User-Agent", "it"), ("Origin", "http://example.com"),
                   ("Sec-WebSocket-Extensions", "x-unknown-ext")]).roundtrip()
 
 
 @S.case("handshake: request and first frame in the same TCP write")
-def _(ctx):
+def test_handshake_and_frame_in_one_write(ctx):
     req, key = build_request()
     c = raw(ctx)
     c.send(req + build_frame(OP_TEXT, b"pipelined"))
@@ -169,7 +169,7 @@ for _m in ("POST", "PUT", "DELETE"):
 
 
 @S.case("handshake: error responses have Content-Length and the server closes the connection")
-def _(ctx):
+def test_handshake_errors_close_with_length(ctx):
     for req in (build_request(method="POST")[0], build_request(version="HTTP/1.0")[0],
                 build_request(override={"Upgrade": None})[0], b"garbage\r\n\r\n"):
         c = raw(ctx)
@@ -186,7 +186,7 @@ S.add("handshake: HTTP/1.0 -> 400",
 S.add("handshake: missing Host -> 400",
       lambda ctx: eq(http_status(ctx, build_request(host=None)[0])[0], 400, "status"))
 @S.case("handshake: missing Upgrade -> 426 with Upgrade: websocket")
-def _(ctx):
+def test_handshake_missing_upgrade_426(ctx):
     status, headers = http_status(ctx, build_request(override={"Upgrade": None})[0])
     eq(status, 426, "status")
     eq((header(headers, "Upgrade") or "").lower(), "websocket", "Upgrade header of the 426 (RFC 7231 6.5.15)")
@@ -224,18 +224,18 @@ S.add("handshake: Sec-WebSocket-Version 14 -> 426 + version header", _version_ca
 
 
 @S.case("handshake: text garbage that is not HTTP -> 400")
-def _(ctx):
+def test_handshake_text_garbage_400(ctx):
     eq(http_status(ctx, b"this is not http at all\r\n\r\n")[0], 400, "status")
 
 
 @S.case("handshake: binary garbage (TLS ClientHello) -> 400")
-def _(ctx):
+def test_handshake_tls_hello_400(ctx):
     hello = bytes.fromhex("16030100a5010000a10303") + os.urandom(32) + b"\x00" * 40
     eq(http_status(ctx, hello)[0], 400, "status")
 
 
 @S.case("handshake: headers larger than max_header_bytes (8192) -> 431")
-def _(ctx):
+def test_handshake_large_headers_431(ctx):
     req = build_request(extra=[("X-Pad", "a" * 9000)])[0]
     c = raw(ctx)
     c.send_background(req)
@@ -244,38 +244,38 @@ def _(ctx):
 
 
 @S.case("handshake: more than 64 header lines -> 431")
-def _(ctx):
+def test_handshake_too_many_headers_431(ctx):
     req = build_request(extra=[("X-H%02d" % i, "v") for i in range(70)])[0]
     eq(http_status(ctx, req)[0], 431, "status")
 
 
 @S.case("handshake: many headers just under max_header_bytes still accepted")
-def _(ctx):
+def test_handshake_headers_under_limit_accepted(ctx):
     extra = [("X-H%02d" % i, "v" * 100) for i in range(55)]  # ~6 KB, 60 header lines
     client(ctx, extra=extra).roundtrip()
 
 
 @S.case("handshake: unknown path -> 404 (app with path = /ws)")
-def _(ctx):
+def test_handshake_unknown_path_404(ctx):
     srv = lazy_server(ctx, "pathed", ctx.fixture("pathed"))
     eq(http_status(ctx, build_request(path="/nope")[0], srv)[0], 404, "status")
     eq(http_status(ctx, build_request(path="/")[0], srv)[0], 404, "status /")
 
 
 @S.case("handshake: configured path /ws (with query) -> 101")
-def _(ctx):
+def test_handshake_configured_path_101(ctx):
     srv = lazy_server(ctx, "pathed", ctx.fixture("pathed"))
     c = client(ctx, srv, path="/ws?token=abc")
     eq(c.response[0], 101, "status")
 
 
 @S.case("handshake: Connection split over two header lines (keep-alive / Upgrade) -> 101")
-def _(ctx):
+def test_handshake_connection_split_lines(ctx):
     client(ctx, override={"Connection": "keep-alive"}, extra=[("Connection", "Upgrade")]).roundtrip()
 
 
 @S.case("handshake: request delivered one byte per TCP write -> 101")
-def _(ctx):
+def test_handshake_one_byte_per_write(ctx):
     req, key = build_request()
     c = raw(ctx)
     for i in range(len(req)):
@@ -296,7 +296,7 @@ def _stall_server(ctx):
 
 
 @S.case("handshake: half a request then stall -> 408 and close after handshake_timeout", timeout=20)
-def _(ctx):
+def test_handshake_half_request_408(ctx):
     srv = _stall_server(ctx)
     c = raw(ctx, srv)
     t0 = time.monotonic()
@@ -309,7 +309,7 @@ def _(ctx):
 
 
 @S.case("handshake: connect and send nothing -> 408 and close after handshake_timeout", timeout=20)
-def _(ctx):
+def test_handshake_silent_connect_408(ctx):
     srv = _stall_server(ctx)
     c = raw(ctx, srv)
     t0 = time.monotonic()
@@ -321,7 +321,7 @@ def _(ctx):
 
 
 @S.case("handshake: a completed upgrade is not cut by handshake_timeout", timeout=20)
-def _(ctx):
+def test_handshake_timeout_spares_upgraded(ctx):
     srv = _stall_server(ctx)
     c = client(ctx, srv)
     c.expect_silence(2.5)
@@ -329,7 +329,7 @@ def _(ctx):
 
 
 @S.case("handshake: drip-feeding header bytes does not extend handshake_timeout", timeout=20)
-def _(ctx):
+def test_handshake_drip_feed_not_extended(ctx):
     srv = _stall_server(ctx)
     c = raw(ctx, srv)
     t0 = time.monotonic()
@@ -372,14 +372,14 @@ for _n in (0, 1, 125, 126, 127, 65535, 65536, 100000, MIB):
 
 
 @S.case("frames: all-zero masking key")
-def _(ctx):
+def test_frame_zero_masking_key(ctx):
     c = client(ctx)
     c.send_frame(OP_TEXT, b"zero mask", mask_key=b"\x00\x00\x00\x00")
     c.expect_echo(OP_TEXT, b"zero mask")
 
 
 @S.case("frames: 100 messages in one TCP write echoed in order")
-def _(ctx):
+def test_frames_100_in_one_write(ctx):
     c = client(ctx)
     msgs = [("m%03d" % i).encode() * (i % 7 + 1) for i in range(100)]
     c.send(b"".join(build_frame(OP_TEXT if i % 2 else OP_BINARY, m) for i, m in enumerate(msgs)))
@@ -388,7 +388,7 @@ def _(ctx):
 
 
 @S.case("frames: a frame delivered one byte per TCP write")
-def _(ctx):
+def test_frame_one_byte_per_write(ctx):
     c = client(ctx)
     data = build_frame(OP_TEXT, gen_text(300))
     for i in range(len(data)):
@@ -437,7 +437,7 @@ S.add("fragments: 1 MiB text in 16 fragments (exactly max_message_size)",
 
 
 @S.case("fragments: ping between fragments -> pong, message continues")
-def _(ctx):
+def test_fragments_ping_between(ctx):
     c = client(ctx)
     c.send(build_frame(OP_TEXT, b"part1-", fin=False) + build_frame(OP_PING, b"ping-in-middle"))
     f = c.recv_frame()
@@ -449,7 +449,7 @@ def _(ctx):
 
 
 @S.case("fragments: ping after every 1-byte fragment")
-def _(ctx):
+def test_fragments_ping_after_each_byte(ctx):
     c = client(ctx)
     text = b"interleaved!"
     parts = [bytes([b]) for b in text]
@@ -466,7 +466,7 @@ def _(ctx):
 
 
 @S.case("fragments: binary with pings and unsolicited pongs interleaved")
-def _(ctx):
+def test_fragments_binary_with_control_frames(ctx):
     c = client(ctx)
     parts = [b"\x01" * 10, b"\x02" * 10, b"\x03" * 10]
     data = build_frame(OP_BINARY, parts[0], fin=False) + build_frame(OP_PONG, b"unsolicited")
@@ -479,7 +479,7 @@ def _(ctx):
 
 
 @S.case("fragments: valid multi-byte char split across fragments is accepted")
-def _(ctx):
+def test_fragments_split_multibyte_char(ctx):
     c = client(ctx)
     euro = "€".encode()  # e2 82 ac
     c.send(frags(OP_TEXT, [b"price: " + euro[:1], euro[1:] + b" 10"]))
@@ -487,7 +487,7 @@ def _(ctx):
 
 
 @S.case("fragments: 4-byte char split 1|3, 2|2, 3|1 accepted")
-def _(ctx):
+def test_fragments_split_4_byte_char(ctx):
     c = client(ctx)
     em = "😀".encode()
     for k in (1, 2, 3):
@@ -496,7 +496,7 @@ def _(ctx):
 
 
 @S.case("fragments: multi-byte char split over three fragments accepted")
-def _(ctx):
+def test_fragments_char_over_three_fragments(ctx):
     c = client(ctx)
     euro = "€".encode()
     c.send(frags(OP_TEXT, [euro[:1], euro[1:2], euro[2:]]))
@@ -504,7 +504,7 @@ def _(ctx):
 
 
 @S.case("fragments: every byte of 'κόσμε' in its own fragment accepted")
-def _(ctx):
+def test_fragments_each_byte_of_kosme(ctx):
     t = "κόσμε".encode()
     c = client(ctx)
     c.send(frags(OP_TEXT, [bytes([b]) for b in t]))
@@ -516,7 +516,7 @@ def _(ctx):
 # ==========================================================================
 
 @S.case("ping: empty payload -> empty pong")
-def _(ctx):
+def test_ping_empty_payload(ctx):
     c = client(ctx)
     c.send_frame(OP_PING, b"")
     f = c.recv_frame()
@@ -524,7 +524,7 @@ def _(ctx):
 
 
 @S.case("ping: 125-byte payload -> pong with the same payload")
-def _(ctx):
+def test_ping_125_byte_payload(ctx):
     c = client(ctx)
     p = bytes(range(125))
     c.send_frame(OP_PING, p)
@@ -534,7 +534,7 @@ def _(ctx):
 
 
 @S.case("ping: 10 pings in one write -> 10 pongs in order")
-def _(ctx):
+def test_ping_10_in_one_write(ctx):
     c = client(ctx)
     c.send(b"".join(build_frame(OP_PING, b"n%d" % i) for i in range(10)))
     for i in range(10):
@@ -543,7 +543,7 @@ def _(ctx):
 
 
 @S.case("pong: unsolicited pong is ignored")
-def _(ctx):
+def test_pong_unsolicited_ignored(ctx):
     c = client(ctx)
     c.send_frame(OP_PONG, b"nobody asked")
     c.send_frame(OP_TEXT, b"after pong")
@@ -678,7 +678,7 @@ S.add("utf8: invalid byte at the end of a 500 KB text message -> 1007",
 
 
 @S.case("utf8: boundary code points (U+7F..U+10FFFF, U+D7FF, U+E000, U+FFFF) accepted")
-def _(ctx):
+def test_utf8_boundary_code_points(ctx):
     cps = [0x7F, 0x80, 0x7FF, 0x800, 0xD7FF, 0xE000, 0xFFFD, 0xFEFF, 0xFFFE, 0xFFFF,
            0x10000, 0x1F600, 0x10FFFF]
     p = "".join(chr(cp) for cp in cps).encode("utf-8")
@@ -690,7 +690,7 @@ def _(ctx):
 
 
 @S.case("ping: non-UTF-8 payload is fine (pong echoes it)")
-def _(ctx):
+def test_ping_non_utf8_payload(ctx):
     c = client(ctx)
     c.send_frame(OP_PING, b"\xff\xfe\xc0")
     f = c.recv_frame()
@@ -698,7 +698,7 @@ def _(ctx):
 
 
 @S.case("utf8: invalid first fragment fails before the message ends (fail fast)")
-def _(ctx):
+def test_utf8_invalid_first_fragment_fails_fast(ctx):
     by = client(ctx)
     c = client(ctx)
     c.send(build_frame(OP_TEXT, b"ok so far \xc0\xaf", fin=False))
@@ -707,7 +707,7 @@ def _(ctx):
 
 
 @S.case("utf8: invalid UTF-8 in a BINARY message is fine")
-def _(ctx):
+def test_utf8_invalid_in_binary_fine(ctx):
     c = client(ctx)
     p = b"\xff\xfe\xed\xa0\x80\xc0\xaf"
     c.send_frame(OP_BINARY, p)
@@ -745,29 +745,29 @@ for _code in (0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 6553
 
 
 @S.case("close: empty payload -> empty close or 1000")
-def _(ctx):
+def test_close_empty_payload(ctx):
     c = client(ctx)
     c.send_close(None)
     c.expect_close([None, 1000])
 
 
 @S.case("close: 1-byte payload -> 1002")
-def _(ctx):
+def test_close_1_byte_payload_1002(ctx):
     violation(ctx, build_frame(OP_CLOSE, b"\x03"), 1002)
 
 
 @S.case("close: reason with invalid UTF-8 -> 1007")
-def _(ctx):
+def test_close_invalid_utf8_reason_1007(ctx):
     violation(ctx, build_frame(OP_CLOSE, close_payload(1000, b"bad \xff\xfe reason")), 1007)
 
 
 @S.case("close: reason that is a lone continuation byte -> 1007")
-def _(ctx):
+def test_close_lone_continuation_reason_1007(ctx):
     violation(ctx, build_frame(OP_CLOSE, close_payload(1000, b"\x80")), 1007)
 
 
 @S.case("violation: frames sent after a violating frame are not processed")
-def _(ctx):
+def test_violation_stops_processing(ctx):
     c = client(ctx)
     c.send(build_frame(3, b"") + build_frame(OP_TEXT, b"must not echo") + build_frame(OP_PING, b"nor pong"))
     c.expect_close(1002, allow_data=False)
@@ -775,17 +775,17 @@ def _(ctx):
 
 
 @S.case("close: 123-byte reason -> code echoed")
-def _(ctx):
+def test_close_123_byte_reason(ctx):
     close_case(1000, gen_text(123))(ctx)
 
 
 @S.case("close: valid UTF-8 reason accepted")
-def _(ctx):
+def test_close_utf8_reason(ctx):
     close_case(4321, "bye – κόσμε".encode())(ctx)
 
 
 @S.case("close: data frames after the close are ignored")
-def _(ctx):
+def test_close_then_data_ignored(ctx):
     c = client(ctx)
     c.send(build_frame(OP_CLOSE, close_payload(1000)) + build_frame(OP_TEXT, b"after close") +
            build_frame(OP_BINARY, b"after close too") + build_frame(OP_PING, b"late ping"))
@@ -794,14 +794,14 @@ def _(ctx):
 
 
 @S.case("close: close in the middle of a fragmented message -> echoed")
-def _(ctx):
+def test_close_mid_fragmented_message(ctx):
     c = client(ctx)
     c.send(build_frame(OP_TEXT, b"unfinished", fin=False) + build_frame(OP_CLOSE, close_payload(1000)))
     c.expect_close([1000], allow_data=False)
 
 
 @S.case("close: client closes TCP abruptly without a close frame; server unaffected")
-def _(ctx):
+def test_close_abrupt_tcp(ctx):
     c = client(ctx)
     c.send(build_frame(OP_TEXT, b"half", fin=False))
     c.close()
@@ -827,12 +827,29 @@ S.add("oversize: header declares 8 GiB -> 1009 without waiting for the payload",
                             [1009]))
 
 
+@S.case("oversize: only the header of a too-big frame -> 1009, no payload sent")
+def oversize_header_alone(ctx):
+    # The header (with its mask key) and not one payload byte: the server
+    # must answer from the announced length alone (docs/protocol.md).
+    for declared, enc in ((MIB + 1, 64), (8 << 30, 64)):
+        hdr = build_frame(OP_BINARY, b"", declared_len=declared, length_enc=enc)
+        eq(len(hdr), 14, "a 64-bit length header with its mask key")
+        violation(ctx, hdr, [1009])
+
+
+@S.case("oversize: only the header of a continuation past the limit -> 1009")
+def oversize_continuation_header_alone(ctx):
+    first = build_frame(OP_BINARY, gen_binary(1000), fin=False)
+    cont = build_frame(OP_CONT, b"", declared_len=MIB - 1000 + 1)  # 1 MiB + 1 in all
+    violation(ctx, first + cont, [1009])
+
+
 # ==========================================================================
 # isolation and liveness
 # ==========================================================================
 
 @S.case("isolation: 20 violators in a row while a bystander keeps echoing")
-def _(ctx):
+def test_violators_spare_bystander(ctx):
     by = client(ctx)
     bad = [build_frame(OP_PING, b"x" * 126), build_frame(3, b""), build_frame(OP_TEXT, b"\xff"),
            build_frame(OP_TEXT, b"x", mask=False), build_frame(OP_CONT, b"x")]
@@ -845,7 +862,7 @@ def _(ctx):
 
 
 @S.case("isolation: bystander mid-fragmented-message while another client violates")
-def _(ctx):
+def test_violator_spares_fragmenting_bystander(ctx):
     by = client(ctx)
     by.send(build_frame(OP_TEXT, b"first-", fin=False))
     c = client(ctx)
@@ -857,7 +874,7 @@ def _(ctx):
 
 @S.case("backpressure: a client that never reads is pushed back, loses nothing, "
         "and others are served", timeout=60)
-def _(ctx):
+def test_backpressure_never_reading_client(ctx):
     # Without read backpressure the server would read (and queue echoes for)
     # everything this client sends: sendall would never block.
     msg = gen_binary(1 << 20)
@@ -883,7 +900,7 @@ def _(ctx):
 
 
 @S.case("liveness: server process alive and /health answers after the suite")
-def _(ctx):
+def test_server_alive_after_suite(ctx):
     srv = echo(ctx)
     check(srv.alive(), "server process died")
     h = srv.health()
@@ -891,7 +908,7 @@ def _(ctx):
 
 
 @S.case("liveness: /health connections returns to 0 once every client left", timeout=20)
-def _(ctx):
+def test_health_connections_back_to_0(ctx):
     srv = echo(ctx)
     ctx.close_clients()
     H.poll(lambda: srv.health()["connections"] == 0, timeout=10,

@@ -109,7 +109,7 @@ def assert_connected(c=None):
 
 
 @S.case("baseline: version 1, client.data stored, no reload error")
-def _(ctx):
+def test_baseline_version_1(ctx):
     eq(get_version(), 1, "version")
     r = State.client.request("store", "set", {"key": "kept", "value": "before-reload"})
     eq(r.get("data"), {"ok": True}, "store.set")
@@ -119,20 +119,20 @@ def _(ctx):
 
 
 @S.case("edit: same connected client gets the new reply (version 2)", timeout=20)
-def _(ctx):
+def test_edit_seen_by_connected_client(ctx):
     H.write_file(ver_path(), VER_TEMPLATE % 2)
     wait_version(2)
     assert_connected()
 
 
 @S.case("edit: client.data set before the reload is still readable")
-def _(ctx):
+def test_edit_keeps_client_data(ctx):
     r = State.client.request("store", "get", {"key": "kept"})
     eq(r["data"].get("value"), "before-reload", "client.data after reload")
 
 
 @S.case("edit: /health reloads increased, last_reload_error null")
-def _(ctx):
+def test_edit_counted_in_health(ctx):
     h = H.poll(lambda: (lambda h: h if h["reloads"] > State.reloads0 else None)(health()),
                timeout=5, what="reloads to increase")
     eq(h.get("last_reload_error"), None, "last_reload_error")
@@ -148,13 +148,13 @@ def test_each_reload_logged_once(ctx):
 
 
 @S.case("edit: a client connected after the reload also sees version 2")
-def _(ctx):
+def test_edit_seen_by_new_client(ctx):
     c = ctx.track(H.JsonClient(State.srv))
     eq(get_version(c), 2, "version for a new client")
 
 
 @S.case("edit: three quick successive edits end on the last version", timeout=20)
-def _(ctx):
+def test_quick_edits_end_on_last(ctx):
     for v in (3, 4, 5):
         H.write_file(ver_path(), VER_TEMPLATE % v)
         time.sleep(0.02)
@@ -201,7 +201,7 @@ S.add("controller returning a non-table: same behaviour",
 
 
 @S.case("new controller file: its route appears without a restart", timeout=20)
-def _(ctx):
+def test_new_controller_route_appears(ctx):
     path = os.path.join(State.app, "controllers", "extra.lua")
     H.write_file(path, 'local extra = {}\nfunction extra.ping() return { pong = true } end\nreturn extra\n')
 
@@ -213,7 +213,7 @@ def _(ctx):
 
 
 @S.case("removed controller file: its route goes away (NOT_FOUND)", timeout=20)
-def _(ctx):
+def test_removed_controller_route_goes(ctx):
     os.unlink(os.path.join(State.app, "controllers", "extra.lua"))
 
     def gone():
@@ -234,7 +234,7 @@ def rename_save(path, text):
 
 
 @S.case("atomic save (write temp + rename) is picked up, twice in a row", timeout=30)
-def _(ctx):
+def test_atomic_save_picked_up(ctx):
     for _ in range(2):
         State.version += 1
         rename_save(ver_path(), VER_TEMPLATE % State.version)
@@ -246,7 +246,7 @@ def _(ctx):
 
 
 @S.case("delete and re-create a controller file is picked up", timeout=20)
-def _(ctx):
+def test_delete_and_recreate_picked_up(ctx):
     os.unlink(ver_path())
     State.version += 1
     H.write_file(ver_path(), VER_TEMPLATE % State.version)
@@ -254,7 +254,7 @@ def _(ctx):
 
 
 @S.case("an app-local module required by a controller reloads when edited", timeout=30)
-def _(ctx):
+def test_app_module_edit_reloads(ctx):
     lib = os.path.join(State.app, "lib", "num.lua")
     H.write_file(lib, "return %d\n" % (State.version + 100))
     H.write_file(ver_path(), 'local num = require "lib.num"\nlocal ver = {}\n'
@@ -268,7 +268,7 @@ def _(ctx):
 
 
 @S.case("app.lua syntax error: old code serves, error names app.lua:LINE, fix clears it", timeout=30)
-def _(ctx):
+def test_app_lua_syntax_error_keeps_old_code(ctx):
     path = os.path.join(State.app, "app.lua")
     start = len(State.srv.log())
     H.write_file(path, "local hooks = {}\n\nfunction hooks.on_connect(\nreturn hooks\n")
@@ -283,7 +283,7 @@ def _(ctx):
 
 
 @S.case("many clients: 20 connected clients all see the new code and stay connected", timeout=30)
-def _(ctx):
+def test_reload_reaches_20_clients(ctx):
     clients = [ctx.track(H.JsonClient(State.srv)) for _ in range(20)]
     for c in clients:
         eq(get_version(c), State.version, "version before")
@@ -296,7 +296,7 @@ def _(ctx):
 
 
 @S.case("SIGHUP triggers a reload (reloads increases)", timeout=20)
-def _(ctx):
+def test_sighup_reloads(ctx):
     before = health()["reloads"]
     State.srv.send_signal(signal.SIGHUP)
     H.poll(lambda: health()["reloads"] > before, timeout=RELOAD_DEADLINE, interval=0.1,
@@ -306,7 +306,7 @@ def _(ctx):
 
 
 @S.case("reload = false: edits are not picked up until SIGHUP", timeout=30)
-def _(ctx):
+def test_reload_false_waits_for_sighup(ctx):
     app = ctx.copy_app(ctx.fixture("reload"))
     srv = ctx.start("noreload", app, env={"MOONWIRE_RELOAD": "false"})
     c = ctx.track(H.JsonClient(srv))
@@ -321,7 +321,7 @@ def _(ctx):
 
 @S.case("the README tour: edit examples/hello's greet.lua under a connected client",
         timeout=30)
-def _(ctx):
+def test_readme_tour_edit_hello(ctx):
     app = ctx.copy_app(ctx.example("hello"))
     srv = ctx.start(None, app)
     try:
@@ -343,8 +343,45 @@ def _(ctx):
         srv.stop()
 
 
+@S.case("config.lua edited live: live options apply, restart-only ones are named", timeout=40)
+def test_config_reload_live_and_restart(ctx):
+    app = ctx.copy_app(ctx.fixture("reload"))
+    srv = ctx.start("config-reload", app)
+    try:
+        first = ctx.track(H.JsonClient(srv, welcome=True))
+        eq((first.welcome["type"], first.welcome["action"]), ("system", "connected"), "welcome")
+        reloads0 = srv.health()["reloads"]
+        H.write_file(os.path.join(app, "config.lua"),
+                     "return { reload = true, reload_debounce = 100, welcome = false,\n"
+                     "         max_rooms_per_client = 7 }\n")
+        h = H.poll(lambda: (lambda h: h if h["reloads"] > reloads0 else None)(srv.health()),
+                   timeout=RELOAD_DEADLINE, what="the config edit to reload")
+        eq(h["restart_required"], ["max_rooms_per_client"], "restart_required")
+        eq(h["last_reload_error"], None, "last_reload_error")
+        srv.wait_log(r"warn .*config: max_rooms_per_client changed; it needs a restart")
+        # welcome is live: a new client gets no system.connected first.
+        c = ctx.track(H.JsonClient(srv))
+        c.send({"type": "ver", "action": "get", "id": "after"})
+        eq(c.recv().get("id"), "after", "first message after welcome = false")
+        check(not first.raw.eof, "a connected client was dropped by the config reload")
+        # A broken config.lua fails the reload and keeps every option.
+        H.write_file(os.path.join(app, "config.lua"),
+                     "return { reload = true, reload_debounce = 100, welcome = 'yes' }\n")
+        h = H.poll(lambda: (lambda h: h if h["last_reload_error"] else None)(srv.health()),
+                   timeout=RELOAD_DEADLINE, what="the broken config to be reported")
+        check("welcome" in h["last_reload_error"], "error names the key: %r" % h)
+        c2 = ctx.track(H.JsonClient(srv))
+        c2.send({"type": "ver", "action": "get", "id": "still"})
+        eq(c2.recv().get("id"), "still", "welcome stays off after a failed config reload")
+        warnings = [l for l in srv.log().splitlines() if "config: max_rooms_per_client" in l]
+        eq(len(warnings), 1, "the restart warning is logged once")
+    finally:
+        ctx.close_clients()
+        srv.stop()
+
+
 @S.case("the server survived every reload")
-def _(ctx):
+def test_server_survived_reloads(ctx):
     check(State.srv.alive(), "server process died")
     eq(health().get("status"), "healthy", "status")
     assert_connected()

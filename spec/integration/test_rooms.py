@@ -162,7 +162,7 @@ def uniq(prefix):
 # --------------------------------------------------------------------------
 
 @S.case("join and leave reply with the room and its count")
-def _(ctx):
+def test_join_leave_reply_count(ctx):
     srv = main_srv(ctx)
     a, b = connect(ctx, srv, 2)
     room = uniq("jl-")
@@ -176,7 +176,7 @@ def _(ctx):
 
 
 @S.case("a client in several rooms; system.rooms lists them, [] when none")
-def _(ctx):
+def test_system_rooms_lists_rooms(ctx):
     srv = main_srv(ctx)
     a = connect(ctx, srv)
     names = [uniq("multi-") for _ in range(3)]
@@ -188,7 +188,7 @@ def _(ctx):
 
 
 @S.case("INVALID_ROOM for an empty, 257-byte or non-string room; 256 bytes is fine")
-def _(ctx):
+def test_invalid_room_names(ctx):
     srv = main_srv(ctx)
     a = connect(ctx, srv)
     eq(a.err("system", "join", {"room": ""}),
@@ -206,7 +206,7 @@ def _(ctx):
 
 
 @S.case("ROOM_FULL past max_connections_per_room; too many rooms past max_rooms_per_client")
-def _(ctx):
+def test_room_full_and_too_many_rooms(ctx):
     srv = server(ctx, "limits", max_connections_per_room=2, max_rooms_per_client=2)
     a, b, c = connect(ctx, srv, 3)
     a.ok("system", "join", {"room": "small"})
@@ -221,7 +221,7 @@ def _(ctx):
 
 
 @S.case("client_can_join_multiple_rooms = false moves the client (with presence left)")
-def _(ctx):
+def test_single_room_mode_moves_client(ctx):
     srv = server(ctx, "single", client_can_join_multiple_rooms="false", presence="*")
     a, b = connect(ctx, srv, 2)
     a.ok("system", "join", {"room": "one"})
@@ -242,7 +242,7 @@ def _(ctx):
 # --------------------------------------------------------------------------
 
 @S.case("publish by a non-member: not subscribed to this room")
-def _(ctx):
+def test_publish_by_non_member_refused(ctx):
     srv = main_srv(ctx)
     a, b = connect(ctx, srv, 2)
     room = uniq("pub-")
@@ -254,7 +254,7 @@ def _(ctx):
 
 
 @S.case("publish reaches every other member exactly once, never the publisher")
-def _(ctx):
+def test_publish_reaches_others_once(ctx):
     srv = main_srv(ctx)
     members = connect(ctx, srv, 5)
     outsider = connect(ctx, srv)
@@ -280,7 +280,7 @@ def _(ctx):
 
 
 @S.case("room broadcast from Lua with exclude (self, or a client id)")
-def _(ctx):
+def test_broadcast_exclude(ctx):
     srv = main_srv(ctx)
     a, b, c = connect(ctx, srv, 3)
     room = uniq("rb-")
@@ -296,7 +296,7 @@ def _(ctx):
 
 
 @S.case("an exclude id from client data that is not an id: an error for that client only")
-def _(ctx):
+def test_broadcast_bad_exclude_errors_one_client(ctx):
     srv = main_srv(ctx)
     a, b = connect(ctx, srv, 2)
     room = uniq("rbx-")
@@ -317,7 +317,7 @@ def _(ctx):
 
 
 @S.case("broadcast with a filter on client.data")
-def _(ctx):
+def test_broadcast_filter(ctx):
     srv = main_srv(ctx)
     red = connect(ctx, srv, 3)
     blue = connect(ctx, srv, 2)
@@ -336,7 +336,7 @@ def _(ctx):
 
 
 @S.case("send_user reaches every connection of that user; send to a client id")
-def _(ctx):
+def test_send_user_and_send_to_id(ctx):
     srv = main_srv(ctx)
     u1, u2, other = connect(ctx, srv, 3)
     user = uniq("user-")
@@ -359,7 +359,7 @@ def _(ctx):
 
 
 @S.case("system.broadcast: AUTHORIZATION_FAILED unless allow_client_broadcast")
-def _(ctx):
+def test_system_broadcast_needs_allow(ctx):
     srv = main_srv(ctx)
     a = connect(ctx, srv)
     eq(a.err("system", "broadcast", {"data": 1})["code"], "AUTHORIZATION_FAILED", "disabled")
@@ -378,7 +378,7 @@ def _(ctx):
 # --------------------------------------------------------------------------
 
 @S.case("presence: joined/left events, list in the join reply, left on disconnect")
-def _(ctx):
+def test_presence_events(ctx):
     srv = main_srv(ctx)
     a, b, c = connect(ctx, srv, 3)
     room = uniq("p-")
@@ -406,7 +406,7 @@ def _(ctx):
 
 
 @S.case("presence off by default; set_presence(true) from Lua turns it on")
-def _(ctx):
+def test_presence_off_by_default(ctx):
     srv = main_srv(ctx)
     a, b = connect(ctx, srv, 2)
     room = uniq("quiet-")
@@ -423,7 +423,7 @@ def _(ctx):
 
 
 @S.case("examples/chat: typing indicator throttled to one per second per client")
-def _(ctx):
+def test_chat_typing_throttled(ctx):
     srv = server(ctx, "chat", ctx.example("chat"))
     a, b = connect(ctx, srv, 2)
     a.ok("chat", "join", {"room": "general", "name": "Ann"})
@@ -455,7 +455,7 @@ def _(ctx):
 # --------------------------------------------------------------------------
 
 @S.case("duplicate suppression: same event_id once to an opted-in client, twice otherwise")
-def _(ctx):
+def test_dedupe_event_id(ctx):
     srv = main_srv(ctx)
     a, b, pub = connect(ctx, srv, 3)
     room = uniq("dd-")
@@ -481,7 +481,7 @@ def _(ctx):
 
 
 @S.case("dedupe = true in the config applies at connect")
-def _(ctx):
+def test_dedupe_config_at_connect(ctx):
     srv = server(ctx, "dedupe", dedupe="true")
     a, pub = connect(ctx, srv, 2)
     a.ok("system", "join", {"room": "r"})
@@ -492,7 +492,7 @@ def _(ctx):
 
 
 @S.case("ping -> pong with a timestamp, with and without an id")
-def _(ctx):
+def test_system_ping_pong_ts(ctx):
     srv = main_srv(ctx)
     a = connect(ctx, srv)
     before = time.time() * 1000 - 5000
@@ -505,7 +505,7 @@ def _(ctx):
 
 
 @S.case("system controller: off with system_controller = false, replaced by the app's own")
-def _(ctx):
+def test_system_controller_off_or_replaced(ctx):
     srv = server(ctx, "nosys", system_controller="false")
     a = connect(ctx, srv)
     eq(a.err("system", "join", {"room": "r"})["code"], "NOT_FOUND", "disabled")
@@ -521,7 +521,7 @@ def _(ctx):
 # --------------------------------------------------------------------------
 
 @S.case("automatic leave on disconnect: counts drop, /health rooms follows")
-def _(ctx):
+def test_leave_on_disconnect(ctx):
     srv = server(ctx, "health")
     base = health_rooms(srv)
     a, b = connect(ctx, srv, 2)
@@ -538,7 +538,7 @@ def _(ctx):
 
 
 @S.case("a client disconnecting mid-broadcast: the others get everything")
-def _(ctx):
+def test_disconnect_mid_broadcast(ctx):
     srv = main_srv(ctx)
     room = uniq("mid-")
     pub = connect(ctx, srv)
@@ -577,7 +577,7 @@ def _(ctx):
 
 @S.case("10,000 joins and leaves while broadcasting: rooms and RSS back to baseline",
         timeout=240)
-def _(ctx):
+def test_join_leave_churn_back_to_baseline(ctx):
     srv = server(ctx, "churn")
     pid = srv.proc.pid
     listeners = connect(ctx, srv, 3)
@@ -666,7 +666,7 @@ def slow_case(ctx, policy):
 
 
 @S.case("slow consumer, policy drop: others get everything, dropped counters > 0", timeout=120)
-def _(ctx):
+def test_slow_consumer_drop(ctx):
     srv, slow, pub, fast = slow_case(ctx, "drop")
     st = pub.ok("t", "stats", {"id": slow.id})
     check(st["dropped"] > 0, "client_stats dropped: %r" % st)
@@ -681,7 +681,7 @@ def _(ctx):
 
 
 @S.case("slow consumer, policy close: closed with 1013, others get everything", timeout=120)
-def _(ctx):
+def test_slow_consumer_close_1013(ctx):
     srv, slow, pub, fast = slow_case(ctx, "close")
     deadline = time.monotonic() + 10
     code = None
@@ -698,7 +698,7 @@ def _(ctx):
 
 
 @S.case("broadcast of text that is not UTF-8 is refused, not sent")
-def _(ctx):
+def test_broadcast_invalid_utf8_refused(ctx):
     srv = main_srv(ctx)
     a, b = connect(ctx, srv, 2)
     room = uniq("utf-")

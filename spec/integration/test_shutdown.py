@@ -74,7 +74,7 @@ S.add("SIGINT: 3 clients that never answer the close, still exit 0 in time", gra
 
 
 @S.case("SIGTERM: exits promptly (< 1.5 s) once every client completed the close handshake")
-def _(ctx):
+def test_sigterm_exits_after_close_handshakes(ctx):
     srv = start(ctx)
     cs = connect_n(ctx, srv, 3)
     t0 = time.monotonic()
@@ -92,7 +92,7 @@ def _(ctx):
 
 
 @S.case("SIGTERM: no clients -> exit 0 promptly")
-def _(ctx):
+def test_sigterm_no_clients_exits_0(ctx):
     srv = start(ctx)
     t0 = time.monotonic()
     srv.send_signal(signal.SIGTERM)
@@ -100,7 +100,7 @@ def _(ctx):
 
 
 @S.case("SIGTERM: stops accepting new connections while draining", timeout=20)
-def _(ctx):
+def test_sigterm_stops_accepting(ctx):
     srv = start(ctx)
     cs = connect_n(ctx, srv, 2)
     t0 = time.monotonic()
@@ -123,7 +123,7 @@ def _(ctx):
 
 
 @S.case("SIGTERM: client in the middle of a fragmented message gets 1001", timeout=20)
-def _(ctx):
+def test_sigterm_mid_fragment_1001(ctx):
     srv = start(ctx)
     c = connect_n(ctx, srv, 1)[0]
     c.send(build_frame(OP_TEXT, b"unfinished", fin=False))
@@ -136,7 +136,7 @@ def _(ctx):
 
 
 @S.case("SIGTERM: websockets clients see close code 1001", timeout=20)
-def _(ctx):
+def test_sigterm_websockets_clients_1001(ctx):
     srv = start(ctx, ctx.fixture("basic"))
 
     async def go():
@@ -157,7 +157,7 @@ def _(ctx):
 
 
 @S.case("SIGTERM: JSON app (with Lua runtime) exits 0 with an idle and a busy client", timeout=20)
-def _(ctx):
+def test_sigterm_json_app_exits_0(ctx):
     srv = start(ctx, ctx.fixture("basic"))
     idle = ctx.track(H.JsonClient(srv, welcome=True))
     busy = ctx.track(H.JsonClient(srv, welcome=True))

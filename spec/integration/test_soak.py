@@ -286,7 +286,7 @@ CHECK_RSS = [True]
 
 
 @S.case("well-behaved clients beside abusers", timeout=240)
-def _(ctx):
+def test_soak_clients_beside_abusers(ctx):
     srv = ctx.start(None, ctx.example("hello"), env={
         "MOONWIRE_RATE_LIMIT_MAX_MESSAGES": "100",
         "MOONWIRE_RATE_LIMIT_MAX_VIOLATIONS": "50",

@@ -162,7 +162,7 @@ def still_serves(srv, text="still-alive"):
 # --------------------------------------------------------------------------
 
 @S.case("wss on port: python websockets echoes text and binary; /health says tls")
-def _(ctx):
+def test_wss_echo_and_health(ctx):
     srv = start(ctx)
     eq(srv.wss_port, srv.port, "with tls_port unset, port itself is wss://")
     check("listening on ws://" not in srv.log(), "a plain listener was opened as well")
@@ -183,7 +183,7 @@ def _(ctx):
 
 
 @S.case("1 MiB messages round-trip over TLS, pipelined, with a client that reads late", timeout=60)
-def _(ctx):
+def test_tls_1mib_messages(ctx):
     srv = start(ctx)
 
     async def go():
@@ -217,7 +217,7 @@ def _(ctx):
 
 
 @S.case("20 concurrent wss clients, 50 pipelined messages each, all echoed in order")
-def _(ctx):
+def test_tls_20_concurrent_clients(ctx):
     srv = start(ctx)
 
     async def one(i):
@@ -235,7 +235,7 @@ def _(ctx):
 
 
 @S.case("tls_port: wss:// there, ws:// still on port, /health on both")
-def _(ctx):
+def test_tls_port_beside_plain_port(ctx):
     srv = start(ctx, tls_port=H.free_port())
     check(srv.wss_port != srv.port, "the TLS port is the plain port")
     check(srv.wait_log(r"listening on ws://\S+:%d/" % srv.port), "no ws:// listener log line")
@@ -259,13 +259,13 @@ def _(ctx):
 
 
 @S.case("without TLS, /health says tls false")
-def _(ctx):
+def test_health_tls_false_without_tls(ctx):
     srv = ctx.start("plain", ctx.example("echo"))
     eq(srv.health().get("tls"), False, "/health tls field")
 
 
 @S.case("client-initiated close: 1000 echoed, then close_notify before the FIN")
-def _(ctx):
+def test_tls_close_then_close_notify(ctx):
     srv = start(ctx)
     c = tls_client(ctx, srv, strict=True)
     c.roundtrip()
@@ -278,7 +278,7 @@ def _(ctx):
 # --------------------------------------------------------------------------
 
 @S.case("plain HTTP and ws:// clients on the TLS port are dropped; others keep working")
-def _(ctx):
+def test_tls_port_drops_plain_clients(ctx):
     srv = start(ctx)
     keep = tls_client(ctx, srv)
     for attempt in range(3):
@@ -299,7 +299,7 @@ def _(ctx):
 
 
 @S.case("a client offering only TLS 1.1 is refused with a protocol_version alert")
-def _(ctx):
+def test_tls_1_1_refused(ctx):
     srv = start(ctx)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -338,7 +338,7 @@ def _(ctx):
 
 
 @S.case("tls_min_version = 1.3 refuses a TLS 1.2 client and accepts TLS 1.3")
-def _(ctx):
+def test_tls_min_version_1_3(ctx):
     srv = start(ctx, env={"MOONWIRE_TLS_MIN_VERSION": "1.3"})
     s = H.connect("127.0.0.1", srv.wss_port)
     try:
@@ -355,7 +355,7 @@ def _(ctx):
 
 
 @S.case("garbage and truncated ClientHellos close only their own connection")
-def _(ctx):
+def test_tls_garbage_hellos_isolated(ctx):
     srv = start(ctx, env={"MOONWIRE_HANDSHAKE_TIMEOUT": "1500"})
     keep = tls_client(ctx, srv)
     hello = client_hello_bytes()
@@ -437,7 +437,7 @@ class MemoryTls:
 
 
 @S.case("a corrupted record on an open WebSocket closes only that connection")
-def _(ctx):
+def test_tls_corrupted_record_isolated(ctx):
     srv = start(ctx)
     keep = tls_client(ctx, srv)
     m = ctx.track(MemoryTls(srv.wss_port))
@@ -469,7 +469,7 @@ def install(dst_cert, dst_key, src_cert, src_key):
 
 
 @S.case("SIGHUP with a new certificate: new connections see it, open ones keep theirs")
-def _(ctx):
+def test_sighup_new_certificate(ctx):
     d = ctx.tmpdir("moonwire-tls-live-")
     cert, key = os.path.join(d, "live.crt"), os.path.join(d, "live.key")
     install(cert, key, Certs.a_cert, Certs.a_key)
@@ -498,7 +498,7 @@ def _(ctx):
 
 
 @S.case("SIGHUP with a broken certificate or a mismatched key keeps the old one and logs why")
-def _(ctx):
+def test_sighup_broken_certificate_kept_old(ctx):
     d = ctx.tmpdir("moonwire-tls-live-")
     cert, key = os.path.join(d, "live.crt"), os.path.join(d, "live.key")
     install(cert, key, Certs.a_cert, Certs.a_key)
@@ -557,7 +557,7 @@ def serve_fails(ctx, env, app=None):
 
 
 @S.case("bad TLS configuration exits 2 naming the key (and the file)")
-def _(ctx):
+def test_bad_tls_config_exits_2(ctx):
     missing = os.path.join(Certs.dir, "missing.pem")
     cases = [
         ({"MOONWIRE_TLS_CERT": Certs.a_cert}, ["tls_key", "must be set when tls_cert is"]),
@@ -594,7 +594,7 @@ def _(ctx):
 
 
 @S.case("moonwire check loads the TLS files: shows wss://, refuses a mismatched key")
-def _(ctx):
+def test_check_loads_tls_files(ctx):
     env = {"MOONWIRE_TLS_CERT": Certs.a_cert, "MOONWIRE_TLS_KEY": Certs.a_key}
     rc, out, err = H.run_cli(ctx.binary, ["check", ctx.example("echo")], env=env)
     eq(rc, 0, "exit status (stderr %r)" % err)
@@ -610,7 +610,7 @@ def _(ctx):
 
 
 @S.case("config.lua with only tls_cert exits 2 naming the key")
-def _(ctx):
+def test_tls_cert_without_key_exits_2(ctx):
     app = ctx.copy_app(ctx.example("echo"))
     H.write_file(os.path.join(app, "config.lua"),
                  'return { path = "*", welcome = false, tls_cert = %r }\n' % Certs.a_cert)
@@ -630,7 +630,7 @@ def _(ctx):
 # --------------------------------------------------------------------------
 
 @S.case("SIGTERM: TLS clients get 1001 close frames, then close_notify; exit 0 in time", timeout=30)
-def _(ctx):
+def test_sigterm_tls_clients_1001(ctx):
     srv = start(ctx, tls_port=H.free_port())
     raw = [tls_client(ctx, srv, strict=True) for _ in range(3)]
     for i, c in enumerate(raw):
@@ -658,7 +658,7 @@ def _(ctx):
 
 
 @S.case("SIGTERM: python websockets clients over wss see 1001", timeout=30)
-def _(ctx):
+def test_sigterm_wss_clients_1001(ctx):
     srv = start(ctx)
 
     async def go():

@@ -32,8 +32,10 @@ describe("moonwire.auth", function()
         local function app(hook) return { hooks = { authenticate = hook } } end
 
         it("takes a table with id, a table with sub, or a plain id", function()
-            assert.same({ id = "u", x = 1 }, auth.authenticate(app(function() return { id = "u", x = 1 } end), nil, {}))
-            assert.equal("s", auth.authenticate(app(function() return { sub = "s" } end), nil, {}).id)
+            assert.same({ id = "u", x = 1 },
+                        auth.authenticate(app(function() return { id = "u", x = 1 } end), nil, {}))
+            assert.equal("s",
+                         auth.authenticate(app(function() return { sub = "s" } end), nil, {}).id)
             assert.same({ id = 7 }, auth.authenticate(app(function() return 7 end), nil, {}))
         end)
 
@@ -99,7 +101,8 @@ describe("moonwire.auth", function()
         end)
 
         it("a raising hook refuses", function()
-            local ok = auth.authorize({ hooks = { authorize = function() error("x") end } }, {}, "join", "r")
+            local hooks = { authorize = function() error("x") end }
+            local ok = auth.authorize({ hooks = hooks }, {}, "join", "r")
             assert.is_nil(ok)
         end)
     end)

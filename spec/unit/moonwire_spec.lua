@@ -1,5 +1,6 @@
 -- Specs for the public facade, require "moonwire".
 
+local core = require "moonwire.core"
 local tmpdir = require "support.tmpdir"
 local testing = require "moonwire.testing"
 local moonwire = require "moonwire"
@@ -20,8 +21,11 @@ describe("moonwire", function()
         tmpdir.remove(dir)
     end)
 
-    it("has a version", function()
+    it("has a version: the core's, the same in the C modules", function()
         assert.matches("^%d+%.%d+%.%d+$", moonwire._VERSION)
+        assert.equal(core.version, moonwire._VERSION)
+        assert.equal(require("moonwire.core.jwt").version, core.version)
+        assert.equal(moonwire._VERSION, require("moonwire.protocol")._VERSION)
     end)
 
     it("fail raises a recoverable failure with code and message", function()
@@ -31,6 +35,7 @@ describe("moonwire", function()
         assert.equal("ROOM_FULL", err.code)
         assert.equal("no seats left", err.message)
         ok, err = pcall(moonwire.fail, "NOT_FOUND")
+        assert.is_false(ok)
         assert.equal("not found", err.message)
     end)
 

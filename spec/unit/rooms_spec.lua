@@ -273,8 +273,8 @@ describe("rooms", function()
             local room = moonwire.room("r")
             assert.equal(1, room:broadcast("raw"))
             assert.equal(1, room:broadcast("\1\2", { binary = true }))
-            assert.same({ { payload = "raw", binary = false }, { payload = "\1\2", binary = true } },
-                        a:frames())
+            assert.same({ { payload = "raw", binary = false },
+                          { payload = "\1\2", binary = true } }, a:frames())
             local ok, err = room:broadcast({ f = print })
             assert.is_nil(ok)
             assert.matches("^encode failed", err)
@@ -318,7 +318,8 @@ describe("rooms", function()
             assert.same({ { n = 1 }, { n = 2 } }, a:sent())
             assert.same({}, b:sent())
             assert.same({ { n = 1 } }, c:sent())
-            assert.same({ 0, 0 }, { moonwire.broadcast({}, { filter = function() return false end }) })
+            local none = function() return false end
+            assert.same({ 0, 0 }, { moonwire.broadcast({}, { filter = none }) })
             assert.error_matches(function() moonwire.broadcast({}, { filter = 1 }) end, "filter")
         end)
 
@@ -393,7 +394,8 @@ describe("rooms", function()
         end)
 
         it("sends left for the room a client was moved out of", function()
-            load({ welcome = false, presence = { "lobby" }, client_can_join_multiple_rooms = false })
+            load({ welcome = false, presence = { "lobby" },
+                   client_can_join_multiple_rooms = false })
             local a, b = app:connect(), app:connect()
             a.client:join("lobby")
             b.client:join("lobby")

@@ -103,8 +103,9 @@ describe("moonwire.router", function()
         it("keeps a checked copy per route", function()
             local rr = router.new()
             rr:add("chat", ctl({ typing = { window_ms = 1000, max_messages = 1, silent = true } }))
-            assert.same({ window_ms = 1000, max_messages = 1, silent = true, route = "chat.typing" },
-                        rr:throttle("chat", "typing"))
+            assert.same(
+                { window_ms = 1000, max_messages = 1, silent = true, route = "chat.typing" },
+                rr:throttle("chat", "typing"))
             assert.is_nil(rr:throttle("chat", "say"))
             assert.is_nil(rr:throttle("other", "typing"))
         end)
@@ -119,7 +120,8 @@ describe("moonwire.router", function()
                 router.new():add("chat", ctl({ say = { window_ms = 10, max_messages = 1.5 } }))
             end, "_throttle.say must be", 1, true)
             assert.error_matches(function()
-                router.new():add("chat", ctl({ say = { window_ms = 10, max_messages = 1, silent = 1 } }))
+                local say = { window_ms = 10, max_messages = 1, silent = 1 }
+                router.new():add("chat", ctl({ say = say }))
             end, "silent must be a boolean", 1, true)
             assert.error_matches(function() router.new():add("chat", ctl(5)) end,
                                  "_throttle must be a table", 1, true)

@@ -16,6 +16,7 @@
 #include "../conn.h"
 #include "../fanout.h"
 #include "../rooms.h"
+#include "../throttle.h"
 #include "../watchdog.h"
 #include "../ws.h"
 
@@ -93,6 +94,25 @@ static mw_conn_t *find_client(mw_lua_core_t *ctx, uint64_t id) {
     return mw_server_client(ctx->server, id);
 }
 
+static int push_result(lua_State *L, int rc);
+
+/* client_of is the client a primitive acts on: NULL, with what to return
+ * pushed (*nret values: nil, "not serving" or nil, "closed"), when there
+ * is no server or no such client (or, with need_open, it is closing). */
+static mw_conn_t *client_of(lua_State *L, uint64_t id, int need_open, int *nret) {
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server) {
+        *nret = not_serving(L);
+        return NULL;
+    }
+    mw_conn_t *c = find_client(ctx, id);
+    if (!c || (need_open && !mw_conn_is_open(c))) {
+        *nret = push_result(L, MW_ECLOSED);
+        return NULL;
+    }
+    return c;
+}
+
 static int push_result(lua_State *L, int rc) {
     if (rc == 0) {
         lua_pushboolean(L, 1);
@@ -109,11 +129,9 @@ static int mw_lua_send(lua_State *L) {
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int binary = lua_toboolean(L, 3);
-    mw_lua_core_t *ctx = ctx_of(L);
-    if (!ctx->server)
-        return not_serving(L);
-    mw_conn_t *c = find_client(ctx, id);
-    return push_result(L, c ? mw_conn_send(c, binary, data, len) : MW_ECLOSED);
+    int nret;
+    mw_conn_t *c = client_of(L, id, 0, &nret);
+    return c ? push_result(L, mw_conn_send(c, binary, data, len)) : nret;
 }
 
 /* check_close_args raises unless code and reason may go in a close frame
@@ -135,11 +153,9 @@ static int mw_lua_close(lua_State *L) {
     size_t len = 0;
     const char *reason = luaL_optlstring(L, 3, "", &len);
     check_close_args(L, 2, code, reason, len);
-    mw_lua_core_t *ctx = ctx_of(L);
-    if (!ctx->server)
-        return not_serving(L);
-    mw_conn_t *c = find_client(ctx, id);
-    return push_result(L, c ? mw_conn_close(c, (uint16_t)code, reason, len) : MW_ECLOSED);
+    int nret;
+    mw_conn_t *c = client_of(L, id, 0, &nret);
+    return c ? push_result(L, mw_conn_close(c, (uint16_t)code, reason, len)) : nret;
 }
 
 /* core.log(level, msg) */
@@ -229,14 +245,12 @@ static int mw_lua_join(lua_State *L) {
     uint64_t id = check_id(L, 1);
     size_t len;
     const char *name = check_room(L, 2, &len);
-    mw_lua_core_t *ctx = ctx_of(L);
-    if (!ctx->server)
-        return not_serving(L);
-    mw_conn_t *c = find_client(ctx, id);
-    if (!c || !mw_conn_is_open(c))
-        return push_result(L, MW_ECLOSED);
+    int nret;
+    mw_conn_t *c = client_of(L, id, 1, &nret);
+    if (!c)
+        return nret;
     char moved[MW_ROOM_NAME_MAX + 1];
-    int n = mw_rooms_join(mw_server_rooms(ctx->server), mw_conn_rooms(c), name, len, moved);
+    int n = mw_rooms_join(mw_server_rooms(ctx_of(L)->server), mw_conn_rooms(c), name, len, moved);
     if (n < 0)
         return push_result(L, n);
     lua_pushinteger(L, n);
@@ -252,13 +266,11 @@ static int mw_lua_leave(lua_State *L) {
     uint64_t id = check_id(L, 1);
     size_t len;
     const char *name = check_room(L, 2, &len);
-    mw_lua_core_t *ctx = ctx_of(L);
-    if (!ctx->server)
-        return not_serving(L);
-    mw_conn_t *c = find_client(ctx, id);
+    int nret;
+    mw_conn_t *c = client_of(L, id, 0, &nret);
     if (!c)
-        return push_result(L, MW_ECLOSED);
-    int n = mw_rooms_leave(mw_server_rooms(ctx->server), mw_conn_rooms(c), name, len);
+        return nret;
+    int n = mw_rooms_leave(mw_server_rooms(ctx_of(L)->server), mw_conn_rooms(c), name, len);
     if (n == MW_ENOTFOUND) {
         lua_pushnil(L);
         lua_pushliteral(L, "not joined");
@@ -273,12 +285,10 @@ static int mw_lua_leave(lua_State *L) {
 /* core.rooms(id) -> { names } | nil, "closed" */
 static int mw_lua_rooms(lua_State *L) {
     uint64_t id = check_id(L, 1);
-    mw_lua_core_t *ctx = ctx_of(L);
-    if (!ctx->server)
-        return not_serving(L);
-    mw_conn_t *c = find_client(ctx, id);
+    int nret;
+    mw_conn_t *c = client_of(L, id, 0, &nret);
     if (!c)
-        return push_result(L, MW_ECLOSED);
+        return nret;
     mw_room_client_t *rc = mw_conn_rooms(c);
     lua_createtable(L, (int)rc->n, 0);
     for (uint32_t i = 0; i < rc->n; i++) {
@@ -342,16 +352,22 @@ static int push_fanout(lua_State *L, int rc, const mw_fanout_result_t *res) {
     return 2;
 }
 
+/* check_fanout_msg reads (payload, is_binary[, exclude_id], event_id) from
+ * stack index idx on; with_exclude says whether exclude_id is among them. */
+static void check_fanout_msg(lua_State *L, int idx, int with_exclude, mw_fanout_msg_t *m) {
+    m->data = luaL_checklstring(L, idx, &m->len);
+    m->binary = lua_toboolean(L, idx + 1);
+    m->exclude_id = with_exclude ? opt_id(L, idx + 2) : 0;
+    m->event_len = 0;
+    m->event_id = luaL_optlstring(L, idx + 2 + (with_exclude ? 1 : 0), NULL, &m->event_len);
+}
+
 /* core.broadcast(room, payload, is_binary, exclude_id, event_id) -> delivered, dropped */
 static int mw_lua_broadcast(lua_State *L) {
     size_t rlen;
     const char *room = check_room(L, 1, &rlen);
     mw_fanout_msg_t m;
-    m.data = luaL_checklstring(L, 2, &m.len);
-    m.binary = lua_toboolean(L, 3);
-    m.exclude_id = opt_id(L, 4);
-    m.event_len = 0;
-    m.event_id = luaL_optlstring(L, 5, NULL, &m.event_len);
+    check_fanout_msg(L, 2, 1, &m);
     mw_lua_core_t *ctx = ctx_of(L);
     if (!ctx->server)
         return not_serving(L);
@@ -363,11 +379,7 @@ static int mw_lua_broadcast(lua_State *L) {
 static int mw_lua_send_many(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     mw_fanout_msg_t m;
-    m.data = luaL_checklstring(L, 2, &m.len);
-    m.binary = lua_toboolean(L, 3);
-    m.exclude_id = 0;
-    m.event_len = 0;
-    m.event_id = luaL_optlstring(L, 4, NULL, &m.event_len);
+    check_fanout_msg(L, 2, 0, &m);
     mw_lua_core_t *ctx = ctx_of(L);
     if (!ctx->server)
         return not_serving(L);
@@ -391,11 +403,7 @@ static int mw_lua_send_many(lua_State *L) {
 /* core.broadcast_all(payload, is_binary, exclude_id, event_id) -> delivered, dropped */
 static int mw_lua_broadcast_all(lua_State *L) {
     mw_fanout_msg_t m;
-    m.data = luaL_checklstring(L, 1, &m.len);
-    m.binary = lua_toboolean(L, 2);
-    m.exclude_id = opt_id(L, 3);
-    m.event_len = 0;
-    m.event_id = luaL_optlstring(L, 4, NULL, &m.event_len);
+    check_fanout_msg(L, 1, 1, &m);
     mw_lua_core_t *ctx = ctx_of(L);
     if (!ctx->server)
         return not_serving(L);
@@ -406,12 +414,10 @@ static int mw_lua_broadcast_all(lua_State *L) {
 /* core.dedupe(id, enabled) -> true | nil, "closed" */
 static int mw_lua_dedupe(lua_State *L) {
     uint64_t id = check_id(L, 1);
-    mw_lua_core_t *ctx = ctx_of(L);
-    if (!ctx->server)
-        return not_serving(L);
-    mw_conn_t *c = find_client(ctx, id);
-    if (!c || !mw_conn_is_open(c))
-        return push_result(L, MW_ECLOSED);
+    int nret;
+    mw_conn_t *c = client_of(L, id, 1, &nret);
+    if (!c)
+        return nret;
     mw_conn_set_dedupe(c, lua_toboolean(L, 2));
     return push_result(L, 0);
 }
@@ -419,12 +425,10 @@ static int mw_lua_dedupe(lua_State *L) {
 /* core.client_stats(id) -> { buffered =, dropped = } | nil, "closed" */
 static int mw_lua_client_stats(lua_State *L) {
     uint64_t id = check_id(L, 1);
-    mw_lua_core_t *ctx = ctx_of(L);
-    if (!ctx->server)
-        return not_serving(L);
-    mw_conn_t *c = find_client(ctx, id);
+    int nret;
+    mw_conn_t *c = client_of(L, id, 0, &nret);
     if (!c)
-        return push_result(L, MW_ECLOSED);
+        return nret;
     size_t buffered;
     uint64_t dropped;
     mw_conn_stats(c, &buffered, &dropped);
@@ -436,18 +440,24 @@ static int mw_lua_client_stats(lua_State *L) {
     return 1;
 }
 
-/* core.set_reply(name, payload, is_binary) -> true: a message the C core
- * sends by itself ("rate_limited", "ping"), encoded by the app's protocol. */
+/* core.set_reply(name, payload, is_binary, ts_offset, ts_len) -> true: a
+ * message the C core sends by itself ("rate_limited", "ping"), encoded by
+ * the app's protocol; the ts_len bytes at ts_offset (0-based), when given,
+ * are replaced by the time of each send. */
 static int mw_lua_set_reply(lua_State *L) {
     static const char *const names[] = {"rate_limited", "ping", NULL};
     int which = luaL_checkoption(L, 1, NULL, names);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int binary = lua_toboolean(L, 3);
+    lua_Integer off = luaL_optinteger(L, 4, 0), tslen = luaL_optinteger(L, 5, 0);
+    if (off < 0 || tslen < 0 || (size_t)off > len || (size_t)tslen > len - (size_t)off)
+        return luaL_argerror(L, 4, "time stamp outside the payload");
     mw_lua_core_t *ctx = ctx_of(L);
     if (!ctx->server)
         return not_serving(L);
-    return push_result(L, mw_server_set_reply(ctx->server, (mw_reply_t)which, data, len, binary));
+    return push_result(L, mw_server_set_reply(ctx->server, (mw_reply_t)which, data, len, binary,
+                                              (size_t)off, (size_t)tslen));
 }
 
 /* core.set_expiry(id, ms, code, reason) -> true | nil, "closed": the C core
@@ -467,12 +477,10 @@ static int mw_lua_set_expiry(lua_State *L) {
         reason = luaL_optlstring(L, 4, "", &len);
         check_close_args(L, 3, code, reason, len);
     }
-    mw_lua_core_t *ctx = ctx_of(L);
-    if (!ctx->server)
-        return not_serving(L);
-    mw_conn_t *c = find_client(ctx, id);
+    int nret;
+    mw_conn_t *c = client_of(L, id, 0, &nret);
     if (!c)
-        return push_result(L, MW_ECLOSED);
+        return nret;
     return push_result(L, mw_conn_set_expiry(c, (int64_t)ms, (uint16_t)code, reason, len));
 }
 
@@ -488,12 +496,10 @@ static int mw_lua_throttle(lua_State *L) {
         luaL_argerror(L, 2, "slot out of range");
     if (window < 1 || max < 1)
         luaL_argerror(L, window < 1 ? 3 : 4, "must be a positive integer");
-    mw_lua_core_t *ctx = ctx_of(L);
-    if (!ctx->server)
-        return not_serving(L);
-    mw_conn_t *c = find_client(ctx, id);
+    int nret;
+    mw_conn_t *c = client_of(L, id, 0, &nret);
     if (!c)
-        return push_result(L, MW_ECLOSED);
+        return nret;
     return push_result(L, mw_conn_throttle(c, (unsigned)slot, (uint64_t)window, (uint64_t)max));
 }
 
@@ -563,6 +569,8 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
     lua_setfield(L, -2, "room_name_max");
     lua_pushinteger(L, MW_WS_CLOSE_REASON_MAX);
     lua_setfield(L, -2, "close_reason_max");
+    lua_pushinteger(L, MW_MAX_THROTTLES);
+    lua_setfield(L, -2, "max_throttles");
     return ctx;
 }
 

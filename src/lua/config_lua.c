@@ -103,7 +103,8 @@ static int is_group(const char *key) {
 }
 
 /* apply_group applies every field of a group table as "<group>_<field>";
- * errors name the field as "<group>.<field>". */
+ * an unknown field is named "<group>.<field>", a bad value by its full key
+ * ("<group>_<field>: must be ..."). */
 static int apply_group(lua_State *L, const char *file, const char *group, mw_config_t *cfg,
                        int *app_ref, char *err, size_t errlen) {
     int rc = 0;

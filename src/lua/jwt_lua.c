@@ -219,8 +219,13 @@ void mw_lua_inject_jwt_api(lua_State *L) {
     lua_setfield(L, -2, "jwt_max_token");
 }
 
+/* The module under plain LuaJIT (busted). It also carries the moonwire
+ * version, which the server's moonwire.core has as `version`: specs read
+ * the same string (lua/moonwire/version.lua). */
 int luaopen_moonwire_core_jwt(lua_State *L) {
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     mw_lua_inject_jwt_api(L);
+    lua_pushstring(L, MW_VERSION);
+    lua_setfield(L, -2, "version");
     return 1;
 }

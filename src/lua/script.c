@@ -375,7 +375,17 @@ int mw_script_load_config(mw_script_t *sc, const char *app_dir, mw_config_t *cfg
                           size_t errlen) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.lua", app_dir);
-    return mw_lua_load_config(sc->L, path, cfg, &sc->app_ref, err, errlen);
+    /* The `app` table of a successful load replaces the previous one (a
+     * reload reads config.lua again); a failed load keeps it. */
+    int ref = LUA_NOREF;
+    int rc = mw_lua_load_config(sc->L, path, cfg, &ref, err, errlen);
+    if (rc != 0) {
+        luaL_unref(sc->L, LUA_REGISTRYINDEX, ref);
+        return rc;
+    }
+    luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->app_ref);
+    sc->app_ref = ref;
+    return 0;
 }
 
 /* call runs the function below the nargs values on top, protected, as one
@@ -571,7 +581,7 @@ static int app_upgrade(void *data, mw_conn_t *c, const mw_client_info_t *info, c
     }
     push_headers(L, info);
     lua_setfield(L, -2, "headers");
-    if (call(sc, 2, 3, "connect", id, NULL, 0) != 0) {
+    if (call(sc, 2, 3, "upgrade", id, NULL, 0) != 0) {
         snprintf(msg, msglen, "internal error");
         lua_settop(L, base);
         return 500;
@@ -598,7 +608,7 @@ static void app_open(void *data, mw_conn_t *c) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_OPEN]);
     lua_pushnumber(L, (lua_Number)id);
     mw_lua_core_set_current(sc->core, c);
-    call(sc, 1, 0, "connect", id, NULL, 0);
+    call(sc, 1, 0, "open", id, NULL, 0);
     mw_lua_core_set_current(sc->core, NULL);
     lua_settop(L, base);
 }
@@ -607,7 +617,7 @@ static void app_open(void *data, mw_conn_t *c) {
  * its message runs, so the reply needs no lookup by id. */
 static void app_message(void *data, mw_conn_t *c, int binary, const char *payload, size_t len) {
     mw_script_t *sc = data;
-    if (!sc->ready)
+    if (!sc->ready || sc->fns[FN_MESSAGE] == LUA_NOREF)
         return;
     lua_State *L = sc->L;
     int base = lua_gettop(L);

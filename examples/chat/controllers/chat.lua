@@ -14,19 +14,9 @@ local moonwire = require "moonwire"
 local settings = require "lib.settings"
 
 local type = type
-local null = require("moonwire.protocol").null
 
 
 local _M = {}
-
-
-local function user_of(client)
-    local user = client.user
-    if user == nil then
-        return null
-    end
-    return user
-end
 
 
 -- The room of a message the client may send to: it must be a member.
@@ -80,7 +70,7 @@ function _M.say(client, data)
         type = "chat",
         action = "message",
         room = room,
-        data = { client_id = client.id, user = user_of(client), name = client.public.name,
+        data = { client_id = client.id, user = client:user_or_null(), name = client.public.name,
                  text = text },
         ts = moonwire.now(),
     }, { exclude = client })
@@ -105,7 +95,7 @@ function _M.typing(client, data)
         type = "chat",
         action = "typing",
         room = room,
-        data = { client_id = client.id, user = user_of(client) },
+        data = { client_id = client.id, user = client:user_or_null() },
     }, { exclude = client })
     return { sent = true }
 end
@@ -132,7 +122,7 @@ function _M.whisper(client, data)
     local delivered = moonwire.send_user(to, {
         type = "chat",
         action = "whisper",
-        data = { client_id = client.id, user = user_of(client), text = text },
+        data = { client_id = client.id, user = client:user_or_null(), text = text },
         ts = moonwire.now(),
     })
     if delivered == 0 then

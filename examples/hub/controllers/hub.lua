@@ -47,7 +47,8 @@ function _M.publish(client, msg)
     if not room then
         return nil, err
     end
-    local delivered, berr = moonwire.room(room):broadcast({ type = "message", room = room, data = msg.data })
+    local delivered, berr = moonwire.room(room):broadcast({ type = "message", room = room,
+                                                            data = msg.data })
     if not delivered then
         return nil, berr
     end

@@ -22,17 +22,47 @@ describe("hub", function()
 
     it("echoes data after decoding and re-encoding it", function()
         local out = ws:send('{"type":"echo","data":{"text":"h\195\169llo","n":[1,2,3],"ok":true}}')
-        assert.same({ { type = "echo", data = { text = "h\195\169llo", n = { 1, 2, 3 }, ok = true } } }, out)
+        assert.same({ { type = "echo",
+                        data = { text = "h\195\169llo", n = { 1, 2, 3 }, ok = true } } }, out)
         out = ws:send('{"type":"echo","data":"xxxxxxxx"}')
         assert.same({ { type = "echo", data = "xxxxxxxx" } }, out)
     end)
 
     it("echoes null data as null", function()
-        assert.same({ { type = "echo", data = testing.null } }, ws:send('{"type":"echo","data":null}'))
+        assert.same({ { type = "echo", data = testing.null } },
+                    ws:send('{"type":"echo","data":null}'))
+    end)
+
+    -- The last frame sent to `conn`, as the text the client receives.
+    local function last_text(conn)
+        local frames = conn:frames()
+        return frames[#frames].payload
+    end
+
+    it("relays empty arrays as [] and empty objects as {}", function()
+        ws:send('{"type":"echo","data":[]}')
+        assert.matches('"data":[]', last_text(ws), 1, true)
+        ws:send('{"type":"echo","data":{"a":[ ],"b":[[],[1]],"e":{},"s":"x\\"[]"}}')
+        local text = last_text(ws)
+        assert.matches('"a":[]', text, 1, true)
+        assert.matches('"b":[[],[1]]', text, 1, true)
+        assert.matches('"e":{}', text, 1, true)
+        assert.equal('x"[]', ws:last().data.s) -- inside a string, [] is text
+        local other = app:connect()
+        other:send('{"type":"subscribe","room":"r1"}')
+        ws:send('{"type":"publish","room":"r1","data":[]}')
+        assert.matches('"data":[]', last_text(other), 1, true)
+    end)
+
+    it("takes an empty array outside data for what it is", function()
+        assert.equal("INVALID_ROOM", ws:send('{"type":"subscribe","room":[]}')[1].error.code)
+        assert.equal("INVALID_MESSAGE", ws:send('{"type":[]}')[1].error.code)
+        assert.equal("INVALID_MESSAGE", ws:send("[]")[1].error.code)
     end)
 
     it("answers subscribe with subscribed", function()
-        assert.same({ { type = "subscribed", room = "r1" } }, ws:send('{"type":"subscribe","room":"r1"}'))
+        assert.same({ { type = "subscribed", room = "r1" } },
+                    ws:send('{"type":"subscribe","room":"r1"}'))
         assert.same({ "r1" }, ws.client:rooms())
     end)
 
