@@ -54,9 +54,4 @@ function _M.module(t)
 end
 
 
-return _M.compiled()
-    end
-end }
-
-
 return _M

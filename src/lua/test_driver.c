@@ -433,7 +433,7 @@ static int l_server_health(lua_State *L) {
     test_server_t *t = check_server(L, 1);
     activate(t);
     size_t len;
-    char *json = mw_server_health_json(t->server, &len);
+    char *json = mw_health_json(t->server, &len);
     if (!json)
         return luaL_error(L, "out of memory");
     lua_pushlstring(L, json, len);
