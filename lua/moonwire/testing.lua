@@ -203,11 +203,22 @@ function _M.load_app(dir, opts)
     end
 
     local rt = require("moonwire.runtime").new()
-    local server, err = core.test_server({
+    local server, err
+    local handlers = rt:handlers()
+    local reload = handlers.reload
+    -- The server reloads with its configuration read again; the `app`
+    -- table of config.lua lives in Lua, and the driver holds the new one.
+    handlers.reload = function(config)
+        if config then
+            config.app = server:config().app
+        end
+        return reload(config)
+    end
+    server, err = core.test_server({
         app_dir = dir,
         config = opts.config,
         clock = opts.clock,
-        handlers = rt:handlers(),
+        handlers = handlers,
     })
     if not server then
         return nil, err
@@ -275,11 +286,11 @@ function harness.health(self)
 end
 
 
+-- Reloads as the server does on SIGHUP or a file change: config.lua is
+-- read again (live options apply), then the app's code; true, or nil, err
+-- with the old code and configuration kept.
 function harness.reload(self)
-    self.server:activate()
-    local ok, err = self.runtime:reload()
-    self.server:run()
-    return ok, err
+    return self.server:reload()
 end
 
 

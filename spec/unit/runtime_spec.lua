@@ -390,6 +390,13 @@ describe("moonwire.runtime", function()
                         request(ws, { type = "chat", action = "whoami", id = 2 })[1].data)
             -- The server logs the outcome (one line per reload): not the runtime.
             assert.not_matches("reloaded app", logs("info"), 1, true)
+            local lines = {}
+            for _, entry in ipairs(app:logs()) do
+                if entry.message:find("reload", 1, true) then
+                    lines[#lines + 1] = entry.message
+                end
+            end
+            assert.same({ "reloaded the app (spec)" }, lines)
         end)
 
         it("passes the old state to on_reload", function()
@@ -407,7 +414,11 @@ describe("moonwire.runtime", function()
             assert.matches("^" .. escape(path) .. ":%d+: ", err)
             assert.same({ name = "Ada", version = 1 },
                         request(ws, { type = "chat", action = "whoami", id = 2 })[1].data)
-            assert.not_matches("reload failed", logs("error"), 1, true)
+            -- Logged once, by the server, with the reason.
+            local lines = app:logs("error")
+            assert.equal(1, #lines)
+            assert.matches("^reload failed %(spec%), the previous code keeps serving: "
+                           .. escape(path) .. ":%d+: ", lines[1].message)
         end)
 
         it("applies a new protocol to clients that are already connected", function()

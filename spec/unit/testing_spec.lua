@@ -144,6 +144,33 @@ describe("moonwire.testing", function()
             assert.equal(30, a:request("math", "double", { x = 10 }).data)
         end)
 
+        it("reloads as the server does: config.lua again, live options at once", function()
+            local a = app:connect()
+            tmpdir.write(dir, "config.lua", [[
+                return { welcome = false, port = 9999, app = { n = 3 },
+                         rate_limit = { max_messages = 1, window_ms = 60000 } }
+            ]])
+            assert.is_true(app:reload())
+            -- rate_limit is live: the second message is over it
+            assert.equal(42, a:request("math", "double", { x = 21 }).data)
+            assert.equal("RATE_LIMIT_EXCEEDED", a:send('{"type":"math","action":"double"}')[1]
+                                                    .error.code)
+            -- port needs a restart: warned about, listed in /health
+            assert.same({ "port" }, app:health().restart_required)
+            assert.matches("config: port changed; it needs a restart", app:logs("warn")[1].message,
+                           1, true)
+            assert.equal(3, app.runtime._config.app.n)
+            assert.equal(1, app:health().reloads)
+        end)
+
+        it("keeps everything when config.lua breaks on reload", function()
+            tmpdir.write(dir, "config.lua", "return { welcome = 'yes' }")
+            local ok, err = app:reload()
+            assert.is_nil(ok)
+            assert.matches("welcome: must be a boolean", err, 1, true)
+            assert.matches("welcome: must be a boolean", app:health().last_reload_error, 1, true)
+        end)
+
         it("serves /health", function()
             app:connect()
             assert.equal(1, app:health().connections)

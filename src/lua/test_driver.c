@@ -65,6 +65,9 @@ typedef struct {
 
 struct test_server {
     driver_t *drv;
+    lua_State *L;      /* busted's main thread: config loading on reload */
+    int overrides_ref; /* the spec's config overrides, or LUA_NOREF */
+    char *reload_err;  /* why the last reload failed, or NULL */
     uv_loop_t loop;
     int loop_ready;
     mw_config_t cfg;
@@ -160,11 +163,19 @@ static int fw_http(void *data, mw_conn_t *c, const mw_request_t *req) {
     return t->inner->cb->http(t->inner->data, c, req);
 }
 
+static void set_reload_err(test_server_t *t, const char *err) {
+    free(t->reload_err);
+    t->reload_err = err ? strdup(err) : NULL;
+}
+
 static int fw_reload(void *data, const mw_config_t *cfg, char *err, size_t errlen) {
     test_server_t *t = data;
     if (t->detached || !t->inner->cb->reload)
         return 0;
-    return t->inner->cb->reload(t->inner->data, cfg, err, errlen);
+    int rc = t->inner->cb->reload(t->inner->data, cfg, err, errlen);
+    if (rc != 0)
+        set_reload_err(t, err);
+    return rc;
 }
 
 static void fw_idle(void *data) {
@@ -248,6 +259,9 @@ static void server_close(lua_State *L, test_server_t *t) {
     mw_script_free(t->script);
     if (t->app_ref != LUA_NOREF)
         luaL_unref(L, LUA_REGISTRYINDEX, t->app_ref);
+    if (t->overrides_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, t->overrides_ref);
+    free(t->reload_err);
     if (t->cfg_ready)
         mw_config_free(&t->cfg);
     for (size_t i = 0; i < t->nlogs; i++)
@@ -259,6 +273,55 @@ static void server_close(lua_State *L, test_server_t *t) {
         mw_lua_core_set_server(t->drv->core, NULL);
     }
     free(t);
+}
+
+/* layer_config builds cfg as the server does (defaults, config.lua, then
+ * the spec's overrides where the server would apply the environment and
+ * flags), leaving the `app` table's reference in *app_ref. Returns 0 or
+ * MW_ECONFIG / MW_ENOMEM with err. */
+static int layer_config(test_server_t *t, mw_config_t *cfg, int *app_ref, char *err,
+                        size_t errlen) {
+    lua_State *L = t->L;
+    char path[4096];
+    *app_ref = LUA_NOREF;
+    if (mw_config_init(cfg) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return MW_ENOMEM;
+    }
+    snprintf(path, sizeof path, "%s/config.lua", t->app_dir);
+    int rc = mw_lua_load_config(L, path, cfg, app_ref, err, errlen);
+    if (rc == 0 && t->overrides_ref != LUA_NOREF) {
+        int file_ref = *app_ref;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, t->overrides_ref);
+        rc = mw_lua_apply_config(L, -1, "opts.config", cfg, app_ref, err, errlen);
+        lua_pop(L, 1);
+        if (file_ref != *app_ref && file_ref != LUA_NOREF)
+            luaL_unref(L, LUA_REGISTRYINDEX, file_ref);
+    }
+    if (rc == 0)
+        rc = mw_config_check(cfg, err, errlen);
+    if (rc != 0 && *app_ref != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, *app_ref);
+        *app_ref = LUA_NOREF;
+    }
+    return rc;
+}
+
+/* reload_config is the server's config loader (a reload rereads
+ * config.lua): the same layers again; the new `app` table replaces the
+ * old one. */
+static int reload_config(void *data, mw_config_t *out, char *err, size_t errlen) {
+    test_server_t *t = data;
+    int app_ref;
+    int rc = layer_config(t, out, &app_ref, err, errlen);
+    if (rc != 0) {
+        set_reload_err(t, err);
+        return rc;
+    }
+    if (t->app_ref != LUA_NOREF)
+        luaL_unref(t->L, LUA_REGISTRYINDEX, t->app_ref);
+    t->app_ref = app_ref;
+    return 0;
 }
 
 static uint64_t wall_ms(void) {
@@ -275,31 +338,17 @@ static int setup(lua_State *L, test_server_t *t) {
     const char *dir = luaL_optstring(L, -1, ".");
     t->app_dir = strdup(dir);
     lua_pop(L, 1);
-    if (!t->app_dir || mw_config_init(&t->cfg) != 0) {
+    if (!t->app_dir) {
         lua_pushliteral(L, "out of memory");
         return -1;
     }
-    t->cfg_ready = 1;
-    /* The same layers as the server: defaults, config.lua, then the spec's
-     * overrides where the server would apply environment and flags. */
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.lua", t->app_dir);
-    if (mw_lua_load_config(L, path, &t->cfg, &t->app_ref, err, sizeof err) != 0) {
-        lua_pushstring(L, err);
-        return -1;
-    }
     lua_getfield(L, 1, "config");
-    if (lua_istable(L, -1)) {
-        int ref = t->app_ref;
-        if (mw_lua_apply_config(L, -1, "opts.config", &t->cfg, &t->app_ref, err, sizeof err) != 0) {
-            lua_pushstring(L, err);
-            return -1;
-        }
-        if (ref != t->app_ref && ref != LUA_NOREF)
-            luaL_unref(L, LUA_REGISTRYINDEX, ref);
-    }
-    lua_pop(L, 1);
-    if (mw_config_check(&t->cfg, err, sizeof err) != 0) {
+    if (lua_istable(L, -1))
+        t->overrides_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    else
+        lua_pop(L, 1);
+    t->cfg_ready = 1; /* from here on, cfg is freed with the server */
+    if (layer_config(t, &t->cfg, &t->app_ref, err, sizeof err) != 0) {
         lua_pushstring(L, err);
         return -1;
     }
@@ -335,6 +384,7 @@ static int setup(lua_State *L, test_server_t *t) {
     uint64_t start = lua_isnumber(L, -1) ? (uint64_t)lua_tonumber(L, -1) : wall_ms();
     lua_pop(L, 1);
     mw_server_use_virtual_clock(t->server, start);
+    mw_server_set_config_loader(t->server, reload_config, t);
     mw_server_start(t->server);
     t->next_port = 40000;
     activate(t);
@@ -348,6 +398,11 @@ static int setup(lua_State *L, test_server_t *t) {
  * (ms since the epoch; default: now). */
 static int l_test_server(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
+    /* The server calls back into L whenever a spec turns its loop: that
+     * must be a thread that lives as long as it, the main one. */
+    if (lua_pushthread(L) != 1)
+        return luaL_error(L, "core.test_server must be called from the main thread");
+    lua_pop(L, 1);
     driver_t *drv = lua_touserdata(L, lua_upvalueindex(1));
     test_server_t **box = lua_newuserdata(L, sizeof *box);
     *box = NULL;
@@ -362,7 +417,9 @@ static int l_test_server(lua_State *L) {
     if (!t)
         return luaL_error(L, "out of memory");
     t->drv = drv;
+    t->L = L;
     t->app_ref = LUA_NOREF;
+    t->overrides_ref = LUA_NOREF;
     *box = t;
     if (setup(L, t) != 0) {
         /* stack: ... box err */
@@ -421,6 +478,26 @@ static int l_server_advance(lua_State *L) {
         run_or_raise(L, t);
     }
     return 0;
+}
+
+/* server:reload() -> true | nil, err: the server's reload (the SIGHUP and
+ * file-watcher path): config.lua read again, live options applied, the
+ * runtime's reload with the new configuration, the outcome logged and
+ * counted in /health. */
+static int l_server_reload(lua_State *L) {
+    test_server_t *t = check_server(L, 1);
+    activate(t);
+    set_reload_err(t, NULL);
+    mw_server_reload(t->server, "spec");
+    mw_log_configure(MW_LOG_DEBUG, 0); /* the reload set the app's log_level */
+    run_or_raise(L, t);
+    if (t->reload_err) {
+        lua_pushnil(L);
+        lua_pushstring(L, t->reload_err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 static int l_server_now(lua_State *L) {
@@ -726,11 +803,17 @@ static void new_metatable(lua_State *L, const char *name, const luaL_Reg *method
 
 int luaopen_moonwire_core(lua_State *L) {
     static const luaL_Reg server_methods[] = {
-        {"config", l_server_config}, {"activate", l_server_activate},
-        {"run", l_server_run},       {"advance", l_server_advance},
-        {"now", l_server_now},       {"health", l_server_health},
-        {"logs", l_server_logs},     {"connect", l_server_connect},
-        {"close", l_server_close},   {NULL, NULL},
+        {"config", l_server_config},
+        {"activate", l_server_activate},
+        {"run", l_server_run},
+        {"advance", l_server_advance},
+        {"now", l_server_now},
+        {"health", l_server_health},
+        {"logs", l_server_logs},
+        {"connect", l_server_connect},
+        {"reload", l_server_reload},
+        {"close", l_server_close},
+        {NULL, NULL},
     };
     static const luaL_Reg client_methods[] = {
         {"id", l_client_id},
