@@ -32,6 +32,11 @@ add_test(NAME lint_lua_boundary
          COMMAND sh -c "! grep -rlE '#include[[:space:]]*[<\"](lua|lauxlib|lualib|luajit)\\.h' \"$1/src\" | grep -v '/src/lua/'"
                  sh ${PROJECT_SOURCE_DIR})
 
+# No merge left a conflict marker behind (one was committed once, in a doc).
+add_test(NAME lint_conflict_markers
+         COMMAND sh -c "! grep -rnE '^(<<<<<<<|>>>>>>>)( |$)' \"$1/src\" \"$1/lua\" \"$1/spec\" \"$1/docs\" \"$1/examples\" \"$1/scripts\" \"$1/README.md\" \"$1/CMakeLists.txt\""
+                 sh ${PROJECT_SOURCE_DIR})
+
 # The Lua of the runtime, the specs and the examples against .luacheckrc
 # (busted's globals only in specs), warnings included.
 add_test(NAME lint_luacheck
