@@ -454,7 +454,7 @@ def test_new_app_passes_check_test_serve(ctx):
     check(os.path.isdir(os.path.join(dest, "controllers")), "no controllers/ created")
     rc, out, err = cli(ctx, "check", dest)
     eq(rc, 0, "check exit status (stderr %r)" % err[-400:])
-    rc, out, err = cli(ctx, "test", dest, timeout=50)
+    rc, out, err = cli(ctx, "test", dest, env=busted_env(ctx), timeout=50)
     eq(rc, 0, "test exit status (out %r err %r)" % (out[-400:], err[-400:]))
     srv = ctx.start("newapp", dest)
     ctx.track(srv.client()).close()
@@ -472,7 +472,7 @@ def test_test_exits_nonzero_on_failing_spec(ctx):
         f.write('describe("deliberate", function()\n'
                 '  it("fails", function() assert.are.equal(1, 2) end)\n'
                 'end)\n')
-    rc, out, err = cli(ctx, "test", dest, timeout=50)
+    rc, out, err = cli(ctx, "test", dest, env=busted_env(ctx), timeout=50)
     check(rc != 0, "test exited 0 with a failing spec (out %r)" % out[-400:])
 
 
