@@ -94,8 +94,6 @@ static mw_conn_t *find_client(mw_lua_core_t *ctx, uint64_t id) {
     return mw_server_client(ctx->server, id);
 }
 
-static int push_result(lua_State *L, int rc);
-
 /* client_of is the client a primitive acts on: NULL, with what to return
  * pushed (*nret values: nil, "not serving" or nil, "closed"), when there
  * is no server or no such client (or, with need_open, it is closing). */
@@ -107,13 +105,13 @@ static mw_conn_t *client_of(lua_State *L, uint64_t id, int need_open, int *nret)
     }
     mw_conn_t *c = find_client(ctx, id);
     if (!c || (need_open && !mw_conn_is_open(c))) {
-        *nret = push_result(L, MW_ECLOSED);
+        *nret = mw_lua_push_result(L, MW_ECLOSED);
         return NULL;
     }
     return c;
 }
 
-static int push_result(lua_State *L, int rc) {
+int mw_lua_push_result(lua_State *L, int rc) {
     if (rc == 0) {
         lua_pushboolean(L, 1);
         return 1;
@@ -131,7 +129,7 @@ static int mw_lua_send(lua_State *L) {
     int binary = lua_toboolean(L, 3);
     int nret;
     mw_conn_t *c = client_of(L, id, 0, &nret);
-    return c ? push_result(L, mw_conn_send(c, binary, data, len)) : nret;
+    return c ? mw_lua_push_result(L, mw_conn_send(c, binary, data, len)) : nret;
 }
 
 /* check_close_args raises unless code and reason may go in a close frame
@@ -155,7 +153,7 @@ static int mw_lua_close(lua_State *L) {
     check_close_args(L, 2, code, reason, len);
     int nret;
     mw_conn_t *c = client_of(L, id, 0, &nret);
-    return c ? push_result(L, mw_conn_close(c, (uint16_t)code, reason, len)) : nret;
+    return c ? mw_lua_push_result(L, mw_conn_close(c, (uint16_t)code, reason, len)) : nret;
 }
 
 /* core.log(level, msg) */
@@ -252,7 +250,7 @@ static int mw_lua_join(lua_State *L) {
     char moved[MW_ROOM_NAME_MAX + 1];
     int n = mw_rooms_join(mw_server_rooms(ctx_of(L)->server), mw_conn_rooms(c), name, len, moved);
     if (n < 0)
-        return push_result(L, n);
+        return mw_lua_push_result(L, n);
     lua_pushinteger(L, n);
     if (moved[0])
         lua_pushstring(L, moved);
@@ -277,7 +275,7 @@ static int mw_lua_leave(lua_State *L) {
         return 2;
     }
     if (n < 0)
-        return push_result(L, n);
+        return mw_lua_push_result(L, n);
     lua_pushinteger(L, n);
     return 1;
 }
@@ -346,7 +344,7 @@ static uint64_t opt_id(lua_State *L, int idx) {
 
 static int push_fanout(lua_State *L, int rc, const mw_fanout_result_t *res) {
     if (rc != 0)
-        return push_result(L, rc);
+        return mw_lua_push_result(L, rc);
     lua_pushinteger(L, (lua_Integer)res->delivered);
     lua_pushinteger(L, (lua_Integer)res->dropped);
     return 2;
@@ -419,7 +417,7 @@ static int mw_lua_dedupe(lua_State *L) {
     if (!c)
         return nret;
     mw_conn_set_dedupe(c, lua_toboolean(L, 2));
-    return push_result(L, 0);
+    return mw_lua_push_result(L, 0);
 }
 
 /* core.client_stats(id) -> { buffered =, dropped = } | nil, "closed" */
@@ -456,8 +454,8 @@ static int mw_lua_set_reply(lua_State *L) {
     mw_lua_core_t *ctx = ctx_of(L);
     if (!ctx->server)
         return not_serving(L);
-    return push_result(L, mw_server_set_reply(ctx->server, (mw_reply_t)which, data, len, binary,
-                                              (size_t)off, (size_t)tslen));
+    return mw_lua_push_result(L, mw_server_set_reply(ctx->server, (mw_reply_t)which, data, len,
+                                                     binary, (size_t)off, (size_t)tslen));
 }
 
 /* core.set_expiry(id, ms, code, reason) -> true | nil, "closed": the C core
@@ -481,7 +479,7 @@ static int mw_lua_set_expiry(lua_State *L) {
     mw_conn_t *c = client_of(L, id, 0, &nret);
     if (!c)
         return nret;
-    return push_result(L, mw_conn_set_expiry(c, (int64_t)ms, (uint16_t)code, reason, len));
+    return mw_lua_push_result(L, mw_conn_set_expiry(c, (int64_t)ms, (uint16_t)code, reason, len));
 }
 
 /* core.throttle(id, slot, window_ms, max) -> true | nil, "rate limited" |
@@ -500,7 +498,8 @@ static int mw_lua_throttle(lua_State *L) {
     mw_conn_t *c = client_of(L, id, 0, &nret);
     if (!c)
         return nret;
-    return push_result(L, mw_conn_throttle(c, (unsigned)slot, (uint64_t)window, (uint64_t)max));
+    return mw_lua_push_result(L,
+                              mw_conn_throttle(c, (unsigned)slot, (uint64_t)window, (uint64_t)max));
 }
 
 /* core.label(text) -> id. Registers, once per route, what the watchdog

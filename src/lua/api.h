@@ -13,6 +13,11 @@
 
 typedef struct mw_lua_core mw_lua_core_t;
 
+/* mw_lua_push_result pushes what a primitive returns for rc: true, or nil
+ * and mw_strerror(rc) (the convention of every moonwire.core function).
+ * Returns how many values it pushed. */
+int mw_lua_push_result(lua_State *L, int rc);
+
 /* mw_lua_push_core pushes a new moonwire.core table and returns its
  * context (owned by the table: keep the table reachable). */
 mw_lua_core_t *mw_lua_push_core(lua_State *L);

@@ -680,16 +680,6 @@ static int l_client_state(lua_State *L) {
     return 1;
 }
 
-static int push_sent(lua_State *L, int rc) {
-    if (rc == 0) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    lua_pushnil(L);
-    lua_pushstring(L, mw_strerror(rc));
-    return 2;
-}
-
 /* client:send(payload, is_binary) -> true | nil, err: queues one masked
  * frame (written by the next run). */
 static int l_client_send(lua_State *L) {
@@ -697,7 +687,7 @@ static int l_client_send(lua_State *L) {
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int binary = lua_toboolean(L, 3);
-    return push_sent(L, mw_test_client_send(tc->c, binary ? 2 : 1, data, len));
+    return mw_lua_push_result(L, mw_test_client_send(tc->c, binary ? 2 : 1, data, len));
 }
 
 /* client:send_frame(opcode, payload) -> true | nil, err: any frame, for
@@ -708,7 +698,7 @@ static int l_client_send_frame(lua_State *L) {
     luaL_argcheck(L, opcode >= 0 && opcode <= 15, 2, "opcode must be 0..15");
     size_t len;
     const char *data = luaL_optlstring(L, 3, "", &len);
-    return push_sent(L, mw_test_client_send(tc->c, (uint8_t)opcode, data, len));
+    return mw_lua_push_result(L, mw_test_client_send(tc->c, (uint8_t)opcode, data, len));
 }
 
 /* client:close(code, reason) -> true | nil, err: a close frame (no code:
@@ -719,7 +709,7 @@ static int l_client_close(lua_State *L) {
     luaL_argcheck(L, code >= 0 && code <= 65535, 2, "close code must be 0..65535");
     size_t len;
     const char *reason = luaL_optlstring(L, 3, "", &len);
-    return push_sent(L, mw_test_client_close(tc->c, (uint16_t)code, reason, len));
+    return mw_lua_push_result(L, mw_test_client_close(tc->c, (uint16_t)code, reason, len));
 }
 
 /* client:drop(): the socket closes without a close frame (a lost peer). */
