@@ -415,10 +415,11 @@ static void unmask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key
 }
 
 /* fast_ready is 1 when wslay sits between frames with nothing in progress
- * and a data message may be delivered (see the file comment). */
+ * and a data message may be delivered (see the file comment). Whether our
+ * close was sent is asked once per feed, in fast_frames: inside on_message
+ * only the app can start a close, and that sets `closing`. */
 static int fast_ready(const mw_ws_t *ws) {
-    return !ws->failed && !ws->closing && !ws->in_fragments && ws->fed == ws->framed &&
-           !scratch_busy && !wslay_event_get_close_sent(ws->ctx);
+    return !ws->failed && !ws->closing && !ws->in_fragments && ws->fed == ws->framed;
 }
 
 /* fast_frames delivers the complete, simple data frames at the start of
@@ -426,6 +427,8 @@ static int fast_ready(const mw_ws_t *ws) {
  * at the first frame it leaves to wslay. */
 static size_t fast_frames(mw_ws_t *ws, const uint8_t *p, size_t len) {
     size_t used = 0;
+    if (scratch_busy || wslay_event_get_close_sent(ws->ctx))
+        return 0;
     while (len - used >= 6 && fast_ready(ws)) {
         const uint8_t *f = p + used;
         size_t avail = len - used, hlen = 6;
