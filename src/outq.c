@@ -36,8 +36,16 @@ static struct {
     size_t count, low;
 } cache;
 
-static mw_buf_t **next_of(mw_buf_t *b) {
-    return (mw_buf_t **)(void *)b->data;
+/* The link is kept in the data, which starts 12 bytes in: memcpy, since
+ * that is not a pointer's alignment. */
+static mw_buf_t *next_of(const mw_buf_t *b) {
+    mw_buf_t *next;
+    memcpy(&next, b->data, sizeof next);
+    return next;
+}
+
+static void set_next(mw_buf_t *b, mw_buf_t *next) {
+    memcpy(b->data, &next, sizeof next);
 }
 
 /* chunk_new returns an empty MIN_CHUNK buffer with one reference. */
@@ -45,7 +53,7 @@ static mw_buf_t *chunk_new(void) {
     mw_buf_t *b = cache.head;
     if (!b)
         return mw_buf_new(MIN_CHUNK);
-    cache.head = *next_of(b);
+    cache.head = next_of(b);
     if (--cache.count < cache.low)
         cache.low = cache.count;
     b->refs = 1;
@@ -69,7 +77,7 @@ void mw_buf_unref(mw_buf_t *b) {
     if (!b || --b->refs != 0)
         return;
     if (b->cap == MIN_CHUNK && cache.count < CACHE_MAX) {
-        *next_of(b) = cache.head;
+        set_next(b, cache.head);
         cache.head = b;
         cache.count++;
         return;
@@ -81,7 +89,7 @@ size_t mw_buf_cache_trim(void) {
     size_t n = cache.low;
     for (size_t i = 0; i < n; i++) {
         mw_buf_t *b = cache.head;
-        cache.head = *next_of(b);
+        cache.head = next_of(b);
         free(b);
     }
     cache.count -= n;
