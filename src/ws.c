@@ -567,20 +567,58 @@ static void check_header(mw_ws_t *ws, const uint8_t *end, size_t got) {
         fail(ws, 1009);
 }
 
-int mw_ws_feed(mw_ws_t *ws, const uint8_t *bytes, size_t len) {
-    if (ws->failed)
-        return error_for(ws->fail_code);
-    if (wake(ws) != 0) {
-        ws->write_error = 1; /* cannot parse without a context: end it */
-        return MW_ENOMEM;
+/* frame_size reads a client frame header from h (have bytes of it) and
+ * returns the frame's size on the wire, or 0 when the header is not all
+ * there or is one wslay refuses from the header alone (it then fails the
+ * connection before needing more bytes). */
+static uint64_t frame_size(const uint8_t *h, size_t have) {
+    if (have < 2 || !(h[1] & 0x80))
+        return 0;
+    size_t n7 = h[1] & 0x7f, hlen = n7 == 127 ? 14 : n7 == 126 ? 8 : 6;
+    if (have < hlen)
+        return 0;
+    uint64_t n = n7;
+    if (hlen > 6) {
+        n = 0;
+        for (size_t i = 2; i < hlen - 4; i++)
+            n = n << 8 | h[i];
     }
-    if (!wslay_event_get_read_enabled(ws->ctx))
-        return 0; /* the close handshake is over: the rest is discarded */
-    size_t fast = fast_frames(ws, bytes, len);
-    if (fast == len)
-        return 0; /* all delivered; wslay was not involved, so nothing to flush */
-    bytes += fast;
-    len -= fast;
+    return n > UINT64_MAX - 14 ? 0 : hlen + n;
+}
+
+/* wslay_share returns how many of the len bytes at p wslay must take
+ * before the fast path may look again: the rest of the frame wslay is in
+ * (or the frame at p, which the fast path just left to it), when that
+ * frame's end is known and the fast path could take what follows; all of
+ * them otherwise. Splitting wslay's input at frame ends is what a TCP
+ * split there would do, so wslay behaves the same. */
+static size_t wslay_share(mw_ws_t *ws, const uint8_t *p, size_t len) {
+    if (ws->failed || ws->closing || ws->in_fragments || scratch_busy ||
+        wslay_event_get_close_sent(ws->ctx))
+        return len;
+    uint64_t pending = ws->fed - ws->framed, size;
+    if (ws->in_frame) {
+        size = wire_size(ws->cur_payload); /* the header wslay accepted was minimal */
+    } else if (pending == 0) {
+        size = frame_size(p, len);
+    } else if (pending <= sizeof ws->hdr) {
+        uint8_t h[sizeof ws->hdr]; /* the header bytes wslay holds (check_header), then p's */
+        size_t have = (size_t)pending, more = len < sizeof h - have ? len : sizeof h - have;
+        memcpy(h, ws->hdr, have);
+        memcpy(h + have, p, more);
+        size = frame_size(h, have + more);
+    } else {
+        return len;
+    }
+    if (size <= pending || size - pending >= len)
+        return len;
+    return (size_t)(size - pending);
+}
+
+/* feed_wslay runs wslay over len bytes and settles what it did: the close
+ * codes wslay does not send right, the early size check on a pending
+ * header, control frames to flush. Returns like mw_ws_feed. */
+static int feed_wslay(mw_ws_t *ws, const uint8_t *bytes, size_t len) {
     ws->in = bytes;
     ws->inlen = len;
     uint64_t fed = ws->fed;
@@ -608,6 +646,33 @@ int mw_ws_feed(mw_ws_t *ws, const uint8_t *bytes, size_t len) {
         return error_for(ws->fail_code);
     }
     return 0;
+}
+
+int mw_ws_feed(mw_ws_t *ws, const uint8_t *bytes, size_t len) {
+    if (ws->failed)
+        return error_for(ws->fail_code);
+    if (wake(ws) != 0) {
+        ws->write_error = 1; /* cannot parse without a context: end it */
+        return MW_ENOMEM;
+    }
+    /* The fast path and wslay take turns (see the file comment); a frame
+     * split across reads is finished by wslay, and the fast path goes on
+     * after it. */
+    for (;;) {
+        if (!wslay_event_get_read_enabled(ws->ctx))
+            return 0; /* the close handshake is over: the rest is discarded */
+        size_t fast = fast_frames(ws, bytes, len);
+        bytes += fast;
+        len -= fast;
+        if (len == 0)
+            return 0; /* wslay was not involved since its last turn: nothing to flush */
+        size_t n = wslay_share(ws, bytes, len);
+        int rc = feed_wslay(ws, bytes, n);
+        if (rc != 0 || n == len)
+            return rc;
+        bytes += n;
+        len -= n;
+    }
 }
 
 int mw_ws_can_send(const mw_ws_t *ws) {
