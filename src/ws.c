@@ -29,11 +29,12 @@
  * to on_message. wslay would accept it and deliver the same bytes, and it
  * leaves wslay's state as wslay itself would (between frames, nothing
  * held), so wslay takes over at any byte. Everything else (control frames,
- * fragments, frames split across reads, anything wslay would refuse, and
- * every frame after the first one the fast path does not take) goes
- * through wslay as before. fuzz_ws feeds the same bytes in one read (fast
- * path) and one byte per read (wslay only) and compares what is delivered
- * and written.
+ * fragments, frames split across reads, anything wslay would refuse) goes
+ * through wslay as before; when the end of the frame wslay is given is
+ * known, it gets only that frame and the fast path goes on after it
+ * (wslay_share). fuzz_ws feeds the same bytes in one read (fast path), one
+ * byte per read (wslay only) and random splits, and compares what is
+ * delivered and written.
  *
  * Output ordering: data messages are framed by the worker's encoder (wslay's
  * frame API) straight into on_write; control frames wslay produces itself
