@@ -8,6 +8,16 @@
  * is kept for the next batch (growing it again per batch costs mallocs on
  * every recipient of a busy room); the owner frees it with mw_outq_clear
  * once the connection is idle, and a large ring is freed at once.
+ *
+ * Chunk cache: the MIN_CHUNK buffers that carry each batch of replies are
+ * the one allocation a steady echo made per batch (a malloc when the first
+ * reply of a read is queued, a free when the flush pass has written it).
+ * A freed chunk goes on a free list instead, and the next batch takes it
+ * from there. All reads of a loop iteration come before its flush pass, so
+ * the list holds up to one chunk per connection that replied in one
+ * iteration; the cron gives back, once a second, the chunks no batch
+ * needed during the last second (mw_buf_cache_trim). The server runs one
+ * loop per process on one thread, so the list is per loop.
  */
 #include "outq.h"
 #include "errors.h"
@@ -16,7 +26,40 @@
 #include <string.h>
 
 #define MIN_CHUNK 4096
-#define KEEP_RING 64 /* entries (1 KiB) kept when a queue empties */
+#define KEEP_RING 64   /* entries (1 KiB) kept when a queue empties */
+#define CACHE_MAX 4096 /* chunks (16 MiB) the free list may hold at most */
+
+/* The free list of MIN_CHUNK buffers, linked through their data. `low` is
+ * the fewest it held since the last trim: that many were not needed. */
+static struct {
+    mw_buf_t *head;
+    size_t count, low;
+} cache;
+
+/* The link is kept in the data, which starts 12 bytes in: memcpy, since
+ * that is not a pointer's alignment. */
+static mw_buf_t *next_of(const mw_buf_t *b) {
+    mw_buf_t *next;
+    memcpy(&next, b->data, sizeof next);
+    return next;
+}
+
+static void set_next(mw_buf_t *b, mw_buf_t *next) {
+    memcpy(b->data, &next, sizeof next);
+}
+
+/* chunk_new returns an empty MIN_CHUNK buffer with one reference. */
+static mw_buf_t *chunk_new(void) {
+    mw_buf_t *b = cache.head;
+    if (!b)
+        return mw_buf_new(MIN_CHUNK);
+    cache.head = next_of(b);
+    if (--cache.count < cache.low)
+        cache.low = cache.count;
+    b->refs = 1;
+    b->len = 0;
+    return b;
+}
 
 mw_buf_t *mw_buf_new(size_t cap) {
     if (cap > UINT32_MAX - sizeof(mw_buf_t))
@@ -31,8 +74,32 @@ mw_buf_t *mw_buf_new(size_t cap) {
 }
 
 void mw_buf_unref(mw_buf_t *b) {
-    if (b && --b->refs == 0)
+    if (!b || --b->refs != 0)
+        return;
+    if (b->cap == MIN_CHUNK && cache.count < CACHE_MAX) {
+        set_next(b, cache.head);
+        cache.head = b;
+        cache.count++;
+        return;
+    }
+    free(b);
+}
+
+size_t mw_buf_cache_trim(void) {
+    size_t n = cache.low;
+    for (size_t i = 0; i < n; i++) {
+        mw_buf_t *b = cache.head;
+        cache.head = next_of(b);
         free(b);
+    }
+    cache.count -= n;
+    cache.low = cache.count;
+    return cache.count;
+}
+
+void mw_buf_cache_release(void) {
+    cache.low = cache.count;
+    mw_buf_cache_trim();
 }
 
 void mw_outq_init(mw_outq_t *q) {
@@ -79,7 +146,7 @@ int mw_outq_append(mw_outq_t *q, const void *data, size_t len) {
             return 0;
         }
     }
-    mw_buf_t *b = mw_buf_new(len > MIN_CHUNK ? len : MIN_CHUNK);
+    mw_buf_t *b = len > MIN_CHUNK ? mw_buf_new(len) : chunk_new();
     if (!b)
         return MW_ENOMEM;
     memcpy(b->data, data, len);

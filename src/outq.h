@@ -29,8 +29,17 @@ static inline void mw_buf_ref(mw_buf_t *b) {
     b->refs++;
 }
 
-/* mw_buf_unref drops a reference and frees the buffer with the last one. */
+/* mw_buf_unref drops a reference and frees the buffer with the last one
+ * (an output chunk goes to the chunk cache instead; see outq.c). */
 void mw_buf_unref(mw_buf_t *b);
+
+/* mw_buf_cache_trim frees the cached output chunks that no batch took
+ * since the previous trim, and returns how many stay cached. Called once a
+ * second by the cron. */
+size_t mw_buf_cache_trim(void);
+
+/* mw_buf_cache_release frees every cached output chunk (server exit). */
+void mw_buf_cache_release(void);
 
 typedef struct {
     mw_buf_t *buf;

@@ -233,6 +233,7 @@ static void cron_pass(mw_server_t *s) {
         s->app.cb->idle(s->app.data);
     if (now - s->last_sweep >= 1000) {
         mw_iptable_sweep(s->ips, now * 1000);
+        mw_buf_cache_trim(); /* output chunks no batch took in the last second */
         s->last_sweep = now;
     }
     if (slept >= 32 && now - s->last_trim >= 1000) {
@@ -564,4 +565,5 @@ void mw_server_free(mw_server_t *s) {
         free(s->reply[i]);
     free(s->readbuf);
     free(s);
+    mw_buf_cache_release();
 }

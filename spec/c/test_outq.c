@@ -348,6 +348,52 @@ static void test_ring_grows_and_wraps(void) {
     mw_buf_unref(b);
 }
 
+/* A written batch's chunk is reused by the next batch (no malloc per
+ * batch), and the trim frees only what a whole interval did not need. */
+static void test_chunk_cache_reuses_and_trims(void) {
+    mw_buf_cache_release();
+    mw_outq_t q;
+    mw_outq_init(&q);
+    CHECK_EQ(mw_outq_append(&q, "reply", 5), 0);
+    mw_buf_t *first = q.ents[q.head].buf;
+    uv_buf_t iov[4];
+    CHECK_EQ(mw_outq_peek(&q, iov, 4), 1);
+    mw_outq_written(&q, 5);
+    CHECK_EQ(mw_buf_cache_trim(), 1); /* cached, and needed since the last trim */
+    CHECK_EQ(mw_outq_append(&q, "again", 5), 0);
+    CHECK(q.ents[q.head].buf == first); /* taken from the cache */
+    CHECK_EQ(q.ents[q.head].buf->len, 5);
+    char out[16];
+    CHECK_EQ(gather(&q, out, sizeof out, NULL), 5);
+    CHECK_MEM(out, 5, "again", 5);
+    mw_outq_written(&q, 5);
+    /* Two chunks live at once (two connections in one iteration), then
+     * both back: the next interval takes one, so one is trimmed. */
+    mw_outq_t q2;
+    mw_outq_init(&q2);
+    CHECK_EQ(mw_outq_append(&q, "a", 1), 0);
+    CHECK_EQ(mw_outq_append(&q2, "b", 1), 0);
+    mw_outq_peek(&q, iov, 4);
+    mw_outq_written(&q, 1);
+    mw_outq_peek(&q2, iov, 4);
+    mw_outq_written(&q2, 1);
+    CHECK_EQ(mw_buf_cache_trim(), 2); /* both were in use this interval */
+    CHECK_EQ(mw_outq_append(&q, "c", 1), 0);
+    mw_outq_peek(&q, iov, 4);
+    mw_outq_written(&q, 1);
+    CHECK_EQ(mw_buf_cache_trim(), 1); /* only one was needed */
+    CHECK_EQ(mw_buf_cache_trim(), 0); /* and then none */
+    /* A large buffer is never cached. */
+    static char big[8192];
+    CHECK_EQ(mw_outq_append(&q, big, sizeof big), 0);
+    mw_outq_peek(&q, iov, 4);
+    mw_outq_written(&q, sizeof big);
+    CHECK_EQ(mw_buf_cache_trim(), 0);
+    mw_outq_clear(&q);
+    mw_outq_clear(&q2);
+    mw_buf_cache_release();
+}
+
 int main(void) {
     RUN(test_empty_queue);
     RUN(test_small_appends_coalesce);
@@ -361,5 +407,6 @@ int main(void) {
     RUN(test_shared_buffer_is_referenced_not_copied);
     RUN(test_append_after_shared_starts_a_new_entry);
     RUN(test_ring_grows_and_wraps);
+    RUN(test_chunk_cache_reuses_and_trims);
     return test_summary();
 }

@@ -320,7 +320,9 @@ static void test_exhaustive_against_reference(void) {
 
 /* The eight-bytes-at-a-time ASCII skip: a sequence (valid or not) placed at
  * every offset of a long ASCII run, fed whole and split at every position,
- * must give the reference answer, so no byte is ever skipped unchecked. */
+ * must give the reference answer, so no byte is ever skipped unchecked.
+ * mw_utf8_valid's own ASCII scan (sixteen bytes a step, then an
+ * overlapping last word) is checked at every length up to the run's. */
 static void test_sequences_inside_long_ascii_runs(void) {
     static const char *const seqs[] = {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\x80",
                                        "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE2\x82",
@@ -334,6 +336,8 @@ static void test_sequences_inside_long_ascii_runs(void) {
             memcpy(b + at, seqs[k], n);
             int want = ref_valid(b, sizeof b);
             mismatches += mw_utf8_valid(b, sizeof b) != want;
+            for (size_t len = at + n; len <= sizeof b; len++)
+                mismatches += mw_utf8_valid(b, len) != ref_valid(b, len);
             for (size_t cut = 0; cut <= sizeof b; cut++) {
                 mw_utf8_t st = MW_UTF8_INIT;
                 int ok = mw_utf8_feed(&st, b, cut) == 0 &&

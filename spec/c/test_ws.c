@@ -120,6 +120,7 @@ typedef struct {
     buf_t out;
     int nwrites;
     int fail_writes;
+    int close_at; /* mw_ws_close(1000) from inside the close_at-th message (0: never) */
 } peer_t;
 
 static void on_message(void *data, int binary, const uint8_t *msg, size_t len) {
@@ -135,6 +136,8 @@ static void on_message(void *data, int binary, const uint8_t *msg, size_t len) {
             memcpy(m->data, msg, len);
     }
     p->nmsgs++;
+    if (p->nmsgs == p->close_at)
+        mw_ws_close(p->ws, 1000, "", 0);
 }
 
 static int on_write(void *data, const uint8_t *bytes, size_t len) {
@@ -288,6 +291,74 @@ static void test_text_and_binary_messages(void) {
         peer_close(&p);
     }
     free(big);
+}
+
+/* The fast path for complete small frames (ws.c) and wslay take turns in
+ * one read: frames it takes, frames at its limits (125/126/65535 bytes,
+ * 64-bit lengths, multibyte text, empty), a ping that hands the rest of
+ * the read to wslay, and the next read starting on the fast path again.
+ * Every split delivers the same messages and writes the same pong. */
+static void test_fast_path_and_wslay_take_turns(void) {
+    size_t sizes[] = {125, 126, 65535, 65536};
+    uint8_t *big = malloc(65536);
+    REQUIRE(big);
+    for (size_t i = 0; i < 65536; i++)
+        big[i] = (uint8_t)(i * 13 + 1);
+    for (size_t s = 0; s < NSPLITS; s++) {
+        peer_t p;
+        REQUIRE(peer_open(&p, 1 << 20) == 0);
+        buf_t in = {0}, in2 = {0};
+        text(&in, "a");
+        for (size_t i = 0; i < 4; i++)
+            frame(&in, 1, OP_BIN, big, sizes[i]);
+        text(&in, "\xf0\x9f\x98\x80 ok \xce\xba"); /* 4- and 2-byte sequences */
+        frame(&in, 1, OP_TEXT, "", 0);
+        frame(&in, 1, OP_PING, "p", 1);
+        text(&in, "after the ping");
+        text(&in2, "next read");
+        CHECK_EQ(feed(&p, in.p, in.len, splits[s]), 0);
+        CHECK_EQ(feed(&p, in2.p, in2.len, splits[s]), 0);
+        REQUIRE(p.nmsgs == 9);
+        CHECK_MEM(p.msgs[0].data, p.msgs[0].len, "a", 1);
+        for (size_t i = 0; i < 4; i++) {
+            CHECK_EQ(p.msgs[1 + i].binary, 1);
+            CHECK_MEM(p.msgs[1 + i].data, p.msgs[1 + i].len, big, sizes[i]);
+        }
+        CHECK_MEM(p.msgs[5].data, p.msgs[5].len, "\xf0\x9f\x98\x80 ok \xce\xba", 10);
+        CHECK_EQ(p.msgs[6].len, 0);
+        CHECK_EQ(p.msgs[6].binary, 0);
+        CHECK_MEM(p.msgs[7].data, p.msgs[7].len, "after the ping", 14);
+        CHECK_MEM(p.msgs[8].data, p.msgs[8].len, "next read", 9);
+        sframe_t f[4];
+        REQUIRE(read_frames(&p.out, f, 4) == 1);
+        CHECK_EQ(f[0].opcode, OP_PONG);
+        CHECK_MEM(f[0].payload, f[0].len, "p", 1);
+        CHECK_EQ(mw_ws_sleep(p.ws), 1); /* nothing left half-parsed */
+        buf_free(&in);
+        buf_free(&in2);
+        peer_close(&p);
+    }
+    free(big);
+}
+
+/* A message that makes the app close the connection: the frames after it
+ * in the same read are not delivered, however the read is split. */
+static void test_no_message_after_the_app_closes(void) {
+    for (size_t s = 0; s < NSPLITS; s++) {
+        peer_t p;
+        REQUIRE(peer_open(&p, 1 << 20) == 0);
+        p.close_at = 2;
+        buf_t in = {0};
+        text(&in, "one");
+        text(&in, "two");
+        text(&in, "three");
+        frame(&in, 1, OP_BIN, "four", 4);
+        CHECK_EQ(feed(&p, in.p, in.len, splits[s]), 0);
+        CHECK_EQ(p.nmsgs, 2);
+        CHECK(wrote_only_close(&p, 1000));
+        buf_free(&in);
+        peer_close(&p);
+    }
 }
 
 static void test_fragmented_message_with_interleaved_ping(void) {
@@ -1108,6 +1179,8 @@ static void test_close_accepts_exactly_the_sendable_codes(void) {
 
 int main(void) {
     RUN(test_text_and_binary_messages);
+    RUN(test_fast_path_and_wslay_take_turns);
+    RUN(test_no_message_after_the_app_closes);
     RUN(test_fragmented_message_with_interleaved_ping);
     RUN(test_ping_pong);
     RUN(test_message_too_big);
