@@ -30,8 +30,9 @@
 #define CACHE_MAX 4096 /* chunks (16 MiB) the free list may hold at most */
 
 /* The free list of MIN_CHUNK buffers, linked through their data. `low` is
- * the fewest it held since the last trim: that many were not needed. */
-static struct {
+ * the fewest it held since the last trim: that many were not needed. One
+ * per thread (a loop runs on one thread), so loops never share it. */
+static _Thread_local struct {
     mw_buf_t *head;
     size_t count, low;
 } cache;

@@ -57,6 +57,12 @@ struct mw_ws_encoder {
     int (*sink)(void *data, const uint8_t *bytes, size_t len);
     void *sink_data;
     int failed;
+    /* The fast path's unmasked copy of one frame: one per loop (the
+     * encoder is), allocated on the first frame that takes the fast path.
+     * scratch_busy keeps a feed nested in on_message (none exists today)
+     * off it. */
+    uint8_t *scratch;
+    int scratch_busy;
 };
 
 struct mw_ws {
@@ -330,6 +336,7 @@ void mw_ws_encoder_free(mw_ws_encoder_t *enc) {
     if (!enc)
         return;
     wslay_frame_context_free(enc->fctx);
+    free(enc->scratch);
     free(enc);
 }
 
@@ -392,12 +399,7 @@ int mw_ws_encode(mw_ws_encoder_t *enc, int binary, const uint8_t *msg, size_t le
     return 0;
 }
 
-/* The fast path's unmasked copy of one frame. One loop per process, so one
- * buffer; `scratch_busy` keeps a feed nested in on_message (none exists
- * today) off it. Pages that were never used cost nothing. */
-#define FAST_MAX 65535 /* frames with a 16-bit length at most */
-static uint8_t scratch[FAST_MAX];
-static int scratch_busy;
+#define FAST_MAX 65535 /* frames with a 16-bit length at most: the scratch size */
 
 /* unmask copies n bytes of payload from src to dst, XORed with the 4-byte
  * key, eight bytes at a time. */
@@ -428,8 +430,11 @@ static int fast_ready(const mw_ws_t *ws) {
  * at the first frame it leaves to wslay. */
 static size_t fast_frames(mw_ws_t *ws, const uint8_t *p, size_t len) {
     size_t used = 0;
-    if (scratch_busy || wslay_event_get_close_sent(ws->ctx))
+    mw_ws_encoder_t *enc = ws->enc;
+    if (enc->scratch_busy || wslay_event_get_close_sent(ws->ctx))
         return 0;
+    if (!enc->scratch && !(enc->scratch = malloc(FAST_MAX)))
+        return 0; /* no memory for the fast path: wslay takes everything */
     while (len - used >= 6 && fast_ready(ws)) {
         const uint8_t *f = p + used;
         size_t avail = len - used, hlen = 6;
@@ -449,14 +454,14 @@ static size_t fast_frames(mw_ws_t *ws, const uint8_t *p, size_t len) {
         }
         if (avail - hlen < n || n > ws->max_message_size)
             break;
-        unmask(scratch, f + hlen, n, f + hlen - 4);
+        unmask(enc->scratch, f + hlen, n, f + hlen - 4);
         int binary = b0 == 0x82;
-        if (!binary && !mw_utf8_valid(scratch, n))
+        if (!binary && !mw_utf8_valid(enc->scratch, n))
             break; /* wslay's 1007, found where wslay finds it */
         used += hlen + n;
-        scratch_busy = 1;
-        ws->cb.on_message(ws->data, binary, scratch, n);
-        scratch_busy = 0;
+        enc->scratch_busy = 1;
+        ws->cb.on_message(ws->data, binary, enc->scratch, n);
+        enc->scratch_busy = 0;
     }
     return used;
 }
@@ -594,7 +599,7 @@ static uint64_t frame_size(const uint8_t *h, size_t have) {
  * them otherwise. Splitting wslay's input at frame ends is what a TCP
  * split there would do, so wslay behaves the same. */
 static size_t wslay_share(mw_ws_t *ws, const uint8_t *p, size_t len) {
-    if (ws->failed || ws->closing || ws->in_fragments || scratch_busy ||
+    if (ws->failed || ws->closing || ws->in_fragments || ws->enc->scratch_busy ||
         wslay_event_get_close_sent(ws->ctx))
         return len;
     uint64_t pending = ws->fed - ws->framed, size;
