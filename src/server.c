@@ -21,19 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/time.h>
 
 #define READ_BUFFER_SIZE (64 * 1024)
 #define CRON_INTERVAL_MS 100
 /* Files kept for everything but client sockets: the listener, inotify,
  * the app's own files, Redis, logs, libuv's internals. */
 #define FD_RESERVE 64
-
-static uint64_t wall_ms(void) {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
 
 /* fd_ceiling: how many connections fit under the open-files limit with
  * FD_RESERVE to spare. Past it, new connections are closed at once instead
@@ -81,7 +74,7 @@ int mw_server_create(mw_server_t **out, uv_loop_t *loop, mw_config_t *cfg, const
     mw_rate_init(&s->msg_rate, (uint64_t)cfg->rate_limit_window_ms,
                  (uint64_t)cfg->rate_limit_max_messages);
     s->fd_ceiling = fd_ceiling();
-    s->started_ms = wall_ms();
+    s->started_ms = mw_server_wall_ms(s); /* the real clock until a virtual one is set */
     *out = s;
     return 0;
 }

@@ -553,19 +553,29 @@ static void push_headers(lua_State *L, const mw_client_info_t *info) {
 /* The application callbacks (app.h). Each is one dispatch into the
  * runtime; a Lua error is logged and the server carries on. */
 
+/* begin pushes the runtime function fn and the client's id, and returns
+ * the stack top to restore after the call, or -1 when there is nothing to
+ * call (the app is not loaded, or an attached script has no such handler). */
+static int begin(mw_script_t *sc, int fn, mw_conn_t *c) {
+    if (!sc->ready || sc->fns[fn] == LUA_NOREF)
+        return -1;
+    int base = lua_gettop(sc->L);
+    lua_rawgeti(sc->L, LUA_REGISTRYINDEX, sc->fns[fn]);
+    lua_pushnumber(sc->L, (lua_Number)mw_conn_id(c));
+    return base;
+}
+
 /* app_upgrade asks runtime.upgrade whether this client may connect:
  * nothing to accept, (false, status, message) to refuse. A runtime that
  * raised refuses with 500: authentication must never fail open. */
 static int app_upgrade(void *data, mw_conn_t *c, const mw_client_info_t *info, char *msg,
                        size_t msglen) {
     mw_script_t *sc = data;
-    if (!sc->ready || sc->fns[FN_UPGRADE] == LUA_NOREF)
+    int base = begin(sc, FN_UPGRADE, c);
+    if (base < 0)
         return 0;
     lua_State *L = sc->L;
-    int base = lua_gettop(L);
     uint64_t id = mw_conn_id(c);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_UPGRADE]);
-    lua_pushnumber(L, (lua_Number)id);
     lua_createtable(L, 0, 6);
     lua_pushstring(L, info->remote_addr);
     lua_setfield(L, -2, "remote_addr");
@@ -600,30 +610,23 @@ static int app_upgrade(void *data, mw_conn_t *c, const mw_client_info_t *info, c
 
 static void app_open(void *data, mw_conn_t *c) {
     mw_script_t *sc = data;
-    if (!sc->ready || sc->fns[FN_OPEN] == LUA_NOREF)
+    int base = begin(sc, FN_OPEN, c);
+    if (base < 0)
         return;
-    lua_State *L = sc->L;
-    int base = lua_gettop(L);
-    uint64_t id = mw_conn_id(c);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_OPEN]);
-    lua_pushnumber(L, (lua_Number)id);
     mw_lua_core_set_current(sc->core, c);
-    call(sc, 1, 0, "open", id, NULL, 0);
+    call(sc, 1, 0, "open", mw_conn_id(c), NULL, 0);
     mw_lua_core_set_current(sc->core, NULL);
-    lua_settop(L, base);
+    lua_settop(sc->L, base);
 }
 
 /* app_message: the hot path. The client is the core's current one while
  * its message runs, so the reply needs no lookup by id. */
 static void app_message(void *data, mw_conn_t *c, int binary, const char *payload, size_t len) {
     mw_script_t *sc = data;
-    if (!sc->ready || sc->fns[FN_MESSAGE] == LUA_NOREF)
+    int base = begin(sc, FN_MESSAGE, c);
+    if (base < 0)
         return;
     lua_State *L = sc->L;
-    int base = lua_gettop(L);
-    uint64_t id = mw_conn_id(c);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_MESSAGE]);
-    lua_pushnumber(L, (lua_Number)id);
     lua_pushlstring(L, payload, len);
     lua_pushboolean(L, binary);
     int nargs = 3;
@@ -633,24 +636,20 @@ static void app_message(void *data, mw_conn_t *c, int binary, const char *payloa
         sc->refused_messages++;
     }
     mw_lua_core_set_current(sc->core, c);
-    call(sc, nargs, 0, "message", id, NULL, 0);
+    call(sc, nargs, 0, "message", mw_conn_id(c), NULL, 0);
     mw_lua_core_set_current(sc->core, NULL);
     lua_settop(L, base);
 }
 
 static void app_close(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len) {
     mw_script_t *sc = data;
-    if (!sc->ready || sc->fns[FN_DISCONNECT] == LUA_NOREF)
+    int base = begin(sc, FN_DISCONNECT, c);
+    if (base < 0)
         return;
-    lua_State *L = sc->L;
-    int base = lua_gettop(L);
-    uint64_t id = mw_conn_id(c);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_DISCONNECT]);
-    lua_pushnumber(L, (lua_Number)id);
-    lua_pushinteger(L, (lua_Integer)code);
-    lua_pushlstring(L, reason, len);
-    call(sc, 3, 0, "disconnect", id, NULL, 0);
-    lua_settop(L, base);
+    lua_pushinteger(sc->L, (lua_Integer)code);
+    lua_pushlstring(sc->L, reason, len);
+    call(sc, 3, 0, "disconnect", mw_conn_id(c), NULL, 0);
+    lua_settop(sc->L, base);
 }
 
 static int app_reload(void *data, const mw_config_t *cfg, char *err, size_t errlen) {

@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #define SERVER_MT "moonwire.test_server"
@@ -324,12 +323,6 @@ static int reload_config(void *data, mw_config_t *out, char *err, size_t errlen)
     return 0;
 }
 
-static uint64_t wall_ms(void) {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
-
 /* setup builds the server of core.test_server from its options table (at
  * index 1). Returns 0, or an error message pushed on the stack. */
 static int setup(lua_State *L, test_server_t *t) {
@@ -381,7 +374,8 @@ static int setup(lua_State *L, test_server_t *t) {
         return -1;
     }
     lua_getfield(L, 1, "clock");
-    uint64_t start = lua_isnumber(L, -1) ? (uint64_t)lua_tonumber(L, -1) : wall_ms();
+    uint64_t start = lua_isnumber(L, -1) ? (uint64_t)lua_tonumber(L, -1)
+                                         : mw_server_wall_ms(t->server); /* still the real clock */
     lua_pop(L, 1);
     mw_server_use_virtual_clock(t->server, start);
     mw_server_set_config_loader(t->server, reload_config, t);
