@@ -417,24 +417,31 @@ static int on_ws_write(void *data, const uint8_t *bytes, size_t len) {
 }
 
 /* send_reply sends a reply the core sends by itself (mw_server_set_reply),
- * with the current time in its time stamp. */
+ * with the current time in its time stamp. Replies are small (a ping
+ * event, an error envelope): stamped on the stack, or in a heap copy for
+ * an app protocol that makes them larger. */
 static void send_reply(mw_conn_t *c, mw_reply_t which) {
     mw_server_t *s = c->server;
     const char *r = s->reply[which];
     size_t len = s->reply_len[which], off = s->reply_ts_off[which];
     if (!r)
         return;
-    if (s->reply_ts_len[which] == 0 || len > 4096) {
+    if (s->reply_ts_len[which] == 0) {
         mw_conn_send(c, s->reply_binary[which], r, len);
         return;
     }
-    char buf[4096 + 24], ts[24];
-    int n = snprintf(ts, sizeof ts, "%llu", (unsigned long long)mw_server_wall_ms(s));
-    size_t tail = len - off - s->reply_ts_len[which];
+    char ts[24], stack[1024];
+    size_t n = (size_t)snprintf(ts, sizeof ts, "%llu", (unsigned long long)mw_server_wall_ms(s));
+    size_t tail = len - off - s->reply_ts_len[which], total = off + n + tail;
+    char *buf = total <= sizeof stack ? stack : malloc(total);
+    if (!buf)
+        return; /* out of memory: this one reply is not sent */
     memcpy(buf, r, off);
-    memcpy(buf + off, ts, (size_t)n);
-    memcpy(buf + off + (size_t)n, r + len - tail, tail);
-    mw_conn_send(c, s->reply_binary[which], buf, off + (size_t)n + tail);
+    memcpy(buf + off, ts, n);
+    memcpy(buf + off + n, r + len - tail, tail);
+    mw_conn_send(c, s->reply_binary[which], buf, total);
+    if (buf != stack)
+        free(buf);
 }
 
 /* rate_limited applies rate_limit to one message: 0 lets it through; 1
@@ -866,10 +873,13 @@ int mw_conn_accept(mw_server_t *s, uv_stream_t *listener, mw_tls_ctx_t *tls) {
 
 int mw_conn_adopt(mw_server_t *s, int fd, const char *peer_addr, int peer_port) {
     mw_conn_t *c = conn_new(s);
-    if (!c)
+    if (!c) {
+        close(fd);
         return MW_ENOMEM;
+    }
     mw_conn_extra_t *x = extra(c);
     if (!x || !(x->peer_addr = strdup(peer_addr ? peer_addr : "unknown"))) {
+        close(fd); /* the server owns fd from the call on */
         close_now(c);
         return MW_ENOMEM;
     }

@@ -182,7 +182,7 @@ static const mw_app_callbacks_t callbacks_without_http = {
 typedef struct {
     int opcode;
     size_t len;
-    uint8_t data[256];
+    uint8_t data[256]; /* the first 256 bytes of a longer frame */
 } frame_t;
 
 typedef struct {
@@ -194,7 +194,7 @@ typedef struct {
     uint8_t pending[4096]; /* bytes read past the 101 head, wslay reads them first */
     size_t npending, pendoff;
     wslay_frame_context_ptr fctx;
-    uint8_t cur[4096]; /* the frame being received */
+    uint8_t cur[8192]; /* the frame being received */
     size_t curlen;
     frame_t frames[MAX_FRAMES];
     int nframes;
@@ -276,11 +276,11 @@ static void client_read_frames(client_t *cl) {
         cl->curlen += iocb.data_length;
         if (cl->curlen < iocb.payload_length)
             continue;
-        if (cl->nframes < MAX_FRAMES && cl->curlen <= sizeof cl->frames[0].data) {
+        if (cl->nframes < MAX_FRAMES) { /* len is the whole frame's; data its start */
             frame_t *f = &cl->frames[cl->nframes++];
             f->opcode = iocb.opcode;
             f->len = cl->curlen;
-            memcpy(f->data, cl->cur, cl->curlen);
+            memcpy(f->data, cl->cur, f->len < sizeof f->data ? f->len : sizeof f->data);
         }
         cl->curlen = 0;
     }
@@ -324,7 +324,8 @@ static const frame_t *client_frame(const client_t *cl, int opcode, const char *p
     for (int i = 0; i < cl->nframes; i++) {
         const frame_t *f = &cl->frames[i];
         if (f->opcode == opcode &&
-            (!payload || (f->len == strlen(payload) && memcmp(f->data, payload, f->len) == 0)))
+            (!payload || (f->len == strlen(payload) && f->len <= sizeof f->data &&
+                          memcmp(f->data, payload, f->len) == 0)))
             return f;
     }
     return NULL;
@@ -674,6 +675,37 @@ static void test_heartbeat_unanswered(void) {
     world_end(&w);
 }
 
+/* app_ping: the event the core sends by itself carries the time of each
+ * send in its stamp, also when the app protocol makes it larger than the
+ * stack buffer send_reply stamps small replies in. */
+static void test_app_ping_stamped(void) {
+    world_t w;
+    REQUIRE(world_init(&w) == 0);
+    w.cfg.ping_interval = 1000;
+    w.cfg.pong_timeout = 5000;
+    w.cfg.app_ping = 1;
+    REQUIRE(world_start(&w, &callbacks) == 0);
+    char big[5000];
+    memset(big, 'x', sizeof big);
+    memcpy(big + 100, "1234567890123", 13);
+    REQUIRE_W(&w, mw_server_set_reply(w.s, MW_REPLY_PING, big, sizeof big, 0, 100, 13) == 0);
+    client_t *cl = client_connect(&w, 40001);
+    REQUIRE_W(&w, cl);
+    mw_server_advance(w.s, 1100);
+    PUMP_UNTIL(&w, client_frame(cl, WSLAY_TEXT_FRAME, NULL) != NULL);
+    const frame_t *f = client_frame(cl, WSLAY_TEXT_FRAME, NULL);
+    REQUIRE_W(&w, f != NULL);
+    /* The stamp is the time of the heartbeat pass that sent it: after the
+     * ping interval, not after now; 7 digits here, not the marker's 13. */
+    char *end;
+    unsigned long long stamp = strtoull((const char *)f->data + 100, &end, 10);
+    size_t n = (size_t)(end - (const char *)f->data - 100);
+    CHECK(stamp >= T0 + 1000 && stamp <= mw_server_wall_ms(w.s));
+    CHECK_EQ(f->len, sizeof big - 13 + n);
+    CHECK(*end == 'x');
+    world_end(&w);
+}
+
 /* The same with the ping answered: the connection stays open. */
 static void test_heartbeat_answered(void) {
     world_t w;
@@ -785,6 +817,7 @@ int main(void) {
     RUN(test_http);
     RUN(test_heartbeat_unanswered);
     RUN(test_heartbeat_answered);
+    RUN(test_app_ping_stamped);
     RUN(test_handshake_timeout);
     RUN(test_rate_limit);
     RUN(test_client_lookup);
