@@ -19,7 +19,7 @@ uint64_t mw_server_now(const mw_server_t *s) {
 }
 
 uint64_t mw_server_wall_ms(const mw_server_t *s) {
-    if (s->virtual_clock)
+    if (s && s->virtual_clock)
         return s->vnow;
     struct timeval tv;
     gettimeofday(&tv, NULL);

@@ -126,7 +126,7 @@ mw_rooms_t *mw_server_rooms(mw_server_t *s);
 uint64_t mw_server_now(const mw_server_t *s);
 
 /* mw_server_wall_ms is wall-clock time in ms since the epoch: the system's,
- * or the virtual clock's. */
+ * or the virtual clock's. s may be NULL (no server yet): the system's. */
 uint64_t mw_server_wall_ms(const mw_server_t *s);
 
 #endif /* MW_STATE_H */
