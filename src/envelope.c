@@ -136,7 +136,7 @@ static const char *scan_string(const unsigned char **pp, const unsigned char *en
             int mask = _mm_movemask_epi8(special16(p));
             if (mask) {
                 p += __builtin_ctz((unsigned)mask);
-                break;
+                goto found;
             }
             p += 16;
         }
@@ -148,6 +148,9 @@ static const char *scan_string(const unsigned char **pp, const unsigned char *en
                 break;
             p += 8;
         }
+#ifdef __SSE2__
+    found:
+#endif
         if (p == end) {
             *pp = p;
             return E_END;
@@ -252,17 +255,18 @@ static int match_key(const unsigned char *k, size_t n, bool escaped) {
         k = (const unsigned char *)buf;
         n = m;
     }
-    int f;
+    /* constant-size compares, which the compiler inlines */
     switch (n) {
-    case 2: f = MW_ENVELOPE_ID; break;
+    case 2: return memcmp(k, "id", 2) == 0 ? MW_ENVELOPE_ID : -1;
     case 4:
-        f = k[0] == 't' ? MW_ENVELOPE_TYPE : k[0] == 'd' ? MW_ENVELOPE_DATA : MW_ENVELOPE_ROOM;
-        break;
-    case 6: f = MW_ENVELOPE_ACTION; break;
-    case 8: f = MW_ENVELOPE_EVENT_ID; break;
+        return memcmp(k, "type", 4) == 0   ? MW_ENVELOPE_TYPE
+               : memcmp(k, "data", 4) == 0 ? MW_ENVELOPE_DATA
+               : memcmp(k, "room", 4) == 0 ? MW_ENVELOPE_ROOM
+                                           : -1;
+    case 6: return memcmp(k, "action", 6) == 0 ? MW_ENVELOPE_ACTION : -1;
+    case 8: return memcmp(k, "event_id", 8) == 0 ? MW_ENVELOPE_EVENT_ID : -1;
     default: return -1;
     }
-    return memcmp(field_names[f], k, n) == 0 ? f : -1;
 }
 
 int mw_envelope_scan(const char *json, size_t len, mw_envelope_t *out) {
@@ -276,7 +280,9 @@ int mw_envelope_scan(const char *json, size_t len, mw_envelope_t *out) {
     mw_json_kind_t vkind = MW_JSON_NONE; /* the kind of the value that just ended */
     bool vescaped = false;               /* for a string: whether it had escapes */
 
-    memset(out, 0, sizeof *out);
+    /* a copy of a constant, not memset: rep stos is slow to start */
+    static const mw_envelope_t empty;
+    *out = empty;
     while (p < end && is_ws(*p))
         p++;
     const size_t first = (size_t)(p - base);
