@@ -12,8 +12,8 @@
  * What it accepts is what lua-cjson (the JSON of what Lua reads, configured
  * as lua/moonwire/protocol.lua does) accepts, except where cjson is laxer
  * than RFC 8259 in ways that would make the forwarded bytes invalid JSON for
- * the receiver; those it rejects (docs/protocol.md, "What the scanner
- * accepts"):
+ * the receiver; those it rejects (docs/performance.md, "What the scanner
+ * accepts, against lua-cjson"):
  *   - raw control characters (U+0000..U+001F) inside strings;
  *   - numbers strtod takes but JSON does not: "1.", "-.5", "1.e5";
  *   - anything after a NUL byte (cjson stops reading there).
