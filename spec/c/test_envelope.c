@@ -234,6 +234,41 @@ static void test_string_decode_limits(void) {
              MW_EINVAL);
 }
 
+/* Strings are scanned 64, 16, 8 and 1 bytes at a time: a control
+ * character, an escape or the closing quote is found at every offset of
+ * strings of every length around those steps. */
+static void test_string_every_offset(void) {
+    char j[256];
+    mw_envelope_t env;
+    for (size_t n = 0; n < 200; n++) {
+        memcpy(j, "{\"data\":\"", 9);
+        memset(j + 9, 'x', n);
+        memcpy(j + 9 + n, "\"}", 2);
+        REQUIRE(mw_envelope_scan(j, 11 + n, &env) == 0);
+        CHECK_EQ(env.field[MW_ENVELOPE_DATA].off, 8);
+        CHECK_EQ(env.field[MW_ENVELOPE_DATA].len, n + 2);
+        CHECK(!env.field[MW_ENVELOPE_DATA].escaped);
+        for (size_t at = 0; at < n; at++) {
+            j[9 + at] = '\x1f';
+            CHECK_EQ(mw_envelope_scan(j, 11 + n, &env), MW_EJSON);
+            CHECK_EQ(env.err_pos, 9 + at);
+            j[9 + at] = '\\'; /* \x: an invalid escape, or \" with the quote */
+            int rc = mw_envelope_scan(j, 11 + n, &env);
+            CHECK_EQ(rc, MW_EJSON);
+            CHECK_EQ(env.err_pos, at + 1 < n ? 9 + at : 11 + n);
+            j[9 + at] = '"'; /* the string ends early */
+            CHECK_EQ(mw_envelope_scan(j, 11 + n, &env), MW_EJSON);
+            CHECK_EQ(env.err_pos, 10 + at);
+            j[9 + at] = 'x';
+        }
+        if (n >= 2) {
+            memcpy(j + 9 + n - 2, "\\n", 2);
+            REQUIRE(mw_envelope_scan(j, 11 + n, &env) == 0);
+            CHECK(env.field[MW_ENVELOPE_DATA].escaped);
+        }
+    }
+}
+
 /* A 1 MiB data, as a string and as an array of numbers; the spans are the
  * exact slices. */
 static void test_one_mib_data(void) {
@@ -483,6 +518,7 @@ int main(void) {
     RUN(test_key_order);
     RUN(test_escaped_and_non_bmp_strings);
     RUN(test_string_decode_limits);
+    RUN(test_string_every_offset);
     RUN(test_one_mib_data);
     RUN(test_depth_limit);
     RUN(test_not_an_object);
