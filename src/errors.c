@@ -15,6 +15,8 @@ const char *mw_strerror(int err) {
     case MW_EALG: return "unsupported algorithm";
     case MW_ETOKENBIG: return "token too large";
     case MW_ETLS: return "tls error";
+    case MW_EJSON: return "malformed json";
+    case MW_ENOTOBJ: return "json is not an object";
     case MW_EINVAL: return "invalid argument";
     case MW_ECLOSED: return "closed";
     case MW_ENOTFOUND: return "not found";
@@ -47,6 +49,8 @@ const char *mw_err_name(int err) {
     case MW_EALG: return "MW_EALG";
     case MW_ETOKENBIG: return "MW_ETOKENBIG";
     case MW_ETLS: return "MW_ETLS";
+    case MW_EJSON: return "MW_EJSON";
+    case MW_ENOTOBJ: return "MW_ENOTOBJ";
     case MW_EINVAL: return "MW_EINVAL";
     case MW_ECLOSED: return "MW_ECLOSED";
     case MW_ENOTFOUND: return "MW_ENOTFOUND";

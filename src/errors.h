@@ -20,6 +20,8 @@ typedef enum {
     MW_EALG = -106,       /* a token algorithm we do not implement ("none" included) */
     MW_ETOKENBIG = -107,  /* a token over MW_JWT_MAX_TOKEN bytes */
     MW_ETLS = -108,       /* TLS handshake failed or a bad record (the connection closes) */
+    MW_EJSON = -109,      /* malformed JSON (src/envelope.c) */
+    MW_ENOTOBJ = -110,    /* valid JSON, but not the object a message must be */
     /* -2xx: the caller asked for something impossible */
     MW_EINVAL = -200,    /* invalid argument */
     MW_ECLOSED = -201,   /* the connection is closing or gone */

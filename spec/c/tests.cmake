@@ -1,7 +1,7 @@
 # C unit tests: spec/c/test_<module>.c mirrors src/<module>.c. Each is its own
 # executable linked to moonwire_core (the same objects as the server) and
 # registered as c_<module>. Run them with `ctest -R '^c_'`.
-set(MW_C_TEST_MODULES utf8 handshake http config ws idmap outq rooms ratelimit jwt tls watchdog
+set(MW_C_TEST_MODULES utf8 handshake http config ws idmap outq rooms ratelimit jwt tls watchdog envelope
     server paths)
 
 foreach(module IN LISTS MW_C_TEST_MODULES)

@@ -4,6 +4,8 @@
 #   fuzz_ws        client frames and messages after the upgrade (src/ws.c)
 #   fuzz_utf8      the UTF-8 validator, streaming vs one-shot (src/utf8.c)
 #   fuzz_protocol  protocol.decode in embedded LuaJIT (lua/moonwire/protocol.lua)
+#   fuzz_envelope  the JSON envelope scanner (src/envelope.c), differential
+#                  against lua-cjson in embedded LuaJIT
 #
 # The sources under test are compiled again here with coverage
 # instrumentation (-fsanitize=fuzzer-no-link) and ASan + UBSan; the rest of
@@ -17,13 +19,13 @@
 # files to <build>/fuzz/<target>/: a run never writes into the source tree.
 
 set(MW_FUZZ_SECONDS 10 CACHE STRING "How long each fuzz_<target> CTest test fuzzes")
-set(MW_FUZZ_TARGETS http ws utf8 protocol)
+set(MW_FUZZ_TARGETS http ws utf8 protocol envelope)
 
 set(MW_FUZZ_SANITIZE -fsanitize=address,undefined -fno-sanitize-recover=undefined
     -fno-omit-frame-pointer -g)
 
 add_library(mw_fuzz_core STATIC
-  src/errors.c src/utf8.c src/http.c src/handshake.c src/ws.c src/outq.c)
+  src/errors.c src/utf8.c src/http.c src/handshake.c src/ws.c src/outq.c src/envelope.c)
 target_include_directories(mw_fuzz_core PUBLIC src ${HTTP_PARSER_INCLUDE})
 target_compile_options(mw_fuzz_core PRIVATE -fsanitize=fuzzer-no-link ${MW_FUZZ_SANITIZE})
 target_link_libraries(mw_fuzz_core PUBLIC
@@ -35,6 +37,7 @@ set(MW_FUZZ_MAX_LEN_http 4096)
 set(MW_FUZZ_MAX_LEN_ws 20000)
 set(MW_FUZZ_MAX_LEN_utf8 1024)
 set(MW_FUZZ_MAX_LEN_protocol 4096)
+set(MW_FUZZ_MAX_LEN_envelope 4096)
 
 add_custom_target(fuzz)
 foreach(t IN LISTS MW_FUZZ_TARGETS)
@@ -65,3 +68,8 @@ target_compile_definitions(fuzz_protocol PRIVATE MW_FUZZ_LUA_DIR="${PROJECT_SOUR
                                                  MW_FUZZ_DIR="${CMAKE_CURRENT_LIST_DIR}")
 # lua-cjson (a module LuaJIT loads) finds the Lua C API in the executable.
 set_target_properties(fuzz_protocol PROPERTIES ENABLE_EXPORTS ON)
+
+# fuzz_envelope compares the scanner with lua-cjson, in LuaJIT as above.
+target_link_libraries(fuzz_envelope PRIVATE PkgConfig::LUAJIT)
+target_compile_definitions(fuzz_envelope PRIVATE MW_FUZZ_DIR="${CMAKE_CURRENT_LIST_DIR}")
+set_target_properties(fuzz_envelope PROPERTIES ENABLE_EXPORTS ON)
