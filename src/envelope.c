@@ -269,24 +269,24 @@ static int match_key(const unsigned char *k, size_t n, bool escaped) {
     }
 }
 
-int mw_envelope_scan(const char *json, size_t len, mw_envelope_t *out) {
+/* The scanner both public functions share: validates json[0, len) and
+ * calls visit for each member of the top-level object or array, in order,
+ * as soon as its value ends (so a visit may come before an error further
+ * on). A nonzero return from visit stops the scan and is returned. */
+static int scan(const char *json, size_t len, mw_json_member_fn visit, void *vdata,
+                mw_json_kind_t *top, size_t *err_pos, const char **err_what) {
     const unsigned char *const base = (const unsigned char *)json;
     const unsigned char *p = base, *const end = base + len;
     const char *what = NULL;
     uint64_t objects = 0; /* bit d-1 set: the container at depth d is an object */
     int depth = 0;
-    int field = -1;                      /* the field the current top-level member sets */
+    mw_json_member_t m = {0};            /* the top-level member being scanned */
     const unsigned char *vstart = NULL;  /* where that member's value starts */
     mw_json_kind_t vkind = MW_JSON_NONE; /* the kind of the value that just ended */
     bool vescaped = false;               /* for a string: whether it had escapes */
 
-    /* a copy of a constant, not memset: rep stos is slow to start */
-    static const mw_envelope_t empty;
-    *out = empty;
     while (p < end && is_ws(*p))
         p++;
-    const size_t first = (size_t)(p - base);
-    const bool top_object = p < end && *p == '{';
 
 value:
     /* p: the first byte of a value (whitespace skipped) */
@@ -294,7 +294,7 @@ value:
         what = E_END;
         goto fail;
     }
-    if (depth == 1 && top_object)
+    if (depth == 1)
         vstart = p;
     switch (*p) {
     case '{':
@@ -363,8 +363,12 @@ key:
         bool escaped = false;
         if ((what = scan_string(&p, end, &escaped)))
             goto fail;
-        if (depth == 1)
-            field = match_key(k + 1, (size_t)(p - k - 2), escaped);
+        if (depth == 1) {
+            m.key.off = (size_t)(k - base);
+            m.key.len = (size_t)(p - k);
+            m.key.kind = MW_JSON_STRING;
+            m.key.escaped = escaped;
+        }
     }
     while (p < end && is_ws(*p))
         p++;
@@ -379,13 +383,18 @@ key:
 
 after:
     /* a value ended just before p; depth is that of its container */
-    if (depth == 1 && top_object && field >= 0) {
-        mw_envelope_span_t *s = &out->field[field];
-        s->off = (size_t)(vstart - base);
-        s->len = (size_t)(p - vstart);
-        s->kind = vkind;
-        s->escaped = vkind == MW_JSON_STRING && vescaped;
-        field = -1;
+    if (depth == 1) {
+        m.value.off = (size_t)(vstart - base);
+        m.value.len = (size_t)(p - vstart);
+        m.value.kind = vkind;
+        m.value.escaped = vkind == MW_JSON_STRING && vescaped;
+        if (!(objects & 1))
+            m.key = (mw_envelope_span_t){0};
+        if (visit) {
+            int rc = visit(vdata, &m);
+            if (rc)
+                return rc;
+        }
     }
     while (p < end && is_ws(*p))
         p++;
@@ -394,12 +403,8 @@ after:
             what = E_TRAILING;
             goto fail;
         }
-        if (!top_object) {
-            memset(out, 0, sizeof *out);
-            out->err_pos = first;
-            out->err_what = "a JSON object expected";
-            return MW_ENOTOBJ;
-        }
+        if (top)
+            *top = vkind;
         return 0;
     }
     {
@@ -426,9 +431,62 @@ after:
     }
 
 fail:
-    memset(out, 0, sizeof *out);
-    out->err_pos = (size_t)(p - base);
-    out->err_what = what;
+    *err_pos = (size_t)(p - base);
+    *err_what = what;
+    return MW_EJSON;
+}
+
+int mw_envelope_members(const char *json, size_t len, mw_json_member_fn visit, void *data,
+                        mw_json_kind_t *top, mw_json_error_t *err) {
+    mw_json_error_t e;
+    if (!err)
+        err = &e;
+    err->pos = 0;
+    err->what = NULL;
+    return scan(json, len, visit, data, top, &err->pos, &err->what);
+}
+
+/* mw_envelope_scan's visitor: a member of the top-level object that names
+ * an envelope field sets it (a later duplicate overwrites). */
+struct fields {
+    const char *json;
+    mw_envelope_t *out;
+};
+
+static int set_field(void *data, const mw_json_member_t *m) {
+    struct fields *fs = data;
+    int f =
+        match_key((const unsigned char *)fs->json + m->key.off + 1, m->key.len - 2, m->key.escaped);
+    if (f >= 0)
+        fs->out->field[f] = m->value;
+    else
+        fs->out->other_keys = true;
+    return 0;
+}
+
+int mw_envelope_scan(const char *json, size_t len, mw_envelope_t *out) {
+    /* a copy of a constant, not memset: rep stos is slow to start */
+    static const mw_envelope_t empty;
+    *out = empty;
+    const unsigned char *p = (const unsigned char *)json, *const end = p + len;
+    while (p < end && is_ws(*p))
+        p++;
+    const size_t first = (size_t)(p - (const unsigned char *)json);
+    const bool top_object = p < end && *p == '{';
+    size_t err_pos;
+    const char *err_what;
+    struct fields fs = {json, out};
+    int rc = scan(json, len, top_object ? set_field : NULL, &fs, NULL, &err_pos, &err_what);
+    if (rc == 0 && top_object)
+        return 0;
+    *out = empty;
+    if (rc == 0) {
+        out->err_pos = first;
+        out->err_what = "a JSON object expected";
+        return MW_ENOTOBJ;
+    }
+    out->err_pos = err_pos;
+    out->err_what = err_what;
     return MW_EJSON;
 }
 

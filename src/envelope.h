@@ -68,6 +68,7 @@ typedef struct {
 
 typedef struct {
     mw_envelope_span_t field[MW_ENVELOPE_NFIELDS];
+    bool other_keys; /* the object has a key that names no field */
     /* On error: the byte offset of the problem and a short, stable phrase
      * for it ("invalid escape"); err_what is NULL on success. */
     size_t err_pos;
@@ -84,6 +85,33 @@ typedef struct {
  *   MW_ENOTOBJ  valid JSON, but not an object (err_pos: where it starts)
  * On error every field is absent. */
 int mw_envelope_scan(const char *json, size_t len, mw_envelope_t *out);
+
+/* One member of the top-level object or array, as mw_envelope_members
+ * reports it: the key's span (a string, quotes included; absent for an
+ * array element) and the value's. */
+typedef struct {
+    mw_envelope_span_t key;
+    mw_envelope_span_t value;
+} mw_json_member_t;
+
+typedef int (*mw_json_member_fn)(void *data, const mw_json_member_t *member);
+
+typedef struct {
+    size_t pos;       /* the byte offset of the problem */
+    const char *what; /* a short, stable phrase; NULL when there is none */
+} mw_json_error_t;
+
+/* mw_envelope_members validates json[0, len) as one JSON text, by the same
+ * rules as mw_envelope_scan, and calls visit(data, member) for each member
+ * of the top-level object or element of the top-level array, in order, as
+ * soon as its value ends: a visit can come before an error further on, so a
+ * caller that builds something must discard it on error. This is how the
+ * Lua side decodes one level of a value at a time (src/lua/json_lua.c).
+ * *top (when not NULL) gets the kind of the whole text. Returns 0,
+ * MW_EJSON (err, when not NULL, says where and why), or the first nonzero
+ * value a visit returned. */
+int mw_envelope_members(const char *json, size_t len, mw_json_member_fn visit, void *data,
+                        mw_json_kind_t *top, mw_json_error_t *err);
 
 /* mw_envelope_field_name returns the key of a field ("event_id"). */
 const char *mw_envelope_field_name(mw_envelope_field_t field);

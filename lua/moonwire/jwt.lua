@@ -373,6 +373,12 @@ function _M.sign(claims, opts)
     if not header_json then
         return nil, "encode failed: " .. err
     end
+    -- Claims from a client message may hold tables moonwire.json has not
+    -- decoded yet (loaded whenever such tables exist): decode them all.
+    local lazy = package.loaded["moonwire.json"]
+    if lazy then
+        lazy.load(claims)
+    end
     local payload_json
     payload_json, err = json.encode(claims)
     if not payload_json then

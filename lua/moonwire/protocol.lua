@@ -5,7 +5,7 @@
 -- it with APP/protocol.lua; the runtime only relies on decode and encode and
 -- takes event/reply/error from here when the app does not define them.
 
-local cjson = require "cjson.safe"
+local json = require "moonwire.json"
 local moonwire = require "moonwire"
 
 local type = type
@@ -13,9 +13,7 @@ local pairs = pairs
 local error = error
 local tonumber = tonumber
 local huge = math.huge
-local find = string.find
 local format = string.format
-local byte = string.byte
 local lower = string.lower
 local gsub = string.gsub
 local next = next
@@ -24,27 +22,20 @@ local next = next
 local _M = require("moonwire.version").module()
 
 
--- A private cjson instance: strict JSON in, and our settings do not leak into
--- other users of the shared cjson module.
-local json = cjson.new()
-json.decode_invalid_numbers(false)
-json.decode_max_depth(64)
-json.encode_max_depth(64)
--- Numbers are written with 14 significant digits (the most Debian's
--- lua-cjson 2.1.0 allows): decode refuses a numeric id that would not come
--- back unchanged in the reply.
-json.encode_number_precision(14)
+-- JSON goes through moonwire.json: `data` reaches Lua decoded one level at
+-- a time and is forwarded as the client's bytes while unchanged. Numbers Lua
+-- writes get 14 significant digits (the most Debian's lua-cjson 2.1.0
+-- allows): decode refuses a numeric id that would not come back unchanged
+-- in the reply.
 local ID_FORMAT = "%.14g"
 
 _M.null = json.null
 
 
 -- Debian's lua-cjson 2.1.0 encodes every empty table as an object. This
--- marker (a string no client sends by accident) is encoded as `[]` by
--- encode() below: `protocol.array(list)` returns it for an empty list.
-local EMPTY_ARRAY = "\0moonwire.empty_array\0"
-local EMPTY_ARRAY_FIND = "\\u0000moonwire.empty_array"
-local EMPTY_ARRAY_PATTERN = '"\\u0000moonwire%.empty_array\\u0000"'
+-- value (a json.literal) is written as `[]`: `protocol.array(list)` returns
+-- it for an empty list.
+local EMPTY_ARRAY = json.empty_array
 
 _M.empty_array = EMPTY_ARRAY
 
@@ -98,15 +89,11 @@ function _M.decode(payload, is_binary)
         error("bad argument #1 to 'decode' (string expected, got " .. type(payload) .. ")", 2)
     end
 
-    local msg, err = json.decode(payload)
+    local msg, kind = json.decode(payload, "data")
     if msg == nil then
-        return nil, codes.INVALID_MESSAGE, "malformed JSON: " .. (err or "empty message")
+        return nil, codes.INVALID_MESSAGE, kind
     end
-
-    -- An empty object and an empty array decode to the same Lua table, so
-    -- look at the text itself.
-    local first = find(payload, "[^ \t\r\n]")
-    if type(msg) ~= "table" or byte(payload, first) ~= 123 then -- "{"
+    if kind ~= "object" then
         return nil, codes.INVALID_MESSAGE, "message must be a JSON object"
     end
 
@@ -155,9 +142,6 @@ function _M.encode(value)
     local payload, err = json.encode(value)
     if not payload then
         return nil, err
-    end
-    if find(payload, EMPTY_ARRAY_FIND, 1, true) then
-        payload = gsub(payload, EMPTY_ARRAY_PATTERN, "[]")
     end
     return payload, false
 end

@@ -8,12 +8,12 @@
 local moonwire = require "moonwire"
 local rooms = require "moonwire.rooms"
 local default_protocol = require "moonwire.protocol"
-local cjson = require "cjson.safe"
+local json = require "moonwire.json"
 
 local type = type
 local tostring = tostring
 
-local null = cjson.null
+local null = json.null
 
 
 local _M = require("moonwire.version").module()
@@ -127,7 +127,8 @@ function _M.publish(client, data)
     if not allowed then
         return nil, aerr
     end
-    local payload = data.data
+    -- json.field: a number or escaped string keeps the client's text.
+    local payload = json.field(data, "data")
     if payload == nil then
         payload = null
     end
@@ -154,7 +155,8 @@ function _M.broadcast(client, data)
     if not allowed then
         return nil, aerr
     end
-    local payload = data.data
+    -- json.field: a number or escaped string keeps the client's text.
+    local payload = json.field(data, "data")
     if payload == nil then
         payload = null
     end

@@ -63,6 +63,8 @@ foreach(t IN LISTS MW_FUZZ_TARGETS)
   set_tests_properties(fuzz_${t} PROPERTIES LABELS fuzz TIMEOUT 300)
 endforeach()
 
+# moonwire.protocol decodes through moonwire.core.json_level (json_lua.c).
+target_sources(fuzz_protocol PRIVATE ${PROJECT_SOURCE_DIR}/src/lua/json_lua.c)
 target_link_libraries(fuzz_protocol PRIVATE PkgConfig::LUAJIT)
 target_compile_definitions(fuzz_protocol PRIVATE MW_FUZZ_LUA_DIR="${PROJECT_SOURCE_DIR}/lua"
                                                  MW_FUZZ_DIR="${CMAKE_CURRENT_LIST_DIR}")

@@ -22,6 +22,7 @@
  * every time.
  */
 #include "fuzz.h"
+#include "lua/json_lua.h"
 #include "utf8.h"
 
 #include <lauxlib.h>
@@ -66,7 +67,12 @@ static void setup(void) {
     lua_getglobal(L, "package");
     lua_pushstring(L, MW_FUZZ_LUA_DIR "/?.lua;" MW_FUZZ_LUA_DIR "/?/init.lua");
     lua_setfield(L, -2, "path");
-    lua_pop(L, 1);
+    /* moonwire.core with what the protocol needs: json_level */
+    lua_getfield(L, -1, "loaded");
+    lua_newtable(L);
+    mw_lua_inject_json_api(L);
+    lua_setfield(L, -2, "moonwire.core");
+    lua_pop(L, 2);
     int rc = luaL_loadfile(L, MW_FUZZ_DIR "/fuzz_protocol.lua");
     if (rc == 0) {
         lua_pushcfunction(L, feature);

@@ -10,6 +10,7 @@
 local feature = ...
 
 local protocol = require "moonwire.protocol"
+local json = require "moonwire.json"
 local cjson = require "cjson.safe"
 
 local type = type
@@ -60,6 +61,29 @@ local function shape(v)
 end
 
 
+-- The same value, as lua-cjson and moonwire.json (fully decoded) give it:
+-- one decoder checked against the other.
+local function same(a, b, depth)
+    if type(a) ~= "table" or type(b) ~= "table" then
+        return a == b or (a ~= a and b ~= b)
+    end
+    if depth > 70 then
+        return false
+    end
+    for k, v in pairs(a) do
+        if not same(v, rawget(b, k), depth + 1) then
+            return false
+        end
+    end
+    for k in pairs(b) do
+        if rawget(a, k) == nil then
+            return false
+        end
+    end
+    return true
+end
+
+
 local function is_id(id)
     local t = type(id)
     return id == nil or t == "string" or t == "number"
@@ -75,6 +99,16 @@ return function(payload)
         check(type(msg.action) == "string" and msg.action ~= "", "msg.action")
         check(type(msg.data) == "table", "msg.data")
         check(is_id(msg.id), "msg.id")
+        -- Untouched, data is written as the client's text; fully decoded, it
+        -- is what lua-cjson decodes (a message with no data has {} instead).
+        local data = msg.data
+        local text = json.encode(data)
+        local sent = cjson.decode(payload)
+        if sent and sent.data ~= nil and sent.data ~= cjson.null then
+            check(same(cjson.decode(text), sent.data, 0), "data does not encode as sent")
+            check(same(json.load(data), sent.data, 0), "data decodes otherwise than cjson")
+            check(json.encode(data) == text, "data read and unchanged is not written as sent")
+        end
         feature(shape(msg.id))
         feature(128 + shape(msg.data))
         feature(256 + shape(msg.type))

@@ -10,6 +10,7 @@
  * also build as a standalone Lua module, and join the same table here.
  */
 #include "api.h"
+#include "json_lua.h"
 #include "jwt_lua.h"
 #include "../errors.h"
 #include "../log.h"
@@ -554,7 +555,8 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
         lua_pushcclosure(L, f->func, 1);
         lua_setfield(L, -2, f->name);
     }
-    mw_lua_inject_jwt_api(L); /* jwt_*: src/lua/jwt_lua.c */
+    mw_lua_inject_jwt_api(L);  /* jwt_*: src/lua/jwt_lua.c */
+    mw_lua_inject_json_api(L); /* json_level: src/lua/json_lua.c */
     lua_pushstring(L, MW_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushinteger(L, MW_ROOM_NAME_MAX);

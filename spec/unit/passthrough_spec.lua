@@ -1,0 +1,232 @@
+-- Specs for payloads that pass through unchanged (issue 9): `data` is
+-- forwarded byte for byte on every path that forwards it — a reply,
+-- client:send, a room broadcast, a broadcast to all, a user send, the system
+-- controller's publish and broadcast — whatever lua-cjson would have done to
+-- it; read and left as it was it still is; modified it is written by
+-- lua-cjson with every member kept; and malformed JSON anywhere in the
+-- envelope is INVALID_MESSAGE. On the real core (frames as the client
+-- receives them).
+
+local tmpdir = require "support.tmpdir"
+local testing = require "moonwire.testing"
+local cjson = require "cjson"
+
+local find = string.find
+
+
+local CONTROLLER = [[
+local moonwire = require "moonwire"
+local json = require "moonwire.json"
+
+local function out(action, data)
+    return { type = "fwd", action = action, data = data }
+end
+
+return {
+    reply = function(client, data)
+        return data
+    end,
+    send = function(client, data)
+        client:send(out("send", data))
+    end,
+    room = function(client, data)
+        client:join("r")
+        moonwire.room("r"):broadcast(out("room", data))
+    end,
+    all = function(client, data)
+        moonwire.broadcast(out("all", data))
+    end,
+    user = function(client, data)
+        client:set_user("u")
+        moonwire.send_user("u", out("user", data))
+    end,
+    nested = function(client, data)
+        client:send({ type = "fwd", action = "nested", data = { wrap = { inner = data } } })
+    end,
+    -- reads every member (and those of the members), changes nothing
+    read = function(client, data)
+        local seen = 0
+        for _, v in pairs(data) do
+            seen = seen + 1
+            if type(v) == "table" then
+                for _ in pairs(v) do
+                    seen = seen + 1
+                end
+            end
+        end
+        client:send(out("read", data))
+        return { seen = seen }
+    end,
+    modify = function(client, data)
+        data.added = true
+        client:send(out("modify", data))
+    end,
+    raw = function(client, data)
+        return { raw = json.raw(data) }
+    end,
+    field = function(client, data)
+        client:send(out("field", json.field(data, "v")))
+    end,
+}
+]]
+
+
+-- What clients send as `data`, each kept byte for byte.
+local PAYLOADS = {
+    '{"n":123456789012345,"m":1700000000123456,"p":12345678901234567}',
+    '{"big":123456789012345678901234567890,"neg":-9007199254740993}',
+    '{"inf":1e400,"z":-0,"e":1E+2,"f":0.30000000000000004,"g":-1e-400}',
+    '[]',
+    '{}',
+    '{"a":[],"b":{},"c":[[],{}],"d":{"e":{"f":[]}}}',
+    '[[],[[]],{},{"x":{}},[{}]]',
+    '{"k":1,"k":2,"k":{"deep":[1]}}',
+    '{"z":1,"a":2,"m":3,"b":{"y":1,"x":2}}',
+    '{"s":"\\u00e9\\/\\n\\"\\u0000","emoji":"\\ud83d\\ude00","raw":"\240\159\152\128 é"}',
+    '[1, 2 ,{"x" : null} , true,false ]',
+}
+
+
+describe("payloads pass through unchanged", function()
+    local dir, app
+
+    before_each(function()
+        dir = tmpdir.new()
+        tmpdir.write(dir, "controllers/fwd.lua", CONTROLLER)
+        app = assert(testing.load_app(dir, {
+            config = { welcome = false, allow_client_broadcast = true,
+                       max_message_size = 4 * 1024 * 1024 },
+        }))
+    end)
+
+    after_each(function()
+        app:close()
+        tmpdir.remove(dir)
+    end)
+
+    -- The text of the last frame `conn` received.
+    local function last_text(conn)
+        local frames = conn:frames()
+        return frames[#frames] and frames[#frames].payload
+    end
+
+    local function send(conn, action, data_text, id)
+        local text = '{"type":"fwd","action":"' .. action .. '","data":' .. data_text
+                     .. (id and ',"id":' .. id or "") .. '}'
+        conn:send(text)
+    end
+
+    -- `text` holds `"data":` followed by exactly `raw`.
+    local function carries(raw, text)
+        assert.is_string(text)
+        assert.is_truthy(find(text, '"data":' .. raw, 1, true),
+                         "expected data " .. raw .. " in " .. tostring(text))
+    end
+
+    it("in a reply", function()
+        local ws = app:connect()
+        for i, raw in ipairs(PAYLOADS) do
+            send(ws, "reply", raw, i)
+            carries(raw, last_text(ws))
+        end
+    end)
+
+    it("through client:send, nested in a new table too", function()
+        local ws = app:connect()
+        for _, raw in ipairs(PAYLOADS) do
+            send(ws, "send", raw)
+            carries(raw, last_text(ws))
+            send(ws, "nested", raw)
+            assert.is_truthy(find(last_text(ws), '"inner":' .. raw, 1, true), raw)
+        end
+    end)
+
+    it("through a room broadcast, a broadcast to all and a user send", function()
+        local a, b = app:connect(), app:connect()
+        send(b, "room", "{}") -- b joins r
+        for _, raw in ipairs(PAYLOADS) do
+            send(a, "room", raw)
+            carries(raw, last_text(b))
+            carries(raw, last_text(a))
+            send(a, "all", raw)
+            carries(raw, last_text(b))
+            send(b, "user", raw)
+            carries(raw, last_text(b))
+        end
+    end)
+
+    it("read and left unchanged, at every level", function()
+        local ws = app:connect()
+        for i, raw in ipairs(PAYLOADS) do
+            send(ws, "read", raw, i)
+            local frames = ws:frames()
+            carries(raw, frames[#frames - 1].payload)
+        end
+    end)
+
+    it("modified: written by lua-cjson with every member kept", function()
+        local ws = app:connect()
+        send(ws, "modify", '{"n":5,"list":[1,2],"o":{"k":"v"}}')
+        local got = cjson.decode(last_text(ws)).data
+        assert.same({ n = 5, list = { 1, 2 }, o = { k = "v" }, added = true }, got)
+        -- an unchanged member object inside a changed one keeps its text
+        send(ws, "modify", '{"o":{"p":12345678901234567,"q":[]}}')
+        assert.is_truthy(find(last_text(ws), '"o":{"p":12345678901234567,"q":[]}', 1, true))
+    end)
+
+    it("json.raw gives the text while unchanged, json.field a member's", function()
+        local ws = app:connect()
+        send(ws, "raw", '{"a": [1, 2]}', 1)
+        assert.equal('{"a": [1, 2]}', ws:last().data.raw)
+        send(ws, "field", '{"v":12345678901234567}')
+        carries("12345678901234567", last_text(ws))
+        send(ws, "field", '{"v":"a\\/b"}')
+        carries('"a\\/b"', last_text(ws))
+    end)
+
+    it("1 MiB of data", function()
+        local ws = app:connect()
+        local raw = '{"blob":"' .. ("x\\/"):rep(349525) .. '","n":1E+2}'
+        assert.is_true(#raw > 1024 * 1024)
+        send(ws, "send", raw)
+        carries(raw, last_text(ws))
+    end)
+
+    it("through the system controller's publish and broadcast", function()
+        local a, b = app:connect(), app:connect()
+        a:request("system", "join", { room = "r" })
+        b:request("system", "join", { room = "r" })
+        for _, raw in ipairs({ '12345678901234567', '1E+2', '-0', '"a\\/b\\u00e9"',
+                               '{"x":[],"y":1e400}', '[]' }) do
+            a:send('{"type":"system","action":"publish","id":1,"data":{"room":"r","data":'
+                   .. raw .. '}}')
+            carries(raw, last_text(b))
+            a:send('{"type":"system","action":"broadcast","id":2,"data":{"data":' .. raw .. '}}')
+            carries(raw, last_text(b))
+        end
+    end)
+
+    it("answers malformed JSON anywhere in the envelope with INVALID_MESSAGE", function()
+        local ws = app:connect()
+        local good = '{"type":"fwd","action":"reply","data":{"a":[1,{"b":"c"}],"n":1},"z":[true]}'
+        for i = 1, #good - 1 do
+            local out = ws:send(good:sub(1, i))
+            assert.equal("INVALID_MESSAGE", out[1] and out[1].error.code, good:sub(1, i))
+        end
+        for _, bad in ipairs({
+            '{"type":"fwd","action":"reply","data":{"a":tru}}',
+            '{"type":"fwd","action":"reply","data":{"a":1,}}',
+            '{"type":"fwd","action":"reply","data":{"a":01}}',
+            '{"type":"fwd","action":"reply","data":{},"z":[1 2]}',
+            '{"type":"fwd","action":"reply","data":{}} x',
+            '{"type":"fwd","action":"reply","data":{"s":"\\x"}}',
+            '{"type":"fwd","action":"reply","data":["\\ud800"]}',
+        }) do
+            local out = ws:send(bad)
+            assert.equal("INVALID_MESSAGE", out[1] and out[1].error.code, bad)
+            assert.matches("^malformed JSON: .* at character %d+$", out[1].error.message)
+        end
+        send(ws, "reply", "{}", 7) -- still served
+        assert.same({}, ws:last().data)
+    end)
+end)

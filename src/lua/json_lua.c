@@ -1,0 +1,256 @@
+/*
+ * json_lua.c - moonwire.core.json_level: one level of a JSON text as Lua
+ * values, the rest kept as the client's bytes (lua/moonwire/json.lua).
+ *
+ * Payloads pass through the server unchanged (issue 9): what Lua does not
+ * read is never decoded, and what it forwards unchanged is spliced back as
+ * the original text. So a JSON text is decoded one level at a time: the
+ * members of an object (or the elements of an array) become Lua values,
+ * except that a member which is itself an object becomes an empty "lazy"
+ * table carrying the given metatable, whose text is recorded in a weak
+ * table (raw_of[t] = text); json.lua decodes it when Lua first reads it.
+ * Arrays are decoded at once, one level each (so `#` works on them; Lua
+ * 5.1 tables have no __len), their own objects again lazy.
+ *
+ * Values are those lua-cjson gives (protocol.lua's settings): strings
+ * decoded by mw_envelope_string (cjson's rules, checked by fuzz_envelope),
+ * numbers by strtod (cjson's fpconv_strtod is strtod in the C locale:
+ * 1e400 is inf, -0 is -0), null as cjson.null (a NULL light userdata).
+ * Validation is src/envelope.c's, over the whole text, before anything is
+ * returned.
+ */
+#include "json_lua.h"
+#include "../envelope.h"
+#include "../errors.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What one level's visitor needs: where the text is, and the stack slots
+ * of the metatable, the raw_of table and the table being filled. */
+typedef struct {
+    lua_State *L;
+    const char *json;
+    int lazy_mt, raw_of, table;
+    lua_Integer n; /* elements so far, for an array */
+    const char *want;
+    size_t want_len;
+    mw_envelope_span_t want_raw; /* the raw text of the member `want` */
+    int rc;                      /* an error of a nested array */
+} level_t;
+
+static int fill(lua_State *L, const char *json, size_t len, int lazy_mt, int raw_of, int table,
+                mw_json_kind_t *top, mw_json_error_t *err, level_t *out);
+
+/* Pushes the decoded string of span; returns 0 or an mw_err. */
+static int push_string(lua_State *L, const char *json, const mw_envelope_span_t *span) {
+    if (!span->escaped) {
+        lua_pushlstring(L, json + span->off + 1, span->len - 2);
+        return 0;
+    }
+    char stack[256];
+    char *buf = span->len <= sizeof stack ? stack : malloc(span->len);
+    if (!buf)
+        return MW_ENOMEM;
+    size_t n = 0;
+    int rc = mw_envelope_string(json, span, buf, span->len, &n);
+    if (rc == 0)
+        lua_pushlstring(L, buf, n);
+    if (buf != stack)
+        free(buf);
+    return rc;
+}
+
+static int push_number(lua_State *L, const char *json, const mw_envelope_span_t *span) {
+    char stack[64];
+    char *buf = span->len < sizeof stack ? stack : malloc(span->len + 1);
+    if (!buf)
+        return MW_ENOMEM;
+    memcpy(buf, json + span->off, span->len);
+    buf[span->len] = '\0';
+    lua_pushnumber(L, strtod(buf, NULL));
+    if (buf != stack)
+        free(buf);
+    return 0;
+}
+
+/* Records raw_of[t] = the span's text for the table at the top. */
+static void record_raw(lua_State *L, const char *json, const mw_envelope_span_t *span, int raw_of) {
+    lua_pushvalue(L, -1);
+    lua_pushlstring(L, json + span->off, span->len);
+    lua_rawset(L, raw_of);
+}
+
+/* Pushes the Lua value of span: scalars decoded, an object as a lazy table,
+ * an array filled one level. Returns 0 or an mw_err. */
+static int push_value(level_t *lv, const mw_envelope_span_t *span) {
+    lua_State *L = lv->L;
+    switch (span->kind) {
+    case MW_JSON_STRING: return push_string(L, lv->json, span);
+    case MW_JSON_NUMBER: return push_number(L, lv->json, span);
+    case MW_JSON_TRUE: lua_pushboolean(L, 1); return 0;
+    case MW_JSON_FALSE: lua_pushboolean(L, 0); return 0;
+    case MW_JSON_NULL: lua_pushlightuserdata(L, NULL); return 0;
+    case MW_JSON_OBJECT:
+        lua_createtable(L, 0, 0);
+        lua_pushvalue(L, lv->lazy_mt);
+        lua_setmetatable(L, -2);
+        record_raw(L, lv->json, span, lv->raw_of);
+        return 0;
+    case MW_JSON_ARRAY: {
+        lua_createtable(L, 0, 0);
+        record_raw(L, lv->json, span, lv->raw_of);
+        mw_json_error_t err;
+        return fill(L, lv->json + span->off, span->len, lv->lazy_mt, lv->raw_of, lua_gettop(L),
+                    NULL, &err, NULL);
+    }
+    default: return MW_EINVAL;
+    }
+}
+
+static int visit(void *data, const mw_json_member_t *m) {
+    level_t *lv = data;
+    lua_State *L = lv->L;
+    if (!lua_checkstack(L, 8))
+        return MW_ENOMEM;
+    int rc;
+    if (m->key.kind == MW_JSON_STRING) {
+        if ((rc = push_string(L, lv->json, &m->key)))
+            return rc;
+        if (lv->want) {
+            size_t klen;
+            const char *k = lua_tolstring(L, -1, &klen);
+            if (klen == lv->want_len && memcmp(k, lv->want, klen) == 0)
+                lv->want_raw = m->value; /* a later duplicate wins */
+        }
+    } else {
+        lua_pushinteger(L, ++lv->n);
+    }
+    if ((rc = push_value(lv, &m->value))) {
+        lua_pop(L, 1);
+        return rc;
+    }
+    lua_rawset(L, lv->table);
+    return 0;
+}
+
+/* Fills the table at stack slot `table` with the members of json[0, len). */
+static int fill(lua_State *L, const char *json, size_t len, int lazy_mt, int raw_of, int table,
+                mw_json_kind_t *top, mw_json_error_t *err, level_t *out) {
+    level_t lv = {.L = L, .json = json, .lazy_mt = lazy_mt, .raw_of = raw_of, .table = table};
+    if (out) {
+        lv.want = out->want;
+        lv.want_len = out->want_len;
+    }
+    int rc = mw_envelope_members(json, len, visit, &lv, top, err);
+    if (out)
+        out->want_raw = lv.want_raw;
+    return rc;
+}
+
+/* Whether lua-cjson would write the decoded value of span as other bytes
+ * than span's: a string with an escape, a '/' or a DEL (cjson writes "\/"
+ * and "\u007f"); any number (cjson writes %.14g). */
+static int reencodes_differently(const char *json, const mw_envelope_span_t *span) {
+    if (span->kind == MW_JSON_NUMBER)
+        return 1;
+    if (span->kind != MW_JSON_STRING)
+        return 0;
+    return span->escaped || memchr(json + span->off, '/', span->len) ||
+           memchr(json + span->off, 0x7f, span->len);
+}
+
+static int is_ws(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static const char *kind_name(mw_json_kind_t kind) {
+    switch (kind) {
+    case MW_JSON_OBJECT: return "object";
+    case MW_JSON_ARRAY: return "array";
+    case MW_JSON_STRING: return "string";
+    case MW_JSON_NUMBER: return "number";
+    case MW_JSON_TRUE:
+    case MW_JSON_FALSE: return "boolean";
+    default: return "null";
+    }
+}
+
+/* core.json_level(text, lazy_mt, raw_of [, target [, key]])
+ *   -> value, kind [, raw]  |  nil, "malformed JSON: ..."
+ * value: for an object, `target` (or a new table) filled with its members;
+ * for an array, a new table of its elements; for a scalar, its value. kind:
+ * "object", "array", "string", "number", "boolean" or "null". raw: when
+ * `key` names a member of the object whose value is a string or number
+ * that lua-cjson would write differently, that member's original text (so
+ * json.lua can forward it unchanged). A target given for a text that is
+ * not an object is an error ("not an object"). */
+static int mw_lua_json_level(lua_State *L) {
+    size_t len;
+    const char *json = luaL_checklstring(L, 1, &len);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    size_t want_len = 0;
+    const char *want = luaL_optlstring(L, 5, NULL, &want_len);
+    lua_settop(L, 4);
+    /* stack: text lazy_mt raw_of target|nil */
+    int target_given = !lua_isnil(L, 4);
+    if (!target_given) {
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 4);
+    }
+    level_t out = {.want = want, .want_len = want_len};
+    mw_json_kind_t top = MW_JSON_NONE;
+    mw_json_error_t err = {0};
+    int rc = fill(L, json, len, 2, 3, 4, &top, &err, &out);
+    if (rc == MW_EJSON) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "malformed JSON: %s at character %d", err.what, (int)err.pos + 1);
+        return 2;
+    }
+    if (rc) {
+        lua_pushnil(L);
+        lua_pushstring(L, mw_strerror(rc));
+        return 2;
+    }
+    lua_settop(L, 4);
+    if (top != MW_JSON_OBJECT && top != MW_JSON_ARRAY) {
+        if (target_given) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "not an object");
+            return 2;
+        }
+        /* a scalar: its span is the text without the whitespace around it */
+        size_t a = 0, b = len;
+        while (a < b && is_ws(json[a]))
+            a++;
+        while (b > a && is_ws(json[b - 1]))
+            b--;
+        mw_envelope_span_t span = {.off = a, .len = b - a, .kind = top};
+        span.escaped = top == MW_JSON_STRING && memchr(json + a, '\\', b - a) != NULL;
+        level_t lv = {.L = L, .json = json, .lazy_mt = 2, .raw_of = 3};
+        if ((rc = push_value(&lv, &span))) {
+            lua_pushnil(L);
+            lua_pushstring(L, mw_strerror(rc));
+            return 2;
+        }
+    } else if (target_given && top != MW_JSON_OBJECT) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "not an object");
+        return 2;
+    } else {
+        lua_pushvalue(L, 4); /* the table filled above */
+    }
+    lua_pushstring(L, kind_name(top));
+    if (out.want_raw.kind != MW_JSON_NONE && reencodes_differently(json, &out.want_raw)) {
+        lua_pushlstring(L, json + out.want_raw.off, out.want_raw.len);
+        return 3;
+    }
+    return 2;
+}
+
+void mw_lua_inject_json_api(lua_State *L) {
+    lua_pushcfunction(L, mw_lua_json_level);
+    lua_setfield(L, -2, "json_level");
+}
