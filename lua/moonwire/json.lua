@@ -35,6 +35,8 @@ local rawnext = next
 local rawpairs = pairs
 local json_level = core.json_level
 local gsub = string.gsub
+local find = string.find
+local sub = string.sub
 local format = string.format
 local byte = string.byte
 local error = error
@@ -281,12 +283,18 @@ local PLACEHOLDER_PATTERN = '"\\u0000mw%.' .. NONCE .. '%.(%d+)\\u0000"'
 local sub_t, sub_k, sub_v, sub_raw = {}, {}, {}, {}
 local nsubs = 0
 
+-- placeholder[i], made once each
+local placeholder = setmetatable({}, { __index = function(t, i)
+    local p = PLACEHOLDER .. i .. "\0"
+    t[i] = p
+    return p
+end })
+
 
 local function swap(t, k, v, raw)
     nsubs = nsubs + 1
-    sub_t[nsubs], sub_k[nsubs], sub_v[nsubs] = t, k, v
-    sub_raw[tostring(nsubs)] = raw
-    rawset(t, k, PLACEHOLDER .. nsubs .. "\0")
+    sub_t[nsubs], sub_k[nsubs], sub_v[nsubs], sub_raw[nsubs] = t, k, v, raw
+    rawset(t, k, placeholder[nsubs])
 end
 
 
@@ -306,6 +314,32 @@ local function find_raw(t, depth)
             swap(t, k, v, scalar_raw)
         end
     end
+end
+
+
+-- The encoded placeholders, replaced by their texts: one plain find for
+-- the usual single one, a pattern for more.
+local by_number = {}
+
+local first_quoted -- placeholder[1] as cjson writes it
+
+local function splice(text)
+    if nsubs == 1 then
+        first_quoted = first_quoted or enc.encode(placeholder[1])
+        local i, j = find(text, first_quoted, 1, true)
+        -- (a table met twice holds it twice: then the pattern below)
+        if i and not find(text, first_quoted, j + 1, true) then
+            return sub(text, 1, i - 1) .. sub_raw[1] .. sub(text, j + 1)
+        end
+    end
+    for i = 1, nsubs do
+        by_number[tostring(i)] = sub_raw[i]
+    end
+    text = gsub(text, PLACEHOLDER_PATTERN, by_number)
+    for i = 1, nsubs do
+        by_number[tostring(i)] = nil
+    end
+    return text
 end
 
 
@@ -329,15 +363,14 @@ function _M.encode(value)
     local text, err = enc.encode(value)
     for i = nsubs, 1, -1 do
         rawset(sub_t[i], sub_k[i], sub_v[i])
-        sub_t[i], sub_k[i], sub_v[i] = nil, nil, nil
+    end
+    if text then
+        text = splice(text)
+    end
+    for i = nsubs, 1, -1 do
+        sub_t[i], sub_k[i], sub_v[i], sub_raw[i] = nil, nil, nil, nil
     end
     nsubs = 0
-    if text then
-        text = gsub(text, PLACEHOLDER_PATTERN, sub_raw)
-    end
-    for k in rawnext, sub_raw do
-        sub_raw[k] = nil
-    end
     return text, err
 end
 
