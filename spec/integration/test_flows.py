@@ -790,5 +790,64 @@ async def test_ipv6_loopback(ctx):
         await ws.close()
 
 
+# --------------------------------------------------------------------------
+# payloads pass through unchanged (issue 9), through the real binary
+# --------------------------------------------------------------------------
+
+# Texts lua-cjson used to change: 15-17 digit integers, 1e400, -0, 1E+2,
+# empty arrays, key order, duplicate keys, escapes, non-BMP characters.
+PASSTHROUGH = [
+    '{"n":1700000000123456,"tags":[]}',
+    '{"a":123456789012345,"b":12345678901234567,"c":1e400,"d":-0,"e":1E+2}',
+    '{"z":1,"a":{"y":[],"x":{}},"z":2}',
+    '{"s":"\\u00e9\\/\\n","t":"\U0001F600"}',
+    '[[],{},[{}]]',
+]
+
+
+@acase("hub example: publish reaches the room byte for byte (no re-encoding)")
+async def test_hub_publish_byte_exact(ctx):
+    srv = lazy_server(ctx, "hub", ctx.example("hub"))
+    a = await open_ws(srv, welcome=False)
+    b = await open_ws(srv, welcome=False)
+    try:
+        for ws in (a, b):
+            await ws.send('{"type":"subscribe","room":"r"}')
+            eq(await recv_json(ws), {"type": "subscribed", "room": "r"}, "subscribed")
+        for data in PASSTHROUGH:
+            await a.send('{"type":"publish","room":"r","data":%s}' % data)
+            for ws in (a, b):
+                raw = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
+                check('"data":' + data in raw, "data changed on the way: sent %s, got %s"
+                      % (data, raw))
+            await a.send('{"type":"echo","data":%s}' % data)
+            raw = await asyncio.wait_for(a.recv(), RECV_TIMEOUT)
+            check('"data":' + data in raw, "echo changed data: sent %s, got %s" % (data, raw))
+    finally:
+        await a.close()
+        await b.close()
+
+
+@acase("system publish: data.data reaches the other members byte for byte")
+async def test_system_publish_byte_exact(ctx):
+    srv = basic(ctx)
+    a = await open_ws(srv)
+    b = await open_ws(srv)
+    try:
+        for ws in (a, b):
+            r = await request(ws, "system", "join", {"room": "pt"}, id_="j")
+            eq(r.get("data", {}).get("room"), "pt", "joined")
+        for data in PASSTHROUGH + ['12345678901234567', '"a\\/b"']:
+            await a.send('{"type":"system","action":"publish","id":"p","data":{"room":"pt","data":%s}}'
+                         % data)
+            raw = await asyncio.wait_for(b.recv(), RECV_TIMEOUT)
+            check('"data":' + data + '}' in raw, "data changed: sent %s, got %s" % (data, raw))
+            r = await recv_json(a)
+            eq(r.get("data", {}).get("delivered"), 1, "publish reply")
+    finally:
+        await a.close()
+        await b.close()
+
+
 if __name__ == "__main__":
     H.main(S)
