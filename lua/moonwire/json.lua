@@ -31,7 +31,7 @@ local rawset = rawset
 local getmetatable = getmetatable
 local setmetatable = setmetatable
 local tostring = tostring
-local rawnext = next
+local next = next -- the built-in one (lazy_next is installed in _G below)
 local rawpairs = pairs
 local json_level = core.json_level
 local gsub = string.gsub
@@ -100,7 +100,7 @@ local function lazy_next(t, key)
     if key == nil and getmetatable(t) == LAZY then
         materialize(t)
     end
-    return rawnext(t, key)
+    return next(t, key)
 end
 
 local function lazy_pairs(t)
@@ -149,7 +149,7 @@ end
 local function unchanged(t, raw)
     local fresh = json_level(raw, LAZY, scratch)
     local n = 0
-    for k, v in rawnext, fresh do
+    for k, v in next, fresh do
         n = n + 1
         local w = rawget(t, k)
         if type(v) == "table" then
@@ -167,7 +167,7 @@ local function unchanged(t, raw)
             return false
         end
     end
-    for _ in rawnext, t do
+    for _ in next, t do
         n = n - 1
     end
     return n == 0
@@ -251,7 +251,7 @@ function _M.load(value, depth)
         if getmetatable(value) == LAZY then
             materialize(value)
         end
-        for _, v in rawnext, value do
+        for _, v in next, value do
             _M.load(v, depth + 1)
         end
     end
@@ -299,7 +299,7 @@ end
 
 
 local function find_raw(t, depth)
-    for k, v in rawnext, t do
+    for k, v in next, t do
         local tv = type(v)
         if tv == "table" then
             local raw = raw_of[v]
