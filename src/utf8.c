@@ -12,6 +12,9 @@
 #include "errors.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define HIGH_BITS 0x8080808080808080ull
 
@@ -80,7 +83,18 @@ int mw_utf8_finish(const mw_utf8_t *st) {
 int mw_utf8_valid(const uint8_t *p, size_t len) {
     size_t i = 0;
     uint64_t a, b;
-    if (len >= 8) {
+#ifdef __SSE2__
+    /* long messages: 64 bytes per step, one movemask for four loads */
+    for (; len - i >= 64; i += 64) {
+        __m128i x = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + i)),
+                                 _mm_loadu_si128((const __m128i *)(const void *)(p + i + 16)));
+        __m128i y = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + i + 32)),
+                                 _mm_loadu_si128((const __m128i *)(const void *)(p + i + 48)));
+        if (_mm_movemask_epi8(_mm_or_si128(x, y)))
+            goto slow;
+    }
+#endif
+    if (len - i >= 8) {
         for (; len - i >= 16; i += 16) {
             memcpy(&a, p + i, 8);
             memcpy(&b, p + i + 8, 8);

@@ -321,13 +321,14 @@ static void test_exhaustive_against_reference(void) {
 /* The eight-bytes-at-a-time ASCII skip: a sequence (valid or not) placed at
  * every offset of a long ASCII run, fed whole and split at every position,
  * must give the reference answer, so no byte is ever skipped unchecked.
- * mw_utf8_valid's own ASCII scan (sixteen bytes a step, then an
- * overlapping last word) is checked at every length up to the run's. */
+ * mw_utf8_valid's own ASCII scans (64 bytes a step with SSE2, then
+ * sixteen, then an overlapping last word) are checked at every length up
+ * to the run's, which spans three 64-byte steps and a remainder. */
 static void test_sequences_inside_long_ascii_runs(void) {
     static const char *const seqs[] = {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\x80",
                                        "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE2\x82",
                                        "\xFF"};
-    uint8_t b[48];
+    uint8_t b[200];
     long mismatches = 0;
     for (size_t k = 0; k < sizeof seqs / sizeof *seqs; k++) {
         size_t n = strlen(seqs[k]);
