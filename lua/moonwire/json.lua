@@ -120,6 +120,16 @@ _M.pairs = lazy_pairs
 -- lua-cjson would write that value differently.
 local scalar_key, scalar_value, scalar_raw
 
+-- scalar_raw is true for a long string with nothing to escape: its text is
+-- the value in quotes, made only when asked for (it is not spliced as a
+-- copy, see splice()).
+local function scalar_text()
+    if scalar_raw == true then
+        scalar_raw = '"' .. scalar_value .. '"'
+    end
+    return scalar_raw
+end
+
 
 -- Decodes one JSON text: a value, and its kind ("object", "array",
 -- "string", "number", "boolean", "null"); or nil, "malformed JSON: ...".
@@ -178,7 +188,7 @@ end
 function _M.raw(value)
     if type(value) ~= "table" then
         if value == scalar_value and scalar_raw ~= nil then
-            return scalar_raw
+            return scalar_text()
         end
         return nil
     end
@@ -227,7 +237,7 @@ function _M.field(t, key)
         if key == scalar_key and value == scalar_value and scalar_raw ~= nil
            and (tv == "string" or 1 / value == 1 / scalar_value) then
             local lit = setmetatable({}, LITERAL)
-            raw_of[lit] = scalar_raw
+            raw_of[lit] = scalar_text()
             return lit
         end
         return value
@@ -298,21 +308,52 @@ local function swap(t, k, v, raw)
 end
 
 
-local function find_raw(t, depth)
-    for k, v in next, t do
-        local tv = type(v)
-        if tv == "table" then
-            local raw = raw_of[v]
-            local mt = getmetatable(v)
-            if raw ~= nil and (mt == LAZY or mt == LITERAL or unchanged(v, raw)) then
-                swap(t, k, v, raw)
-            elseif depth < 64 then
-                find_raw(v, depth + 1)
-            end
-        elseif scalar_raw ~= nil and k == scalar_key and v == scalar_value
-               and (tv == "string" or 1 / v == 1 / scalar_value) then
-            swap(t, k, v, scalar_raw)
+local find_raw
+
+-- One member of an outgoing table: swapped when it must be written as its
+-- text, looked into when it is a table of the app's.
+local function check(t, k, v, depth)
+    local tv = type(v)
+    if tv == "table" then
+        local raw = raw_of[v]
+        local mt = getmetatable(v)
+        if raw ~= nil and (mt == LAZY or mt == LITERAL or unchanged(v, raw)) then
+            swap(t, k, v, raw)
+        elseif depth < 64 then
+            find_raw(v, depth + 1)
         end
+    elseif scalar_raw ~= nil and k == scalar_key and v == scalar_value
+           and (tv == "string" or 1 / v == 1 / scalar_value) then
+        swap(t, k, v, scalar_raw)
+    end
+end
+
+
+-- The first members one by one, without a loop: a loop of a few
+-- iterations inside the per-message path makes LuaJIT abort the trace of
+-- every caller ("inner loop in root trace") until it blacklists them.
+-- Messages have a handful of fields; a longer table goes on in a loop.
+find_raw = function(t, depth)
+    local k, v = next(t)
+    if k == nil then return end
+    check(t, k, v, depth)
+    k, v = next(t, k)
+    if k == nil then return end
+    check(t, k, v, depth)
+    k, v = next(t, k)
+    if k == nil then return end
+    check(t, k, v, depth)
+    k, v = next(t, k)
+    if k == nil then return end
+    check(t, k, v, depth)
+    k, v = next(t, k)
+    if k == nil then return end
+    check(t, k, v, depth)
+    k, v = next(t, k)
+    if k == nil then return end
+    check(t, k, v, depth)
+    for k2, v2 in next, t, k do
+        check(t, k2, v2, depth)
     end
 end
 
@@ -329,11 +370,16 @@ local function splice(text)
         local i, j = find(text, first_quoted, 1, true)
         -- (a table met twice holds it twice: then the pattern below)
         if i and not find(text, first_quoted, j + 1, true) then
-            return sub(text, 1, i - 1) .. sub_raw[1] .. sub(text, j + 1)
+            local raw = sub_raw[1]
+            if raw == true then -- a long plain string: quoted in the one copy
+                return sub(text, 1, i - 1) .. '"' .. sub_v[1] .. '"' .. sub(text, j + 1)
+            end
+            return sub(text, 1, i - 1) .. raw .. sub(text, j + 1)
         end
     end
     for i = 1, nsubs do
-        by_number[tostring(i)] = sub_raw[i]
+        local raw = sub_raw[i]
+        by_number[tostring(i)] = raw == true and '"' .. sub_v[i] .. '"' or raw
     end
     text = gsub(text, PLACEHOLDER_PATTERN, by_number)
     for i = 1, nsubs do
@@ -348,7 +394,7 @@ end
 function _M.encode(value)
     if type(value) ~= "table" then
         if scalar_raw ~= nil and value == scalar_value then
-            return scalar_raw
+            return scalar_text()
         end
         return enc.encode(value)
     end

@@ -154,17 +154,20 @@ static int fill(lua_State *L, const char *json, size_t len, int lazy_mt, int raw
  * escaping loop over every byte (docs/performance.md, "Payloads kept raw"). */
 #define RAW_STRING_MIN 256
 
-/* Whether json.lua should keep the text of the scalar at span: lua-cjson
- * would write its value as other bytes (a string with an escape, a '/' or
- * a DEL: cjson writes "\/" and "\u007f"; any number: cjson writes %.14g),
- * or it is a long string. */
+/* Whether json.lua should keep the text of the scalar at span: 1 when
+ * lua-cjson would write its value as other bytes (a string with an escape,
+ * a '/' or a DEL: cjson writes "\/" and "\u007f"; any number: cjson
+ * writes %.14g); 2 for a long string that cjson would write the same (its
+ * text is the value in quotes: json.lua splices it without a copy). */
 static int keep_text(const char *json, const mw_envelope_span_t *span) {
     if (span->kind == MW_JSON_NUMBER)
         return 1;
     if (span->kind != MW_JSON_STRING)
         return 0;
-    return span->len >= RAW_STRING_MIN || span->escaped ||
-           memchr(json + span->off, '/', span->len) || memchr(json + span->off, 0x7f, span->len);
+    if (span->escaped || memchr(json + span->off, '/', span->len) ||
+        memchr(json + span->off, 0x7f, span->len))
+        return 1;
+    return span->len >= RAW_STRING_MIN ? 2 : 0;
 }
 
 static int is_ws(char c) {
@@ -189,8 +192,9 @@ static const char *kind_name(mw_json_kind_t kind) {
  * for an array, a new table of its elements; for a scalar, its value. kind:
  * "object", "array", "string", "number", "boolean" or "null". raw: when
  * `key` names a member of the object whose value is a string or number
- * that lua-cjson would write differently (or a long string), that member's
- * original text (so json.lua can forward it unchanged). A target given for a text that is
+ * that lua-cjson would write differently, that member's original text (so
+ * json.lua can forward it unchanged); `true` when it is a long string that
+ * lua-cjson would write as itself in quotes. A target given for a text that is
  * not an object is an error ("not an object"). */
 static int mw_lua_json_level(lua_State *L) {
     size_t len;
@@ -249,8 +253,13 @@ static int mw_lua_json_level(lua_State *L) {
         lua_pushvalue(L, 4); /* the table filled above */
     }
     lua_pushstring(L, kind_name(top));
-    if (out.want_raw.kind != MW_JSON_NONE && keep_text(json, &out.want_raw)) {
+    int keep = out.want_raw.kind != MW_JSON_NONE ? keep_text(json, &out.want_raw) : 0;
+    if (keep == 1) {
         lua_pushlstring(L, json + out.want_raw.off, out.want_raw.len);
+        return 3;
+    }
+    if (keep == 2) {
+        lua_pushboolean(L, 1);
         return 3;
     }
     return 2;

@@ -52,6 +52,19 @@ describe("hub", function()
         assert.matches('"data":[]', last_text(other), 1, true)
     end)
 
+    it("relays string and number data as sent, short or long", function()
+        local other = app:connect()
+        other:send('{"type":"subscribe","room":"r2"}')
+        for _, data in ipairs({ '"plain"', '"a\\/b \\u00e9"', '12345678901234567', '-0',
+                                '1E+2', '"' .. ("z"):rep(300) .. '"',
+                                '"' .. ("\\u00e9"):rep(100) .. '"' }) do
+            ws:send('{"type":"echo","data":' .. data .. '}')
+            assert.matches('"data":' .. data, last_text(ws), 1, true)
+            ws:send('{"type":"publish","room":"r2","data":' .. data .. '}')
+            assert.matches('"data":' .. data, last_text(other), 1, true)
+        end
+    end)
+
     it("takes an empty array outside data for what it is", function()
         assert.equal("INVALID_ROOM", ws:send('{"type":"subscribe","room":[]}')[1].error.code)
         assert.equal("INVALID_MESSAGE", ws:send('{"type":[]}')[1].error.code)
