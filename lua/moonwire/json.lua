@@ -92,7 +92,7 @@ LAZY.__newindex = function(t, key, value)
 end
 
 
--- pairs and next know lazy tables (Lua 5.1 has no __pairs): installed in
+-- pairs, next and setmetatable know lazy tables (Lua 5.1 has no __pairs): installed in
 -- _G when this module loads, before any app code, which is why
 -- `for k, v in pairs(msg.data)` sees the members. rawget and rawequal do
 -- not decode (docs/lua-api.md).
@@ -110,8 +110,17 @@ local function lazy_pairs(t)
     return rawpairs(t)
 end
 
+-- A metatable the app gives a lazy table replaces LAZY: decode it first.
+local function lazy_setmetatable(t, mt)
+    if getmetatable(t) == LAZY then
+        materialize(t)
+    end
+    return setmetatable(t, mt)
+end
+
 _G.next = lazy_next
 _G.pairs = lazy_pairs
+_G.setmetatable = lazy_setmetatable
 _M.next = lazy_next
 _M.pairs = lazy_pairs
 

@@ -230,3 +230,72 @@ describe("payloads pass through unchanged", function()
         assert.same({}, ws:last().data)
     end)
 end)
+
+
+describe("lazy data in Lua", function()
+    local json = require "moonwire.json"
+
+    it("pairs, next and setmetatable decode a lazy table first", function()
+        local msg = assert(json.decode('{"data":{"a":1,"b":{"c":[1,2]}}}'))
+        local data = msg.data
+        assert.equal(json.LAZY, getmetatable(data))
+        assert.is_nil(rawget(data, "a")) -- rawget does not decode
+        local keys = {}
+        for k in pairs(data) do
+            keys[#keys + 1] = k
+        end
+        table.sort(keys)
+        assert.same({ "a", "b" }, keys)
+        assert.is_nil(getmetatable(data))
+        local b = data.b
+        assert.is_not_nil(next(b))
+        local other = assert(json.decode('{"x":{"y":2}}')).x
+        setmetatable(other, { __index = function() return "dflt" end })
+        assert.equal(2, other.y)
+        assert.equal("dflt", other.z)
+    end)
+
+    it("arrays are decoded at once, so # works", function()
+        local v = assert(json.decode('{"list":[1,[2,3],{"k":"v"}]}'))
+        assert.equal(3, #v.list)
+        assert.equal(2, #v.list[2])
+        assert.equal("v", v.list[3].k)
+    end)
+
+    it("keeps lua-cjson's values for what Lua reads", function()
+        local v = assert(json.decode('{"n":12345678901234567,"i":1e400,"z":-0,"e":1E+2,'
+                                     .. '"s":"\\u00e9\\ud83d\\ude00","nul":null,"t":true}'))
+        assert.equal(12345678901234567, v.n)
+        assert.equal(math.huge, v.i)
+        assert.equal(-math.huge, 1 / v.z)
+        assert.equal(100, v.e)
+        assert.equal("é😀", v.s)
+        assert.equal(json.null, v.nul)
+        assert.is_true(v.t)
+    end)
+
+    it("a changed member is written by lua-cjson, unchanged siblings as sent", function()
+        local v = assert(json.decode('{"a":{"n":12345678901234567},"b":{"m":1E+2}}'))
+        v.b.m = 5
+        local text = json.encode(v)
+        assert.matches('"a":{"n":12345678901234567}', text, 1, true)
+        assert.matches('"b":{"m":5}', text, 1, true)
+        assert.is_nil(json.raw(v))
+        assert.equal('{"n":12345678901234567}', json.raw(v.a))
+    end)
+
+    it("json.literal and json.empty_array", function()
+        local text = json.encode({ x = json.literal("[1, 2]"), e = json.empty_array })
+        assert.is_truthy(text == '{"x":[1, 2],"e":[]}' or text == '{"e":[],"x":[1, 2]}', text)
+        local lit, err = json.literal("{bad")
+        assert.is_nil(lit)
+        assert.matches("^malformed JSON", err)
+        assert.has_error(function() return json.literal("[1]").x end)
+    end)
+
+    it("lua-cjson's own encode sees every member of a lazy table", function()
+        local cjson = require "cjson"
+        local v = assert(json.decode('{"d":{"k":"v"}}'))
+        assert.equal('{"k":"v"}', cjson.encode(v.d))
+    end)
+end)
