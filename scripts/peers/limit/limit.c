@@ -26,6 +26,9 @@
  */
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -698,6 +701,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+#ifdef __GLIBC__
+    /* A 16 KiB echo reply is malloc'd and freed on its own: by default glibc
+     * gives the top of the heap back (brk) after each free and the kernel
+     * faults the pages in again for the next reply, ~90 us of kernel time
+     * per round trip. Keep freed memory instead. */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
     loop = uv_default_loop();
     struct wslay_frame_callbacks cbs = {sink_send, sink_recv, no_mask};
     if (wslay_frame_context_init(&wctx, &cbs, NULL) != 0)
