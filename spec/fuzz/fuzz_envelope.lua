@@ -101,7 +101,8 @@ return function(payload, accepted, top, members)
         return true
     end
     local first = find(payload, "[^ \t\r\n]")
-    check(kind_of(v, sub(payload, first, first)) == top, "the scanner and cjson disagree on the kind")
+    check(kind_of(v, sub(payload, first, first)) == top,
+          "the scanner and cjson disagree on the kind")
     -- the top level rebuilt from the members, each decoded alone
     local level
     if top == OBJECT then
