@@ -1,13 +1,14 @@
 /*
- * envelope.c - one-pass JSON validation that records where the envelope's
- * top-level values lie (envelope.h says what and why).
+ * envelope.c - one-pass JSON validation that visits the members of the
+ * top level with the spans of their keys and values, and the decoding of a
+ * string span on request (envelope.h says what and why).
  *
  * A small iterative parser over the bytes: a value, then either the end of
  * the text or a separator of the container it is in. The containers open
  * around the current position are a stack of bits (1 for an object), which
- * is why the depth is bounded. Nothing is decoded but the keys of the
- * top-level object, and only those with escapes. This module owns no
- * memory and never reads past json[len - 1]; the input need not be
+ * is why the depth is bounded. Nothing is decoded while scanning: the
+ * caller decodes the strings it reads with mw_envelope_string. This module
+ * owns no memory and never reads past json[len - 1]; the input need not be
  * NUL-terminated.
  *
  * Why not jsmn (Debian's libjsmn-dev): even with JSMN_STRICT it accepts
@@ -25,15 +26,7 @@
 #include <emmintrin.h>
 #endif
 
-static const char *const field_names[MW_ENVELOPE_NFIELDS] = {
-    "type", "action", "id", "data", "room", "event_id",
-};
-
-const char *mw_envelope_field_name(mw_envelope_field_t field) {
-    return (unsigned)field < MW_ENVELOPE_NFIELDS ? field_names[field] : NULL;
-}
-
-/* The problems, as out->err_what reports them. */
+/* The problems, as mw_json_error_t.what reports them. */
 static const char E_END[] = "unexpected end of input";
 static const char E_VALUE[] = "value expected";
 static const char E_KEY[] = "object key (a string) expected";
@@ -230,49 +223,10 @@ bad:
     return p == end ? E_END : E_DIGIT;
 }
 
-/* Which envelope field a top-level key names, or -1. The key's text is
- * k[0, n) without quotes. An escaped key is decoded first, into at most 9
- * bytes (anything longer names no field); only \u escapes of ASCII letters
- * can spell a field name, so any other escape means no field. */
-static int match_key(const unsigned char *k, size_t n, bool escaped) {
-    char buf[9];
-    if (escaped) {
-        size_t m = 0;
-        for (size_t i = 0; i < n; m++) {
-            if (m == sizeof buf)
-                return -1;
-            if (k[i] != '\\') {
-                buf[m] = (char)k[i++];
-                continue;
-            }
-            size_t used;
-            long cp = k[i + 1] == 'u' ? u_escape(k + i, k + n, &used) : -1;
-            if (cp <= 0 || cp > 0x7F)
-                return -1;
-            buf[m] = (char)cp;
-            i += used;
-        }
-        k = (const unsigned char *)buf;
-        n = m;
-    }
-    /* constant-size compares, which the compiler inlines */
-    switch (n) {
-    case 2: return memcmp(k, "id", 2) == 0 ? MW_ENVELOPE_ID : -1;
-    case 4:
-        return memcmp(k, "type", 4) == 0   ? MW_ENVELOPE_TYPE
-               : memcmp(k, "data", 4) == 0 ? MW_ENVELOPE_DATA
-               : memcmp(k, "room", 4) == 0 ? MW_ENVELOPE_ROOM
-                                           : -1;
-    case 6: return memcmp(k, "action", 6) == 0 ? MW_ENVELOPE_ACTION : -1;
-    case 8: return memcmp(k, "event_id", 8) == 0 ? MW_ENVELOPE_EVENT_ID : -1;
-    default: return -1;
-    }
-}
-
-/* The scanner both public functions share: validates json[0, len) and
- * calls visit for each member of the top-level object or array, in order,
- * as soon as its value ends (so a visit may come before an error further
- * on). A nonzero return from visit stops the scan and is returned. */
+/* The scanner: validates json[0, len) and calls visit (when not NULL) for
+ * each member of the top-level object or array, in order, as soon as its
+ * value ends (so a visit may come before an error further on). A nonzero
+ * return from visit stops the scan and is returned. */
 static int scan(const char *json, size_t len, mw_json_member_fn visit, void *vdata,
                 mw_json_kind_t *top, size_t *err_pos, const char **err_what) {
     const unsigned char *const base = (const unsigned char *)json;
@@ -444,50 +398,6 @@ int mw_envelope_members(const char *json, size_t len, mw_json_member_fn visit, v
     err->pos = 0;
     err->what = NULL;
     return scan(json, len, visit, data, top, &err->pos, &err->what);
-}
-
-/* mw_envelope_scan's visitor: a member of the top-level object that names
- * an envelope field sets it (a later duplicate overwrites). */
-struct fields {
-    const char *json;
-    mw_envelope_t *out;
-};
-
-static int set_field(void *data, const mw_json_member_t *m) {
-    struct fields *fs = data;
-    int f =
-        match_key((const unsigned char *)fs->json + m->key.off + 1, m->key.len - 2, m->key.escaped);
-    if (f >= 0)
-        fs->out->field[f] = m->value;
-    else
-        fs->out->other_keys = true;
-    return 0;
-}
-
-int mw_envelope_scan(const char *json, size_t len, mw_envelope_t *out) {
-    /* a copy of a constant, not memset: rep stos is slow to start */
-    static const mw_envelope_t empty;
-    *out = empty;
-    const unsigned char *p = (const unsigned char *)json, *const end = p + len;
-    while (p < end && is_ws(*p))
-        p++;
-    const size_t first = (size_t)(p - (const unsigned char *)json);
-    const bool top_object = p < end && *p == '{';
-    size_t err_pos;
-    const char *err_what;
-    struct fields fs = {json, out};
-    int rc = scan(json, len, top_object ? set_field : NULL, &fs, NULL, &err_pos, &err_what);
-    if (rc == 0 && top_object)
-        return 0;
-    *out = empty;
-    if (rc == 0) {
-        out->err_pos = first;
-        out->err_what = "a JSON object expected";
-        return MW_ENOTOBJ;
-    }
-    out->err_pos = err_pos;
-    out->err_what = err_what;
-    return MW_EJSON;
 }
 
 /* Writes code point cp (at most U+10FFFF) as UTF-8; returns the length. */

@@ -1,14 +1,17 @@
 -- spec/fuzz/fuzz_envelope.lua - the Lua half of fuzz_envelope.c: decode the
 -- same payload with lua-cjson, configured as lua/moonwire/protocol.lua
--- configures its own instance, and compare with what the envelope scanner
--- (src/envelope.c) said. Any error raised here is a finding.
+-- configures its own instance, and compare with what the scanner's member
+-- visitor (src/envelope.c, mw_envelope_members) said. Any error raised here
+-- is a finding.
 --
--- Called as check(payload, status, fields): status 0 (an object), 1 (JSON
--- but not an object) or 2 (rejected); fields is a list of { name, raw,
--- kind, str } for the envelope keys (kind 0: absent; str: the decoded
--- string of a string value). Returns true when cjson accepted a payload
--- that the scanner rejected: fuzz_envelope.c then checks that it is one of
--- the documented differences.
+-- Called as check(payload, accepted, top, members): accepted is whether
+-- the scanner accepted the payload, top the kind of the whole text (an
+-- mw_json_kind_t), members the list of what was visited, in order, as
+-- { kraw, key, raw, kind, str }: the raw key and its decoded string
+-- (objects only), the raw value, its kind, and for a string value its
+-- decoded string (mw_envelope_string). Returns true when cjson accepted a
+-- payload that the scanner rejected: fuzz_envelope.c then checks that it
+-- is one of the documented differences.
 
 local cjson = require "cjson.safe"
 
@@ -17,6 +20,7 @@ local pairs = pairs
 local error = error
 local byte = string.byte
 local find = string.find
+local sub = string.sub
 local tostring = tostring
 
 local json = cjson.new()
@@ -74,37 +78,52 @@ local function kind_of(v, raw)
 end
 
 
-return function(payload, status, fields)
+-- One member's value, decoded by cjson on its own: it must be a value of
+-- the kind the scanner reported, and for a string the scanner's decoding.
+local function member_value(m)
+    local v = json.decode(m.raw)
+    check(v ~= nil, "the span " .. m.raw .. " alone is refused by cjson")
+    check(kind_of(v, m.raw) == m.kind, "the span " .. m.raw .. ": kind " .. tostring(m.kind))
+    if m.kind == STRING then
+        check(m.str == v, "mw_envelope_string differs from cjson for " .. m.raw)
+    end
+    return v
+end
+
+
+return function(payload, accepted, top, members)
     local v = json.decode(payload)
     if v == nil then
-        check(status == 2, "the scanner accepts what cjson rejects")
+        check(not accepted, "the scanner accepts what cjson rejects")
         return false
     end
-    if status == 2 then
+    if not accepted then
         return true
     end
     local first = find(payload, "[^ \t\r\n]")
-    local object = type(v) == "table" and byte(payload, first) == 123
-    check((status == 0) == object, "the scanner and cjson disagree on object or not")
-    if status ~= 0 then
-        return false
-    end
-    for i = 1, #fields do
-        local f = fields[i]
-        local want = v[f.name]
-        if f.kind == 0 then
-            check(want == nil, f.name .. " is absent for the scanner, not for cjson")
-        else
-            check(want ~= nil, f.name .. " is absent for cjson, not for the scanner")
-            -- the span is a JSON text of its own that decodes to the same value
-            local got = json.decode(f.raw)
-            check(got ~= nil and same(got, want),
-                  f.name .. ": the span " .. f.raw .. " is not cjson's value")
-            check(kind_of(want, f.raw) == f.kind, f.name .. ": kind " .. tostring(f.kind))
-            if f.kind == STRING then
-                check(f.str == want, f.name .. ": mw_envelope_string differs from cjson")
-            end
+    check(kind_of(v, sub(payload, first, first)) == top,
+          "the scanner and cjson disagree on the kind")
+    -- the top level rebuilt from the members, each decoded alone
+    local level
+    if top == OBJECT then
+        level = {}
+        for i = 1, #members do
+            local m = members[i]
+            -- the key is a JSON string that cjson decodes as the scanner did
+            check(m.key ~= nil and json.decode(m.kraw) == m.key,
+                  "mw_envelope_string differs from cjson for the key " .. tostring(m.kraw))
+            level[m.key] = member_value(m) -- the last duplicate wins
         end
+    elseif top == ARRAY then
+        level = {}
+        for i = 1, #members do
+            check(members[i].key == nil, "an array element has a key")
+            level[i] = member_value(members[i])
+        end
+    else
+        check(#members == 0, "a scalar has members")
+        level = v
     end
+    check(same(level, v), "the members are not cjson's top level")
     return false
 end
