@@ -5,6 +5,7 @@
 -- every call, so a reload that replaces APP/protocol.lua applies at once.
 
 local core = require "moonwire.core"
+local fast = require("moonwire.core_ffi").of(core)
 local auth = require "moonwire.auth"
 local null = require("cjson.safe").null
 
@@ -122,7 +123,7 @@ function _M.send(self, msg, opts)
     else
         error("bad argument #1 to 'send' (table or string expected, got " .. t .. ")", 2)
     end
-    return core.send(self.id, payload, is_binary)
+    return fast.send(self.id, payload, is_binary)
 end
 
 

@@ -6,6 +6,7 @@
 -- here, not in the app, so a reload keeps every connection and its data.
 
 local core = require "moonwire.core"
+local fast = require("moonwire.core_ffi").of(core)
 local app_loader = require "moonwire.app"
 local auth = require "moonwire.auth"
 local client_new = require("moonwire.client").new
@@ -485,7 +486,7 @@ function runtime.message(self, id, payload, is_binary, refuse)
         label_id = core.label(label)
         self._label_ids[label] = label_id
     end
-    core.running(label_id)
+    fast.running(label_id)
 
     local value
     ok, value, err = xpcall(fn, capture, client, msg.data, msg)
