@@ -329,8 +329,14 @@ local function load_protocol(app, dir)
         end
     end
     -- What the app leaves out (event, reply, error, codes) comes from the
-    -- default protocol; the app's own table is left untouched.
-    app.protocol = setmetatable({}, {
+    -- default protocol; the app's own table is left untouched. A plain
+    -- table of both, copied now, so that the runtime's per-message reads
+    -- (decode, encode, reply) are table lookups a trace compiles, not an
+    -- __index call each (docs/performance.md); fields the app adds to its
+    -- table after loading are not seen (a reload copies again).
+    -- Anything not copied (_VERSION, what the app's table inherits through
+    -- its own metatable) is still looked up as before.
+    local merged = setmetatable({}, {
         __index = function(_, key)
             local value = proto[key]
             if value == nil then
@@ -339,6 +345,17 @@ local function load_protocol(app, dir)
             return value
         end,
     })
+    for key, value in pairs(default_protocol) do
+        local own = proto[key]
+        if own ~= nil then
+            value = own
+        end
+        merged[key] = value
+    end
+    for key, value in pairs(proto) do
+        merged[key] = value
+    end
+    app.protocol = merged
     return true
 end
 

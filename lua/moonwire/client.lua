@@ -5,10 +5,13 @@
 -- every call, so a reload that replaces APP/protocol.lua applies at once.
 
 local core = require "moonwire.core"
+local fast = require("moonwire.core_ffi").of(core)
 local auth = require "moonwire.auth"
+local builtin_encode = require("moonwire.protocol").encode
 local null = require("cjson.safe").null
 
 local setmetatable = setmetatable
+local getmetatable = getmetatable
 local rawget = rawget
 local rawset = rawset
 local type = type
@@ -44,6 +47,7 @@ local function metatable_for(host)
         return mt
     end
     mt = {
+        host = host, -- for the methods below: no __index call per lookup
         __index = function(self, key)
             local method = rawget(_M, key) -- not _M._VERSION's lookup
             if method ~= nil then
@@ -94,24 +98,37 @@ function _M.new(id, info, host)
 end
 
 
+-- The current protocol: through the metatable's `host`, which reads as a
+-- plain field where self._host would call the __index function.
 local function protocol(self)
-    return self._host.app.protocol
+    return getmetatable(self).host.app.protocol
 end
 
 
 -- Sends a table (through the current protocol's encode) or a raw string
 -- (a text frame, or binary with opts.binary). Returns true or nil, err:
 -- "closed", "invalid utf-8" (from the core), or "encode failed: ...".
+-- Only an app protocol's encode runs under pcall (it may raise, and the
+-- caller must get "encode failed: ..."); the built-in one returns nil, err
+-- and is called directly, which keeps this method compilable by LuaJIT
+-- into the caller's trace (docs/performance.md).
 function _M.send(self, msg, opts)
-    if self._closed then
+    if rawget(self, "_closed") then
         return nil, "closed"
     end
     local payload, is_binary
     local t = type(msg)
     if t == "table" then
-        local ok, res, bin = pcall(protocol(self).encode, msg)
-        if not ok then
-            return nil, "encode failed: " .. tostring(res)
+        local encode = protocol(self).encode
+        local res, bin
+        if encode == builtin_encode then
+            res, bin = encode(msg)
+        else
+            local ok
+            ok, res, bin = pcall(encode, msg)
+            if not ok then
+                return nil, "encode failed: " .. tostring(res)
+            end
         end
         if type(res) ~= "string" then
             return nil, "encode failed: " .. tostring(bin)
@@ -122,7 +139,7 @@ function _M.send(self, msg, opts)
     else
         error("bad argument #1 to 'send' (table or string expected, got " .. t .. ")", 2)
     end
-    return core.send(self.id, payload, is_binary)
+    return fast.send(self.id, payload, is_binary)
 end
 
 

@@ -6,6 +6,7 @@
 -- here, not in the app, so a reload keeps every connection and its data.
 
 local core = require "moonwire.core"
+local fast = require("moonwire.core_ffi").of(core)
 local app_loader = require "moonwire.app"
 local auth = require "moonwire.auth"
 local client_new = require("moonwire.client").new
@@ -40,6 +41,12 @@ local MODES = { serve = true, check = true, test = true }
 
 -- The instance behind the module-level functions that C calls.
 local default
+
+-- What a dispatch was running when it raised (runtime.message_failed):
+-- the runtime's own code, the protocol's decode, the on_message hook, the
+-- action, the protocol's reply, or the answer to a refused message.
+local IN_RUNTIME, IN_DECODE, IN_HOOK, IN_ACTION, IN_REPLY, IN_REFUSE =
+    "runtime", "decode", "on_message", "action", "reply", "refuse"
 
 
 local function log(level, fmt, ...)
@@ -97,6 +104,14 @@ function _M.new()
         _dir = nil,
         _mode = nil,
         _label_ids = {},
+        -- The dispatch in progress, for message_failed: its stage, client,
+        -- decoded message, action label, and the id a refused message is
+        -- answered with (false: none). Kept until the next message.
+        _stage = IN_RUNTIME,
+        _client = false,
+        _msg = false,
+        _label = false,
+        _refuse_id = false,
     }, mt)
 end
 
@@ -404,33 +419,51 @@ end
 -- docs/security.md): the client gets INTERNAL_ERROR, with the request's id
 -- when the message can still be decoded, and no app code beyond the decoder
 -- runs. The server logs the condition once, not per message.
+-- The heap being at its limit, one allocation of this dispatch may be
+-- refused wherever it falls (the next ones get headroom, script.c): one
+-- that makes the error reply raise is answered again by message_failed.
 function runtime._refuse(self, client, payload, is_binary)
     local ok, msg, _, _, rid = pcall(self:app().protocol.decode, payload, is_binary)
     local id
     if ok then
         id = type(msg) == "table" and msg.id or rid
     end
+    self._refuse_id = id or false
     return self:_send_error(client, id, INTERNAL_ERROR, "internal error")
 end
 
 
+-- The per-message dispatch. It runs under ONE protection level, C's
+-- lua_pcall with runtime.capture as the message handler (src/lua/script.c),
+-- instead of a pcall around each step: LuaJIT cannot compile a trace that
+-- returns through a pcall frame it did not start above ("NYI: return to
+-- lower frame"), so nested protected calls kept most of this path
+-- interpreted (docs/performance.md). What failed is told apart by
+-- self._stage, recorded before each step that runs app-supplied code, and
+-- runtime.message_failed answers and logs it as each step always has.
+-- Protected calls left on this path, each around an app-supplied function
+-- whose failure must not end the dispatch: client:send's pcall around an
+-- app protocol's encode (the built-in encode returns nil, err and runs
+-- unprotected), _send_error's around protocol.error (error replies only).
 function runtime.message(self, id, payload, is_binary, refuse)
+    self._stage = IN_RUNTIME
     local client = self._clients[id]
     if not client then
         log("warn", "message for unknown client %s dropped", tostring(id))
         return
     end
+    self._client, self._msg = client, false
     if refuse then
+        self._stage, self._refuse_id = IN_REFUSE, false
         return self:_refuse(client, payload, is_binary)
     end
     local app = self:app()
     local proto = app.protocol
     rooms.set_current(self._rooms)
 
-    local ok, msg, code, message, rid = xpcall(proto.decode, capture, payload, is_binary)
-    if not ok then
-        return self:_raised(client, nil, msg, "protocol.decode")
-    end
+    self._stage = IN_DECODE
+    local msg, code, message, rid = proto.decode(payload, is_binary)
+    self._stage = IN_RUNTIME
     if msg == nil then
         return self:_send_error(client, rid, code or INVALID_MESSAGE, message or "invalid message")
     end
@@ -438,6 +471,7 @@ function runtime.message(self, id, payload, is_binary, refuse)
         log("error", "protocol.decode returned a %s instead of a table", type(msg))
         return self:_send_error(client, nil, INTERNAL_ERROR, "internal error")
     end
+    self._msg = msg
 
     -- A per-route throttle is the first thing checked once the envelope
     -- names the route: a throttled message runs no hook and no controller.
@@ -454,15 +488,11 @@ function runtime.message(self, id, payload, is_binary, refuse)
     end
 
     local res, err
-    if app.hooks.on_message then
-        ok, res, err = self:_hook("on_message", client, msg)
-        if not ok then
-            if is_failure(res) then
-                return self:_send_error(client, msg.id, res.code, res.message)
-            end
-            self:_send_error(client, msg.id, INTERNAL_ERROR, "internal error")
-            return
-        end
+    local on_message = app.hooks.on_message
+    if on_message then
+        self._stage = IN_HOOK
+        res, err = on_message(client, msg)
+        self._stage = IN_RUNTIME
         if res == false then
             return
         end
@@ -485,13 +515,12 @@ function runtime.message(self, id, payload, is_binary, refuse)
         label_id = core.label(label)
         self._label_ids[label] = label_id
     end
-    core.running(label_id)
+    fast.running(label_id)
 
+    self._stage, self._label = IN_ACTION, label
     local value
-    ok, value, err = xpcall(fn, capture, client, msg.data, msg)
-    if not ok then
-        return self:_raised(client, msg, value, route_name(msg), label)
-    end
+    value, err = fn(client, msg.data, msg)
+    self._stage = IN_RUNTIME
     if value == nil and err ~= nil then
         return self:_send_error(client, msg.id, error_of(err))
     end
@@ -499,17 +528,67 @@ function runtime.message(self, id, payload, is_binary, refuse)
         return
     end
 
-    local reply
-    ok, reply = pcall(proto.reply, msg, value)
-    if ok then
-        ok, err = client:send(reply)
-    else
-        err = errors.message(reply)
-    end
+    self._stage = IN_REPLY
+    local reply = proto.reply(msg, value)
+    self._stage = IN_RUNTIME
+    local ok
+    ok, err = client:send(reply)
     if not ok and err ~= "closed" then
         log("error", "%s: reply not sent: %s", route_name(msg), err)
         self:_send_error(client, msg.id, INTERNAL_ERROR, "internal error")
     end
+end
+
+
+-- The text of a captured error: capture's table, a moonwire.fail failure,
+-- or the bare string LuaJIT passes on without running the handler ("not
+-- enough memory", "error in error handling").
+local function captured_message(captured)
+    if type(captured) == "table" and not is_failure(captured)
+       and type(captured.message) == "string" then
+        return captured.message
+    end
+    return errors.message(captured)
+end
+
+
+local function captured_traceback(captured)
+    if type(captured) == "table" and type(captured.traceback) == "string" then
+        return captured.traceback
+    end
+    return tostring(captured)
+end
+
+
+-- C calls this when runtime.message raised, with what runtime.capture made
+-- of the error, in the same dispatch: the stage message() recorded says
+-- whose failure it was, and each gets the answer and log line it had when
+-- every step ran under its own pcall.
+function runtime.message_failed(self, captured)
+    local stage, client, msg = self._stage, self._client, self._msg
+    self._stage = IN_RUNTIME
+    if stage == IN_DECODE then
+        return self:_raised(client, nil, captured, "protocol.decode")
+    end
+    if stage == IN_ACTION then
+        return self:_raised(client, msg, captured, route_name(msg), self._label)
+    end
+    if stage == IN_HOOK then
+        if is_failure(captured) then
+            return self:_send_error(client, msg.id, captured.code, captured.message)
+        end
+        log("error", "hook on_message failed: %s", captured_traceback(captured))
+        return self:_send_error(client, msg.id, INTERNAL_ERROR, "internal error")
+    end
+    if stage == IN_REPLY then
+        log("error", "%s: reply not sent: %s", route_name(msg), captured_message(captured))
+        return self:_send_error(client, msg.id, INTERNAL_ERROR, "internal error")
+    end
+    if stage == IN_REFUSE then
+        return self:_send_error(client, self._refuse_id or nil, INTERNAL_ERROR, "internal error")
+    end
+    -- The runtime's own code: logged as C logs any call that raised.
+    log("error", "lua error in message: %s", captured_traceback(captured))
 end
 
 
@@ -644,6 +723,8 @@ function runtime.handlers(self)
         message = function(id, payload, is_binary, refuse)
             return self:message(id, payload, is_binary, refuse)
         end,
+        capture = capture,
+        message_failed = function(captured) return self:message_failed(captured) end,
         disconnect = function(id, code, reason) return self:disconnect(id, code, reason) end,
         reload = function(config) return self:reload(config) end,
     }
@@ -698,6 +779,16 @@ end
 
 function _M.message(id, payload, is_binary, refuse)
     return instance():message(id, payload, is_binary, refuse)
+end
+
+
+-- runtime.message's message handler (C's lua_pcall runs it where the error
+-- was raised) and what C calls when message raised (docs/boundary.md).
+_M.capture = capture
+
+
+function _M.message_failed(captured)
+    return instance():message_failed(captured)
 end
 
 

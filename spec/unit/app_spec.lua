@@ -138,6 +138,26 @@ describe("moonwire.app", function()
         assert.equal(protocol.event, app.protocol.event)
     end)
 
+    it("gives the runtime the protocol as a plain table of its functions", function()
+        -- Read per message: a field, not an __index call (docs/performance.md).
+        write("protocol.lua", [[
+            local base = { name = "inherited", error = function() return "base" end }
+            return setmetatable({
+                decode = function(p) return { type = "raw", action = "in", data = p } end,
+                encode = function(v) return tostring(v), false end,
+            }, { __index = base })
+        ]])
+        local app = assert(app_loader.load(dir))
+        for _, name in ipairs({ "decode", "encode", "reply", "event", "error" }) do
+            assert.is_function(rawget(app.protocol, name), name)
+        end
+        assert.equal(protocol.reply, rawget(app.protocol, "reply"))
+        assert.equal(protocol.INVALID_MESSAGE, rawget(app.protocol, "INVALID_MESSAGE"))
+        -- What the app's table inherits is its own, as before.
+        assert.equal("base", app.protocol.error())
+        assert.equal("inherited", app.protocol.name)
+    end)
+
     it("returns nil, err instead of raising when something unexpected fails", function()
         write("controllers/a.lua", "return {}")
         local core = package.loaded["moonwire.core"]

@@ -252,13 +252,15 @@ describe("moonwire.runtime", function()
 
         it("tells the core which action runs, by a label registered once", function()
             -- The core's watchdog keeps the labels; this spy stands in for it.
-            local label, running = core.label, core.running
+            -- running is called through the FFI (moonwire.core_ffi).
+            local fast = require("moonwire.core_ffi").of(core)
+            local label, running = core.label, fast.running
             local labels, current = {}, nil
             core.label = function(text)
                 labels[#labels + 1] = text
                 return #labels
             end
-            core.running = function(id) current = labels[id] end
+            fast.running = function(id) current = labels[id] end
             local ok, err = pcall(function()
                 request(ws, { type = "chat", action = "echo", data = { text = "a" } })
                 assert.matches("^chat%.echo %(.*chat%.lua:3%)$", current)
@@ -267,7 +269,7 @@ describe("moonwire.runtime", function()
                 assert.matches("^chat%.nothing %(.*chat%.lua:4%)$", current)
                 assert.equal(2, #labels)
             end)
-            core.label, core.running = label, running
+            core.label, fast.running = label, running
             assert(ok, err)
         end)
 
@@ -435,6 +437,119 @@ describe("moonwire.runtime", function()
         end)
     end)
 
+    describe("failures, by the step that raised", function()
+        -- The whole dispatch runs under one protected call (C's, with
+        -- runtime.capture as its handler); runtime.message_failed answers
+        -- and logs by the stage it was in, as when each step had its pcall.
+        local PROTOCOL = [[
+local moonwire = require "moonwire"
+local json = require "moonwire.protocol"
+local M = {}
+function M.decode(payload, is_binary)
+    if payload == "crash" then local x = nil; return x.y end
+    if payload == "refuse" then moonwire.fail("INVALID_MESSAGE", "no thanks") end
+    return json.decode(payload, is_binary)
+end
+function M.encode(value)
+    if type(value) == "table" and type(value.data) == "table" and value.data.explode then
+        error("encode blew up")
+    end
+    return json.encode(value)
+end
+function M.reply(msg, data)
+    if msg.action == "bad_reply" then error("reply blew up") end
+    return json.reply(msg, data)
+end
+return M
+]]
+        local CONTROLLER = [[
+local M = {}
+function M.echo(client, data) return { text = data.text } end
+function M.bad_reply() return { text = "never sent" } end
+function M.explode() return { explode = true } end
+function M.send_explode(client)
+    local ok, err = client:send({ type = "x", action = "y", data = { explode = true } })
+    return { ok = ok or false, err = err }
+end
+return M
+]]
+
+        before_each(function()
+            write("protocol.lua", PROTOCOL)
+            write("controllers/chat.lua", CONTROLLER)
+            start()
+            ws = app:connect()
+        end)
+
+        local function echo_works()
+            assert.same({ { type = "chat", action = "echo", id = "ok", data = { text = "t" } } },
+                        request(ws, { type = "chat", action = "echo", id = "ok",
+                                      data = { text = "t" } }))
+        end
+
+        it("decode: INTERNAL_ERROR, logged as protocol.decode with file:line, on_error",
+           function()
+            assert.same({ { type = "error",
+                            error = { code = "INTERNAL_ERROR", message = "internal error" } } },
+                        ws:send("crash"))
+            assert.matches("protocol.decode failed: " .. escape(dir)
+                           .. "/protocol%.lua:5: attempt to index local 'x'", logs("error"))
+            assert.matches("stack traceback:", logs("error"), 1, true)
+            assert.matches("on_error " .. ws.id .. " " .. escape(dir) .. "/protocol%.lua:5: ",
+                           logs("warn"))
+            echo_works()
+        end)
+
+        it("decode: moonwire.fail is its error envelope, not logged", function()
+            assert.same({ { type = "error",
+                            error = { code = "INVALID_MESSAGE", message = "no thanks" } } },
+                        ws:send("refuse"))
+            assert.equal("", logs("error"))
+            echo_works()
+        end)
+
+        it("reply: INTERNAL_ERROR with the id, logged as reply not sent", function()
+            assert.same({ { type = "error", id = 3,
+                            error = { code = "INTERNAL_ERROR", message = "internal error" } } },
+                        request(ws, { type = "chat", action = "bad_reply", id = 3 }))
+            assert.matches("chat.bad_reply: reply not sent: " .. escape(dir)
+                           .. "/protocol%.lua:16: reply blew up", logs("error"))
+            assert.equal("", logs("warn")) -- not an action failure: no on_error
+            echo_works()
+        end)
+
+        it("an app encode that raises on the reply: reply not sent: encode failed", function()
+            assert.same({ { type = "error", id = 4,
+                            error = { code = "INTERNAL_ERROR", message = "internal error" } } },
+                        request(ws, { type = "chat", action = "explode", id = 4 }))
+            assert.matches("chat.explode: reply not sent: encode failed: " .. escape(dir)
+                           .. "/protocol%.lua:11: encode blew up", logs("error"))
+            echo_works()
+        end)
+
+        it("an app encode that raises in client:send: nil, encode failed, the action goes on",
+           function()
+            local out = request(ws, { type = "chat", action = "send_explode", id = 5 })
+            assert.equal(1, #out)
+            assert.equal(5, out[1].id)
+            assert.is_false(out[1].data.ok)
+            assert.matches("^encode failed: " .. escape(dir) .. "/protocol%.lua:11: encode blew up",
+                           out[1].data.err)
+            assert.equal("", logs("error"))
+        end)
+
+        it("the runtime's own code: logged as C logs a call that raised, nothing sent",
+           function()
+            local router = rt:app().router
+            router.find = function() error("router broke") end
+            assert.same({}, request(ws, { type = "chat", action = "echo", id = 6 }))
+            router.find = nil -- the method again
+            assert.matches("lua error in message: .*router broke", logs("error"))
+            assert.matches("stack traceback:", logs("error"), 1, true)
+            echo_works()
+        end)
+    end)
+
     describe("module-level API", function()
         -- A server of its own whose handlers are the module's functions,
         -- as the C server calls them (docs/boundary.md).
@@ -443,8 +558,9 @@ describe("moonwire.runtime", function()
                 app_dir = dir,
                 config = { welcome = false },
                 handlers = { upgrade = runtime.upgrade, open = runtime.open,
-                             message = runtime.message, disconnect = runtime.disconnect,
-                             reload = runtime.reload },
+                             message = runtime.message, capture = runtime.capture,
+                             message_failed = runtime.message_failed,
+                             disconnect = runtime.disconnect, reload = runtime.reload },
             }))
         end
 

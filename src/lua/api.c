@@ -41,6 +41,7 @@ struct mw_lua_core {
     mw_server_t *server; /* NULL while checking an app or scaffolding */
     mw_conn_t *current;  /* the client whose message is being handled, or NULL */
     mw_watchdog_t *wd;   /* core.label / core.running report to it, or NULL */
+    mw_lua_ffi_t ffi;    /* what core._ffi points to (api.h) */
 };
 
 static mw_lua_core_t *ctx_of(lua_State *L) {
@@ -519,6 +520,37 @@ static int mw_lua_running(lua_State *L) {
     return 0;
 }
 
+/* The FFI versions of core.send, core.running and core.now (api.h,
+ * mw_lua_ffi_t): plain C functions a compiled trace calls directly. They
+ * never touch the Lua state, raise or call back into Lua, which FFI calls
+ * must not; what the classic function would answer by raising or with
+ * "not serving" they leave to it (MW_LUA_FFI_CLASSIC). */
+
+/* send: 0 (sent), an mw_err (mw_strerror names it, as core.send's second
+ * value), or MW_LUA_FFI_CLASSIC for no server or an id that is not a
+ * positive integer. */
+static int ffi_send(mw_lua_core_t *ctx, double id, const char *data, size_t len, int binary) {
+    uint64_t cid = to_id(id);
+    if (!ctx->server || cid == 0)
+        return MW_LUA_FFI_CLASSIC;
+    mw_conn_t *c = find_client(ctx, cid);
+    if (!c)
+        return MW_ECLOSED;
+    return mw_conn_send(c, binary, data, len);
+}
+
+/* running: core.running's one atomic store; the label number is range
+ * checked as a double, before any conversion. */
+static void ffi_running(mw_lua_core_t *ctx, double id) {
+    mw_watchdog_t *w = ctx->wd;
+    if (w && id >= 1 && id < MW_WATCHDOG_LABELS + 1)
+        mw_watchdog_running(w, (unsigned)id);
+}
+
+static double ffi_now(mw_lua_core_t *ctx) {
+    return (double)mw_server_wall_ms(ctx->server);
+}
+
 mw_lua_core_t *mw_lua_push_core(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"send", mw_lua_send},
@@ -549,7 +581,15 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
      * the table) and reaches every function as a light upvalue. */
     mw_lua_core_t *ctx = lua_newuserdata(L, sizeof *ctx);
     memset(ctx, 0, sizeof *ctx);
+    ctx->ffi = (mw_lua_ffi_t){.ctx = ctx,
+                              .send = ffi_send,
+                              .running = ffi_running,
+                              .now = ffi_now,
+                              .strerror = mw_strerror};
     lua_setfield(L, -2, "_context");
+    /* The FFI entry points, as a pointer lua/moonwire/core_ffi.lua casts. */
+    lua_pushlightuserdata(L, &ctx->ffi);
+    lua_setfield(L, -2, "_ffi");
     for (const luaL_Reg *f = fns; f->name; f++) {
         lua_pushlightuserdata(L, ctx);
         lua_pushcclosure(L, f->func, 1);

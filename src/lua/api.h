@@ -13,6 +13,22 @@
 
 typedef struct mw_lua_core mw_lua_core_t;
 
+/* The per-message primitives core.send, core.running and core.now as plain
+ * C functions, for LuaJIT's FFI: a compiled trace calls them where it
+ * stops at a lua_CFunction. moonwire.core._ffi is a light userdata
+ * pointing to this table; lua/moonwire/core_ffi.lua declares the same
+ * layout (change both together) and wraps the calls so that they return
+ * what the classic functions return. ctx is the context the classic
+ * functions reach as their upvalue. */
+#define MW_LUA_FFI_CLASSIC 1 /* not handled here: call the classic function */
+typedef struct mw_lua_ffi {
+    mw_lua_core_t *ctx;
+    int (*send)(mw_lua_core_t *ctx, double id, const char *data, size_t len, int binary);
+    void (*running)(mw_lua_core_t *ctx, double id);
+    double (*now)(mw_lua_core_t *ctx);
+    const char *(*strerror)(int rc);
+} mw_lua_ffi_t;
+
 /* mw_lua_push_result pushes what a primitive returns for rc: true, or nil
  * and mw_strerror(rc) (the convention of every moonwire.core function).
  * Returns how many values it pushed. */

@@ -34,11 +34,25 @@
 #define TRACEBACK_SLOT 1 /* in the server's own state, the message handler sits here */
 
 /* The runtime functions each event calls (docs/boundary.md). The first
- * FN_EVENTS are what an attached script takes from its handlers table. */
-enum { FN_UPGRADE, FN_OPEN, FN_MESSAGE, FN_DISCONNECT, FN_RELOAD, FN_START, FN_ROUTES, FN_COUNT };
+ * FN_EVENTS are what an attached script takes from its handlers table.
+ * capture and message_failed are runtime.message's one protection level:
+ * its message handler, and what answers and logs a failed dispatch. */
+enum {
+    FN_UPGRADE,
+    FN_OPEN,
+    FN_MESSAGE,
+    FN_CAPTURE,
+    FN_MESSAGE_FAILED,
+    FN_DISCONNECT,
+    FN_RELOAD,
+    FN_START,
+    FN_ROUTES,
+    FN_COUNT
+};
 #define FN_EVENTS (FN_RELOAD + 1)
-static const char *const fn_names[FN_COUNT] = {"upgrade", "open",  "message", "disconnect",
-                                               "reload",  "start", "routes"};
+static const char *const fn_names[FN_COUNT] = {"upgrade", "open",           "message",
+                                               "capture", "message_failed", "disconnect",
+                                               "reload",  "start",          "routes"};
 
 struct mw_script {
     lua_State *L;
@@ -419,6 +433,34 @@ static int call(mw_script_t *sc, int nargs, int nresults, const char *what, uint
     return 0;
 }
 
+/* call_message runs runtime.message (below its nargs arguments on top) as
+ * one watched dispatch with runtime.capture as its message handler: the
+ * whole dispatch (decode, hooks, the controller, the reply) is one
+ * protection level, so that LuaJIT can compile it as traces that return
+ * here (a trace cannot return through a Lua pcall/xpcall frame it did not
+ * start above). When it raises, runtime.message_failed(captured) answers
+ * the client and logs, by the stage the runtime had recorded, within the
+ * same dispatch. A runtime without the pair gets the plain call(). */
+static void call_message(mw_script_t *sc, int nargs, uint64_t id) {
+    lua_State *L = sc->L;
+    if (sc->fns[FN_CAPTURE] == LUA_NOREF || sc->fns[FN_MESSAGE_FAILED] == LUA_NOREF) {
+        call(sc, nargs, 0, "message", id, NULL, 0);
+        return;
+    }
+    int handler = lua_gettop(L) - nargs;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_CAPTURE]);
+    lua_insert(L, handler);
+    sc->calls++;
+    enter(sc, "message", id);
+    if (lua_pcall(L, nargs, 0, handler) != 0) {
+        /* stack: capture, captured error */
+        lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_MESSAGE_FAILED]);
+        lua_insert(L, -2);
+        call(sc, 1, 0, "message", id, NULL, 0);
+    }
+    leave(sc, "message");
+}
+
 /* first_line copies the first line of a traceback ("file:line: message"). */
 static void first_line(char *err) {
     char *nl = strchr(err, '\n');
@@ -636,7 +678,7 @@ static void app_message(void *data, mw_conn_t *c, int binary, const char *payloa
         sc->refused_messages++;
     }
     mw_lua_core_set_current(sc->core, c);
-    call(sc, nargs, 0, "message", mw_conn_id(c), NULL, 0);
+    call_message(sc, nargs, mw_conn_id(c));
     mw_lua_core_set_current(sc->core, NULL);
     lua_settop(L, base);
 }

@@ -30,8 +30,9 @@ int mw_script_create(mw_script_t **out, const char *luadir);
 /* mw_script_attach makes a script over a state it does not own (busted
  * running app specs on the real core, through the moonwire.core module):
  * the functions it calls for each event are the fields upgrade, open,
- * message, disconnect and reload of the table at stack index handlers
- * (moonwire.runtime's instance methods, bound), and core is the context
+ * message, capture, message_failed, disconnect and reload of the table at
+ * stack index handlers (moonwire.runtime's instance methods, bound; see
+ * docs/boundary.md for capture and message_failed), and core is the context
  * of the moonwire.core table that state uses (api.h). No memory cap, no
  * watchdog. Returns 0 or MW_ENOMEM. */
 int mw_script_attach(mw_script_t **out, struct lua_State *L, int handlers, mw_lua_core_t *core);
