@@ -202,6 +202,7 @@ function runtime._send_error(self, client, id, code, message)
     if not sent and err ~= "closed" then
         log("error", "could not send %s error to client %s: %s", code, client.id, err)
     end
+    return sent
 end
 
 
@@ -423,13 +424,24 @@ end
 -- refused wherever it falls (the next ones get headroom, script.c): one
 -- that makes the error reply raise is answered again by message_failed.
 function runtime._refuse(self, client, payload, is_binary)
-    local ok, msg, _, _, rid = pcall(self:app().protocol.decode, payload, is_binary)
+    -- Each step is tried twice: the allocation refused at the limit may fall
+    -- in either, and the second try has the headroom script.c then gives.
+    local decode = self:app().protocol.decode
+    local ok, msg, _, _, rid = pcall(decode, payload, is_binary)
+    if not ok then
+        ok, msg, _, _, rid = pcall(decode, payload, is_binary)
+    end
     local id
     if ok then
         id = type(msg) == "table" and msg.id or rid
     end
     self._refuse_id = id or false
-    return self:_send_error(client, id, INTERNAL_ERROR, "internal error")
+    if not self:_send_error(client, id, INTERNAL_ERROR, "internal error") then
+        self:_send_error(client, id, INTERNAL_ERROR, "internal error")
+    end
+    -- Answered: a refused allocation after this point (a log line, the
+    -- GC) must not make message_failed answer a second time.
+    self._refuse_id = nil
 end
 
 
@@ -585,6 +597,9 @@ function runtime.message_failed(self, captured)
         return self:_send_error(client, msg.id, INTERNAL_ERROR, "internal error")
     end
     if stage == IN_REFUSE then
+        if self._refuse_id == nil then -- already answered
+            return
+        end
         return self:_send_error(client, self._refuse_id or nil, INTERNAL_ERROR, "internal error")
     end
     -- The runtime's own code: logged as C logs any call that raised.
