@@ -262,22 +262,6 @@ function _M.field(t, key)
 end
 
 
--- Decodes every lazy table under value (a plain tree of tables, for code
--- that uses rawget or a library with its own `next`). Returns value.
-function _M.load(value, depth)
-    depth = depth or 0
-    if type(value) == "table" and depth < 64 then
-        if getmetatable(value) == LAZY then
-            materialize(value)
-        end
-        for _, v in next, value do
-            _M.load(v, depth + 1)
-        end
-    end
-    return value
-end
-
-
 -- Splicing: a value that must be written as its text is swapped, for the
 -- time of the cjson call, for a placeholder string no client can guess
 -- (a per-process nonce), which the output then has in place of the text.
@@ -317,32 +301,65 @@ local function swap(t, k, v, raw)
 end
 
 
-local find_raw
+-- The message's scalar data's text, when v is that value under that key.
+local function scalar_for(k, v)
+    if scalar_raw ~= nil and k == scalar_key and v == scalar_value
+       and (type(v) == "string" or 1 / v == 1 / scalar_value) then
+        return scalar_raw
+    end
+    return nil
+end
 
--- One member of an outgoing table: swapped when it must be written as its
--- text, looked into when it is a table of the app's.
+
+-- Walks over a tree of tables: encode's search for values to write as
+-- their text, and load's for lazy tables. Both run on message paths (a
+-- controller may call lua-cjson's encode for every message), and LuaJIT
+-- aborts the trace of every caller, then blacklists them, at a loop inside
+-- it ("inner loop in root trace"), and a function that calls itself counts
+-- as one. So a walk reads the first members one by one, without a loop,
+-- and is compiled once per level of nesting from one text (each load of it
+-- is its own function to LuaJIT), the last level calling itself for what
+-- is deeper (rare). Measured with scripts/jit-profile --mode v
+-- (docs/performance.md, "Payloads kept raw"); dispatch_jit_spec checks it.
+local WALK_HEAD = [[
+local next, type, getmetatable, raw_of, LAZY, LITERAL, unchanged, swap, scalar_for,
+      materialize, deeper = ...
+]]
+
+-- encode: swap what must be written as its text, look into the rest.
+local FIND_RAW = [[
 local function check(t, k, v, depth)
-    local tv = type(v)
-    if tv == "table" then
+    if type(v) == "table" then
         local raw = raw_of[v]
         local mt = getmetatable(v)
         if raw ~= nil and (mt == LAZY or mt == LITERAL or unchanged(v, raw)) then
             swap(t, k, v, raw)
         elseif depth < 64 then
-            find_raw(v, depth + 1)
+            deeper(v, depth + 1)
         end
-    elseif scalar_raw ~= nil and k == scalar_key and v == scalar_value
-           and (tv == "string" or 1 / v == 1 / scalar_value) then
-        swap(t, k, v, scalar_raw)
+    else
+        local raw = scalar_for(k, v)
+        if raw ~= nil then
+            swap(t, k, v, raw)
+        end
     end
 end
+]]
 
+-- load: decode every lazy table.
+local LOAD = [[
+local function check(_, _, v, depth)
+    if type(v) == "table" and depth < 64 then
+        if getmetatable(v) == LAZY then
+            materialize(v)
+        end
+        deeper(v, depth + 1)
+    end
+end
+]]
 
--- The first members one by one, without a loop: a loop of a few
--- iterations inside the per-message path makes LuaJIT abort the trace of
--- every caller ("inner loop in root trace") until it blacklists them.
--- Messages have a handful of fields; a longer table goes on in a loop.
-find_raw = function(t, depth)
+local WALK_BODY = [[
+return function(t, depth)
     local k, v = next(t)
     if k == nil then return end
     check(t, k, v, depth)
@@ -365,6 +382,39 @@ find_raw = function(t, depth)
         check(t, k2, v2, depth)
     end
 end
+]]
+
+-- A walker of four levels made from the check text.
+local function walker(check_text, name)
+    local text = WALK_HEAD .. check_text .. WALK_BODY
+    local function level(deeper)
+        local chunk = assert(loadstring(text, "=moonwire.json (" .. name .. ")"))
+        return chunk(next, type, getmetatable, raw_of, LAZY, LITERAL, unchanged, swap,
+                     scalar_for, materialize, deeper)
+    end
+    local last
+    last = level(function(t, depth)
+        return last(t, depth)
+    end)
+    return level(level(level(last)))
+end
+
+local find_raw = walker(FIND_RAW, "find_raw")
+local load_walk = walker(LOAD, "load")
+
+
+-- Decodes every lazy table under value (a plain tree of tables, for code
+-- that uses rawget or a library with its own `next`). Returns value.
+function _M.load(value)
+    if type(value) == "table" then
+        if getmetatable(value) == LAZY then
+            materialize(value)
+        end
+        load_walk(value, 1)
+    end
+    return value
+end
+
 
 
 -- The encoded placeholders, replaced by their texts: one plain find for

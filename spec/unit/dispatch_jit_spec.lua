@@ -5,7 +5,9 @@
 -- pcall or xpcall around a step of the dispatch (decode, the action, the
 -- reply, encode) makes every trace that starts inside it abort with "NYI:
 -- return to lower frame", after which LuaJIT leaves that code to the
--- interpreter: this spec is what notices one coming back.
+-- interpreter: this spec is what notices one coming back. So does a loop
+-- of a few iterations, or a function that calls itself, inside the path
+-- ("inner loop in root trace").
 
 local tmpdir = require "support.tmpdir"
 local testing = require "moonwire.testing"
@@ -23,6 +25,12 @@ function M.hello(client, data)
 end
 function M.echo(client, data)
     client:send({ type = "echo", data = data })
+end
+-- an app that writes JSON itself with lua-cjson (moonwire.json makes it
+-- decode lazy tables first)
+local cjson = require "cjson"
+function M.text(client, data)
+    client:send(cjson.encode({ type = "text", data = data }))
 end
 return M
 ]]
@@ -68,16 +76,23 @@ describe("the message dispatch under LuaJIT", function()
                 assert.equal(i, hello.data.count)
                 assert.same({ { type = "echo", data = { n = i } } },
                             ws:message("greet", "echo", { n = i }))
+                assert.same({ { type = "text", data = { n = i, o = { p = i } } } },
+                            ws:message("greet", "text", { n = i, o = { p = i } }))
             end
         end)
         jit.attach(on_trace)
         assert(ok, err)
-        local returns = {}
+        local returns, loops = {}, {}
         for _, text in ipairs(aborts) do
             if text:find("return to lower frame", 1, true) then
                 returns[#returns + 1] = text
+            elseif text:find("inner loop", 1, true) or text:find("recursion", 1, true) then
+                -- a loop (or a function calling itself) inside the path:
+                -- moonwire.json's search of outgoing tables had both
+                loops[#loops + 1] = text
             end
         end
         assert.same({}, returns)
+        assert.same({}, loops)
     end)
 end)
