@@ -7,11 +7,12 @@
 -- and empty arrays all arrive as they were sent.
 --
 -- decode() decodes one level (moonwire.core.json_level, src/lua/json_lua.c):
--- an object inside is an empty table with the LAZY metatable, whose text is
--- kept in raw_of; the first read or write of one of its fields (or pairs /
--- next on it) decodes its own level into the same table, which is from then
--- on an ordinary table. Arrays are decoded at once (so `#` works: Lua 5.1
--- tables have no __len), their objects again lazy. Values are lua-cjson's
+-- an object inside of more than 256 bytes is an empty table with the LAZY
+-- metatable, whose text is kept in raw_of; the first read or write of one
+-- of its fields (or pairs / next on it) decodes its own level into the same
+-- table, which is from then on an ordinary table. Arrays (so `#` works: Lua
+-- 5.1 tables have no __len) and small objects are decoded at once, their
+-- large objects again lazy. Values are lua-cjson's
 -- (strtod numbers, cjson.null), so Lua reads what it read before.
 --
 -- encode() writes with lua-cjson, except that a table from decode() whose

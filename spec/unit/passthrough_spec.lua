@@ -235,8 +235,21 @@ end)
 describe("lazy data in Lua", function()
     local json = require "moonwire.json"
 
+    -- Objects over 256 bytes are lazy; smaller ones are decoded at once.
+    local PAD = ',"pad":"' .. ("p"):rep(300) .. '"'
+
+    it("decodes small objects at once and still forwards them as sent", function()
+        local msg = assert(json.decode('{"data":{"a":1,"b":{"c":12345678901234567}}}'))
+        assert.is_nil(getmetatable(msg.data))
+        assert.equal(1, rawget(msg.data, "a"))
+        assert.equal('{"c":12345678901234567}', json.raw(msg.data.b))
+        assert.matches('"data":{"a":1,"b":{"c":12345678901234567}}',
+                       json.encode({ data = msg.data }), 1, true)
+    end)
+
     it("pairs, next and setmetatable decode a lazy table first", function()
-        local msg = assert(json.decode('{"data":{"a":1,"b":{"c":[1,2]}}}'))
+        local msg = assert(json.decode('{"data":{"a":1,"b":{"c":[1,2]' .. PAD .. '}'
+                                       .. PAD .. '}}'))
         local data = msg.data
         assert.equal(json.LAZY, getmetatable(data))
         assert.is_nil(rawget(data, "a")) -- rawget does not decode
@@ -245,11 +258,13 @@ describe("lazy data in Lua", function()
             keys[#keys + 1] = k
         end
         table.sort(keys)
-        assert.same({ "a", "b" }, keys)
+        assert.same({ "a", "b", "pad" }, keys)
         assert.is_nil(getmetatable(data))
         local b = data.b
+        assert.equal(json.LAZY, getmetatable(b))
         assert.is_not_nil(next(b))
-        local other = assert(json.decode('{"x":{"y":2}}')).x
+        local other = assert(json.decode('{"x":{"y":2' .. PAD .. '}}')).x
+        assert.equal(json.LAZY, getmetatable(other))
         setmetatable(other, { __index = function() return "dflt" end })
         assert.equal(2, other.y)
         assert.equal("dflt", other.z)

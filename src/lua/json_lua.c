@@ -6,11 +6,12 @@
  * read is never decoded, and what it forwards unchanged is spliced back as
  * the original text. So a JSON text is decoded one level at a time: the
  * members of an object (or the elements of an array) become Lua values,
- * except that a member which is itself an object becomes an empty "lazy"
- * table carrying the given metatable, whose text is recorded in a weak
- * table (raw_of[t] = text); json.lua decodes it when Lua first reads it.
- * Arrays are decoded at once, one level each (so `#` works on them; Lua
- * 5.1 tables have no __len), their own objects again lazy.
+ * except that a member which is itself an object of more than
+ * EAGER_OBJECT_MAX bytes becomes an empty "lazy" table carrying the given
+ * metatable, whose text is recorded in a weak table (raw_of[t] = text);
+ * json.lua decodes it when Lua first reads it. Arrays (so `#` works on
+ * them; Lua 5.1 tables have no __len) and small objects are decoded at
+ * once and recorded in raw_of too, their own large objects again lazy.
  *
  * Values are those lua-cjson gives (protocol.lua's settings): strings
  * decoded by mw_envelope_string (cjson's rules, checked by fuzz_envelope),
@@ -82,6 +83,12 @@ static void record_raw(lua_State *L, const char *json, const mw_envelope_span_t 
     lua_rawset(L, raw_of);
 }
 
+/* Objects up to this size are decoded at once, like arrays: reading a
+ * small object costs less decoded with its parent than as a lazy table
+ * decoded on first use (a second call, scan and metamethod); forwarded
+ * unchanged, it is still written as its text (json.lua compares it). */
+#define EAGER_OBJECT_MAX 256
+
 /* Pushes the Lua value of span: scalars decoded, an object as a lazy table,
  * an array filled one level. Returns 0 or an mw_err. */
 static int push_value(level_t *lv, const mw_envelope_span_t *span) {
@@ -93,11 +100,15 @@ static int push_value(level_t *lv, const mw_envelope_span_t *span) {
     case MW_JSON_FALSE: lua_pushboolean(L, 0); return 0;
     case MW_JSON_NULL: lua_pushlightuserdata(L, NULL); return 0;
     case MW_JSON_OBJECT:
-        lua_createtable(L, 0, 0);
-        lua_pushvalue(L, lv->lazy_mt);
-        lua_setmetatable(L, -2);
-        record_raw(L, lv->json, span, lv->raw_of);
-        return 0;
+        if (span->len > EAGER_OBJECT_MAX) {
+            lua_createtable(L, 0, 0);
+            lua_pushvalue(L, lv->lazy_mt);
+            lua_setmetatable(L, -2);
+            record_raw(L, lv->json, span, lv->raw_of);
+            return 0;
+        }
+        /* a small object is decoded at once, like an array */
+        __attribute__((fallthrough));
     case MW_JSON_ARRAY: {
         lua_createtable(L, 0, 0);
         record_raw(L, lv->json, span, lv->raw_of);
