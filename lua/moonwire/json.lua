@@ -322,6 +322,8 @@ end
 -- is its own function to LuaJIT), the last level calling itself for what
 -- is deeper (rare). Measured with scripts/jit-profile --mode v
 -- (docs/performance.md, "Payloads kept raw"); dispatch_jit_spec checks it.
+local SOURCE = debug.getinfo(1, "S").source -- "@.../moonwire/json.lua"
+
 local WALK_HEAD = [[
 local next, type, getmetatable, raw_of, LAZY, LITERAL, unchanged, swap, scalar_for,
       materialize, deeper = ...
@@ -389,7 +391,9 @@ end
 local function walker(check_text, name)
     local text = WALK_HEAD .. check_text .. WALK_BODY
     local function level(deeper)
-        local chunk = assert(loadstring(text, "=moonwire.json (" .. name .. ")"))
+        -- Named after this file: the watchdog never interrupts the
+        -- runtime's own chunks (src/lua/script.c, runtime_src).
+        local chunk = assert(loadstring(text, SOURCE .. " (" .. name .. ")"))
         return chunk(next, type, getmetatable, raw_of, LAZY, LITERAL, unchanged, swap,
                      scalar_for, materialize, deeper)
     end
