@@ -18,6 +18,7 @@
 #include "idmap.h"
 #include "iptable.h"
 #include "list.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "rooms.h"
 #include "tls.h"
@@ -111,6 +112,8 @@ struct mw_server {
     /* reload state for /health */
     uint64_t reloads;
     char *last_reload_error;
+
+    mw_metrics_t metrics; /* the counters /metrics adds to those above */
 };
 
 /* mw_server_client is THE lookup of a client by id: the connection, or
