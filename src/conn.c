@@ -236,7 +236,7 @@ static void on_close(uv_handle_t *h) {
         if (s->app.cb->close)
             s->app.cb->close(s->app.data, c, code, reason, rlen);
         s->nclients--;
-        mw_metrics_disconnect(&s->metrics, code);
+        mw_counters_disconnect(&s->counters, code);
     }
     mw_rooms_leave_all(s->rooms, &c->rooms);
     if (c->id)
@@ -475,8 +475,8 @@ static int rate_limited(mw_conn_t *c) {
 
 static void on_ws_message(void *data, int binary, const uint8_t *msg, size_t len) {
     mw_conn_t *c = data;
-    c->server->metrics.messages_received++;
-    c->server->metrics.bytes_received += len;
+    c->server->counters.messages_received++;
+    c->server->counters.bytes_received += len;
     if (mw_rate_enabled(&c->server->msg_rate) && rate_limited(c))
         return;
     c->last_message = now32(c->server);
@@ -620,7 +620,7 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
         refuse(c, r.status, r.headers, r.why);
         return;
     }
-    s->metrics.connects++;
+    s->counters.connects++;
     mw_log_debug("client %llu connected from %s:%d", (unsigned long long)c->id, addr, port);
     if (s->app.cb->open)
         s->app.cb->open(s->app.data, c);
@@ -970,8 +970,8 @@ int mw_conn_send(mw_conn_t *c, int binary, const void *data, size_t len) {
         return MW_ENOMEM;
     int rc = mw_ws_send(c->ws, binary, data, len);
     if (rc == 0) {
-        c->server->metrics.messages_sent++;
-        c->server->metrics.bytes_sent += len;
+        c->server->counters.messages_sent++;
+        c->server->counters.bytes_sent += len;
     } else if (rc == MW_ENOMEM) {
         after_ws_io(c); /* part of a frame may be queued: drain and close */
     }

@@ -1,6 +1,6 @@
 /*
- * metrics.c - the counters' bookkeeping and the /metrics document
- * (Prometheus text exposition format 0.0.4), read off the server's state.
+ * metrics.c - the /metrics document (Prometheus text exposition format
+ * 0.0.4), read off the server's state.
  */
 #include "metrics.h"
 #include "rooms.h"
@@ -8,41 +8,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-void mw_metrics_disconnect(mw_metrics_t *m, unsigned code) {
-    /* Closes are rare next to messages, and few codes occur: a sorted
-     * array, searched linearly, keeps the output in code order. */
-    int i = 0;
-    while (i < m->ncodes && m->codes[i] < code)
-        i++;
-    if (i < m->ncodes && m->codes[i] == code) {
-        m->code_counts[i]++;
-        return;
-    }
-    if (m->ncodes == MW_METRICS_MAX_CODES || code > 0xffff) {
-        m->other_codes++;
-        return;
-    }
-    memmove(m->codes + i + 1, m->codes + i, (size_t)(m->ncodes - i) * sizeof m->codes[0]);
-    memmove(m->code_counts + i + 1, m->code_counts + i,
-            (size_t)(m->ncodes - i) * sizeof m->code_counts[0]);
-    m->codes[i] = (uint16_t)code;
-    m->code_counts[i] = 1;
-    m->ncodes++;
-}
-
-const char *mw_metrics_reason_name(mw_refused_reason_t r) {
-    static const char *const names[MW_REFUSED_COUNT] = {
-        [MW_REFUSED_OPEN_FILES] = "open_files",
-        [MW_REFUSED_NO_MEMORY] = "no_memory",
-        [MW_REFUSED_IP_CONNECTIONS] = "ip_connections",
-        [MW_REFUSED_IP_RATE] = "ip_rate",
-        [MW_REFUSED_ORIGIN] = "origin",
-        [MW_REFUSED_CAPACITY] = "capacity",
-        [MW_REFUSED_APP] = "app",
-    };
-    return (unsigned)r < MW_REFUSED_COUNT ? names[r] : "unknown";
-}
 
 void mw_metrics_label_escape(FILE *out, const char *s) {
     for (; *s; s++) {
@@ -89,7 +54,7 @@ static void one(FILE *f, const char *name, const char *type, const char *help, u
 }
 
 char *mw_metrics_text(mw_server_t *s, size_t *len) {
-    const mw_metrics_t *m = &s->metrics;
+    const mw_counters_t *m = &s->counters;
     char *buf = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);
@@ -132,7 +97,7 @@ char *mw_metrics_text(mw_server_t *s, size_t *len) {
     mw_metrics_family(f, "refused_connections_total", "counter",
                       "Connections refused by a limit or a policy, by reason.");
     for (int r = 0; r < MW_REFUSED_COUNT; r++)
-        mw_metrics_sample(f, "refused_connections_total", "reason", mw_metrics_reason_name(r),
+        mw_metrics_sample(f, "refused_connections_total", "reason", mw_counters_reason_name(r),
                           m->refused[r]);
     one(f, "reloads_total", "counter", "Reloads of the app that succeeded.", s->reloads);
     one(f, "reload_failures_total", "counter",

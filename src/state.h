@@ -15,10 +15,10 @@
 
 #include "app.h"
 #include "config.h"
+#include "counters.h"
 #include "idmap.h"
 #include "iptable.h"
 #include "list.h"
-#include "metrics.h"
 #include "ratelimit.h"
 #include "rooms.h"
 #include "tls.h"
@@ -113,7 +113,7 @@ struct mw_server {
     uint64_t reloads;
     char *last_reload_error;
 
-    mw_metrics_t metrics; /* the counters /metrics adds to those above */
+    mw_counters_t counters; /* what /metrics counts besides the above (counters.h) */
 };
 
 /* mw_server_client is THE lookup of a client by id: the connection, or
