@@ -93,6 +93,7 @@ mw_integration_test(shutdown)
 mw_integration_test(flows)
 mw_integration_test(cli)
 mw_integration_test(reload)
+mw_integration_test(metrics)
 
 # The installed layout: the binary must find its runtime under
 # <prefix>/share/moonwire/lua, and an app must load from there; the compiled

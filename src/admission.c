@@ -15,6 +15,7 @@ mw_admit_t mw_admission_accept(mw_server_t *s, const struct sockaddr *peer, mw_i
     *counted = 0;
     if (s->nconns > s->fd_ceiling) {
         mw_log_debug("refused a connection: %zu open, near the open-files limit", s->nconns);
+        s->counters.refused[MW_REFUSED_OPEN_FILES]++;
         return MW_ADMIT_DROP;
     }
     if (!cfg->max_connections_per_ip && !mw_rate_enabled(&s->ip_rate))
@@ -27,12 +28,16 @@ mw_admit_t mw_admission_accept(mw_server_t *s, const struct sockaddr *peer, mw_i
         *counted = 1;
         return MW_ADMIT;
     }
-    if (rc == MW_EBUSY)
+    if (rc == MW_EBUSY) {
+        s->counters.refused[MW_REFUSED_IP_CONNECTIONS]++;
         *r = (mw_refusal_t){429, "Retry-After: 5\r\n", "too many connections from this address"};
-    else if (rc == MW_ERATE)
+    } else if (rc == MW_ERATE) {
+        s->counters.refused[MW_REFUSED_IP_RATE]++;
         *r = (mw_refusal_t){429, "Retry-After: 1\r\n", "too many new connections: slow down"};
-    else
+    } else {
+        s->counters.refused[MW_REFUSED_NO_MEMORY]++;
         return MW_ADMIT_DROP;
+    }
     return MW_ADMIT_REFUSE;
 }
 
@@ -62,16 +67,19 @@ mw_admit_t mw_admission_upgrade(mw_server_t *s, const mw_request_t *req, int val
                                 mw_refusal_t *r) {
     const mw_config_t *cfg = s->cfg;
     if (!origin_allowed(cfg, req)) {
+        s->counters.refused[MW_REFUSED_ORIGIN]++;
         *r = (mw_refusal_t){403, NULL, "origin not allowed"};
         return MW_ADMIT_REFUSE;
     }
     if (valid && cfg->max_connections && s->nclients >= (size_t)cfg->max_connections) {
+        s->counters.refused[MW_REFUSED_CAPACITY]++;
         *r = (mw_refusal_t){503, "Retry-After: 5\r\n", "server at capacity"};
         return MW_ADMIT_REFUSE;
     }
     return MW_ADMIT;
 }
 
-void mw_admission_app_refusal(int status, const char *msg, mw_refusal_t *r) {
+void mw_admission_app_refusal(mw_server_t *s, int status, const char *msg, mw_refusal_t *r) {
+    s->counters.refused[MW_REFUSED_APP]++;
     *r = (mw_refusal_t){status, status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, msg};
 }

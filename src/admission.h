@@ -44,7 +44,10 @@ mw_admit_t mw_admission_upgrade(mw_server_t *s, const mw_request_t *req, int val
                                 mw_refusal_t *r);
 
 /* mw_admission_app_refusal turns the app's refusal of an upgrade (status,
- * message) into the answer: 401 carries WWW-Authenticate. */
-void mw_admission_app_refusal(int status, const char *msg, mw_refusal_t *r);
+ * message) into the answer: 401 carries WWW-Authenticate.
+ *
+ * Every decision that turns a connection away is counted by its reason in
+ * s->metrics (metrics.h), where it is made. */
+void mw_admission_app_refusal(mw_server_t *s, int status, const char *msg, mw_refusal_t *r);
 
 #endif

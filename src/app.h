@@ -70,6 +70,9 @@ typedef struct mw_app_callbacks {
     /* health: adds members to the /health JSON object, each written as
      * ,"name":value to out. */
     void (*health)(void *data, FILE *out);
+    /* metrics: adds metric families to /metrics, each written whole (HELP,
+     * TYPE, samples) with the writers of metrics.h. */
+    void (*metrics)(void *data, FILE *out);
 } mw_app_callbacks_t;
 
 typedef struct mw_app {

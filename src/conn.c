@@ -37,6 +37,7 @@
 #include "errors.h"
 #include "handshake.h"
 #include "health.h"
+#include "metrics.h"
 #include "http.h"
 #include "iptable.h"
 #include "log.h"
@@ -235,6 +236,7 @@ static void on_close(uv_handle_t *h) {
         if (s->app.cb->close)
             s->app.cb->close(s->app.data, c, code, reason, rlen);
         s->nclients--;
+        mw_counters_disconnect(&s->counters, code);
     }
     mw_rooms_leave_all(s->rooms, &c->rooms);
     if (c->id)
@@ -473,6 +475,8 @@ static int rate_limited(mw_conn_t *c) {
 
 static void on_ws_message(void *data, int binary, const uint8_t *msg, size_t len) {
     mw_conn_t *c = data;
+    c->server->counters.messages_received++;
+    c->server->counters.bytes_received += len;
     if (mw_rate_enabled(&c->server->msg_rate) && rate_limited(c))
         return;
     c->last_message = now32(c->server);
@@ -611,11 +615,12 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
         s->app.cb->upgrade ? s->app.cb->upgrade(s->app.data, c, &info, msg, sizeof msg) : 0;
     if (refused) {
         mw_refusal_t r;
-        mw_admission_app_refusal(refused, msg, &r);
+        mw_admission_app_refusal(s, refused, msg, &r);
         unaccept(c);
         refuse(c, r.status, r.headers, r.why);
         return;
     }
+    s->counters.connects++;
     mw_log_debug("client %llu connected from %s:%d", (unsigned long long)c->id, addr, port);
     if (s->app.cb->open)
         s->app.cb->open(s->app.data, c);
@@ -652,6 +657,18 @@ static void on_request(mw_conn_t *c, const mw_request_t *req) {
             return;
         }
         respond(c, 200, "Cache-Control: no-store\r\n", "application/json", body, len);
+        free(body);
+        return;
+    }
+    case MW_ENDPOINT_METRICS: {
+        size_t len;
+        char *body = mw_metrics_text(s, &len);
+        if (!body) {
+            close_now(c);
+            return;
+        }
+        respond(c, 200, "Cache-Control: no-store\r\n", "text/plain; version=0.0.4; charset=utf-8",
+                body, len);
         free(body);
         return;
     }
@@ -952,8 +969,12 @@ int mw_conn_send(mw_conn_t *c, int binary, const void *data, size_t len) {
     if (ensure_ws(c) != 0)
         return MW_ENOMEM;
     int rc = mw_ws_send(c->ws, binary, data, len);
-    if (rc == MW_ENOMEM)
+    if (rc == 0) {
+        c->server->counters.messages_sent++;
+        c->server->counters.bytes_sent += len;
+    } else if (rc == MW_ENOMEM) {
         after_ws_io(c); /* part of a frame may be queued: drain and close */
+    }
     return rc;
 }
 

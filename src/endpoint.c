@@ -12,6 +12,12 @@ mw_endpoint_t mw_endpoint_route(const mw_config_t *cfg, const mw_request_t *req,
         *r = (mw_refusal_t){405, "Allow: GET\r\n", "method not allowed"};
         return MW_ENDPOINT_REFUSE;
     }
+    if (strcmp(req->path, "/metrics") == 0) {
+        if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)
+            return MW_ENDPOINT_METRICS;
+        *r = (mw_refusal_t){405, "Allow: GET\r\n", "method not allowed"};
+        return MW_ENDPOINT_REFUSE;
+    }
     if (strcmp(cfg->path, "*") == 0 || strcmp(cfg->path, req->path) == 0)
         return MW_ENDPOINT_WEBSOCKET;
     return MW_ENDPOINT_APP;

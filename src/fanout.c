@@ -40,6 +40,9 @@ static inline __attribute__((always_inline)) int fanout(mw_server_t *s, const mw
             res->dropped++;
     }
     mw_buf_unref(frame);
+    s->counters.fanout_deliveries += res->delivered;
+    s->counters.messages_sent += res->delivered;
+    s->counters.bytes_sent += (uint64_t)res->delivered * m->len;
     return 0;
 }
 

@@ -420,6 +420,7 @@ void mw_server_reload(mw_server_t *s, const char *why) {
         s->last_reload_error = NULL;
         mw_log_info("reloaded the app (%s)", why);
     } else {
+        s->counters.reload_failures++;
         free(s->last_reload_error);
         s->last_reload_error = strdup(err);
         mw_log_error("reload failed (%s), the previous code keeps serving: %s", why, err);

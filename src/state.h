@@ -15,6 +15,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "counters.h"
 #include "idmap.h"
 #include "iptable.h"
 #include "list.h"
@@ -111,6 +112,8 @@ struct mw_server {
     /* reload state for /health */
     uint64_t reloads;
     char *last_reload_error;
+
+    mw_counters_t counters; /* what /metrics counts besides the above (counters.h) */
 };
 
 /* mw_server_client is THE lookup of a client by id: the connection, or

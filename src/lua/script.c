@@ -19,6 +19,7 @@
 #include "script.h"
 #include "../errors.h"
 #include "../log.h"
+#include "../metrics.h"
 #include "../watchdog.h"
 #include "api.h"
 #include "config_lua.h"
@@ -712,6 +713,28 @@ static void app_health(void *data, FILE *f) {
             (unsigned long long)sc->refused_messages, (unsigned long long)sc->timeouts);
 }
 
+/* app_metrics adds the Lua heap and the isolation counters to /metrics:
+ * what app_health says, as metric families. */
+static void app_metrics(void *data, FILE *f) {
+    mw_script_t *sc = data;
+    mw_metrics_family(f, "lua_memory_bytes", "gauge", "Bytes the Lua state holds now.");
+    mw_metrics_sample(f, "lua_memory_bytes", NULL, NULL, sc->used);
+    mw_metrics_family(f, "lua_memory_limit_bytes", "gauge",
+                      "lua_memory_limit: what the Lua heap may hold (0: unlimited).");
+    mw_metrics_sample(f, "lua_memory_limit_bytes", NULL, NULL, sc->limit);
+    mw_metrics_family(f, "lua_memory_full", "gauge",
+                      "1 while live Lua data stays near the limit and messages are refused.");
+    mw_metrics_sample(f, "lua_memory_full", NULL, NULL, sc->full ? 1 : 0);
+    mw_metrics_family(f, "lua_memory_limit_hits_total", "counter",
+                      "Lua allocations refused at lua_memory_limit.");
+    mw_metrics_sample(f, "lua_memory_limit_hits_total", NULL, NULL, sc->limit_hits);
+    mw_metrics_family(f, "lua_refused_messages_total", "counter",
+                      "Messages refused because the Lua heap was full.");
+    mw_metrics_sample(f, "lua_refused_messages_total", NULL, NULL, sc->refused_messages);
+    mw_metrics_family(f, "lua_timeouts_total", "counter", "Lua calls stopped by script_timeout.");
+    mw_metrics_sample(f, "lua_timeouts_total", NULL, NULL, sc->timeouts);
+}
+
 /* HTTP requests: none are handled in Lua yet (HTTP routes come with the
  * issue "Lua that waits"), so the core answers them. */
 static const mw_app_callbacks_t app_callbacks = {
@@ -723,6 +746,7 @@ static const mw_app_callbacks_t app_callbacks = {
     .reload = app_reload,
     .idle = app_idle,
     .health = app_health,
+    .metrics = app_metrics,
 };
 
 const mw_app_t *mw_script_app(mw_script_t *sc) {

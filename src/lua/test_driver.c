@@ -189,6 +189,12 @@ static void fw_health(void *data, FILE *out) {
         t->inner->cb->health(t->inner->data, out);
 }
 
+static void fw_metrics(void *data, FILE *out) {
+    test_server_t *t = data;
+    if (!t->detached && t->inner->cb->metrics)
+        t->inner->cb->metrics(t->inner->data, out);
+}
+
 static size_t pump_clients(test_server_t *t) {
     size_t moved = 0;
     for (size_t i = 0; i < t->nclients; i++)
@@ -364,6 +370,7 @@ static int setup(lua_State *L, test_server_t *t) {
             .reload = fw_reload,
             .idle = fw_idle,
             .health = fw_health,
+            .metrics = fw_metrics,
         };
         t->app.cb = &t->cbs;
         t->app.data = t;
