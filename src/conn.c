@@ -65,6 +65,7 @@ struct mw_conn {
                             most writes complete in uv_try_write and need none) */
     uint8_t connected;   /* Lua saw connect, so it must see disconnect */
     uint8_t read_paused; /* reading stopped: output over the high watermark */
+    uint8_t head_only;   /* answering a HEAD request: the head, no body */
     size_t write_len;    /* bytes in the write in flight */
     mw_outq_t outq;
     mw_server_t *server;
@@ -530,7 +531,7 @@ static void respond(mw_conn_t *c, int status, const char *extra_headers, const c
                      status, mw_http_status_text(status), ctype, body_len,
                      extra_headers ? extra_headers : "");
     if (mw_outq_append(&c->outq, head, (size_t)n) != 0 ||
-        mw_outq_append(&c->outq, body, body_len) != 0) {
+        (!c->head_only && mw_outq_append(&c->outq, body, body_len) != 0)) {
         close_now(c);
         return;
     }
@@ -648,6 +649,8 @@ static void unaccept(mw_conn_t *c) {
 static void on_request(mw_conn_t *c, const mw_request_t *req) {
     mw_server_t *s = c->server;
     mw_refusal_t r;
+    /* RFC 9110 9.3.2: a HEAD answer is the GET answer's head alone */
+    c->head_only = strcmp(req->method, "HEAD") == 0;
     switch (mw_endpoint_route(s->cfg, req, &r)) {
     case MW_ENDPOINT_HEALTH: {
         size_t len;

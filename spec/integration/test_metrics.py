@@ -300,6 +300,24 @@ def test_metrics_reloads_and_methods(ctx):
     status, headers, body = H.http_request(srv.connect_host, srv.port, "HEAD", "/metrics")
     eq(status, 200, "HEAD /metrics")
     eq(H.header(headers, "Content-Type"), CONTENT_TYPE, "HEAD Content-Type")
+    # a HEAD answer has no body (Content-Length is the GET body's): read
+    # everything the server sends until it closes
+    for path in ("/metrics", "/health"):
+        sock = H.connect(srv.connect_host, srv.port, H.SOCK_TIMEOUT)
+        try:
+            sock.sendall(("HEAD %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                          % path).encode())
+            raw = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                raw += chunk
+        finally:
+            sock.close()
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 200"), "HEAD %s: %r" % (path, head[:40]))
+        eq(rest, b"", "bytes after the head of HEAD %s" % path)
     status, headers, body = H.http_request(srv.connect_host, srv.port, "POST", "/metrics")
     eq(status, 405, "POST /metrics")
     eq(H.header(headers, "Allow"), "GET", "Allow")
