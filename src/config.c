@@ -178,6 +178,8 @@ static const mw_config_desc_t descs[] = {
         "ms without a message from a client before it is closed (0: never)"),
     INT(inactive_check_interval, "1000", 100, 3600000, RESTART,
         "ms between checks for inactive clients"),
+    STRING(api_key, "", NULL, LIVE,
+           "key /metrics requires as Authorization: apikey KEY (empty: /metrics is open)"),
     STRING(jwt_secret, "", NULL, LIVE,
            "jwt.secret: HMAC key for HS256/384/512 tokens (empty: none)"),
     STRING(jwt_public_key, "", NULL, LIVE,

@@ -75,6 +75,7 @@ typedef struct mw_config {
     int inactive_time;             /* ms, 0 = never */
     int inactive_check_interval;   /* ms */
     /* authentication (docs/security.md); the checks themselves are Lua */
+    char *api_key; /* Authorization: apikey KEY for /metrics (apikey.c) */
     char *jwt_secret;
     char *jwt_public_key; /* path of a PEM file */
     char *jwt_algorithms[MW_CONFIG_MAX_SUBPROTOCOLS];

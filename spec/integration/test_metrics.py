@@ -323,5 +323,25 @@ def test_metrics_reloads_and_methods(ctx):
     eq(H.header(headers, "Allow"), "GET", "Allow")
 
 
+@S.case("/metrics with api_key: 401 without the key or with another, 200 with it; /health open")
+def test_metrics_api_key(ctx):
+    srv = ctx.start("metrics-key", ctx.example("hub"), env={"MOONWIRE_API_KEY": "k3y-s3cret"})
+    for headers in ([], [("Authorization", "apikey wrong")], [("Authorization", "apikey k3y")],
+                    [("Authorization", "Bearer k3y-s3cret")],
+                    [("Authorization", "apikey k3y-s3cretX")]):
+        status, hdrs, body = H.http_request(srv.connect_host, srv.port, "GET", "/metrics",
+                                            headers=headers)
+        eq(status, 401, "/metrics with %r" % headers)
+        eq(H.header(hdrs, "WWW-Authenticate"), "apikey", "WWW-Authenticate")
+        check(b"moonwire_" not in body, "no metric leaks in a 401: %r" % body[:80])
+    for value_ in ("apikey k3y-s3cret", "APIKey  k3y-s3cret"):
+        status, hdrs, body = H.http_request(srv.connect_host, srv.port, "GET", "/metrics",
+                                            headers=[("Authorization", value_)])
+        eq(status, 200, "/metrics with %r" % value_)
+        parse(body.decode("utf-8"))
+    status, _, _ = H.http_request(srv.connect_host, srv.port, "GET", "/health")
+    eq(status, 200, "/health stays open")
+
+
 if __name__ == "__main__":
     sys.exit(S.main())
