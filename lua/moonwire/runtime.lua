@@ -202,7 +202,6 @@ function runtime._send_error(self, client, id, code, message)
     if not sent and err ~= "closed" then
         log("error", "could not send %s error to client %s: %s", code, client.id, err)
     end
-    return sent
 end
 
 
@@ -420,27 +419,18 @@ end
 -- docs/security.md): the client gets INTERNAL_ERROR, with the request's id
 -- when the message can still be decoded, and no app code beyond the decoder
 -- runs. The server logs the condition once, not per message.
--- The heap being at its limit, one allocation of this dispatch may be
--- refused wherever it falls (the next ones get headroom, script.c): one
--- that makes the error reply raise is answered again by message_failed.
+-- Such a dispatch runs with the headroom script.c gives past the limit;
+-- should the answer still raise, message_failed answers once more.
 function runtime._refuse(self, client, payload, is_binary)
-    -- Each step is tried twice: the allocation refused at the limit may fall
-    -- in either, and the second try has the headroom script.c then gives.
-    local decode = self:app().protocol.decode
-    local ok, msg, _, _, rid = pcall(decode, payload, is_binary)
-    if not ok then
-        ok, msg, _, _, rid = pcall(decode, payload, is_binary)
-    end
+    local ok, msg, _, _, rid = pcall(self:app().protocol.decode, payload, is_binary)
     local id
     if ok then
         id = type(msg) == "table" and msg.id or rid
     end
     self._refuse_id = id or false
-    if not self:_send_error(client, id, INTERNAL_ERROR, "internal error") then
-        self:_send_error(client, id, INTERNAL_ERROR, "internal error")
-    end
-    -- Answered: a refused allocation after this point (a log line, the
-    -- GC) must not make message_failed answer a second time.
+    self:_send_error(client, id, INTERNAL_ERROR, "internal error")
+    -- Answered: an error after this point must not make message_failed
+    -- answer a second time.
     self._refuse_id = nil
 end
 

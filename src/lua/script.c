@@ -442,7 +442,7 @@ static int call(mw_script_t *sc, int nargs, int nresults, const char *what, uint
  * start above). When it raises, runtime.message_failed(captured) answers
  * the client and logs, by the stage the runtime had recorded, within the
  * same dispatch. A runtime without the pair gets the plain call(). */
-static void call_message(mw_script_t *sc, int nargs, uint64_t id) {
+static void call_message(mw_script_t *sc, int nargs, uint64_t id, int refuse) {
     lua_State *L = sc->L;
     if (sc->fns[FN_CAPTURE] == LUA_NOREF || sc->fns[FN_MESSAGE_FAILED] == LUA_NOREF) {
         call(sc, nargs, 0, "message", id, NULL, 0);
@@ -453,6 +453,11 @@ static void call_message(mw_script_t *sc, int nargs, uint64_t id) {
     lua_insert(L, handler);
     sc->calls++;
     enter(sc, "message", id);
+    /* A refused message (live data at the limit) runs only the decoder and
+     * the error answer: they get the headroom at once, rather than after
+     * an allocation that would fail wherever it fell. */
+    if (refuse && sc->limit)
+        sc->cap = sc->limit + headroom(sc->limit);
     if (lua_pcall(L, nargs, 0, handler) != 0) {
         /* stack: capture, captured error */
         lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_MESSAGE_FAILED]);
@@ -679,7 +684,7 @@ static void app_message(void *data, mw_conn_t *c, int binary, const char *payloa
         sc->refused_messages++;
     }
     mw_lua_core_set_current(sc->core, c);
-    call_message(sc, nargs, mw_conn_id(c));
+    call_message(sc, nargs, mw_conn_id(c), sc->full);
     mw_lua_core_set_current(sc->core, NULL);
     lua_settop(L, base);
 }
