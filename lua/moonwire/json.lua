@@ -93,7 +93,7 @@ LAZY.__newindex = function(t, key, value)
 end
 
 
--- pairs, next and setmetatable know lazy tables (Lua 5.1 has no __pairs): installed in
+-- pairs, next, ipairs and setmetatable know lazy tables (Lua 5.1 has no __pairs): installed in
 -- _G when this module loads, before any app code, which is why
 -- `for k, v in pairs(msg.data)` sees the members. rawget and rawequal do
 -- not decode (docs/lua-api.md).
@@ -111,6 +111,17 @@ local function lazy_pairs(t)
     return rawpairs(t)
 end
 
+-- (An array is lazy only past json_level's budget, deep inside large
+-- arrays; ipairs reads without metamethods, so it decodes first too.)
+local rawipairs = ipairs
+
+local function lazy_ipairs(t)
+    if getmetatable(t) == LAZY then
+        materialize(t)
+    end
+    return rawipairs(t)
+end
+
 -- A metatable the app gives a lazy table replaces LAZY: decode it first.
 local function lazy_setmetatable(t, mt)
     if getmetatable(t) == LAZY then
@@ -121,9 +132,11 @@ end
 
 _G.next = lazy_next
 _G.pairs = lazy_pairs
+_G.ipairs = lazy_ipairs
 _G.setmetatable = lazy_setmetatable
 _M.next = lazy_next
 _M.pairs = lazy_pairs
+_M.ipairs = lazy_ipairs
 
 
 -- The last message's scalar `data` (decode's `key`) and its text, when
@@ -361,26 +374,14 @@ local function check(_, _, v, depth)
 end
 ]]
 
-local WALK_BODY = [[
-return function(t, depth)
-    local k, v = next(t)
-    if k == nil then return end
-    check(t, k, v, depth)
+-- The first six members one by one (next(t, nil) is the first), then a loop.
+local WALK_STEP = [[
     k, v = next(t, k)
     if k == nil then return end
     check(t, k, v, depth)
-    k, v = next(t, k)
-    if k == nil then return end
-    check(t, k, v, depth)
-    k, v = next(t, k)
-    if k == nil then return end
-    check(t, k, v, depth)
-    k, v = next(t, k)
-    if k == nil then return end
-    check(t, k, v, depth)
-    k, v = next(t, k)
-    if k == nil then return end
-    check(t, k, v, depth)
+]]
+
+local WALK_BODY = "return function(t, depth)\n    local k, v\n" .. WALK_STEP:rep(6) .. [[
     for k2, v2 in next, t, k do
         check(t, k2, v2, depth)
     end

@@ -270,6 +270,41 @@ describe("lazy data in Lua", function()
         assert.equal("dflt", other.z)
     end)
 
+    it("bounds the work of arrays nested deep inside large arrays", function()
+        -- Decoding each level at once rescans and copies what is inside it:
+        -- past 8 times the text, the deeper arrays are left lazy instead.
+        local inner = ("1,"):rep(5000) .. "1"
+        local text = ("["):rep(40) .. inner .. ("]"):rep(40)
+        local v = assert(json.decode(text))
+        local lazy_at, x = nil, v
+        for depth = 1, 40 do
+            if getmetatable(x) == json.LAZY and not lazy_at then
+                lazy_at = depth
+            end
+            if depth < 40 then
+                x = x[1] -- decodes a lazy level on the way
+            end
+        end
+        assert.is_number(lazy_at)
+        assert.is_true(lazy_at > 2 and lazy_at < 20, "first lazy level " .. tostring(lazy_at))
+        assert.equal(5001, #x)
+        local n = 0
+        for _, one in ipairs(x) do
+            n = n + one
+        end
+        assert.equal(5001, n)
+        assert.equal(text, json.encode(v)) -- forwarded as sent
+        local first = assert(json.decode(text))
+        while getmetatable(first) ~= json.LAZY do
+            first = rawget(first, 1)
+        end
+        local count = 0
+        for _ in ipairs(first) do -- ipairs decodes a lazy array first
+            count = count + 1
+        end
+        assert.equal(1, count)
+    end)
+
     it("arrays are decoded at once, so # works", function()
         local v = assert(json.decode('{"list":[1,[2,3],{"k":"v"}]}'))
         assert.equal(3, #v.list)

@@ -11,7 +11,9 @@
  * metatable, whose text is recorded in a weak table (raw_of[t] = text);
  * json.lua decodes it when Lua first reads it. Arrays (so `#` works on
  * them; Lua 5.1 tables have no __len) and small objects are decoded at
- * once and recorded in raw_of too, their own large objects again lazy.
+ * once and recorded in raw_of too, their own large objects again lazy, as
+ * long as the call's budget lasts (EAGER_BUDGET_FACTOR: what deep nesting
+ * would otherwise cost); past it they are lazy as well.
  *
  * Values are those lua-cjson gives (protocol.lua's settings): strings
  * decoded by mw_envelope_string (cjson's rules, checked by fuzz_envelope),
@@ -25,6 +27,7 @@
 #include "../errors.h"
 
 #include <lauxlib.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,15 +37,15 @@ typedef struct {
     lua_State *L;
     const char *json;
     int lazy_mt, raw_of, table;
-    lua_Integer n; /* elements so far, for an array */
+    lua_Integer n;  /* elements so far, for an array */
+    size_t *budget; /* bytes of nested containers this call may still decode at once */
     const char *want;
     size_t want_len;
     mw_envelope_span_t want_raw; /* the raw text of the member `want` */
-    int rc;                      /* an error of a nested array */
 } level_t;
 
 static int fill(lua_State *L, const char *json, size_t len, int lazy_mt, int raw_of, int table,
-                mw_json_kind_t *top, mw_json_error_t *err, level_t *out);
+                size_t *budget, mw_json_kind_t *top, mw_json_error_t *err, level_t *out);
 
 /* Pushes the decoded string of span; returns 0 or an mw_err. */
 static int push_string(lua_State *L, const char *json, const mw_envelope_span_t *span) {
@@ -89,8 +92,25 @@ static void record_raw(lua_State *L, const char *json, const mw_envelope_span_t 
  * unchanged, it is still written as its text (json.lua compares it). */
 #define EAGER_OBJECT_MAX 256
 
-/* Pushes the Lua value of span: scalars decoded, an object as a lazy table,
- * an array filled one level. Returns 0 or an mw_err. */
+/* Decoding a container at once scans and copies its text once more, so
+ * arrays of large arrays nested deep would cost depth x size (a 1 MiB
+ * message of 62 nested arrays: 205 ms and 62 MiB of copies, against 27 ms
+ * for lua-cjson). One call decodes at once at most this many times the
+ * text's length; containers past that are left lazy like large objects. */
+#define EAGER_BUDGET_FACTOR 8
+
+/* Pushes an empty lazy table for span, its text recorded. */
+static void push_lazy(level_t *lv, const mw_envelope_span_t *span) {
+    lua_State *L = lv->L;
+    lua_createtable(L, 0, 0);
+    lua_pushvalue(L, lv->lazy_mt);
+    lua_setmetatable(L, -2);
+    record_raw(L, lv->json, span, lv->raw_of);
+}
+
+/* Pushes the Lua value of span: scalars decoded, a large object as a lazy
+ * table, an array or small object filled one level (within the budget).
+ * Returns 0 or an mw_err. */
 static int push_value(level_t *lv, const mw_envelope_span_t *span) {
     lua_State *L = lv->L;
     switch (span->kind) {
@@ -100,21 +120,18 @@ static int push_value(level_t *lv, const mw_envelope_span_t *span) {
     case MW_JSON_FALSE: lua_pushboolean(L, 0); return 0;
     case MW_JSON_NULL: lua_pushlightuserdata(L, NULL); return 0;
     case MW_JSON_OBJECT:
-        if (span->len > EAGER_OBJECT_MAX) {
-            lua_createtable(L, 0, 0);
-            lua_pushvalue(L, lv->lazy_mt);
-            lua_setmetatable(L, -2);
-            record_raw(L, lv->json, span, lv->raw_of);
+    case MW_JSON_ARRAY: {
+        if ((span->kind == MW_JSON_OBJECT && span->len > EAGER_OBJECT_MAX) ||
+            span->len > *lv->budget) {
+            push_lazy(lv, span);
             return 0;
         }
-        /* a small object is decoded at once, like an array */
-        __attribute__((fallthrough));
-    case MW_JSON_ARRAY: {
+        *lv->budget -= span->len;
         lua_createtable(L, 0, 0);
         record_raw(L, lv->json, span, lv->raw_of);
         mw_json_error_t err;
         return fill(L, lv->json + span->off, span->len, lv->lazy_mt, lv->raw_of, lua_gettop(L),
-                    NULL, &err, NULL);
+                    lv->budget, NULL, &err, NULL);
     }
     default: return MW_EINVAL;
     }
@@ -148,8 +165,13 @@ static int visit(void *data, const mw_json_member_t *m) {
 
 /* Fills the table at stack slot `table` with the members of json[0, len). */
 static int fill(lua_State *L, const char *json, size_t len, int lazy_mt, int raw_of, int table,
-                mw_json_kind_t *top, mw_json_error_t *err, level_t *out) {
-    level_t lv = {.L = L, .json = json, .lazy_mt = lazy_mt, .raw_of = raw_of, .table = table};
+                size_t *budget, mw_json_kind_t *top, mw_json_error_t *err, level_t *out) {
+    level_t lv = {.L = L,
+                  .json = json,
+                  .lazy_mt = lazy_mt,
+                  .raw_of = raw_of,
+                  .table = table,
+                  .budget = budget};
     if (out) {
         lv.want = out->want;
         lv.want_len = out->want_len;
@@ -199,14 +221,14 @@ static const char *kind_name(mw_json_kind_t kind) {
 
 /* core.json_level(text, lazy_mt, raw_of [, target [, key]])
  *   -> value, kind [, raw]  |  nil, "malformed JSON: ..."
- * value: for an object, `target` (or a new table) filled with its members;
- * for an array, a new table of its elements; for a scalar, its value. kind:
+ * value: for an object or an array, `target` (or a new table) filled with
+ * its members or elements; for a scalar, its value. kind:
  * "object", "array", "string", "number", "boolean" or "null". raw: when
  * `key` names a member of the object whose value is a string or number
  * that lua-cjson would write differently, that member's original text (so
  * json.lua can forward it unchanged); `true` when it is a long string that
- * lua-cjson would write as itself in quotes. A target given for a text that is
- * not an object is an error ("not an object"). */
+ * lua-cjson would write as itself in quotes. A target given for a scalar
+ * text is an error ("not an object or array"). */
 static int mw_lua_json_level(lua_State *L) {
     size_t len;
     const char *json = luaL_checklstring(L, 1, &len);
@@ -224,7 +246,8 @@ static int mw_lua_json_level(lua_State *L) {
     level_t out = {.want = want, .want_len = want_len};
     mw_json_kind_t top = MW_JSON_NONE;
     mw_json_error_t err = {0};
-    int rc = fill(L, json, len, 2, 3, 4, &top, &err, &out);
+    size_t budget = len <= SIZE_MAX / EAGER_BUDGET_FACTOR ? len * EAGER_BUDGET_FACTOR : SIZE_MAX;
+    int rc = fill(L, json, len, 2, 3, 4, &budget, &top, &err, &out);
     if (rc == MW_EJSON) {
         lua_pushnil(L);
         lua_pushfstring(L, "malformed JSON: %s at character %d", err.what, (int)err.pos + 1);
@@ -239,7 +262,7 @@ static int mw_lua_json_level(lua_State *L) {
     if (top != MW_JSON_OBJECT && top != MW_JSON_ARRAY) {
         if (target_given) {
             lua_pushnil(L);
-            lua_pushliteral(L, "not an object");
+            lua_pushliteral(L, "not an object or array");
             return 2;
         }
         /* a scalar: its span is the text without the whitespace around it */
@@ -250,16 +273,12 @@ static int mw_lua_json_level(lua_State *L) {
             b--;
         mw_envelope_span_t span = {.off = a, .len = b - a, .kind = top};
         span.escaped = top == MW_JSON_STRING && memchr(json + a, '\\', b - a) != NULL;
-        level_t lv = {.L = L, .json = json, .lazy_mt = 2, .raw_of = 3};
+        level_t lv = {.L = L, .json = json, .lazy_mt = 2, .raw_of = 3, .budget = &budget};
         if ((rc = push_value(&lv, &span))) {
             lua_pushnil(L);
             lua_pushstring(L, mw_strerror(rc));
             return 2;
         }
-    } else if (target_given && top != MW_JSON_OBJECT) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "not an object");
-        return 2;
     } else {
         lua_pushvalue(L, 4); /* the table filled above */
     }
