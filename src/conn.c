@@ -556,6 +556,18 @@ static void respond_text(mw_conn_t *c, int status, const char *extra, const char
     respond(c, status, extra, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
+/* respond_status_document answers /health or /metrics with a document
+ * the server built (body, freed here; NULL when out of memory: then the
+ * connection is closed). Never cached: it is the state of this moment. */
+static void respond_status_document(mw_conn_t *c, const char *ctype, char *body, size_t len) {
+    if (!body) {
+        close_now(c);
+        return;
+    }
+    respond(c, 200, "Cache-Control: no-store\r\n", ctype, body, len);
+    free(body);
+}
+
 /* log_refusal says at debug level who got an error answer, and why. */
 static void log_refusal(mw_conn_t *c, int status, const char *why) {
     if (!mw_log_enabled(MW_LOG_DEBUG))
@@ -653,26 +665,15 @@ static void on_request(mw_conn_t *c, const mw_request_t *req) {
     c->head_only = strcmp(req->method, "HEAD") == 0;
     switch (mw_endpoint_route(s->cfg, req, &r)) {
     case MW_ENDPOINT_HEALTH: {
-        size_t len;
+        size_t len = 0;
         char *body = mw_health_json(s, &len);
-        if (!body) {
-            close_now(c);
-            return;
-        }
-        respond(c, 200, "Cache-Control: no-store\r\n", "application/json", body, len);
-        free(body);
+        respond_status_document(c, "application/json", body, len);
         return;
     }
     case MW_ENDPOINT_METRICS: {
-        size_t len;
+        size_t len = 0;
         char *body = mw_metrics_text(s, &len);
-        if (!body) {
-            close_now(c);
-            return;
-        }
-        respond(c, 200, "Cache-Control: no-store\r\n", "text/plain; version=0.0.4; charset=utf-8",
-                body, len);
-        free(body);
+        respond_status_document(c, "text/plain; version=0.0.4; charset=utf-8", body, len);
         return;
     }
     case MW_ENDPOINT_REFUSE: respond_text(c, r.status, r.headers, r.why); return;
