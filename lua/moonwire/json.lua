@@ -33,7 +33,6 @@ local getmetatable = getmetatable
 local setmetatable = setmetatable
 local tostring = tostring
 local next = next -- the built-in one (lazy_next is installed in _G below)
-local rawpairs = pairs
 local json_level = core.json_level
 local gsub = string.gsub
 local find = string.find
@@ -93,10 +92,11 @@ LAZY.__newindex = function(t, key, value)
 end
 
 
--- pairs, next, ipairs and setmetatable know lazy tables (Lua 5.1 has no __pairs): installed in
--- _G when this module loads, before any app code, which is why
--- `for k, v in pairs(msg.data)` sees the members. rawget and rawequal do
--- not decode (docs/lua-api.md).
+-- pairs, next, ipairs and setmetatable know lazy tables (Lua 5.1 has no
+-- __pairs; ipairs reads without metamethods; an app's metatable would
+-- replace LAZY): installed in _G when this module loads, before any app
+-- code, which is why `for k, v in pairs(msg.data)` sees the members.
+-- rawget and rawequal do not decode (docs/lua-api.md).
 local function lazy_next(t, key)
     if key == nil and getmetatable(t) == LAZY then
         materialize(t)
@@ -104,31 +104,20 @@ local function lazy_next(t, key)
     return next(t, key)
 end
 
-local function lazy_pairs(t)
-    if getmetatable(t) == LAZY then
-        materialize(t)
+-- f (of one or two arguments), decoding its first argument first when it
+-- is a lazy table.
+local function decoding(f)
+    return function(t, b)
+        if getmetatable(t) == LAZY then
+            materialize(t)
+        end
+        return f(t, b)
     end
-    return rawpairs(t)
 end
 
--- (An array is lazy only past json_level's budget, deep inside large
--- arrays; ipairs reads without metamethods, so it decodes first too.)
-local rawipairs = ipairs
-
-local function lazy_ipairs(t)
-    if getmetatable(t) == LAZY then
-        materialize(t)
-    end
-    return rawipairs(t)
-end
-
--- A metatable the app gives a lazy table replaces LAZY: decode it first.
-local function lazy_setmetatable(t, mt)
-    if getmetatable(t) == LAZY then
-        materialize(t)
-    end
-    return setmetatable(t, mt)
-end
+local lazy_pairs = decoding(pairs)
+local lazy_ipairs = decoding(ipairs)
+local lazy_setmetatable = decoding(setmetatable)
 
 _G.next = lazy_next
 _G.pairs = lazy_pairs
