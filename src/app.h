@@ -16,8 +16,8 @@
  * reports a failure the core would have to act on, except where its return
  * value says so (upgrade, http, reload).
  *
- * Still to come here (later issues): a timer fired, an I/O request
- * completed, a bus event.
+ * Timers and I/O the app waits on (sleep, Redis) are the app's own: the
+ * core gives it the loop and the clock (timers.h), not a callback each.
  */
 #ifndef MW_APP_H
 #define MW_APP_H
@@ -54,8 +54,11 @@ typedef struct mw_app_callbacks {
      * mw_conn_send(c, ...) on the connection in hand. */
     void (*message)(void *data, mw_conn_t *c, int binary, const char *payload, size_t len);
     /* close: the client is gone (code as docs/boundary.md defines it). It is
-     * still in its rooms during the call; sends to it fail. */
-    void (*close)(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len);
+     * still in its rooms during the call; sends to it fail. Returns 0, or
+     * MW_EPENDING while the app still handles the client's messages: the
+     * connection then stays (closed, in its rooms) until the app calls
+     * mw_conn_release(c). */
+    int (*close)(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len);
     /* http: a plain HTTP request for a path the core does not serve itself
      * (not /health, not the WebSocket endpoint). Returns 0 when it answered
      * with mw_conn_respond, MW_ENOTFOUND for the core's 404, any other
@@ -73,6 +76,10 @@ typedef struct mw_app_callbacks {
     /* metrics: adds metric families to /metrics, each written whole (HELP,
      * TYPE, samples) with the writers of metrics.h. */
     void (*metrics)(void *data, FILE *out);
+    /* stop: the server is going away (shutdown_timeout passed, or an
+     * abort): the app gives up whatever still waits and releases every
+     * connection it kept. */
+    void (*stop)(void *data);
 } mw_app_callbacks_t;
 
 typedef struct mw_app {

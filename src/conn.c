@@ -66,6 +66,7 @@ struct mw_conn {
     uint8_t connected;   /* Lua saw connect, so it must see disconnect */
     uint8_t read_paused; /* reading stopped: output over the high watermark */
     uint8_t head_only;   /* answering a HEAD request: the head, no body */
+    uint8_t app_hold;    /* reading stopped: the app has too many messages queued */
     size_t write_len;    /* bytes in the write in flight */
     mw_outq_t outq;
     mw_server_t *server;
@@ -85,6 +86,7 @@ struct mw_conn {
     uint32_t last_message; /* a complete data message from the client */
     uint32_t ping_sent;    /* an unanswered ping went out at this time; 0: none */
     mw_tls_t *tls;         /* wss:// only */
+    void *app_data;        /* the app's own per-client state (mw_conn_set_app_data) */
 };
 
 /* What only some connections need: limits that are configured, an
@@ -211,10 +213,10 @@ static void update_read_pause(mw_conn_t *c) {
         return;
     }
     size_t high = high_watermark(c);
-    if (!c->read_paused && c->outq.bytes > high) {
+    if (!c->read_paused && (c->app_hold || c->outq.bytes > high)) {
         c->read_paused = 1;
         uv_read_stop((uv_stream_t *)&c->tcp);
-    } else if (c->read_paused && c->outq.bytes <= high / 2) {
+    } else if (c->read_paused && !c->app_hold && c->outq.bytes <= high / 2) {
         c->read_paused = 0;
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
@@ -225,20 +227,10 @@ static void schedule_flush(mw_conn_t *c) {
         mw_list_insert_tail(&c->server->flushq, &c->flush);
 }
 
-static void on_close(uv_handle_t *h) {
-    mw_conn_t *c = h->data;
+/* free_conn ends a connection the app no longer needs: its memberships,
+ * its id, its memory. */
+static void free_conn(mw_conn_t *c) {
     mw_server_t *s = c->server;
-    /* Lua hears about the disconnect while the client is still in its
-     * rooms (to send presence "left" events); the memberships go after. */
-    if (c->connected) {
-        const char *reason = "";
-        size_t rlen = 0;
-        uint16_t code = c->ws ? mw_ws_status(c->ws, &reason, &rlen) : 1006;
-        if (s->app.cb->close)
-            s->app.cb->close(s->app.data, c, code, reason, rlen);
-        s->nclients--;
-        mw_counters_disconnect(&s->counters, code);
-    }
     mw_rooms_leave_all(s->rooms, &c->rooms);
     if (c->id)
         mw_idmap_del(&s->clients, c->id);
@@ -258,6 +250,50 @@ static void on_close(uv_handle_t *h) {
     mw_list_remove(&c->link);
     s->nconns--;
     free(c); /* the server notices nconns reaching 0 in its next pass (shutdown) */
+}
+
+static void on_close(uv_handle_t *h) {
+    mw_conn_t *c = h->data;
+    mw_server_t *s = c->server;
+    /* Lua hears about the disconnect while the client is still in its
+     * rooms (to send presence "left" events); the memberships go after.
+     * An app still handling the client's messages answers MW_EPENDING and
+     * releases it later (mw_conn_release): until then the client keeps its
+     * id and rooms, and every send to it fails. */
+    if (c->connected) {
+        const char *reason = "";
+        size_t rlen = 0;
+        uint16_t code = c->ws ? mw_ws_status(c->ws, &reason, &rlen) : 1006;
+        c->connected = 0;
+        s->nclients--;
+        mw_counters_disconnect(&s->counters, code);
+        if (s->app.cb->close &&
+            s->app.cb->close(s->app.data, c, code, reason, rlen) == MW_EPENDING) {
+            c->app_hold = 2; /* held by the app until mw_conn_release */
+            return;
+        }
+    }
+    free_conn(c);
+}
+
+void mw_conn_release(mw_conn_t *c) {
+    if (c->state == CONN_CLOSED && c->app_hold == 2)
+        free_conn(c);
+}
+
+void *mw_conn_app_data(const mw_conn_t *c) {
+    return c->app_data;
+}
+
+void mw_conn_set_app_data(mw_conn_t *c, void *data) {
+    c->app_data = data;
+}
+
+void mw_conn_hold(mw_conn_t *c, int on) {
+    if (c->state == CONN_CLOSED || c->app_hold == (on ? 1 : 0))
+        return;
+    c->app_hold = on ? 1 : 0;
+    update_read_pause(c);
 }
 
 static void close_now(mw_conn_t *c) {
