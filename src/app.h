@@ -42,9 +42,11 @@ typedef struct {
 
 typedef struct mw_app_callbacks {
     /* upgrade: a valid upgrade request for client mw_conn_id(c), before the
-     * 101 is written (it is only queued). Returns 0 to accept, or the HTTP
-     * status (401, 403, 500, ...) to refuse with, its text in msg: the
-     * client then never existed (no open, no close). */
+     * 101 is written. Returns 0 to accept, or the HTTP status (401, 403,
+     * 500, ...) to refuse with, its text in msg: the client then never
+     * existed (no open, no close). MW_EPENDING: the app decides later with
+     * mw_conn_upgrade_decided (the connection is kept, its input held);
+     * should it close first, close is called although open never was. */
     int (*upgrade)(void *data, mw_conn_t *c, const mw_client_info_t *info, char *msg,
                    size_t msglen);
     /* open: the client is connected (its upgrade was accepted). */

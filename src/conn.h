@@ -112,6 +112,13 @@ void mw_conn_hold(mw_conn_t *c, int on);
 void *mw_conn_app_data(const mw_conn_t *c);
 void mw_conn_set_app_data(mw_conn_t *c, void *data);
 
+/* mw_conn_upgrade_decided applies the app's late decision on an upgrade
+ * whose upgrade callback answered MW_EPENDING: status 0 accepts (the 101
+ * goes out, then the open callback), else refuses with that HTTP status
+ * and msg, as a refusal in the callback would have. Returns 0, or
+ * MW_ECLOSED when the client is gone (or timed out) meanwhile. */
+int mw_conn_upgrade_decided(mw_conn_t *c, int status, const char *msg);
+
 /* mw_conn_release ends a closed connection the app's close callback kept
  * (it answered MW_EPENDING): its rooms, its id and its memory go now.
  * Until then it stays in its rooms and every send to it fails. */

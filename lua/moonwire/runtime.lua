@@ -396,6 +396,7 @@ function runtime.open(self, id)
     if not client then
         return
     end
+    rawset(client, "_opened", true)
     local app = self:app()
     local config = self._config
     active = self
@@ -712,6 +713,11 @@ function runtime.disconnect(self, id, code, reason)
     end
     self._clients[id] = nil
     client._closed = true
+    if not rawget(client, "_opened") then
+        -- Accepted at the upgrade, gone before it opened (the decision
+        -- waited): it never connected as far as the app knows.
+        return
+    end
     active = self
     rooms.set_current(self._rooms)
     local ok, res = self:_hook("on_disconnect", client, code, reason)

@@ -338,4 +338,72 @@ describe("tasks", function()
             assert.same({ slept = 50, n = "old" }, reply.data)
         end)
     end)
+    describe("an authenticate hook that waits", function()
+        before_each(function()
+            tmpdir.write(dir, "app.lua", [[
+                local moonwire = require "moonwire"
+                local M = {}
+                function M.authenticate(req)
+                    moonwire.sleep(50)
+                    if req.token == "good" then
+                        return { id = "u1" }
+                    end
+                    if req.token == "boom" then
+                        error("auth backend broke")
+                    end
+                    return nil, "bad token"
+                end
+                function M.on_connect(client)
+                    moonwire.log.info("on_connect " .. tostring(client.user))
+                end
+                function M.on_disconnect(client)
+                    moonwire.log.info("on_disconnect " .. tostring(client.user))
+                end
+                return M
+            ]])
+        end)
+
+        it("holds the upgrade until it decides, then accepts", function()
+            load({ welcome = false, auth_at_upgrade = true })
+            local other = app:connect({ query = "token=good" })
+            assert.equal("connecting", other._c:state())
+            -- the rest of the server is not held up meanwhile
+            app:advance(49)
+            assert.equal("connecting", other._c:state())
+            app:advance(1)
+            assert.equal("open", other._c:state())
+            assert.equal(101, (other._c:status()))
+            assert.truthy(logs("info"):find("on_connect u1", 1, true))
+            assert.same({ n = 5 }, other:request("work", "quick", { n = 5 }).data)
+        end)
+
+        it("refuses with the hook's answer after the wait", function()
+            load({ welcome = false, auth_at_upgrade = true })
+            local ws = app:connect({ query = "token=nope" })
+            app:advance(50)
+            local status, body = ws._c:status()
+            assert.equal(401, status)
+            assert.matches("bad token", body)
+            assert.is_nil(logs("info"):find("on_connect", 1, true))
+        end)
+
+        it("refuses when the hook raises after the wait, logging file:line", function()
+            load({ welcome = false, auth_at_upgrade = true })
+            local ws = app:connect({ query = "token=boom" })
+            app:advance(50)
+            assert.equal(401, (ws._c:status()))
+            assert.matches("app%.lua:%d+: auth backend broke", logs("error"))
+        end)
+
+        it("forgets a client that leaves before the decision", function()
+            load({ welcome = false, auth_at_upgrade = true })
+            local ws = app:connect({ query = "token=good" })
+            ws:drop()
+            app:advance(50)
+            assert.is_nil(logs("info"):find("on_connect", 1, true))
+            assert.is_nil(logs("info"):find("on_disconnect", 1, true))
+            assert.equal(0, app:health().connections)
+            assert.is_nil(next(app.runtime._clients))
+        end)
+    end)
 end)

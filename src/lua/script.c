@@ -96,12 +96,15 @@ struct mw_script {
 
     /* Tasks (sched.h): every entry into app Lua runs in one. */
     mw_sched_t *sched;
-    mw_list_t clients; /* client_t: clients with a task that waits */
-    int stopped;       /* the server stopped: nothing waits any more */
+    mw_list_t clients;    /* client_t: clients with a task that waits */
+    int stopped;          /* the server stopped: nothing waits any more */
+    mw_task_t *upgrading; /* the upgrade task app_upgrade runs now */
+    int upgrade_status;   /* ... and what it decided, when it did not wait */
+    char upgrade_msg[256];
 };
 
 /* Task kinds of this file (sched.h numbers the scheduler's own). */
-enum { TASK_MESSAGE = MW_TASK_KIND_OWNER, TASK_OPEN, TASK_CLOSE, TASK_START };
+enum { TASK_MESSAGE = MW_TASK_KIND_OWNER, TASK_UPGRADE, TASK_OPEN, TASK_CLOSE, TASK_START };
 
 /* A message or the disconnect of a client, waiting for the client's
  * task to finish. */
@@ -502,6 +505,7 @@ static int call(mw_script_t *sc, int nargs, int nresults, const char *what, uint
 static const char *task_what(int kind) {
     switch (kind) {
     case TASK_MESSAGE: return "message";
+    case TASK_UPGRADE: return "upgrade";
     case TASK_OPEN: return "open";
     case TASK_CLOSE: return "disconnect";
     case TASK_START: return "start";
@@ -512,7 +516,7 @@ static const char *task_what(int kind) {
 }
 
 static int client_kind(int kind) {
-    return kind == TASK_MESSAGE || kind == TASK_OPEN || kind == TASK_CLOSE;
+    return kind == TASK_MESSAGE || kind == TASK_UPGRADE || kind == TASK_OPEN || kind == TASK_CLOSE;
 }
 
 /* client_get returns the client's record, creating it. NULL on ENOMEM. */
@@ -548,6 +552,7 @@ static void client_free(client_t *cl) {
 }
 
 static void run_task(mw_script_t *sc, mw_task_t *t, int nargs, mw_conn_t *c, int refuse);
+static void upgrade_decided(mw_script_t *sc, mw_task_t *t, mw_conn_t *c, int raised);
 static void start_message(mw_script_t *sc, mw_conn_t *c, client_t *cl, int binary,
                           const char *payload, size_t len);
 static void start_close(mw_script_t *sc, mw_conn_t *c, client_t *cl, unsigned code,
@@ -679,6 +684,34 @@ static mw_task_t *failed(mw_script_t *sc, mw_task_t *t, mw_conn_t *c, int *st) {
     return t;
 }
 
+/* upgrade_decided reads what runtime.upgrade returned (nothing to
+ * accept; false, status, message to refuse; a raise refuses with 500:
+ * authentication never fails open) and applies it: handed back to
+ * app_upgrade when it did not wait, else to the core, which kept the
+ * connection meanwhile. */
+static void upgrade_decided(mw_script_t *sc, mw_task_t *t, mw_conn_t *c, int raised) {
+    lua_State *co = mw_task_thread(t);
+    int status = 0;
+    char msg[256] = "";
+    if (raised) {
+        status = 500;
+        snprintf(msg, sizeof msg, "internal error");
+    } else if (lua_gettop(co) >= 1 && lua_type(co, 1) == LUA_TBOOLEAN && !lua_toboolean(co, 1)) {
+        lua_Number n = lua_tonumber(co, 2);
+        status = n >= 400 && n <= 599 ? (int)n : 403;
+        const char *m = lua_tostring(co, 3);
+        snprintf(msg, sizeof msg, "%s", m ? m : "forbidden");
+    }
+    if (sc->upgrading == t) {
+        sc->upgrade_status = status;
+        memcpy(sc->upgrade_msg, msg, sizeof msg);
+        return;
+    }
+    if (c && mw_conn_upgrade_decided(c, status, msg) != 0)
+        mw_log_debug("client %llu left before the decision on its upgrade",
+                     (unsigned long long)mw_conn_id(c));
+}
+
 /* run_task resumes t (nargs values pushed on its thread) as one dispatch,
  * c being the client it handles (NULL: none, or gone). refuse gives a
  * refused message the memory headroom at once (see call_message's
@@ -692,15 +725,19 @@ static void run_task(mw_script_t *sc, mw_task_t *t, int nargs, mw_conn_t *c, int
     if (refuse && sc->limit)
         sc->cap = sc->limit + headroom(sc->limit);
     int st = mw_task_resume(t, nargs);
-    if (st == MW_TASK_ERROR || st == MW_TASK_YIELDED)
+    int raised = st == MW_TASK_ERROR || st == MW_TASK_YIELDED;
+    if (raised)
         t = failed(sc, t, c, &st);
     leave(sc, what);
     if (c)
         mw_lua_core_set_current(sc->core, NULL);
-    if (st == MW_TASK_WAITING)
+    if (st == MW_TASK_WAITING) {
         parked(sc, t, c);
-    else
-        task_over(sc, t);
+        return;
+    }
+    if (mw_task_kind(t) == TASK_UPGRADE)
+        upgrade_decided(sc, t, c, raised);
+    task_over(sc, t);
 }
 
 /* The scheduler's hook: a parked task can go on. */
@@ -884,62 +921,49 @@ static void push_headers(lua_State *L, const mw_client_info_t *info) {
     }
 }
 
-/* The application callbacks (app.h). Each is one dispatch into the
- * runtime; a Lua error is logged and the server carries on. */
+/* The application callbacks (app.h). Each runs a runtime function in a
+ * task (above); a Lua error is logged and the server carries on. */
 
-/* begin pushes the runtime function fn and the client's id, and returns
- * the stack top to restore after the call, or -1 when there is nothing to
- * call (the app is not loaded, or an attached script has no such handler). */
-static int begin(mw_script_t *sc, int fn, mw_conn_t *c) {
-    if (!sc->ready || sc->fns[fn] == LUA_NOREF)
-        return -1;
-    int base = lua_gettop(sc->L);
-    lua_rawgeti(sc->L, LUA_REGISTRYINDEX, sc->fns[fn]);
-    lua_pushnumber(sc->L, (lua_Number)mw_conn_id(c));
-    return base;
-}
-
-/* app_upgrade asks runtime.upgrade whether this client may connect:
- * nothing to accept, (false, status, message) to refuse. A runtime that
- * raised refuses with 500: authentication must never fail open. */
+/* app_upgrade asks runtime.upgrade, in a task, whether this client may
+ * connect (upgrade_decided reads the answer). When the task waits (an
+ * authenticate hook asking Redis), the core keeps the request until the
+ * decision (MW_EPENDING). */
 static int app_upgrade(void *data, mw_conn_t *c, const mw_client_info_t *info, char *msg,
                        size_t msglen) {
     mw_script_t *sc = data;
-    int base = begin(sc, FN_UPGRADE, c);
-    if (base < 0)
+    if (!sc->ready || sc->fns[FN_UPGRADE] == LUA_NOREF)
         return 0;
-    lua_State *L = sc->L;
-    uint64_t id = mw_conn_id(c);
-    lua_createtable(L, 0, 6);
-    lua_pushstring(L, info->remote_addr);
-    lua_setfield(L, -2, "remote_addr");
-    lua_pushinteger(L, info->remote_port);
-    lua_setfield(L, -2, "remote_port");
-    lua_pushstring(L, info->path);
-    lua_setfield(L, -2, "path");
-    lua_pushstring(L, info->query);
-    lua_setfield(L, -2, "query");
-    if (info->subprotocol) {
-        lua_pushstring(L, info->subprotocol);
-        lua_setfield(L, -2, "subprotocol");
-    }
-    push_headers(L, info);
-    lua_setfield(L, -2, "headers");
-    if (call(sc, 2, 3, "upgrade", id, NULL, 0) != 0) {
+    lua_State *co;
+    mw_task_t *t = new_task(sc, TASK_UPGRADE, NULL, FN_UPGRADE, &co);
+    if (!t) {
         snprintf(msg, msglen, "internal error");
-        lua_settop(L, base);
         return 500;
     }
-    /* stack: ok status message; (false, status, message) refuses */
-    int status = 0;
-    if (lua_type(L, -3) == LUA_TBOOLEAN && !lua_toboolean(L, -3)) {
-        lua_Number n = lua_tonumber(L, -2);
-        status = n >= 400 && n <= 599 ? (int)n : 403;
-        const char *m = lua_tostring(L, -1);
-        snprintf(msg, msglen, "%s", m ? m : "forbidden");
+    lua_pushnumber(co, (lua_Number)mw_conn_id(c));
+    lua_createtable(co, 0, 6);
+    lua_pushstring(co, info->remote_addr);
+    lua_setfield(co, -2, "remote_addr");
+    lua_pushinteger(co, info->remote_port);
+    lua_setfield(co, -2, "remote_port");
+    lua_pushstring(co, info->path);
+    lua_setfield(co, -2, "path");
+    lua_pushstring(co, info->query);
+    lua_setfield(co, -2, "query");
+    if (info->subprotocol) {
+        lua_pushstring(co, info->subprotocol);
+        lua_setfield(co, -2, "subprotocol");
     }
-    lua_settop(L, base);
-    return status;
+    push_headers(co, info);
+    lua_setfield(co, -2, "headers");
+    sc->upgrading = t;
+    sc->upgrade_status = MW_EPENDING;
+    run_task(sc, t, 2, c, 0);
+    sc->upgrading = NULL;
+    /* Not decided: the task waits (authenticate asks Redis, say). */
+    if (sc->upgrade_status == MW_EPENDING)
+        return MW_EPENDING;
+    snprintf(msg, msglen, "%s", sc->upgrade_msg);
+    return sc->upgrade_status;
 }
 
 static void app_open(void *data, mw_conn_t *c) {
