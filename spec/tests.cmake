@@ -94,6 +94,7 @@ mw_integration_test(flows)
 mw_integration_test(cli)
 mw_integration_test(reload)
 mw_integration_test(metrics)
+mw_integration_test(tasks)
 
 # The installed layout: the binary must find its runtime under
 # <prefix>/share/moonwire/lua, and an app must load from there; the compiled
