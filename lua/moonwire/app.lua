@@ -164,6 +164,19 @@ local function return_line(src)
 end
 
 
+-- The first line of src that has text in it (a route's key), or nil.
+local function line_with(src, text)
+    local line = 0
+    for l in gmatch(src .. "\n", "([^\n]*)\n") do
+        line = line + 1
+        if find(l, text, 1, true) then
+            return line
+        end
+    end
+    return nil
+end
+
+
 local function line_of(fn)
     local info = getinfo(fn, "S")
     return info and info.linedefined or 1
@@ -377,10 +390,11 @@ local function load_routes(app, dir)
         return nil, path .. ":" .. return_line(src)
                     .. ": routes.lua must return a table of routes, got " .. type(spec)
     end
-    local routes, culprit
-    routes, err, culprit = http.compile(spec, { reserved = "/api/" })
+    local routes, culprit, key
+    routes, err, culprit, key = http.compile(spec, { reserved = "/api/" })
     if not routes then
-        local line = type(culprit) == "function" and line_of(culprit) or return_line(src)
+        local line = type(culprit) == "function" and line_of(culprit)
+                     or key and line_with(src, key) or return_line(src)
         return nil, path .. ":" .. line .. ": " .. err
     end
     app.http_routes = routes

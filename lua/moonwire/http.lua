@@ -134,7 +134,8 @@ end
 -- Compiles routes: spec maps "METHOD /path" to a handler or { handler =,
 -- json = }. opts.reserved: a path prefix no route may use ("/api/", which
 -- belongs to the server API). Returns the routes, or nil, message, culprit
--- (the handler function or value at fault, for the caller's file:line).
+-- (the handler function or value at fault) and the route's key, for the
+-- caller's file:line.
 function _M.compile(spec, opts)
     local list = {}
     local self = setmetatable({ list = list, by_name = {} }, routes_mt)
@@ -150,47 +151,49 @@ function _M.compile(spec, opts)
         names[#names + 1] = key
     end
     sort(names)
+    -- An error about one route: nil, message, what is at fault (its
+    -- handler or value, for the caller's file:line) and the route's key.
+    local function bad(key, message, culprit)
+        return nil, "route '" .. key .. "': " .. message, culprit, key
+    end
     for _, key in ipairs(names) do
         local value = spec[key]
         local method, path = key:match("^(%S+)%s+(%S+)$")
         if not method then
-            return nil, "route '" .. key .. "': must be \"METHOD /path\"", value
+            return bad(key, "must be \"METHOD /path\"", value)
         end
         if not METHODS[method] then
-            return nil, "route '" .. key .. "': unknown method " .. method
-                        .. " (GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS)", value
+            return bad(key, "unknown method " .. method
+                            .. " (GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS)", value)
         end
         if sub(path, 1, 1) ~= "/" then
-            return nil, "route '" .. key .. "': the path must start with /", value
+            return bad(key, "the path must start with /", value)
         end
-        if reserved and (path .. "/"):sub(1, #reserved) == reserved then
-            return nil, "route '" .. key .. "': " .. reserved
-                        .. " is reserved for the server API", value
+        if reserved and sub(path .. "/", 1, #reserved) == reserved then
+            return bad(key, reserved .. " is reserved for the server API", value)
         end
         local handler, want_json = value, false
         if type(value) == "table" then
             handler, want_json = value.handler, value.json == true
             for k in pairs(value) do
                 if k ~= "handler" and k ~= "json" then
-                    return nil, "route '" .. key .. "': unknown field '" .. tostring(k)
-                                .. "' (handler, json)", value.handler
+                    return bad(key, "unknown field '" .. tostring(k) .. "' (handler, json)",
+                               value.handler)
                 end
             end
         end
         if type(handler) ~= "function" then
-            return nil, "route '" .. key .. "': the handler must be a function, got "
-                        .. type(handler), value
+            return bad(key, "the handler must be a function, got " .. type(handler), value)
         end
         local segs, score, params = segments(path), {}, {}
         for i, seg in ipairs(segs) do
             if sub(seg, 1, 1) == ":" then
                 local name = sub(seg, 2)
                 if not find(name, "^[%a_][%w_]*$") then
-                    return nil, "route '" .. key .. "': bad parameter name ':" .. name .. "'",
-                           handler
+                    return bad(key, "bad parameter name ':" .. name .. "'", handler)
                 end
                 if params[name] then
-                    return nil, "route '" .. key .. "': parameter :" .. name .. " twice", handler
+                    return bad(key, "parameter :" .. name .. " twice", handler)
                 end
                 params[name] = true
                 segs[i] = { param = name }
@@ -202,8 +205,7 @@ function _M.compile(spec, opts)
         end
         local shape = method .. " " .. gsub(path, ":[%w_]+", ":")
         if self.by_name[shape] then
-            return nil, "route '" .. key .. "': the same as route '" .. self.by_name[shape]
-                        .. "'", handler
+            return bad(key, "the same as route '" .. self.by_name[shape] .. "'", handler)
         end
         self.by_name[shape] = key
         list[#list + 1] = {
