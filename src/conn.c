@@ -579,6 +579,7 @@ static void http_finish(mw_conn_t *c, int keep) {
     }
     mw_http_parser_reset(c->http);
     mw_http_parser_set_max_body(c->http, (size_t)c->server->cfg->http_max_body);
+    c->head_only = 0; /* the next request is not known to be a HEAD before its head */
     if (c->x)
         c->x->continue_sent = 0;
     c->http_phase = c->x && c->x->stash_len ? HTTP_RESUME : HTTP_IDLE;

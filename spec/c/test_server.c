@@ -959,6 +959,15 @@ static void test_http_head(void) {
     const char *second = strstr(cl->http, "\r\n\r\nHTTP/1.1 200 OK\r\n");
     CHECK(second != NULL);
     CHECK_STR(w.app.http_method, "GET");
+
+    /* An error answer to the request after a HEAD has its body. */
+    cl = client_new(&w, 40002);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w,
+              client_write(cl, "HEAD /hello HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\nBad\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, cl->eof);
+    CHECK(strstr(cl->http, "HTTP/1.1 400 Bad Request\r\n") != NULL);
+    CHECK(strstr(cl->http, "\r\n\r\nmalformed HTTP request\n") != NULL);
     world_end(&w);
 }
 
