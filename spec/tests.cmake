@@ -96,6 +96,12 @@ mw_integration_test(reload)
 mw_integration_test(metrics)
 mw_integration_test(tasks)
 
+# An app's HTTP routes (routes.lua: bodies, limits, keep-alive, 408, 500,
+# /health replaced, reload) and the server API (/api/, api_key, api_port)
+# with python3-websockets clients receiving what it sends.
+mw_integration_test(http)
+mw_integration_test(http_api)
+
 # The installed layout: the binary must find its runtime under
 # <prefix>/share/moonwire/lua, and an app must load from there; the compiled
 # Lua modules (moonwire/core.so, moonwire/core/jwt.so) go under
