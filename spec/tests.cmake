@@ -157,7 +157,7 @@ mw_integration_test(bench_smoke)
 # Example apps: each one's own specs, through `moonwire test`
 # --------------------------------------------------------------------------
 
-foreach(app hello echo hub chat)
+foreach(app hello echo hub chat gorilla-hub)
   add_test(NAME lua_example_${app}
            COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/${app})
 endforeach()

@@ -1,0 +1,44 @@
+-- Lifecycle hooks of the gorilla-hub example: a client id (a UUID) for
+-- every connection, the guide's `connected` message, and the global
+-- connection limit (limits.max_connections) as the guide describes it: the
+-- client is accepted, told "server is at maximum capacity", and closed.
+
+local hub = require "lib.hub"
+local uuid = require "lib.uuid"
+
+
+local _M = {}
+
+
+function _M.on_start(app)
+    hub.set_app(app)
+    app.state.clients = 0
+end
+
+
+-- The count of registered clients carries over a reload.
+function _M.on_reload(old_state, app)
+    hub.set_app(app)
+    app.state.clients = old_state.clients or 0
+end
+
+
+function _M.on_connect(client)
+    local id = uuid.v4()
+    client.data.client_id = id
+    if not hub.register(client) then
+        client:send(hub.error(hub.ERR_SERVER_FULL))
+        -- 1013 Try Again Later (README.md, "Choices").
+        client:close(1013, hub.ERR_SERVER_FULL)
+        return
+    end
+    client:send(hub.connected(id))
+end
+
+
+function _M.on_disconnect(client)
+    hub.unregister(client)
+end
+
+
+return _M
