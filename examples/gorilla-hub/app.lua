@@ -3,6 +3,7 @@
 -- connection limit (limits.max_connections) as the guide describes it: the
 -- client is accepted, told "server is at maximum capacity", and closed.
 
+local moonwire = require "moonwire"
 local hub = require "lib.hub"
 local uuid = require "lib.uuid"
 
@@ -27,10 +28,9 @@ function _M.on_connect(client)
     local id = uuid.v4()
     client.data.client_id = id
     if not hub.register(client) then
-        client:send(hub.error(hub.ERR_SERVER_FULL))
-        -- 1013 Try Again Later (README.md, "Choices").
-        client:close(1013, hub.ERR_SERVER_FULL)
-        return
+        -- The error message (protocol.error words it), then a close with
+        -- 1008 and the reason "SERVER_FULL" (README.md, "Choices").
+        moonwire.fail("SERVER_FULL", hub.ERR_SERVER_FULL)
     end
     client:send(hub.connected(id))
 end
