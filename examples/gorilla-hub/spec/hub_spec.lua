@@ -306,6 +306,18 @@ describe("gorilla-hub", function()
             assert.same(err("invalid JSON format"), ws:send("\0\1\2", true))
         end)
 
+        it("words every error the runtime answers with in the guide's shape", function()
+            local protocol = require "protocol"
+            assert.same({ type = "error", error = "internal server error", timestamp = CLOCK },
+                        protocol.error(nil, "INTERNAL_ERROR", "internal error"))
+            assert.same({ type = "error", error = "unknown message type", timestamp = CLOCK },
+                        protocol.error(nil, "NOT_FOUND", "unknown action 'x' for type 'hub'"))
+            assert.same({ type = "error", error = "room full", timestamp = CLOCK },
+                        protocol.error(nil, "ROOM_FULL", "room full"))
+            assert.same({ type = "error", error = "internal server error", timestamp = CLOCK },
+                        protocol.error(nil, "INVALID_MESSAGE"))
+        end)
+
         it("words the rate limit as the gorilla service does", function()
             app = assert(testing.load_app(".", { clock = CLOCK,
                 config = { rate_limit = { window_ms = 1000, max_messages = 2 } } }))
