@@ -84,6 +84,7 @@ struct mw_script {
     uint64_t calls_at_full_check;
     uint64_t limit_hits, refused_messages;
     uint64_t cur_id; /* the client of the running dispatch, or 0 */
+    int http_ref;    /* runtime.http (plain HTTP requests), or LUA_NOREF */
 
     /* Script timeout. */
     mw_watchdog_t *wd;
@@ -297,9 +298,23 @@ static int traceback(lua_State *L) {
 
 static const mw_app_callbacks_t app_callbacks; /* below */
 
+/* ref_http keeps the `http` function of the table at idx (the runtime, or
+ * an attached script's handlers): what plain HTTP requests call. Without
+ * one, the core answers them 404. */
+static void ref_http(mw_script_t *sc, int idx) {
+    lua_getfield(sc->L, idx, "http");
+    if (lua_isfunction(sc->L, -1)) {
+        luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->http_ref);
+        sc->http_ref = luaL_ref(sc->L, LUA_REGISTRYINDEX);
+    } else {
+        lua_pop(sc->L, 1);
+    }
+}
+
 static void init_common(mw_script_t *sc) {
     sc->app_ref = LUA_NOREF;
     sc->traceback_ref = LUA_NOREF;
+    sc->http_ref = LUA_NOREF;
     for (int i = 0; i < FN_COUNT; i++)
         sc->fns[i] = LUA_NOREF;
     sc->app.cb = &app_callbacks;
@@ -365,6 +380,7 @@ int mw_script_attach(mw_script_t **out, lua_State *L, int handlers, mw_lua_core_
         else
             lua_pop(L, 1);
     }
+    ref_http(sc, handlers);
     sc->ready = 1;
     *out = sc;
     return 0;
@@ -498,6 +514,7 @@ int mw_script_init_app(mw_script_t *sc, mw_server_t *server, const char *app_dir
         }
         sc->fns[i] = luaL_ref(L, LUA_REGISTRYINDEX);
     }
+    ref_http(sc, -1);
     lua_getfield(L, -1, "init");
     lua_createtable(L, 0, 3);
     lua_pushstring(L, app_dir);
@@ -740,14 +757,59 @@ static void app_metrics(void *data, FILE *f) {
     mw_metrics_sample(f, "lua_timeouts_total", NULL, NULL, sc->timeouts);
 }
 
-/* HTTP requests: none are handled in Lua yet (HTTP routes come with the
- * issue "Lua that waits"), so the core answers them. */
+/* push_http_request pushes what runtime.http learns about a plain HTTP
+ * request (docs/boundary.md): method, path, raw query, headers as the
+ * upgrade's info has them, body, peer, HTTP version, and whether it came
+ * through the server API's door (the key already checked in C). */
+static void push_http_request(lua_State *L, mw_conn_t *c, const mw_request_t *req) {
+    char addr[48];
+    int port = mw_conn_peer(c, addr, sizeof addr);
+    lua_createtable(L, 0, 9);
+    lua_pushstring(L, req->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, req->path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, req->query);
+    lua_setfield(L, -2, "query");
+    mw_client_info_t info = {.headers = req->headers, .nheaders = req->nheaders};
+    push_headers(L, &info);
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, req->body, req->body_len);
+    lua_setfield(L, -2, "body");
+    lua_pushstring(L, addr);
+    lua_setfield(L, -2, "remote_addr");
+    lua_pushinteger(L, port);
+    lua_setfield(L, -2, "remote_port");
+    lua_pushfstring(L, "%d.%d", req->http_major, req->http_minor);
+    lua_setfield(L, -2, "http_version");
+    lua_pushboolean(L, req->api);
+    lua_setfield(L, -2, "api");
+}
+
+/* app_http hands a plain HTTP request to runtime.http(request_id, req),
+ * which answers with core.http_respond: before it returns, or later once
+ * the route's handler has waited. A raise that escapes the runtime leaves
+ * the request to the core, which answers 500. */
+static int app_http(void *data, mw_conn_t *c, const mw_request_t *req) {
+    mw_script_t *sc = data;
+    if (!sc->ready || sc->http_ref == LUA_NOREF)
+        return MW_ENOTFOUND;
+    lua_State *L = sc->L;
+    int base = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sc->http_ref);
+    lua_pushnumber(L, (lua_Number)mw_conn_request_id(c));
+    push_http_request(L, c, req);
+    int rc = call(sc, 2, 0, "http", 0, NULL, 0);
+    lua_settop(L, base);
+    return rc;
+}
+
 static const mw_app_callbacks_t app_callbacks = {
     .upgrade = app_upgrade,
     .open = app_open,
     .message = app_message,
     .close = app_close,
-    .http = NULL,
+    .http = app_http,
     .reload = app_reload,
     .idle = app_idle,
     .health = app_health,
@@ -859,6 +921,7 @@ void mw_script_free(mw_script_t *sc) {
         for (int i = 0; i < FN_COUNT; i++)
             luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->fns[i]);
         luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->traceback_ref);
+        luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->http_ref);
     }
     free(sc->runtime_src);
     free(sc);
