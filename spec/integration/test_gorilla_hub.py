@@ -391,5 +391,53 @@ async def test_limit_message_size(ctx):
         await ws.close()
 
 
+# --------------------------------------------------------------------------
+# /health
+# --------------------------------------------------------------------------
+
+def get_health(srv):
+    status, headers, body = H.http_request(srv.connect_host, srv.port, "GET", "/health")
+    eq(status, 200, "/health status")
+    eq((H.header(headers, "Content-Type") or "").split(";")[0], "application/json",
+       "/health Content-Type")
+    return body.decode("utf-8")
+
+
+@S.case("health: GET /health answers the guide's document, field for field")
+def test_health_shape(ctx):
+    # a fresh server: the other cases' clients are gone once their closes finish
+    srv = ctx.start("fresh", ctx.example("gorilla-hub"))
+    try:
+        eq(get_health(srv), '{"status":"healthy","clients":0,"rooms":0}', "/health body")
+    finally:
+        srv.stop()
+
+
+@acase("health: clients and rooms follow the hub (a refused client is not counted)")
+async def test_health_counts(ctx):
+    srv = limited(ctx)
+    loop = asyncio.get_running_loop()
+
+    async def health():
+        return json.loads(await loop.run_in_executor(None, get_health, srv))
+
+    a, b, c = [await open_ws(srv) for _ in range(3)]
+    try:
+        await subscribe(a, "one")
+        await subscribe(b, "one")
+        await subscribe(b, "two")
+        eq(await health(), {"status": "healthy", "clients": 3, "rooms": 2}, "/health")
+        late = await websockets.connect(srv.url("/ws"), open_timeout=5, ping_interval=None)
+        await expect_error(late, "server is at maximum capacity")
+        eq((await health())["clients"], 3, "clients with a refused one")
+        await late.close()
+        await b.close()
+        H.poll(lambda: json.loads(get_health(srv)) == {"status": "healthy", "clients": 2,
+                                                       "rooms": 1},
+               timeout=5, what="/health after a client left")
+    finally:
+        await close_all(a, b, c)
+
+
 if __name__ == "__main__":
     H.main(S)

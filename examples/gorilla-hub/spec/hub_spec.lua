@@ -51,9 +51,9 @@ describe("gorilla-hub", function()
         app = assert(testing.load_app(".", { clock = CLOCK }))
     end)
 
-    it("routes the guide's five message types", function()
+    it("routes the guide's five message types, and GET /health", function()
         assert.same({ "hub.broadcast", "hub.ping", "hub.publish", "hub.subscribe",
-                      "hub.unsubscribe" }, app:routes())
+                      "hub.unsubscribe", "GET /health" }, app:routes())
     end)
 
     describe("connected", function()
