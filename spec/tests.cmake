@@ -164,7 +164,11 @@ mw_integration_test(bench_smoke)
 # Example apps: each one's own specs, through `moonwire test`
 # --------------------------------------------------------------------------
 
-foreach(app hello echo hub chat)
+# examples/gorilla-hub speaks guide 004 (the gorilla/websocket hub) to a
+# real client, the limits set through the guide's WEBSOCKET_* variables.
+mw_integration_test(gorilla_hub)
+
+foreach(app hello echo hub chat gorilla-hub)
   add_test(NAME lua_example_${app}
            COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/${app})
 endforeach()
