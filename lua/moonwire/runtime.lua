@@ -644,8 +644,9 @@ function runtime.message_failed(self, err, co)
 end
 
 
--- Tells the core that the message runs `label` (below for the routes the
--- router finds; here for the ones the runtime answers itself).
+-- Tells the core that the message runs `label`, for a route the runtime
+-- answers itself (runtime.message does the same inline for the routes the
+-- router finds).
 function runtime._running(self, label)
     local label_id = self._label_ids[label]
     if not label_id then
