@@ -571,6 +571,8 @@ static int rate_limited(mw_conn_t *c) {
         mw_conn_close(c, 1008, "rate limit exceeded", 19);
         return 1;
     }
+    if (s->reply[MW_REPLY_RATE_LIMITED])
+        mw_counters_error(&s->counters, "RATE_LIMIT_EXCEEDED", 19);
     send_reply(c, MW_REPLY_RATE_LIMITED);
     return 1;
 }

@@ -1,7 +1,8 @@
 /*
  * counters.h - the server's event counters that /health does not keep:
  * connects, disconnects by close code, messages and payload bytes both
- * ways, fan-out deliveries, refused connections by reason, failed reloads.
+ * ways, fan-out deliveries, refused connections by reason, failed reloads,
+ * error envelopes sent by error code.
  *
  * Plain integers in the server's state (mw_server_t.counters), bumped on
  * the loop thread where the event happens: no atomics, no locks, and on
@@ -11,6 +12,7 @@
 #ifndef MW_COUNTERS_H
 #define MW_COUNTERS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Why a connection was refused: the decisions of admission.c. */
@@ -28,6 +30,12 @@ typedef enum {
 /* Distinct close codes counted one by one; the rest share code="other". */
 #define MW_COUNTERS_MAX_CODES 64
 
+/* Distinct error codes counted one by one, and their longest length; the
+ * rest (and longer codes) share code="other". The app chooses its codes
+ * (moonwire.fail("MY_CODE")): this keeps /metrics bounded whatever it does. */
+#define MW_COUNTERS_MAX_ERRORS 64
+#define MW_COUNTERS_ERROR_LEN 64
+
 typedef struct {
     uint64_t connects;                          /* upgrades the app accepted */
     uint64_t messages_received, bytes_received; /* data messages from clients, payload bytes */
@@ -40,10 +48,19 @@ typedef struct {
     uint64_t code_counts[MW_COUNTERS_MAX_CODES];
     int ncodes;
     uint64_t other_codes;
+    /* error envelopes by code, sorted by code */
+    char errors[MW_COUNTERS_MAX_ERRORS][MW_COUNTERS_ERROR_LEN + 1];
+    uint64_t error_counts[MW_COUNTERS_MAX_ERRORS];
+    int nerrors;
+    uint64_t other_errors;
 } mw_counters_t;
 
 /* mw_counters_disconnect counts a client gone with this close code. */
 void mw_counters_disconnect(mw_counters_t *m, unsigned code);
+
+/* mw_counters_error counts an error envelope sent to a client, by its
+ * code (len bytes at code, not NUL-terminated). */
+void mw_counters_error(mw_counters_t *m, const char *code, size_t len);
 
 /* mw_counters_reason_name is the label value of a refusal reason. */
 const char *mw_counters_reason_name(mw_refused_reason_t r);

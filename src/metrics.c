@@ -53,6 +53,23 @@ static void one(FILE *f, const char *name, const char *type, const char *help, u
     mw_metrics_sample(f, name, NULL, NULL, v);
 }
 
+/* errors writes the error envelopes by code. An app code named "other"
+ * shares its series with the overflow, so no series repeats. */
+static void errors(FILE *f, const mw_counters_t *m) {
+    mw_metrics_family(f, "errors_total", "counter",
+                      "Error envelopes sent to clients, by error code (the app's codes, "
+                      "RATE_LIMIT_EXCEEDED from rate_limit included).");
+    uint64_t other = m->other_errors;
+    for (int i = 0; i < m->nerrors; i++) {
+        if (strcmp(m->errors[i], "other") == 0)
+            other += m->error_counts[i];
+        else
+            mw_metrics_sample(f, "errors_total", "code", m->errors[i], m->error_counts[i]);
+    }
+    if (other)
+        mw_metrics_sample(f, "errors_total", "code", "other", other);
+}
+
 char *mw_metrics_text(mw_server_t *s, size_t *len) {
     const mw_counters_t *m = &s->counters;
     char *buf = NULL;
@@ -99,6 +116,7 @@ char *mw_metrics_text(mw_server_t *s, size_t *len) {
     for (int r = 0; r < MW_REFUSED_COUNT; r++)
         mw_metrics_sample(f, "refused_connections_total", "reason", mw_counters_reason_name(r),
                           m->refused[r]);
+    errors(f, m);
     one(f, "reloads_total", "counter", "Reloads of the app that succeeded.", s->reloads);
     one(f, "reload_failures_total", "counter",
         "Reloads that failed (the previous code kept serving).", m->reload_failures);

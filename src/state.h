@@ -143,6 +143,16 @@ mw_rooms_t *mw_server_rooms(mw_server_t *s);
  * and heartbeat of the core reads it. */
 uint64_t mw_server_now(const mw_server_t *s);
 
+/* mw_server_now_ns is the server's clock in nanoseconds, read when called
+ * (CLOCK_MONOTONIC, the clock uv_hrtime reads and uv_now caches in ms once
+ * per loop iteration), or the virtual clock: for durations shorter than
+ * one loop iteration (handling latency, metrics). */
+uint64_t mw_server_now_ns(const mw_server_t *s);
+
+/* mw_server_count_error counts an error envelope the app sent, by its code
+ * (len bytes; /metrics, counters.h). */
+void mw_server_count_error(mw_server_t *s, const char *code, size_t len);
+
 /* mw_server_wall_ms is wall-clock time in ms since the epoch: the system's,
  * or the virtual clock's. s may be NULL (no server yet): the system's. */
 uint64_t mw_server_wall_ms(const mw_server_t *s);

@@ -74,6 +74,9 @@ end)
 local IN_RUNTIME, IN_DECODE, IN_HOOK, IN_ACTION, IN_REPLY, IN_REFUSE =
     "runtime", "decode", "on_message", "action", "reply", "refuse"
 
+-- The route of auth messages, which the runtime answers before routing.
+local AUTH_LABEL = "system.auth"
+
 
 local function log(level, fmt, ...)
     if select("#", ...) > 0 then
@@ -219,7 +222,10 @@ function runtime._hook(self, name, ...)
 end
 
 
+-- Every error envelope the runtime sends goes through here: counted by
+-- code for /metrics (moonwire_errors_total; C bounds the distinct codes).
 function runtime._send_error(self, client, id, code, message)
+    core.count_error(tostring(code))
     local ok, env = pcall(self:app().protocol.error, id, code, message)
     if not ok then
         log("error", "protocol.error failed: %s", errors.message(env))
@@ -490,7 +496,9 @@ function runtime.message(self, id, payload, is_binary, refuse)
         log("warn", "message for unknown client %s dropped", tostring(id))
         return
     end
-    self._client, self._msg = client, false
+    -- No label until the router names one: a wait before that (in
+    -- on_message) must not put back the previous message's route.
+    self._client, self._msg, self._label = client, false, false
     if refuse then
         self._stage, self._refuse_id = IN_REFUSE, false
         return self:_refuse(client, payload, is_binary)
@@ -519,6 +527,7 @@ function runtime.message(self, id, payload, is_binary, refuse)
     end
 
     if msg.type == "system" and msg.action == "auth" then
+        self:_running(AUTH_LABEL)
         return self:_auth_message(client, msg)
     end
     if self._config.require_auth and not client._authenticated then
@@ -636,6 +645,19 @@ function runtime.message_failed(self, err, co)
     end
     -- The runtime's own code: logged as C logs any call that raised.
     log("error", "lua error in message: %s", captured_traceback(captured))
+end
+
+
+-- Tells the core that the message runs `label`, for a route the runtime
+-- answers itself (runtime.message does the same inline for the routes the
+-- router finds).
+function runtime._running(self, label)
+    local label_id = self._label_ids[label]
+    if not label_id then
+        label_id = core.label(label)
+        self._label_ids[label] = label_id
+    end
+    fast.running(label_id)
 end
 
 

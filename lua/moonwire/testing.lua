@@ -372,6 +372,12 @@ function harness.health(self)
 end
 
 
+-- The /metrics text of this server (Prometheus text format).
+function harness.metrics(self)
+    return self.server:metrics()
+end
+
+
 -- Reloads as the server does on SIGHUP or a file change: config.lua is
 -- read again (live options apply), then the app's code; true, or nil, err
 -- with the old code and configuration kept.

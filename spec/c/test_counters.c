@@ -1,7 +1,8 @@
 /*
  * test_counters.c - the counters that need more than an increment
- * (src/counters.c): disconnects by close code, kept in code order, with an
- * overflow bucket once the table is full; the names of refusal reasons.
+ * (src/counters.c): disconnects by close code and errors by code, kept in
+ * order, with an overflow bucket once the table is full; the names of
+ * refusal reasons.
  */
 #include "counters.h"
 #include "test.h"
@@ -39,6 +40,43 @@ static void test_disconnects_overflow_to_other(void) {
     CHECK_EQ(m.code_counts[0], 2);
 }
 
+static void test_errors_sorted_by_code(void) {
+    mw_counters_t m;
+    memset(&m, 0, sizeof m);
+    mw_counters_error(&m, "NOT_FOUND", 9);
+    mw_counters_error(&m, "INVALID_MESSAGE", 15);
+    mw_counters_error(&m, "NOT_FOUNDX", 10); /* longer, same start */
+    mw_counters_error(&m, "NOT_FOUND and more", 9);
+    mw_counters_error(&m, "NOT", 3); /* shorter, same start */
+    CHECK_EQ(m.nerrors, 4);
+    CHECK_STR(m.errors[0], "INVALID_MESSAGE");
+    CHECK_STR(m.errors[1], "NOT");
+    CHECK_STR(m.errors[2], "NOT_FOUND");
+    CHECK_EQ(m.error_counts[2], 2);
+    CHECK_STR(m.errors[3], "NOT_FOUNDX");
+    CHECK_EQ(m.other_errors, 0);
+}
+
+static void test_errors_bounded(void) {
+    mw_counters_t m;
+    memset(&m, 0, sizeof m);
+    char code[32];
+    for (int i = 0; i < MW_COUNTERS_MAX_ERRORS; i++) {
+        int n = snprintf(code, sizeof code, "CODE_%03d", i);
+        mw_counters_error(&m, code, (size_t)n);
+    }
+    CHECK_EQ(m.nerrors, MW_COUNTERS_MAX_ERRORS);
+    mw_counters_error(&m, "ANOTHER", 7);  /* no room left */
+    mw_counters_error(&m, "CODE_000", 8); /* a known code still counts as itself */
+    mw_counters_error(&m, "", 0);         /* empty */
+    mw_counters_error(&m, "A\0B", 3);     /* not text */
+    char longer[MW_COUNTERS_ERROR_LEN + 2];
+    memset(longer, 'X', sizeof longer);
+    mw_counters_error(&m, longer, sizeof longer); /* too long to keep */
+    CHECK_EQ(m.other_errors, 4);
+    CHECK_EQ(m.error_counts[0], 2);
+}
+
 static void test_reason_names(void) {
     CHECK_STR(mw_counters_reason_name(MW_REFUSED_OPEN_FILES), "open_files");
     CHECK_STR(mw_counters_reason_name(MW_REFUSED_IP_CONNECTIONS), "ip_connections");
@@ -51,6 +89,8 @@ static void test_reason_names(void) {
 int main(void) {
     RUN(test_disconnects_sorted_by_code);
     RUN(test_disconnects_overflow_to_other);
+    RUN(test_errors_sorted_by_code);
+    RUN(test_errors_bounded);
     RUN(test_reason_names);
     return test_summary();
 }

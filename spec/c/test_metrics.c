@@ -138,6 +138,11 @@ static void test_text_without_app(void) {
     s->dropped_total = 3;
     s->rate_limited_total = 4;
     s->reloads = 6;
+    mw_counters_error(&s->counters, "MY_CODE", 7);
+    mw_counters_error(&s->counters, "MY_CODE", 7);
+    mw_counters_error(&s->counters, "other", 5);
+    mw_counters_error(&s->counters, "", 0);
+    mw_counters_error(&s->counters, "", 0);
     size_t len;
     char *t = mw_metrics_text(s, &len);
     REQUIRE(t != NULL);
@@ -159,6 +164,12 @@ static void test_text_without_app(void) {
     CHECK(has(t, "moonwire_rate_limited_messages_total 4"));
     CHECK(has(t, "moonwire_refused_connections_total{reason=\"capacity\"} 2"));
     CHECK(has(t, "moonwire_refused_connections_total{reason=\"origin\"} 0"));
+    CHECK(has(t, "# TYPE moonwire_errors_total counter"));
+    CHECK(has(t, "moonwire_errors_total{code=\"MY_CODE\"} 2"));
+    /* an app code named "other" shares the overflow's series: none repeats */
+    CHECK(has(t, "moonwire_errors_total{code=\"other\"} 3"));
+    const char *other = strstr(t, "errors_total{code=\"other\"}");
+    CHECK(other && !strstr(other + 1, "errors_total{code=\"other\"}"));
     CHECK(has(t, "moonwire_reloads_total 6"));
     CHECK(has(t, "moonwire_reload_failures_total 1"));
     CHECK(strstr(t, "lua") == NULL); /* no app, no app families */

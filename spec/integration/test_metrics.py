@@ -7,8 +7,11 @@ close frame, 1008); the test keeps its own count of every message and
 payload byte each side sent, then scrapes /metrics and parses the text
 with a strict parser of the 0.0.4 format (HELP and TYPE before the
 samples of their family, each family's lines together, label values
-unescaped, no duplicate series). The values must be what the test did,
-and counters never go down between scrapes.
+unescaped, no duplicate series, histograms cumulative with +Inf equal to
+_count). The values must be what the test did, and counters never go down
+between scrapes. A fixture app (fixtures/metrics) has handlers that sleep,
+fail with codes the test picks, and wait behind a gate the test opens:
+handling time per route, errors by code, and what waits.
 """
 
 import json
@@ -94,10 +97,18 @@ def parse(text):
         m = SAMPLE_RE.match(line)
         check(m is not None, "%s: not a sample line" % where)
         name, labels, value = m.group(1), m.group(2), m.group(3)
+        suffix = None
+        if current and families[current]["type"] == "histogram":
+            suffix = name[len(current):] if name.startswith(current) else None
+            check(suffix in ("_bucket", "_sum", "_count"),
+                  "%s: histogram sample is not _bucket, _sum or _count" % where)
+            name = current
         check(name == current, "%s: sample outside its family (HELP/TYPE first, lines together)"
               % where)
         check(families[name]["type"] is not None, "%s: sample before TYPE" % where)
         key = parse_labels(labels or "", where)
+        if suffix:
+            key = (suffix,) + key
         check(key not in families[name]["samples"], "%s: duplicate series" % where)
         try:
             v = float(value)
@@ -111,7 +122,56 @@ def parse(text):
         if f["type"] == "counter":
             check(name.endswith("_total"), "counter %s ends in _total" % name)
             check(all(v >= 0 for v in f["samples"].values()), "counter %s >= 0" % name)
+        if f["type"] == "histogram":
+            check_histogram(name, f)
     return families
+
+
+def histogram_series(f):
+    """A histogram family's series: {labels without le: {"buckets": [(le, v)], "sum", "count"}}."""
+    series = {}
+    for key, v in f["samples"].items():
+        suffix, labels = key[0], key[1:]
+        le = dict(labels).get("le")
+        rest = tuple(kv for kv in labels if kv[0] != "le")
+        s = series.setdefault(rest, {"buckets": [], "sum": None, "count": None})
+        if suffix == "_bucket":
+            check(le is not None, "%r: a bucket without le" % (labels,))
+            s["buckets"].append((float(le), v))
+        else:
+            check(le is None, "%r: le outside a bucket" % (labels,))
+            s[suffix[1:]] = v
+    return series
+
+
+def check_histogram(name, f):
+    """Buckets cumulative in le order, +Inf equal to _count, _sum and _count there."""
+    for labels, s in histogram_series(f).items():
+        where = "%s%r" % (name, labels)
+        check(s["sum"] is not None and s["count"] is not None, "%s: _sum and _count" % where)
+        b = sorted(s["buckets"])
+        check(b and b[-1][0] == float("inf"), "%s: a +Inf bucket" % where)
+        check(all(b[i][1] <= b[i + 1][1] for i in range(len(b) - 1)), "%s: cumulative" % where)
+        eq(b[-1][1], s["count"], "%s: +Inf bucket is _count" % where)
+        check(s["sum"] >= 0, "%s: _sum >= 0" % where)
+
+
+def route_histogram(fams, route):
+    """moonwire_message_duration_seconds of one route: {"le": {le: v}, "sum", "count"}."""
+    f = fams.get("moonwire_message_duration_seconds")
+    check(f is not None and f["type"] == "histogram", "the latency histogram is there")
+    s = histogram_series(f).get((("route", route),))
+    if s is None:
+        return None
+    return {"le": dict(s["buckets"]), "sum": s["sum"], "count": s["count"]}
+
+
+HIST = ("# HELP moonwire_h_seconds H.\n# TYPE moonwire_h_seconds histogram\n"
+        'moonwire_h_seconds_bucket{route="a",le="0.1"} 1\n'
+        'moonwire_h_seconds_bucket{route="a",le="1"} 2\n'
+        'moonwire_h_seconds_bucket{route="a",le="+Inf"} 3\n'
+        'moonwire_h_seconds_sum{route="a"} 2.5\n'
+        'moonwire_h_seconds_count{route="a"} 3\n')
 
 
 def check_parser_is_strict():
@@ -130,7 +190,14 @@ def check_parser_is_strict():
         good + "# HELP moonwire_y Y.\n# TYPE moonwire_y gauge\nmoonwire_x_total 3\n",  # split
         good[:-1],                                                        # no final newline
         good.replace("moonwire_", "other_"),                              # prefix
+        HIST.replace('le="+Inf"} 3', 'le="+Inf"} 2'),                    # +Inf != _count
+        HIST.replace('le="0.1"} 1', 'le="0.1"} 4'),                      # not cumulative
+        HIST.replace("moonwire_h_seconds_sum", "moonwire_h_seconds_total"),  # unknown suffix
+        HIST.replace('moonwire_h_seconds_count{route="a"} 3\n', ""),     # no _count
     ]
+    fams = parse(HIST)
+    eq(route_histogram({"moonwire_message_duration_seconds": fams["moonwire_h_seconds"]}, "a"),
+       {"le": {0.1: 1, 1.0: 2, float("inf"): 3}, "sum": 2.5, "count": 3}, "a histogram parsed")
     for i, text in enumerate(bad):
         try:
             parse(text)
@@ -276,10 +343,100 @@ def test_metrics_match_traffic(ctx):
        "refused connections by reason")
     for reason in ("open_files", "no_memory", "ip_connections", "ip_rate", "app"):
         check((("reason", reason),) in refused, "reason %s listed at 0" % reason)
+    errors = last["moonwire_errors_total"]["samples"]
+    eq({k[0][1]: v for k, v in errors.items()}, {"RATE_LIMIT_EXCEEDED": 2},
+       "errors by code: the core's rate_limit replies")
+    # every message that reached Lua is timed under its route; the
+    # rate-limited ones never did
+    for route, n in (("hub.subscribe", 2), ("hub.publish", 1), ("hub.echo", 5)):
+        h = route_histogram(last, route)
+        check(h is not None, "%s timed" % route)
+        eq(h["count"], n, "%s messages timed" % route)
+    eq(route_histogram(last, "unrouted"), None, "no unrouted message")
+    for name in ("lua_tasks_waiting", "lua_queued_messages", "lua_held_clients"):
+        eq(value(last, "moonwire_" + name), 0, name)
     health = srv.health()
     eq(sum(refused.values()), health["refused"], "refusals add up to /health's")
     eq(value(last, "moonwire_rate_limited_messages_total"), health["rate_limited"],
        "rate_limited as /health")
+
+
+def request(raw, action, data=None, id_=None):
+    raw.send_text(json.dumps({"type": "m", "action": action, "data": data or {},
+                              "id": id_ or action}).encode())
+
+
+def reply(raw):
+    op, data = raw.recv_message()
+    return json.loads(data.decode("utf-8"))
+
+
+@S.case("/metrics: handling time per route with the wait included, errors by code, what waits")
+def test_latency_errors_and_waits(ctx):
+    srv = ctx.start("metrics-app", ctx.fixture("metrics"))
+    a = ctx.track(H.RawClient(srv.connect_host, srv.port))
+    a.handshake()
+    b = ctx.track(H.RawClient(srv.connect_host, srv.port))
+    b.handshake()
+
+    # a handler that sleeps 150 ms: timed with its sleep, under its route
+    request(a, "nap", {"ms": 150})
+    eq(reply(a)["data"], {"slept": 150}, "nap answered")
+    request(a, "quick", {"n": 1})
+    eq(reply(a)["data"], {"n": 1}, "quick answered")
+    a.send_text(b"not json")
+    eq(reply(a)["error"]["code"], "INVALID_MESSAGE", "bad JSON refused")
+    fams = scrape(srv)
+    nap = route_histogram(fams, "m.nap")
+    eq(nap["count"], 1, "one nap timed")
+    # the server's timers run on the loop's millisecond clock: a sleep may
+    # end up to a millisecond early on the precise one
+    check(nap["sum"] >= 0.148, "nap took its sleep: %r" % nap["sum"])
+    for le, v in nap["le"].items():
+        eq(v, 0 if le <= 0.1 else 1, "nap bucket le=%s" % le)
+    eq(route_histogram(fams, "m.quick")["count"], 1, "quick timed")
+    eq(route_histogram(fams, "unrouted")["count"], 1, "bad JSON timed as unrouted")
+
+    # errors by code: the app's own, and no more than 64 codes listed
+    for i in range(70):
+        request(b, "fail", {"code": "CODE_%d" % i})
+        eq(reply(b)["error"]["code"], "CODE_%d" % i, "failure %d" % i)
+    request(b, "fail", {"code": "CODE_0"})
+    reply(b)
+    errors = scrape(srv)["moonwire_errors_total"]["samples"]
+    by_code = {k[0][1]: v for k, v in errors.items()}
+    check(len(by_code) <= 65, "at most 64 codes and other: %d" % len(by_code))
+    eq(sum(by_code.values()), 72, "every error counted once (71 failures, 1 bad JSON)")
+    eq(by_code.get("CODE_0"), 2, "a known code counts as itself")
+    eq(by_code.get("INVALID_MESSAGE"), 1, "INVALID_MESSAGE")
+    eq(by_code.get("other"), 7, "the 7 codes past the first 64 under other")
+
+    # what waits: a's handler waits behind a gate; its next messages
+    # queue; at max_pending_messages (3 in the fixture) a is not read
+    request(a, "gate")
+    for i in range(3):
+        request(a, "quick", {"n": i}, "q%d" % i)
+
+    def waiting():
+        f = scrape(srv)
+        return (value(f, "moonwire_lua_tasks_waiting"), value(f, "moonwire_lua_queued_messages"),
+                value(f, "moonwire_lua_held_clients"))
+    H.poll(lambda: waiting() == (1, 3, 1), what="1 task waiting, 3 queued, 1 client held")
+    lua = srv.health()["lua"]
+    eq((lua["tasks_waiting"], lua["queued_messages"], lua["held_clients"], lua["wait_timeouts"]),
+       (1, 3, 1, 0), "/health's lua")
+    request(b, "open")
+    eq(reply(b)["data"], {"open": True}, "gate opened")
+    eq(reply(a)["data"], {"through": True}, "the gate let a through")
+    eq([reply(a)["id"] for _ in range(3)], ["q0", "q1", "q2"], "the queued ones, in order")
+    eq(waiting(), (0, 0, 0), "nothing waits any more")
+    fams = scrape(srv)
+    gate = route_histogram(fams, "m.gate")
+    eq(gate["count"], 1, "the gate timed")
+    check(gate["sum"] >= 0.004, "the gate's time holds its sleeps: %r" % gate["sum"])
+    eq(route_histogram(fams, "m.quick")["count"], 4, "every quick timed")
+    check(value(fams, "moonwire_lua_waits_total") >= 2, "waits counted")
+    eq(value(fams, "moonwire_lua_wait_timeouts_total"), 0, "no wait timed out")
 
 
 @S.case("/metrics counts reloads and failed reloads; HEAD answers, POST is 405")

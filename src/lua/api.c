@@ -18,7 +18,9 @@
 #include "../conn.h"
 #include "../fanout.h"
 #include "../health.h"
+#include "../names.h"
 #include "../rooms.h"
+#include "../state.h"
 #include "../throttle.h"
 #include "../watchdog.h"
 #include "../ws.h"
@@ -36,6 +38,11 @@
 #define MW_VERSION "0.0.0"
 #endif
 
+/* What core.label keeps per label: its watchdog label and its route. */
+typedef struct {
+    unsigned wd, route;
+} label_ids_t;
+
 /* What every primitive reaches through its first upvalue: the server it
  * acts on and the client of the message being handled, so the reply to a
  * message goes to the connection in hand instead of being looked up again. */
@@ -45,6 +52,12 @@ struct mw_lua_core {
     mw_watchdog_t *wd;   /* core.label / core.running report to it, or NULL */
     mw_sched_t *sched;   /* the tasks of this state (sched.h), or NULL */
     mw_lua_ffi_t ffi;    /* what core._ffi points to (api.h) */
+    unsigned route;      /* the route the running message was routed to (0: none yet) */
+    /* core.label's labels, by the id Lua passes to core.running: each with
+     * its watchdog label and its route ("type.action", for /metrics). */
+    mw_names_t labels, routes;
+    label_ids_t *ids; /* ids[label - 1] */
+    unsigned nids;
 };
 
 static mw_lua_core_t *ctx_of(lua_State *L) {
@@ -73,6 +86,14 @@ mw_sched_t *mw_lua_core_sched(const mw_lua_core_t *ctx) {
 
 mw_server_t *mw_lua_core_server(const mw_lua_core_t *ctx) {
     return ctx->server;
+}
+
+unsigned *mw_lua_core_route(mw_lua_core_t *ctx) {
+    return &ctx->route;
+}
+
+const char *mw_lua_core_route_name(const mw_lua_core_t *ctx, unsigned route) {
+    return mw_names_get(&ctx->routes, route);
 }
 
 /* One policy when there is no server (moonwire check, scaffolding): every
@@ -515,23 +536,62 @@ static int mw_lua_throttle(lua_State *L) {
 /* core.label(text) -> id. Registers, once per route, what the watchdog
  * reports for a dispatch it cannot interrupt ("chat.send
  * (controllers/chat.lua:12)"): C keeps a copy, so the watchdog thread never
- * reads Lua memory. Returns 0 when there is no watchdog (script_timeout = 0)
- * or too many labels. */
+ * reads Lua memory. The text up to its first space is the route
+ * ("chat.send") that /metrics times the message under. The same text gets
+ * the same id. Returns 0 past MW_WATCHDOG_LABELS labels or out of memory. */
 static int mw_lua_label(lua_State *L) {
     size_t len;
     const char *text = luaL_checklstring(L, 1, &len);
-    mw_watchdog_t *w = ctx_of(L)->wd;
-    lua_pushinteger(L, w ? (lua_Integer)mw_watchdog_intern(w, text, len) : 0);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (ctx->labels.n == ctx->nids) { /* room for a new label's ids first */
+        unsigned n = ctx->nids ? ctx->nids * 2 : 16;
+        label_ids_t *ids = realloc(ctx->ids, n * sizeof *ids);
+        if (!ids) {
+            lua_pushinteger(L, 0);
+            return 1;
+        }
+        ctx->ids = ids;
+        ctx->nids = n;
+    }
+    unsigned known = ctx->labels.n;
+    unsigned id = mw_names_intern(&ctx->labels, text, len);
+    if (id > known) { /* new */
+        const char *space = memchr(text, ' ', len);
+        ctx->ids[id - 1].wd = ctx->wd ? mw_watchdog_intern(ctx->wd, text, len) : 0;
+        ctx->ids[id - 1].route =
+            mw_names_intern(&ctx->routes, text, space ? (size_t)(space - text) : len);
+    }
+    lua_pushinteger(L, (lua_Integer)id);
     return 1;
 }
 
+/* running records that the current dispatch runs label id: its route for
+ * /metrics, its watchdog label (one atomic store). The id is range checked
+ * as a double, before any conversion. */
+static void running(mw_lua_core_t *ctx, double id) {
+    if (!(id >= 1 && id <= ctx->labels.n))
+        return;
+    const label_ids_t *ids = &ctx->ids[(unsigned)id - 1];
+    ctx->route = ids->route;
+    if (ctx->wd && ids->wd)
+        mw_watchdog_running(ctx->wd, ids->wd);
+}
+
 /* core.running(id) -> nothing: the current dispatch runs the label with
- * this id (from core.label). Called for every message: one atomic store. */
+ * this id (from core.label). Called for every message. */
 static int mw_lua_running(lua_State *L) {
-    mw_watchdog_t *w = ctx_of(L)->wd;
-    lua_Integer id = lua_tointeger(L, 1);
-    if (w && id > 0 && id <= MW_WATCHDOG_LABELS)
-        mw_watchdog_running(w, (unsigned)id);
+    running(ctx_of(L), lua_tonumber(L, 1));
+    return 0;
+}
+
+/* core.count_error(code) -> nothing: the runtime sent an error envelope
+ * with this code (/metrics, moonwire_errors_total). */
+static int mw_lua_count_error(lua_State *L) {
+    size_t len;
+    const char *code = luaL_checklstring(L, 1, &len);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (ctx->server)
+        mw_server_count_error(ctx->server, code, len);
     return 0;
 }
 
@@ -685,16 +745,22 @@ static int ffi_send(mw_lua_core_t *ctx, double id, const char *data, size_t len,
     return mw_conn_send(c, binary, data, len);
 }
 
-/* running: core.running's one atomic store; the label number is range
- * checked as a double, before any conversion. */
 static void ffi_running(mw_lua_core_t *ctx, double id) {
-    mw_watchdog_t *w = ctx->wd;
-    if (w && id >= 1 && id < MW_WATCHDOG_LABELS + 1)
-        mw_watchdog_running(w, (unsigned)id);
+    running(ctx, id);
 }
 
 static double ffi_now(mw_lua_core_t *ctx) {
     return (double)mw_server_wall_ms(ctx->server);
+}
+
+/* The context's __gc: it owns the label tables. */
+static int core_gc(lua_State *L) {
+    mw_lua_core_t *ctx = lua_touserdata(L, 1);
+    mw_names_free(&ctx->labels);
+    mw_names_free(&ctx->routes);
+    free(ctx->ids);
+    ctx->ids = NULL;
+    return 0;
 }
 
 mw_lua_core_t *mw_lua_push_core(lua_State *L) {
@@ -724,6 +790,7 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
         {"health", mw_lua_health},
         {"set_health_route", mw_lua_set_health_route},
         {"room_names", mw_lua_room_names},
+        {"count_error", mw_lua_count_error},
         {NULL, NULL},
     };
     lua_createtable(L, 0, 32);
@@ -731,6 +798,12 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
      * the table) and reaches every function as a light upvalue. */
     mw_lua_core_t *ctx = lua_newuserdata(L, sizeof *ctx);
     memset(ctx, 0, sizeof *ctx);
+    mw_names_init(&ctx->labels, MW_WATCHDOG_LABELS);
+    mw_names_init(&ctx->routes, MW_WATCHDOG_LABELS);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, core_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
     ctx->ffi = (mw_lua_ffi_t){.ctx = ctx,
                               .send = ffi_send,
                               .running = ffi_running,

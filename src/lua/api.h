@@ -63,4 +63,14 @@ void mw_lua_core_set_sched(mw_lua_core_t *ctx, mw_sched_t *s);
 mw_sched_t *mw_lua_core_sched(const mw_lua_core_t *ctx);
 mw_server_t *mw_lua_core_server(const mw_lua_core_t *ctx);
 
+/* The route of the message being handled, for its handling time in
+ * /metrics: core.running sets it from the label's text ("type.action",
+ * up to the label's first space); the script resets it (0: not routed)
+ * when a message starts and puts it back when a message's task resumes,
+ * through the pointer mw_lua_core_route returns (valid as long as ctx).
+ * mw_lua_core_route_name is the text of a route number (NULL for 0 or an
+ * unknown number); the names live as long as the moonwire.core table. */
+unsigned *mw_lua_core_route(mw_lua_core_t *ctx);
+const char *mw_lua_core_route_name(const mw_lua_core_t *ctx, unsigned route);
+
 #endif

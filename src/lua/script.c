@@ -18,6 +18,7 @@
  */
 #include "script.h"
 #include "../errors.h"
+#include "../latency.h"
 #include "../list.h"
 #include "../log.h"
 #include "../metrics.h"
@@ -102,6 +103,12 @@ struct mw_script {
     mw_task_t *upgrading; /* the upgrade task app_upgrade runs now */
     int upgrade_status;   /* ... and what it decided, when it did not wait */
     char upgrade_msg[256];
+
+    /* Handling time per route (/metrics): when the message that runs now
+     * started, unless it waited (then its client_t keeps it). */
+    mw_latency_t latency;
+    uint64_t msg_start;
+    unsigned *route; /* the route of the running message (api.h) */
 };
 
 /* Task kinds of this file (sched.h numbers the scheduler's own). */
@@ -139,7 +146,9 @@ typedef struct client {
     unsigned code;
     char *reason;
     size_t rlen;
-    mw_list_t link; /* sc->clients */
+    uint64_t msg_start; /* while a message's task waits: when it started */
+    unsigned route;     /* ... and the route it was routed to (0: none yet) */
+    mw_list_t link;     /* sc->clients */
 } client_t;
 
 static const char script_key; /* registry: this state's mw_script_t */
@@ -372,6 +381,7 @@ static int init_common(mw_script_t *sc) {
     if (!sc->sched)
         return MW_ENOMEM;
     mw_lua_core_set_sched(sc->core, sc->sched);
+    sc->route = mw_lua_core_route(sc->core);
     sc->traceback_ref = LUA_NOREF;
     sc->http_ref = LUA_NOREF;
     for (int i = 0; i < FN_COUNT; i++)
@@ -575,6 +585,40 @@ static void client_free(client_t *cl) {
     free(cl);
 }
 
+/* Handling time (/metrics, moonwire_message_duration_seconds): from the
+ * start of a message's task until the task that handles it is over, the
+ * time it spent waiting included (that is what the client sees), under
+ * the route core.running named (0: the message was never routed). The
+ * clock is read when called (mw_server_now_ns), not the loop's cached
+ * time, which would make every message answered within one loop
+ * iteration take 0. */
+
+static uint64_t clock_ns(const mw_script_t *sc) {
+    mw_server_t *s = mw_lua_core_server(sc->core);
+    return s ? mw_server_now_ns(s) : 0;
+}
+
+/* message_starts: a message's task is about to run for the first time. */
+static void message_starts(mw_script_t *sc) {
+    sc->msg_start = clock_ns(sc);
+    *sc->route = 0;
+}
+
+/* message_waits: the message's task of cl parks (first: for the first
+ * time); what it started with is kept in cl until it resumes. */
+static void message_waits(mw_script_t *sc, client_t *cl, int first) {
+    if (first)
+        cl->msg_start = sc->msg_start;
+    cl->route = *sc->route;
+}
+
+/* message_over: a message's task is over; cl is its client when the task
+ * had waited, else NULL (it ran through since message_starts). */
+static void message_over(mw_script_t *sc, client_t *cl) {
+    uint64_t start = cl ? cl->msg_start : sc->msg_start, now = clock_ns(sc);
+    mw_latency_observe(&sc->latency, *sc->route, now > start ? now - start : 0);
+}
+
 static void run_task(mw_script_t *sc, mw_task_t *t, int nargs, mw_conn_t *c, int refuse);
 static void upgrade_decided(mw_script_t *sc, mw_task_t *t, mw_conn_t *c, int raised);
 static void start_message(mw_script_t *sc, mw_conn_t *c, client_t *cl, int binary,
@@ -619,7 +663,10 @@ static void advance(mw_script_t *sc, client_t *cl) {
 
 /* task_over frees a task that will not run again and moves its client on. */
 static void task_over(mw_script_t *sc, mw_task_t *t) {
-    client_t *cl = client_kind(mw_task_kind(t)) ? mw_task_owner(t) : NULL;
+    int kind = mw_task_kind(t);
+    client_t *cl = client_kind(kind) ? mw_task_owner(t) : NULL;
+    if (kind == TASK_MESSAGE)
+        message_over(sc, cl && cl->busy == t ? cl : NULL);
     mw_task_free(t);
     if (cl && cl->busy == t) {
         cl->busy = NULL;
@@ -650,6 +697,8 @@ static void parked(mw_script_t *sc, mw_task_t *t, mw_conn_t *c) {
         if (mw_task_kind(t) == TASK_CLOSE)
             cl->closed = cl->close_started = 1;
     }
+    if (mw_task_kind(t) == TASK_MESSAGE)
+        message_waits(sc, cl, cl->busy != t);
     cl->busy = t;
 }
 
@@ -777,6 +826,8 @@ static void run_task(mw_script_t *sc, mw_task_t *t, int nargs, mw_conn_t *c, int
 static void on_resume(void *data, mw_task_t *t, int nargs) {
     mw_script_t *sc = data;
     client_t *cl = client_kind(mw_task_kind(t)) ? mw_task_owner(t) : NULL;
+    if (cl && mw_task_kind(t) == TASK_MESSAGE)
+        *sc->route = cl->route;
     run_task(sc, t, nargs, cl ? cl->c : NULL, 0);
 }
 
@@ -795,6 +846,7 @@ static mw_task_t *new_task(mw_script_t *sc, int kind, client_t *cl, int fn, lua_
 
 static void start_message(mw_script_t *sc, mw_conn_t *c, client_t *cl, int binary,
                           const char *payload, size_t len) {
+    message_starts(sc);
     lua_State *co;
     mw_task_t *t = new_task(sc, TASK_MESSAGE, cl, FN_MESSAGE, &co);
     if (!t)
@@ -1112,14 +1164,46 @@ static void app_idle(void *data) {
     mw_script_idle(data);
 }
 
-/* app_health adds the Lua isolation counters (docs/security.md). */
+/* What waits now: the tasks (sched.h) and, from the client records, the
+ * messages queued behind a client's waiting task and the clients whose
+ * reading is held because max_pending_messages of them are queued. */
+typedef struct {
+    mw_sched_stats_t sched;
+    uint64_t queued, held;
+} waiting_t;
+
+static void waiting(const mw_script_t *sc, waiting_t *w) {
+    mw_sched_stats(sc->sched, &w->sched);
+    w->queued = w->held = 0;
+    size_t max = max_pending(sc);
+    for (const mw_list_t *l = sc->clients.next; l != &sc->clients; l = l->next) {
+        const client_t *cl = mw_list_entry(l, client_t, link);
+        w->queued += cl->n;
+        w->held += cl->n >= max && !cl->closed;
+    }
+}
+
+/* app_health adds the Lua isolation counters (docs/security.md) and what
+ * waits. */
 static void app_health(void *data, FILE *f) {
     mw_script_t *sc = data;
+    waiting_t w;
+    waiting(sc, &w);
     fprintf(f,
             ",\"lua\":{\"memory\":%zu,\"memory_limit\":%zu,\"memory_full\":%s,"
-            "\"memory_limit_hits\":%llu,\"refused_messages\":%llu,\"timeouts\":%llu}",
+            "\"memory_limit_hits\":%llu,\"refused_messages\":%llu,\"timeouts\":%llu,"
+            "\"tasks_waiting\":%zu,\"wait_timeouts\":%llu,\"queued_messages\":%llu,"
+            "\"held_clients\":%llu}",
             sc->used, sc->limit, sc->full ? "true" : "false", (unsigned long long)sc->limit_hits,
-            (unsigned long long)sc->refused_messages, (unsigned long long)sc->timeouts);
+            (unsigned long long)sc->refused_messages, (unsigned long long)sc->timeouts,
+            w.sched.parked, (unsigned long long)w.sched.timeouts, (unsigned long long)w.queued,
+            (unsigned long long)w.held);
+}
+
+/* route_name labels a route of the latency histogram. */
+static const char *route_name(void *data, unsigned route) {
+    mw_script_t *sc = data;
+    return route ? mw_lua_core_route_name(sc->core, route) : "unrouted";
 }
 
 /* app_metrics adds the Lua heap and the isolation counters to /metrics:
@@ -1142,6 +1226,32 @@ static void app_metrics(void *data, FILE *f) {
     mw_metrics_sample(f, "lua_refused_messages_total", NULL, NULL, sc->refused_messages);
     mw_metrics_family(f, "lua_timeouts_total", "counter", "Lua calls stopped by script_timeout.");
     mw_metrics_sample(f, "lua_timeouts_total", NULL, NULL, sc->timeouts);
+    waiting_t w;
+    waiting(sc, &w);
+    mw_metrics_family(f, "lua_tasks_total", "counter",
+                      "Tasks started: messages, connects, disconnects, timer runs, spawns.");
+    mw_metrics_sample(f, "lua_tasks_total", NULL, NULL, w.sched.tasks);
+    mw_metrics_family(f, "lua_tasks_waiting", "gauge",
+                      "Tasks waiting now (moonwire.sleep, Redis, ...).");
+    mw_metrics_sample(f, "lua_tasks_waiting", NULL, NULL, w.sched.parked);
+    mw_metrics_family(f, "lua_waits_total", "counter", "Waits begun by tasks.");
+    mw_metrics_sample(f, "lua_waits_total", NULL, NULL, w.sched.waits);
+    mw_metrics_family(f, "lua_wait_timeouts_total", "counter",
+                      "Waits that ended because their timeout passed first.");
+    mw_metrics_sample(f, "lua_wait_timeouts_total", NULL, NULL, w.sched.timeouts);
+    mw_metrics_family(f, "lua_timers", "gauge", "App timers now (moonwire.timer).");
+    mw_metrics_sample(f, "lua_timers", NULL, NULL, w.sched.timers);
+    mw_metrics_family(f, "lua_queued_messages", "gauge",
+                      "Messages queued behind their client's waiting handler.");
+    mw_metrics_sample(f, "lua_queued_messages", NULL, NULL, w.queued);
+    mw_metrics_family(f, "lua_held_clients", "gauge",
+                      "Clients not read because max_pending_messages of their messages are "
+                      "queued.");
+    mw_metrics_sample(f, "lua_held_clients", NULL, NULL, w.held);
+    mw_latency_write(&sc->latency, f, "message_duration_seconds",
+                     "Time from the start of a message's handling until its handler is done, "
+                     "waits included, by route (type.action; unrouted: never routed).",
+                     route_name, sc);
 }
 
 /* push_http_request pushes what runtime.http learns about a plain HTTP
@@ -1325,6 +1435,7 @@ void mw_script_free(mw_script_t *sc) {
         luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->traceback_ref);
         luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->http_ref);
     }
+    mw_latency_free(&sc->latency);
     free(sc->runtime_src);
     free(sc);
 }

@@ -20,6 +20,7 @@
  */
 #include "../errors.h"
 #include "../log.h"
+#include "../metrics.h"
 #include "../server.h"
 #include "api.h"
 #include "config_lua.h"
@@ -542,6 +543,19 @@ static int l_server_health(lua_State *L) {
     return 1;
 }
 
+/* server:metrics() -> the /metrics text. */
+static int l_server_metrics(lua_State *L) {
+    test_server_t *t = check_server(L, 1);
+    activate(t);
+    size_t len;
+    char *text = mw_metrics_text(t->server, &len);
+    if (!text)
+        return luaL_error(L, "out of memory");
+    lua_pushlstring(L, text, len);
+    free(text);
+    return 1;
+}
+
 /* server:logs() -> { { level =, message = }, ... } logged since the last call. */
 static int l_server_logs(lua_State *L) {
     static const char *const names[] = {"debug", "info", "warn", "error"};
@@ -998,19 +1012,13 @@ static void new_metatable(lua_State *L, const char *name, const luaL_Reg *method
 
 int luaopen_moonwire_core(lua_State *L) {
     static const luaL_Reg server_methods[] = {
-        {"config", l_server_config},
-        {"activate", l_server_activate},
-        {"run", l_server_run},
-        {"advance", l_server_advance},
-        {"now", l_server_now},
-        {"health", l_server_health},
-        {"logs", l_server_logs},
-        {"connect", l_server_connect},
-        {"request", l_server_request},
-        {"reload", l_server_reload},
-        {"start", l_server_start},
-        {"close", l_server_close},
-        {NULL, NULL},
+        {"config", l_server_config},   {"activate", l_server_activate},
+        {"run", l_server_run},         {"advance", l_server_advance},
+        {"now", l_server_now},         {"health", l_server_health},
+        {"metrics", l_server_metrics}, {"logs", l_server_logs},
+        {"connect", l_server_connect}, {"request", l_server_request},
+        {"reload", l_server_reload},   {"start", l_server_start},
+        {"close", l_server_close},     {NULL, NULL},
     };
     static const luaL_Reg client_methods[] = {
         {"id", l_client_id},
