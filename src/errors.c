@@ -31,8 +31,12 @@ const char *mw_strerror(int err) {
     case MW_EKEYALG: return "key does not fit the algorithm";
     case MW_ERATE: return "rate limited";
     case MW_EBUSY: return "too many connections";
+    case MW_EPENDING: return "pending";
+    case MW_ETIMEOUT: return "timeout";
     case MW_ENOMEM: return "out of memory";
     case MW_EIO: return "i/o error";
+    case MW_ECONNLOST: return "connection lost";
+    case MW_ENOTCONN: return "not connected";
     default: return "unknown error";
     }
 }
@@ -65,8 +69,12 @@ const char *mw_err_name(int err) {
     case MW_EKEYALG: return "MW_EKEYALG";
     case MW_ERATE: return "MW_ERATE";
     case MW_EBUSY: return "MW_EBUSY";
+    case MW_EPENDING: return "MW_EPENDING";
+    case MW_ETIMEOUT: return "MW_ETIMEOUT";
     case MW_ENOMEM: return "MW_ENOMEM";
     case MW_EIO: return "MW_EIO";
+    case MW_ECONNLOST: return "MW_ECONNLOST";
+    case MW_ENOTCONN: return "MW_ENOTCONN";
     default: return "MW_EUNKNOWN";
     }
 }
