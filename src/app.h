@@ -16,8 +16,8 @@
  * reports a failure the core would have to act on, except where its return
  * value says so (upgrade, http, reload).
  *
- * Still to come here (later issues): a timer fired, an I/O request
- * completed, a bus event.
+ * Timers and I/O the app waits on (sleep, Redis) are the app's own: the
+ * core gives it the loop and the clock (timers.h), not a callback each.
  */
 #ifndef MW_APP_H
 #define MW_APP_H
@@ -42,9 +42,11 @@ typedef struct {
 
 typedef struct mw_app_callbacks {
     /* upgrade: a valid upgrade request for client mw_conn_id(c), before the
-     * 101 is written (it is only queued). Returns 0 to accept, or the HTTP
-     * status (401, 403, 500, ...) to refuse with, its text in msg: the
-     * client then never existed (no open, no close). */
+     * 101 is written. Returns 0 to accept, or the HTTP status (401, 403,
+     * 500, ...) to refuse with, its text in msg: the client then never
+     * existed (no open, no close). MW_EPENDING: the app decides later with
+     * mw_conn_upgrade_decided (the connection is kept, its input held);
+     * should it close first, close is called although open never was. */
     int (*upgrade)(void *data, mw_conn_t *c, const mw_client_info_t *info, char *msg,
                    size_t msglen);
     /* open: the client is connected (its upgrade was accepted). */
@@ -54,8 +56,11 @@ typedef struct mw_app_callbacks {
      * mw_conn_send(c, ...) on the connection in hand. */
     void (*message)(void *data, mw_conn_t *c, int binary, const char *payload, size_t len);
     /* close: the client is gone (code as docs/boundary.md defines it). It is
-     * still in its rooms during the call; sends to it fail. */
-    void (*close)(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len);
+     * still in its rooms during the call; sends to it fail. Returns 0, or
+     * MW_EPENDING while the app still handles the client's messages: the
+     * connection then stays (closed, in its rooms) until the app calls
+     * mw_conn_release(c). */
+    int (*close)(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len);
     /* http: a plain HTTP request for a path the core does not serve itself
      * (not /health, not the WebSocket endpoint). Returns 0 when it answered
      * with mw_conn_respond, MW_ENOTFOUND for the core's 404, any other
@@ -73,6 +78,10 @@ typedef struct mw_app_callbacks {
     /* metrics: adds metric families to /metrics, each written whole (HELP,
      * TYPE, samples) with the writers of metrics.h. */
     void (*metrics)(void *data, FILE *out);
+    /* stop: the server is going away (shutdown_timeout passed, or an
+     * abort): the app gives up whatever still waits and releases every
+     * connection it kept. */
+    void (*stop)(void *data);
 } mw_app_callbacks_t;
 
 typedef struct mw_app {

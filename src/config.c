@@ -202,6 +202,8 @@ static const mw_config_desc_t descs[] = {
         "ms one call into Lua may run before it is interrupted (0: no watchdog)"),
     INT(lua_memory_limit, "268435456", 0, 1LL << 40, RESTART,
         "bytes the Lua heap may hold (0: unlimited)"),
+    INT(max_pending_messages, "32", 1, 65536, LIVE,
+        "messages of one client queued while its handler waits; past it reading stops"),
     TABLE(app, LIVE, "free-form settings for the application"),
 };
 

@@ -89,6 +89,7 @@ typedef struct mw_config {
     int max_connections_per_user; /* 0 = unlimited */
     /* Lua isolation (docs/security.md) */
     int script_timeout;         /* ms; 0 = no watchdog */
+    int max_pending_messages;   /* queued while a client's handler waits */
     long long lua_memory_limit; /* bytes; 0 = unlimited */
 } mw_config_t;
 

@@ -53,7 +53,17 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum { CONN_HTTP, CONN_OPEN, CONN_CLOSING, CONN_DRAINING, CONN_LINGER, CONN_CLOSED };
+/* CONN_UPGRADING: a valid upgrade request the app has not decided on yet
+ * (its authenticate hook waits): nothing is written, nothing is read. */
+enum {
+    CONN_HTTP,
+    CONN_UPGRADING,
+    CONN_OPEN,
+    CONN_CLOSING,
+    CONN_DRAINING,
+    CONN_LINGER,
+    CONN_CLOSED
+};
 
 struct mw_conn {
     /* Hot for fan-out, kept in the first cache line: a broadcast to N
@@ -66,6 +76,7 @@ struct mw_conn {
     uint8_t connected;   /* Lua saw connect, so it must see disconnect */
     uint8_t read_paused; /* reading stopped: output over the high watermark */
     uint8_t head_only;   /* answering a HEAD request: the head, no body */
+    uint8_t app_hold;    /* reading stopped: the app has too many messages queued */
     size_t write_len;    /* bytes in the write in flight */
     mw_outq_t outq;
     mw_server_t *server;
@@ -85,6 +96,7 @@ struct mw_conn {
     uint32_t last_message; /* a complete data message from the client */
     uint32_t ping_sent;    /* an unanswered ping went out at this time; 0: none */
     mw_tls_t *tls;         /* wss:// only */
+    void *app_data;        /* the app's own per-client state (mw_conn_set_app_data) */
 };
 
 /* What only some connections need: limits that are configured, an
@@ -101,6 +113,10 @@ typedef struct mw_conn_extra {
     uint64_t dropped;       /* broadcasts dropped by backpressure */
     char *peer_addr;        /* adopted sockets: the peer the app is told about */
     int peer_port;
+    char *upgrade_head; /* CONN_UPGRADING: the 101 to send once the app accepts */
+    size_t upgrade_head_len;
+    char *early; /* CONN_UPGRADING: bytes the client sent after its request */
+    size_t early_len;
 } mw_conn_extra_t;
 
 /* extra returns the connection's extra state, allocating it on first use;
@@ -211,10 +227,10 @@ static void update_read_pause(mw_conn_t *c) {
         return;
     }
     size_t high = high_watermark(c);
-    if (!c->read_paused && c->outq.bytes > high) {
+    if (!c->read_paused && (c->app_hold || c->outq.bytes > high)) {
         c->read_paused = 1;
         uv_read_stop((uv_stream_t *)&c->tcp);
-    } else if (c->read_paused && c->outq.bytes <= high / 2) {
+    } else if (c->read_paused && !c->app_hold && c->outq.bytes <= high / 2) {
         c->read_paused = 0;
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
@@ -225,20 +241,10 @@ static void schedule_flush(mw_conn_t *c) {
         mw_list_insert_tail(&c->server->flushq, &c->flush);
 }
 
-static void on_close(uv_handle_t *h) {
-    mw_conn_t *c = h->data;
+/* free_conn ends a connection the app no longer needs: its memberships,
+ * its id, its memory. */
+static void free_conn(mw_conn_t *c) {
     mw_server_t *s = c->server;
-    /* Lua hears about the disconnect while the client is still in its
-     * rooms (to send presence "left" events); the memberships go after. */
-    if (c->connected) {
-        const char *reason = "";
-        size_t rlen = 0;
-        uint16_t code = c->ws ? mw_ws_status(c->ws, &reason, &rlen) : 1006;
-        if (s->app.cb->close)
-            s->app.cb->close(s->app.data, c, code, reason, rlen);
-        s->nclients--;
-        mw_counters_disconnect(&s->counters, code);
-    }
     mw_rooms_leave_all(s->rooms, &c->rooms);
     if (c->id)
         mw_idmap_del(&s->clients, c->id);
@@ -249,6 +255,8 @@ static void on_close(uv_handle_t *h) {
         free(c->x->expiry_reason);
         mw_throttle_free(&c->x->throttle);
         free(c->x->peer_addr);
+        free(c->x->upgrade_head);
+        free(c->x->early);
         free(c->x);
     }
     mw_ws_free(c->ws);
@@ -258,6 +266,53 @@ static void on_close(uv_handle_t *h) {
     mw_list_remove(&c->link);
     s->nconns--;
     free(c); /* the server notices nconns reaching 0 in its next pass (shutdown) */
+}
+
+static void on_close(uv_handle_t *h) {
+    mw_conn_t *c = h->data;
+    mw_server_t *s = c->server;
+    /* Lua hears about the disconnect while the client is still in its
+     * rooms (to send presence "left" events); the memberships go after.
+     * An app still handling the client's messages answers MW_EPENDING and
+     * releases it later (mw_conn_release): until then the client keeps its
+     * id and rooms, and every send to it fails. */
+    if (c->connected || c->app_data) {
+        /* app_data: the app still decides on this client's upgrade. */
+        const char *reason = "";
+        size_t rlen = 0;
+        uint16_t code = c->ws ? mw_ws_status(c->ws, &reason, &rlen) : 1006;
+        if (c->connected) {
+            c->connected = 0;
+            s->nclients--;
+            mw_counters_disconnect(&s->counters, code);
+        }
+        if (s->app.cb->close &&
+            s->app.cb->close(s->app.data, c, code, reason, rlen) == MW_EPENDING) {
+            c->app_hold = 2; /* held by the app until mw_conn_release */
+            return;
+        }
+    }
+    free_conn(c);
+}
+
+void mw_conn_release(mw_conn_t *c) {
+    if (c->state == CONN_CLOSED && c->app_hold == 2)
+        free_conn(c);
+}
+
+void *mw_conn_app_data(const mw_conn_t *c) {
+    return c->app_data;
+}
+
+void mw_conn_set_app_data(mw_conn_t *c, void *data) {
+    c->app_data = data;
+}
+
+void mw_conn_hold(mw_conn_t *c, int on) {
+    if (c->state == CONN_CLOSED || c->app_hold == (on ? 1 : 0))
+        return;
+    c->app_hold = on ? 1 : 0;
+    update_read_pause(c);
 }
 
 static void close_now(mw_conn_t *c) {
@@ -587,6 +642,34 @@ static void refuse(mw_conn_t *c, int status, const char *extra, const char *why)
 
 static void unaccept(mw_conn_t *c);
 
+static void on_ws_data(mw_conn_t *c, const char *data, size_t len);
+
+/* open_client finishes an upgrade the app accepted: the 101 goes out,
+ * the client is open, the app hears about it, and what the client sent
+ * after its request (early, when the decision waited) is read. */
+static void open_client(mw_conn_t *c, const char *head, size_t len, const char *early,
+                        size_t early_len) {
+    mw_server_t *s = c->server;
+    /* The mw_ws_t comes with the first frame, send or close (ensure_ws): a
+     * client that only listens never needs one. */
+    if (mw_outq_append(&c->outq, head, len) != 0) {
+        close_now(c);
+        return;
+    }
+    schedule_flush(c);
+    c->state = CONN_OPEN;
+    clear_deadline(c);
+    c->connected = 1;
+    c->last_heard = c->last_message = now32(s);
+    s->nclients++;
+    s->counters.connects++;
+    mw_log_debug("client %llu connected", (unsigned long long)c->id);
+    if (s->app.cb->open)
+        s->app.cb->open(s->app.data, c);
+    if (early_len && (c->state == CONN_OPEN || c->state == CONN_CLOSING))
+        on_ws_data(c, early, early_len);
+}
+
 static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t *hs) {
     mw_server_t *s = c->server;
     char head[512];
@@ -595,23 +678,11 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
                      hs->accept, hs->subprotocol ? "Sec-WebSocket-Protocol: " : "",
                      hs->subprotocol ? hs->subprotocol : "", hs->subprotocol ? "\r\n" : "");
-    /* The mw_ws_t comes with the first frame, send or close (ensure_ws): a
-     * client that only listens never needs one. */
-    if (mw_outq_append(&c->outq, head, (size_t)n) != 0) {
-        close_now(c);
-        return;
-    }
-    schedule_flush(c);
     c->id = ++s->next_id;
     if (mw_idmap_put(&s->clients, c->id, c) != 0) {
         close_now(c);
         return;
     }
-    c->state = CONN_OPEN;
-    clear_deadline(c);
-    c->connected = 1;
-    c->last_heard = c->last_message = now32(s);
-    s->nclients++;
     char addr[48];
     int port = peer_name(c, addr, sizeof addr);
     mw_client_info_t info = {
@@ -626,6 +697,25 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
     char msg[256];
     int refused =
         s->app.cb->upgrade ? s->app.cb->upgrade(s->app.data, c, &info, msg, sizeof msg) : 0;
+    if (refused == MW_EPENDING) {
+        /* The app decides later (mw_conn_upgrade_decided): the 101 waits,
+         * what the client sends meanwhile is kept (keep_early), and the
+         * handshake deadline still runs. */
+        mw_conn_extra_t *x = extra(c);
+        char *copy = malloc((size_t)n);
+        if (!x || !copy) {
+            free(copy);
+            close_now(c);
+            return;
+        }
+        memcpy(copy, head, (size_t)n);
+        x->upgrade_head = copy;
+        x->upgrade_head_len = (size_t)n;
+        c->state = CONN_UPGRADING; /* reading goes on: early bytes are kept, EOF noticed */
+        mw_log_debug("client %llu from %s:%d: the app decides on the upgrade later",
+                     (unsigned long long)c->id, addr, port);
+        return;
+    }
     if (refused) {
         mw_refusal_t r;
         mw_admission_app_refusal(s, refused, msg, &r);
@@ -633,18 +723,53 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
         refuse(c, r.status, r.headers, r.why);
         return;
     }
-    s->counters.connects++;
-    mw_log_debug("client %llu connected from %s:%d", (unsigned long long)c->id, addr, port);
-    if (s->app.cb->open)
-        s->app.cb->open(s->app.data, c);
+    open_client(c, head, (size_t)n, NULL, 0);
+}
+
+int mw_conn_upgrade_decided(mw_conn_t *c, int status, const char *msg) {
+    if (c->state != CONN_UPGRADING)
+        return MW_ECLOSED;
+    mw_conn_extra_t *x = c->x;
+    char *head = x->upgrade_head, *early = x->early;
+    size_t len = x->upgrade_head_len, early_len = x->early_len;
+    x->upgrade_head = x->early = NULL;
+    x->upgrade_head_len = x->early_len = 0;
+    if (status) {
+        mw_refusal_t r;
+        mw_admission_app_refusal(c->server, status, msg ? msg : "forbidden", &r);
+        unaccept(c);
+        refuse(c, r.status, r.headers, r.why);
+    } else {
+        open_client(c, head, len, early, early_len);
+    }
+    free(head);
+    free(early);
+    return 0;
+}
+
+/* keep_early holds what a client sent after its upgrade request while the
+ * app decides on it, bounded like an output queue. */
+static void keep_early(mw_conn_t *c, const char *data, size_t len) {
+    mw_conn_extra_t *x = c->x;
+    if (x->early_len + len > high_watermark(c)) {
+        close_now(c);
+        return;
+    }
+    char *p = realloc(x->early, x->early_len + len);
+    if (!p) {
+        close_now(c);
+        return;
+    }
+    memcpy(p + x->early_len, data, len);
+    x->early = p;
+    x->early_len += len;
 }
 
 /* unaccept undoes an upgrade the runtime refused: nothing was written yet
- * (the 101 is only queued), so the client can get an HTTP answer instead. */
+ * (the 101 is queued only once it accepts), so the client can get an HTTP
+ * answer instead. */
 static void unaccept(mw_conn_t *c) {
     mw_server_t *s = c->server;
-    c->connected = 0;
-    s->nclients--;
     mw_rooms_leave_all(s->rooms, &c->rooms);
     mw_idmap_del(&s->clients, c->id);
     c->id = 0;
@@ -720,6 +845,10 @@ static void on_http_data(mw_conn_t *c, const char *data, size_t len) {
     if (!mw_http_parser_done(c->http))
         return;
     on_request(c, mw_http_parser_request(c->http));
+    if (c->state == CONN_UPGRADING && used < len) {
+        keep_early(c, data + used, len - used);
+        return;
+    }
     if (c->state == CONN_OPEN || c->state == CONN_CLOSING) {
         mw_http_parser_free(c->http);
         c->http = NULL;
@@ -743,6 +872,7 @@ static inline __attribute__((always_inline)) void on_plain(mw_conn_t *c, const c
                                                            size_t len) {
     switch (c->state) {
     case CONN_HTTP: on_http_data(c, data, len); break;
+    case CONN_UPGRADING: keep_early(c, data, len); break;
     case CONN_OPEN:
     case CONN_CLOSING: on_ws_data(c, data, len); break;
     default: break; /* draining or lingering: the peer's bytes no longer matter */
@@ -1049,6 +1179,13 @@ void mw_conn_tick(mw_conn_t *c, uint64_t now) {
             mw_log_debug("handshake timeout for %s:%d", addr, port);
         }
         respond_text(c, 408, NULL, "request timeout");
+        break;
+    case CONN_UPGRADING: /* the app did not decide within handshake_timeout */
+        mw_log_warn("client %llu: no decision on its upgrade within handshake_timeout; "
+                    "answering 503",
+                    (unsigned long long)c->id);
+        unaccept(c);
+        respond_text(c, 503, "Retry-After: 1\r\n", "authentication timed out");
         break;
     case CONN_OPEN: { /* an expiry set from Lua (authentication timeout, token expiry) */
         char *reason = c->x ? c->x->expiry_reason : NULL;

@@ -100,6 +100,30 @@ int mw_conn_set_expiry(mw_conn_t *c, int64_t ms, uint16_t code, const char *reas
  * inactive_time without a message. */
 void mw_conn_heartbeat(mw_conn_t *c, uint64_t now);
 
+/* mw_conn_hold stops (on) or resumes (off) reading from the client on
+ * the app's behalf, while it has too many of the client's messages
+ * waiting to be handled: TCP then pushes back on the client. Reading
+ * resumes once neither the app nor the output queue (its high
+ * watermark) holds it. */
+void mw_conn_hold(mw_conn_t *c, int on);
+
+/* The app's own pointer for the client (NULL until set), for per-client
+ * state it keeps only while it needs to (messages waiting their turn). */
+void *mw_conn_app_data(const mw_conn_t *c);
+void mw_conn_set_app_data(mw_conn_t *c, void *data);
+
+/* mw_conn_upgrade_decided applies the app's late decision on an upgrade
+ * whose upgrade callback answered MW_EPENDING: status 0 accepts (the 101
+ * goes out, then the open callback), else refuses with that HTTP status
+ * and msg, as a refusal in the callback would have. Returns 0, or
+ * MW_ECLOSED when the client is gone (or timed out) meanwhile. */
+int mw_conn_upgrade_decided(mw_conn_t *c, int status, const char *msg);
+
+/* mw_conn_release ends a closed connection the app's close callback kept
+ * (it answered MW_EPENDING): its rooms, its id and its memory go now.
+ * Until then it stays in its rooms and every send to it fails. */
+void mw_conn_release(mw_conn_t *c);
+
 /* mw_conn_abort closes the TCP connection at once (shutdown timeout). */
 void mw_conn_abort(mw_conn_t *c);
 

@@ -272,8 +272,20 @@ static void on_heartbeat(uv_timer_t *t) {
     heartbeat_pass(t->data);
 }
 
+/* stop_app tells the app the server is going away, once: it gives up
+ * what still waits and releases the connections it kept. */
+static void stop_app(mw_server_t *s) {
+    if (s->app_stopped)
+        return;
+    s->app_stopped = 1;
+    if (s->app.cb->stop)
+        s->app.cb->stop(s->app.data);
+}
+
 static void close_server_handles(mw_server_t *s) {
+    stop_app(s);
     if (s->started) {
+        mw_timers_close(&s->timers);
         uv_close((uv_handle_t *)&s->cron, NULL);
         uv_close((uv_handle_t *)&s->heartbeat, NULL);
         uv_close((uv_handle_t *)&s->flush_prepare, NULL);
@@ -306,6 +318,9 @@ static void on_shutdown_timeout(uv_timer_t *t) {
         mw_conn_abort(mw_conn_from_link(l));
         l = next;
     }
+    /* Handlers still waiting on a closed client keep it (mw_conn_release);
+     * past the timeout they are given up. */
+    stop_app(s);
 }
 
 /* stop_listening closes the listeners: no new connections. */
@@ -437,6 +452,10 @@ static void start_signal(mw_server_t *s, uv_signal_t *h, int signum) {
     uv_signal_start(h, on_signal, signum);
 }
 
+static uint64_t server_clock(void *data) {
+    return mw_server_now(data);
+}
+
 int mw_server_start(mw_server_t *s) {
     if (s->started)
         return 0;
@@ -445,6 +464,7 @@ int mw_server_start(mw_server_t *s) {
     s->cron.data = s;
     uv_timer_init(s->loop, &s->heartbeat);
     s->heartbeat.data = s;
+    mw_timers_init(&s->timers, s->loop, server_clock, s, s->virtual_clock);
     s->heartbeat_ms = heartbeat_interval(s->cfg);
     if (s->virtual_clock) {
         s->next_cron = s->vnow + CRON_INTERVAL_MS;
@@ -471,18 +491,41 @@ void mw_server_use_virtual_clock(mw_server_t *s, uint64_t start_ms) {
     s->started_ms = start_ms;
 }
 
+/* Rounds of timers at one instant of the virtual clock before advancing
+ * gives up (a task that only ever sleeps 0). */
+#define MAX_TIMER_ROUNDS 100000
+
 void mw_server_advance(mw_server_t *s, uint64_t ms) {
     if (!s->virtual_clock || !s->started)
         return;
     uint64_t end = s->vnow + ms;
+    int same_instant = 0;
     for (;;) {
         /* The next pass due, in the order the real timers would fire. */
-        uint64_t next = s->next_cron;
+        uint64_t next = s->next_cron, timer = mw_timers_next(&s->timers);
         if (s->heartbeat_ms && s->next_heartbeat < next)
             next = s->next_heartbeat;
+        if (timer < next)
+            next = timer;
         if (next > end)
             break;
-        s->vnow = next;
+        if (next > s->vnow) {
+            s->vnow = next;
+            same_instant = 0;
+        }
+        if (timer <= s->vnow) {
+            /* Timers first, as a zero-delay chain (a task that sleeps 0
+             * again and again) fires within one instant; a chain that
+             * never ends would keep the clock from moving: stopped. */
+            if (++same_instant > MAX_TIMER_ROUNDS) {
+                mw_log_error("virtual clock: timers keep firing at %llu ms; advance stopped",
+                             (unsigned long long)s->vnow);
+                break;
+            }
+            mw_timers_run(&s->timers, s->vnow);
+            flush(s);
+            continue;
+        }
         if (s->heartbeat_ms && s->next_heartbeat == next) {
             heartbeat_pass(s);
             s->next_heartbeat += s->heartbeat_ms;
@@ -546,6 +589,7 @@ void mw_server_free(mw_server_t *s) {
     if (!s)
         return;
     mw_reload_free(s->reload);
+    mw_timers_free(&s->timers);
     mw_idmap_free(&s->clients);
     mw_rooms_free(s->rooms);
     mw_iptable_free(s->ips);

@@ -14,6 +14,14 @@ mw_rooms_t *mw_server_rooms(mw_server_t *s) {
     return s->rooms;
 }
 
+mw_timers_t *mw_server_timers(mw_server_t *s) {
+    return &s->timers;
+}
+
+const mw_config_t *mw_server_config(const mw_server_t *s) {
+    return s->cfg;
+}
+
 uint64_t mw_server_now(const mw_server_t *s) {
     return s->virtual_clock ? s->vnow : uv_now(s->loop);
 }

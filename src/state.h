@@ -21,6 +21,7 @@
 #include "list.h"
 #include "ratelimit.h"
 #include "rooms.h"
+#include "timers.h"
 #include "tls.h"
 #include "ws.h"
 
@@ -114,11 +115,20 @@ struct mw_server {
     char *last_reload_error;
 
     mw_counters_t counters; /* what /metrics counts besides the above (counters.h) */
+    mw_timers_t timers;     /* the app's timers on this clock (timers.h) */
+    int app_stopped;        /* the app's stop callback ran */
 };
 
 /* mw_server_client is THE lookup of a client by id: the connection, or
  * NULL when no client has this id (never connected, or freed). */
 mw_conn_t *mw_server_client(mw_server_t *s, uint64_t id);
+
+/* mw_server_config is the configuration the server runs with now (live
+ * options change it on reload). */
+const mw_config_t *mw_server_config(const mw_server_t *s);
+
+/* mw_server_timers is the server's timer heap, on its clock (timers.h). */
+mw_timers_t *mw_server_timers(mw_server_t *s);
 
 /* mw_server_rooms is the server's room index (rooms.h). */
 mw_rooms_t *mw_server_rooms(mw_server_t *s);

@@ -6,6 +6,8 @@
 
 local setmetatable = setmetatable
 local getmetatable = getmetatable
+local rawget = rawget
+local pcall = pcall
 local type = type
 local tostring = tostring
 local find = string.find
@@ -76,6 +78,60 @@ function _M.message(err, level)
         return where .. ": " .. msg
     end
     return msg
+end
+
+
+-- Location of the innermost Lua frame of co, a task that raised (its stack
+-- is kept: Lua does not unwind a coroutine that failed). nil when that
+-- frame has no current line: LuaJIT keeps none for the frame where the VM
+-- itself raised ("not enough memory"), and blaming its caller would
+-- mislead.
+local function locate_in(co)
+    local level = 0
+    while true do
+        local info = getinfo(co, level, "Sl")
+        if not info then
+            return nil
+        end
+        if info.what ~= "C" then
+            if info.currentline and info.currentline > 0 then
+                return info.short_src .. ":" .. info.currentline
+            end
+            return nil
+        end
+        level = level + 1
+    end
+end
+
+
+-- What capture makes of err, for an error that ended the task co (the
+-- C core resumes tasks without a message handler; the traceback is read
+-- from the failed coroutine afterwards).
+function _M.capture_thread(co, err)
+    if getmetatable(err) == fail_mt then
+        return err
+    end
+    local msg
+    if type(err) == "string" then
+        msg = err
+    elseif type(err) == "table" and type(rawget(err, "message")) == "string" then
+        msg = err.message
+    else
+        -- tostring runs the value's __tostring, which may itself raise.
+        local ok, text = pcall(tostring, err)
+        msg = "(error object is a " .. type(err) .. " value"
+              .. (ok and type(text) == "string" and ": " .. text or "") .. ")"
+    end
+    local unlocated
+    if not has_location(msg) then
+        local where = locate_in(co)
+        if where then
+            msg = where .. ": " .. msg
+        else
+            unlocated = true
+        end
+    end
+    return { message = msg, traceback = traceback(co, msg, 0), unlocated = unlocated }
 end
 
 

@@ -197,6 +197,14 @@ setmetatable(_M, { __index = function(t, key)
         rawset(t, "jwt", jwt)
         return jwt
     end
+    -- Waiting (moonwire.sched): sleep, spawn, timer.after / timer.every.
+    if key == "sleep" or key == "spawn" or key == "timer" then
+        local sched = require "moonwire.sched"
+        rawset(t, "sleep", sched.sleep)
+        rawset(t, "spawn", sched.spawn)
+        rawset(t, "timer", { after = sched.after, every = sched.every })
+        return rawget(t, key)
+    end
 end })
 
 

@@ -13,6 +13,7 @@ local client_new = require("moonwire.client").new
 local errors = require "moonwire.errors"
 local protocol = require "moonwire.protocol"
 local rooms = require "moonwire.rooms"
+local sched = require "moonwire.sched"
 
 local setmetatable = setmetatable
 local type = type
@@ -24,6 +25,7 @@ local select = select
 local format = string.format
 local find = string.find
 local capture = errors.capture
+local capture_thread = errors.capture_thread
 local is_failure = errors.is_failure
 
 local INVALID_MESSAGE = protocol.INVALID_MESSAGE
@@ -41,6 +43,28 @@ local MODES = { serve = true, check = true, test = true }
 
 -- The instance behind the module-level functions that C calls.
 local default
+
+-- The instance whose code runs now: each entry sets it. A task that waits
+-- (moonwire.sched) lets other dispatches run meanwhile, so the state of
+-- its own dispatch is saved before it parks and put back after.
+local active
+
+sched.set_switch(function()
+    local rt = active
+    if not rt then
+        return nil
+    end
+    local stage, client, msg, label, rid = rt._stage, rt._client, rt._msg, rt._label, rt._refuse_id
+    return function()
+        active = rt
+        rt._stage, rt._client, rt._msg, rt._label, rt._refuse_id = stage, client, msg, label, rid
+        rooms.set_current(rt._rooms)
+        local label_id = label and rt._label_ids[label]
+        if label_id then
+            fast.running(label_id)
+        end
+    end
+end)
 
 -- What a dispatch was running when it raised (runtime.message_failed):
 -- the runtime's own code, the protocol's decode, the on_message hook, the
@@ -220,6 +244,10 @@ function runtime._raised(self, client, msg, captured, where, label)
         local text = tostring(captured)
         captured = { message = text, traceback = text .. " (no traceback: the stack was unwound)" }
         where = label or where
+    elseif captured.unlocated then
+        -- No line to blame (the VM raised where it keeps none): the
+        -- action's label says which function, and where it is defined.
+        where = label or where
     end
     log("error", "%s failed: %s", where, captured.traceback)
     self:_send_error(client, id, INTERNAL_ERROR, "internal error")
@@ -281,6 +309,7 @@ end
 
 function runtime.start(self)
     local app = self:app()
+    active = self
     rooms.set_current(self._rooms)
     local ok, res = self:_hook("on_start", app)
     if not ok and is_failure(res) then
@@ -334,6 +363,7 @@ end
 -- client is created here and greeted by open(), which C calls next.
 function runtime.upgrade(self, id, info)
     local app = self:app()
+    active = self
     rooms.set_current(self._rooms)
     if self._clients[id] then
         log("warn", "client %s connected twice; replacing it", tostring(id))
@@ -366,8 +396,10 @@ function runtime.open(self, id)
     if not client then
         return
     end
+    rawset(client, "_opened", true)
     local app = self:app()
     local config = self._config
+    active = self
     rooms.set_current(self._rooms)
     local user = rawget(client, "_upgrade_user")
     if user then
@@ -448,6 +480,7 @@ end
 -- app protocol's encode (the built-in encode returns nil, err and runs
 -- unprotected), _send_error's around protocol.error (error replies only).
 function runtime.message(self, id, payload, is_binary, refuse)
+    active = self
     self._stage = IN_RUNTIME
     local client = self._clients[id]
     if not client then
@@ -562,11 +595,17 @@ local function captured_traceback(captured)
 end
 
 
--- C calls this when runtime.message raised, with what runtime.capture made
--- of the error, in the same dispatch: the stage message() recorded says
--- whose failure it was, and each gets the answer and log line it had when
--- every step ran under its own pcall.
-function runtime.message_failed(self, captured)
+-- C calls this when runtime.message raised, with the error and the task
+-- (coroutine) it ended, in the same dispatch: the stage message() recorded
+-- says whose failure it was, and each gets the answer and log line it had
+-- when every step ran under its own pcall. A failed task's stack is kept,
+-- so the traceback is read from it (errors.capture_thread).
+function runtime.message_failed(self, err, co)
+    local captured = err
+    if type(co) == "thread" then
+        captured = capture_thread(co, err)
+    end
+    active = self
     local stage, client, msg = self._stage, self._client, self._msg
     self._stage = IN_RUNTIME
     if stage == IN_DECODE then
@@ -674,6 +713,12 @@ function runtime.disconnect(self, id, code, reason)
     end
     self._clients[id] = nil
     client._closed = true
+    if not rawget(client, "_opened") then
+        -- Accepted at the upgrade, gone before it opened (the decision
+        -- waited): it never connected as far as the app knows.
+        return
+    end
+    active = self
     rooms.set_current(self._rooms)
     local ok, res = self:_hook("on_disconnect", client, code, reason)
     if not ok and is_failure(res) then
@@ -707,6 +752,9 @@ function runtime.reload(self, config)
     self._config = config
     self._rooms:configure(config)
     self._jwt = jwt_opts
+    -- The old code's timers go with it: the new code's on_start (which the
+    -- server runs next, in a task) starts its own.
+    sched.cancel_timers()
     self._host.app = new
     rooms.set_current(self._rooms)
     new:activate()
@@ -728,10 +776,10 @@ function runtime.handlers(self)
         message = function(id, payload, is_binary, refuse)
             return self:message(id, payload, is_binary, refuse)
         end,
-        capture = capture,
-        message_failed = function(captured) return self:message_failed(captured) end,
+        message_failed = function(err, co) return self:message_failed(err, co) end,
         disconnect = function(id, code, reason) return self:disconnect(id, code, reason) end,
         reload = function(config) return self:reload(config) end,
+        start = function() return self:start() end,
     }
 end
 
@@ -787,13 +835,9 @@ function _M.message(id, payload, is_binary, refuse)
 end
 
 
--- runtime.message's message handler (C's lua_pcall runs it where the error
--- was raised) and what C calls when message raised (docs/boundary.md).
-_M.capture = capture
-
-
-function _M.message_failed(captured)
-    return instance():message_failed(captured)
+-- What C calls when a message's task raised (docs/boundary.md).
+function _M.message_failed(err, co)
+    return instance():message_failed(err, co)
 end
 
 

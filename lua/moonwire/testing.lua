@@ -231,7 +231,7 @@ function _M.load_app(dir, opts)
         return nil, err
     end
     if opts.start ~= false then
-        rt:start()
+        server:start()
     end
     server:run()
     return setmetatable({ runtime = rt, server = server, dir = dir, config = config,

@@ -128,7 +128,7 @@ static long room_size(mw_server_t *s, const char *name) {
     return r ? (long)mw_room_size(r) : -1;
 }
 
-static void app_close(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len) {
+static int app_close(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len) {
     app_t *a = data;
     app_event(a, 'C');
     a->nclose++;
@@ -138,6 +138,7 @@ static void app_close(void *data, mw_conn_t *c, unsigned code, const char *reaso
     memcpy(a->reason, reason, a->reasonlen);
     a->reason[a->reasonlen] = '\0';
     a->room_size_at_close = a->room ? room_size(a->s, a->room) : -1;
+    return 0;
 }
 
 /* /hello is answered by the app, /boom fails, anything else is not found. */

@@ -237,17 +237,18 @@ describe("moonwire.runtime", function()
                            logs("error"))
         end)
 
-        it("reports an error whose handler failed with the action's own position", function()
-            -- LuaJIT skips the message handler for "not enough memory" and
-            -- returns "error in error handling" when it fails: no traceback.
+        it("reports a raised value whose __tostring raises too, at the action's line", function()
+            -- The task's stack is kept after the error: the traceback and
+            -- the position are read from it, and describing the value must
+            -- not raise a second time.
             local out = request(ws, { type = "chat", action = "unloggable", id = "u" })
             assert.same({ { type = "error", id = "u",
                             error = { code = "INTERNAL_ERROR", message = "internal error" } } },
                         out)
-            assert.matches("chat%.unloggable %(.*chat%.lua:18%) failed: error in error handling "
-                           .. "%(no traceback: the stack was unwound%)", logs("error"))
-            assert.matches("on_error " .. ws.id .. " error in error handling unloggable",
-                           logs("warn"))
+            assert.matches("chat%.unloggable failed: .*chat%.lua:18: %(error object is a table "
+                           .. "value%)\nstack traceback:", logs("error"))
+            assert.matches("on_error " .. ws.id .. " .*chat%.lua:18: %(error object is a table "
+                           .. "value%) unloggable", logs("warn"))
         end)
 
         it("tells the core which action runs, by a label registered once", function()

@@ -12,6 +12,7 @@
 #include "api.h"
 #include "json_lua.h"
 #include "jwt_lua.h"
+#include "sched_lua.h"
 #include "../errors.h"
 #include "../log.h"
 #include "../conn.h"
@@ -41,6 +42,7 @@ struct mw_lua_core {
     mw_server_t *server; /* NULL while checking an app or scaffolding */
     mw_conn_t *current;  /* the client whose message is being handled, or NULL */
     mw_watchdog_t *wd;   /* core.label / core.running report to it, or NULL */
+    mw_sched_t *sched;   /* the tasks of this state (sched.h), or NULL */
     mw_lua_ffi_t ffi;    /* what core._ffi points to (api.h) */
 };
 
@@ -58,6 +60,18 @@ void mw_lua_core_set_current(mw_lua_core_t *ctx, mw_conn_t *c) {
 
 void mw_lua_core_set_watchdog(mw_lua_core_t *ctx, mw_watchdog_t *w) {
     ctx->wd = w;
+}
+
+void mw_lua_core_set_sched(mw_lua_core_t *ctx, mw_sched_t *s) {
+    ctx->sched = s;
+}
+
+mw_sched_t *mw_lua_core_sched(const mw_lua_core_t *ctx) {
+    return ctx->sched;
+}
+
+mw_server_t *mw_lua_core_server(const mw_lua_core_t *ctx) {
+    return ctx->server;
 }
 
 /* One policy when there is no server (moonwire check, scaffolding): every
@@ -595,8 +609,9 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
         lua_pushcclosure(L, f->func, 1);
         lua_setfield(L, -2, f->name);
     }
-    mw_lua_inject_jwt_api(L);  /* jwt_*: src/lua/jwt_lua.c */
-    mw_lua_inject_json_api(L); /* json_level: src/lua/json_lua.c */
+    mw_lua_inject_jwt_api(L);        /* jwt_*: src/lua/jwt_lua.c */
+    mw_lua_inject_json_api(L);       /* json_level: src/lua/json_lua.c */
+    mw_lua_inject_sched_api(L, ctx); /* sleep, spawn, timer: src/lua/sched_lua.c */
     lua_pushstring(L, MW_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushinteger(L, MW_ROOM_NAME_MAX);

@@ -12,6 +12,7 @@
 #include "../watchdog.h"
 
 typedef struct mw_lua_core mw_lua_core_t;
+typedef struct mw_sched mw_sched_t;
 
 /* The per-message primitives core.send, core.running and core.now as plain
  * C functions, for LuaJIT's FFI: a compiled trace calls them where it
@@ -54,5 +55,12 @@ void mw_lua_core_set_current(mw_lua_core_t *ctx, mw_conn_t *c);
 /* mw_lua_core_set_watchdog gives core.label and core.running the watchdog
  * they report to (NULL: none, script_timeout = 0). */
 void mw_lua_core_set_watchdog(mw_lua_core_t *ctx, mw_watchdog_t *w);
+
+/* mw_lua_core_set_sched gives the primitives that wait or start tasks
+ * (sched_lua.c) the scheduler of the state (NULL: they fail with "not
+ * serving"). mw_lua_core_sched and mw_lua_core_server read the context. */
+void mw_lua_core_set_sched(mw_lua_core_t *ctx, mw_sched_t *s);
+mw_sched_t *mw_lua_core_sched(const mw_lua_core_t *ctx);
+mw_server_t *mw_lua_core_server(const mw_lua_core_t *ctx);
 
 #endif

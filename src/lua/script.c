@@ -18,11 +18,14 @@
  */
 #include "script.h"
 #include "../errors.h"
+#include "../list.h"
 #include "../log.h"
 #include "../metrics.h"
+#include "../state.h"
 #include "../watchdog.h"
 #include "api.h"
 #include "config_lua.h"
+#include "sched.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -36,13 +39,11 @@
 
 /* The runtime functions each event calls (docs/boundary.md). The first
  * FN_EVENTS are what an attached script takes from its handlers table.
- * capture and message_failed are runtime.message's one protection level:
- * its message handler, and what answers and logs a failed dispatch. */
+ * message_failed answers and logs a message whose task raised. */
 enum {
     FN_UPGRADE,
     FN_OPEN,
     FN_MESSAGE,
-    FN_CAPTURE,
     FN_MESSAGE_FAILED,
     FN_DISCONNECT,
     FN_RELOAD,
@@ -50,10 +51,9 @@ enum {
     FN_ROUTES,
     FN_COUNT
 };
-#define FN_EVENTS (FN_RELOAD + 1)
-static const char *const fn_names[FN_COUNT] = {"upgrade", "open",           "message",
-                                               "capture", "message_failed", "disconnect",
-                                               "reload",  "start",          "routes"};
+#define FN_EVENTS (FN_START + 1)
+static const char *const fn_names[FN_COUNT] = {"upgrade",    "open",   "message", "message_failed",
+                                               "disconnect", "reload", "start",   "routes"};
 
 struct mw_script {
     lua_State *L;
@@ -93,7 +93,46 @@ struct mw_script {
     uint64_t timeouts;
     char *runtime_src; /* "@<luadir>/moonwire/": the runtime's own chunks */
     size_t runtime_src_len;
+
+    /* Tasks (sched.h): every entry into app Lua runs in one. */
+    mw_sched_t *sched;
+    mw_list_t clients;    /* client_t: clients with a task that waits */
+    int stopped;          /* the server stopped: nothing waits any more */
+    mw_task_t *upgrading; /* the upgrade task app_upgrade runs now */
+    int upgrade_status;   /* ... and what it decided, when it did not wait */
+    char upgrade_msg[256];
 };
+
+/* Task kinds of this file (sched.h numbers the scheduler's own). */
+enum { TASK_MESSAGE = MW_TASK_KIND_OWNER, TASK_UPGRADE, TASK_OPEN, TASK_CLOSE, TASK_START };
+
+/* A message or the disconnect of a client, waiting for the client's
+ * task to finish. */
+typedef struct pending {
+    struct pending *next;
+    int binary;
+    size_t len;
+    char data[];
+} pending_t;
+
+/* client_t: what this file keeps about a client only while one of its
+ * tasks waits (mw_conn_app_data): events are handled one at a time, in
+ * arrival order, so the ones that arrive meanwhile queue here. */
+typedef struct client {
+    mw_conn_t *c; /* valid until released: the core keeps a closed
+                     connection whose close we answered MW_EPENDING */
+    uint64_t id;
+    mw_task_t *busy; /* the task handling its current event */
+    pending_t *head, *tail;
+    size_t n;
+    int closed;        /* the close arrived: the disconnect runs last */
+    int close_started; /* ... and has started */
+    int held;          /* the core waits for mw_conn_release */
+    unsigned code;
+    char *reason;
+    size_t rlen;
+    mw_list_t link; /* sc->clients */
+} client_t;
 
 static const char script_key; /* registry: this state's mw_script_t */
 
@@ -266,6 +305,8 @@ static void on_interrupt(void *data) {
 static void enter(mw_script_t *sc, const char *what, uint64_t id) {
     if (sc->depth++ > 0)
         return;
+    if (sc->sched)
+        mw_sched_in_dispatch(sc->sched, 1);
     sc->cur_id = id;
     if (sc->wd)
         mw_watchdog_enter(sc->wd, what, id);
@@ -276,6 +317,8 @@ static void enter(mw_script_t *sc, const char *what, uint64_t id) {
 static void leave(mw_script_t *sc, const char *what) {
     if (--sc->depth > 0)
         return;
+    if (sc->sched)
+        mw_sched_in_dispatch(sc->sched, 0);
     sc->cap = SIZE_MAX;
     if (sc->wd) {
         if (sc->hook_armed)
@@ -297,13 +340,23 @@ static int traceback(lua_State *L) {
 
 static const mw_app_callbacks_t app_callbacks; /* below */
 
-static void init_common(mw_script_t *sc) {
+static void on_resume(void *data, mw_task_t *t, int nargs);
+
+/* init_common sets what both kinds of script start with. Returns 0 or
+ * MW_ENOMEM (the scheduler). */
+static int init_common(mw_script_t *sc) {
     sc->app_ref = LUA_NOREF;
+    mw_list_init(&sc->clients);
+    sc->sched = mw_sched_create(sc->L, sc->core, on_resume, sc);
+    if (!sc->sched)
+        return MW_ENOMEM;
+    mw_lua_core_set_sched(sc->core, sc->sched);
     sc->traceback_ref = LUA_NOREF;
     for (int i = 0; i < FN_COUNT; i++)
         sc->fns[i] = LUA_NOREF;
     sc->app.cb = &app_callbacks;
     sc->app.data = sc;
+    return 0;
 }
 
 static int lua_absindex_(lua_State *L, int idx) {
@@ -342,7 +395,12 @@ int mw_script_create(mw_script_t **out, const char *luadir) {
     lua_pop(L, 2);
     sc->core = mw_lua_inject_core_api(L);
     sc->owned = 1;
-    init_common(sc);
+    if (init_common(sc) != 0) {
+        lua_close(L);
+        free(sc->runtime_src);
+        free(sc);
+        return MW_ENOMEM;
+    }
     *out = sc;
     return 0;
 }
@@ -355,7 +413,10 @@ int mw_script_attach(mw_script_t **out, lua_State *L, int handlers, mw_lua_core_
     sc->L = L;
     sc->core = core;
     sc->cap = SIZE_MAX;
-    init_common(sc);
+    if (init_common(sc) != 0) {
+        free(sc);
+        return MW_ENOMEM;
+    }
     lua_pushcfunction(L, traceback);
     sc->traceback_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     for (int i = 0; i < FN_EVENTS; i++) {
@@ -434,37 +495,299 @@ static int call(mw_script_t *sc, int nargs, int nresults, const char *what, uint
     return 0;
 }
 
-/* call_message runs runtime.message (below its nargs arguments on top) as
- * one watched dispatch with runtime.capture as its message handler: the
- * whole dispatch (decode, hooks, the controller, the reply) is one
- * protection level, so that LuaJIT can compile it as traces that return
- * here (a trace cannot return through a Lua pcall/xpcall frame it did not
- * start above). When it raises, runtime.message_failed(captured) answers
- * the client and logs, by the stage the runtime had recorded, within the
- * same dispatch. A runtime without the pair gets the plain call(). */
-static void call_message(mw_script_t *sc, int nargs, uint64_t id, int refuse) {
-    lua_State *L = sc->L;
-    if (sc->fns[FN_CAPTURE] == LUA_NOREF || sc->fns[FN_MESSAGE_FAILED] == LUA_NOREF) {
-        call(sc, nargs, 0, "message", id, NULL, 0);
+/* Entries as tasks (sched.h): every event a client or the clock brings
+ * runs in a task, resumed within one dispatch bracket (enter/leave) per
+ * stretch between two waits: script_timeout and the memory cap bound each
+ * stretch, not the time spent waiting. A client's events run one at a
+ * time, in arrival order; the ones that arrive while its task waits queue
+ * in its client_t. */
+
+static const char *task_what(int kind) {
+    switch (kind) {
+    case TASK_MESSAGE: return "message";
+    case TASK_UPGRADE: return "upgrade";
+    case TASK_OPEN: return "open";
+    case TASK_CLOSE: return "disconnect";
+    case TASK_START: return "start";
+    case MW_TASK_SPAWN: return "spawned task";
+    case MW_TASK_TIMER: return "timer";
+    default: return "task";
+    }
+}
+
+static int client_kind(int kind) {
+    return kind == TASK_MESSAGE || kind == TASK_UPGRADE || kind == TASK_OPEN || kind == TASK_CLOSE;
+}
+
+/* client_get returns the client's record, creating it. NULL on ENOMEM. */
+static client_t *client_get(mw_script_t *sc, mw_conn_t *c) {
+    client_t *cl = mw_conn_app_data(c);
+    if (cl)
+        return cl;
+    cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return NULL;
+    cl->c = c;
+    cl->id = mw_conn_id(c);
+    mw_list_insert_tail(&sc->clients, &cl->link);
+    mw_conn_set_app_data(c, cl);
+    return cl;
+}
+
+/* max_pending_messages, as the server runs now. */
+static size_t max_pending(const mw_script_t *sc) {
+    mw_server_t *s = mw_lua_core_server(sc->core);
+    return s ? (size_t)mw_server_config(s)->max_pending_messages : 32;
+}
+
+static void client_free(client_t *cl) {
+    while (cl->head) {
+        pending_t *p = cl->head;
+        cl->head = p->next;
+        free(p);
+    }
+    mw_list_remove(&cl->link);
+    free(cl->reason);
+    free(cl);
+}
+
+static void run_task(mw_script_t *sc, mw_task_t *t, int nargs, mw_conn_t *c, int refuse);
+static void upgrade_decided(mw_script_t *sc, mw_task_t *t, mw_conn_t *c, int raised);
+static void start_message(mw_script_t *sc, mw_conn_t *c, client_t *cl, int binary,
+                          const char *payload, size_t len);
+static void start_close(mw_script_t *sc, mw_conn_t *c, client_t *cl, unsigned code,
+                        const char *reason, size_t len);
+
+/* advance runs the client's next queued events once its task is over,
+ * until one waits; a client with nothing left loses its record (and,
+ * closed, its connection). A task it starts that finishes at once does
+ * not come back here (its client was not busy with it): no recursion. */
+static void advance(mw_script_t *sc, client_t *cl) {
+    while (!cl->busy) {
+        if (cl->head) {
+            pending_t *p = cl->head;
+            cl->head = p->next;
+            if (!cl->head)
+                cl->tail = NULL;
+            cl->n--;
+            if (cl->n < max_pending(sc) && !cl->closed)
+                mw_conn_hold(cl->c, 0);
+            start_message(sc, cl->c, cl, p->binary, p->data, p->len);
+            free(p);
+            continue;
+        }
+        if (cl->closed && !cl->close_started) {
+            cl->close_started = 1;
+            start_close(sc, cl->c, cl, cl->code, cl->reason ? cl->reason : "", cl->rlen);
+            continue;
+        }
+        break;
+    }
+    if (cl->busy)
+        return;
+    mw_conn_t *c = cl->c;
+    int release = cl->held;
+    mw_conn_set_app_data(c, NULL);
+    client_free(cl);
+    if (release)
+        mw_conn_release(c); /* the disconnect ran: memberships and id go now */
+}
+
+/* task_over frees a task that will not run again and moves its client on. */
+static void task_over(mw_script_t *sc, mw_task_t *t) {
+    client_t *cl = client_kind(mw_task_kind(t)) ? mw_task_owner(t) : NULL;
+    mw_task_free(t);
+    if (cl && cl->busy == t) {
+        cl->busy = NULL;
+        advance(sc, cl);
+    }
+}
+
+/* parked: t waits. A client's task makes the client busy. */
+static void parked(mw_script_t *sc, mw_task_t *t, mw_conn_t *c) {
+    if (sc->stopped) {
+        mw_log_warn("%s of client %llu waits while the server stops: given up",
+                    task_what(mw_task_kind(t)), (unsigned long long)(c ? mw_conn_id(c) : 0));
+        task_over(sc, t);
         return;
     }
-    int handler = lua_gettop(L) - nargs;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_CAPTURE]);
-    lua_insert(L, handler);
+    if (!client_kind(mw_task_kind(t)) || !c)
+        return;
+    client_t *cl = mw_task_owner(t);
+    if (!cl) {
+        cl = client_get(sc, c);
+        if (!cl) {
+            mw_log_error("client %llu: out of memory; its waiting handler is dropped",
+                         (unsigned long long)mw_conn_id(c));
+            mw_task_free(t);
+            return;
+        }
+        mw_task_set_owner(t, cl);
+        if (mw_task_kind(t) == TASK_CLOSE)
+            cl->closed = cl->close_started = 1;
+    }
+    cl->busy = t;
+}
+
+/* Pushes the task's thread (a Lua value) on L. */
+static void push_thread(lua_State *L, mw_task_t *t) {
+    lua_State *co = mw_task_thread(t);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+}
+
+static const char yield_msg[] = "coroutine.yield reached the handler's own coroutine: a handler "
+                                "waits only through moonwire's APIs (moonwire.sleep, Redis calls, "
+                                "...), not by yielding";
+
+/* failed handles a task that raised or yielded bare (the error value, or
+ * the yielded values, on its thread). A message is answered by
+ * runtime.message_failed(err, thread), run as a new task in its place
+ * (it may run the app's on_error, which may wait): returned, with its
+ * status in *st. Anything else is logged with its traceback. */
+static mw_task_t *failed(mw_script_t *sc, mw_task_t *t, mw_conn_t *c, int *st) {
+    lua_State *co = mw_task_thread(t), *L = sc->L;
+    int kind = mw_task_kind(t);
+    if (*st == MW_TASK_YIELDED) {
+        lua_settop(co, 0);
+        luaL_where(co, 0);
+        lua_pushfstring(co, "%s%s", lua_tostring(co, -1), yield_msg);
+        lua_remove(co, -2);
+    }
+    if (kind == TASK_MESSAGE && sc->fns[FN_MESSAGE_FAILED] != LUA_NOREF) {
+        mw_task_t *t2 = mw_task_new(sc->sched, TASK_MESSAGE, mw_task_owner(t));
+        if (t2) {
+            lua_State *co2 = mw_task_thread(t2);
+            lua_rawgeti(co2, LUA_REGISTRYINDEX, sc->fns[FN_MESSAGE_FAILED]);
+            lua_xmove(co, co2, 1); /* the error */
+            push_thread(co2, t);
+            client_t *cl = mw_task_owner(t);
+            if (cl && cl->busy == t)
+                cl->busy = t2;
+            mw_task_free(t);
+            *st = mw_task_resume(t2, 2);
+            if (*st == MW_TASK_ERROR || *st == MW_TASK_YIELDED) {
+                mw_log_error("lua error in message_failed: %s", lua_tostring(co2, -1));
+                *st = MW_TASK_DONE;
+            }
+            return t2;
+        }
+    }
+    const char *msg = lua_tostring(co, -1);
+    if (!msg)
+        msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
+    luaL_traceback(L, co, msg, 0);
+    mw_log_error("lua error in %s%s%.0llu: %s", task_what(kind), c ? " of client " : "",
+                 (unsigned long long)(c ? mw_conn_id(c) : 0), lua_tostring(L, -1));
+    lua_pop(L, 1);
+    *st = MW_TASK_DONE;
+    return t;
+}
+
+/* upgrade_decided reads what runtime.upgrade returned (nothing to
+ * accept; false, status, message to refuse; a raise refuses with 500:
+ * authentication never fails open) and applies it: handed back to
+ * app_upgrade when it did not wait, else to the core, which kept the
+ * connection meanwhile. */
+static void upgrade_decided(mw_script_t *sc, mw_task_t *t, mw_conn_t *c, int raised) {
+    lua_State *co = mw_task_thread(t);
+    int status = 0;
+    char msg[256] = "";
+    if (raised) {
+        status = 500;
+        snprintf(msg, sizeof msg, "internal error");
+    } else if (lua_gettop(co) >= 1 && lua_type(co, 1) == LUA_TBOOLEAN && !lua_toboolean(co, 1)) {
+        lua_Number n = lua_tonumber(co, 2);
+        status = n >= 400 && n <= 599 ? (int)n : 403;
+        const char *m = lua_tostring(co, 3);
+        snprintf(msg, sizeof msg, "%s", m ? m : "forbidden");
+    }
+    if (sc->upgrading == t) {
+        sc->upgrade_status = status;
+        memcpy(sc->upgrade_msg, msg, sizeof msg);
+        return;
+    }
+    if (c && mw_conn_upgrade_decided(c, status, msg) != 0)
+        mw_log_debug("client %llu left before the decision on its upgrade",
+                     (unsigned long long)mw_conn_id(c));
+}
+
+/* run_task resumes t (nargs values pushed on its thread) as one dispatch,
+ * c being the client it handles (NULL: none, or gone). refuse gives a
+ * refused message the memory headroom at once (see call_message's
+ * predecessor in docs/security.md). */
+static void run_task(mw_script_t *sc, mw_task_t *t, int nargs, mw_conn_t *c, int refuse) {
+    const char *what = task_what(mw_task_kind(t));
+    if (c)
+        mw_lua_core_set_current(sc->core, c);
     sc->calls++;
-    enter(sc, "message", id);
-    /* A refused message (live data at the limit) runs only the decoder and
-     * the error answer: they get the headroom at once, rather than after
-     * an allocation that would fail wherever it fell. */
+    enter(sc, what, c ? mw_conn_id(c) : 0);
     if (refuse && sc->limit)
         sc->cap = sc->limit + headroom(sc->limit);
-    if (lua_pcall(L, nargs, 0, handler) != 0) {
-        /* stack: capture, captured error */
-        lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_MESSAGE_FAILED]);
-        lua_insert(L, -2);
-        call(sc, 1, 0, "message", id, NULL, 0);
+    int st = mw_task_resume(t, nargs);
+    int raised = st == MW_TASK_ERROR || st == MW_TASK_YIELDED;
+    if (raised)
+        t = failed(sc, t, c, &st);
+    leave(sc, what);
+    if (c)
+        mw_lua_core_set_current(sc->core, NULL);
+    if (st == MW_TASK_WAITING) {
+        parked(sc, t, c);
+        return;
     }
-    leave(sc, "message");
+    if (mw_task_kind(t) == TASK_UPGRADE)
+        upgrade_decided(sc, t, c, raised);
+    task_over(sc, t);
+}
+
+/* The scheduler's hook: a parked task can go on. */
+static void on_resume(void *data, mw_task_t *t, int nargs) {
+    mw_script_t *sc = data;
+    client_t *cl = client_kind(mw_task_kind(t)) ? mw_task_owner(t) : NULL;
+    run_task(sc, t, nargs, cl ? cl->c : NULL, 0);
+}
+
+/* new_task makes a task that will call runtime function fn, pushed on its
+ * thread, which it returns in *co. NULL (logged) on ENOMEM. */
+static mw_task_t *new_task(mw_script_t *sc, int kind, client_t *cl, int fn, lua_State **co) {
+    mw_task_t *t = mw_task_new(sc->sched, kind, cl);
+    if (!t) {
+        mw_log_error("out of memory: %s not run", task_what(kind));
+        return NULL;
+    }
+    *co = mw_task_thread(t);
+    lua_rawgeti(*co, LUA_REGISTRYINDEX, sc->fns[fn]);
+    return t;
+}
+
+static void start_message(mw_script_t *sc, mw_conn_t *c, client_t *cl, int binary,
+                          const char *payload, size_t len) {
+    lua_State *co;
+    mw_task_t *t = new_task(sc, TASK_MESSAGE, cl, FN_MESSAGE, &co);
+    if (!t)
+        return;
+    lua_pushnumber(co, (lua_Number)mw_conn_id(c));
+    lua_pushlstring(co, payload, len);
+    lua_pushboolean(co, binary);
+    int nargs = 3;
+    if (sc->full) {
+        lua_pushboolean(co, 1); /* refuse: live data is at the memory limit */
+        nargs = 4;
+        sc->refused_messages++;
+    }
+    run_task(sc, t, nargs, c, sc->full);
+}
+
+static void start_close(mw_script_t *sc, mw_conn_t *c, client_t *cl, unsigned code,
+                        const char *reason, size_t len) {
+    lua_State *co;
+    mw_task_t *t = new_task(sc, TASK_CLOSE, cl, FN_DISCONNECT, &co);
+    if (!t)
+        return;
+    lua_pushnumber(co, (lua_Number)mw_conn_id(c));
+    lua_pushinteger(co, (lua_Integer)code);
+    lua_pushlstring(co, reason, len);
+    run_task(sc, t, 3, c, 0);
 }
 
 /* first_line copies the first line of a traceback ("file:line: message"). */
@@ -544,10 +867,10 @@ int mw_script_print_routes(mw_script_t *sc, FILE *out) {
 void mw_script_start(mw_script_t *sc) {
     if (!sc->ready || sc->fns[FN_START] == LUA_NOREF)
         return;
-    int base = lua_gettop(sc->L);
-    lua_rawgeti(sc->L, LUA_REGISTRYINDEX, sc->fns[FN_START]);
-    call(sc, 0, 0, "start", 0, NULL, 0);
-    lua_settop(sc->L, base);
+    lua_State *co;
+    mw_task_t *t = new_task(sc, TASK_START, NULL, FN_START, &co);
+    if (t)
+        run_task(sc, t, 0, NULL, 0);
 }
 
 /* Headers that only carried the handshake: they say nothing an app can use
@@ -598,106 +921,153 @@ static void push_headers(lua_State *L, const mw_client_info_t *info) {
     }
 }
 
-/* The application callbacks (app.h). Each is one dispatch into the
- * runtime; a Lua error is logged and the server carries on. */
+/* The application callbacks (app.h). Each runs a runtime function in a
+ * task (above); a Lua error is logged and the server carries on. */
 
-/* begin pushes the runtime function fn and the client's id, and returns
- * the stack top to restore after the call, or -1 when there is nothing to
- * call (the app is not loaded, or an attached script has no such handler). */
-static int begin(mw_script_t *sc, int fn, mw_conn_t *c) {
-    if (!sc->ready || sc->fns[fn] == LUA_NOREF)
-        return -1;
-    int base = lua_gettop(sc->L);
-    lua_rawgeti(sc->L, LUA_REGISTRYINDEX, sc->fns[fn]);
-    lua_pushnumber(sc->L, (lua_Number)mw_conn_id(c));
-    return base;
-}
-
-/* app_upgrade asks runtime.upgrade whether this client may connect:
- * nothing to accept, (false, status, message) to refuse. A runtime that
- * raised refuses with 500: authentication must never fail open. */
+/* app_upgrade asks runtime.upgrade, in a task, whether this client may
+ * connect (upgrade_decided reads the answer). When the task waits (an
+ * authenticate hook asking Redis), the core keeps the request until the
+ * decision (MW_EPENDING). */
 static int app_upgrade(void *data, mw_conn_t *c, const mw_client_info_t *info, char *msg,
                        size_t msglen) {
     mw_script_t *sc = data;
-    int base = begin(sc, FN_UPGRADE, c);
-    if (base < 0)
+    if (!sc->ready || sc->fns[FN_UPGRADE] == LUA_NOREF)
         return 0;
-    lua_State *L = sc->L;
-    uint64_t id = mw_conn_id(c);
-    lua_createtable(L, 0, 6);
-    lua_pushstring(L, info->remote_addr);
-    lua_setfield(L, -2, "remote_addr");
-    lua_pushinteger(L, info->remote_port);
-    lua_setfield(L, -2, "remote_port");
-    lua_pushstring(L, info->path);
-    lua_setfield(L, -2, "path");
-    lua_pushstring(L, info->query);
-    lua_setfield(L, -2, "query");
-    if (info->subprotocol) {
-        lua_pushstring(L, info->subprotocol);
-        lua_setfield(L, -2, "subprotocol");
-    }
-    push_headers(L, info);
-    lua_setfield(L, -2, "headers");
-    if (call(sc, 2, 3, "upgrade", id, NULL, 0) != 0) {
+    lua_State *co;
+    mw_task_t *t = new_task(sc, TASK_UPGRADE, NULL, FN_UPGRADE, &co);
+    if (!t) {
         snprintf(msg, msglen, "internal error");
-        lua_settop(L, base);
         return 500;
     }
-    /* stack: ok status message; (false, status, message) refuses */
-    int status = 0;
-    if (lua_type(L, -3) == LUA_TBOOLEAN && !lua_toboolean(L, -3)) {
-        lua_Number n = lua_tonumber(L, -2);
-        status = n >= 400 && n <= 599 ? (int)n : 403;
-        const char *m = lua_tostring(L, -1);
-        snprintf(msg, msglen, "%s", m ? m : "forbidden");
+    lua_pushnumber(co, (lua_Number)mw_conn_id(c));
+    lua_createtable(co, 0, 6);
+    lua_pushstring(co, info->remote_addr);
+    lua_setfield(co, -2, "remote_addr");
+    lua_pushinteger(co, info->remote_port);
+    lua_setfield(co, -2, "remote_port");
+    lua_pushstring(co, info->path);
+    lua_setfield(co, -2, "path");
+    lua_pushstring(co, info->query);
+    lua_setfield(co, -2, "query");
+    if (info->subprotocol) {
+        lua_pushstring(co, info->subprotocol);
+        lua_setfield(co, -2, "subprotocol");
     }
-    lua_settop(L, base);
-    return status;
+    push_headers(co, info);
+    lua_setfield(co, -2, "headers");
+    sc->upgrading = t;
+    sc->upgrade_status = MW_EPENDING;
+    run_task(sc, t, 2, c, 0);
+    sc->upgrading = NULL;
+    /* Not decided: the task waits (authenticate asks Redis, say). */
+    if (sc->upgrade_status == MW_EPENDING)
+        return MW_EPENDING;
+    snprintf(msg, msglen, "%s", sc->upgrade_msg);
+    return sc->upgrade_status;
 }
 
 static void app_open(void *data, mw_conn_t *c) {
     mw_script_t *sc = data;
-    int base = begin(sc, FN_OPEN, c);
-    if (base < 0)
+    if (!sc->ready || sc->fns[FN_OPEN] == LUA_NOREF)
         return;
-    mw_lua_core_set_current(sc->core, c);
-    call(sc, 1, 0, "open", mw_conn_id(c), NULL, 0);
-    mw_lua_core_set_current(sc->core, NULL);
-    lua_settop(sc->L, base);
+    lua_State *co;
+    mw_task_t *t = new_task(sc, TASK_OPEN, NULL, FN_OPEN, &co);
+    if (!t)
+        return;
+    lua_pushnumber(co, (lua_Number)mw_conn_id(c));
+    run_task(sc, t, 1, c, 0);
 }
 
-/* app_message: the hot path. The client is the core's current one while
- * its message runs, so the reply needs no lookup by id. */
+/* app_message: the hot path. A client whose task waits gets the message
+ * queued (and, past max_pending_messages, its socket no longer read);
+ * otherwise it runs now, in a pooled task, the client being the core's
+ * current one so the reply needs no lookup by id. */
 static void app_message(void *data, mw_conn_t *c, int binary, const char *payload, size_t len) {
     mw_script_t *sc = data;
-    int base = begin(sc, FN_MESSAGE, c);
-    if (base < 0)
+    if (!sc->ready || sc->fns[FN_MESSAGE] == LUA_NOREF)
         return;
-    lua_State *L = sc->L;
-    lua_pushlstring(L, payload, len);
-    lua_pushboolean(L, binary);
-    int nargs = 3;
-    if (sc->full) {
-        lua_pushboolean(L, 1); /* refuse: live data is at the memory limit */
-        nargs = 4;
-        sc->refused_messages++;
+    client_t *cl = mw_conn_app_data(c);
+    if (__builtin_expect(cl != NULL, 0)) {
+        pending_t *p = malloc(sizeof *p + len);
+        if (!p) {
+            mw_log_error("client %llu: out of memory; a message is dropped",
+                         (unsigned long long)mw_conn_id(c));
+            return;
+        }
+        p->next = NULL;
+        p->binary = binary;
+        p->len = len;
+        memcpy(p->data, payload, len);
+        if (cl->tail)
+            cl->tail->next = p;
+        else
+            cl->head = p;
+        cl->tail = p;
+        if (++cl->n >= max_pending(sc))
+            mw_conn_hold(c, 1);
+        return;
     }
-    mw_lua_core_set_current(sc->core, c);
-    call_message(sc, nargs, mw_conn_id(c), sc->full);
-    mw_lua_core_set_current(sc->core, NULL);
-    lua_settop(L, base);
+    start_message(sc, c, NULL, binary, payload, len);
 }
 
-static void app_close(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len) {
+/* app_close runs runtime.disconnect after the client's queued events;
+ * while any of them (or the disconnect itself) waits, the core keeps the
+ * closed connection in its rooms (MW_EPENDING) until advance releases it. */
+static int app_close(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len) {
     mw_script_t *sc = data;
-    int base = begin(sc, FN_DISCONNECT, c);
-    if (base < 0)
-        return;
-    lua_pushinteger(sc->L, (lua_Integer)code);
-    lua_pushlstring(sc->L, reason, len);
-    call(sc, 3, 0, "disconnect", mw_conn_id(c), NULL, 0);
-    lua_settop(sc->L, base);
+    if (!sc->ready || sc->fns[FN_DISCONNECT] == LUA_NOREF)
+        return 0;
+    client_t *cl = mw_conn_app_data(c);
+    if (cl) {
+        char *copy = malloc(len + 1);
+        if (copy) {
+            memcpy(copy, reason, len);
+            copy[len] = '\0';
+        }
+        cl->closed = 1;
+        cl->code = code;
+        cl->reason = copy;
+        cl->rlen = copy ? len : 0;
+        cl->held = 1;
+        return MW_EPENDING;
+    }
+    start_close(sc, c, NULL, code, reason, len);
+    cl = mw_conn_app_data(c);
+    if (!cl)
+        return 0;
+    cl->held = 1;
+    return MW_EPENDING;
+}
+
+/* app_stop: the server is going away. Waiting tasks are given up (never
+ * resumed); a client the core kept for us gets its disconnect now (what
+ * of it would wait is given up too) and is released. */
+static void app_stop(void *data) {
+    mw_script_t *sc = data;
+    sc->stopped = 1;
+    while (!mw_list_empty(&sc->clients)) {
+        client_t *cl = mw_list_entry(sc->clients.next, client_t, link);
+        mw_conn_t *c = cl->c;
+        int held = cl->held, ran = cl->close_started;
+        unsigned code = cl->code;
+        char *reason = cl->reason;
+        size_t rlen = cl->rlen;
+        cl->reason = NULL;
+        if (cl->busy) {
+            mw_log_warn("client %llu: its %s waits while the server stops: given up",
+                        (unsigned long long)cl->id, task_what(mw_task_kind(cl->busy)));
+            mw_task_free(cl->busy);
+        }
+        mw_conn_set_app_data(c, NULL);
+        client_free(cl);
+        if (held) {
+            if (!ran)
+                start_close(sc, c, NULL, code, reason ? reason : "", rlen);
+            mw_conn_release(c);
+        }
+        free(reason);
+    }
+    mw_sched_stop(sc->sched);
 }
 
 static int app_reload(void *data, const mw_config_t *cfg, char *err, size_t errlen) {
@@ -752,6 +1122,7 @@ static const mw_app_callbacks_t app_callbacks = {
     .idle = app_idle,
     .health = app_health,
     .metrics = app_metrics,
+    .stop = app_stop,
 };
 
 const mw_app_t *mw_script_app(mw_script_t *sc) {
@@ -826,7 +1197,12 @@ int mw_script_reload(mw_script_t *sc, const mw_config_t *cfg, char *err, size_t 
     if (!ok)
         snprintf(err, errlen, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "reload failed");
     lua_settop(L, base);
-    return ok ? 0 : MW_ESCRIPT;
+    if (!ok)
+        return MW_ESCRIPT;
+    /* The new code starts as the first did: on_start, in a task of its
+     * own (the old code's timers were cancelled by the reload). */
+    mw_script_start(sc);
+    return 0;
 }
 
 int mw_script_scaffold(mw_script_t *sc, const char *dir, char *err, size_t errlen) {
@@ -853,6 +1229,13 @@ void mw_script_free(mw_script_t *sc) {
     if (!sc)
         return;
     mw_watchdog_stop(sc->wd);
+    /* The server's stop (app_stop) gave up every task and client record
+     * while the connections and timers they point to existed. */
+    if (!sc->stopped && mw_lua_core_server(sc->core))
+        app_stop(sc);
+    mw_sched_free(sc->sched);
+    if (mw_lua_core_sched(sc->core) == sc->sched)
+        mw_lua_core_set_sched(sc->core, NULL);
     if (sc->owned) {
         lua_close(sc->L);
     } else {

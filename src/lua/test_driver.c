@@ -149,10 +149,11 @@ static void fw_message(void *data, mw_conn_t *c, int binary, const char *payload
         t->inner->cb->message(t->inner->data, c, binary, payload, len);
 }
 
-static void fw_close(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len) {
+static int fw_close(void *data, mw_conn_t *c, unsigned code, const char *reason, size_t len) {
     test_server_t *t = data;
     if (!t->detached && t->inner->cb->close)
-        t->inner->cb->close(t->inner->data, c, code, reason, len);
+        return t->inner->cb->close(t->inner->data, c, code, reason, len);
+    return 0;
 }
 
 static int fw_http(void *data, mw_conn_t *c, const mw_request_t *req) {
@@ -187,6 +188,12 @@ static void fw_health(void *data, FILE *out) {
     test_server_t *t = data;
     if (!t->detached && t->inner->cb->health)
         t->inner->cb->health(t->inner->data, out);
+}
+
+static void fw_stop(void *data) {
+    test_server_t *t = data;
+    if (!t->detached && t->inner->cb->stop)
+        t->inner->cb->stop(t->inner->data);
 }
 
 static void fw_metrics(void *data, FILE *out) {
@@ -246,6 +253,10 @@ static void run_or_raise(lua_State *L, test_server_t *t) {
  * close the handles and frees everything. The clients' userdata stay, with
  * their frames, but can no longer do anything. */
 static void server_close(lua_State *L, test_server_t *t) {
+    /* The app gives up what waits (its timers live in the server) while
+     * the server and its connections still exist. */
+    if (t->server && t->inner && !t->detached && t->inner->cb->stop)
+        t->inner->cb->stop(t->inner->data);
     t->detached = 1;
     if (t->server) {
         mw_server_abort(t->server);
@@ -371,6 +382,7 @@ static int setup(lua_State *L, test_server_t *t) {
             .idle = fw_idle,
             .health = fw_health,
             .metrics = fw_metrics,
+            .stop = fw_stop,
         };
         t->app.cb = &t->cbs;
         t->app.data = t;
@@ -499,6 +511,17 @@ static int l_server_reload(lua_State *L) {
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* server:start(): the app's on_start, in a task, as the server runs it
+ * once it listens (and after each reload). */
+static int l_server_start(lua_State *L) {
+    test_server_t *t = check_server(L, 1);
+    activate(t);
+    if (t->script)
+        mw_script_start(t->script);
+    run_or_raise(L, t);
+    return 0;
 }
 
 static int l_server_now(lua_State *L) {
@@ -794,17 +817,10 @@ static void new_metatable(lua_State *L, const char *name, const luaL_Reg *method
 
 int luaopen_moonwire_core(lua_State *L) {
     static const luaL_Reg server_methods[] = {
-        {"config", l_server_config},
-        {"activate", l_server_activate},
-        {"run", l_server_run},
-        {"advance", l_server_advance},
-        {"now", l_server_now},
-        {"health", l_server_health},
-        {"logs", l_server_logs},
-        {"connect", l_server_connect},
-        {"reload", l_server_reload},
-        {"close", l_server_close},
-        {NULL, NULL},
+        {"config", l_server_config},   {"activate", l_server_activate}, {"run", l_server_run},
+        {"advance", l_server_advance}, {"now", l_server_now},           {"health", l_server_health},
+        {"logs", l_server_logs},       {"connect", l_server_connect},   {"reload", l_server_reload},
+        {"start", l_server_start},     {"close", l_server_close},       {NULL, NULL},
     };
     static const luaL_Reg client_methods[] = {
         {"id", l_client_id},

@@ -1,0 +1,141 @@
+-- moonwire.sched: waiting, from Lua. Every entry into app code runs in a
+-- task, a coroutine the C core resumes (src/lua/sched.c); the primitives
+-- that wait (core.sleep, Redis calls) park it and the core resumes it with
+-- their results. This module is the one way app code waits: sleep, the
+-- timers, spawn, and `wait` for primitives that park.
+--
+-- While a task waits, other clients' messages run. The runtime keeps the
+-- state of the dispatch in progress (what message_failed needs, the
+-- current rooms manager), so `wait` lets it save that state before
+-- parking and put it back after: set_switch registers the function that
+-- saves and returns the restoring one.
+
+local core = require "moonwire.core"
+
+local type = type
+local error = error
+local select = select
+local setmetatable = setmetatable
+local unpack = unpack
+local find = string.find
+
+
+local _M = require("moonwire.version").module()
+
+local switch -- set by the runtime: save() -> restore()
+
+
+function _M.set_switch(fn)
+    switch = fn
+end
+
+
+-- Misuse that only shows when waiting (outside a task, inside a coroutine
+-- the app made) raises at the app's call; "not serving" and the like are
+-- returned.
+local function raise_if_misplaced(ok, err, level)
+    if ok == nil and type(err) == "string" and find(err, "^cannot wait") then
+        error(err, level + 1)
+    end
+end
+
+
+local function pack(...)
+    return select("#", ...), { ... }
+end
+
+
+-- Runs fn(...), a primitive that may park the running task, with the
+-- runtime's dispatch state saved around it. Returns what fn returns.
+function _M.wait(fn, ...)
+    local restore = switch and switch()
+    local n, res = pack(fn(...))
+    if restore then
+        restore()
+    end
+    return unpack(res, 1, n)
+end
+
+
+local function check_ms(ms, fname, n)
+    if type(ms) ~= "number" or ms ~= ms or ms < 0 or ms > 86400000 then
+        error("bad argument #" .. n .. " to '" .. fname
+              .. "' (milliseconds from 0 to 86400000 expected)", 3)
+    end
+end
+
+
+-- Parks the running task for ms milliseconds; true after.
+function _M.sleep(ms)
+    check_ms(ms, "sleep", 1)
+    local restore = switch and switch()
+    local ok, err = core.sleep(ms)
+    if restore then
+        restore()
+    end
+    raise_if_misplaced(ok, err, 2)
+    return ok, err
+end
+
+
+-- Runs fn(...) in a task of its own, after the current dispatch.
+function _M.spawn(fn, ...)
+    if type(fn) ~= "function" then
+        error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+    end
+    return core.spawn(fn, ...)
+end
+
+
+local Timer = {}
+Timer.__index = Timer
+
+
+-- Stops the timer; a run in flight finishes. true when it was still
+-- pending, false when it had already fired (after) or been cancelled.
+function Timer:cancel()
+    if self._done then
+        return false
+    end
+    self._done = true
+    return core.timer_cancel(self.id) == true
+end
+
+
+local function start(fname, ms, fn, every)
+    check_ms(ms, fname, 1)
+    if every and ms < 1 then
+        error("bad argument #1 to '" .. fname .. "' (an interval of at least 1 ms expected)", 3)
+    end
+    if type(fn) ~= "function" then
+        error("bad argument #2 to '" .. fname .. "' (function expected, got " .. type(fn) .. ")", 3)
+    end
+    local id, err = core.timer(ms, fn, every)
+    if not id then
+        return nil, err
+    end
+    return setmetatable({ id = id, every = every }, Timer)
+end
+
+
+-- fn() in a task of its own once, ms from now.
+function _M.after(ms, fn)
+    return start("after", ms, fn, false)
+end
+
+
+-- fn() in a task of its own every ms (a run that still waits when the
+-- next is due makes that one skip).
+function _M.every(ms, fn)
+    return start("every", ms, fn, true)
+end
+
+
+-- Every timer started by app code (a reload replaces the code that
+-- started them).
+function _M.cancel_timers()
+    core.timers_cancel()
+end
+
+
+return _M
