@@ -1189,6 +1189,23 @@ int mw_redis_create(mw_redis_t **out, uv_loop_t *loop, const mw_redis_opts_t *op
     return 0;
 }
 
+int mw_redis_check_url(const char *url, char *err, size_t errlen) {
+    char scratch[8];
+    if (!err || !errlen) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    if (!url) {
+        snprintf(err, errlen, "redis: no url");
+        return MW_EINVAL;
+    }
+    mw_redis_t tmp = {0};
+    int rc = parse_url(&tmp, url, err, errlen);
+    free_fields(&tmp);
+    return rc;
+}
+
 static void destroy(mw_redis_t *r) {
     for (size_t b = 0; b < r->nbuckets; b++)
         for (topic_t *t = r->buckets[b], *next; t; t = next) {

@@ -66,6 +66,10 @@ typedef void (*mw_redis_msg_cb)(void *data, const char *channel, size_t chlen, c
 int mw_redis_create(mw_redis_t **out, uv_loop_t *loop, const mw_redis_opts_t *opts, char *err,
                     size_t errlen);
 
+/* mw_redis_check_url tells whether url is one mw_redis_create accepts:
+ * 0, or MW_EINVAL with err saying why (MW_ENOMEM). */
+int mw_redis_check_url(const char *url, char *err, size_t errlen);
+
 /* mw_redis_free fails every pending command with MW_ECLOSED before it
  * returns; after that no callback of this handle runs again, and its
  * subscriptions are gone. Safe from inside any of the handle's callbacks.
