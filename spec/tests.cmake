@@ -94,6 +94,13 @@ mw_integration_test(flows)
 mw_integration_test(cli)
 mw_integration_test(reload)
 mw_integration_test(metrics)
+mw_integration_test(tasks)
+
+# An app's HTTP routes (routes.lua: bodies, limits, keep-alive, 408, 500,
+# /health replaced, reload) and the server API (/api/, api_key, api_port)
+# with python3-websockets clients receiving what it sends.
+mw_integration_test(http)
+mw_integration_test(http_api)
 
 # moonwire.redis in the binary against a real redis-server (killed and
 # restarted during the test): calls, pub/sub, /metrics, fail fast.
@@ -161,7 +168,11 @@ mw_integration_test(bench_smoke)
 # Example apps: each one's own specs, through `moonwire test`
 # --------------------------------------------------------------------------
 
-foreach(app hello echo hub chat)
+# examples/gorilla-hub speaks guide 004 (the gorilla/websocket hub) to a
+# real client, the limits set through the guide's WEBSOCKET_* variables.
+mw_integration_test(gorilla_hub)
+
+foreach(app hello echo hub chat gorilla-hub)
   add_test(NAME lua_example_${app}
            COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/${app})
 endforeach()

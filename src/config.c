@@ -124,6 +124,10 @@ static const mw_config_desc_t descs[] = {
         "largest HTTP request head, in bytes (larger: 431)"),
     INT(handshake_timeout, "10000", 1, 3600000, LIVE,
         "ms a client has to send a complete HTTP request"),
+    INT(http_max_body, "1048576", 0, 1 << 30, LIVE,
+        "largest body of a plain HTTP request, in bytes (larger: 413)"),
+    INT(http_keepalive_timeout, "5000", 0, 3600000, LIVE,
+        "ms an idle keep-alive HTTP connection stays open (0: one request per connection)"),
     INT(close_timeout, "5000", 1, 3600000, LIVE,
         "ms to wait for the peer's close frame after sending ours"),
     INT(shutdown_timeout, "5000", 1, 3600000, LIVE,
@@ -179,7 +183,11 @@ static const mw_config_desc_t descs[] = {
     INT(inactive_check_interval, "1000", 100, 3600000, RESTART,
         "ms between checks for inactive clients"),
     STRING(api_key, "", NULL, LIVE,
-           "key /metrics requires as Authorization: apikey KEY (empty: /metrics is open)"),
+           "key of the server API (/api/) and /metrics, sent as Authorization: apikey KEY "
+           "(empty: no API, /metrics open)"),
+    INT(api_port, "0", 0, 65535, RESTART,
+        "port of a listener that serves the server API alone (0: /api/ is served on port)"),
+    STRING(api_host, "127.0.0.1", valid_host, RESTART, "address the api_port listener binds"),
     STRING(jwt_secret, "", NULL, LIVE,
            "jwt.secret: HMAC key for HS256/384/512 tokens (empty: none)"),
     STRING(jwt_public_key, "", NULL, LIVE,
@@ -562,6 +570,10 @@ int mw_config_check(const mw_config_t *cfg, char *err, size_t errlen) {
         return fail(err, errlen, "tls_port", "needs tls_cert and tls_key");
     if (cfg->tls_port > 0 && cfg->tls_port == cfg->port)
         return fail(err, errlen, "tls_port", "must differ from port");
+    if (cfg->api_port > 0 && !cfg->api_key[0])
+        return fail(err, errlen, "api_port", "needs api_key (the server API is off without it)");
+    if (cfg->api_port > 0 && (cfg->api_port == cfg->port || cfg->api_port == cfg->tls_port))
+        return fail(err, errlen, "api_port", "must differ from port and tls_port");
     return 0;
 }
 

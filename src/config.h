@@ -40,9 +40,11 @@ typedef struct mw_config {
     int nsubprotocols;
     long long max_message_size;
     int max_header_bytes;
-    int handshake_timeout; /* ms */
-    int close_timeout;     /* ms */
-    int shutdown_timeout;  /* ms */
+    int handshake_timeout;      /* ms */
+    int http_max_body;          /* bytes of a plain HTTP request's body */
+    int http_keepalive_timeout; /* ms an idle keep-alive connection stays; 0: none */
+    int close_timeout;          /* ms */
+    int shutdown_timeout;       /* ms */
     int welcome;
     char *log_level;
     char *log_format;
@@ -75,7 +77,9 @@ typedef struct mw_config {
     int inactive_time;             /* ms, 0 = never */
     int inactive_check_interval;   /* ms */
     /* authentication (docs/security.md); the checks themselves are Lua */
-    char *api_key; /* Authorization: apikey KEY for /metrics (apikey.c) */
+    char *api_key;  /* Authorization: apikey KEY for /metrics and /api/ (apikey.c) */
+    int api_port;   /* 0: /api/ on port; else /api/ only here */
+    char *api_host; /* where api_port listens */
     char *jwt_secret;
     char *jwt_public_key; /* path of a PEM file */
     char *jwt_algorithms[MW_CONFIG_MAX_SUBPROTOCOLS];

@@ -65,6 +65,17 @@ enum {
     CONN_CLOSED
 };
 
+/* Where a plain HTTP connection (CONN_HTTP) is between requests: reading
+ * one (head or body), waiting for the app's answer to a complete one,
+ * idle between two (keep-alive), or answered with the next request's
+ * bytes already stashed, to be read from the next flush pass. */
+enum { HTTP_READING, HTTP_APP, HTTP_IDLE, HTTP_RESUME };
+
+/* Bytes a connection whose request waits for the app keeps of what the
+ * client sends next (pipelined requests); past it, reading stops until the
+ * answer is out. */
+#define HTTP_STASH_MAX (64 * 1024)
+
 struct mw_conn {
     /* Hot for fan-out, kept in the first cache line: a broadcast to N
      * clients touches exactly these fields of each recipient. */
@@ -77,6 +88,8 @@ struct mw_conn {
     uint8_t read_paused; /* reading stopped: output over the high watermark */
     uint8_t head_only;   /* answering a HEAD request: the head, no body */
     uint8_t app_hold;    /* reading stopped: the app has too many messages queued */
+    uint8_t http_phase;  /* CONN_HTTP: HTTP_READING, HTTP_APP, HTTP_IDLE, HTTP_RESUME */
+    uint8_t api_port;    /* accepted on the api_port listener: /api/ only */
     size_t write_len;    /* bytes in the write in flight */
     mw_outq_t outq;
     mw_server_t *server;
@@ -117,6 +130,10 @@ typedef struct mw_conn_extra {
     size_t upgrade_head_len;
     char *early; /* CONN_UPGRADING: bytes the client sent after its request */
     size_t early_len;
+    uint64_t request_id; /* HTTP_APP: the request the app has to answer */
+    char *stash;         /* HTTP_APP, HTTP_RESUME: bytes after the request */
+    size_t stash_len, stash_cap;
+    uint8_t continue_sent; /* 100 Continue went out for the current request */
 } mw_conn_extra_t;
 
 /* extra returns the connection's extra state, allocating it on first use;
@@ -219,6 +236,20 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 static void update_read_pause(mw_conn_t *c) {
+    if (c->state == CONN_HTTP) {
+        /* A request waiting for the app: what follows is stashed, up to
+         * HTTP_STASH_MAX; reading goes on below it, so a client that
+         * leaves is noticed (and its request dropped) at once. */
+        int pause = c->http_phase == HTTP_APP && c->x && c->x->stash_len >= HTTP_STASH_MAX;
+        if (pause && !c->read_paused) {
+            c->read_paused = 1;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+        } else if (!pause && c->read_paused) {
+            c->read_paused = 0;
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        }
+        return;
+    }
     if (c->state != CONN_OPEN && c->state != CONN_CLOSING) {
         if (c->read_paused && c->state != CONN_CLOSED) {
             c->read_paused = 0; /* draining and lingering read to discard */
@@ -257,6 +288,7 @@ static void free_conn(mw_conn_t *c) {
         free(c->x->peer_addr);
         free(c->x->upgrade_head);
         free(c->x->early);
+        free(c->x->stash);
         free(c->x);
     }
     mw_ws_free(c->ws);
@@ -315,10 +347,20 @@ void mw_conn_hold(mw_conn_t *c, int on) {
     update_read_pause(c);
 }
 
+/* forget_request drops the connection's unanswered request, if any: from
+ * here on mw_server_http_respond finds nothing for its id. */
+static void forget_request(mw_conn_t *c) {
+    if (c->x && c->x->request_id) {
+        mw_idmap_del(&c->server->requests, c->x->request_id);
+        c->x->request_id = 0;
+    }
+}
+
 static void close_now(mw_conn_t *c) {
     if (c->state == CONN_CLOSED)
         return;
     c->state = CONN_CLOSED;
+    forget_request(c);
     clear_deadline(c);
     if (mw_list_linked(&c->flush))
         mw_list_remove(&c->flush);
@@ -449,7 +491,11 @@ static int flush_tls(mw_conn_t *c) {
     }
 }
 
+static void http_resume(mw_conn_t *c);
+
 void mw_conn_flush(mw_conn_t *c) {
+    if (c->http_phase == HTTP_RESUME && c->state == CONN_HTTP)
+        http_resume(c); /* the next request, which came while the app answered */
     if (c->writing || c->state == CONN_CLOSED)
         return;
     int rc = c->tls ? flush_tls(c) : write_queue(c, &c->outq);
@@ -577,38 +623,118 @@ static void on_ws_data(mw_conn_t *c, const char *data, size_t len) {
     after_ws_io(c);
 }
 
+/* http_finish ends the current request once its answer is queued: the
+ * connection is drained and shut down, or (keep) waits, idle, for the
+ * next request, which may already be stashed. */
+static void http_finish(mw_conn_t *c, int keep) {
+    forget_request(c);
+    if (!keep) {
+        start_draining(c);
+        return;
+    }
+    mw_http_parser_reset(c->http);
+    mw_http_parser_set_max_body(c->http, (size_t)c->server->cfg->http_max_body);
+    c->head_only = 0; /* the next request is not known to be a HEAD before its head */
+    if (c->x)
+        c->x->continue_sent = 0;
+    c->http_phase = c->x && c->x->stash_len ? HTTP_RESUME : HTTP_IDLE;
+    set_deadline(c, (uint64_t)c->server->cfg->http_keepalive_timeout);
+    schedule_flush(c);
+    update_read_pause(c);
+}
+
+/* keep_alive: whether the connection may carry another request after the
+ * current one (the client's wish, keep-alive not turned off, no shutdown). */
+static int keep_alive(const mw_conn_t *c) {
+    const mw_server_t *s = c->server;
+    if (!c->http || !mw_http_parser_complete(c->http))
+        return 0;
+    const mw_request_t *req = mw_http_parser_request(c->http);
+    return req->keep_alive && !req->upgrade && s->cfg->http_keepalive_timeout > 0 &&
+           !s->shutting_down;
+}
+
+/* respond writes one answer: status, extra header lines (each "Name:
+ * value\r\n", or NULL), content type and body (only the head for HEAD,
+ * none for 204 and 304), then ends the request (http_finish). */
 static void respond(mw_conn_t *c, int status, const char *extra_headers, const char *ctype,
-                    const char *body, size_t body_len) {
-    char head[512];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n%s\r\n",
-                     status, mw_http_status_text(status), ctype, body_len,
-                     extra_headers ? extra_headers : "");
-    if (mw_outq_append(&c->outq, head, (size_t)n) != 0 ||
-        (!c->head_only && mw_outq_append(&c->outq, body, body_len) != 0)) {
+                    const char *body, size_t body_len, int keep) {
+    char head[256];
+    int no_body = status == 204 || status == 304;
+    int n;
+    if (no_body)
+        n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, mw_http_status_text(status));
+    else
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status,
+                     mw_http_status_text(status), ctype, body_len);
+    const char *conn = keep ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+    if (n < 0 || (size_t)n >= sizeof head || mw_outq_append(&c->outq, head, (size_t)n) != 0 ||
+        mw_outq_append(&c->outq, conn, strlen(conn)) != 0 ||
+        (extra_headers && mw_outq_append(&c->outq, extra_headers, strlen(extra_headers)) != 0) ||
+        mw_outq_append(&c->outq, "\r\n", 2) != 0 ||
+        (!c->head_only && !no_body && body_len && mw_outq_append(&c->outq, body, body_len) != 0)) {
         close_now(c);
         return;
     }
-    start_draining(c);
+    http_finish(c, keep);
+}
+
+/* token_char: what an HTTP header name may be made of (RFC 9110 5.6.2). */
+static int token_char(unsigned char ch) {
+    return ch > 32 && ch < 127 && !strchr("\"(),/:;<=>?@[\\]{}", ch);
+}
+
+/* headers_valid checks the app's extra header lines: "Name: value\r\n"
+ * each, a token name, no CR or LF inside a value, and none of the headers
+ * the core writes itself (their values would contradict its own). */
+static int headers_valid(const char *h) {
+    static const char *const own[] = {"content-length", "transfer-encoding", "connection",
+                                      "content-type"};
+    if (strlen(h) > MW_CONN_HEADERS_MAX)
+        return 0;
+    while (*h) {
+        const char *name = h;
+        while (token_char((unsigned char)*h))
+            h++;
+        size_t nlen = (size_t)(h - name);
+        if (nlen == 0 || *h != ':')
+            return 0;
+        for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+            if (strlen(own[i]) == nlen && strncasecmp(own[i], name, nlen) == 0)
+                return 0;
+        while (*h && *h != '\r' && *h != '\n')
+            h++;
+        if (h[0] != '\r' || h[1] != '\n')
+            return 0;
+        h += 2;
+    }
+    return 1;
 }
 
 int mw_conn_respond(mw_conn_t *c, int status, const char *headers, const char *content_type,
                     const void *body, size_t len) {
-    if (c->state != CONN_HTTP)
+    if (c->state != CONN_HTTP || c->http_phase != HTTP_APP)
         return MW_ECLOSED;
-    /* The head is formatted into respond()'s 512 bytes. */
     if (status < 200 || status > 599 || strlen(content_type) > 100 ||
-        (headers && strlen(headers) > 256))
+        strpbrk(content_type, "\r\n") || (headers && !headers_valid(headers)))
         return MW_EINVAL;
-    respond(c, status, headers, content_type, body, len);
+    respond(c, status, headers, content_type, body, len, keep_alive(c));
     return 0;
 }
 
+/* respond_text answers with a one-line reason and closes: the core's own
+ * error answers (400, 408, 413, 431, refusals, handshake errors). */
 static void respond_text(mw_conn_t *c, int status, const char *extra, const char *msg) {
     char body[256];
     int n = snprintf(body, sizeof body, "%s\n", msg);
-    respond(c, status, extra, "text/plain; charset=utf-8", body, (size_t)n);
+    respond(c, status, extra, "text/plain; charset=utf-8", body, (size_t)n, 0);
+}
+
+/* respond_not_found: the core's 404 for a path nobody serves; a normal
+ * answer, so the connection may carry another request. */
+static void respond_not_found(mw_conn_t *c) {
+    respond(c, 404, NULL, "text/plain; charset=utf-8", "not found\n", 10, keep_alive(c));
 }
 
 /* respond_status_document answers /health or /metrics with a document
@@ -619,7 +745,7 @@ static void respond_status_document(mw_conn_t *c, const char *ctype, char *body,
         close_now(c);
         return;
     }
-    respond(c, 200, "Cache-Control: no-store\r\n", ctype, body, len);
+    respond(c, 200, "Cache-Control: no-store\r\n", ctype, body, len, keep_alive(c));
     free(body);
 }
 
@@ -780,15 +906,46 @@ static void unaccept(mw_conn_t *c) {
     c->state = CONN_HTTP;
 }
 
-/* on_request acts on a complete request head: what it is for
- * (endpoint.c), whether the client may upgrade (admission.c), the
- * handshake (handshake.c). */
+/* to_app hands a complete request to the app's http callback under a
+ * fresh request id. The app answers during the call or later
+ * (mw_server_http_respond); meanwhile the connection reads no further
+ * request (what the client sends is stashed, see HTTP_STASH_MAX) and has
+ * no deadline: a wait inside the app has its own. */
+static void to_app(mw_conn_t *c, const mw_request_t *req) {
+    mw_server_t *s = c->server;
+    if (!s->app.cb->http) {
+        respond_not_found(c);
+        return;
+    }
+    mw_conn_extra_t *x = extra(c);
+    uint64_t id = ++s->next_request_id;
+    if (!x || mw_idmap_put(&s->requests, id, c) != 0) {
+        close_now(c);
+        return;
+    }
+    x->request_id = id;
+    c->http_phase = HTTP_APP;
+    clear_deadline(c);
+    int rc = s->app.cb->http(s->app.data, c, req);
+    if (c->state != CONN_HTTP || c->http_phase != HTTP_APP || rc == 0)
+        return; /* answered, closed, or to be answered later */
+    if (rc == MW_ENOTFOUND)
+        respond_not_found(c);
+    else
+        respond_text(c, 500, NULL, "internal server error");
+}
+
+/* on_request acts on a complete request: what it is for (endpoint.c),
+ * whether the client may upgrade (admission.c), the handshake
+ * (handshake.c). */
 static void on_request(mw_conn_t *c, const mw_request_t *req) {
     mw_server_t *s = c->server;
     mw_refusal_t r;
     /* RFC 9110 9.3.2: a HEAD answer is the GET answer's head alone */
     c->head_only = strcmp(req->method, "HEAD") == 0;
-    switch (mw_endpoint_route(s->cfg, req, &r)) {
+    int where =
+        (c->api_port ? MW_ENDPOINT_ON_API_PORT : 0) | (s->app_health ? MW_ENDPOINT_APP_HEALTH : 0);
+    switch (mw_endpoint_route(s->cfg, req, where, &r)) {
     case MW_ENDPOINT_HEALTH: {
         size_t len = 0;
         char *body = mw_health_json(s, &len);
@@ -802,12 +959,12 @@ static void on_request(mw_conn_t *c, const mw_request_t *req) {
         return;
     }
     case MW_ENDPOINT_REFUSE: respond_text(c, r.status, r.headers, r.why); return;
-    case MW_ENDPOINT_APP: {
-        /* Not ours: the app's HTTP routes, else the 404. */
-        int rc = s->app.cb->http ? s->app.cb->http(s->app.data, c, req) : MW_ENOTFOUND;
-        if (rc != 0 && c->state == CONN_HTTP)
-            respond_text(c, rc == MW_ENOTFOUND ? 404 : 500, NULL,
-                         rc == MW_ENOTFOUND ? "not found" : "internal server error");
+    case MW_ENDPOINT_NOT_FOUND: respond_not_found(c); return;
+    case MW_ENDPOINT_APP: to_app(c, req); return; /* the app's routes, else the 404 */
+    case MW_ENDPOINT_API: {
+        mw_request_t api = *req; /* the key was checked: the app serves its API routes */
+        api.api = 1;
+        to_app(c, &api);
         return;
     }
     case MW_ENDPOINT_WEBSOCKET: break;
@@ -831,29 +988,120 @@ static void on_request(mw_conn_t *c, const mw_request_t *req) {
     respond_text(c, status, extra, hs.reason);
 }
 
+/* stash keeps bytes that came while a request waits for the app's answer:
+ * the start of the next request, read once the answer is out. */
+static void stash(mw_conn_t *c, const char *data, size_t len) {
+    mw_conn_extra_t *x = extra(c);
+    if (!x) {
+        close_now(c);
+        return;
+    }
+    if (x->stash_len + len > x->stash_cap) {
+        size_t cap = x->stash_cap ? x->stash_cap : 1024;
+        while (cap < x->stash_len + len)
+            cap *= 2;
+        char *b = realloc(x->stash, cap);
+        if (!b) {
+            close_now(c);
+            return;
+        }
+        x->stash = b;
+        x->stash_cap = cap;
+    }
+    memcpy(x->stash + x->stash_len, data, len);
+    x->stash_len += len;
+}
+
+static void on_http_data(mw_conn_t *c, const char *data, size_t len);
+
+/* http_resume reads the requests stashed while the previous one waited
+ * for its answer: from the flush pass, never inside the app's call. */
+static void http_resume(mw_conn_t *c) {
+    mw_conn_extra_t *x = c->x;
+    char *buf = x->stash;
+    size_t len = x->stash_len;
+    x->stash = NULL;
+    x->stash_len = x->stash_cap = 0;
+    c->http_phase = HTTP_IDLE;
+    on_http_data(c, buf, len); /* what is left of it may be stashed again */
+    free(buf);
+    if (c->state != CONN_CLOSED)
+        update_read_pause(c);
+}
+
+/* maybe_continue answers Expect: 100-continue once the head of a request
+ * whose body is still to come was accepted (its size is within
+ * http_max_body), so the client sends the body without waiting. */
+static void maybe_continue(mw_conn_t *c) {
+    const mw_request_t *req = mw_http_parser_request(c->http);
+    if (!mw_http_parser_done(c->http) || !req->expect_continue || (c->x && c->x->continue_sent))
+        return;
+    mw_conn_extra_t *x = extra(c);
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (!x || mw_outq_append(&c->outq, cont, sizeof cont - 1) != 0) {
+        close_now(c);
+        return;
+    }
+    x->continue_sent = 1;
+    schedule_flush(c);
+}
+
+/* on_http_data reads requests: each complete one is answered (or handed to
+ * the app) before the next is parsed; bytes after an upgrade are frames. */
 static void on_http_data(mw_conn_t *c, const char *data, size_t len) {
-    size_t used;
-    int rc = mw_http_parser_feed(c->http, data, len, &used);
-    if (rc == MW_ETOOBIG) {
-        respond_text(c, 431, NULL, "request header fields too large");
+    if (c->http_phase == HTTP_APP || c->http_phase == HTTP_RESUME) {
+        stash(c, data, len);
         return;
     }
-    if (rc != 0) {
-        respond_text(c, 400, NULL, "malformed HTTP request");
-        return;
+    while (c->state == CONN_HTTP && len > 0) {
+        if (c->http_phase == HTTP_IDLE) {
+            /* The next request on a kept-alive connection: it has
+             * handshake_timeout to arrive whole, like the first. */
+            c->http_phase = HTTP_READING;
+            set_deadline(c, (uint64_t)c->server->cfg->handshake_timeout);
+        }
+        size_t used;
+        int rc = mw_http_parser_feed(c->http, data, len, &used);
+        data += used;
+        len -= used;
+        if (rc == MW_ETOOBIG && mw_http_parser_done(c->http)) {
+            respond_text(c, 413, NULL, "request body too large");
+            return;
+        }
+        if (rc == MW_ETOOBIG) {
+            respond_text(c, 431, NULL, "request header fields too large");
+            return;
+        }
+        if (rc != 0) {
+            respond_text(c, 400, NULL, "malformed HTTP request");
+            return;
+        }
+        if (!mw_http_parser_complete(c->http)) {
+            maybe_continue(c);
+            return;
+        }
+        const mw_request_t *req = mw_http_parser_request(c->http);
+        if (req->upgrade) {
+            on_request(c, req);
+            break;
+        }
+        on_request(c, req); /* answered now (keep-alive or not), or later */
+        if (c->http_phase == HTTP_APP && c->state == CONN_HTTP) {
+            if (len > 0)
+                stash(c, data, len);
+            return;
+        }
     }
-    if (!mw_http_parser_done(c->http))
-        return;
-    on_request(c, mw_http_parser_request(c->http));
-    if (c->state == CONN_UPGRADING && used < len) {
-        keep_early(c, data + used, len - used);
+    if (c->state == CONN_UPGRADING) {
+        if (len > 0)
+            keep_early(c, data, len);
         return;
     }
     if (c->state == CONN_OPEN || c->state == CONN_CLOSING) {
         mw_http_parser_free(c->http);
         c->http = NULL;
-        if (used < len)
-            on_ws_data(c, data + used, len - used); /* frames sent right after the request */
+        if (len > 0)
+            on_ws_data(c, data, len); /* frames sent right after the request */
         else
             after_ws_io(c); /* on_connect may have closed it */
     }
@@ -1001,6 +1249,7 @@ static int conn_start(mw_conn_t *c, mw_tls_ctx_t *tls) {
         close_now(c);
         return MW_EIO;
     }
+    mw_http_parser_set_max_body(c->http, (size_t)s->cfg->http_max_body);
     uv_tcp_nodelay(&c->tcp, 1); /* fails harmlessly on an adopted Unix socket */
     set_deadline(c, s->cfg->handshake_timeout);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
@@ -1015,6 +1264,7 @@ int mw_conn_accept(mw_server_t *s, uv_stream_t *listener, mw_tls_ctx_t *tls) {
     mw_conn_t *c = conn_new(s);
     if (!c)
         return MW_ENOMEM;
+    c->api_port = listener == (uv_stream_t *)&s->api_listener;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         close_now(c);
         return MW_EIO;
@@ -1049,6 +1299,14 @@ int mw_conn_is_open(const mw_conn_t *c) {
 
 uint64_t mw_conn_id(const mw_conn_t *c) {
     return c->id;
+}
+
+uint64_t mw_conn_request_id(const mw_conn_t *c) {
+    return c->state == CONN_HTTP && c->http_phase == HTTP_APP && c->x ? c->x->request_id : 0;
+}
+
+int mw_conn_peer(const mw_conn_t *c, char *buf, size_t len) {
+    return peer_name(c, buf, len);
 }
 
 mw_room_client_t *mw_conn_rooms(mw_conn_t *c) {
@@ -1173,6 +1431,10 @@ void mw_conn_tick(mw_conn_t *c, uint64_t now) {
         return;
     switch (c->state) {
     case CONN_HTTP:
+        if (c->http_phase != HTTP_READING) {
+            close_now(c); /* a kept-alive connection idle for http_keepalive_timeout */
+            break;
+        }
         if (mw_log_enabled(MW_LOG_DEBUG)) {
             char addr[48];
             int port = peer_name(c, addr, sizeof addr);

@@ -36,14 +36,31 @@ int mw_conn_adopt(mw_server_t *s, int fd, const char *peer_addr, int peer_port);
  * Returns 0, MW_ECLOSED, MW_EUTF8 or MW_ENOMEM. */
 int mw_conn_send(mw_conn_t *c, int binary, const void *data, size_t len);
 
-/* mw_conn_respond answers a plain HTTP request (the app's http callback)
- * with status, extra header lines (each "Name: value\r\n", or NULL),
- * content_type and body, then closes the connection once it is sent.
- * Returns 0, MW_ECLOSED (not an HTTP request, or already answered) or
- * MW_EINVAL (a status outside 200..599, a content type over 100 bytes,
- * headers over 256). */
+/* The most extra header bytes an answer to the app's request may carry. */
+#define MW_CONN_HEADERS_MAX 8192
+
+/* mw_conn_respond answers the plain HTTP request the app was handed (its
+ * http callback, app.h) with status, extra header lines (each "Name:
+ * value\r\n", or NULL), content_type and body (only the head for HEAD,
+ * neither type nor body for 204 and 304). The connection then carries the
+ * client's next request (keep-alive), or is closed once the answer is sent
+ * (the client asked for it, or http_keepalive_timeout is 0). Returns 0,
+ * MW_ECLOSED (no request waits for an answer: answered already, gone, not
+ * HTTP) or MW_EINVAL (a status outside 200..599, a content type over 100
+ * bytes or with CR/LF, headers over MW_CONN_HEADERS_MAX or not well-formed
+ * lines, or one of Content-Length, Content-Type, Transfer-Encoding and
+ * Connection, which the core writes). */
 int mw_conn_respond(mw_conn_t *c, int status, const char *headers, const char *content_type,
                     const void *body, size_t len);
+
+/* mw_conn_request_id is the id of the request the app was handed and has
+ * not answered yet (server-unique, never 0), or 0: see
+ * mw_server_http_respond, which answers it by this id. */
+uint64_t mw_conn_request_id(const mw_conn_t *c);
+
+/* mw_conn_peer writes the peer's address into buf (at least 48 bytes;
+ * "unknown" when it cannot be read) and returns its port. */
+int mw_conn_peer(const mw_conn_t *c, char *buf, size_t len);
 
 /* mw_conn_close starts the closing handshake (OPEN connections) or drops
  * the connection (any other state). Returns 0, MW_ECLOSED or MW_EINVAL. */

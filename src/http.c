@@ -1,11 +1,15 @@
 /*
- * http.c - request head parsing on top of http-parser.
+ * http.c - request parsing on top of http-parser.
  *
  * http-parser hands us the URL and header names/values in pieces that may
  * straddle reads. We copy each piece into `buf`, NUL-terminating every
  * string, and keep offsets (not pointers) until the head is complete,
- * because buf grows (and may move) as the head arrives. This module owns
- * no socket and writes nothing; conn.c decides what to answer.
+ * because buf grows (and may move) as the head arrives. The body (already
+ * de-chunked by http-parser) goes into a buffer of its own, bounded by the
+ * body limit. The parser pauses at the end of the head, so its bytes are
+ * counted exactly against max_header_bytes, and at the end of the request,
+ * so a pipelined next request is left for after mw_http_parser_reset. This
+ * module owns no socket and writes nothing; conn.c decides what to answer.
  */
 #include "http.h"
 #include "errors.h"
@@ -29,7 +33,10 @@ struct mw_http_parser {
     int nheaders;
     int in_value; /* last callback was a header value */
     int done, too_big;
+    int complete;     /* the whole request is in (mw_http_parser_complete) */
     char *path_query; /* path and query split, allocated on completion */
+    char *body;       /* NULL until the first body byte */
+    size_t body_len, body_cap, max_body;
 };
 
 /* reserve makes room for n more bytes, growing buf up to max_cap: a typical
@@ -80,6 +87,8 @@ static int on_url(http_parser *hp, const char *at, size_t n) {
 
 static int on_header_field(http_parser *hp, const char *at, size_t n) {
     struct mw_http_parser *p = hp->data;
+    if (p->done)
+        return 0; /* a trailer after a chunked body: ignored (buf must not move) */
     if (p->in_value || p->nheaders == 0) {
         if (p->nheaders == MW_HTTP_MAX_HEADERS) {
             p->too_big = 1;
@@ -96,6 +105,8 @@ static int on_header_field(http_parser *hp, const char *at, size_t n) {
 
 static int on_header_value(http_parser *hp, const char *at, size_t n) {
     struct mw_http_parser *p = hp->data;
+    if (p->done)
+        return 0;
     if (!p->in_value) {
         if (start_piece(p, &p->value_off[p->nheaders - 1]) != 0)
             return -1;
@@ -114,6 +125,12 @@ static int on_headers_complete(http_parser *hp) {
     r->upgrade = hp->upgrade;
     r->has_body =
         (hp->flags & F_CHUNKED) || (hp->content_length > 0 && hp->content_length != ULLONG_MAX);
+    r->content_length = (hp->flags & F_CHUNKED) || hp->content_length == ULLONG_MAX
+                            ? -1
+                            : (long long)hp->content_length;
+    r->keep_alive = http_should_keep_alive(hp);
+    r->body = "";
+    r->body_len = 0;
     r->nheaders = p->nheaders;
     for (int i = 0; i < p->nheaders; i++) {
         r->headers[i].name = p->buf + p->name_off[i];
@@ -145,9 +162,63 @@ static int on_headers_complete(http_parser *hp) {
     } else {
         return -1; /* an unparseable request target is a malformed request */
     }
+    const char *expect = mw_request_header(r, "Expect");
+    r->expect_continue = expect && strcasecmp(expect, "100-continue") == 0;
     p->done = 1;
-    /* Stop here: a body or the bytes after an upgrade are not ours to parse. */
-    return 2; /* http-parser: 2 = skip body and stop as if upgrading */
+    /* An upgrade's body (there is none) and the frames after it are not
+     * ours to parse: stop as if upgrading. */
+    if (hp->upgrade)
+        return 2; /* http-parser: 2 = skip body and stop as if upgrading */
+    if (r->content_length > 0 && (unsigned long long)r->content_length > p->max_body) {
+        p->too_big = 1; /* refused before a byte of it is read */
+        return -1;
+    }
+    /* Pause at the end of the head: feed counts the head's bytes exactly,
+     * then reads the body. */
+    http_parser_pause(hp, 1);
+    return 0;
+}
+
+/* on_body appends a piece of the body (chunks arrive decoded), up to the
+ * body limit; a body of known length gets its buffer at once. */
+static int on_body(http_parser *hp, const char *at, size_t n) {
+    struct mw_http_parser *p = hp->data;
+    if (n > p->max_body - p->body_len) {
+        p->too_big = 1;
+        return -1;
+    }
+    size_t need = p->body_len + n + 1;
+    if (need > p->body_cap) {
+        size_t cap = p->body_cap ? p->body_cap * 2 : 256;
+        if (p->req.content_length > 0 && (size_t)p->req.content_length + 1 > cap)
+            cap = (size_t)p->req.content_length + 1;
+        while (cap < need)
+            cap *= 2;
+        if (cap > p->max_body + 1)
+            cap = p->max_body + 1;
+        char *b = realloc(p->body, cap);
+        if (!b)
+            return -1;
+        p->body = b;
+        p->body_cap = cap;
+    }
+    memcpy(p->body + p->body_len, at, n);
+    p->body_len += n;
+    p->body[p->body_len] = '\0';
+    return 0;
+}
+
+/* on_message_complete: the request is whole. Pausing leaves a pipelined
+ * next request unparsed (mw_http_parser_reset, then feed it). */
+static int on_message_complete(http_parser *hp) {
+    struct mw_http_parser *p = hp->data;
+    p->complete = 1;
+    if (p->body) {
+        p->req.body = p->body;
+        p->req.body_len = p->body_len;
+    }
+    http_parser_pause(hp, 1);
+    return 0;
 }
 
 static const http_parser_settings settings = {
@@ -155,6 +226,8 @@ static const http_parser_settings settings = {
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
 };
 
 int mw_http_parser_create(mw_http_parser_t **out, size_t max_header_bytes) {
@@ -177,24 +250,68 @@ int mw_http_parser_create(mw_http_parser_t **out, size_t max_header_bytes) {
     return 0;
 }
 
+void mw_http_parser_set_max_body(mw_http_parser_t *p, size_t max_body) {
+    p->max_body = max_body;
+}
+
 int mw_http_parser_feed(mw_http_parser_t *p, const char *data, size_t len, size_t *consumed) {
     *consumed = 0;
-    if (p->done)
-        return 0;
-    size_t n = http_parser_execute(&p->parser, &settings, data, len);
-    p->head_bytes += n;
-    *consumed = n;
-    if (p->too_big || p->head_bytes > p->max_head)
-        return MW_ETOOBIG;
-    if (p->done)
-        return 0;
-    if (HTTP_PARSER_ERRNO(&p->parser) != HPE_OK || n != len)
-        return MW_EHTTP;
+    while (!p->complete) {
+        int in_head = !p->done;
+        size_t n = http_parser_execute(&p->parser, &settings, data + *consumed, len - *consumed);
+        enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
+        int at_head_end = e == HPE_PAUSED && !p->complete;
+        *consumed += n;
+        /* Paused at the end of the head, http-parser leaves its last byte
+         * (the LF) to read again: it is the head's. */
+        if (in_head)
+            p->head_bytes += n + (at_head_end ? 1 : 0);
+        if (p->too_big || p->head_bytes > p->max_head)
+            return MW_ETOOBIG;
+        if (at_head_end) {
+            http_parser_pause(&p->parser, 0); /* on with the body */
+            continue;
+        }
+        if (e != HPE_OK && e != HPE_PAUSED)
+            return MW_EHTTP;
+        if (!p->complete && *consumed != len)
+            return MW_EHTTP;
+        break; /* every byte taken, the request not complete yet */
+    }
     return 0;
 }
 
 int mw_http_parser_done(const mw_http_parser_t *p) {
     return p->done;
+}
+
+int mw_http_parser_complete(const mw_http_parser_t *p) {
+    return p->complete;
+}
+
+void mw_http_parser_reset(mw_http_parser_t *p) {
+    free(p->path_query);
+    p->path_query = NULL;
+    free(p->body);
+    p->body = NULL;
+    p->body_len = p->body_cap = 0;
+    memset(&p->req, 0, sizeof p->req);
+    p->nheaders = 0;
+    p->in_value = 0;
+    p->done = p->too_big = p->complete = 0;
+    p->head_bytes = 0;
+    /* A large head does not keep its buffer for the next requests. */
+    if (p->cap > 1024) {
+        char *b = realloc(p->buf, 1024);
+        if (b) {
+            p->buf = b;
+            p->cap = 1024;
+        }
+    }
+    p->len = 0;
+    p->url_off = 0;
+    p->buf[p->len++] = '\0';
+    http_parser_init(&p->parser, HTTP_REQUEST);
 }
 
 const mw_request_t *mw_http_parser_request(const mw_http_parser_t *p) {
@@ -205,6 +322,7 @@ void mw_http_parser_free(mw_http_parser_t *p) {
     if (!p)
         return;
     free(p->path_query);
+    free(p->body);
     free(p->buf);
     free(p);
 }
@@ -218,18 +336,37 @@ const char *mw_request_header(const mw_request_t *req, const char *name) {
 
 const char *mw_http_status_text(int status) {
     switch (status) {
+    case 100: return "Continue";
     case 101: return "Switching Protocols";
     case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
     case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     default: return "Unknown";
     }
 }

@@ -192,6 +192,7 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
     mw_server_set_config_loader(server, reload_config, &reloader);
     rc = mw_server_listen(server);
     if (rc == 0) {
+        mw_server_start(server); /* its clock and timers, for on_start's */
         mw_script_start(sc);
         rc = mw_server_run(server);
     } else {

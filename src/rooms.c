@@ -263,6 +263,12 @@ size_t mw_rooms_size(const mw_rooms_t *r) {
     return r->count;
 }
 
+void mw_rooms_each(const mw_rooms_t *r, void (*fn)(void *ud, const mw_room_t *room), void *ud) {
+    for (size_t i = 0; i < r->nbuckets; i++)
+        for (const mw_room_t *room = r->buckets[i]; room; room = room->next)
+            fn(ud, room);
+}
+
 size_t mw_room_size(const mw_room_t *room) {
     return room->n;
 }

@@ -78,6 +78,10 @@ mw_room_t *mw_rooms_find(const mw_rooms_t *r, const char *name, size_t len);
 /* mw_rooms_size returns how many rooms exist. */
 size_t mw_rooms_size(const mw_rooms_t *r);
 
+/* mw_rooms_each calls fn for every room that exists, in no particular
+ * order; fn must not join or leave. */
+void mw_rooms_each(const mw_rooms_t *r, void (*fn)(void *ud, const mw_room_t *room), void *ud);
+
 /* mw_room_size returns how many members the room has. */
 size_t mw_room_size(const mw_room_t *room);
 

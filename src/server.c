@@ -63,6 +63,7 @@ int mw_server_create(mw_server_t **out, uv_loop_t *loop, mw_config_t *cfg, const
     mw_list_init(&s->flushq);
     mw_list_init(&s->awake);
     mw_idmap_init(&s->clients);
+    mw_idmap_init(&s->requests);
     mw_rooms_limits_t limits = {cfg->max_connections_per_room, cfg->max_rooms_per_client,
                                 !cfg->client_can_join_multiple_rooms};
     if (mw_rooms_create(&s->rooms, &limits) != 0 || mw_ws_encoder_create(&s->encoder) != 0 ||
@@ -103,17 +104,20 @@ static void on_connection(uv_stream_t *listener, int status) {
 }
 
 /* listen_on binds h to host:port, starts accepting, and logs the URL with
- * its scheme ("ws" or "wss"). Returns 0, MW_ECONFIG (bad host) or MW_EIO. */
-static int listen_on(mw_server_t *s, uv_tcp_t *h, int *listening, int port, const char *scheme) {
+ * its scheme ("ws", "wss", or "http" for the server API, whose log line
+ * names /api/). Returns 0, MW_ECONFIG (bad host) or MW_EIO. */
+static int listen_on(mw_server_t *s, uv_tcp_t *h, int *listening, const char *host, int port,
+                     const char *scheme) {
     struct sockaddr_storage addr;
     const mw_config_t *cfg = s->cfg;
     int rc;
-    if (strchr(cfg->host, ':'))
-        rc = uv_ip6_addr(cfg->host, port, (struct sockaddr_in6 *)&addr);
+    if (strchr(host, ':'))
+        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
     else
-        rc = uv_ip4_addr(cfg->host, port, (struct sockaddr_in *)&addr);
+        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
     if (rc != 0) {
-        mw_log_error("host: \"%s\" is not an IPv4 or IPv6 address", cfg->host);
+        mw_log_error("%s: \"%s\" is not an IPv4 or IPv6 address",
+                     host == cfg->host ? "host" : "api_host", host);
         return MW_ECONFIG;
     }
     uv_tcp_init(s->loop, h);
@@ -123,7 +127,7 @@ static int listen_on(mw_server_t *s, uv_tcp_t *h, int *listening, int port, cons
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)h, 1024, on_connection);
     if (rc != 0) {
-        mw_log_error("cannot listen on %s port %d: %s", cfg->host, port, uv_strerror(rc));
+        mw_log_error("cannot listen on %s port %d: %s", host, port, uv_strerror(rc));
         uv_close((uv_handle_t *)h, NULL); /* the caller runs the loop to finish */
         *listening = 0;
         return MW_EIO;
@@ -132,11 +136,11 @@ static int listen_on(mw_server_t *s, uv_tcp_t *h, int *listening, int port, cons
     int len = sizeof bound;
     if (uv_tcp_getsockname(h, (struct sockaddr *)&bound, &len) == 0)
         port = ntohs(((struct sockaddr_in *)&bound)->sin_port); /* same offset for v6 */
-    const char *shown = cfg->host;
-    int v6 = strchr(shown, ':') != NULL;
-    const char *path = strcmp(cfg->path, "*") == 0 ? "/" : cfg->path;
-    mw_log_info("listening on %s://%s%s%s:%d%s", scheme, v6 ? "[" : "", shown, v6 ? "]" : "", port,
-                path);
+    int v6 = strchr(host, ':') != NULL;
+    int api = strcmp(scheme, "http") == 0;
+    const char *path = api ? "/api/" : strcmp(cfg->path, "*") == 0 ? "/" : cfg->path;
+    mw_log_info("%slistening on %s://%s%s%s:%d%s", api ? "server API " : "", scheme, v6 ? "[" : "",
+                host, v6 ? "]" : "", port, path);
     return 0;
 }
 
@@ -149,6 +153,8 @@ static int tls_load(mw_server_t *s, mw_tls_ctx_t **out, char *err, size_t errlen
         snprintf(err, errlen, "out of memory");
     return rc;
 }
+
+static void stop_listening(mw_server_t *s);
 
 int mw_server_listen(mw_server_t *s) {
     const mw_config_t *cfg = s->cfg;
@@ -167,15 +173,17 @@ int mw_server_listen(mw_server_t *s) {
         }
     }
     int separate = s->tls && cfg->tls_port >= 0;
-    int rc =
-        listen_on(s, &s->listener, &s->listening, cfg->port, s->tls && !separate ? "wss" : "ws");
-    if (rc == 0 && separate) {
-        rc = listen_on(s, &s->tls_listener, &s->tls_listening, cfg->tls_port, "wss");
-        if (rc != 0) {
-            uv_close((uv_handle_t *)&s->listener, NULL);
-            s->listening = 0;
-        }
-    }
+    int rc = listen_on(s, &s->listener, &s->listening, cfg->host, cfg->port,
+                       s->tls && !separate ? "wss" : "ws");
+    if (rc == 0 && separate)
+        rc = listen_on(s, &s->tls_listener, &s->tls_listening, cfg->host, cfg->tls_port, "wss");
+    /* The server API on a port of its own: plain HTTP, by default on the
+     * loopback interface only (docs/protocol.md, "The server API"). */
+    if (rc == 0 && cfg->api_port > 0 && cfg->api_key[0])
+        rc =
+            listen_on(s, &s->api_listener, &s->api_listening, cfg->api_host, cfg->api_port, "http");
+    if (rc != 0)
+        stop_listening(s);
     return rc;
 }
 
@@ -332,6 +340,10 @@ static void stop_listening(mw_server_t *s) {
     if (s->tls_listening) {
         uv_close((uv_handle_t *)&s->tls_listener, NULL);
         s->tls_listening = 0;
+    }
+    if (s->api_listening) {
+        uv_close((uv_handle_t *)&s->api_listener, NULL);
+        s->api_listening = 0;
     }
 }
 
@@ -585,12 +597,25 @@ int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size
     return 0;
 }
 
+int mw_server_http_respond(mw_server_t *s, uint64_t request_id, int status, const char *headers,
+                           const char *content_type, const void *body, size_t len) {
+    mw_conn_t *c = request_id ? mw_idmap_get(&s->requests, request_id) : NULL;
+    if (!c)
+        return MW_ECLOSED;
+    return mw_conn_respond(c, status, headers, content_type, body, len);
+}
+
+void mw_server_set_health_route(mw_server_t *s, int app) {
+    s->app_health = app ? 1 : 0;
+}
+
 void mw_server_free(mw_server_t *s) {
     if (!s)
         return;
     mw_reload_free(s->reload);
     mw_timers_free(&s->timers);
     mw_idmap_free(&s->clients);
+    mw_idmap_free(&s->requests);
     mw_rooms_free(s->rooms);
     mw_iptable_free(s->ips);
     if (s->ping_frame)

@@ -84,6 +84,20 @@ void mw_server_reload(mw_server_t *s, const char *why);
 int mw_server_set_reply(mw_server_t *s, mw_reply_t which, const void *data, size_t len, int binary,
                         size_t ts_off, size_t ts_len);
 
+/* mw_server_http_respond answers the HTTP request request_id (given to the
+ * app with its http callback: mw_conn_request_id) with status, extra
+ * header lines, content type and body, as mw_conn_respond says; during
+ * the callback or at any time after. Returns 0, MW_ECLOSED (no request
+ * with this id waits: answered already, or the client is gone) or
+ * MW_EINVAL (see mw_conn_respond; the request still waits). */
+int mw_server_http_respond(mw_server_t *s, uint64_t request_id, int status, const char *headers,
+                           const char *content_type, const void *body, size_t len);
+
+/* mw_server_set_health_route sends GET and HEAD /health to the app's http
+ * callback (app = 1: the app serves its own /health) or answers them with
+ * the core's document (app = 0, the default). */
+void mw_server_set_health_route(mw_server_t *s, int app);
+
 void mw_server_free(mw_server_t *s);
 
 #endif

@@ -58,6 +58,8 @@ struct mw_server {
     int listening;
     uv_tcp_t tls_listener; /* tls_port, when TLS has a port of its own */
     int tls_listening;
+    uv_tcp_t api_listener; /* api_port: the server API alone */
+    int api_listening;
     mw_tls_ctx_t *tls; /* NULL when TLS is off; replaced on SIGHUP */
     char *tls_buf;     /* the one decryption buffer of this loop */
 
@@ -70,6 +72,9 @@ struct mw_server {
     mw_ws_encoder_t *encoder; /* frames every message this worker sends */
     uint64_t dropped_total;   /* broadcasts dropped by backpressure */
     uint64_t next_id;
+    mw_idmap_t requests; /* request id -> connection, while the app owes the answer */
+    uint64_t next_request_id;
+    int app_health; /* GET /health goes to the app (mw_server_set_health_route) */
     size_t nconns, nclients;
 
     char *readbuf; /* the one read buffer of this loop */

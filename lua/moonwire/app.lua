@@ -1,13 +1,15 @@
 -- moonwire.app: loads an app folder into a fresh, validated app object:
--- controllers/*.lua into a router, the optional app.lua hooks and the
--- optional protocol.lua. It also owns the module searcher for app-local code:
--- every module whose file lives in the app folder is recorded, so that a
+-- controllers/*.lua into a router, the optional app.lua hooks, the
+-- optional protocol.lua and the optional routes.lua (HTTP routes). It also
+-- owns the module searcher for app-local code: every module whose file
+-- lives in the app folder is recorded, so that a
 -- reload can run it fresh and, when the new code fails to load, put the old
 -- modules back. Loading never raises; every failure is `nil, err` with err
 -- starting "path/to/file.lua:LINE:".
 
 local core = require "moonwire.core"
 local router = require "moonwire.router"
+local http = require "moonwire.http"
 local errors = require "moonwire.errors"
 local default_protocol = require "moonwire.protocol"
 
@@ -159,6 +161,19 @@ local function return_line(src)
         end
     end
     return found or line
+end
+
+
+-- The first line of src that has text in it (a route's key), or nil.
+local function line_with(src, text)
+    local line = 0
+    for l in gmatch(src .. "\n", "([^\n]*)\n") do
+        line = line + 1
+        if find(l, text, 1, true) then
+            return line
+        end
+    end
+    return nil
 end
 
 
@@ -360,6 +375,33 @@ local function load_protocol(app, dir)
 end
 
 
+-- routes.lua: HTTP routes ("METHOD /path" -> handler), compiled by
+-- moonwire.http; /api/ belongs to the server API.
+local function load_routes(app, dir)
+    local path = dir .. "/routes.lua"
+    if not exists(path) then
+        return true
+    end
+    local spec, err, src = run(path)
+    if err then
+        return nil, err
+    end
+    if type(spec) ~= "table" then
+        return nil, path .. ":" .. return_line(src)
+                    .. ": routes.lua must return a table of routes, got " .. type(spec)
+    end
+    local routes, culprit, key
+    routes, err, culprit, key = http.compile(spec, { reserved = "/api/" })
+    if not routes then
+        local line = type(culprit) == "function" and line_of(culprit)
+                     or key and line_with(src, key) or return_line(src)
+        return nil, path .. ":" .. line .. ": " .. err
+    end
+    app.http_routes = routes
+    return true
+end
+
+
 local function build(app, dir, system_on)
     if not exists(dir) then
         return nil, "app folder " .. dir .. ": no such directory"
@@ -370,6 +412,9 @@ local function build(app, dir, system_on)
     end
     if ok then
         ok, err = load_controllers(app, dir)
+    end
+    if ok then
+        ok, err = load_routes(app, dir)
     end
     if not ok then
         return nil, err
@@ -411,6 +456,7 @@ function _M.load(dir, opts)
         state = {},
         hooks = {},
         router = router.new(),
+        http_routes = http.compile(nil),
         protocol = default_protocol,
         _loader = ctx,
         _modules = ctx.modules,
@@ -444,8 +490,14 @@ function _M.activate(self)
 end
 
 
+-- "type.action" of every controller action, then "METHOD /path" of every
+-- HTTP route.
 function _M.routes(self)
-    return self.router:routes()
+    local list = self.router:routes()
+    for _, name in ipairs(self.http_routes:names()) do
+        list[#list + 1] = name
+    end
+    return list
 end
 
 

@@ -185,6 +185,19 @@ function _M.room_count()
 end
 
 
+-- The server's own /health document as a table (what GET /health answers
+-- when the app does not serve it), to extend in an app's GET /health
+-- route. Unchanged members keep their JSON text when sent (moonwire.json).
+-- Returns the table, or nil, "not serving".
+function _M.health()
+    local text, err = core().health()
+    if not text then
+        return nil, err
+    end
+    return (require("moonwire.json").decode(text))
+end
+
+
 -- JSON Web Tokens: verify (and HS* sign), the same module as
 -- require "moonwire.jwt", loaded on first use (an app without tokens does
 -- not carry it). _VERSION is moonwire.core.version (moonwire.version).

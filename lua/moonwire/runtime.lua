@@ -13,6 +13,8 @@ local client_new = require("moonwire.client").new
 local errors = require "moonwire.errors"
 local protocol = require "moonwire.protocol"
 local rooms = require "moonwire.rooms"
+local http = require "moonwire.http"
+local server_api = require "moonwire.api"
 local sched = require "moonwire.sched"
 
 local setmetatable = setmetatable
@@ -167,6 +169,7 @@ function runtime.init(self, opts)
     self._rooms:configure(config)
     rooms.set_current(self._rooms)
     app:activate()
+    http.claim_health(app.http_routes)
     self:_set_replies()
     log("debug", "loaded app %s (%d routes)", opts.app_dir, #app:routes())
     return true
@@ -763,12 +766,29 @@ function runtime.reload(self, config)
     self._host.app = new
     rooms.set_current(self._rooms)
     new:activate()
+    http.claim_health(new.http_routes)
     self:_set_replies()
     local ok, res = self:_hook("on_reload", old.state, new)
     if not ok and is_failure(res) then
         log("error", "hook on_reload raised moonwire.fail: %s", tostring(res))
     end
     return true
+end
+
+
+-- A plain HTTP request (docs/boundary.md): find its route (the server
+-- API's when it came through the API's door, else the app's routes.lua),
+-- run the handler, answer through core.http_respond. The answer is never
+-- this function's return value: the handler may wait first.
+function runtime.http(self, request_id, info)
+    local app = self:app()
+    active = self
+    rooms.set_current(self._rooms)
+    local route, req = http.find(request_id, info, app.http_routes, server_api.routes)
+    if not route then
+        return -- answered: 404, 405 or 400
+    end
+    return http.answer(request_id, route, req, http.run(route, req))
 end
 
 
@@ -785,6 +805,7 @@ function runtime.handlers(self)
         disconnect = function(id, code, reason) return self:disconnect(id, code, reason) end,
         reload = function(config) return self:reload(config) end,
         start = function() return self:start() end,
+        http = function(request_id, info) return self:http(request_id, info) end,
     }
 end
 
@@ -853,6 +874,11 @@ end
 
 function _M.reload(config)
     return instance():reload(config)
+end
+
+
+function _M.http(request_id, info)
+    return instance():http(request_id, info)
 end
 
 

@@ -12,8 +12,15 @@ local cjson = require "cjson.safe"
 local setmetatable = setmetatable
 local type = type
 local ipairs = ipairs
+local pairs = pairs
+local tostring = tostring
 local assert = assert
 local collectgarbage = collectgarbage
+local concat = table.concat
+local sort = table.sort
+local gsub = string.gsub
+local format = string.format
+local byte = string.byte
 
 
 local _M = require("moonwire.version").module()
@@ -257,6 +264,85 @@ function harness.connect(self, info)
         _server = self.server,
         _last_request = 0,
     }, conn_mt)
+end
+
+
+local response = {}
+local response_mt = { __index = response }
+
+
+-- Reads the answer again (after harness:run() or :advance(), for a
+-- handler that waited): status (nil while there is none), headers (lower-
+-- case names), body, and json (the body decoded, when it is JSON).
+function response.update(self)
+    local status, body = self._c:status()
+    if not status or status == 0 then
+        self.status, self.headers, self.body, self.json = nil, {}, nil, nil
+        return self
+    end
+    self.status, self.body, self.headers = status, body, self._c:headers()
+    local ctype = self.headers["content-type"]
+    self.json = nil
+    if ctype and ctype:find("application/json", 1, true) then
+        self.json = cjson.decode(body)
+    end
+    return self
+end
+
+
+local function escape(s)
+    return (gsub(tostring(s), "[^%w%-%._~]", function(c)
+        return format("%%%02X", byte(c))
+    end))
+end
+
+
+-- A query table as a string, keys sorted: { a = 1, b = "x y" } -> a=1&b=x%20y.
+local function encode_query(q)
+    if type(q) ~= "table" then
+        return q
+    end
+    local keys = {}
+    for k in pairs(q) do
+        keys[#keys + 1] = k
+    end
+    sort(keys)
+    local parts = {}
+    for _, k in ipairs(keys) do
+        parts[#parts + 1] = escape(k) .. "=" .. escape(q[k])
+    end
+    return concat(parts, "&")
+end
+
+
+-- A plain HTTP request on a new connection, parsed and routed by the real
+-- core (an app's routes.lua, /health, the server API), answered once the
+-- loop is idle. opts: query (a string, or a table encoded), headers, body
+-- (a string, or a table sent as JSON with its Content-Type), raw (the
+-- whole request as bytes, sent as it is). Returns the response: status,
+-- headers, body, json; status is nil while the app has not answered (a
+-- handler that waits: advance the clock, then response:update()).
+function harness.request(self, method, path, opts)
+    opts = opts or {}
+    local headers, body = {}, opts.body
+    for k, v in pairs(opts.headers or {}) do
+        headers[k] = v
+    end
+    if type(body) == "table" then
+        body = assert(cjson.encode(body))
+        local has_type = false
+        for k in pairs(headers) do
+            has_type = has_type or k:lower() == "content-type"
+        end
+        if not has_type then
+            headers["Content-Type"] = "application/json"
+        end
+    end
+    local c = self.server:request({
+        method = method, path = path, query = encode_query(opts.query), headers = headers,
+        body = body, raw = opts.raw,
+    })
+    return setmetatable({ _c = c }, response_mt):update()
 end
 
 

@@ -60,7 +60,7 @@ static void test_defaults(void) {
 static void test_descriptor_table(void) {
     size_t n;
     const mw_config_desc_t *d = mw_config_descs(&n);
-    CHECK_EQ(n, 55);
+    CHECK_EQ(n, 59);
     for (size_t i = 0; i < n; i++) {
         CHECK(mw_config_find(d[i].name) == &d[i]);
         CHECK(d[i].help && d[i].help[0]);
@@ -108,7 +108,9 @@ static const char *const restart_only[] = {"host",
                                            "ping_interval",
                                            "pong_timeout",
                                            "inactive_time",
-                                           "inactive_check_interval"};
+                                           "inactive_check_interval",
+                                           "api_port",
+                                           "api_host"};
 #define NRESTART (sizeof restart_only / sizeof restart_only[0])
 
 /* Each descriptor's field: inside mw_config_t, wide enough for its bounds,
@@ -769,6 +771,35 @@ static void test_tls_options(void) {
     mw_config_free(&c);
 }
 
+/* The HTTP limits and the server API's listener: defaults, bounds, and the
+ * rules that tie api_port to api_key and to the other ports. */
+static void test_http_and_api_options(void) {
+    mw_config_t c;
+    char err[256] = "";
+    REQUIRE(mw_config_init(&c) == 0);
+    CHECK_EQ(c.http_max_body, 1048576);
+    CHECK_EQ(c.http_keepalive_timeout, 5000);
+    CHECK_EQ(c.api_port, 0);
+    CHECK_STR(c.api_host, "127.0.0.1");
+    CHECK_EQ(mw_config_find("http_max_body")->live, 1);
+    CHECK_EQ(mw_config_find("http_keepalive_timeout")->live, 1);
+    CHECK_EQ(mw_config_set_text(&c, "http_max_body", "-1", err, sizeof err), MW_ECONFIG);
+    CHECK_PREFIX(err, "http_max_body: must be between 0 and 1073741824");
+    CHECK_EQ(mw_config_set_text(&c, "http_keepalive_timeout", "0", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "api_host", "", err, sizeof err), MW_ECONFIG);
+    CHECK_STR(err, "api_host: must not be empty");
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "api_port", "9001", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), MW_ECONFIG);
+    CHECK_STR(err, "api_port: needs api_key (the server API is off without it)");
+    CHECK_EQ(mw_config_set_text(&c, "api_key", "k", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "api_port", "8080", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), MW_ECONFIG);
+    CHECK_STR(err, "api_port: must differ from port and tls_port");
+    mw_config_free(&c);
+}
+
 int main(void) {
     RUN(test_defaults);
     RUN(test_descriptor_table);
@@ -787,5 +818,6 @@ int main(void) {
     RUN(test_getters);
     RUN(test_free_releases_everything);
     RUN(test_tls_options);
+    RUN(test_http_and_api_options);
     return test_summary();
 }

@@ -1,10 +1,12 @@
 /*
- * test_http.c - request head parsing (src/http.c).
+ * test_http.c - request parsing (src/http.c).
  *
  * Feeds scripted requests whole, byte by byte and in other chunk sizes and
- * checks the parsed request is the same, that bytes after the head (the
- * first WebSocket frames) are left unconsumed, the size and header-count
- * limits, malformed input, URL splitting, header lookup and status texts.
+ * checks the parsed request is the same, that bytes after an upgrade head
+ * (the first WebSocket frames) are left unconsumed, bodies (by length and
+ * chunked) and their limit, pipelined requests with reset, keep-alive and
+ * Expect, the size and header-count limits, malformed input, URL
+ * splitting, header lookup and status texts.
  */
 #include "http.h"
 #include "errors.h"
@@ -33,7 +35,7 @@ typedef struct {
 } result_t;
 
 /* Feeds data in chunks of `chunk` bytes (0: all at once), stopping at the
- * first error. Stops feeding once the head is done, like conn.c. */
+ * first error. Stops feeding once the request is complete, like conn.c. */
 static result_t feed(mw_http_parser_t *p, const char *data, size_t len, size_t chunk) {
     result_t res = {0, 0, 0};
     if (chunk == 0)
@@ -42,7 +44,7 @@ static result_t feed(mw_http_parser_t *p, const char *data, size_t len, size_t c
         size_t n = len - off < chunk ? len - off : chunk, c = 12345;
         res.rc = mw_http_parser_feed(p, data + off, n, &c);
         res.consumed += c;
-        if (res.rc || mw_http_parser_done(p))
+        if (res.rc || mw_http_parser_complete(p))
             break;
         if (c != n) {
             res.rc = -1; /* an unfinished head must take every byte */
@@ -86,6 +88,8 @@ static void check_upgrade_request(const mw_request_t *r) {
         CHECK_MEM(v, n, want[i][1], wn);
     }
 }
+
+static char *head_of_size(size_t total);
 
 static void test_upgrade_request_in_every_chunking(void) {
     size_t head = strlen(upgrade_head);
@@ -142,15 +146,202 @@ static void test_plain_get_and_body(void) {
     CHECK_EQ(r->has_body, 0);
     mw_http_parser_free(p);
 
-    /* A body is neither parsed nor consumed. */
-    REQUIRE(mw_http_parser_create(&p, 8192) == 0);
+    /* A body is read whole, in every chunking; the head alone is not a
+     * complete request. */
     const char post[] = "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello";
-    res = feed(p, post, strlen(post), 0);
+    for (size_t chunk = 0; chunk <= 3; chunk++) {
+        REQUIRE(mw_http_parser_create(&p, 8192) == 0);
+        mw_http_parser_set_max_body(p, 5);
+        res = feed(p, post, strlen(post) - 5, chunk);
+        CHECK_EQ(res.rc, 0);
+        CHECK_EQ(res.done, 1);
+        CHECK_EQ(mw_http_parser_complete(p), 0);
+        CHECK_EQ(mw_http_parser_request(p)->body_len, 0);
+        size_t c;
+        CHECK_EQ(mw_http_parser_feed(p, "hel", 3, &c), 0);
+        CHECK_EQ(c, 3);
+        CHECK_EQ(mw_http_parser_complete(p), 0);
+        CHECK_EQ(mw_http_parser_feed(p, "lo", 2, &c), 0);
+        CHECK_EQ(c, 2);
+        CHECK_EQ(mw_http_parser_complete(p), 1);
+        r = mw_http_parser_request(p);
+        CHECK_STR(r->method, "POST");
+        CHECK_EQ(r->has_body, 1);
+        CHECK_EQ(r->content_length, 5);
+        CHECK_EQ(r->body_len, 5);
+        CHECK_STR(r->body, "hello");
+        mw_http_parser_free(p);
+    }
+}
+
+/* A chunked body arrives decoded; trailers after it are ignored and leave
+ * the head's strings where they were. */
+static void test_chunked_body(void) {
+    const char req[] = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "4\r\nWiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n"
+                       "0\r\nX-Trailer: t\r\n\r\n";
+    static const size_t chunks[] = {0, 1, 2, 7};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        mw_http_parser_t *p;
+        REQUIRE(mw_http_parser_create(&p, 8192) == 0);
+        mw_http_parser_set_max_body(p, 100);
+        result_t res = feed(p, req, strlen(req), chunks[i]);
+        CHECK_EQ(res.rc, 0);
+        CHECK_EQ(mw_http_parser_complete(p), 1);
+        CHECK_EQ(res.consumed, strlen(req));
+        const mw_request_t *r = mw_http_parser_request(p);
+        CHECK_EQ(r->content_length, -1);
+        CHECK_EQ(r->has_body, 1);
+        CHECK_STR(r->body, "Wikipedia in \r\n\r\nchunks.");
+        CHECK_EQ(r->body_len, 24);
+        CHECK_EQ(r->nheaders, 2);
+        CHECK_STR(r->path, "/c");
+        CHECK(mw_request_header(r, "X-Trailer") == NULL);
+        mw_http_parser_free(p);
+    }
+}
+
+/* Over the body limit: refused at the head when Content-Length says so
+ * (no body byte read), as the chunks come when chunked. Either way the
+ * head is done, which is how conn.c tells 413 from 431. */
+static void test_body_limit(void) {
+    mw_http_parser_t *p;
+    const char big[] = "POST /x HTTP/1.1\r\nContent-Length: 11\r\n\r\n";
+    REQUIRE(mw_http_parser_create(&p, 8192) == 0);
+    mw_http_parser_set_max_body(p, 10);
+    result_t res = feed(p, big, strlen(big), 0);
+    CHECK_EQ(res.rc, MW_ETOOBIG);
+    CHECK_EQ(res.done, 1);
+    CHECK_EQ(mw_http_parser_complete(p), 0);
+    mw_http_parser_free(p);
+
+    const char at[] = "POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789";
+    REQUIRE(mw_http_parser_create(&p, 8192) == 0);
+    mw_http_parser_set_max_body(p, 10);
+    res = feed(p, at, strlen(at), 1);
     CHECK_EQ(res.rc, 0);
-    CHECK_EQ(res.consumed, strlen(post) - 5);
+    CHECK_EQ(mw_http_parser_complete(p), 1);
+    CHECK_STR(mw_http_parser_request(p)->body, "0123456789");
+    mw_http_parser_free(p);
+
+    const char chunked[] = "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "6\r\nabcdef\r\n5\r\nghijk\r\n0\r\n\r\n";
+    for (size_t chunk = 0; chunk <= 1; chunk++) {
+        REQUIRE(mw_http_parser_create(&p, 8192) == 0);
+        mw_http_parser_set_max_body(p, 10);
+        res = feed(p, chunked, strlen(chunked), chunk);
+        CHECK_EQ(res.rc, MW_ETOOBIG);
+        CHECK_EQ(res.done, 1);
+        CHECK_EQ(mw_http_parser_complete(p), 0);
+        mw_http_parser_free(p);
+    }
+
+    /* The default limit is 0: any body at all is too big. */
+    REQUIRE(mw_http_parser_create(&p, 8192) == 0);
+    const char one[] = "POST /x HTTP/1.1\r\nContent-Length: 1\r\n\r\nx";
+    res = feed(p, one, strlen(one), 0);
+    CHECK_EQ(res.rc, MW_ETOOBIG);
+    mw_http_parser_free(p);
+}
+
+/* Two requests in one read: the first is complete and the second left
+ * unconsumed, until reset; each has its own head and body. */
+static void test_pipelined_requests_and_reset(void) {
+    const char two[] = "POST /a?x=1 HTTP/1.1\r\nContent-Length: 3\r\nX-N: 1\r\n\r\nabc"
+                       "GET /b HTTP/1.1\r\nX-N: 2\r\n\r\n";
+    size_t first = strlen(two) - strlen("GET /b HTTP/1.1\r\nX-N: 2\r\n\r\n");
+    mw_http_parser_t *p;
+    REQUIRE(mw_http_parser_create(&p, 8192) == 0);
+    mw_http_parser_set_max_body(p, 100);
+    size_t c;
+    CHECK_EQ(mw_http_parser_feed(p, two, strlen(two), &c), 0);
+    CHECK_EQ(c, first);
+    CHECK_EQ(mw_http_parser_complete(p), 1);
+    const mw_request_t *r = mw_http_parser_request(p);
+    CHECK_STR(r->path, "/a");
+    CHECK_STR(r->query, "x=1");
+    CHECK_STR(r->body, "abc");
+    CHECK_STR(mw_request_header(r, "X-N"), "1");
+    CHECK_EQ(mw_http_parser_feed(p, two + first, strlen(two) - first, &c), 0);
+    CHECK_EQ(c, 0); /* complete: nothing more until reset */
+
+    mw_http_parser_reset(p);
+    CHECK_EQ(mw_http_parser_done(p), 0);
+    CHECK_EQ(mw_http_parser_complete(p), 0);
+    CHECK_EQ(mw_http_parser_feed(p, two + first, strlen(two) - first, &c), 0);
+    CHECK_EQ(c, strlen(two) - first);
+    CHECK_EQ(mw_http_parser_complete(p), 1);
     r = mw_http_parser_request(p);
-    CHECK_STR(r->method, "POST");
-    CHECK_EQ(r->has_body, 1);
+    CHECK_STR(r->method, "GET");
+    CHECK_STR(r->path, "/b");
+    CHECK_STR(r->query, "");
+    CHECK_EQ(r->body_len, 0);
+    CHECK_STR(r->body, "");
+    CHECK_EQ(r->nheaders, 1);
+    CHECK_STR(mw_request_header(r, "X-N"), "2");
+    mw_http_parser_free(p);
+}
+
+/* A large head does not make the next request's limit any larger, and a
+ * reset parser counts the next head from zero. */
+static void test_reset_after_large_head(void) {
+    mw_http_parser_t *p;
+    REQUIRE(mw_http_parser_create(&p, 4096) == 0);
+    char *s = head_of_size(4000);
+    REQUIRE(s);
+    result_t res = feed(p, s, strlen(s), 0);
+    CHECK_EQ(res.rc, 0);
+    CHECK_EQ(mw_http_parser_complete(p), 1);
+    mw_http_parser_reset(p);
+    res = feed(p, s, strlen(s), 100);
+    CHECK_EQ(res.rc, 0);
+    CHECK_EQ(mw_http_parser_complete(p), 1);
+    CHECK_EQ(strlen(mw_http_parser_request(p)->path),
+             4000 - strlen("GET  HTTP/1.1\r\nHost: h\r\n\r\n"));
+    free(s);
+    mw_http_parser_free(p);
+}
+
+/* keep_alive follows HTTP/1.1's default and Connection; Expect:
+ * 100-continue is seen; an upgrade's body is not read. */
+static void test_keep_alive_expect_and_upgrade_body(void) {
+    static const struct {
+        const char *req;
+        int keep;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\n\r\n", 1},
+        {"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 0},
+        {"GET / HTTP/1.0\r\n\r\n", 0},
+        {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mw_http_parser_t *p;
+        REQUIRE(mw_http_parser_create(&p, 8192) == 0);
+        result_t res = feed(p, cases[i].req, strlen(cases[i].req), 0);
+        CHECK_EQ(res.rc, 0);
+        CHECK_EQ(mw_http_parser_request(p)->keep_alive, cases[i].keep);
+        CHECK_EQ(mw_http_parser_request(p)->expect_continue, 0);
+        mw_http_parser_free(p);
+    }
+    mw_http_parser_t *p;
+    REQUIRE(mw_http_parser_create(&p, 8192) == 0);
+    mw_http_parser_set_max_body(p, 10);
+    const char exp[] = "PUT /x HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n";
+    result_t res = feed(p, exp, strlen(exp), 0);
+    CHECK_EQ(res.rc, 0);
+    CHECK_EQ(res.done, 1);
+    CHECK_EQ(mw_http_parser_request(p)->expect_continue, 1);
+    mw_http_parser_free(p);
+
+    /* The upgrade head is the whole request: what follows is not a body. */
+    REQUIRE(mw_http_parser_create(&p, 8192) == 0);
+    const char up[] = "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Content-Length: 4\r\n\r\nabcd";
+    res = feed(p, up, strlen(up), 0);
+    CHECK_EQ(res.rc, 0);
+    CHECK_EQ(mw_http_parser_complete(p), 1);
+    CHECK_EQ(res.consumed, strlen(up) - 4);
+    CHECK_EQ(mw_http_parser_request(p)->body_len, 0);
     mw_http_parser_free(p);
 }
 
@@ -341,6 +532,9 @@ static void test_status_texts(void) {
     CHECK_STR(mw_http_status_text(426), "Upgrade Required");
     CHECK_STR(mw_http_status_text(429), "Too Many Requests");
     CHECK_STR(mw_http_status_text(431), "Request Header Fields Too Large");
+    CHECK_STR(mw_http_status_text(413), "Content Too Large");
+    CHECK_STR(mw_http_status_text(401), "Unauthorized");
+    CHECK_STR(mw_http_status_text(204), "No Content");
     CHECK_STR(mw_http_status_text(500), "Internal Server Error");
     CHECK_STR(mw_http_status_text(503), "Service Unavailable");
     CHECK_STR(mw_http_status_text(299), "Unknown");
@@ -360,6 +554,11 @@ int main(void) {
     RUN(test_upgrade_request_in_every_chunking);
     RUN(test_done_only_at_end_of_head);
     RUN(test_plain_get_and_body);
+    RUN(test_chunked_body);
+    RUN(test_body_limit);
+    RUN(test_pipelined_requests_and_reset);
+    RUN(test_reset_after_large_head);
+    RUN(test_keep_alive_expect_and_upgrade_body);
     RUN(test_url_forms);
     RUN(test_head_at_the_limit_is_accepted);
     RUN(test_head_over_the_limit_is_refused);

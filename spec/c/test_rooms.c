@@ -4,8 +4,8 @@
  * Join/leave counts on both sides of the index, rooms freed with their last
  * member, O(1) leave keeping the member array consistent, limits (members
  * per room, rooms per client), single-room moves, name bounds, leave_all,
- * and a churn of many clients over many rooms back to an empty index (ASan
- * checks that nothing leaks).
+ * visiting every room (mw_rooms_each), and a churn of many clients over many rooms back to an empty
+ * index (ASan checks that nothing leaks).
  */
 #include "errors.h"
 #include "rooms.h"
@@ -159,6 +159,51 @@ static void test_names(void) {
     mw_rooms_free(r);
 }
 
+typedef struct {
+    int n;
+    size_t members;
+    int seen_a, seen_b;
+} visit_t;
+
+static void visit(void *ud, const mw_room_t *room) {
+    visit_t *v = ud;
+    size_t len;
+    const char *name = mw_room_name(room, &len);
+    v->n++;
+    v->members += mw_room_size(room);
+    v->seen_a += len == 1 && name[0] == 'a';
+    v->seen_b += len == 1 && name[0] == 'b';
+}
+
+/* mw_rooms_each visits each room that exists once, past a rehash. */
+static void test_each(void) {
+    mw_rooms_t *r = make(0, 0, 0);
+    REQUIRE(r);
+    visit_t v = {0};
+    mw_rooms_each(r, visit, &v);
+    CHECK_EQ(v.n, 0);
+    int o1, o2;
+    mw_room_client_t c1, c2;
+    mw_room_client_init(&c1, &o1);
+    mw_room_client_init(&c2, &o2);
+    char moved[MW_ROOM_NAME_MAX + 1], name[16];
+    CHECK_EQ(mw_rooms_join(r, &c1, R("a"), moved), 1);
+    CHECK_EQ(mw_rooms_join(r, &c2, R("a"), moved), 2);
+    CHECK_EQ(mw_rooms_join(r, &c2, R("b"), moved), 1);
+    for (int i = 0; i < 200; i++) { /* past the first rehash */
+        snprintf(name, sizeof name, "r%d", i);
+        CHECK_EQ(mw_rooms_join(r, &c1, name, strlen(name), moved), 1);
+    }
+    mw_rooms_each(r, visit, &v);
+    CHECK_EQ(v.n, 202);
+    CHECK_EQ(v.members, 203);
+    CHECK_EQ(v.seen_a, 1);
+    CHECK_EQ(v.seen_b, 1);
+    mw_rooms_leave_all(r, &c1);
+    mw_rooms_leave_all(r, &c2);
+    mw_rooms_free(r);
+}
+
 static void test_churn_back_to_empty(void) {
     /* Many clients over many rooms, joining and leaving in a mixed order,
      * past several rehashes: the index ends empty and consistent. */
@@ -205,6 +250,7 @@ int main(void) {
     RUN(test_limits);
     RUN(test_single_room_moves);
     RUN(test_names);
+    RUN(test_each);
     RUN(test_churn_back_to_empty);
     return test_summary();
 }

@@ -13,7 +13,10 @@
  * Covered: the upgrade callback (request, peer, refusal with 401), open,
  * message and a reply with mw_conn_send, close (code, reason, still in its
  * rooms), plain HTTP (the app's http callback, 404, 500, /health with the
- * app's members), heartbeats and the handshake timeout on the virtual
+ * app's members; answers given later by request id, keep-alive and its
+ * idle timeout, pipelined requests, bodies and their limit, 100-continue,
+ * HEAD, a client gone before its answer, the /api/ door and api_key, the
+ * app's own /health), heartbeats and the handshake timeout on the virtual
  * clock, rate_limit windows, and mw_server_client.
  */
 #include "conn.h"
@@ -34,7 +37,7 @@
 #include <wslay/wslay.h>
 
 #define PUMP_MAX 200 /* loop iterations a case waits for something, at most */
-#define MAX_CLIENTS 4
+#define MAX_CLIENTS 8
 #define MAX_FRAMES 16
 #define T0 1000000 /* the virtual clock's start, in ms */
 
@@ -62,6 +65,12 @@ typedef struct {
     long room_size_at_close; /* -1: the room did not exist */
     char http_path[64];
     int respond_rc, respond_again_rc;
+    /* plain HTTP: what the app was handed, and the request it owes */
+    char http_method[16], http_body[256];
+    size_t http_body_len;
+    int http_api, http_keep_alive;
+    uint64_t pending_id; /* /later: answered by the case with mw_server_http_respond */
+    uint64_t request_ids[8];
 } app_t;
 
 static void app_event(app_t *a, char e) {
@@ -141,12 +150,35 @@ static int app_close(void *data, mw_conn_t *c, unsigned code, const char *reason
     return 0;
 }
 
-/* /hello is answered by the app, /boom fails, anything else is not found. */
+/* /hello is answered by the app, /boom fails, /later is answered later by
+ * the case (by request id), /echo answers the body, /api/... and /health
+ * (when the app serves it) answer what they are; anything else is not
+ * found. */
 static int app_http(void *data, mw_conn_t *c, const mw_request_t *req) {
     app_t *a = data;
     app_event(a, 'H');
+    if (a->nhttp < 8)
+        a->request_ids[a->nhttp] = mw_conn_request_id(c);
     a->nhttp++;
     copy_str(a->http_path, sizeof a->http_path, req->path);
+    copy_str(a->http_method, sizeof a->http_method, req->method);
+    a->http_body_len = req->body_len;
+    snprintf(a->http_body, sizeof a->http_body, "%s", req->body);
+    a->http_api = req->api;
+    a->http_keep_alive = req->keep_alive;
+    if (strcmp(req->path, "/later") == 0) {
+        a->pending_id = mw_conn_request_id(c);
+        return 0;
+    }
+    if (strcmp(req->path, "/echo") == 0) {
+        mw_conn_respond(c, 200, NULL, "text/plain", req->body, req->body_len);
+        return 0;
+    }
+    if (req->api || strcmp(req->path, "/health") == 0) {
+        const char *what = req->api ? "api" : "app health";
+        mw_conn_respond(c, 200, NULL, "text/plain", what, strlen(what));
+        return 0;
+    }
     if (strcmp(req->path, "/hello") == 0) {
         a->respond_rc = mw_conn_respond(c, 200, "X-App: yes\r\n", "text/plain", "hi", 2);
         a->respond_again_rc = mw_conn_respond(c, 200, NULL, "text/plain", "again", 5);
@@ -477,10 +509,11 @@ static client_t *client_connect(world_t *w, int port) {
 }
 
 /* client_get sends a plain GET for target and reads the whole answer (the
- * server closes its side after it). Returns 0 or -1. */
+ * server closes its side after it: the request asks it to). Returns 0 or
+ * -1. */
 static int client_get(world_t *w, client_t *cl, const char *target) {
     char req[512];
-    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", target);
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", target);
     if (client_write(cl, req) != 0)
         return -1;
     for (int i = 0; i < PUMP_MAX && !cl->eof; i++)
@@ -652,6 +685,363 @@ static void test_http(void) {
     world_end(&w);
 }
 
+/* response_at finds the n-th (0-based) complete answer in what cl read:
+ * *head points at its status line, *body at its body (of *len bytes, by
+ * its Content-Length; 0 without one). Returns 1, or 0 while it is not all
+ * there. A "100 Continue" counts as an answer of its own. */
+static int response_at(const client_t *cl, int n, const char **head, const char **body,
+                       size_t *len) {
+    const char *p = cl->http, *end = cl->http + cl->httplen;
+    for (int i = 0;; i++) {
+        const char *eoh = strstr(p, "\r\n\r\n");
+        if (!eoh || eoh + 4 > end)
+            return 0;
+        size_t blen = 0;
+        const char *cl_hdr = strstr(p, "\r\nContent-Length: ");
+        if (cl_hdr && cl_hdr < eoh)
+            blen = (size_t)strtoul(cl_hdr + 18, NULL, 10);
+        if (eoh + 4 + blen > end)
+            return 0;
+        if (i == n) {
+            *head = p;
+            *body = eoh + 4;
+            *len = blen;
+            return 1;
+        }
+        p = eoh + 4 + blen;
+    }
+}
+
+static int responses(const client_t *cl) {
+    const char *h, *b;
+    size_t l;
+    int n = 0;
+    while (response_at(cl, n, &h, &b, &l))
+        n++;
+    return n;
+}
+
+/* status_of is the status of the n-th answer, or 0. */
+static int status_of(const client_t *cl, int n) {
+    const char *h, *b;
+    size_t l;
+    return response_at(cl, n, &h, &b, &l) ? atoi(h + 9) : 0;
+}
+
+/* body_is: the n-th answer's body is exactly text. */
+static int body_is(const client_t *cl, int n, const char *text) {
+    const char *h, *b;
+    size_t l;
+    return response_at(cl, n, &h, &b, &l) && l == strlen(text) && memcmp(b, text, l) == 0;
+}
+
+/* has_header: the n-th answer's head has this exact line ("Name: value"). */
+static int has_header(const client_t *cl, int n, const char *line) {
+    const char *h, *b;
+    size_t l;
+    if (!response_at(cl, n, &h, &b, &l))
+        return 0;
+    char want[256];
+    snprintf(want, sizeof want, "\r\n%s\r\n", line);
+    const char *at = strstr(h, want);
+    return at && at < b;
+}
+
+/* The app answers later, by request id: the request waits (no deadline),
+ * the second answer and an unknown id are refused, a pipelined request
+ * behind it waits for it and is answered after it, in order. */
+static void test_http_answer_later(void) {
+    world_t w;
+    REQUIRE(world_init(&w) == 0);
+    REQUIRE(world_start(&w, &callbacks) == 0);
+    client_t *cl = client_new(&w, 40001);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w, client_write(cl, "GET /later HTTP/1.1\r\nHost: t\r\n\r\n"
+                                   "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, w.app.nhttp == 1);
+    uint64_t id = w.app.pending_id;
+    CHECK(id != 0);
+    CHECK_EQ(w.app.request_ids[0], id);
+    /* Waiting costs nothing of handshake_timeout. */
+    mw_server_advance(w.s, (uint64_t)w.cfg.handshake_timeout * 3);
+    pump(&w, 10);
+    CHECK_EQ(cl->httplen, 0);
+    CHECK(!cl->eof);
+    CHECK_EQ(w.app.nhttp, 1); /* the second request is not read yet */
+    CHECK_EQ(mw_server_http_respond(w.s, id + 1000, 200, NULL, "text/plain", "x", 1), MW_ECLOSED);
+    CHECK_EQ(mw_server_http_respond(w.s, id, 99, NULL, "text/plain", "x", 1), MW_EINVAL);
+    CHECK_EQ(mw_server_http_respond(w.s, id, 200, "Content-Length: 3\r\n", "text/plain", "x", 1),
+             MW_EINVAL);
+    CHECK_EQ(mw_server_http_respond(w.s, id, 200, "X-A: 1\r\nX-B\r\n", "text/plain", "x", 1),
+             MW_EINVAL);
+    CHECK_EQ(mw_server_http_respond(w.s, id, 200, "X-A: 1\r\nX-B: 2\n", "text/plain", "x", 1),
+             MW_EINVAL);
+    CHECK_EQ(mw_server_http_respond(w.s, id, 201, "X-Later: yes\r\n", "text/plain", "late", 4), 0);
+    CHECK_EQ(mw_server_http_respond(w.s, id, 200, NULL, "text/plain", "x", 1), MW_ECLOSED);
+    PUMP_UNTIL(&w, responses(cl) == 2);
+    CHECK_EQ(status_of(cl, 0), 201);
+    CHECK(body_is(cl, 0, "late"));
+    CHECK(has_header(cl, 0, "X-Later: yes"));
+    CHECK(has_header(cl, 0, "Connection: keep-alive"));
+    CHECK_EQ(status_of(cl, 1), 200);
+    CHECK(body_is(cl, 1, "hi"));
+    CHECK_EQ(w.app.nhttp, 2);
+    CHECK(w.app.request_ids[1] != 0 && w.app.request_ids[1] != id);
+    CHECK(!cl->eof);
+    world_end(&w);
+}
+
+/* A client gone while its request waits: the request is forgotten (the
+ * answer is refused, nothing is written, nothing leaks under ASan), the
+ * app's other requests are unaffected. */
+static void test_http_client_gone_before_answer(void) {
+    world_t w;
+    REQUIRE(world_init(&w) == 0);
+    REQUIRE(world_start(&w, &callbacks) == 0);
+    client_t *cl = client_new(&w, 40001);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w, client_write(cl, "POST /later HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+                                   "GET /hello HTTP/1.1\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, w.app.nhttp == 1);
+    uint64_t id = w.app.pending_id;
+    CHECK_STR(w.app.http_body, "abc");
+    client_hangup(cl);
+    pump(&w, 10);
+    CHECK_EQ(mw_server_http_respond(w.s, id, 200, NULL, "text/plain", "x", 1), MW_ECLOSED);
+    CHECK_EQ(w.app.nhttp, 1);
+
+    client_t *other = client_new(&w, 40002);
+    REQUIRE_W(&w, other);
+    REQUIRE_W(&w, client_write(other, "GET /later HTTP/1.1\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, w.app.nhttp == 2);
+    CHECK(w.app.pending_id != id);
+    CHECK_EQ(mw_server_http_respond(w.s, w.app.pending_id, 204, NULL, "text/plain", "", 0), 0);
+    PUMP_UNTIL(&w, responses(other) == 1);
+    CHECK_EQ(status_of(other, 0), 204);
+    CHECK(strstr(other->http, "Content-Length") == NULL);
+    world_end(&w);
+}
+
+/* Keep-alive: HTTP/1.1 requests one after the other on one connection,
+ * then the idle connection is closed after http_keepalive_timeout (and
+ * not before); Connection: close and HTTP/1.0 close after the answer,
+ * HTTP/1.0 with keep-alive does not. */
+static void test_http_keep_alive(void) {
+    world_t w;
+    REQUIRE(world_init(&w) == 0);
+    w.cfg.http_keepalive_timeout = 3000;
+    REQUIRE(world_start(&w, &callbacks) == 0);
+    client_t *cl = client_new(&w, 40001);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w, client_write(cl, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, responses(cl) == 1);
+    CHECK(has_header(cl, 0, "Connection: keep-alive"));
+    mw_server_advance(w.s, 2000);
+    REQUIRE_W(&w, client_write(cl, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, responses(cl) == 2);
+    CHECK_EQ(status_of(cl, 1), 200);
+    CHECK(has_header(cl, 1, "Content-Type: application/json"));
+    mw_server_advance(w.s, 2900);
+    pump(&w, 10);
+    CHECK(!cl->eof);
+    mw_server_advance(w.s, 200);
+    PUMP_UNTIL(&w, cl->eof);
+    CHECK_EQ(responses(cl), 2); /* closed quietly, no 408 */
+
+    static const char *const close_after[] = {
+        "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /hello HTTP/1.0\r\n\r\n",
+    };
+    for (int i = 0; i < 2; i++) {
+        cl = client_new(&w, 40002 + i);
+        REQUIRE_W(&w, cl);
+        REQUIRE_W(&w, client_write(cl, close_after[i]) == 0);
+        PUMP_UNTIL(&w, cl->eof);
+        CHECK_EQ(responses(cl), 1);
+        CHECK(has_header(cl, 0, "Connection: close"));
+    }
+    world_end(&w);
+
+    REQUIRE(world_init(&w) == 0);
+    REQUIRE(world_start(&w, &callbacks) == 0);
+    cl = client_new(&w, 40001);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w, client_write(cl, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                                   "GET /nope HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, responses(cl) == 2);
+    CHECK(has_header(cl, 0, "Connection: keep-alive"));
+    CHECK_EQ(status_of(cl, 1), 404);
+    CHECK(!cl->eof);
+    world_end(&w);
+
+    /* http_keepalive_timeout = 0: one request per connection. */
+    REQUIRE(world_init(&w) == 0);
+    w.cfg.http_keepalive_timeout = 0;
+    REQUIRE(world_start(&w, &callbacks) == 0);
+    cl = client_new(&w, 40001);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w, client_write(cl, "GET /hello HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, cl->eof);
+    CHECK_EQ(responses(cl), 1);
+    CHECK_EQ(w.app.nhttp, 1);
+    world_end(&w);
+}
+
+/* Bodies: the app gets the body (by length or chunked); over
+ * http_max_body it is 413 and close, at once when Content-Length says so;
+ * Expect: 100-continue is answered before the body; a body that does not
+ * arrive within handshake_timeout is 408. */
+static void test_http_bodies(void) {
+    world_t w;
+    REQUIRE(world_init(&w) == 0);
+    w.cfg.http_max_body = 16;
+    REQUIRE(world_start(&w, &callbacks) == 0);
+    client_t *cl = client_new(&w, 40001);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w, client_write(cl, "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+                                   "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                   "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, responses(cl) == 2);
+    CHECK(body_is(cl, 0, "hello"));
+    CHECK(body_is(cl, 1, "abcdefg"));
+    CHECK_STR(w.app.http_method, "POST");
+
+    cl = client_new(&w, 40002);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w, client_write(cl, "POST /echo HTTP/1.1\r\nContent-Length: 17\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, cl->eof);
+    CHECK_EQ(status_of(cl, 0), 413);
+    CHECK(has_header(cl, 0, "Connection: close"));
+    CHECK_EQ(w.app.nhttp, 2);
+
+    cl = client_new(&w, 40003);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w, client_write(cl, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                   "a\r\n0123456789\r\na\r\n0123456789\r\n") == 0);
+    PUMP_UNTIL(&w, cl->eof);
+    CHECK_EQ(status_of(cl, 0), 413);
+    CHECK_EQ(w.app.nhttp, 2);
+
+    cl = client_new(&w, 40004);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w, client_write(cl, "PUT /echo HTTP/1.1\r\nExpect: 100-continue\r\n"
+                                   "Content-Length: 2\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, responses(cl) == 1);
+    CHECK_EQ(status_of(cl, 0), 100);
+    CHECK_EQ(w.app.nhttp, 2);
+    REQUIRE_W(&w, client_write(cl, "ok") == 0);
+    PUMP_UNTIL(&w, responses(cl) == 2);
+    CHECK(body_is(cl, 1, "ok"));
+
+    /* A body that stops coming: 408 once handshake_timeout has passed. */
+    cl = client_new(&w, 40005);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w, client_write(cl, "POST /echo HTTP/1.1\r\nContent-Length: 9\r\n\r\nslow") == 0);
+    pump(&w, 10);
+    mw_server_advance(w.s, (uint64_t)w.cfg.handshake_timeout + 200);
+    PUMP_UNTIL(&w, cl->eof);
+    CHECK_EQ(status_of(cl, 0), 408);
+    CHECK_EQ(w.app.nhttp, 3);
+    world_end(&w);
+}
+
+/* HEAD: the GET answer's head (its Content-Length too), no body. */
+static void test_http_head(void) {
+    world_t w;
+    REQUIRE(world_init(&w) == 0);
+    REQUIRE(world_start(&w, &callbacks) == 0);
+    client_t *cl = client_new(&w, 40001);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w, client_write(cl, "HEAD /hello HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, strstr(cl->http, "\r\n\r\nhi") != NULL);
+    CHECK(strncmp(cl->http, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    CHECK(strstr(cl->http, "Content-Length: 2\r\n") != NULL);
+    /* The head of the first answer is followed at once by the second. */
+    const char *second = strstr(cl->http, "\r\n\r\nHTTP/1.1 200 OK\r\n");
+    CHECK(second != NULL);
+    CHECK_STR(w.app.http_method, "GET");
+
+    /* An error answer to the request after a HEAD has its body. */
+    cl = client_new(&w, 40002);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w,
+              client_write(cl, "HEAD /hello HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\nBad\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, cl->eof);
+    CHECK(strstr(cl->http, "HTTP/1.1 400 Bad Request\r\n") != NULL);
+    CHECK(strstr(cl->http, "\r\n\r\nmalformed HTTP request\n") != NULL);
+    world_end(&w);
+}
+
+/* /api/: the core's 404 without api_key; with one, 401 without the right
+ * key (the app never sees it), the app's API routes with it; with
+ * api_port, not on the main port. The app can take /health. */
+static void test_http_api_door_and_health_route(void) {
+    world_t w;
+    REQUIRE(world_init(&w) == 0);
+    REQUIRE(world_start(&w, &callbacks) == 0);
+    client_t *cl = client_new(&w, 40001);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w,
+              client_write(cl, "GET /api/stats HTTP/1.1\r\nAuthorization: apikey k\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, responses(cl) == 1);
+    CHECK_EQ(status_of(cl, 0), 404);
+    CHECK_EQ(w.app.nhttp, 0);
+    world_end(&w);
+
+    char err[128];
+    REQUIRE(world_init(&w) == 0);
+    REQUIRE(mw_config_set_string(&w.cfg, "api_key", "s3cret", err, sizeof err) == 0);
+    REQUIRE(world_start(&w, &callbacks) == 0);
+    static const char *const refused[] = {
+        "GET /api/stats HTTP/1.1\r\n\r\n",
+        "GET /api/stats HTTP/1.1\r\nAuthorization: apikey wrong\r\n\r\n",
+        "GET /api HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n",
+    };
+    for (int i = 0; i < 3; i++) {
+        cl = client_new(&w, 40001 + i);
+        REQUIRE_W(&w, cl);
+        REQUIRE_W(&w, client_write(cl, refused[i]) == 0);
+        PUMP_UNTIL(&w, cl->eof);
+        CHECK_EQ(status_of(cl, 0), 401);
+        CHECK(has_header(cl, 0, "WWW-Authenticate: apikey"));
+    }
+    CHECK_EQ(w.app.nhttp, 0);
+    cl = client_new(&w, 40004);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w, client_write(cl, "POST /api/publish HTTP/1.1\r\nAuthorization: APIKEY  s3cret\r\n"
+                                   "Content-Length: 2\r\n\r\n{}"
+                                   "GET /apiary HTTP/1.1\r\n\r\n"
+                                   "GET /health HTTP/1.1\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, responses(cl) == 3);
+    CHECK(body_is(cl, 0, "api"));
+    CHECK_EQ(status_of(cl, 1), 404); /* not /api/: the app's 404 */
+    CHECK_STR(w.app.http_path, "/apiary");
+    CHECK_EQ(w.app.http_api, 0);
+    CHECK(has_header(cl, 2, "Content-Type: application/json")); /* the core's /health */
+    CHECK_EQ(w.app.nhttp, 2);
+    mw_server_set_health_route(w.s, 1);
+    REQUIRE_W(&w, client_write(cl, "GET /health HTTP/1.1\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, responses(cl) == 4);
+    CHECK(body_is(cl, 3, "app health"));
+    CHECK_EQ(w.app.http_api, 0);
+    world_end(&w);
+
+    /* With api_port, the main port has no /api/ (the api_port listener
+     * is tested with the real binary, spec/integration/test_http_api.py). */
+    REQUIRE(world_init(&w) == 0);
+    REQUIRE(mw_config_set_string(&w.cfg, "api_key", "s3cret", err, sizeof err) == 0);
+    w.cfg.api_port = 9999;
+    REQUIRE(world_start(&w, &callbacks) == 0);
+    cl = client_new(&w, 40001);
+    REQUIRE_W(&w, cl);
+    REQUIRE_W(&w, client_write(
+                      cl, "GET /api/stats HTTP/1.1\r\nAuthorization: apikey s3cret\r\n\r\n") == 0);
+    PUMP_UNTIL(&w, responses(cl) == 1);
+    CHECK_EQ(status_of(cl, 0), 404);
+    CHECK_EQ(w.app.nhttp, 0);
+    world_end(&w);
+}
+
 /* Heartbeats on the virtual clock: a ping after ping_interval of silence,
  * a drop (1006) when it is not answered within pong_timeout. */
 static void test_heartbeat_unanswered(void) {
@@ -816,6 +1206,12 @@ int main(void) {
     RUN(test_message_and_reply);
     RUN(test_close_from_client);
     RUN(test_http);
+    RUN(test_http_answer_later);
+    RUN(test_http_client_gone_before_answer);
+    RUN(test_http_keep_alive);
+    RUN(test_http_bodies);
+    RUN(test_http_head);
+    RUN(test_http_api_door_and_health_route);
     RUN(test_heartbeat_unanswered);
     RUN(test_heartbeat_answered);
     RUN(test_app_ping_stamped);

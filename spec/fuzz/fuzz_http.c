@@ -2,21 +2,24 @@
  * fuzz_http.c - libFuzzer target: the HTTP request and upgrade path
  * (src/http.c, then src/handshake.c).
  *
- * Why: the request head is the first thing the server parses from anyone
- * who connects, before any authentication. The input is the bytes a client
+ * Why: the request is the first thing the server parses from anyone who
+ * connects, before any authentication. The input is the bytes a client
  * sends on a fresh connection. They are driven the way conn.c's
  * on_http_data does it: each read goes to mw_http_parser_feed, the first
- * error ends the connection (400, or 431 for MW_ETOOBIG), and once the head
- * is done the rest of the read is left for ws.c. The request then goes
- * through mw_handshake_check (conn.c only does that for the configured
- * path; here every request does, which is a superset).
+ * error ends the connection (400, or 431 / 413 for MW_ETOOBIG), and once
+ * the request is complete (an upgrade's head; any other request's head and
+ * body, bounded by a small body limit) the rest of the read is left for
+ * ws.c or the next request. The request then goes through
+ * mw_handshake_check (conn.c only does that for the configured path; here
+ * every request does, which is a superset).
  *
  * Checks: the input is fed in one read, one byte per read and in reads of
  * random sizes, and all three must agree (outcome, bytes consumed, every
- * field of the request, the handshake's answer). Every string of the
- * request is read in full (so ASan sees any missing NUL), and a 101 is only
- * given to a request that really is a valid upgrade: the accept value and
- * the token lists are re-checked here with separate code.
+ * field of the request, its body, the handshake's answer). Every string of
+ * the request is read in full (so ASan sees any missing NUL), the body is
+ * read to its end and is NUL-terminated and within the limit, and a 101 is
+ * only given to a request that really is a valid upgrade: the accept value
+ * and the token lists are re-checked here with separate code.
  */
 #include "fuzz.h"
 #include "errors.h"
@@ -31,21 +34,24 @@
 /* Small, so that the size and header-count limits (431) are within reach
  * of short inputs; the server's default is 8192. */
 #define MAX_HEADER_BYTES 1024
+/* The body limit (http_max_body), small for the same reason. */
+#define MAX_BODY 256
 
 static char *const subprotocols[] = {"chat", "v2.json.moonwire", "superchat"};
 #define NSUBPROTOCOLS 3
 
 typedef struct {
     mw_http_parser_t *p;
-    int rc; /* first error, or 0 */
-    int done;
-    size_t consumed; /* bytes that were part of the head */
+    int rc;          /* first error, or 0 */
+    int done;        /* the request is complete */
+    size_t consumed; /* bytes that were part of the request */
     mw_handshake_t hs;
 } run_t;
 
 static void feed(run_t *r, const uint8_t *data, size_t len, int mode) {
     memset(r, 0, sizeof *r);
     FUZZ_CHECK(mw_http_parser_create(&r->p, MAX_HEADER_BYTES) == 0);
+    mw_http_parser_set_max_body(r->p, MAX_BODY);
     fuzz_split_t s = fuzz_split_init(mode, data, len);
     size_t off = 0;
     while (off < len) {
@@ -54,12 +60,13 @@ static void feed(run_t *r, const uint8_t *data, size_t len, int mode) {
         FUZZ_CHECK(used <= n);
         r->consumed += used;
         if (r->rc != 0)
-            return; /* conn.c answers 400 or 431 and stops reading */
-        if (mw_http_parser_done(r->p)) {
+            return; /* conn.c answers 400, 413 or 431 and stops reading */
+        if (mw_http_parser_complete(r->p)) {
+            FUZZ_CHECK(mw_http_parser_done(r->p));
             r->done = 1;
-            return; /* the rest of this read goes to ws.c */
+            return; /* the rest of this read goes to ws.c, or the next request */
         }
-        FUZZ_CHECK(used == n); /* an unfinished head takes every byte */
+        FUZZ_CHECK(used == n); /* an unfinished request takes every byte */
         off += n;
     }
 }
@@ -80,13 +87,23 @@ static void check_request(const mw_request_t *q) {
         touch(q->headers[i].name);
         touch(q->headers[i].value);
     }
+    FUZZ_CHECK(q->body != NULL && q->body[q->body_len] == '\0');
+    FUZZ_CHECK(q->body_len <= MAX_BODY);
+    FUZZ_CHECK(q->upgrade ? q->body_len == 0 : 1);
+    FUZZ_CHECK(q->content_length < 0 || q->upgrade || (size_t)q->content_length == q->body_len);
+    volatile char sum = 0;
+    for (size_t i = 0; i < q->body_len; i++)
+        sum ^= q->body[i];
+    (void)sum;
 }
 
 static int same_request(const mw_request_t *a, const mw_request_t *b) {
     if (strcmp(a->method, b->method) || a->http_major != b->http_major ||
         a->http_minor != b->http_minor || strcmp(a->url, b->url) || strcmp(a->path, b->path) ||
         strcmp(a->query, b->query) || a->nheaders != b->nheaders || a->upgrade != b->upgrade ||
-        a->has_body != b->has_body)
+        a->has_body != b->has_body || a->content_length != b->content_length ||
+        a->keep_alive != b->keep_alive || a->expect_continue != b->expect_continue ||
+        a->body_len != b->body_len || memcmp(a->body, b->body, a->body_len) != 0)
         return 0;
     for (int i = 0; i < a->nheaders; i++)
         if (strcmp(a->headers[i].name, b->headers[i].name) ||
@@ -187,10 +204,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
         }
     }
     /* However the bytes were cut into reads, the server must see the same
-     * request: the same outcome and, when the head is complete, the same
-     * bytes consumed, request and answer. (Which refusal may differ: a head
-     * that is both malformed and too large can get 400 or 431, depending on
-     * whether the limit is seen before the bad byte.) */
+     * request: the same outcome and, when the request is complete, the same
+     * bytes consumed, request, body and answer. (Which refusal may differ:
+     * a request that is both malformed and too large can get 400 or
+     * 431/413, depending on whether the limit is seen before the bad
+     * byte.) */
     for (int m = 1; m < FUZZ_NSPLITS; m++) {
         run_t *a = &runs[0], *b = &runs[m];
         FUZZ_CHECK(a->done == b->done);

@@ -283,10 +283,12 @@ describe("moonwire.redis", function()
                     local red = assert(moonwire.redis.connect("URL"))
                     app.state.news = assert(red:subscribe("news", function(message, channel,
                                                                           pattern)
-                        -- each message in a task of its own: it may wait
-                        local n = red:incr("seen")
+                        -- each message in a task of its own: it may wait (after a
+                        -- restart the command connection may come back later
+                        -- than this one: then n is nil, "not connected")
+                        local n, err = red:incr("seen")
                         moonwire.log.info("VERSION news " .. channel .. " " .. message .. " "
-                                          .. tostring(pattern) .. " seen=" .. n)
+                                          .. tostring(pattern) .. " seen=" .. tostring(n or err))
                     end))
                     app.state.logs = assert(red:psubscribe("log.*", function(message, channel,
                                                                              pattern)

@@ -406,4 +406,33 @@ describe("tasks", function()
             assert.is_nil(next(app.runtime._clients))
         end)
     end)
+    describe("an HTTP route handler that waits", function()
+        it("answers once it has waited, and a raise after the wait is a 500", function()
+            tmpdir.write(dir, "routes.lua", [[
+                local moonwire = require "moonwire"
+                return {
+                    ["GET /slow"] = function(req)
+                        moonwire.sleep(40)
+                        return 200, { waited = 40 }
+                    end,
+                    ["GET /broken"] = function(req)
+                        moonwire.sleep(10)
+                        error("route broke after waiting")
+                    end,
+                }
+            ]])
+            load()
+            local res = app:request("GET", "/slow")
+            assert.is_nil(res.status)
+            app:advance(40)
+            res:update()
+            assert.equal(200, res.status)
+            assert.same({ waited = 40 }, res.json)
+            local bad = app:request("GET", "/broken")
+            app:advance(10)
+            bad:update()
+            assert.equal(500, bad.status)
+            assert.matches("routes%.lua:%d+: route broke after waiting", logs("error"))
+        end)
+    end)
 end)

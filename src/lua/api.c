@@ -18,6 +18,7 @@
 #include "../log.h"
 #include "../conn.h"
 #include "../fanout.h"
+#include "../health.h"
 #include "../rooms.h"
 #include "../throttle.h"
 #include "../watchdog.h"
@@ -545,6 +546,137 @@ static int mw_lua_running(lua_State *L) {
     return 0;
 }
 
+/* HTTP: answers to the requests runtime.http is given, the server's own
+ * /health document, and the rooms the server API lists. */
+
+/* check_request_id: a request id (mw_conn_request_id) from Lua. */
+static uint64_t check_request_id(lua_State *L, int idx) {
+    uint64_t id = to_id(luaL_checknumber(L, idx));
+    if (id == 0)
+        luaL_argerror(L, idx, "request id must be a positive integer");
+    return id;
+}
+
+/* header_token: what an HTTP header name may be made of (RFC 9110 5.6.2). */
+static int header_token(const char *s, size_t len) {
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 32 || ch >= 127 || strchr("\"(),/:;<=>?@[\\]{}", ch))
+            return 0;
+    }
+    return 1;
+}
+
+/* core.http_respond(request_id, status, headers, body) -> true |
+ * nil, "closed": answers the request (now, or after the handler waited).
+ * headers maps names to strings or numbers; Content-Type among them is
+ * the answer's type (default text/plain). Raises on a status outside
+ * 200..599, a name that is not a token, a value with CR or LF, or one of
+ * the headers the server writes (Content-Length, Transfer-Encoding,
+ * Connection). */
+static int mw_lua_http_respond(lua_State *L) {
+    uint64_t id = check_request_id(L, 1);
+    lua_Integer status = luaL_checkinteger(L, 2);
+    if (status < 200 || status > 599)
+        luaL_argerror(L, 2, "status must be 200..599");
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    size_t blen = 0;
+    const char *body = luaL_optlstring(L, 4, "", &blen);
+    const char *ctype = "text/plain; charset=utf-8";
+    char headers[MW_CONN_HEADERS_MAX + 1];
+    size_t hlen = 0;
+    if (lua_istable(L, 3)) {
+        lua_pushnil(L);
+        while (lua_next(L, 3) != 0) {
+            size_t nlen, vlen;
+            if (lua_type(L, -2) != LUA_TSTRING ||
+                (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER))
+                return luaL_argerror(L, 3, "headers must map names to strings or numbers");
+            const char *name = lua_tolstring(L, -2, &nlen);
+            lua_pushvalue(L, -1); /* a number's string, without changing the table */
+            const char *value = lua_tolstring(L, -1, &vlen);
+            if (!header_token(name, nlen))
+                return luaL_error(L, "bad header name '%s'", name);
+            if (memchr(value, '\r', vlen) || memchr(value, '\n', vlen) || strlen(value) != vlen)
+                return luaL_error(L, "bad value of header '%s' (CR, LF or NUL)", name);
+            if (strcasecmp(name, "content-type") == 0) {
+                if (vlen > 100)
+                    return luaL_error(L, "Content-Type over 100 bytes");
+                if (lua_type(L, -2) != LUA_TSTRING)
+                    return luaL_error(L, "Content-Type must be a string");
+                ctype = lua_tostring(L, -2); /* the table's own string: anchored by it */
+            } else if (strcasecmp(name, "content-length") == 0 ||
+                       strcasecmp(name, "transfer-encoding") == 0 ||
+                       strcasecmp(name, "connection") == 0) {
+                return luaL_error(L, "header '%s' is written by the server", name);
+            } else {
+                if (hlen + nlen + vlen + 4 > MW_CONN_HEADERS_MAX)
+                    return luaL_error(L, "headers over %d bytes", MW_CONN_HEADERS_MAX);
+                memcpy(headers + hlen, name, nlen);
+                memcpy(headers + hlen + nlen, ": ", 2);
+                memcpy(headers + hlen + nlen + 2, value, vlen);
+                memcpy(headers + hlen + nlen + 2 + vlen, "\r\n", 2);
+                hlen += nlen + vlen + 4;
+            }
+            lua_pop(L, 2);
+        }
+    }
+    headers[hlen] = '\0';
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    int rc = mw_server_http_respond(ctx->server, id, (int)status, hlen ? headers : NULL, ctype,
+                                    body, blen);
+    return mw_lua_push_result(L, rc);
+}
+
+/* core.health() -> the server's /health document (JSON text). */
+static int mw_lua_health(lua_State *L) {
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    size_t len = 0;
+    char *json = mw_health_json(ctx->server, &len);
+    if (!json)
+        return luaL_error(L, "out of memory");
+    lua_pushlstring(L, json, len);
+    free(json);
+    return 1;
+}
+
+/* core.set_health_route(on) -> true: GET and HEAD /health go to the app's
+ * routes (on) or get the server's own document (off). */
+static int mw_lua_set_health_route(lua_State *L) {
+    int on = lua_toboolean(L, 1);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_server_set_health_route(ctx->server, on);
+    return mw_lua_push_result(L, 0);
+}
+
+static void push_room_name(void *ud, const mw_room_t *room) {
+    lua_State *L = ud;
+    size_t len;
+    const char *name = mw_room_name(room, &len);
+    lua_pushlstring(L, name, len);
+    lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+}
+
+/* core.room_names() -> { names } of every room that exists, unsorted. */
+static int mw_lua_room_names(lua_State *L) {
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_rooms_t *rooms = mw_server_rooms(ctx->server);
+    lua_createtable(L, (int)mw_rooms_size(rooms), 0);
+    mw_rooms_each(rooms, push_room_name, L);
+    return 1;
+}
+
 /* The FFI versions of core.send, core.running and core.now (api.h,
  * mw_lua_ffi_t): plain C functions a compiled trace calls directly. They
  * never touch the Lua state, raise or call back into Lua, which FFI calls
@@ -599,6 +731,10 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
         {"throttle", mw_lua_throttle},
         {"label", mw_lua_label},
         {"running", mw_lua_running},
+        {"http_respond", mw_lua_http_respond},
+        {"health", mw_lua_health},
+        {"set_health_route", mw_lua_set_health_route},
+        {"room_names", mw_lua_room_names},
         {NULL, NULL},
     };
     lua_createtable(L, 0, 32);

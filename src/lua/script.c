@@ -85,6 +85,7 @@ struct mw_script {
     uint64_t calls_at_full_check;
     uint64_t limit_hits, refused_messages;
     uint64_t cur_id; /* the client of the running dispatch, or 0 */
+    int http_ref;    /* runtime.http (plain HTTP requests), or LUA_NOREF */
 
     /* Script timeout. */
     mw_watchdog_t *wd;
@@ -105,7 +106,14 @@ struct mw_script {
 };
 
 /* Task kinds of this file (sched.h numbers the scheduler's own). */
-enum { TASK_MESSAGE = MW_TASK_KIND_OWNER, TASK_UPGRADE, TASK_OPEN, TASK_CLOSE, TASK_START };
+enum {
+    TASK_MESSAGE = MW_TASK_KIND_OWNER,
+    TASK_UPGRADE,
+    TASK_OPEN,
+    TASK_CLOSE,
+    TASK_START,
+    TASK_HTTP /* owner: the request id */
+};
 
 /* A message or the disconnect of a client, waiting for the client's
  * task to finish. */
@@ -341,6 +349,19 @@ static int traceback(lua_State *L) {
 
 static const mw_app_callbacks_t app_callbacks; /* below */
 
+/* ref_http keeps the `http` function of the table at idx (the runtime, or
+ * an attached script's handlers): what plain HTTP requests call. Without
+ * one, the core answers them 404. */
+static void ref_http(mw_script_t *sc, int idx) {
+    lua_getfield(sc->L, idx, "http");
+    if (lua_isfunction(sc->L, -1)) {
+        luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->http_ref);
+        sc->http_ref = luaL_ref(sc->L, LUA_REGISTRYINDEX);
+    } else {
+        lua_pop(sc->L, 1);
+    }
+}
+
 static void on_resume(void *data, mw_task_t *t, int nargs);
 
 /* init_common sets what both kinds of script start with. Returns 0 or
@@ -353,6 +374,7 @@ static int init_common(mw_script_t *sc) {
         return MW_ENOMEM;
     mw_lua_core_set_sched(sc->core, sc->sched);
     sc->traceback_ref = LUA_NOREF;
+    sc->http_ref = LUA_NOREF;
     for (int i = 0; i < FN_COUNT; i++)
         sc->fns[i] = LUA_NOREF;
     sc->app.cb = &app_callbacks;
@@ -427,6 +449,7 @@ int mw_script_attach(mw_script_t **out, lua_State *L, int handlers, mw_lua_core_
         else
             lua_pop(L, 1);
     }
+    ref_http(sc, handlers);
     sc->ready = 1;
     *out = sc;
     return 0;
@@ -510,6 +533,7 @@ static const char *task_what(int kind) {
     case TASK_OPEN: return "open";
     case TASK_CLOSE: return "disconnect";
     case TASK_START: return "start";
+    case TASK_HTTP: return "http";
     case MW_TASK_SPAWN: return "spawned task";
     case MW_TASK_TIMER: return "timer";
     default: return "task";
@@ -681,6 +705,15 @@ static mw_task_t *failed(mw_script_t *sc, mw_task_t *t, mw_conn_t *c, int *st) {
     mw_log_error("lua error in %s%s%.0llu: %s", task_what(kind), c ? " of client " : "",
                  (unsigned long long)(c ? mw_conn_id(c) : 0), lua_tostring(L, -1));
     lua_pop(L, 1);
+    if (kind == TASK_HTTP) {
+        /* The runtime answers its own errors; this one escaped it. A
+         * request it had answered already is gone: MW_ECLOSED, ignored. */
+        static const char body[] = "{\"error\":\"internal error\"}";
+        mw_server_t *s = mw_lua_core_server(sc->core);
+        if (s)
+            mw_server_http_respond(s, (uint64_t)(uintptr_t)mw_task_owner(t), 500, NULL,
+                                   "application/json", body, sizeof body - 1);
+    }
     *st = MW_TASK_DONE;
     return t;
 }
@@ -822,6 +855,7 @@ int mw_script_init_app(mw_script_t *sc, mw_server_t *server, const char *app_dir
         }
         sc->fns[i] = luaL_ref(L, LUA_REGISTRYINDEX);
     }
+    ref_http(sc, -1);
     lua_getfield(L, -1, "init");
     lua_createtable(L, 0, 3);
     lua_pushstring(L, app_dir);
@@ -1113,14 +1147,61 @@ static void app_metrics(void *data, FILE *f) {
     mw_lua_redis_metrics(sc->core, sc->sched, f); /* moonwire_redis_*, one series per handle */
 }
 
-/* HTTP requests: none are handled in Lua yet (HTTP routes come with the
- * issue "Lua that waits"), so the core answers them. */
+/* push_http_request pushes what runtime.http learns about a plain HTTP
+ * request (docs/boundary.md): method, path, raw query, headers as the
+ * upgrade's info has them, body, peer, HTTP version, and whether it came
+ * through the server API's door (the key already checked in C). */
+static void push_http_request(lua_State *L, mw_conn_t *c, const mw_request_t *req) {
+    char addr[48];
+    int port = mw_conn_peer(c, addr, sizeof addr);
+    lua_createtable(L, 0, 9);
+    lua_pushstring(L, req->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, req->path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, req->query);
+    lua_setfield(L, -2, "query");
+    mw_client_info_t info = {.headers = req->headers, .nheaders = req->nheaders};
+    push_headers(L, &info);
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, req->body, req->body_len);
+    lua_setfield(L, -2, "body");
+    lua_pushstring(L, addr);
+    lua_setfield(L, -2, "remote_addr");
+    lua_pushinteger(L, port);
+    lua_setfield(L, -2, "remote_port");
+    lua_pushfstring(L, "%d.%d", req->http_major, req->http_minor);
+    lua_setfield(L, -2, "http_version");
+    lua_pushboolean(L, req->api);
+    lua_setfield(L, -2, "api");
+}
+
+/* app_http hands a plain HTTP request to runtime.http(request_id, req) in
+ * a task (the request id rides as the task's owner): the runtime answers
+ * with core.http_respond, before the task ends or after its handler has
+ * waited. A raise that escapes the runtime is answered 500 here. */
+static int app_http(void *data, mw_conn_t *c, const mw_request_t *req) {
+    mw_script_t *sc = data;
+    if (!sc->ready || sc->http_ref == LUA_NOREF)
+        return MW_ENOTFOUND;
+    uint64_t id = mw_conn_request_id(c);
+    mw_task_t *t = mw_task_new(sc->sched, TASK_HTTP, (void *)(uintptr_t)id);
+    if (!t)
+        return MW_ENOMEM;
+    lua_State *co = mw_task_thread(t);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, sc->http_ref);
+    lua_pushnumber(co, (lua_Number)id);
+    push_http_request(co, c, req);
+    run_task(sc, t, 2, NULL, 0);
+    return 0;
+}
+
 static const mw_app_callbacks_t app_callbacks = {
     .upgrade = app_upgrade,
     .open = app_open,
     .message = app_message,
     .close = app_close,
-    .http = NULL,
+    .http = app_http,
     .reload = app_reload,
     .idle = app_idle,
     .health = app_health,
@@ -1245,6 +1326,7 @@ void mw_script_free(mw_script_t *sc) {
         for (int i = 0; i < FN_COUNT; i++)
             luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->fns[i]);
         luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->traceback_ref);
+        luaL_unref(sc->L, LUA_REGISTRYINDEX, sc->http_ref);
     }
     free(sc->runtime_src);
     free(sc);

@@ -43,6 +43,8 @@ struct mw_test_client {
     int status;
     bytes_t body;
     int header_is_accept; /* the header being parsed is Sec-WebSocket-Accept */
+    bytes_t headers;      /* "Name:value\n" lines of the answer */
+    int in_value;         /* the last header piece was part of a value */
     char accept[64];
     int accept_ok;
 
@@ -132,11 +134,19 @@ static const struct wslay_frame_callbacks frame_cbs = {frame_send, frame_recv, f
 static int on_header_field(http_parser *p, const char *at, size_t len) {
     mw_test_client_t *c = p->data;
     c->header_is_accept = len == 20 && strncasecmp(at, "Sec-WebSocket-Accept", len) == 0;
-    return 0;
+    if (c->in_value)
+        bytes_add(&c->headers, "\n", 1);
+    c->in_value = 0;
+    return bytes_add(&c->headers, at, len) == 0 ? 0 : -1;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len) {
     mw_test_client_t *c = p->data;
+    if (!c->in_value)
+        bytes_add(&c->headers, ":", 1);
+    c->in_value = 1;
+    if (bytes_add(&c->headers, at, len) != 0)
+        return -1;
     if (c->header_is_accept && len < sizeof c->accept) {
         memcpy(c->accept, at, len);
         c->accept[len] = '\0';
@@ -147,6 +157,9 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
 static int on_headers_complete(http_parser *p) {
     mw_test_client_t *c = p->data;
     c->status = (int)p->status_code;
+    if (c->in_value)
+        bytes_add(&c->headers, "\n", 1);
+    c->in_value = 0;
     return 0;
 }
 
@@ -222,6 +235,28 @@ int mw_test_client_create(mw_test_client_t **out, int fd, const mw_test_request_
     }
     *out = c;
     return 0;
+}
+
+int mw_test_client_create_raw(mw_test_client_t **out, int fd, const char *bytes, size_t len) {
+    mw_test_client_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return MW_ENOMEM;
+    c->fd = fd;
+    http_parser_init(&c->parser, HTTP_RESPONSE);
+    c->parser.data = c;
+    if (wslay_frame_context_init(&c->frames_ctx, &frame_cbs, c) != 0 ||
+        bytes_add(&c->out, bytes, len) != 0) {
+        c->fd = -1;
+        mw_test_client_free(c);
+        return MW_ENOMEM;
+    }
+    *out = c;
+    return 0;
+}
+
+const char *mw_test_client_headers(const mw_test_client_t *c, size_t *len) {
+    *len = c->headers.len;
+    return c->headers.data ? c->headers.data : "";
 }
 
 static int push_frame(mw_test_client_t *c, uint8_t opcode, const char *data, size_t len) {
@@ -474,6 +509,7 @@ void mw_test_client_free(mw_test_client_t *c) {
     bytes_free(&c->out);
     bytes_free(&c->in);
     bytes_free(&c->body);
+    bytes_free(&c->headers);
     bytes_free(&c->msg);
     bytes_free(&c->ctl);
     free(c);

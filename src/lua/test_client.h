@@ -46,6 +46,17 @@ typedef struct {
  * CR or LF) or MW_ENOMEM; on error fd is left open. */
 int mw_test_client_create(mw_test_client_t **out, int fd, const mw_test_request_t *req);
 
+/* mw_test_client_create_raw takes fd like mw_test_client_create and queues
+ * len bytes as they are (a plain HTTP request, built by the caller): the
+ * client then only reads the answer, MW_TC_REFUSED once it is complete
+ * (its status and body as for a refused upgrade, its head lines with
+ * mw_test_client_headers). Returns 0 or MW_ENOMEM. */
+int mw_test_client_create_raw(mw_test_client_t **out, int fd, const char *bytes, size_t len);
+
+/* mw_test_client_headers is the answer's header lines, "Name:value\n" each
+ * as sent (the value's leading spaces dropped by http-parser). */
+const char *mw_test_client_headers(const mw_test_client_t *c, size_t *len);
+
 /* mw_test_client_pump writes what is queued and reads what has arrived
  * (unless reading is paused), parsing responses and frames. Returns the
  * number of bytes moved (0: nothing could move now). */

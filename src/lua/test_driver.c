@@ -689,6 +689,187 @@ static int l_server_connect(lua_State *L) {
     return 1;
 }
 
+/* A growing byte string for build_request (the Lua stack is busy with
+ * lua_next there, so no luaL_Buffer). */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int failed;
+} text_t;
+
+static void text_add(text_t *t, const char *s, size_t n) {
+    if (t->failed)
+        return;
+    if (t->len + n > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 512;
+        while (cap < t->len + n)
+            cap *= 2;
+        char *d = realloc(t->data, cap);
+        if (!d) {
+            t->failed = 1;
+            return;
+        }
+        t->data = d;
+        t->cap = cap;
+    }
+    memcpy(t->data + t->len, s, n);
+    t->len += n;
+}
+
+static void text_str(text_t *t, const char *s) {
+    text_add(t, s, strlen(s));
+}
+
+/* build_request pushes the bytes of a plain HTTP request from the spec's
+ * table at idx: method (GET), path (/), query, headers (name -> string),
+ * body; Host, Content-Length (with a body, unless Transfer-Encoding or
+ * Content-Length is given) and Connection: close are added unless given.
+ * raw = "..." is sent as it is instead. */
+static void build_request(lua_State *L, int idx) {
+    lua_getfield(L, idx, "raw");
+    if (lua_isstring(L, -1))
+        return;
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "method");
+    const char *method = luaL_optstring(L, -1, "GET");
+    lua_getfield(L, idx, "path");
+    const char *path = luaL_optstring(L, -1, "/");
+    lua_getfield(L, idx, "query");
+    const char *query = luaL_optstring(L, -1, "");
+    lua_getfield(L, idx, "body");
+    size_t blen = 0;
+    const char *body = luaL_optlstring(L, -1, "", &blen);
+    lua_getfield(L, idx, "headers");
+    int headers = lua_gettop(L); /* the strings above stay anchored by their table */
+    int has_host = 0, has_conn = 0, has_len = 0;
+    text_t t = {0};
+    text_str(&t, method);
+    text_str(&t, " ");
+    text_str(&t, path);
+    if (query[0]) {
+        text_str(&t, "?");
+        text_str(&t, query);
+    }
+    text_str(&t, " HTTP/1.1\r\n");
+    if (lua_istable(L, headers)) {
+        lua_pushnil(L);
+        while (lua_next(L, headers) != 0) {
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
+                free(t.data);
+                luaL_error(L, "headers must map names to strings");
+            }
+            const char *name = lua_tostring(L, -2);
+            has_host |= strcasecmp(name, "host") == 0;
+            has_conn |= strcasecmp(name, "connection") == 0;
+            has_len |= strcasecmp(name, "content-length") == 0 ||
+                       strcasecmp(name, "transfer-encoding") == 0;
+            text_str(&t, name);
+            text_str(&t, ": ");
+            text_str(&t, lua_tostring(L, -1));
+            text_str(&t, "\r\n");
+            lua_pop(L, 1);
+        }
+    }
+    if (!has_host)
+        text_str(&t, "Host: moonwire.test\r\n");
+    if (!has_conn)
+        text_str(&t, "Connection: close\r\n");
+    if (blen && !has_len) {
+        char cl[64];
+        snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", blen);
+        text_str(&t, cl);
+    }
+    text_str(&t, "\r\n");
+    text_add(&t, body, blen);
+    if (t.failed) {
+        free(t.data);
+        luaL_error(L, "out of memory");
+    }
+    lua_pushlstring(L, t.data, t.len);
+    free(t.data);
+}
+
+/* server:request{ method =, path =, query =, headers =, body = } (or
+ * { raw = bytes }) -> client, once the loop went idle: a plain HTTP
+ * request on a new connection; client:status() and client:headers() read
+ * the answer (status 0: none yet, the app has not answered). */
+static int l_server_request(lua_State *L) {
+    test_server_t *t = check_server(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    activate(t);
+    build_request(L, 2);
+    size_t len;
+    const char *bytes = lua_tolstring(L, -1, &len);
+    if (t->nclients == t->clients_cap) {
+        size_t cap = t->clients_cap ? t->clients_cap * 2 : 8;
+        test_client_t **cl = realloc(t->clients, cap * sizeof *cl);
+        if (!cl)
+            return luaL_error(L, "out of memory");
+        t->clients = cl;
+        t->clients_cap = cap;
+    }
+    test_client_t *tc = lua_newuserdata(L, sizeof *tc);
+    memset(tc, 0, sizeof *tc);
+    luaL_getmetatable(L, CLIENT_MT);
+    lua_setmetatable(L, -2);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "server");
+    lua_setfenv(L, -2);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+        return luaL_error(L, "socketpair failed");
+    int rc = mw_test_client_create_raw(&tc->c, sv[0], bytes, len);
+    if (rc != 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return luaL_error(L, "cannot connect: %s", mw_strerror(rc));
+    }
+    tc->srv = t;
+    t->clients[t->nclients++] = tc;
+    int port = t->next_port;
+    t->next_port = t->next_port < 65535 ? t->next_port + 1 : 40000;
+    rc = mw_server_adopt(t->server, sv[1], "127.0.0.1", port);
+    if (rc != 0)
+        return luaL_error(L, "the server cannot adopt a connection: %s", mw_strerror(rc));
+    run_or_raise(L, t);
+    return 1;
+}
+
+/* client:headers() -> { [lower-case name] = value } of the answer to a
+ * request (repeated names joined with ", "). */
+static int l_client_headers(lua_State *L) {
+    test_client_t *tc = luaL_checkudata(L, 1, CLIENT_MT);
+    lua_newtable(L);
+    if (!tc->c)
+        return 1;
+    size_t len;
+    const char *h = mw_test_client_headers(tc->c, &len), *end = h + len;
+    while (h < end) {
+        const char *nl = memchr(h, '\n', (size_t)(end - h));
+        const char *colon = memchr(h, ':', (size_t)((nl ? nl : end) - h));
+        if (!nl || !colon)
+            break;
+        char name[256];
+        size_t n = (size_t)(colon - h) < sizeof name - 1 ? (size_t)(colon - h) : sizeof name - 1;
+        for (size_t i = 0; i < n; i++)
+            name[i] = (char)((h[i] >= 'A' && h[i] <= 'Z') ? h[i] + 32 : h[i]);
+        name[n] = '\0';
+        lua_getfield(L, -1, name);
+        if (lua_isstring(L, -1)) {
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, colon + 1, (size_t)(nl - colon - 1));
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushlstring(L, colon + 1, (size_t)(nl - colon - 1));
+        }
+        lua_setfield(L, -2, name);
+        h = nl + 1;
+    }
+    return 1;
+}
+
 static int l_client_gc(lua_State *L) {
     test_client_t *tc = luaL_checkudata(L, 1, CLIENT_MT);
     test_server_t *t = tc->srv;
@@ -848,10 +1029,19 @@ static void new_metatable(lua_State *L, const char *name, const luaL_Reg *method
 
 int luaopen_moonwire_core(lua_State *L) {
     static const luaL_Reg server_methods[] = {
-        {"config", l_server_config},   {"activate", l_server_activate}, {"run", l_server_run},
-        {"advance", l_server_advance}, {"now", l_server_now},           {"health", l_server_health},
-        {"logs", l_server_logs},       {"connect", l_server_connect},   {"reload", l_server_reload},
-        {"start", l_server_start},     {"close", l_server_close},       {NULL, NULL},
+        {"config", l_server_config},
+        {"activate", l_server_activate},
+        {"run", l_server_run},
+        {"advance", l_server_advance},
+        {"now", l_server_now},
+        {"health", l_server_health},
+        {"logs", l_server_logs},
+        {"connect", l_server_connect},
+        {"request", l_server_request},
+        {"reload", l_server_reload},
+        {"start", l_server_start},
+        {"close", l_server_close},
+        {NULL, NULL},
     };
     static const luaL_Reg client_methods[] = {
         {"id", l_client_id},
@@ -865,6 +1055,7 @@ int luaopen_moonwire_core(lua_State *L) {
         {"resume_reading", l_client_resume_reading},
         {"closed_first", l_client_closed_first},
         {"frames", l_client_frames},
+        {"headers", l_client_headers},
         {NULL, NULL},
     };
     new_metatable(L, SERVER_MT, server_methods, l_server_gc);

@@ -1,0 +1,164 @@
+-- The hub's shared pieces: the guide's messages (built here, written by
+-- protocol.lua with their keys in the guide's order), its error texts, and
+-- the count of registered clients behind max_connections and /health.
+--
+-- The running app is set by app.lua in on_start and on_reload (controllers
+-- and hooks other than those receive no app). The count lives in
+-- app.state, which on_reload carries over, because this module starts
+-- afresh on every reload.
+
+local moonwire = require "moonwire"
+local json = require "moonwire.json"
+
+local floor = math.floor
+local setmetatable = setmetatable
+
+
+local _M = {}
+
+
+-- The guide's error messages, word for word ("Error Messages" table).
+_M.ERR_INVALID_JSON = "invalid JSON format"
+_M.ERR_UNKNOWN_TYPE = "unknown message type"
+_M.ERR_EMPTY_ROOM = "room name is required"
+_M.ERR_NOT_SUBSCRIBED = "not subscribed to this room"
+_M.ERR_ROOM_FULL = "room is at maximum capacity"
+_M.ERR_SERVER_FULL = "server is at maximum capacity"
+-- Not in the guide's table, but the gorilla service's own wording for
+-- them (internal/websocket/errors.go).
+_M.ERR_INTERNAL = "internal server error"
+_M.ERR_RATE_LIMIT = "rate limit exceeded"
+
+
+-- Key order of each kind of table protocol.encode writes: Go's
+-- encoding/json writes struct fields in declaration order, which is the
+-- order the guide shows. A table is marked with its order (weak keys: the
+-- mark goes with the table).
+local ORDER = setmetatable({}, { __mode = "k" })
+
+local MESSAGE_KEYS = { "type", "room", "data", "client_id", "error", "timestamp" }
+local CONNECTED_KEYS = { "client_id", "message" }
+local SUBSCRIBED_KEYS = { "room", "client_count" }
+local ROOM_KEYS = { "room" }
+
+
+local function ordered(t, keys)
+    ORDER[t] = keys
+    return t
+end
+
+
+-- The key order of t, or nil for a table written in lua-cjson's order.
+function _M.order_of(t)
+    return ORDER[t]
+end
+
+
+-- Milliseconds since the epoch, a JSON integer (Go's UnixMilli).
+function _M.now()
+    return floor(moonwire.now())
+end
+
+
+local function message(t)
+    t.timestamp = _M.now()
+    return ordered(t, MESSAGE_KEYS)
+end
+
+
+-- {"type":"connected","data":{"client_id":ID,"message":"Connected to WebSocket server"},
+--  "timestamp":T}
+function _M.connected(client_id)
+    return message({ type = "connected",
+                     data = ordered({ client_id = client_id,
+                                      message = "Connected to WebSocket server" },
+                                    CONNECTED_KEYS) })
+end
+
+
+-- {"type":"subscribed","room":R,"data":{"room":R,"client_count":N},"timestamp":T}
+function _M.subscribed(room, count)
+    return message({ type = "subscribed", room = room,
+                     data = ordered({ room = room, client_count = count }, SUBSCRIBED_KEYS) })
+end
+
+
+-- {"type":"unsubscribed","room":R,"data":{"room":R},"timestamp":T}
+function _M.unsubscribed(room)
+    return message({ type = "unsubscribed", room = room,
+                     data = ordered({ room = room }, ROOM_KEYS) })
+end
+
+
+-- {"type":"message","room":R,"data":D,"client_id":SENDER,"timestamp":T};
+-- without "room" for a broadcast. `data` is what the client sent (written
+-- as its bytes), or null when it sent none, as the gorilla service does.
+function _M.message(room, data, client_id)
+    if data == nil then
+        data = json.null
+    end
+    return message({ type = "message", room = room, data = data, client_id = client_id })
+end
+
+
+-- {"type":"error","error":TEXT,"timestamp":T}
+function _M.error(text)
+    return message({ type = "error", error = text })
+end
+
+
+-- {"type":"pong","timestamp":T}
+function _M.pong()
+    return message({ type = "pong" })
+end
+
+
+-- The running app (app.lua sets it); a stand-in state until then, so that
+-- the hub works in a harness loaded without on_start.
+local fallback = { config = {}, state = {} }
+local current = fallback
+
+
+function _M.set_app(app)
+    current = app
+end
+
+
+local function state()
+    local s = current.state
+    s.clients = s.clients or 0
+    return s
+end
+
+
+-- Admits a client unless limits.max_connections clients are registered
+-- (0: no limit). Returns true when it was admitted.
+function _M.register(client)
+    local s = state()
+    local max = (current.config or {}).max_connections or 0
+    if max > 0 and s.clients >= max then
+        return false
+    end
+    s.clients = s.clients + 1
+    client.data.registered = true
+    return true
+end
+
+
+-- Forgets a registered client (a refused one was never counted).
+function _M.unregister(client)
+    if client.data.registered then
+        client.data.registered = nil
+        local s = state()
+        s.clients = s.clients - 1
+    end
+end
+
+
+-- Registered clients: the guide's /health "clients".
+function _M.client_count()
+    return state().clients
+end
+
+
+return _M

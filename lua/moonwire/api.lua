@@ -1,0 +1,312 @@
+-- moonwire.api: the server API (docs/protocol.md, "The server API"), the
+-- way in for backends, modelled on Centrifugo's HTTP API. It is a set of
+-- built-in HTTP routes under /api/ (moonwire.http), served only for
+-- requests that came through the API's door: api_key set, the
+-- `Authorization: apikey KEY` checked in C before any Lua runs (and, with
+-- api_port, only on that listener). An app cannot shadow them: its own
+-- routes may not use /api/.
+--
+-- What the API sends to clients goes through the app's protocol like a
+-- broadcast from Lua does: an event built by protocol.event, encoded once,
+-- with `data` forwarded as the backend sent it (moonwire.json keeps its
+-- text). By default the event is the one a client's system.publish (or
+-- broadcast) makes, with `from` and `user` null; a request may name its
+-- own `type` and `action`, and then `data` is the event's data itself.
+
+local core = require "moonwire.core"
+local json = require "moonwire.json"
+local rooms = require "moonwire.rooms"
+local http = require "moonwire.http"
+
+local type = type
+local pairs = pairs
+local ipairs = ipairs
+local tostring = tostring
+local pcall = pcall
+local sort = table.sort
+local floor = math.floor
+
+local null = json.null
+
+
+local _M = require("moonwire.version").module()
+
+
+local function manager()
+    return rooms.current()
+end
+
+
+-- 400 naming the field at fault.
+local function bad(field, what)
+    return 400, { error = { code = "BAD_REQUEST", message = field .. ": " .. what } }
+end
+
+
+local function array(list)
+    if #list == 0 then
+        return json.empty_array
+    end
+    return list
+end
+
+
+-- The request's JSON object, or nil and the 400 to answer.
+local function body_of(req)
+    local body = req.json
+    if type(body) ~= "table" or body[1] ~= nil then
+        return nil, bad("body", "must be a JSON object")
+    end
+    return body
+end
+
+
+-- The event a request asks for: `type` and `action` as given (both or
+-- neither), `data` as sent; else the default type/action with
+-- { from = null, user = null, data = data }. Returns the event, or nil and
+-- the 400 to answer.
+local function event_of(body, action, room)
+    local data = json.field(body, "data")
+    if data == nil then
+        return nil, bad("data", "required (any JSON value)")
+    end
+    local type_, act = body.type, body.action
+    if type_ ~= nil or act ~= nil then
+        if type(type_) ~= "string" or type_ == "" then
+            return nil, bad("type", "must be a non-empty string when action is given")
+        end
+        if type(act) ~= "string" or act == "" then
+            return nil, bad("action", "must be a non-empty string when type is given")
+        end
+    else
+        type_, act = "system", action
+        data = { from = null, user = null, data = data }
+    end
+    local event_id = body.event_id
+    if event_id ~= nil and type(event_id) ~= "string" and type(event_id) ~= "number" then
+        return nil, bad("event_id", "must be a string or a number")
+    end
+    return manager()._host.app.protocol.event(type_, act, data, room)
+end
+
+
+-- Options of a fan-out: the event id, for clients with duplicate
+-- suppression.
+local function fanout_opts(body)
+    local id = body.event_id
+    if type(id) == "number" then
+        id = tostring(id)
+    end
+    return { event_id = id ~= "" and id or nil }
+end
+
+
+-- The one target of send and disconnect: a client id, or a user.
+local function target_of(body)
+    local client, user = body.client, body.user
+    if (client == nil) == (user == nil) then
+        return nil, bad("client", "give exactly one of client and user")
+    end
+    if client ~= nil then
+        if type(client) ~= "number" or client < 1 or client ~= floor(client) then
+            return nil, bad("client", "must be a client id (a positive integer)")
+        end
+        return { client = client }
+    end
+    if (type(user) ~= "string" or user == "") and type(user) ~= "number" then
+        return nil, bad("user", "must be a non-empty string or a number")
+    end
+    return { user = user }
+end
+
+
+-- The clients a target names (none for an unknown id or user).
+local function clients_of(target)
+    local m = manager()
+    if target.client then
+        local c = m:client(target.client)
+        return c and { c } or {}
+    end
+    local list = {}
+    for _, id in ipairs(m:user_ids(target.user)) do
+        list[#list + 1] = m:client(id)
+    end
+    return list
+end
+
+
+-- POST /api/publish {room, data[, type, action, event_id]}: every member
+-- of the room gets the event. -> {room, delivered, dropped}. A room
+-- nobody is in does not exist: delivered 0.
+local function publish(req)
+    local body, status, answer = body_of(req)
+    if not body then
+        return status, answer
+    end
+    local room = body.room
+    local ok, _, message = rooms.check_name(room)
+    if not ok then
+        return bad("room", message)
+    end
+    local event
+    event, status, answer = event_of(body, "message", room)
+    if not event then
+        return status, answer
+    end
+    local delivered, dropped = manager():broadcast(room, event, fanout_opts(body))
+    if not delivered then
+        return 500, { error = { code = "INTERNAL_ERROR", message = tostring(dropped) } }
+    end
+    return 200, { room = room, delivered = delivered, dropped = dropped }
+end
+
+
+-- POST /api/broadcast {data[, type, action, event_id]}: every client.
+-- -> {delivered, dropped}.
+local function broadcast(req)
+    local body, status, answer = body_of(req)
+    if not body then
+        return status, answer
+    end
+    local event
+    event, status, answer = event_of(body, "broadcast")
+    if not event then
+        return status, answer
+    end
+    local delivered, dropped = manager():broadcast_all(event, fanout_opts(body))
+    if not delivered then
+        return 500, { error = { code = "INTERNAL_ERROR", message = tostring(dropped) } }
+    end
+    return 200, { delivered = delivered, dropped = dropped }
+end
+
+
+-- POST /api/send {client | user, data[, type, action]}: one client, or
+-- every connection of a user. -> {delivered}; 0 for an unknown target.
+local function send(req)
+    local body, status, answer = body_of(req)
+    if not body then
+        return status, answer
+    end
+    local target
+    target, status, answer = target_of(body)
+    if not target then
+        return status, answer
+    end
+    local event
+    event, status, answer = event_of(body, "message")
+    if not event then
+        return status, answer
+    end
+    local delivered = 0
+    if target.client then
+        local c = manager():client(target.client)
+        if c and c:send(event) then
+            delivered = 1
+        end
+    else
+        local n, err = manager():send_user(target.user, event, fanout_opts(body))
+        if not n then
+            return 500, { error = { code = "INTERNAL_ERROR", message = tostring(err) } }
+        end
+        delivered = n
+    end
+    return 200, { delivered = delivered }
+end
+
+
+-- POST /api/disconnect {client | user[, code, reason]}: closes them with
+-- code (default 1000) and reason. -> {disconnected}.
+local function disconnect(req)
+    local body, status, answer = body_of(req)
+    if not body then
+        return status, answer
+    end
+    local target
+    target, status, answer = target_of(body)
+    if not target then
+        return status, answer
+    end
+    local code, reason = body.code, body.reason
+    if code == nil then
+        code = 1000
+    elseif type(code) ~= "number" or code ~= floor(code)
+           or not ((code >= 1000 and code <= 1003) or (code >= 1007 and code <= 1014)
+                   or (code >= 3000 and code <= 4999)) then
+        return bad("code", "must be a close code a server may send (1000-1003, 1007-1014, "
+                           .. "3000-4999)")
+    end
+    if reason == nil then
+        reason = ""
+    elseif type(reason) ~= "string" or #reason > core.close_reason_max then
+        return bad("reason", "must be a string of at most " .. core.close_reason_max .. " bytes")
+    end
+    local n = 0
+    for _, c in ipairs(clients_of(target)) do
+        local ok, closed = pcall(c.close, c, code, reason)
+        if not ok then
+            return bad("reason", "must be valid UTF-8")
+        end
+        if closed then
+            n = n + 1
+        end
+    end
+    return 200, { disconnected = n }
+end
+
+
+-- GET /api/rooms -> {rooms = [{room, count}, ...]} sorted by name.
+local function rooms_list()
+    local names = core.room_names()
+    sort(names)
+    local list = {}
+    for i, name in ipairs(names) do
+        list[i] = { room = name, count = core.count(name) }
+    end
+    return 200, { rooms = array(list) }
+end
+
+
+-- GET /api/presence?room=R -> {room, count, presence = [{client_id, user,
+-- meta}, ...]}, whether or not the room has presence events.
+local function presence(req)
+    local room = req.query.room
+    local ok, _, message = rooms.check_name(room)
+    if not ok then
+        return bad("room", type(room) == "table" and "given more than once" or message)
+    end
+    local list = manager():room(room):presence()
+    return 200, { room = room, count = #list, presence = array(list) }
+end
+
+
+-- GET /api/stats -> {connections, rooms, users, uptime_s}.
+local function stats()
+    local health = json.decode(core.health())
+    local users = 0
+    for _ in pairs(manager()._users) do
+        users = users + 1
+    end
+    return 200, {
+        connections = health.connections,
+        rooms = health.rooms,
+        users = users,
+        uptime_s = health.uptime_s,
+    }
+end
+
+
+local routes = {
+    ["POST /api/publish"] = { json = true, handler = publish },
+    ["POST /api/broadcast"] = { json = true, handler = broadcast },
+    ["POST /api/send"] = { json = true, handler = send },
+    ["POST /api/disconnect"] = { json = true, handler = disconnect },
+    ["GET /api/rooms"] = rooms_list,
+    ["GET /api/presence"] = presence,
+    ["GET /api/stats"] = stats,
+}
+
+_M.routes = http.compile(routes)
+
+
+return _M
