@@ -1,6 +1,8 @@
 -- The hub wire protocol: flat JSON objects, no envelope, no ids.
 --
 --   {"type":"echo","data":D}             -> {"type":"echo","data":D}
+--   {"type":"incr","data":D}             -> {"type":"incr","data":D,"n":N}
+--                                           (N: Redis INCR of hub:incr)
 --   {"type":"subscribe","room":R}        -> {"type":"subscribed","room":R}
 --   {"type":"publish","room":R,"data":D} -> every member of R gets
 --                                           {"type":"message","room":R,"data":D}

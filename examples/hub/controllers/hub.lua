@@ -2,6 +2,7 @@
 -- `msg` is the whole decoded JSON object.
 
 local moonwire = require "moonwire"
+local counter = require "lib.counter"
 
 local type = type
 
@@ -22,6 +23,25 @@ end
 -- protocol.decode, encoded again here.
 function _M.echo(client, msg)
     client:send({ type = "echo", data = msg.data })
+end
+
+
+-- {"type":"incr","data":D} -> {"type":"incr","data":D,"n":N}: one Redis
+-- INCR of the key hub:incr, N its new value. The handler waits for the
+-- reply (its client's later messages wait behind it; other clients do
+-- not). Redis unreachable or not configured: UNAVAILABLE.
+local KEY = "hub:incr"
+
+function _M.incr(client, msg)
+    local red = counter.red
+    if not red then
+        return nil, { code = "UNAVAILABLE", message = counter.why }
+    end
+    local n, err = red:incr(KEY)
+    if not n then
+        return nil, { code = "UNAVAILABLE", message = "redis: " .. err }
+    end
+    client:send({ type = "incr", data = msg.data, n = n })
 end
 
 

@@ -13,7 +13,7 @@ describe("hub", function()
     end)
 
     it("has one route per hub message type", function()
-        assert.same({ "hub.echo", "hub.publish", "hub.subscribe" }, app:routes())
+        assert.same({ "hub.echo", "hub.incr", "hub.publish", "hub.subscribe" }, app:routes())
     end)
 
     it("sends no welcome", function()
