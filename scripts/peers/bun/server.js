@@ -4,16 +4,41 @@
 //   {"type":"subscribe","room":R}      -> {"type":"subscribed","room":R}
 //   {"type":"publish","room":R,"data":D} -> every member of R gets
 //                                         {"type":"message","room":R,"data":D}
+//   {"type":"incr","data":D}           -> {"type":"incr","data":D,"n":N}
+//                                         after one Redis INCR of hub:incr
 // Fan-out uses Bun's native pub/sub (ws.subscribe / server.publish), its
 // fastest path: the message is encoded once and framed once by uWS.
-// Usage: bun server.js [--port P]   (or PORT=P; 0 picks a free port)
+// incr uses Bun's built-in Redis client (RedisClient, connected once at
+// start-up when --redis URL or REDIS_URL is given, shared by every client;
+// it pipelines the commands of all clients on its one connection).
+// Usage: bun server.js [--port P] [--redis URL]   (or PORT=P, REDIS_URL=URL;
+// port 0 picks a free port)
 "use strict";
 
+import { RedisClient } from "bun";
+
+function arg(name, env, fallback) {
+  const i = process.argv.indexOf(name);
+  if (i >= 0 && i + 1 < process.argv.length) return process.argv[i + 1];
+  if (process.env[env] !== undefined) return process.env[env];
+  return fallback;
+}
+
 function argPort() {
-  const i = process.argv.indexOf("--port");
-  if (i >= 0 && i + 1 < process.argv.length) return Number(process.argv[i + 1]);
-  if (process.env.PORT !== undefined) return Number(process.env.PORT);
-  return 8080;
+  return Number(arg("--port", "PORT", "8080"));
+}
+
+const INCR_KEY = "hub:incr";
+const redisUrl = arg("--redis", "REDIS_URL", "");
+let redis = null;
+if (redisUrl !== "") {
+  redis = new RedisClient(redisUrl);
+  try {
+    await redis.connect();
+  } catch (e) {
+    console.error(`cannot connect to Redis at ${redisUrl}: ${e.message}`);
+    process.exit(1);
+  }
 }
 
 const server = Bun.serve({
@@ -44,6 +69,17 @@ const server = Bun.serve({
         case "echo":
           ws.send(JSON.stringify({ type: "echo", data: msg.data }));
           break;
+        case "incr": {
+          if (redis === null) {
+            ws.send(JSON.stringify({ type: "error", error: "no redis (--redis URL)" }));
+            return;
+          }
+          const data = msg.data;
+          redis.incr(INCR_KEY).then(
+            (n) => ws.send(JSON.stringify({ type: "incr", data, n })),
+            (e) => ws.send(JSON.stringify({ type: "error", error: "redis: " + e.message })));
+          break;
+        }
         case "subscribe":
           if (typeof msg.room !== "string" || msg.room === "") {
             ws.send(JSON.stringify({ type: "error", error: "invalid room" }));
@@ -67,10 +103,12 @@ const server = Bun.serve({
   },
 });
 
-console.log(`listening on ws://127.0.0.1:${server.port}/ (bun ${Bun.version})`);
+console.log(`listening on ws://127.0.0.1:${server.port}/ (bun ${Bun.version})` +
+  (redis !== null ? `, redis ${redisUrl}` : ""));
 
 function stop() {
   server.stop(true);
+  if (redis !== null) redis.close();
   process.exit(0);
 }
 process.on("SIGTERM", stop);
