@@ -4,6 +4,12 @@ protocol every peer of scripts/bench speaks) and moonwire-bench drives it with
 tiny configurations. Asserts correctness -- zero lost, deliveries = messages x
 subscribers, no errors, a parseable JSON result -- never speed.
 
+The Redis rows of scripts/bench (echo with one INCR per message) run the
+same way against a redis-server started here: examples/hub with
+HUB_REDIS_URL, and the Bun peer with --redis when Bun is installed
+(scripts/peers/install). Without redis-server, or without Bun, those cases
+say "skipped" and why.
+
     /usr/bin/python3 spec/integration/test_bench_smoke.py --binary BUILD/moonwire \
         --root REPO [--bench BUILD/moonwire-bench]
 
@@ -12,6 +18,7 @@ Without --bench, moonwire-bench is looked for next to --binary.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -23,6 +30,7 @@ S = H.Suite("moonwire bench smoke (examples/hub)")
 BENCH = {"path": None}
 FANOUT_SUBS = 20
 FANOUT_RATE = 200
+INCR_TEMPLATE = '{"type":"incr","data":"%s"}'
 
 
 def pop_bench_arg(argv):
@@ -180,6 +188,110 @@ def test_server_healthy_after_bench_runs(ctx):
         H.poll(idle, timeout=10, what="/health to show no rooms and no connections")
     except H.Failure:
         raise H.Failure("/health after the runs: %r" % last)
+
+
+class Redis:
+    """A redis-server of this suite's own, on a free loopback port."""
+
+    def __init__(self, ctx):
+        self.dir = ctx.tmpdir("moonwire-redis-")
+        self.port = H.free_port()
+        self.url = "redis://127.0.0.1:%d/0" % self.port
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no",
+             "--loglevel", "warning"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        H.poll(lambda: self.cli("PING") == "PONG", timeout=10, what="redis-server answers")
+
+    def cli(self, *args):
+        r = subprocess.run(["redis-cli", "-p", str(self.port)] + list(args),
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        return r.stdout.decode().strip()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def no_redis():
+    """Why the Redis cases cannot run here, or None."""
+    for tool in ("redis-server", "redis-cli"):
+        if shutil.which(tool) is None:
+            return "%s not installed (Debian: redis-server)" % tool
+    return None
+
+
+def skipped(why):
+    print("     skipped: %s" % why, flush=True)
+
+
+def incr_run(ctx, ws_url, redis):
+    """The Redis row's echo, tiny: 4 connections for 1 s. Every message got
+    its reply, each carrying its payload back, and Redis counted one INCR per
+    reply."""
+    res = run_bench(ctx, "echo", "--url", ws_url, "--connections", 4, "--depth", 1,
+                    "--size", 64, "--duration", 1, "--template", INCR_TEMPLATE)
+    no_errors(res)
+    common_fields(res)
+    check(num(res, "msgs_per_s") > 0, "no round trip completed: %r" % res)
+    eq(num(res, "lost"), 0, "lost replies")
+    eq(num(res, "unexpected"), 0, "replies without the payload (an error answered?)")
+    sent = num(res, "sent")
+    check(sent > 0, "nothing was sent")
+    eq(num(res, "received"), sent, "replies received (= messages sent)")
+    eq(redis.cli("GET", "hub:incr"), str(sent), "INCRs counted by Redis (= messages sent)")
+
+
+@S.case("incr: examples/hub with Redis, 4 connections for 1 s, one INCR per reply",
+        timeout=60)
+def test_bench_incr_moonwire(ctx):
+    why = no_redis()
+    if why:
+        return skipped(why)
+    redis = Redis(ctx)
+    try:
+        srv = ctx.start("hub-redis", ctx.example("hub"), env={"HUB_REDIS_URL": redis.url})
+        incr_run(ctx, srv.url("/"), redis)
+        check(srv.alive(), "the server exited: %s" % H.short(srv.log(), 600))
+        eq(srv.stop(), 0, "exit status on SIGTERM with its Redis connection open")
+    finally:
+        redis.stop()
+
+
+@S.case("incr: the Bun peer with its Redis client, 4 connections for 1 s", timeout=60)
+def test_bench_incr_bun(ctx):
+    why = no_redis()
+    bun = os.path.join(ctx.root, "scripts", "peers", "bun", "node_modules", ".bin", "bun")
+    if not why and not os.access(bun, os.X_OK):
+        why = "Bun not installed (scripts/peers/install)"
+    if why:
+        return skipped(why)
+    redis = Redis(ctx)
+    port = H.free_port()
+    log = os.path.join(ctx.tmpdir("moonwire-bun-"), "bun.log")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([bun, os.path.join(ctx.root, "scripts", "peers", "bun",
+                                                   "server.js"),
+                                 "--port", str(port), "--redis", redis.url],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def listening():
+            if proc.poll() is not None:
+                raise H.Failure("bun exited (%s): %s" % (proc.returncode,
+                                                         H.short(open(log).read(), 600)))
+            return "listening on" in open(log).read()
+        H.poll(listening, timeout=20, what="the Bun peer to listen")
+        incr_run(ctx, "ws://127.0.0.1:%d/" % port, redis)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        redis.stop()
 
 
 if __name__ == "__main__":
