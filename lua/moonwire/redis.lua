@@ -19,6 +19,7 @@ local sched = require "moonwire.sched"
 local type = type
 local error = error
 local setmetatable = setmetatable
+local rawget = rawget
 local tostring = tostring
 local find = string.find
 local upper = string.upper
@@ -59,8 +60,11 @@ local function handle(self)
     if id then
         return id
     end
+    -- rawget: an option left unset must not find the command sugar below
+    -- (red.password would be the method PASSWORD).
     local err
-    id, err = core.redis_open(self.url, self.password, self.db, self.connect_timeout)
+    id, err = core.redis_open(self.url, rawget(self, "password"), rawget(self, "db"),
+                              rawget(self, "connect_timeout"))
     if not id then
         return nil, err
     end
@@ -246,20 +250,26 @@ end
 
 
 -- Method sugar: red:get(k) is red:call("GET", k), red:hgetall(k) is
--- red:call("HGETALL", k), for any command name.
-Redis_mt.__index = function(_, key)
-    local m = Redis[key]
-    if m ~= nil or type(key) ~= "string" or not find(key, "^%a[%w_]*$") then
-        return m
+-- red:call("HGETALL", k), for any command name. A client's methods are
+-- looked up in the table Redis (a plain __index, which LuaJIT compiles on
+-- every call); a name it lacks is made once, by Redis's own __index, and
+-- kept there.
+Redis_mt.__index = Redis
+local FIELDS = { url = true, password = true, db = true, timeout = true, connect_timeout = true }
+
+setmetatable(Redis, { __index = function(_, key)
+    -- a client's own options, when unset, read as nil (no such commands)
+    if type(key) ~= "string" or FIELDS[key] or not find(key, "^%a[%w_]*$") then
+        return nil
     end
     local name = upper(key)
-    m = function(self, ...)
+    local m = function(self, ...)
         local res, err = call(self, self.timeout, name, ...)
         return res, err
     end
     Redis[key] = m
     return m
-end
+end })
 
 
 -- redis.connect(url) or redis.connect({ url =, password =, db =,

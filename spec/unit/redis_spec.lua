@@ -228,10 +228,40 @@ describe("moonwire.redis", function()
         end)
 
         it("refuses to wait outside a task", function()
+            load() -- a server runs; this spec's own code is no task of it
+            local red = assert(redis.connect(srv.url))
             assert.has_error(function()
-                local red = assert(redis.connect(srv.url))
                 red:get("k")
-            end)
+            end, "cannot wait here (only in a handler, hook, timer or spawned task)")
+        end)
+
+        it("answers not serving without a server", function()
+            local red = assert(redis.connect(srv.url))
+            assert.same({ nil, "not serving" }, { red:get("k") })
+        end)
+
+        it("opens a client made before the server ran at its first call", function()
+            -- connect outside a server (a module's top level under
+            -- `moonwire check`, or here): no connection yet, options unset
+            local red = assert(redis.connect(srv.url))
+            assert.is_nil(red.password)
+            assert.is_nil(red.db)
+            assert.is_nil(red.connect_timeout)
+            assert.is_function(red.incr)
+            package.loaded["lazy_red"] = red
+            tmpdir.write(dir, "controllers/lazy.lua", [[
+                local red = require "lazy_red"
+                return { incr = function() return { n = red:incr("lazy") } end }
+            ]])
+            load()
+            local ws = app:connect()
+            ws:send(cjson.encode({ type = "lazy", action = "incr", id = "l1" }))
+            assert(app:wait(function()
+                return ws:last() ~= nil
+            end))
+            package.loaded["lazy_red"] = nil
+            assert.same({ n = 1 }, ws:last().data)
+            assert.equal("1", srv:cli("GET", "lazy"))
         end)
 
         it("returns nil, err for a bad URL", function()
@@ -357,6 +387,7 @@ describe("moonwire.redis", function()
         end)
 
         it("refuses to subscribe outside a task", function()
+            load()
             local red = assert(redis.connect(srv.url))
             assert.has_error(function()
                 red:subscribe("x", function() end)
