@@ -56,15 +56,17 @@ sched.set_switch(function()
     if not rt then
         return nil
     end
-    local stage, client, msg, label, rid = rt._stage, rt._client, rt._msg, rt._label, rt._refuse_id
-    return function()
-        active = rt
-        rt._stage, rt._client, rt._msg, rt._label, rt._refuse_id = stage, client, msg, label, rid
-        rooms.set_current(rt._rooms)
-        local label_id = label and rt._label_ids[label]
-        if label_id then
-            fast.running(label_id)
-        end
+    return rt, rt._stage, rt._client, rt._msg, rt._label, rt._refuse_id
+end, function(rt, stage, client, msg, label, rid)
+    if not rt then
+        return
+    end
+    active = rt
+    rt._stage, rt._client, rt._msg, rt._label, rt._refuse_id = stage, client, msg, label, rid
+    rooms.set_current(rt._rooms)
+    local label_id = label and rt._label_ids[label]
+    if label_id then
+        fast.running(label_id)
     end
 end)
 

@@ -7,26 +7,26 @@
 -- While a task waits, other clients' messages run. The runtime keeps the
 -- state of the dispatch in progress (what message_failed needs, the
 -- current rooms manager), so `wait` lets it save that state before
--- parking and put it back after: set_switch registers the function that
--- saves and returns the restoring one.
+-- parking and put it back after: set_switch registers the two functions
+-- that save it (as up to six values, kept on the waiting task's stack) and
+-- restore it. No closure or table per wait: this is the path of every
+-- Redis call, and LuaJIT compiles it only without them.
 
 local core = require "moonwire.core"
 
 local type = type
 local error = error
-local select = select
 local setmetatable = setmetatable
-local unpack = unpack
 local find = string.find
 
 
 local _M = require("moonwire.version").module()
 
-local switch -- set by the runtime: save() -> restore()
+local save, restore -- set by the runtime: save() -> a..f; restore(a..f)
 
 
-function _M.set_switch(fn)
-    switch = fn
+function _M.set_switch(save_fn, restore_fn)
+    save, restore = save_fn, restore_fn
 end
 
 
@@ -40,20 +40,17 @@ local function raise_if_misplaced(ok, err, level)
 end
 
 
-local function pack(...)
-    return select("#", ...), { ... }
-end
-
-
 -- Runs fn(...), a primitive that may park the running task, with the
--- runtime's dispatch state saved around it. Returns what fn returns.
+-- runtime's dispatch state saved around it. Returns what fn returns (its
+-- first three values: the primitives return res, err and a flag).
 function _M.wait(fn, ...)
-    local restore = switch and switch()
-    local n, res = pack(fn(...))
-    if restore then
-        restore()
+    if not save then
+        return fn(...)
     end
-    return unpack(res, 1, n)
+    local a, b, c, d, e, f = save()
+    local r1, r2, r3 = fn(...)
+    restore(a, b, c, d, e, f)
+    return r1, r2, r3
 end
 
 
@@ -68,11 +65,14 @@ end
 -- Parks the running task for ms milliseconds; true after.
 function _M.sleep(ms)
     check_ms(ms, "sleep", 1)
-    local restore = switch and switch()
-    local ok, err = core.sleep(ms)
-    if restore then
-        restore()
+    if not save then
+        local ok, err = core.sleep(ms)
+        raise_if_misplaced(ok, err, 2)
+        return ok, err
     end
+    local a, b, c, d, e, f = save()
+    local ok, err = core.sleep(ms)
+    restore(a, b, c, d, e, f)
     raise_if_misplaced(ok, err, 2)
     return ok, err
 end
