@@ -33,6 +33,7 @@
 #include <hiredis/adapters/libuv.h>
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -299,6 +300,62 @@ const char *mw_redis_check_command(int argc, const char **argv, const size_t *ar
     return NULL;
 }
 
+/* dec_len is the number of decimal digits of v. */
+static size_t dec_len(size_t v) {
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* put_dec writes v in decimal at p; returns the byte after it. */
+static char *put_dec(char *p, size_t v) {
+    size_t n = dec_len(v);
+    for (size_t i = n; i-- > 0; v /= 10)
+        p[i] = (char)('0' + v % 10);
+    return p + n;
+}
+
+/* format_command writes a command as Redis reads it (RESP: "*argc", then
+ * "$len" and the bytes of each argument, each part ending in CRLF), the
+ * bytes redisFormatCommandArgv makes, into buf when it fits in cap and else
+ * into memory it allocates; *out is where it went (free it when it is not
+ * buf). Every call from Lua goes through here: hiredis's function costs a
+ * malloc and an sprintf per argument. Returns the length, or -1 when out
+ * of memory. */
+static long format_command(char *buf, size_t cap, char **out, int argc, const char **argv,
+                           const size_t *argvlen) {
+    size_t len = 1 + dec_len((size_t)argc) + 2;
+    for (int i = 0; i < argc; i++) {
+        size_t l = argvlen ? argvlen[i] : strlen(argv[i]);
+        len += 1 + dec_len(l) + 2 + l + 2;
+    }
+    if (len > INT_MAX)
+        return -1;
+    char *p = len <= cap ? buf : malloc(len);
+    if (!p)
+        return -1;
+    *out = p;
+    *p++ = '*';
+    p = put_dec(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        size_t l = argvlen ? argvlen[i] : strlen(argv[i]);
+        *p++ = '$';
+        p = put_dec(p, l);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], l);
+        p += l;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    return (long)len;
+}
+
 int mw_redis_command(mw_redis_t *r, int argc, const char **argv, const size_t *argvlen,
                      uint64_t timeout_ms, mw_redis_reply_cb cb, void *data) {
     if (r->closing)
@@ -314,13 +371,15 @@ int mw_redis_command(mw_redis_t *r, int argc, const char **argv, const size_t *a
         r->st.failed++;
         return MW_ENOTCONN;
     }
-    char *buf;
-    int len = redisFormatCommandArgv(&buf, argc, argv, argvlen);
+    /* Most commands fit here; hiredis copies them into its output buffer. */
+    char small[512], *buf;
+    long len = format_command(small, sizeof small, &buf, argc, argv, argvlen);
     if (len < 0)
         return MW_ENOMEM;
     cmd_t *c = calloc(1, sizeof *c);
     if (!c) {
-        free(buf);
+        if (buf != small)
+            free(buf);
         return MW_ENOMEM;
     }
     c->r = r;
@@ -329,14 +388,22 @@ int mw_redis_command(mw_redis_t *r, int argc, const char **argv, const size_t *a
     c->deadline = uv_now(r->loop) + (timeout_ms ? timeout_ms : r->command_timeout_ms);
     c->sent_ns = uv_hrtime();
     mw_list_init(&c->wait);
-    if (heap_push(r, c) != 0) {
-        free(buf);
+    /* Held until the host is resolved: a copy that lives as long as c. */
+    if (!cn->ac && buf == small) {
+        buf = malloc((size_t)len);
+        if (buf)
+            memcpy(buf, small, (size_t)len);
+    }
+    if (!buf || heap_push(r, c) != 0) {
+        if (buf != small)
+            free(buf);
         free(c);
         return MW_ENOMEM;
     }
     if (cn->ac) {
         int rc = redisAsyncFormattedCommand(cn->ac, cmd_cb, c, buf, (size_t)len);
-        free(buf);
+        if (buf != small)
+            free(buf);
         if (rc != REDIS_OK) { /* the context is going away */
             heap_remove(r, c);
             free(c);
@@ -345,7 +412,7 @@ int mw_redis_command(mw_redis_t *r, int argc, const char **argv, const size_t *a
         }
     } else { /* the first attempt is resolving the host */
         c->buf = buf;
-        c->len = len;
+        c->len = (int)len;
         mw_list_insert_tail(&r->waiting, &c->wait);
     }
     r->st.commands++;

@@ -423,6 +423,23 @@ static void test_binary(void) {
     /* The key without its bytes after the NUL is another key. */
     CALL(r, &res, "EXISTS", "k");
     CHECK_EQ(res.integer, 0);
+    /* A command longer than the stack buffer it is formatted into. */
+    size_t big_len = 100000;
+    char *big = malloc(big_len);
+    REQUIRE(big);
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = (char)(i * 7 + 1);
+    const char *set_big[3] = {"SET", "big", big};
+    size_t set_lens[3] = {3, 3, big_len};
+    memset(&res, 0, sizeof res);
+    CHECK_EQ(mw_redis_command(r, 3, set_big, set_lens, 0, on_reply, &res), 0);
+    WAIT(res.called, LONG);
+    CHECK_STR(res.str, "OK");
+    CALL(r, &res, "STRLEN", "big");
+    CHECK_EQ(res.integer, 100000);
+    CALL(r, &res, "GETRANGE", "big", "99000", "99399");
+    CHECK_MEM(res.str, res.len, big + 99000, 400);
+    free(big);
     close_handle(r);
     srv_kill(&s);
 }
@@ -613,6 +630,10 @@ static void test_connect_refused(void) {
     snprintf(url, sizeof url, "redis://localhost:%d", s.port);
     r = open_url(url, NULL);
     REQUIRE(r);
+    /* Issued while the name resolves: held (a copy of the formatted
+     * command), sent once the first connection exists. */
+    CALL(r, &res, "ECHO", "held");
+    CHECK_STR(res.str, "held");
     WAIT(mw_redis_up(r), LONG);
     CHECK(mw_redis_up(r));
     CALL(r, &res, "PING");
