@@ -26,6 +26,7 @@
 #include "../watchdog.h"
 #include "api.h"
 #include "config_lua.h"
+#include "redis_lua.h"
 #include "sched.h"
 
 #include <lauxlib.h>
@@ -1154,6 +1155,7 @@ static void app_stop(void *data) {
         free(reason);
     }
     mw_sched_stop(sc->sched);
+    mw_lua_redis_stop(sc->core, sc->sched); /* after the tasks: nothing resumes */
 }
 
 static int app_reload(void *data, const mw_config_t *cfg, char *err, size_t errlen) {
@@ -1252,6 +1254,7 @@ static void app_metrics(void *data, FILE *f) {
                      "Time from the start of a message's handling until its handler is done, "
                      "waits included, by route (type.action; unrouted: never routed).",
                      route_name, sc);
+    mw_lua_redis_metrics(sc->core, sc->sched, f); /* moonwire_redis_*, one series per handle */
 }
 
 /* push_http_request pushes what runtime.http learns about a plain HTTP
