@@ -168,7 +168,7 @@ mw_integration_test(bench_smoke)
 # real client, the limits set through the guide's WEBSOCKET_* variables.
 mw_integration_test(gorilla_hub)
 
-foreach(app hello echo hub chat gorilla-hub)
+foreach(app hello echo hub chat gorilla-hub servercore)
   add_test(NAME lua_example_${app}
            COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/${app})
 endforeach()
