@@ -102,6 +102,10 @@ mw_integration_test(tasks)
 mw_integration_test(http)
 mw_integration_test(http_api)
 
+# moonwire.redis in the binary against a real redis-server (killed and
+# restarted during the test): calls, pub/sub, /metrics, fail fast.
+mw_integration_test(redis)
+
 # The installed layout: the binary must find its runtime under
 # <prefix>/share/moonwire/lua, and an app must load from there; the compiled
 # Lua modules (moonwire/core.so, moonwire/core/jwt.so) go under

@@ -35,6 +35,8 @@ const char *mw_strerror(int err) {
     case MW_ETIMEOUT: return "timeout";
     case MW_ENOMEM: return "out of memory";
     case MW_EIO: return "i/o error";
+    case MW_ECONNLOST: return "connection lost";
+    case MW_ENOTCONN: return "not connected";
     default: return "unknown error";
     }
 }
@@ -71,6 +73,8 @@ const char *mw_err_name(int err) {
     case MW_ETIMEOUT: return "MW_ETIMEOUT";
     case MW_ENOMEM: return "MW_ENOMEM";
     case MW_EIO: return "MW_EIO";
+    case MW_ECONNLOST: return "MW_ECONNLOST";
+    case MW_ENOTCONN: return "MW_ENOTCONN";
     default: return "MW_EUNKNOWN";
     }
 }

@@ -40,8 +40,10 @@ typedef enum {
     MW_EPENDING = -214,  /* not done yet: the answer comes later */
     MW_ETIMEOUT = -215,  /* a wait ran past its timeout */
     /* -3xx: the system refused */
-    MW_ENOMEM = -300, /* out of memory */
-    MW_EIO = -301     /* an I/O or libuv call failed */
+    MW_ENOMEM = -300,    /* out of memory */
+    MW_EIO = -301,       /* an I/O or libuv call failed */
+    MW_ECONNLOST = -302, /* a connection to a service (Redis) broke before it answered */
+    MW_ENOTCONN = -303   /* not connected to a service (Redis) that is down */
 } mw_err;
 
 /* mw_strerror returns a short, stable, human sentence for an mw_err code. */

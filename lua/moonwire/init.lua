@@ -210,6 +210,12 @@ setmetatable(_M, { __index = function(t, key)
         rawset(t, "jwt", jwt)
         return jwt
     end
+    -- Redis (moonwire.redis): connect, and the null of list replies.
+    if key == "redis" then
+        local redis = require "moonwire.redis"
+        rawset(t, "redis", redis)
+        return redis
+    end
     -- Waiting (moonwire.sched): sleep, spawn, timer.after / timer.every.
     if key == "sleep" or key == "spawn" or key == "timer" then
         local sched = require "moonwire.sched"

@@ -758,6 +758,11 @@ function runtime.reload(self, config)
     -- The old code's timers go with it: the new code's on_start (which the
     -- server runs next, in a task) starts its own.
     sched.cancel_timers()
+    -- And so do its Redis subscriptions (moonwire.redis, when loaded).
+    local redis = package.loaded["moonwire.redis"]
+    if redis then
+        redis.unsubscribe_all()
+    end
     self._host.app = new
     rooms.set_current(self._rooms)
     new:activate()

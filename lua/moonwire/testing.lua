@@ -408,4 +408,22 @@ function harness.close(self)
 end
 
 
+-- Turns the loop in real time until fn() returns true (true) or ms real
+-- milliseconds have passed (false; default 5000): for I/O outside the
+-- server, such as a real Redis. The virtual clock does not move.
+function harness.wait(self, fn, ms)
+    if type(fn) ~= "function" then
+        error("bad argument #1 to 'wait' (function expected, got " .. type(fn) .. ")", 2)
+    end
+    return self.server:wait(fn, ms or 5000)
+end
+
+
+-- A real redis-server for the spec (moonwire.testing_redis): on a free
+-- port, killed and restarted at will. Returns it or nil, err.
+function _M.redis_server(opts)
+    return require("moonwire.testing_redis").start(opts)
+end
+
+
 return _M

@@ -12,6 +12,7 @@
 #include "api.h"
 #include "json_lua.h"
 #include "jwt_lua.h"
+#include "redis_lua.h"
 #include "sched_lua.h"
 #include "../errors.h"
 #include "../log.h"
@@ -45,6 +46,8 @@ struct mw_lua_core {
     mw_watchdog_t *wd;   /* core.label / core.running report to it, or NULL */
     mw_sched_t *sched;   /* the tasks of this state (sched.h), or NULL */
     mw_lua_ffi_t ffi;    /* what core._ffi points to (api.h) */
+
+    mw_lua_redis_t *redis; /* the Redis handles (redis_lua.c) */
 };
 
 static mw_lua_core_t *ctx_of(lua_State *L) {
@@ -73,6 +76,14 @@ mw_sched_t *mw_lua_core_sched(const mw_lua_core_t *ctx) {
 
 mw_server_t *mw_lua_core_server(const mw_lua_core_t *ctx) {
     return ctx->server;
+}
+
+void mw_lua_core_set_redis(mw_lua_core_t *ctx, mw_lua_redis_t *r) {
+    ctx->redis = r;
+}
+
+mw_lua_redis_t *mw_lua_core_redis(const mw_lua_core_t *ctx) {
+    return ctx->redis;
 }
 
 /* One policy when there is no server (moonwire check, scaffolding): every
@@ -748,6 +759,7 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
     mw_lua_inject_jwt_api(L);        /* jwt_*: src/lua/jwt_lua.c */
     mw_lua_inject_json_api(L);       /* json_level: src/lua/json_lua.c */
     mw_lua_inject_sched_api(L, ctx); /* sleep, spawn, timer: src/lua/sched_lua.c */
+    mw_lua_inject_redis_api(L, ctx); /* redis_*: src/lua/redis_lua.c */
     lua_pushstring(L, MW_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushinteger(L, MW_ROOM_NAME_MAX);

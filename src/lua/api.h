@@ -13,6 +13,7 @@
 
 typedef struct mw_lua_core mw_lua_core_t;
 typedef struct mw_sched mw_sched_t;
+typedef struct mw_lua_redis mw_lua_redis_t;
 
 /* The per-message primitives core.send, core.running and core.now as plain
  * C functions, for LuaJIT's FFI: a compiled trace calls them where it
@@ -62,5 +63,10 @@ void mw_lua_core_set_watchdog(mw_lua_core_t *ctx, mw_watchdog_t *w);
 void mw_lua_core_set_sched(mw_lua_core_t *ctx, mw_sched_t *s);
 mw_sched_t *mw_lua_core_sched(const mw_lua_core_t *ctx);
 mw_server_t *mw_lua_core_server(const mw_lua_core_t *ctx);
+
+/* The Redis handles opened from this state (redis_lua.c sets it when it
+ * injects its primitives; the script reaches them for stop and /metrics). */
+void mw_lua_core_set_redis(mw_lua_core_t *ctx, mw_lua_redis_t *r);
+mw_lua_redis_t *mw_lua_core_redis(const mw_lua_core_t *ctx);
 
 #endif

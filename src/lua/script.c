@@ -25,6 +25,7 @@
 #include "../watchdog.h"
 #include "api.h"
 #include "config_lua.h"
+#include "redis_lua.h"
 #include "sched.h"
 
 #include <lauxlib.h>
@@ -1102,6 +1103,7 @@ static void app_stop(void *data) {
         free(reason);
     }
     mw_sched_stop(sc->sched);
+    mw_lua_redis_stop(sc->core, sc->sched); /* after the tasks: nothing resumes */
 }
 
 static int app_reload(void *data, const mw_config_t *cfg, char *err, size_t errlen) {
@@ -1142,6 +1144,7 @@ static void app_metrics(void *data, FILE *f) {
     mw_metrics_sample(f, "lua_refused_messages_total", NULL, NULL, sc->refused_messages);
     mw_metrics_family(f, "lua_timeouts_total", "counter", "Lua calls stopped by script_timeout.");
     mw_metrics_sample(f, "lua_timeouts_total", NULL, NULL, sc->timeouts);
+    mw_lua_redis_metrics(sc->core, sc->sched, f); /* moonwire_redis_*, one series per handle */
 }
 
 /* push_http_request pushes what runtime.http learns about a plain HTTP

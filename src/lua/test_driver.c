@@ -28,6 +28,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -491,6 +492,36 @@ static int l_server_advance(lua_State *L) {
         run_or_raise(L, t);
     }
     return 0;
+}
+
+/* server:wait(fn, ms) -> true | false: turns the loop in real time until
+ * fn() returns true (true) or ms real milliseconds have passed (false),
+ * for I/O that no virtual clock drives: a real Redis server's replies.
+ * The server's own timers stay on the virtual clock. */
+static int l_server_wait(lua_State *L) {
+    test_server_t *t = check_server(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_Number ms = luaL_checknumber(L, 3);
+    luaL_argcheck(L, ms >= 0 && ms <= 3600000, 3, "milliseconds from 0 to 3600000 expected");
+    activate(t);
+    uint64_t until = uv_hrtime() + (uint64_t)(ms * 1e6);
+    for (;;) {
+        run_or_raise(L, t);
+        lua_pushvalue(L, 2);
+        lua_call(L, 0, 1);
+        int done = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        uint64_t now = uv_hrtime();
+        if (done || now >= until) {
+            lua_pushboolean(L, done);
+            return 1;
+        }
+        /* Until the loop has something to read, or 10 ms (its real timers). */
+        uint64_t left = (until - now) / 1000000 + 1;
+        struct pollfd p = {.fd = uv_backend_fd(&t->loop), .events = POLLIN};
+        poll(&p, 1, left < 10 ? (int)left : 10);
+        activate(t);
+    }
 }
 
 /* server:reload() -> true | nil, err: the server's reload (the SIGHUP and
@@ -1028,6 +1059,11 @@ int luaopen_moonwire_core(lua_State *L) {
         {NULL, NULL},
     };
     new_metatable(L, SERVER_MT, server_methods, l_server_gc);
+    luaL_getmetatable(L, SERVER_MT); /* server:wait, for a real Redis */
+    lua_getfield(L, -1, "__index");
+    lua_pushcfunction(L, l_server_wait);
+    lua_setfield(L, -2, "wait");
+    lua_pop(L, 2);
     new_metatable(L, CLIENT_MT, client_methods, l_client_gc);
     /* A client whose server is gone would make the server write to a
      * closed socketpair: that must be an EPIPE, not the end of busted. */
