@@ -30,15 +30,16 @@ _M.DEFAULT_PREFIX = "servercore:"
 _M.DEFAULT_TIMEOUT = 5000
 
 
-local conn, conn_url
+local conn, conn_url, conn_app
 
 
--- The shared connection to app.redis_url (moonwire shares one per URL and
--- reconnects it by itself), or nil, err for a bad URL.
+-- The connection to app.redis_url (moonwire shares one per URL and
+-- reconnects it by itself), or nil, err for a bad URL. A handle is made per
+-- loaded app: a handle belongs to the server that made it.
 local function redis()
     local config = shared.config()
     local url = config.redis_url or _M.DEFAULT_URL
-    if conn and conn_url == url then
+    if conn and conn_url == url and conn_app == shared.app then
         return conn
     end
     local red, err = moonwire.redis.connect({
@@ -48,7 +49,7 @@ local function redis()
     if not red then
         return nil, err
     end
-    conn, conn_url = red, url
+    conn, conn_url, conn_app = red, url, shared.app
     return red
 end
 
