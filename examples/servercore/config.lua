@@ -18,14 +18,18 @@ local function env(name)
 end
 
 
-local function integer(name, default)
+-- A SERVERCORE_ variable holding an integer of at least `min` (default 0);
+-- a malformed value stops the server naming the variable.
+local function integer(name, default, min)
     local text = env(name)
     if text == nil then
         return default
     end
+    min = min or 0
     local n = tonumber(text)
-    if not n or n < 0 or n % 1 ~= 0 then
-        error("SERVERCORE_" .. name .. ": must be a non-negative integer (got '" .. text .. "')", 0)
+    if not n or n < min or n % 1 ~= 0 then
+        error("SERVERCORE_" .. name .. ": must be an integer of at least " .. min
+              .. " (got '" .. text .. "')", 0)
     end
     return n
 end
@@ -75,8 +79,9 @@ return {
         -- "Redis").
         redis_url = env("REDIS_URL") or "redis://127.0.0.1:6379/0",
         redis_prefix = env("REDIS_PREFIX") or "servercore:",
-        -- How long a token validation or a permission check may wait for
-        -- Redis (ms): the guide's auth.validate timeout.
-        redis_timeout = integer("REDIS_TIMEOUT", 5000),
+        -- How long each Redis call of a token validation or a permission
+        -- check may wait (ms): the guide's auth.validate timeout. Keep it
+        -- under handshake_timeout (10 s), which bounds the whole upgrade.
+        redis_timeout = integer("REDIS_TIMEOUT", 5000, 1),
     },
 }

@@ -241,6 +241,16 @@ describe("servercore with Redis", function()
             assert.same({ "admin" }, ask(ws, "whoami").payload.roles)
         end)
 
+        it("refuses a subscription past max_rooms_per_client", function()
+            load(nil, { max_rooms_per_client = 1 })
+            local ws = connect("tok-alice")
+            assert.equal("response", subscribe(ws, "news").type)
+            assert.same({ code = "LIMIT_EXCEEDED", message = "Too many subscriptions" },
+                        subscribe(ws, "tasks.update").payload)
+            -- subscribing again to the same topic is not one more
+            assert.equal("response", subscribe(ws, "news").type)
+        end)
+
         it("counts in /health", function()
             local a, b = connect("tok-alice"), connect("tok-bob")
             subscribe(a, "tasks.update")
