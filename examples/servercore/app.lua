@@ -15,10 +15,15 @@ local _M = {}
 
 
 -- on_start runs for each load of the code: at startup and after each
--- reload (after on_reload, which carried the topic names over).
+-- reload (after on_reload, which carried the topic names over). The Redis
+-- connection opens here, in the background.
 function _M.on_start(app)
     shared.set(app)
     app.state.topics = app.state.topics or {}
+    local ok, err = store.open()
+    if not ok then
+        moonwire.log.error("cannot use app.redis_url: %s", tostring(err))
+    end
 end
 
 

@@ -54,6 +54,17 @@ local function redis()
 end
 
 
+-- Opens the connection now (on_start), so that it is up before the first
+-- client comes. Returns true, or nil, err for a URL that cannot be used.
+function _M.open()
+    local red, err = redis()
+    if not red then
+        return nil, err
+    end
+    return true
+end
+
+
 local function prefix()
     return shared.config().redis_prefix or _M.DEFAULT_PREFIX
 end
