@@ -172,7 +172,12 @@ mw_integration_test(bench_smoke)
 # real client, the limits set through the guide's WEBSOCKET_* variables.
 mw_integration_test(gorilla_hub)
 
-foreach(app hello echo hub chat gorilla-hub)
+# examples/servercore speaks guide 002 (the ServerCore WebSocket protocol
+# handler) to a real client, with tokens, roles and topic permissions in a
+# real redis-server the test starts on a free port, stops and restarts.
+mw_integration_test(servercore)
+
+foreach(app hello echo hub chat gorilla-hub servercore)
   add_test(NAME lua_example_${app}
            COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/${app})
 endforeach()

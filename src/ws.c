@@ -7,15 +7,30 @@
  * We add the sum over a fragmented message, and judge the size from the
  * frame header (check_header): wslay only looks once a payload byte is in.
  *
- * Two things wslay 1.1 does not do the way RFC 6455 wants, and that we fix
- * here without touching its internals:
+ * Three things wslay 1.1 does not do the way RFC 6455 wants, and that we
+ * fix here without touching its internals:
  *   - a frame-level violation (a control frame over 125 bytes or
  *     fragmented, a non-minimal or 63-bit length) makes wslay queue a close
  *     frame without a status code; we send 1002 instead;
  *   - a close frame with a 1-byte payload is taken as "no status"; it is a
- *     protocol error, so we send 1002.
- * In both cases wslay's own queued close is never sent: once `failed` is
- * set, wslay_event_send is not called again.
+ *     protocol error, so we send 1002;
+ *   - its table of valid close codes predates IANA's registration of 1012
+ *     (Service Restart), 1013 (Try Again Later) and 1014 (Bad Gateway): it
+ *     fails a peer's close carrying one of them with 1002, and when it is
+ *     the answer to our own close (1013 for a slow consumer, echoed as RFC
+ *     6455 5.5.1 suggests) it stops reading without completing the
+ *     handshake, so the connection would wait for close_timeout.
+ * In the first two cases wslay's own queued close is never sent: once
+ * `failed` is set, wslay_event_send is not called again. For the third,
+ * the peer's close frame is judged by on_close, with the one rule for close
+ * codes (mw_ws_close_code_sendable: what an endpoint may send is what we
+ * accept). wslay hands us the payload of a close frame chunk by chunk and
+ * calls on_frame_end before it looks at the code, so on_close decides first:
+ * it fails the connection (1002, 1007), or records the close and queues the
+ * answer itself with wslay_event_queue_close, which does not check codes.
+ * wslay's own answer that follows (its echo, or its 1002 for a code it does
+ * not know) then finds a close already queued or sent and is dropped
+ * (WSLAY_ERR_NO_MORE_MSG), and wslay stops reading as after any close.
  *
  * Fast path for small complete frames: wslay's receive path costs about
  * 1,600 instructions per small message (copying into its buffer, unmasking
@@ -92,17 +107,15 @@ struct mw_ws {
     uint16_t fail_code;
     uint16_t peer_code; /* from the peer's close frame, 1005 if it had none */
     int peer_closed;
-    char *reason; /* the peer's close reason, allocated when one arrives */
+    /* The peer's close payload as it arrives (on_frame_chunk), then only
+     * its reason (on_close); allocated when a close frame with a payload
+     * starts. */
+    char *reason;
     size_t reason_len;
 };
 
 int mw_ws_close_code_sendable(unsigned code) {
     return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-           (code >= 3000 && code <= 4999);
-}
-
-int mw_ws_close_code_receivable(unsigned code) {
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
            (code >= 3000 && code <= 4999);
 }
 
@@ -185,6 +198,15 @@ static void on_frame_start(wslay_event_context_ptr ctx,
      * mode the sum over a fragmented message is ours to check. */
     if (is_data(arg->opcode) && ws->msg_len + n > ws->max_message_size)
         fail(ws, 1009);
+    /* A close frame's payload (at most 125 bytes: wslay refuses a longer
+     * control frame before reporting it) is collected for on_close. */
+    if (arg->opcode == WSLAY_CONNECTION_CLOSE && !ws->failed) {
+        free(ws->reason);
+        ws->reason = NULL;
+        ws->reason_len = 0;
+        if (n > 0 && !(ws->reason = malloc((size_t)n)))
+            fail(ws, 1011);
+    }
 }
 
 /* append copies a piece of the message being assembled. */
@@ -208,8 +230,18 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user_data) {
     (void)ctx;
     mw_ws_t *ws = user_data;
-    if (ws->failed || !is_data(ws->cur_opcode))
-        return; /* wslay buffers control frames itself */
+    if (ws->failed)
+        return;
+    if (ws->cur_opcode == WSLAY_CONNECTION_CLOSE) {
+        /* wslay found these bytes valid so far (UTF-8 of the reason). */
+        if (arg->data_length && ws->reason_len + arg->data_length <= ws->cur_payload) {
+            memcpy(ws->reason + ws->reason_len, arg->data, arg->data_length);
+            ws->reason_len += arg->data_length;
+        }
+        return;
+    }
+    if (!is_data(ws->cur_opcode))
+        return; /* wslay buffers pings and pongs itself */
     /* Fast path: an unfragmented message whose payload arrived in one piece
      * is delivered straight from wslay's input buffer, which stays valid
      * until the frame-end callback that follows at once (the frame is
@@ -224,11 +256,17 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
         fail(ws, 1011);
 }
 
+static void on_close(mw_ws_t *ws);
+
 static void on_frame_end(wslay_event_context_ptr ctx, void *user_data) {
     (void)ctx;
     mw_ws_t *ws = user_data;
     ws->framed += wire_size(ws->cur_payload);
     ws->in_frame = 0;
+    if (!ws->failed && ws->cur_opcode == WSLAY_CONNECTION_CLOSE) {
+        on_close(ws);
+        return;
+    }
     if (ws->failed || !is_data(ws->cur_opcode) || !ws->cur_fin)
         return;
     /* A complete, UTF-8-checked message (wslay rejects a text message that
@@ -274,35 +312,56 @@ static void fail(mw_ws_t *ws, uint16_t code) {
     encode_to(ws->enc, WSLAY_CONNECTION_CLOSE, payload, 2, ws->cb.on_write, ws->data);
 }
 
+/* on_close judges the peer's complete close frame before wslay does (see
+ * the file comment): a 1-byte payload or a code no endpoint may send fails
+ * the connection with 1002, a reason that is not UTF-8 (re-checked: wslay
+ * 1.1 can miss one, docs/architecture.md) with 1007. Otherwise the close is
+ * recorded and, unless our own close is already out, answered with the
+ * same code and reason (an empty close when it had none). */
+static void on_close(mw_ws_t *ws) {
+    size_t len = ws->reason_len;
+    uint16_t code = 1005;
+    if (len == 1) {
+        fail(ws, 1002);
+        return;
+    }
+    if (len >= 2) {
+        const uint8_t *p = (const uint8_t *)ws->reason;
+        code = (uint16_t)(p[0] << 8 | p[1]);
+        if (!mw_ws_close_code_sendable(code)) {
+            fail(ws, 1002);
+            return;
+        }
+        if (!mw_utf8_valid(p + 2, len - 2)) {
+            fail(ws, 1007);
+            return;
+        }
+        memmove(ws->reason, ws->reason + 2, len - 2);
+        ws->reason_len = len - 2;
+    }
+    if (!ws->closing) {
+        int r = wslay_event_queue_close(ws->ctx, len >= 2 ? code : 0, (const uint8_t *)ws->reason,
+                                        ws->reason_len);
+        if (r != 0 && r != WSLAY_ERR_NO_MORE_MSG) {
+            fail(ws, 1011); /* out of memory */
+            return;
+        }
+    }
+    ws->peer_closed = 1;
+    ws->peer_code = code;
+    flush(ws);
+}
+
+/* on_msg_recv sends the pong wslay queued for a ping at once, in order
+ * with our replies. Data messages were delivered by on_frame_end
+ * (no-buffering mode), a close was judged and answered by on_close, and a
+ * pong needs nothing. */
 static void on_msg_recv(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                         void *user_data) {
     (void)ctx;
     mw_ws_t *ws = user_data;
-    if (ws->failed)
-        return;
-    switch (arg->opcode) {
-    case WSLAY_TEXT_FRAME:
-    case WSLAY_BINARY_FRAME:
-        return; /* delivered by on_frame_end (no-buffering mode); nothing queued */
-    case WSLAY_CONNECTION_CLOSE:
-        if (arg->msg_length == 1) {
-            fail(ws, 1002);
-            return;
-        }
-        if (arg->msg_length > 2 && !mw_utf8_valid(arg->msg + 2, arg->msg_length - 2)) {
-            fail(ws, 1007);
-            return;
-        }
-        ws->peer_closed = 1;
-        ws->peer_code = arg->status_code ? arg->status_code : 1005;
-        if (arg->msg_length > 2 && (ws->reason = malloc(arg->msg_length - 2)) != NULL) {
-            ws->reason_len = arg->msg_length - 2;
-            memcpy(ws->reason, arg->msg + 2, ws->reason_len);
-        }
-        break;
-    default: break; /* wslay already queued the pong for a ping */
-    }
-    flush(ws);
+    if (!ws->failed && arg->opcode == WSLAY_PING)
+        flush(ws);
 }
 
 static ssize_t enc_send_cb(const uint8_t *data, size_t len, int flags, void *user_data) {

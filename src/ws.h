@@ -101,12 +101,9 @@ int mw_ws_close_valid(unsigned code, const char *reason, size_t len);
 
 /* mw_ws_close_code_sendable reports whether an endpoint may put code in a
  * close frame it sends (RFC 6455 7.4 and the IANA registry): 1000-1003,
- * 1007-1014 and 3000-4999. */
+ * 1007-1014 and 3000-4999. It is also the rule for a peer's close: a code
+ * outside it fails the connection with 1002. One rule both ways, since
+ * neither RFC 6455 nor the registry reserves a code for one side. */
 int mw_ws_close_code_sendable(unsigned code);
-
-/* mw_ws_close_code_receivable reports whether a close code received from a
- * peer is acceptable (what wslay enforces): 1000-1003, 1007-1011 and
- * 3000-4999. Anything else fails the connection with 1002. */
-int mw_ws_close_code_receivable(unsigned code);
 
 #endif

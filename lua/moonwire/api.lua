@@ -181,16 +181,27 @@ local function broadcast(req)
 end
 
 
--- POST /api/send {client | user, data[, type, action]}: one client, or
--- every connection of a user. -> {delivered}; 0 for an unknown target.
-local function send(req)
+-- The body of a request that names a client or a user: body, target, or
+-- nil, nil, status, answer.
+local function targeted(req)
     local body, status, answer = body_of(req)
     if not body then
-        return status, answer
+        return nil, nil, status, answer
     end
     local target
     target, status, answer = target_of(body)
     if not target then
+        return nil, nil, status, answer
+    end
+    return body, target
+end
+
+
+-- POST /api/send {client | user, data[, type, action]}: one client, or
+-- every connection of a user. -> {delivered}; 0 for an unknown target.
+local function send(req)
+    local body, target, status, answer = targeted(req)
+    if not body then
         return status, answer
     end
     local event
@@ -218,13 +229,8 @@ end
 -- POST /api/disconnect {client | user[, code, reason]}: closes them with
 -- code (default 1000) and reason. -> {disconnected}.
 local function disconnect(req)
-    local body, status, answer = body_of(req)
+    local body, target, status, answer = targeted(req)
     if not body then
-        return status, answer
-    end
-    local target
-    target, status, answer = target_of(body)
-    if not target then
         return status, answer
     end
     local code, reason = body.code, body.reason

@@ -865,8 +865,8 @@ static void test_peer_close_without_payload(void) {
 }
 
 static void test_peer_close_with_invalid_codes(void) {
-    static const unsigned codes[] = {0,    999,  1004, 1005, 1006, 1012,
-                                     1015, 1016, 2000, 2999, 5000, 65535};
+    static const unsigned codes[] = {0,    999,  1004, 1005, 1006, 1015,
+                                     1016, 1100, 2000, 2999, 5000, 65535};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         for (size_t s = 0; s < NSPLITS; s++) {
             peer_t p;
@@ -888,8 +888,9 @@ static void test_peer_close_with_invalid_codes(void) {
     }
 }
 
-/* What mw_ws_close_code_receivable says is exactly what the codec does. */
-static void test_receivable_table_matches_behaviour(void) {
+/* A peer's close code is accepted exactly when an endpoint may send it
+ * (mw_ws_close_code_sendable, the one rule for both directions). */
+static void test_peer_codes_accepted_are_the_sendable_codes(void) {
     int mismatches = 0;
     for (unsigned code = 0; code <= 5000; code++) {
         peer_t p;
@@ -903,17 +904,52 @@ static void test_receivable_table_matches_behaviour(void) {
         /* Accepted: the close is echoed with its code and reason "r". */
         int accepted = rc == 0 && mw_ws_status(p.ws, &reason, &rlen) == code &&
                        read_frames(&p.out, f, 2) == 1 && close_code(&f[0]) == (int)code &&
-                       f[0].len == 3 && f[0].payload[2] == 'r';
+                       f[0].len == 3 && f[0].payload[2] == 'r' && mw_ws_done(p.ws);
         /* Refused: failed with 1002 and nothing else. */
         int refused = rc == MW_EPROTO && wrote_only_close(&p, 1002);
         if (accepted == refused && mismatches++ < 5)
             fprintf(stderr, "  code %u: neither accepted nor refused\n", code);
-        if (accepted != mw_ws_close_code_receivable(code) && mismatches++ < 5)
+        if (accepted != mw_ws_close_code_sendable(code) && mismatches++ < 5)
             fprintf(stderr, "  code %u: accepted %d\n", code, accepted);
         buf_free(&in);
         peer_close(&p);
     }
     CHECK_EQ(mismatches, 0);
+}
+
+/* The codes IANA registered after RFC 6455 (1012 Service Restart, 1013 Try
+ * Again Later, 1014 Bad Gateway) are valid in a peer's close, which is
+ * echoed with its reason however it is split. wslay 1.1 refuses them with
+ * 1002; ws.c judges close codes itself. */
+static void test_peer_close_with_registered_codes(void) {
+    for (unsigned code = 1012; code <= 1014; code++) {
+        for (size_t s = 0; s < NSPLITS; s++) {
+            peer_t p;
+            REQUIRE(peer_open(&p, 1 << 20) == 0);
+            buf_t in = {0};
+            close_frame(&in, code, "later");
+            text(&in, "after close"); /* never delivered */
+            int rc = feed(&p, in.p, in.len, splits[s]);
+            if (rc != 0)
+                fprintf(stderr, "  code %u, split %zu: rc %d\n", code, splits[s], rc);
+            CHECK_EQ(rc, 0);
+            CHECK_EQ(p.nmsgs, 0);
+            sframe_t f[4];
+            REQUIRE(read_frames(&p.out, f, 4) == 1);
+            CHECK_EQ(close_code(&f[0]), (int)code);
+            CHECK_MEM(f[0].payload + 2, f[0].len - 2, "later", 5);
+            CHECK_EQ(mw_ws_done(p.ws), 1);
+            const char *reason;
+            size_t rlen;
+            CHECK_EQ(mw_ws_status(p.ws, &reason, &rlen), code);
+            CHECK_MEM(reason, rlen, "later", 5);
+            CHECK_EQ(mw_ws_send(p.ws, 0, (const uint8_t *)"x", 1), MW_ECLOSED);
+            CHECK_EQ(mw_ws_close(p.ws, 1000, NULL, 0), MW_ECLOSED);
+            CHECK_EQ(read_frames(&p.out, f, 4), 1);
+            buf_free(&in);
+            peer_close(&p);
+        }
+    }
 }
 
 /* The close reason must be valid UTF-8 (RFC 6455 7.1.6), however it is
@@ -995,6 +1031,61 @@ static void test_server_initiated_close(void) {
         CHECK_EQ(mw_ws_status(p.ws, &reason, &rlen), 1001);
         buf_free(&in);
         peer_close(&p);
+    }
+}
+
+/* The server closes with 1012-1014 (client:close(1013), a slow consumer
+ * closed with 1013) and the peer answers with the same code, as RFC 6455
+ * 5.5.1 suggests (python3-websockets does): the handshake is complete at
+ * once, and the connection ends with the peer's code. */
+static void test_peer_echoes_our_registered_code(void) {
+    for (unsigned code = 1012; code <= 1014; code++) {
+        for (size_t s = 0; s < NSPLITS; s++) {
+            peer_t p;
+            REQUIRE(peer_open(&p, 1 << 20) == 0);
+            CHECK_EQ(mw_ws_close(p.ws, (uint16_t)code, "slow consumer", 13), 0);
+            buf_t in = {0};
+            close_frame(&in, code, "slow consumer");
+            int rc = feed(&p, in.p, in.len, splits[s]);
+            if (rc != 0 || !mw_ws_done(p.ws))
+                fprintf(stderr, "  code %u, split %zu: rc %d, done %d\n", code, splits[s], rc,
+                        mw_ws_done(p.ws));
+            CHECK_EQ(rc, 0);
+            CHECK_EQ(mw_ws_done(p.ws), 1);
+            const char *reason;
+            size_t rlen;
+            CHECK_EQ(mw_ws_status(p.ws, &reason, &rlen), code);
+            CHECK_MEM(reason, rlen, "slow consumer", 13);
+            sframe_t f[4];
+            REQUIRE(read_frames(&p.out, f, 4) == 1); /* ours only: no second close */
+            CHECK_EQ(close_code(&f[0]), (int)code);
+            buf_free(&in);
+            peer_close(&p);
+        }
+    }
+}
+
+/* After our close, a peer close with a code no endpoint may send fails the
+ * connection at once (status 1002, nothing more written), rather than
+ * leaving it open until close_timeout. */
+static void test_invalid_close_code_after_ours(void) {
+    static const unsigned codes[] = {0, 1005, 1015, 2999, 5000};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        for (size_t s = 0; s < NSPLITS; s++) {
+            peer_t p;
+            REQUIRE(peer_open(&p, 1 << 20) == 0);
+            CHECK_EQ(mw_ws_close(p.ws, 1001, NULL, 0), 0);
+            buf_t in = {0};
+            close_frame(&in, codes[i], "");
+            CHECK_EQ(feed(&p, in.p, in.len, splits[s]), MW_EPROTO);
+            CHECK_EQ(mw_ws_done(p.ws), 1);
+            const char *reason;
+            size_t rlen;
+            CHECK_EQ(mw_ws_status(p.ws, &reason, &rlen), 1002);
+            CHECK(wrote_only_close(&p, 1001));
+            buf_free(&in);
+            peer_close(&p);
+        }
     }
 }
 
@@ -1151,15 +1242,14 @@ static void test_close_code_tables(void) {
     int bad = 0;
     for (unsigned c = 0; c <= 5000; c++) {
         int send = (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1014) || (c >= 3000 && c <= 4999);
-        int recv = (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1011) || (c >= 3000 && c <= 4999);
-        if (mw_ws_close_code_sendable(c) != send || mw_ws_close_code_receivable(c) != recv) {
+        if (mw_ws_close_code_sendable(c) != send) {
             if (bad++ < 5)
                 fprintf(stderr, "  code %u\n", c);
         }
     }
     CHECK_EQ(bad, 0);
     CHECK_EQ(mw_ws_close_code_sendable(65535), 0);
-    CHECK_EQ(mw_ws_close_code_receivable(65536 + 1000), 0);
+    CHECK_EQ(mw_ws_close_code_sendable(65536 + 1000), 0);
 }
 
 /* mw_ws_close agrees with the sendable table for every code. */
@@ -1196,10 +1286,13 @@ int main(void) {
     RUN(test_peer_close_with_longest_reason);
     RUN(test_peer_close_without_payload);
     RUN(test_peer_close_with_invalid_codes);
-    RUN(test_receivable_table_matches_behaviour);
+    RUN(test_peer_codes_accepted_are_the_sendable_codes);
+    RUN(test_peer_close_with_registered_codes);
     RUN(test_peer_close_with_invalid_utf8_reason);
     RUN(test_peer_close_with_multibyte_reason_in_two_reads);
     RUN(test_server_initiated_close);
+    RUN(test_peer_echoes_our_registered_code);
+    RUN(test_invalid_close_code_after_ours);
     RUN(test_close_arguments);
     RUN(test_send);
     RUN(test_write_failure);

@@ -700,6 +700,72 @@ async def test_normal_close_handshake_1000(ctx):
     eq(ws.close_code, 1000, "close code seen by the client")
 
 
+# Close codes IANA registered after RFC 6455: 1012 Service Restart, 1013 Try
+# Again Later (also the slow-consumer close), 1014 Bad Gateway. Either side may
+# send them, and python3-websockets answers a server's close with the same
+# code. A server that refused them would fail the client's close with 1002,
+# or hold the connection after the client's answer until close_timeout: the
+# server here waits 60 s, so a handshake done within 15 s (a bound no machine
+# is slow enough to reach) shows that it did not wait.
+LONG_CLOSE_TIMEOUT_MS = 60000
+HANDSHAKE_BOUND_S = 15
+
+
+def patient_server(ctx):
+    return lazy_server(ctx, "patient", ctx.fixture("basic"),
+                       env={"MOONWIRE_CLOSE_TIMEOUT": str(LONG_CLOSE_TIMEOUT_MS)})
+
+
+def disconnects(srv, code):
+    status, _, body = H.http_request(srv.connect_host, srv.port, "GET", "/metrics")
+    eq(status, 200, "/metrics status")
+    m = re.search(r'^moonwire_disconnects_total\{code="%d"\} (\d+)$' % code, body.decode(), re.M)
+    return int(m.group(1)) if m else 0
+
+
+async def closed_promptly(ws, what):
+    """Wait for the TCP close (recv() too ends only then), reading what comes."""
+    async def drain():
+        try:
+            while True:
+                await ws.recv()
+        except websockets.ConnectionClosed:
+            pass
+        await ws.wait_closed()
+    try:
+        await asyncio.wait_for(drain(), HANDSHAKE_BOUND_S)
+    except asyncio.TimeoutError:
+        raise H.Failure("%s: the connection was still open %d s after the close frames "
+                        "(the server waits for close_timeout, %d s)"
+                        % (what, HANDSHAKE_BOUND_S, LONG_CLOSE_TIMEOUT_MS // 1000))
+
+
+@acase("close: the server closes with 1013, the client echoes it: done at once, app sees 1013")
+async def test_server_close_1013_echoed(ctx):
+    srv = patient_server(ctx)
+    before = disconnects(srv, 1013)
+    ws = await open_ws(srv, close_timeout=HANDSHAKE_BOUND_S * 2)
+    await ws.send(json.dumps({"type": "greet", "action": "later", "id": "l"}))
+    await closed_promptly(ws, "after the client echoed 1013")
+    eq((ws.close_code, ws.close_reason), (1013, "try again later"), "the server's close")
+    # on_disconnect sees the client's answer, 1013 (not 1006 for no close)
+    H.poll(lambda: disconnects(srv, 1013) == before + 1, timeout=10,
+           what="moonwire_disconnects_total{code=\"1013\"} to count the client")
+
+
+for _code in (1012, 1013, 1014):
+    def _client_close(code):
+        async def run(ctx):
+            srv = patient_server(ctx)
+            ws = await open_ws(srv, close_timeout=HANDSHAKE_BOUND_S * 2)
+            await ws.close(code=code, reason="from the client")
+            await closed_promptly(ws, "after the client's close %d" % code)
+            eq(ws.close_code, code, "the code the server echoed")
+            eq(ws.close_reason, "from the client", "the reason the server echoed")
+        return run
+    acase("close: a client closing with %d gets the same code back" % _code)(_client_close(_code))
+
+
 # --------------------------------------------------------------------------
 # examples/hello
 # --------------------------------------------------------------------------

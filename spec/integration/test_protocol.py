@@ -347,7 +347,7 @@ def test_handshake_drip_feed_not_extended(ctx):
     dt = time.monotonic() - t0
     check(closed, "a client sending one byte every 250 ms was still connected after %.1fs "
                   "(handshake_timeout=1500ms)" % dt)
-    check(1.0 <= dt <= 5.0, "closed after %.2fs (handshake_timeout 1.5 s)" % dt)
+    check(dt >= 1.0, "closed after %.2fs, before handshake_timeout (1.5 s)" % dt)
 
 
 # ==========================================================================
@@ -734,11 +734,11 @@ def close_case(code, reason=b"", want=None):
     return run
 
 
-for _code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999):
-    S.add("close: valid code %d -> echoed" % _code, close_case(_code))
-
-for _code in (1012, 1013, 1014):
-    S.add("close: code %d -> echoed or 1002 (either accepted)" % _code, close_case(_code, want=[_code, 1002]))
+# 1012-1014: registered with IANA after RFC 6455 (Service Restart, Try Again
+# Later, Bad Gateway); wslay 1.1 alone would refuse them with 1002.
+for _code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+              3000, 3999, 4000, 4999):
+    S.add("close: valid code %d -> echoed" % _code, close_case(_code, b"r"))
 
 for _code in (0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535):
     S.add("close: invalid code %d -> 1002" % _code, close_case(_code, want=[1002]))

@@ -1,7 +1,14 @@
 #!/usr/bin/python3
 """Graceful shutdown: SIGTERM / SIGINT close every client with 1001 and exit 0
-within shutdown_timeout + 2 s. Every case starts its own server (examples/echo,
-shutdown_timeout = 3000 ms through MOONWIRE_SHUTDOWN_TIMEOUT)."""
+once they answered, or at shutdown_timeout. Every case starts its own server
+(examples/echo, shutdown_timeout = 3000 ms through MOONWIRE_SHUTDOWN_TIMEOUT,
+close_timeout = 60 s so that nothing but shutdown_timeout ends a client that
+never answers).
+
+No case depends on the machine's speed: the bounds are LIMIT, shutdown_timeout
+plus 10 s (only a server that does not exit at shutdown_timeout misses it),
+and, for "exits without waiting", a shutdown_timeout of 60 s against a bound of
+15 s."""
 
 import asyncio
 import os
@@ -17,12 +24,15 @@ from harness import OP_CLOSE, OP_TEXT, build_frame, check, close_payload, eq  # 
 
 S = H.Suite("moonwire graceful shutdown")
 SHUTDOWN_MS = 3000
-LIMIT = SHUTDOWN_MS / 1000.0 + 2.0
+LIMIT = SHUTDOWN_MS / 1000.0 + 10.0
+PATIENT_SHUTDOWN_MS = 60000
+PROMPT_S = 15.0
 
 
-def start(ctx, app=None, key=None):
+def start(ctx, app=None, key=None, shutdown_ms=SHUTDOWN_MS):
     return ctx.start(key or "srv-%d" % len(ctx.servers), app or ctx.example("echo"),
-                     env={"MOONWIRE_SHUTDOWN_TIMEOUT": str(SHUTDOWN_MS)})
+                     env={"MOONWIRE_SHUTDOWN_TIMEOUT": str(shutdown_ms),
+                          "MOONWIRE_CLOSE_TIMEOUT": "60000"})
 
 
 def connect_n(ctx, srv, n):
@@ -67,28 +77,29 @@ def graceful(sig, answer):
     return run
 
 
-S.add("SIGTERM: 3 clients (answering the close) get 1001, exit 0 in time", graceful(signal.SIGTERM, True), timeout=20)
-S.add("SIGINT: 3 clients (answering the close) get 1001, exit 0 in time", graceful(signal.SIGINT, True), timeout=20)
-S.add("SIGTERM: 3 clients that never answer the close, still exit 0 in time", graceful(signal.SIGTERM, False), timeout=20)
-S.add("SIGINT: 3 clients that never answer the close, still exit 0 in time", graceful(signal.SIGINT, False), timeout=20)
+S.add("SIGTERM: 3 clients (answering the close) get 1001, exit 0 in time", graceful(signal.SIGTERM, True), timeout=40)
+S.add("SIGINT: 3 clients (answering the close) get 1001, exit 0 in time", graceful(signal.SIGINT, True), timeout=40)
+S.add("SIGTERM: 3 clients that never answer the close, still exit 0 in time", graceful(signal.SIGTERM, False), timeout=40)
+S.add("SIGINT: 3 clients that never answer the close, still exit 0 in time", graceful(signal.SIGINT, False), timeout=40)
 
 
-@S.case("SIGTERM: exits promptly (< 1.5 s) once every client completed the close handshake")
+@S.case("SIGTERM: exits without waiting for shutdown_timeout once every client completed "
+        "the close handshake", timeout=40)
 def test_sigterm_exits_after_close_handshakes(ctx):
-    srv = start(ctx)
+    srv = start(ctx, shutdown_ms=PATIENT_SHUTDOWN_MS)
     cs = connect_n(ctx, srv, 3)
     t0 = time.monotonic()
     srv.send_signal(signal.SIGTERM)
     for c in cs:
         eq(read_close(c), 1001, "close code")
         c.send(build_frame(OP_CLOSE, close_payload(1001)))
-        c.expect_eof(LIMIT)
+        c.expect_eof(PROMPT_S)
         c.close()
-    rc = srv.wait_exit(LIMIT)
+    rc = srv.wait_exit(PROMPT_S)
     dt = time.monotonic() - t0
-    check(rc is not None, "process still running after %.1fs" % dt)
+    check(rc is not None, "still running %.1fs after SIGTERM although every client had closed "
+                          "(shutdown_timeout %d s)" % (dt, PATIENT_SHUTDOWN_MS // 1000))
     eq(rc, 0, "exit status")
-    check(dt < 1.5, "took %.2fs to exit although every client had closed" % dt)
 
 
 @S.case("SIGTERM: no clients -> exit 0 promptly")
@@ -99,7 +110,7 @@ def test_sigterm_no_clients_exits_0(ctx):
     timed_exit(srv, t0)
 
 
-@S.case("SIGTERM: stops accepting new connections while draining", timeout=20)
+@S.case("SIGTERM: stops accepting new connections while draining", timeout=40)
 def test_sigterm_stops_accepting(ctx):
     srv = start(ctx)
     cs = connect_n(ctx, srv, 2)
@@ -122,7 +133,7 @@ def test_sigterm_stops_accepting(ctx):
     timed_exit(srv, t0)
 
 
-@S.case("SIGTERM: client in the middle of a fragmented message gets 1001", timeout=20)
+@S.case("SIGTERM: client in the middle of a fragmented message gets 1001", timeout=40)
 def test_sigterm_mid_fragment_1001(ctx):
     srv = start(ctx)
     c = connect_n(ctx, srv, 1)[0]
@@ -135,7 +146,7 @@ def test_sigterm_mid_fragment_1001(ctx):
     timed_exit(srv, t0)
 
 
-@S.case("SIGTERM: websockets clients see close code 1001", timeout=20)
+@S.case("SIGTERM: websockets clients see close code 1001", timeout=40)
 def test_sigterm_websockets_clients_1001(ctx):
     srv = start(ctx, ctx.fixture("basic"))
 
@@ -152,11 +163,11 @@ def test_sigterm_websockets_clients_1001(ctx):
             eq(ws.close_code, 1001, "close code seen by the websockets client")
         return t0
 
-    t0 = asyncio.run(asyncio.wait_for(go(), 15))
+    t0 = asyncio.run(asyncio.wait_for(go(), LIMIT + 10))
     timed_exit(srv, t0)
 
 
-@S.case("SIGTERM: JSON app (with Lua runtime) exits 0 with an idle and a busy client", timeout=20)
+@S.case("SIGTERM: JSON app (with Lua runtime) exits 0 with an idle and a busy client", timeout=40)
 def test_sigterm_json_app_exits_0(ctx):
     srv = start(ctx, ctx.fixture("basic"))
     idle = ctx.track(H.JsonClient(srv, welcome=True))

@@ -629,16 +629,20 @@ def test_tls_cert_without_key_exits_2(ctx):
 # graceful shutdown
 # --------------------------------------------------------------------------
 
-@S.case("SIGTERM: TLS clients get 1001 close frames, then close_notify; exit 0 in time", timeout=30)
+@S.case("SIGTERM: TLS clients get 1001 close frames, then close_notify; exit 0 without "
+        "waiting for shutdown_timeout", timeout=40)
 def test_sigterm_tls_clients_1001(ctx):
-    srv = start(ctx, tls_port=H.free_port())
+    # shutdown_timeout 60 s: exiting within `limit` (a bound no machine is
+    # slow enough to reach) shows the server did not wait for it
+    patient_ms = 60000
+    srv = start(ctx, tls_port=H.free_port(), env={"MOONWIRE_SHUTDOWN_TIMEOUT": str(patient_ms)})
     raw = [tls_client(ctx, srv, strict=True) for _ in range(3)]
     for i, c in enumerate(raw):
         c.roundtrip("r%d" % i)
     plain = ctx.track(srv.client())
     plain.roundtrip()
     t0 = time.monotonic()
-    limit = SHUTDOWN_MS / 1000.0 + 2.0
+    limit = 15.0
     srv.send_signal(signal.SIGTERM)
     for i, c in enumerate(raw + [plain]):
         while True:
@@ -652,12 +656,12 @@ def test_sigterm_tls_clients_1001(ctx):
         c.close()
     rc = srv.wait_exit(limit)
     dt = time.monotonic() - t0
-    check(rc is not None, "still running %.1fs after SIGTERM" % dt)
+    check(rc is not None, "still running %.1fs after SIGTERM although every client had closed "
+                          "(shutdown_timeout %d s)" % (dt, patient_ms // 1000))
     eq(rc, 0, "exit status")
-    check(dt < 1.5, "took %.2fs to exit although every client had closed" % dt)
 
 
-@S.case("SIGTERM: python websockets clients over wss see 1001", timeout=30)
+@S.case("SIGTERM: python websockets clients over wss see 1001", timeout=40)
 def test_sigterm_wss_clients_1001(ctx):
     srv = start(ctx)
 
@@ -671,10 +675,10 @@ def test_sigterm_wss_clients_1001(ctx):
             wss.append(ws)
         srv.send_signal(signal.SIGTERM)
         for ws in wss:
-            await asyncio.wait_for(ws.wait_closed(), SHUTDOWN_MS / 1000.0 + 2)
+            await asyncio.wait_for(ws.wait_closed(), SHUTDOWN_MS / 1000.0 + 10)
             eq(ws.close_code, 1001, "close code seen by the websockets client")
-    run(go(), 20)
-    rc = srv.wait_exit(SHUTDOWN_MS / 1000.0 + 2)
+    run(go(), 30)
+    rc = srv.wait_exit(SHUTDOWN_MS / 1000.0 + 10)
     eq(rc, 0, "exit status")
 
 

@@ -641,6 +641,48 @@ static void read_request(lua_State *L, int info, request_t *r) {
     r->req.nheaders = r->nheaders;
 }
 
+/* new_client pushes a new client userdata of server t (at stack index 1),
+ * whose environment keeps the server alive, and makes the socketpair it
+ * will speak through: sv[0] for the client, sv[1] for the server. */
+static test_client_t *new_client(lua_State *L, test_server_t *t, int sv[2]) {
+    if (t->nclients == t->clients_cap) {
+        size_t cap = t->clients_cap ? t->clients_cap * 2 : 8;
+        test_client_t **cl = realloc(t->clients, cap * sizeof *cl);
+        if (!cl)
+            luaL_error(L, "out of memory");
+        t->clients = cl;
+        t->clients_cap = cap;
+    }
+    test_client_t *tc = lua_newuserdata(L, sizeof *tc);
+    memset(tc, 0, sizeof *tc);
+    luaL_getmetatable(L, CLIENT_MT);
+    lua_setmetatable(L, -2);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "server");
+    lua_setfenv(L, -2);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+        luaL_error(L, "socketpair failed");
+    return tc;
+}
+
+/* adopt_client hands sv[1] to the server as a connection from addr:port,
+ * once the client side (sv[0]) was created with rc, and runs the loop. */
+static void adopt_client(lua_State *L, test_server_t *t, test_client_t *tc, int sv[2], int rc,
+                         const char *addr, int port) {
+    if (rc != 0) {
+        close(sv[0]);
+        close(sv[1]);
+        luaL_error(L, "cannot connect: %s", mw_strerror(rc));
+    }
+    tc->srv = t;
+    t->clients[t->nclients++] = tc;
+    rc = mw_server_adopt(t->server, sv[1], addr, port); /* owns sv[1] from here */
+    if (rc != 0)
+        luaL_error(L, "the server cannot adopt a connection: %s", mw_strerror(rc));
+    run_or_raise(L, t);
+}
+
 /* server:connect{ path =, query =, headers =, remote_addr =, remote_port =,
  * auto_pong = } -> client, after its upgrade was answered. */
 static int l_server_connect(lua_State *L) {
@@ -662,41 +704,13 @@ static int l_server_connect(lua_State *L) {
     lua_pop(L, 1);
     t->next_port = t->next_port < 65535 ? t->next_port + 1 : 40000;
 
-    if (t->nclients == t->clients_cap) {
-        size_t cap = t->clients_cap ? t->clients_cap * 2 : 8;
-        test_client_t **cl = realloc(t->clients, cap * sizeof *cl);
-        if (!cl)
-            return luaL_error(L, "out of memory");
-        t->clients = cl;
-        t->clients_cap = cap;
-    }
-    test_client_t *tc = lua_newuserdata(L, sizeof *tc);
-    memset(tc, 0, sizeof *tc);
-    luaL_getmetatable(L, CLIENT_MT);
-    lua_setmetatable(L, -2);
-    /* The client keeps its server's userdata alive (its environment). */
-    lua_createtable(L, 0, 1);
-    lua_pushvalue(L, 1);
-    lua_setfield(L, -2, "server");
-    lua_setfenv(L, -2);
-
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
-        return luaL_error(L, "socketpair failed");
+    test_client_t *tc = new_client(L, t, sv);
     int rc = mw_test_client_create(&tc->c, sv[0], &r.req);
-    if (rc != 0) {
-        close(sv[0]);
-        close(sv[1]);
-        return luaL_error(L, "cannot connect: %s", mw_strerror(rc));
-    }
-    mw_test_client_auto_pong(tc->c, auto_pong);
-    tc->srv = t;
-    t->clients[t->nclients++] = tc;
+    if (rc == 0)
+        mw_test_client_auto_pong(tc->c, auto_pong);
     t->opened_id = 0;
-    rc = mw_server_adopt(t->server, sv[1], addr, port); /* owns sv[1] from here */
-    if (rc != 0)
-        return luaL_error(L, "the server cannot adopt a connection: %s", mw_strerror(rc));
-    run_or_raise(L, t);
+    adopt_client(L, t, tc, sv, rc, addr, port);
     if (mw_test_client_state_of(tc->c) == MW_TC_OPEN ||
         (mw_test_client_status(tc->c) == 101 && t->opened_id))
         tc->id = t->opened_id;
@@ -814,39 +828,12 @@ static int l_server_request(lua_State *L) {
     build_request(L, 2);
     size_t len;
     const char *bytes = lua_tolstring(L, -1, &len);
-    if (t->nclients == t->clients_cap) {
-        size_t cap = t->clients_cap ? t->clients_cap * 2 : 8;
-        test_client_t **cl = realloc(t->clients, cap * sizeof *cl);
-        if (!cl)
-            return luaL_error(L, "out of memory");
-        t->clients = cl;
-        t->clients_cap = cap;
-    }
-    test_client_t *tc = lua_newuserdata(L, sizeof *tc);
-    memset(tc, 0, sizeof *tc);
-    luaL_getmetatable(L, CLIENT_MT);
-    lua_setmetatable(L, -2);
-    lua_createtable(L, 0, 1);
-    lua_pushvalue(L, 1);
-    lua_setfield(L, -2, "server");
-    lua_setfenv(L, -2);
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
-        return luaL_error(L, "socketpair failed");
+    test_client_t *tc = new_client(L, t, sv);
     int rc = mw_test_client_create_raw(&tc->c, sv[0], bytes, len);
-    if (rc != 0) {
-        close(sv[0]);
-        close(sv[1]);
-        return luaL_error(L, "cannot connect: %s", mw_strerror(rc));
-    }
-    tc->srv = t;
-    t->clients[t->nclients++] = tc;
     int port = t->next_port;
     t->next_port = t->next_port < 65535 ? t->next_port + 1 : 40000;
-    rc = mw_server_adopt(t->server, sv[1], "127.0.0.1", port);
-    if (rc != 0)
-        return luaL_error(L, "the server cannot adopt a connection: %s", mw_strerror(rc));
-    run_or_raise(L, t);
+    adopt_client(L, t, tc, sv, rc, "127.0.0.1", port);
     return 1;
 }
 
