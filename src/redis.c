@@ -662,8 +662,18 @@ static void poll_cb(uv_poll_t *handle, int status, int events) {
         redisAsyncHandleWrite(p->context);
 }
 
+/* poll_update asks libuv for the events hiredis wants now, only when they
+ * changed: uv_poll_start (libuv 1.44) first stops the poll, which takes
+ * the socket out of epoll (epoll_ctl DEL, and ADD again before the next
+ * wait) and walks every event of the loop iteration in progress, and
+ * hiredis asks for writability once per command: with a thousand clients
+ * each sending a command from its handler, that was two system calls and
+ * a thousand-event walk per command. A handle libuv stopped on an error is
+ * started again. */
 static void poll_update(redisLibuvEvents *p, int add, int del) {
     int events = (p->events | add) & ~del;
+    if (events == p->events && (!events || uv_is_active((uv_handle_t *)&p->handle)))
+        return;
     p->events = events;
     if (events)
         uv_poll_start(&p->handle, events, poll_cb);
