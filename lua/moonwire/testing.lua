@@ -48,7 +48,18 @@ end
 
 
 local conn = {}
-local conn_mt = { __index = conn }
+-- id and client are set at connect; a client whose upgrade the app
+-- decided later (an authenticate hook that waited) has them looked up
+-- when read, once it is open.
+local conn_mt = { __index = function(self, key)
+    if key == "id" then
+        return self._c:id()
+    elseif key == "client" then
+        local id = self._c:id()
+        return id and self._runtime:client(id)
+    end
+    return conn[key]
+end }
 
 
 -- Every frame the server sent to this client, once the loop is idle: the
@@ -262,6 +273,7 @@ function harness.connect(self, info)
         reason = status ~= 101 and body and body:gsub("\n$", "") or nil,
         _c = c,
         _server = self.server,
+        _runtime = self.runtime,
         _last_request = 0,
     }, conn_mt)
 end

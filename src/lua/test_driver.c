@@ -95,6 +95,7 @@ struct test_client {
     test_server_t *srv; /* NULL once the server is closed */
     mw_test_client_t *c;
     uint64_t id; /* 0: the upgrade was refused or has not finished */
+    int port;    /* the peer port the server was told: how fw_open finds it */
 };
 
 /* The server the primitives and the log act on. */
@@ -141,6 +142,13 @@ static int fw_upgrade(void *data, mw_conn_t *c, const mw_client_info_t *info, ch
 static void fw_open(void *data, mw_conn_t *c) {
     test_server_t *t = data;
     t->opened_id = mw_conn_id(c);
+    /* A client whose upgrade the app decided later (an authenticate hook
+     * that waited) learns its id here: each has its own peer port. */
+    char addr[48];
+    int port = mw_conn_peer(c, addr, sizeof addr);
+    for (size_t i = 0; i < t->nclients; i++)
+        if (t->clients[i]->port == port && !t->clients[i]->id)
+            t->clients[i]->id = mw_conn_id(c);
     if (!t->detached && t->inner->cb->open)
         t->inner->cb->open(t->inner->data, c);
 }
@@ -709,6 +717,7 @@ static int l_server_connect(lua_State *L) {
     int rc = mw_test_client_create(&tc->c, sv[0], &r.req);
     if (rc == 0)
         mw_test_client_auto_pong(tc->c, auto_pong);
+    tc->port = port;
     t->opened_id = 0;
     adopt_client(L, t, tc, sv, rc, addr, port);
     if (mw_test_client_state_of(tc->c) == MW_TC_OPEN ||
