@@ -62,6 +62,8 @@ typedef struct conn {
     uv_timer_t retry;   /* backoff before the next attempt */
     uv_timer_t connect; /* timeout of the attempt in flight */
     uv_getaddrinfo_t gai;
+    int flush;     /* commands were queued this loop iteration: write them at its end */
+    int in_flush;  /* writing them now (a write that does not finish waits for POLLOUT) */
     int gai_busy;  /* gai in flight */
     int gai_stale; /* its answer is no longer wanted */
     char error[160];
@@ -117,7 +119,11 @@ struct mw_redis {
 
     cmd_t **heap; /* pending commands by deadline */
     size_t nheap, capheap;
-    uv_timer_t timer;  /* the earliest deadline */
+    uv_timer_t timer; /* the earliest deadline */
+    /* Write the commands of a loop iteration: after its I/O (check), or
+     * before it waits for I/O when they came from a timer (prepare). */
+    uv_check_t flush_check;
+    uv_prepare_t flush_prepare;
     uint64_t timer_at; /* when it fires; 0: stopped */
     mw_list_t waiting; /* cmd_t.wait */
 
@@ -670,6 +676,9 @@ static void poll_cb(uv_poll_t *handle, int status, int events) {
  * each sending a command from its handler, that was two system calls and
  * a thousand-event walk per command. A handle libuv stopped on an error is
  * started again. */
+static void on_flush_check(uv_check_t *h);
+static void on_flush_prepare(uv_prepare_t *h);
+
 static void poll_update(redisLibuvEvents *p, int add, int del) {
     int events = (p->events | add) & ~del;
     if (events == p->events && (!events || uv_is_active((uv_handle_t *)&p->handle)))
@@ -687,11 +696,61 @@ static void poll_add_read(void *p) {
 static void poll_del_read(void *p) {
     poll_update(p, 0, UV_READABLE);
 }
+/* hiredis asks for writability once per command it queues. On a connected
+ * context the commands of a loop iteration are written at its end instead
+ * (after its I/O, or before the loop waits for I/O: one write for all of
+ * them), in the iteration that made them: waiting for POLLOUT would write
+ * them an iteration later, after every other event of the next one, and
+ * cost two epoll_ctl. POLLOUT is only asked for when that write does not
+ * finish (a full socket), or while connecting (hiredis learns the outcome
+ * of connect(2) from it). The same two moments as the server's own output
+ * (server.c: flush_prepare, flush_check). */
 static void poll_add_write(void *p) {
-    poll_update(p, UV_WRITABLE, 0);
+    redisLibuvEvents *e = p;
+    redisAsyncContext *ac = e->context;
+    conn_t *c = ac ? ac->data : NULL;
+    if (!c || c->in_flush || !(ac->c.flags & REDIS_CONNECTED)) {
+        poll_update(p, UV_WRITABLE, 0);
+        return;
+    }
+    if (!c->flush) {
+        c->flush = 1;
+        uv_check_start(&c->r->flush_check, on_flush_check);
+        uv_prepare_start(&c->r->flush_prepare, on_flush_prepare);
+    }
 }
 static void poll_del_write(void *p) {
     poll_update(p, 0, UV_WRITABLE);
+}
+
+/* flush writes what each connection queued in this loop iteration
+ * (poll_add_write). A context that died or was replaced meanwhile has
+ * nothing of it left (a new one is flushed only once connected). */
+static void flush(mw_redis_t *r) {
+    uv_check_stop(&r->flush_check);
+    uv_prepare_stop(&r->flush_prepare);
+    conn_t *conns[2] = {&r->cmd, &r->sub};
+    for (int i = 0; i < 2 && !r->closing; i++) {
+        conn_t *c = conns[i];
+        if (!c->flush)
+            continue;
+        c->flush = 0;
+        redisAsyncContext *ac = c->ac;
+        if (!ac || !(ac->c.flags & REDIS_CONNECTED))
+            continue;
+        /* hiredis may free ac in here (a write error): c stays valid. */
+        c->in_flush = 1;
+        redisAsyncHandleWrite(ac);
+        c->in_flush = 0;
+    }
+}
+
+static void on_flush_check(uv_check_t *h) {
+    flush(h->data);
+}
+
+static void on_flush_prepare(uv_prepare_t *h) {
+    flush(h->data);
 }
 
 /* conn_open takes over a context hiredis just created for an attempt. */
@@ -1259,6 +1318,10 @@ int mw_redis_create(mw_redis_t **out, uv_loop_t *loop, const mw_redis_opts_t *op
     mw_list_init(&r->dead);
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
+    uv_check_init(loop, &r->flush_check);
+    r->flush_check.data = r;
+    uv_prepare_init(loop, &r->flush_prepare);
+    r->flush_prepare.data = r;
     conn_init(r, &r->cmd, 0);
     conn_init(r, &r->sub, 1);
     conn_attempt(&r->cmd);
@@ -1311,10 +1374,14 @@ static void on_closed(uv_handle_t *h) {
     maybe_destroy(r);
 }
 
-static void close_timer(mw_redis_t *r, uv_timer_t *t) {
-    t->data = r;
+static void close_handle(mw_redis_t *r, uv_handle_t *h) {
+    h->data = r;
     r->open_handles++;
-    uv_close((uv_handle_t *)t, on_closed);
+    uv_close(h, on_closed);
+}
+
+static void close_timer(mw_redis_t *r, uv_timer_t *t) {
+    close_handle(r, (uv_handle_t *)t);
 }
 
 void mw_redis_free(mw_redis_t *r) {
@@ -1352,6 +1419,8 @@ void mw_redis_free(mw_redis_t *r) {
         close_timer(r, &c->connect);
     }
     close_timer(r, &r->timer);
+    close_handle(r, (uv_handle_t *)&r->flush_check);
+    close_handle(r, (uv_handle_t *)&r->flush_prepare);
 }
 
 /* ---- state and metrics --------------------------------------------------- */
