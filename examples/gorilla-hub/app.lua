@@ -5,7 +5,7 @@
 
 local moonwire = require "moonwire"
 local hub = require "lib.hub"
-local uuid = require "lib.uuid"
+local uuid = require "moonwire.uuid"
 
 
 local _M = {}

@@ -16,7 +16,7 @@
 
 local moonwire = require "moonwire"
 local json = require "moonwire.json"
-local uuid = require "lib.uuid"
+local uuid = require "moonwire.uuid"
 
 local type = type
 local floor = math.floor

@@ -1,7 +1,7 @@
--- Random (version 4) UUIDs, the guide's client ids ("uuid-string"; the
--- gorilla service uses gofrs/uuid NewV4). The bytes come from the kernel's
--- /dev/urandom, read 4 KiB at a time (256 ids per read), so a connect costs
--- a read on the event loop only once in 256 times.
+-- moonwire.uuid: random (version 4) UUIDs, for ids an app hands out
+-- (client ids, event ids). The bytes come from the kernel's /dev/urandom,
+-- read 4 KiB at a time (256 ids per read), so an id costs a read on the
+-- event loop only once in 256 times.
 
 local bit = require "bit"
 
@@ -13,7 +13,7 @@ local open = io.open
 local error = error
 
 
-local _M = {}
+local _M = require("moonwire.version").module()
 
 
 local CHUNK = 16 * 256

@@ -1,12 +1,12 @@
--- Specs for lib/uuid.lua: version 4 UUIDs from /dev/urandom.
+-- Specs for moonwire.uuid: version 4 UUIDs from /dev/urandom.
 
-local uuid = require "lib.uuid"
+local uuid = require "moonwire.uuid"
 
 
 local V4 = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 
 
-describe("lib.uuid", function()
+describe("moonwire.uuid", function()
     it("makes RFC 4122 version 4 UUIDs", function()
         for _ = 1, 100 do
             assert.matches(V4, uuid.v4())
