@@ -771,6 +771,26 @@ static void test_tls_options(void) {
     mw_config_free(&c);
 }
 
+/* The event bus's options: defaults, bounds, and redis_url's form. */
+static void test_bus_options(void) {
+    mw_config_t c;
+    char err[256] = "";
+    REQUIRE(mw_config_init(&c) == 0);
+    CHECK_STR(c.redis_url, "");
+    CHECK_EQ(c.subscriber_timeout, 30000);
+    CHECK_EQ(c.bus_max_depth, 8);
+    CHECK_EQ(c.bus_max_pending, 10000);
+    CHECK_EQ(mw_config_find("subscriber_timeout")->live, 1);
+    CHECK_EQ(mw_config_set_text(&c, "redis_url", "redis://127.0.0.1:6379/0", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "redis_url", "unix:///run/redis.sock", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "redis_url", "http://x", err, sizeof err), MW_ECONFIG);
+    CHECK_STR(err, "redis_url: must be a redis:// or unix:// URL (or empty)");
+    CHECK_EQ(mw_config_set_text(&c, "bus_max_depth", "0", err, sizeof err), MW_ECONFIG);
+    CHECK_PREFIX(err, "bus_max_depth: must be between 1 and 64");
+    CHECK_EQ(mw_config_set_text(&c, "subscriber_timeout", "0", err, sizeof err), 0);
+    mw_config_free(&c);
+}
+
 /* The HTTP limits and the server API's listener: defaults, bounds, and the
  * rules that tie api_port to api_key and to the other ports. */
 static void test_http_and_api_options(void) {
@@ -819,5 +839,6 @@ int main(void) {
     RUN(test_free_releases_everything);
     RUN(test_tls_options);
     RUN(test_http_and_api_options);
+    RUN(test_bus_options);
     return test_summary();
 }

@@ -271,6 +271,38 @@ describe("moonwire.bus", function()
         end)
     end)
 
+    describe("ctx.redis", function()
+        local srv
+
+        setup(function()
+            srv = assert(testing.redis_server())
+            assert(srv:start())
+        end)
+
+        teardown(function()
+            if srv then
+                srv:close()
+            end
+        end)
+
+        it("is the connection to redis_url, shared, waited on in the handler", function()
+            subscriber("count", [[
+                local moonwire = require "moonwire"
+                return { channel = "hit", handle = function(ctx)
+                    local n = assert(ctx.redis:incr("bus:hits"))
+                    assert(ctx.redis == ctx.redis)
+                    moonwire.log.info("got " .. n)
+                end }
+            ]])
+            assert(load({ welcome = false, redis_url = srv.url }))
+            app:emit("hit", {})
+            assert(app:wait(function() return #got() == 1 end))
+            app:emit("hit", {})
+            assert(app:wait(function() return #got() == 2 end))
+            assert.same({ "1", "2" }, got())
+        end)
+    end)
+
     describe("bad subscriber files", function()
         local function refused(src)
             subscriber("bad", src)
