@@ -203,7 +203,8 @@ static void test_live_flags(void) {
 /* change_option sets d in c to a valid value other than its default. */
 static int change_option(mw_config_t *c, const mw_config_desc_t *d) {
     char err[256];
-    static const char *const candidates[] = {"/x", "x", "https://a.example", NULL};
+    static const char *const candidates[] = {"/x", "x", "https://a.example",
+                                             "redis://127.0.0.1:6390", NULL};
     switch (d->type) {
     case MW_CONF_INT: {
         long long v = strtoll(d->default_value, NULL, 10);
