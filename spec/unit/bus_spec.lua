@@ -242,6 +242,24 @@ describe("moonwire.bus", function()
             assert.equal(1, bus.stats().failed >= 1 and 1 or 0)
         end)
 
+        it("counts in /metrics: events, handlers, errors, running", function()
+            subscriber("broken", [[
+                return { channel = "e", handle = function() error("no") end }
+            ]])
+            assert(load())
+            local function sample(name)
+                return tonumber(app:metrics():match("\nmoonwire_" .. name .. " (%d+)"))
+            end
+            local events, errors = sample("bus_events_total"), sample("bus_handler_errors_total")
+            assert.is_number(events)
+            app:emit("e", {})
+            app:emit("nobody", {})
+            assert.equal(events + 1, sample("bus_events_total"))
+            assert.equal(errors + 1, sample("bus_handler_errors_total"))
+            assert.equal(0, sample("bus_handlers_running"))
+            assert.matches("# TYPE moonwire_bus_handlers_running gauge", app:metrics())
+        end)
+
         it("logs a failing match predicate and treats it as no match", function()
             subscriber("badpred", [[
                 return { name = "badpred", match = function(ctx) return ctx.message.x.y end,
