@@ -15,7 +15,6 @@
 -- way it came. Options are checked when the wrapper is made, so a typo
 -- raises when the subscriber file loads, not at the first event.
 
-local errors = require "moonwire.errors"
 local middleware = require "moonwire.middleware"
 local schema = require "moonwire.schema"
 
@@ -46,12 +45,7 @@ end
 local about = middleware.about
 
 
-local function err_text(err)
-    if errors.is_failure(err) then
-        return tostring(err)
-    end
-    return errors.message(err, 1)
-end
+local err_text = middleware.error_text
 
 
 -- The wrapper `wrap` of utility fname, applied at once when the handler

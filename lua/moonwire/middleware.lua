@@ -19,6 +19,7 @@ local errors = require "moonwire.errors"
 
 local type = type
 local tostring = tostring
+local rawget = rawget
 local error = error
 local pcall = pcall
 local pairs = pairs
@@ -220,14 +221,24 @@ end
 _M.about = about
 
 
--- An error as a log line shows it: a moonwire.fail failure as CODE:
--- message, anything else with its file:line (errors.message).
+-- An error as a log line shows it: a raised string keeps the file:line
+-- Lua gave it; a moonwire.fail failure or an error table ({ code =,
+-- message = }, as actions return) reads CODE: message. Nothing invents a
+-- location for an error returned as nil, err: it has none.
 local function err_text(err)
-    if errors.is_failure(err) then
-        return tostring(err)
+    if type(err) == "table" then
+        local code, message = rawget(err, "code"), rawget(err, "message")
+        if code ~= nil then
+            return tostring(code) .. ": " .. tostring(message)
+        end
+        if message ~= nil then
+            return tostring(message)
+        end
     end
-    return errors.message(err, 1)
+    return tostring(err)
 end
+
+_M.error_text = err_text
 
 
 -- logging(name): a debug line before and after the handler, a warning

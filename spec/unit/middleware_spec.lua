@@ -279,6 +279,13 @@ describe("moonwire.middleware", function()
                            logs("debug"), 1, true)
             assert.matches("feed: chat.send failed: .*middleware_spec.lua:%d+: broken",
                            logs("warn"))
+            -- an error returned has no location to show, and gets none
+            middleware.run(chain, { route = "chat.get" }, function()
+                return nil, { code = "NOT_FOUND", message = "gone" }
+            end)
+            middleware.run(chain, { route = "chat.put" }, function() return nil, "full" end)
+            assert.matches("feed: chat.get failed: NOT_FOUND: gone\nfeed: chat.put failed: full$",
+                           logs("warn"))
         end)
 
         it("timing records a subscriber's run under bus:<name>, waits included", function()
