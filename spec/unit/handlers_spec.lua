@@ -281,10 +281,36 @@ describe("moonwire.handlers", function()
             assert.equal(2, n)
         end)
 
-        it("refuses a key that is neither a string nor a number", function()
+        it("refuses a key that is neither a string nor a number, or too long", function()
             local h = handlers.with_rate_limit({ max = 1, window = 10,
-                key = function() return {} end }, function() end)
-            assert.has_error(function() h(ctx_of({})) end)
+                key = function(ctx) return ctx.message.key end }, function() end)
+            assert.has_error(function() h(ctx_of({ key = {} })) end)
+            local ok, err = pcall(h, ctx_of({ key = string.rep("k", 1025) }))
+            assert.is_false(ok)
+            assert.matches("key longer than 1024 bytes", err, 1, true)
+            assert.has_no_error(function() h(ctx_of({ key = string.rep("k", 1024) })) end)
+        end)
+
+        it("bounds its table to max_keys, forgetting the least recently used key", function()
+            local h = handlers.with_rate_limit({ max = 1, window = 60000, max_keys = 2,
+                key = function(ctx) return ctx.message.user end }, function() return true end)
+            assert.is_true(h(ctx_of({ user = "a" })))
+            assert.is_true(h(ctx_of({ user = "b" })))
+            assert.is_nil(h(ctx_of({ user = "a" })))
+            assert.is_true(h(ctx_of({ user = "c" }))) -- b is forgotten
+            assert.is_nil(h(ctx_of({ user = "a" })))
+            assert.is_true(h(ctx_of({ user = "b" }))) -- starts over
+        end)
+
+        it("refuses bad options when made", function()
+            assert.has_error(function() handlers.with_rate_limit({ max = 1, window = 1,
+                                                                   max_keys = 0 }) end,
+                             "with_rate_limit: max_keys must be 1..1000000, got 0")
+            assert.has_error(function() handlers.with_rate_limit({ max = 1, window = 1,
+                                                                   on_limit = 1 }) end,
+                "with_rate_limit: on_limit must be a function(ctx, retry_ms), got number")
+            assert.has_error(function() handlers.with_rate_limit(5) end,
+                             "with_rate_limit: window must be 1..86400000 ms, got nil")
         end)
     end)
 

@@ -19,7 +19,7 @@
 
 #define KEYLIMIT_MT "moonwire.core.keylimit"
 /* The largest window and table a limiter takes: a day, and a million keys
- * (a bound the app sets lower; each key costs about 80 bytes). */
+ * (a bound the app sets lower; each key costs about 64 bytes plus its text). */
 #define MAX_WINDOW_MS 86400000.0
 #define MAX_KEYS 1000000.0
 
