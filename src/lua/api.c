@@ -13,6 +13,7 @@
 #include "json_lua.h"
 #include "jwt_lua.h"
 #include "redis_lua.h"
+#include "wsclient_lua.h"
 #include "sched_lua.h"
 #include "../errors.h"
 #include "../log.h"
@@ -833,6 +834,8 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
     mw_lua_inject_json_api(L);       /* json_level: src/lua/json_lua.c */
     mw_lua_inject_sched_api(L, ctx); /* sleep, spawn, timer: src/lua/sched_lua.c */
     mw_lua_inject_redis_api(L, ctx); /* redis_*: src/lua/redis_lua.c */
+    /* wsc_*: the WebSocket client, src/lua/wsclient_lua.c */
+    mw_lua_inject_wsclient_api(L, ctx);
     lua_pushstring(L, MW_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushinteger(L, MW_ROOM_NAME_MAX);
