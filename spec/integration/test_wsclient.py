@@ -14,6 +14,7 @@ codes as RFC 6455 wants them.
 
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -190,6 +191,7 @@ def test_self_roundtrip(ctx):
     reply = json.loads(r["reply"])
     eq(reply.get("id"), "r1", "reply id")
     eq(reply.get("data"), {"n": 42}, "reply data")
+    eq(r.get("after"), ["nil", "timeout"], "a receive with nothing to come times out")
     eq(r.get("closed"), True, "close() returns true")
     eq(r.get("close_code"), 1000, "the server answered our close with 1000")
     eq(r.get("open_after"), False, "is_open() after close")
@@ -398,25 +400,26 @@ def test_too_big(ctx):
         peer.close()
 
 
-@S.case("pings are answered, messages and the client's own frames are masked")
+@S.case("binary messages both ways; pings are answered; every client frame is masked")
 def test_ping_and_masking(ctx):
     def fn(s, p):
         rest = p.accept(s)
         f, rest = p.read_frame(s, rest)          # the client's message
-        s.sendall(frame(H.OP_PING, b"are you there") + frame(H.OP_TEXT, f[3]))
+        s.sendall(frame(H.OP_PING, b"are you there") + frame(H.OP_BINARY, f[3]))
         f, rest = p.read_frame(s, rest)          # the pong
         s.sendall(frame(H.OP_CLOSE, H.close_payload(1000)))
         f, rest = p.read_frame(s, rest)          # the close answer
         s.close()
     peer = Peer(fn)
     try:
-        r = probe(ctx, "drain", {"url": peer.url(), "send": "hello peer"})
+        r = probe(ctx, "drain", {"url": peer.url(), "send": "hello peer", "binary": True})
         eq(r.get("got"), ["hello peer"], "the echo came back")
+        eq(r.get("kinds"), ["binary"], "as a binary message")
         eq(r.get("close_code"), 1000, "closed normally")
         check(peer.done.wait(5), "the peer finished")
         eq(peer.errors, [], "peer errors")
         eq([(f[1], f[2]) for f in peer.frames],
-           [(H.OP_TEXT, True), (H.OP_PONG, True), (H.OP_CLOSE, True)], "frames, all masked")
+           [(H.OP_BINARY, True), (H.OP_PONG, True), (H.OP_CLOSE, True)], "frames, all masked")
         eq(peer.frames[1][3], b"are you there", "the pong carries the ping's payload")
     finally:
         peer.close()
@@ -458,6 +461,31 @@ def test_backpressure(ctx):
               % r.get("max_queued"))
     finally:
         peer.close()
+
+
+@S.case("a connection nobody references is closed by the collector")
+def test_gc(ctx):
+    H.poll(lambda: State.other.health()["connections"] == 0,
+           what="earlier cases' connections to be gone")
+    r = probe(ctx, "drop", {"url": State.other.url()})
+    eq(r.get("opened"), True, "it was open")
+    H.poll(lambda: State.other.health()["connections"] == 0,
+           what="the other server to see the dropped connection gone")
+
+
+@S.case("a reload keeps the connections (and tasks) of the old code")
+def test_reload(ctx):
+    start = len(State.srv.log())
+    reloads = State.srv.health()["reloads"]
+    r = probe(ctx, "hold_loop", {"url": State.other.url(), "ms": 300})
+    eq(r.get("ok"), True, "connected")
+    State.srv.send_signal(signal.SIGHUP)
+    H.poll(lambda: State.srv.health()["reloads"] > reloads, what="the reload")
+    State.srv.wait_log(r'hold_loop got \{"type":"echo".*"id":"late"', start=start)
+    State.srv.wait_log(r"hold_loop ended: closed", start=start)
+    # and the new code connects as well
+    r = probe(ctx, "connect", {"url": State.other.url()})
+    eq(r.get("ok"), True, "connect after the reload")
 
 
 # --------------------------------------------------------------------------
