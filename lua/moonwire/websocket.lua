@@ -65,7 +65,7 @@ end
 
 -- ws:send(msg [, { binary = true }]): a string goes as one text message
 -- (binary with the option), a table as its JSON (moonwire.json). true, or
--- nil and "closed" / "output buffer full" / "out of memory".
+-- nil and "closed" / "output buffer full" (16 MiB unsent) / "out of memory".
 function WebSocket:send(msg, opts)
     local t = type(msg)
     if t == "table" then

@@ -356,7 +356,8 @@ static int l_connect(lua_State *L) {
     return mw_wait_yield(L);
 }
 
-/* core.wsc_send(h, data, binary) -> true | nil, err */
+/* core.wsc_send(h, data, binary) -> true | nil, "closed" | nil, "output
+ * buffer full" (max_buffered unsent bytes) | nil, "out of memory" */
 static int l_send(lua_State *L) {
     lws_t *h = check_h(L, 1);
     size_t len;
@@ -366,6 +367,8 @@ static int l_send(lua_State *L) {
     int rc = mw_wsclient_send(h->c, lua_toboolean(L, 3), p, len);
     if (rc == MW_ECLOSED)
         return nil_err(L, "closed");
+    if (rc == MW_ESLOW)
+        return nil_err(L, "output buffer full");
     return mw_lua_push_result(L, rc);
 }
 
