@@ -50,6 +50,7 @@ struct mw_wsclient {
     int tcp_open;       /* tcp initialised (and not closed) */
     int closing;        /* handles are closing: the socket is gone */
     int writing;        /* wreq in flight */
+    int resolving;      /* gai in flight */
     int paused;         /* the app stopped reading */
     int in_recv;        /* inside wslay_event_recv: send after it */
     int user_closed;    /* mw_wsclient_close was called */
@@ -183,7 +184,7 @@ static void shut(mw_wsclient_t *c) {
     if (c->closing)
         return;
     c->closing = 1;
-    if (c->state == ST_RESOLVE)
+    if (c->resolving)
         uv_cancel((uv_req_t *)&c->gai); /* on_resolved still runs, with ECANCELED */
     c->state = ST_DONE;
     if (c->tcp_open) {
@@ -631,6 +632,7 @@ static void try_next(mw_wsclient_t *c) {
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
     mw_wsclient_t *c = req->data;
     c->pending--;
+    c->resolving = 0;
     c->ai = res;
     if (c->closing) {
         if (c->pending == 0 && c->dead)
@@ -654,6 +656,8 @@ static void on_open_timeout(uv_timer_t *t) {
 
 int mw_wsclient_connect(mw_wsclient_t **out, uv_loop_t *loop, const mw_wsclient_opts_t *o,
                         const mw_wsclient_cbs_t *cbs, void *data, char *err, size_t errlen) {
+    if (errlen)
+        err[0] = '\0';
     mw_wsclient_t *c = calloc(1, sizeof *c);
     if (!c)
         return MW_ENOMEM;
@@ -687,7 +691,7 @@ int mw_wsclient_connect(mw_wsclient_t **out, uv_loop_t *loop, const mw_wsclient_
             rc = mw_tls_client_create(&c->tls, c->tls_ctx, c->url.host);
     }
     if (rc != 0) {
-        if (rc == MW_ENOMEM || rc == MW_EIO)
+        if (rc == MW_ENOMEM || rc == MW_EIO || !err[0])
             snprintf(err, errlen, "%s", mw_strerror(rc));
         c->dead = 1;
         release(c);
@@ -711,6 +715,7 @@ int mw_wsclient_connect(mw_wsclient_t **out, uv_loop_t *loop, const mw_wsclient_
         return MW_EIO;
     }
     c->pending++;
+    c->resolving = 1;
     uv_timer_start(&c->timer, on_open_timeout, c->timeout_ms, 0);
     *out = c;
     return 0;

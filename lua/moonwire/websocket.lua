@@ -242,12 +242,14 @@ local function check_opts(opts)
         if type(opts.headers) ~= "table" then
             bad("headers", "a table of name = value expected")
         end
+        local headers = {}
         for k, v in pairs(opts.headers) do
             if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number") then
                 bad("headers", "name = value strings expected")
             end
+            headers[k] = tostring(v)
         end
-        o.headers = opts.headers
+        o.headers = headers
     end
     local tls = opts.tls
     if tls ~= nil then

@@ -65,6 +65,8 @@ typedef struct lws {
     qmsg_t *qhead, *qtail;
     size_t qcount, qbytes, max_queue, max_queue_bytes;
     int paused;
+    int busy; /* inside a callback, which may resume a task (and collect the box) */
+    int gone; /* the box was collected meanwhile: the callback frees h */
     unsigned close_code;
     char close_reason[124];
     size_t close_reason_len;
@@ -172,8 +174,21 @@ static void drop_connection(lws_t *h) {
     }
 }
 
-static void on_open(void *data, int err, const char *why) {
+/* enter and leave bracket a callback: a task it resumes may drop the last
+ * reference to the box, whose __gc then leaves the memory to leave(). */
+static lws_t *enter(void *data) {
     lws_t *h = data;
+    h->busy++;
+    return h;
+}
+
+static void leave(lws_t *h) {
+    if (--h->busy == 0 && h->gone)
+        free(h);
+}
+
+static void on_open(void *data, int err, const char *why) {
+    lws_t *h = enter(data);
     if (err) {
         h->state = S_CLOSED;
         snprintf(h->err, sizeof h->err, "%s", why);
@@ -184,20 +199,25 @@ static void on_open(void *data, int err, const char *why) {
         if (wake_c(h, push_box, h) != 0)
             drop_connection(h); /* the task that connected is gone */
     }
-    luaL_unref(h->reg->T, LUA_REGISTRYINDEX, h->box_ref);
+    if (h->reg)
+        luaL_unref(h->reg->T, LUA_REGISTRYINDEX, h->box_ref);
     h->box_ref = LUA_NOREF;
+    leave(h);
 }
 
 static void on_message(void *data, int binary, const char *msg, size_t len) {
-    lws_t *h = data;
+    lws_t *h = enter(data);
     msgv_t m = {msg, len, binary};
-    if (!h->qhead && wake_r(h, push_msg, &m) == 0)
+    if (!h->qhead && wake_r(h, push_msg, &m) == 0) {
+        leave(h);
         return;
+    }
     qmsg_t *q = malloc(sizeof *q + len);
     if (!q) {
         /* Out of memory: fail the connection rather than lose a message
          * silently. */
         mw_wsclient_close(h->c, 1011, "out of memory", 13);
+        leave(h);
         return;
     }
     q->next = NULL;
@@ -215,10 +235,11 @@ static void on_message(void *data, int binary, const char *msg, size_t len) {
         h->paused = 1;
         mw_wsclient_pause(h->c, 1);
     }
+    leave(h);
 }
 
 static void on_close(void *data, unsigned code, const char *reason, size_t len) {
-    lws_t *h = data;
+    lws_t *h = enter(data);
     h->state = S_CLOSED;
     h->close_code = code;
     if (len > sizeof h->close_reason - 1)
@@ -230,6 +251,7 @@ static void on_close(void *data, unsigned code, const char *reason, size_t len) 
     if (!h->qhead)
         wake_r(h, push_err, "closed");
     wake_c(h, push_true, NULL);
+    leave(h);
 }
 
 /* ---- primitives -------------------------------------------------------------- */
@@ -310,13 +332,12 @@ static int l_connect(lua_State *L) {
         luaL_checktype(L, -1, LUA_TTABLE);
         lua_pushnil(L);
         while (lua_next(L, -2)) {
-            if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
                 return luaL_error(L, "option 'headers': name = value strings expected");
             if (o.nheaders == MAX_HEADERS)
                 return luaL_error(L, "option 'headers': at most %d headers", MAX_HEADERS);
             hdrs[o.nheaders].name = lua_tostring(L, -2);
-            lua_tostring(L, -1); /* a number becomes a string, in the table's copy */
-            hdrs[o.nheaders].value = lua_tostring(L, -1);
+            hdrs[o.nheaders].value = lua_tostring(L, -1); /* anchored by the table */
             lua_pop(L, 1);
             o.nheaders++;
         }
@@ -373,9 +394,10 @@ static int l_send(lua_State *L) {
 }
 
 static void on_recv_timeout(void *data) {
-    lws_t *h = data;
+    lws_t *h = enter(data);
     h->rtimer = NULL; /* timers.c frees it */
     wake_r(h, push_err, "timeout");
+    leave(h);
 }
 
 /* core.wsc_receive(h, timeout_ms) -> message, kind | nil, "timeout" |
@@ -541,7 +563,10 @@ static int l_box_gc(lua_State *L) {
     else
         queue_clear(h); /* the state closes: the loop may be gone */
     mw_list_remove(&h->link);
-    free(h);
+    if (h->busy)
+        h->gone = 1;
+    else
+        free(h);
     return 0;
 }
 
@@ -551,8 +576,13 @@ void mw_lua_wsclient_stop(lua_State *L, mw_sched_t *s) {
         return;
     for (mw_list_t *n = reg->conns.next; n != &reg->conns; n = n->next) {
         lws_t *h = mw_list_entry(n, lws_t, link);
-        if (h->sched == s)
-            release_h(h);
+        if (h->sched != s)
+            continue;
+        release_h(h);
+        if (h->box_ref != LUA_NOREF) { /* still connecting: nobody will take it */
+            luaL_unref(reg->T, LUA_REGISTRYINDEX, h->box_ref);
+            h->box_ref = LUA_NOREF;
+        }
     }
 }
 
