@@ -463,6 +463,20 @@ def test_backpressure(ctx):
         peer.close()
 
 
+@S.case("send to a peer that reads nothing fails with 'output buffer full', not memory growth")
+def test_output_bound(ctx):
+    hold = threading.Event()
+    peer = Peer(lambda s, p: (p.accept(s), hold.wait(20)))
+    try:
+        r = probe(ctx, "flood", {"url": peer.url(), "size": 1 << 20, "max": 200})
+        eq(r.get("err"), "output buffer full", "send's error: %r" % r)
+        check(16 <= r.get("sent", 0) < 200, "about 16 MiB were queued (%r)" % r.get("sent"))
+        eq(r.get("after"), [False, "closed"], "send after abort")
+    finally:
+        hold.set()
+        peer.close()
+
+
 @S.case("a connection nobody references is closed by the collector")
 def test_gc(ctx):
     H.poll(lambda: State.other.health()["connections"] == 0,
@@ -502,7 +516,16 @@ def test_stop(ctx):
     r = probe(ctx, "hold", {"url": State.other.url()}, srv=srv)
     H.poll(lambda: State.other.health()["connections"] >= before + 2,
            what="the held connections on the other server")
+    # and one still connecting: a peer that never answers the upgrade
+    hold = threading.Event()
+    peer = Peer(lambda s, p: (p.read_request(s), hold.wait(20)))
+    c = ctx.track(H.JsonClient(srv))
+    c.send({"type": "probe", "action": "connect", "id": "pending",
+            "data": {"url": peer.url(), "opts": {"timeout": 20000}}})
+    H.poll(lambda: getattr(peer, "request_line", None), what="the pending upgrade request")
     status = srv.stop()
+    hold.set()
+    peer.close()
     eq(status, 0, "exit status")
     check(not H.SANITIZER_RE.search(srv.log()), "sanitizer report: %s" % srv.log()[-2000:])
     H.poll(lambda: State.other.health()["connections"] <= before,
