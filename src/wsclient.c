@@ -229,6 +229,18 @@ void mw_wsclient_free(mw_wsclient_t *c) {
         release(c);
 }
 
+/* tls_failed ends the connection after TLS refused it: before the open,
+ * with "TLS: " and OpenSSL's reason (the certificate's, for a client that
+ * does not trust it). */
+static void tls_failed(mw_wsclient_t *c) {
+    char why[200];
+    snprintf(why, sizeof why, "TLS: %s", mw_tls_reason(c->tls));
+    if (c->state == ST_OPEN)
+        finish(c);
+    else
+        fail_open(c, MW_ETLS, why);
+}
+
 /* ---- writing ---------------------------------------------------------------- */
 
 static void flush(mw_wsclient_t *c);
@@ -249,7 +261,7 @@ static void on_written(uv_write_t *req, int status) {
     flush(c);
 }
 
-/* closed_cleanly: both close frames went, nothing is left to write. */
+/* drained: nothing is left to write, nor being written. */
 static int drained(mw_wsclient_t *c) {
     return !c->writing && c->out.bytes == 0 && (!c->tls || mw_tls_output(c->tls)->bytes == 0);
 }
@@ -264,10 +276,7 @@ static void flush(mw_wsclient_t *c) {
         if (mw_tls_ready(c->tls) && c->out.bytes > 0) {
             int rc = mw_tls_encrypt(c->tls, &c->out, TLS_BUDGET);
             if (rc != 0 && rc != MW_ECLOSED) {
-                if (c->state == ST_OPEN)
-                    finish(c);
-                else
-                    fail_open(c, MW_ETLS, mw_tls_reason(c->tls));
+                tls_failed(c);
                 return;
             }
         }
@@ -535,12 +544,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     if (c->closing)
         return;
     if (rc == MW_ETLS) {
-        char why[200];
-        snprintf(why, sizeof why, "TLS: %s", mw_tls_reason(c->tls));
-        if (c->state == ST_OPEN)
-            finish(c);
-        else
-            fail_open(c, MW_ETLS, why);
+        tls_failed(c);
         return;
     }
     if (rc == MW_ECLOSED && c->state == ST_OPEN) {
@@ -578,7 +582,7 @@ static void on_connected(uv_connect_t *req, int status) {
     }
     /* Feeding no bytes queues the ClientHello. */
     if (mw_tls_feed(c->tls, "", 0, c->plain, MW_TLS_RECORD_MAX, on_plain, c) != 0) {
-        fail_open(c, MW_ETLS, mw_tls_reason(c->tls));
+        tls_failed(c);
         return;
     }
     c->state = ST_TLS; /* the request goes once TLS is up */
