@@ -728,15 +728,16 @@ int mw_wsclient_connect(mw_wsclient_t **out, uv_loop_t *loop, const mw_wsclient_
 /* ---- the app's calls ---------------------------------------------------------- */
 
 int mw_wsclient_send(mw_wsclient_t *c, int binary, const char *msg, size_t len) {
-    if (c->state != ST_OPEN || c->closing || c->user_closed || c->fail_code ||
+    if (c->state != ST_OPEN || c->closing || c->user_closed || c->fail_code || c->peer_closed ||
         wslay_event_get_close_sent(c->ws))
         return MW_ECLOSED;
     if (mw_wsclient_buffered(c) > c->max_buffered)
         return MW_ESLOW;
     struct wslay_event_msg m = {binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME,
                                 (const uint8_t *)msg, len};
-    if (wslay_event_queue_msg(c->ws, &m) != 0)
-        return MW_ENOMEM;
+    int r = wslay_event_queue_msg(c->ws, &m);
+    if (r != 0) /* a close is queued (WSLAY_ERR_NO_MORE_MSG), or no memory */
+        return r == WSLAY_ERR_NOMEM ? MW_ENOMEM : MW_ECLOSED;
     if (!c->in_recv)
         after_io(c);
     return 0;
