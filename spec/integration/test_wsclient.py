@@ -268,11 +268,12 @@ def test_bad_input(ctx):
     check(not r.get("ok") and "set by the handshake" in r.get("err", ""), "reserved header: %r" % r)
 
 
-@S.case("a second task cannot receive on a connection another task receives on")
+@S.case("misuse raises: a second receiver, a close code an endpoint may not send")
 def test_two_receivers(ctx):
     r = probe(ctx, "two_receivers", {"url": State.other.url()})
     eq(r.get("raised"), True, "raised")
     check("already receiving" in r.get("err", ""), r.get("err"))
+    eq(r.get("accepted_bad_codes") or [], [], "close codes an endpoint may not send raise")
 
 
 # --------------------------------------------------------------------------

@@ -452,10 +452,12 @@ static int l_close(lua_State *L) {
     lua_Number code = luaL_optnumber(L, 2, 1000);
     size_t rlen = 0;
     const char *reason = luaL_optlstring(L, 3, "", &rlen);
+    /* Range first: the cast of a number out of int's range is undefined. */
+    int icode = code >= 1000 && code <= 4999 && code == (int)code ? (int)code : 0;
     luaL_argcheck(
         L,
-        code == 1000 || (code >= 3000 && code <= 4999) ||
-            (code >= 1001 && code <= 1014 && code != 1004 && code != 1005 && code != 1006),
+        icode == 1000 || (icode >= 3000 && icode <= 4999) ||
+            (icode >= 1001 && icode <= 1014 && icode != 1004 && icode != 1005 && icode != 1006),
         2, "a close code an endpoint may send expected (1000, 1001-1014, 3000-4999)");
     luaL_argcheck(L, rlen <= 123, 3, "a close reason of at most 123 bytes expected");
     if (!h || !h->c || h->state == S_CLOSED) {
@@ -469,30 +471,25 @@ static int l_close(lua_State *L) {
         return 3;
     }
     queue_clear(h);
+    h->paused = 0; /* mw_wsclient_close reads again: the peer's close must come in */
     const char *why = NULL;
     mw_wait_t *w = mw_wait_begin(L, mw_lua_core_sched(ctx), 0, &why);
     if (!w) {
         /* Not in a task: close without waiting for the answer. */
-        mw_wsclient_close(h->c, (unsigned)code, reason, rlen);
+        mw_wsclient_close(h->c, (unsigned)icode, reason, rlen);
         h->state = h->c ? S_CLOSING : h->state;
         lua_pushboolean(L, 1);
         return 1;
     }
     h->state = S_CLOSING;
     h->cw = w;
-    if (mw_wsclient_close(h->c, (unsigned)code, reason, rlen) != 0 && h->cw == w) {
+    if (mw_wsclient_close(h->c, (unsigned)icode, reason, rlen) != 0 && h->cw == w) {
         h->cw = NULL;
         mw_wait_cancel(w);
         lua_pushboolean(L, 1);
         return 1;
     }
-    if (!h->cw) /* closed already, inside mw_wsclient_close: the wait is over */
-        return mw_wait_yield(L);
-    if (h->paused) {
-        h->paused = 0;
-        mw_wsclient_pause(h->c, 0);
-    }
-    return mw_wait_yield(L);
+    return mw_wait_yield(L); /* h->cw NULL: it closed inside mw_wsclient_close, resumed next */
 }
 
 /* core.wsc_info(h) -> state, close_code, close_reason, protocol, queued */
