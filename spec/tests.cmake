@@ -96,6 +96,11 @@ mw_integration_test(reload)
 mw_integration_test(metrics)
 mw_integration_test(tasks)
 
+# The Lua WebSocket client (moonwire.websocket): app code connecting to the
+# server itself, a second moonwire, wss://, and Python peers that refuse,
+# stay silent, answer wrongly, close mid-message or send too much.
+mw_integration_test(wsclient)
+
 # An app's HTTP routes (routes.lua: bodies, limits, keep-alive, 408, 500,
 # /health replaced, reload) and the server API (/api/, api_key, api_port)
 # with python3-websockets clients receiving what it sends.

@@ -22,6 +22,7 @@
 #include "tls.h"
 #include "errors.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <openssl/err.h>
@@ -265,6 +266,73 @@ int mw_tls_create(mw_tls_t **out, mw_tls_ctx_t *ctx) {
     return 0;
 }
 
+/* ---- the client side ------------------------------------------------------ */
+
+/* A client context per connection option set: its policy is what
+ * OpenSSL's defaults are for a client, plus a minimum of TLS 1.2 and no
+ * renegotiation. Verification is on unless the app turned it off. */
+int mw_tls_client_ctx_create(mw_tls_ctx_t **out, int verify, const char *ca_file, char *err,
+                             size_t errlen) {
+    if (ca_file && !readable(ca_file, "ca_file", err, errlen))
+        return MW_ECONFIG;
+    CRYPTO_THREAD_run_once(&bio_once, bio_method_init);
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    mw_tls_ctx_t *c = malloc(sizeof *c);
+    if (!bio_method || !ctx || !c) {
+        SSL_CTX_free(ctx);
+        free(c);
+        ERR_clear_error();
+        return MW_ENOMEM;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_AUTO_RETRY);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                         : SSL_CTX_set_default_verify_paths(ctx);
+        if (ok != 1) {
+            free(c);
+            return ctx_fail(ctx, err, errlen, "ca_file", ca_file ? ca_file : "(system store)",
+                            "no PEM certificate could be loaded");
+        }
+    }
+    ERR_clear_error();
+    c->ssl = ctx;
+    *out = c;
+    return 0;
+}
+
+int mw_tls_client_create(mw_tls_t **out, mw_tls_ctx_t *ctx, const char *host) {
+    if (strlen(host) > 253)
+        return MW_EINVAL;
+    int rc = mw_tls_create(out, ctx);
+    if (rc != 0)
+        return rc;
+    SSL *ssl = (*out)->ssl;
+    SSL_set_connect_state(ssl);
+    unsigned char addr[16];
+    int is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    int ok = 1;
+    if (!is_ip)
+        ok = SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1;
+    else
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1;
+    if (!ok) {
+        mw_tls_free(*out);
+        *out = NULL;
+        ERR_clear_error();
+        return MW_ENOMEM;
+    }
+    return 0;
+}
+
+int mw_tls_ready(const mw_tls_t *t) {
+    return !t->failed && SSL_is_init_finished(t->ssl);
+}
+
 /* Called from the connection's close callback, never mid-feed. */
 void mw_tls_free(mw_tls_t *t) {
     if (!t)
@@ -274,11 +342,17 @@ void mw_tls_free(mw_tls_t *t) {
     free(t);
 }
 
-/* fail marks the session dead and keeps the reason for the log line. */
+/* fail marks the session dead and keeps the reason for the log line. A
+ * client that refused the server's certificate says why (the chain's
+ * verdict is more telling than "certificate verify failed"). */
 static int fail(mw_tls_t *t) {
     const char *r = openssl_reason();
+    long v = SSL_is_server(t->ssl) ? X509_V_OK : SSL_get_verify_result(t->ssl);
     t->failed = 1;
-    t->reason = t->nomem ? "out of memory" : r ? r : "unexpected error";
+    t->reason = t->nomem         ? "out of memory"
+                : v != X509_V_OK ? X509_verify_cert_error_string(v)
+                : r              ? r
+                                 : "unexpected error";
     return MW_ETLS;
 }
 

@@ -1,6 +1,7 @@
 /*
  * tls.h - TLS for wss://: a server context (certificate, key, versions) and
- * one session per connection, as a pure codec over OpenSSL.
+ * one session per connection, as a pure codec over OpenSSL; and the same
+ * sessions on the client side, for the Lua WebSocket client (wsclient.c).
  *
  * tls.c never sees a socket. conn.c hands it the bytes libuv read, gets the
  * plaintext back through a callback (the same bytes a ws:// connection
@@ -42,6 +43,24 @@ void mw_tls_ctx_free(mw_tls_ctx_t *ctx);
 int mw_tls_create(mw_tls_t **out, mw_tls_ctx_t *ctx);
 
 void mw_tls_free(mw_tls_t *t);
+
+/* mw_tls_client_ctx_create makes a client context: TLS 1.2 at least, and,
+ * when verify is set, the server's certificate checked against ca_file
+ * (PEM, one or more certificates) or, when ca_file is NULL, the system's
+ * trust store. Returns 0, MW_ECONFIG (ca_file cannot be read or holds no
+ * certificate; err says which) or MW_ENOMEM. */
+int mw_tls_client_ctx_create(mw_tls_ctx_t **out, int verify, const char *ca_file, char *err,
+                             size_t errlen);
+
+/* mw_tls_client_create starts a client session on a client ctx for host:
+ * the name sent as SNI (not for an IP address) and, when the context
+ * verifies, the name (or address) the certificate must carry. The first
+ * mw_tls_feed, with no bytes, queues the ClientHello. Returns 0,
+ * MW_EINVAL (host too long) or MW_ENOMEM. */
+int mw_tls_client_create(mw_tls_t **out, mw_tls_ctx_t *ctx, const char *host);
+
+/* mw_tls_ready is 1 once the handshake has finished (data can flow). */
+int mw_tls_ready(const mw_tls_t *t);
 
 /* Called with each piece of plaintext, in order; plain is valid only during
  * the call. Return 0 to go on, non-zero to stop: the rest of the input is

@@ -242,6 +242,12 @@ setmetatable(_M, { __index = function(t, key)
         rawset(t, key, mod)
         return mod
     end
+    -- The WebSocket client (moonwire.websocket): connect.
+    if key == "websocket" then
+        local websocket = require "moonwire.websocket"
+        rawset(t, "websocket", websocket)
+        return websocket
+    end
     -- Waiting (moonwire.sched): sleep, spawn, timer.after / timer.every.
     if key == "sleep" or key == "spawn" or key == "timer" then
         local sched = require "moonwire.sched"

@@ -4,11 +4,14 @@
  * mw_handshake_check is fed hand-built mw_request_t values, one rule broken
  * at a time, and must answer the status RFC 6455 section 4.2.1 asks for;
  * also Sec-WebSocket-Accept, subprotocol choice and mw_token_list_has.
+ * The client side (section 4.1): the key, the request it writes, and its
+ * check of the server's response, one wrong answer at a time.
  */
 #include "handshake.h"
 #include "errors.h"
 #include "test.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char sample_key[] = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -279,6 +282,148 @@ static void test_token_list_has(void) {
     CHECK_EQ(mw_token_list_has("upgrade;q=1", "upgrade"), 0);
 }
 
+/* ---- the client side ------------------------------------------------------ */
+
+static void test_client_key(void) {
+    char a[32], b[32];
+    REQUIRE(mw_handshake_client_key(a, sizeof a) == 0);
+    REQUIRE(mw_handshake_client_key(b, sizeof b) == 0);
+    CHECK_EQ(strlen(a), 24);
+    CHECK(strcmp(a, b) != 0); /* fresh randomness each time */
+    /* The server side accepts it: base64 of exactly 16 bytes. */
+    mw_request_t r = valid_request();
+    set_header(&r, "Sec-WebSocket-Key", a);
+    mw_handshake_t out;
+    CHECK_EQ(mw_handshake_check(&r, NULL, 0, &out), 101);
+    CHECK_EQ(mw_handshake_client_key(a, 24), MW_EINVAL);
+}
+
+static void test_client_request(void) {
+    char *req = NULL, err[128];
+    size_t len = 0;
+    mw_handshake_header_t h[] = {{"Authorization", "Bearer x"}, {"X-Trace", "a b\tc"}};
+    REQUIRE(mw_handshake_client_request("example.com:8080", "/chat?room=1", sample_key,
+                                        "chat, superchat", h, 2, &req, &len, err, sizeof err) == 0);
+    CHECK_EQ(len, strlen(req));
+    CHECK_STR(req, "GET /chat?room=1 HTTP/1.1\r\n"
+                   "Host: example.com:8080\r\n"
+                   "Upgrade: websocket\r\n"
+                   "Connection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Sec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Protocol: chat, superchat\r\n"
+                   "Authorization: Bearer x\r\n"
+                   "X-Trace: a b\tc\r\n"
+                   "\r\n");
+    free(req);
+    REQUIRE(mw_handshake_client_request("h", "", sample_key, NULL, NULL, 0, &req, &len, err,
+                                        sizeof err) == 0);
+    CHECK(strncmp(req, "GET / HTTP/1.1\r\nHost: h\r\n", 25) == 0);
+    CHECK(strstr(req, "Sec-WebSocket-Protocol") == NULL);
+    free(req);
+
+    /* What would smuggle a header, or break the request, is refused. */
+    mw_handshake_header_t crlf[] = {{"X-Evil", "a\r\nInjected: 1"}};
+    CHECK_EQ(mw_handshake_client_request("h", "/", sample_key, NULL, crlf, 1, &req, &len, err,
+                                         sizeof err),
+             MW_EINVAL);
+    CHECK(strstr(err, "control character") != NULL);
+    mw_handshake_header_t badname[] = {{"X Evil", "a"}};
+    CHECK_EQ(mw_handshake_client_request("h", "/", sample_key, NULL, badname, 1, &req, &len, err,
+                                         sizeof err),
+             MW_EINVAL);
+    mw_handshake_header_t reserved[] = {{"sec-websocket-key", "a"}};
+    CHECK_EQ(mw_handshake_client_request("h", "/", sample_key, NULL, reserved, 1, &req, &len, err,
+                                         sizeof err),
+             MW_EINVAL);
+    CHECK(strstr(err, "set by the handshake") != NULL);
+    CHECK_EQ(mw_handshake_client_request("h", "/a b", sample_key, NULL, NULL, 0, &req, &len, err,
+                                         sizeof err),
+             MW_EINVAL);
+    CHECK_EQ(mw_handshake_client_request("h\r\nX: y", "/", sample_key, NULL, NULL, 0, &req, &len,
+                                         err, sizeof err),
+             MW_EINVAL);
+}
+
+/* check_reply runs the client's check on a response head. */
+static int check_reply(const char *head, const char *protocols, mw_handshake_reply_t *out) {
+    return mw_handshake_client_check(head, strlen(head), sample_key, protocols, out);
+}
+
+static void test_client_check(void) {
+    mw_handshake_reply_t out;
+    /* RFC 6455 section 1.3's example. */
+    CHECK_EQ(check_reply("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         "Connection: Upgrade\r\n"
+                         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+                         NULL, &out),
+             0);
+    CHECK_EQ(out.status, 101);
+    CHECK_STR(out.protocol, "");
+    /* Case and token lists do not matter. */
+    CHECK_EQ(check_reply("HTTP/1.1 101 OK\r\nupgrade: WebSocket\r\n"
+                         "connection: keep-alive, upgrade\r\n"
+                         "sec-websocket-accept:  s3pPLMBiTxaQ9kYGzzhZRbK+xOo= \r\n\r\n",
+                         NULL, &out),
+             0);
+    /* A subprotocol that was offered. */
+    CHECK_EQ(check_reply("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                         "Sec-WebSocket-Protocol: superchat\r\n\r\n",
+                         "chat, superchat", &out),
+             0);
+    CHECK_STR(out.protocol, "superchat");
+}
+
+static void test_client_check_refusals(void) {
+    static const struct {
+        const char *head, *protocols, *reason;
+    } cases[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", NULL, "200 instead of 101"},
+        {"HTTP/1.1 403 Forbidden\r\n\r\n", NULL, "403 instead of 101"},
+        {"SSH-2.0-OpenSSH\r\n\r\n", NULL, "not HTTP"},
+        {"HTTP/1.1 101 OK\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+         NULL, "Upgrade header"},
+        {"HTTP/1.1 101 OK\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+         NULL, "Upgrade header"},
+        {"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+         NULL, "Connection header"},
+        {"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", NULL,
+         "no Sec-WebSocket-Accept"},
+        {"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+         NULL, "does not match the key"},
+        {"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+         "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+         NULL, "extension that was not offered"},
+        {"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+         "Sec-WebSocket-Protocol: other\r\n\r\n",
+         "chat", "was not offered"},
+        {"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+         "Sec-WebSocket-Protocol: chat\r\n\r\n",
+         NULL, "was not offered"},
+        {"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+         "Sec-WebSocket-Protocol: chat, superchat\r\n\r\n",
+         "chat, superchat", "more than one subprotocol"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mw_handshake_reply_t out;
+        CHECK_EQ(check_reply(cases[i].head, cases[i].protocols, &out), MW_EHTTP);
+        if (!strstr(out.reason, cases[i].reason)) {
+            test_fail_at(__FILE__, __LINE__);
+            fprintf(stderr, "case %zu: reason \"%s\" lacks \"%s\"\n", i, out.reason,
+                    cases[i].reason);
+        }
+    }
+}
+
 int main(void) {
     RUN(test_valid_request_is_accepted);
     RUN(test_accept_value);
@@ -291,5 +436,9 @@ int main(void) {
     RUN(test_checks_run_in_rfc_order);
     RUN(test_subprotocol_choice);
     RUN(test_token_list_has);
+    RUN(test_client_key);
+    RUN(test_client_request);
+    RUN(test_client_check);
+    RUN(test_client_check_refusals);
     return test_summary();
 }

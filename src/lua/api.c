@@ -14,6 +14,7 @@
 #include "jwt_lua.h"
 #include "keylimit_lua.h"
 #include "redis_lua.h"
+#include "wsclient_lua.h"
 #include "sched_lua.h"
 #include "../errors.h"
 #include "../log.h"
@@ -882,6 +883,8 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
     mw_lua_inject_redis_api(L, ctx); /* redis_*: src/lua/redis_lua.c */
     /* keylimit: src/lua/keylimit_lua.c */
     mw_lua_inject_keylimit_api(L, ctx);
+    /* wsc_*: the WebSocket client, src/lua/wsclient_lua.c */
+    mw_lua_inject_wsclient_api(L, ctx);
     lua_pushstring(L, MW_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushinteger(L, MW_ROOM_NAME_MAX);

@@ -27,6 +27,7 @@
 #include "api.h"
 #include "config_lua.h"
 #include "redis_lua.h"
+#include "wsclient_lua.h"
 #include "sched.h"
 
 #include <lauxlib.h>
@@ -1169,6 +1170,7 @@ static void app_stop(void *data) {
     }
     mw_sched_stop(sc->sched);
     mw_lua_redis_stop(sc->core, sc->sched); /* after the tasks: nothing resumes */
+    mw_lua_wsclient_stop(sc->L, sc->sched); /* the app's WebSocket client connections */
 }
 
 static int app_reload(void *data, const mw_config_t *cfg, char *err, size_t errlen) {
