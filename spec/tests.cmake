@@ -177,7 +177,7 @@ mw_integration_test(gorilla_hub)
 # real redis-server the test starts on a free port, stops and restarts.
 mw_integration_test(servercore)
 
-foreach(app hello echo hub chat gorilla-hub servercore)
+foreach(app hello echo hub chat gorilla-hub servercore pxl-chat)
   add_test(NAME lua_example_${app}
            COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/${app})
 endforeach()
