@@ -45,6 +45,13 @@ static const char *valid_room_pattern(const char *v) {
     return mw_room_name_valid(v, strlen(v)) ? NULL : "entries must be " MW_ROOM_NAME_RULE;
 }
 
+/* valid_redis_url: empty (none), redis://... or unix://... (moonwire.redis). */
+static const char *valid_redis_url(const char *v) {
+    if (!*v || !strncmp(v, "redis://", 8) || !strncmp(v, "unix://", 7))
+        return NULL;
+    return "must be a redis:// or unix:// URL (or empty)";
+}
+
 /* valid_origin: "*", or an RFC 6454 serialized origin: scheme "://" host
  * with an optional port, no path, no spaces. */
 static const char *valid_origin(const char *v) {
@@ -212,6 +219,16 @@ static const mw_config_desc_t descs[] = {
         "bytes the Lua heap may hold (0: unlimited)"),
     INT(max_pending_messages, "32", 1, 65536, LIVE,
         "messages of one client queued while its handler waits; past it reading stops"),
+    STRING(redis_url, "", valid_redis_url, LIVE,
+           "the app's Redis (redis://[:password@]host[:port][/db] or unix:///path): "
+           "a subscriber's ctx.redis (empty: none)"),
+    INT(subscriber_timeout, "30000", 0, 86400000, LIVE,
+        "ms a subscriber's handler may take, waits included, before it is given up "
+        "(0: no limit; a subscriber's own timeout wins)"),
+    INT(bus_max_depth, "8", 1, 64, LIVE,
+        "events a chain of subscribers may emit one inside another before emit refuses"),
+    INT(bus_max_pending, "10000", 1, 10000000, LIVE,
+        "subscriber handlers started and not finished; past it emit drops the event"),
     TABLE(app, LIVE, "free-form settings for the application"),
 };
 

@@ -95,6 +95,11 @@ typedef struct mw_config {
     int script_timeout;         /* ms; 0 = no watchdog */
     int max_pending_messages;   /* queued while a client's handler waits */
     long long lua_memory_limit; /* bytes; 0 = unlimited */
+    /* the event bus (docs/subscribers.md) */
+    char *redis_url;        /* the app's Redis: ctx.redis of a subscriber */
+    int subscriber_timeout; /* ms; 0 = no limit */
+    int bus_max_depth;      /* nested emits */
+    int bus_max_pending;    /* handlers in flight */
 } mw_config_t;
 
 /* mw_config_valid_fn checks one value of a string option, or one entry of

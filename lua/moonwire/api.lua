@@ -16,6 +16,7 @@
 local core = require "moonwire.core"
 local json = require "moonwire.json"
 local rooms = require "moonwire.rooms"
+local bus = require "moonwire.bus"
 local http = require "moonwire.http"
 
 local type = type
@@ -287,6 +288,31 @@ end
 
 
 -- GET /api/stats -> {connections, rooms, users, uptime_s}.
+-- POST /api/emit {channel, message}: an event on the app's event bus
+-- (docs/subscribers.md), as moonwire.emit from app code. -> {channel,
+-- subscribers} (handlers started; 0 when nobody subscribes); 503 when
+-- the bus is full.
+local function emit(req)
+    local body, status, answer = body_of(req)
+    if not body then
+        return status, answer
+    end
+    local channel = body.channel
+    if type(channel) ~= "string" or channel == "" or #channel > 256 then
+        return bad("channel", "must be a non-empty string of at most 256 bytes")
+    end
+    local message = body.message
+    if message == nil then
+        return bad("message", "required (any JSON value)")
+    end
+    local n, err = bus.emit(channel, message)
+    if not n then
+        return 503, { error = { code = "SERVER_BUSY", message = tostring(err) } }
+    end
+    return 200, { channel = channel, subscribers = n }
+end
+
+
 local function stats()
     local health = json.decode(core.health())
     local users = 0
@@ -307,6 +333,7 @@ local routes = {
     ["POST /api/broadcast"] = { json = true, handler = broadcast },
     ["POST /api/send"] = { json = true, handler = send },
     ["POST /api/disconnect"] = { json = true, handler = disconnect },
+    ["POST /api/emit"] = { json = true, handler = emit },
     ["GET /api/rooms"] = rooms_list,
     ["GET /api/presence"] = presence,
     ["GET /api/stats"] = stats,

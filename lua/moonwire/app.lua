@@ -1,6 +1,7 @@
 -- moonwire.app: loads an app folder into a fresh, validated app object:
 -- controllers/*.lua into a router, the optional app.lua hooks, the
--- optional protocol.lua and the optional routes.lua (HTTP routes). It also
+-- optional protocol.lua, the optional routes.lua (HTTP routes) and the
+-- event bus's subscribers/*.lua. It also
 -- owns the module searcher for app-local code: every module whose file
 -- lives in the app folder is recorded, so that a
 -- reload can run it fresh and, when the new code fails to load, put the old
@@ -9,6 +10,7 @@
 
 local core = require "moonwire.core"
 local router = require "moonwire.router"
+local bus = require "moonwire.bus"
 local http = require "moonwire.http"
 local errors = require "moonwire.errors"
 local default_protocol = require "moonwire.protocol"
@@ -375,6 +377,67 @@ local function load_protocol(app, dir)
 end
 
 
+-- A middleware list as subscribers and controllers take it: tables.
+local function check_middleware(list)
+    for i, m in ipairs(list) do
+        if type(m) ~= "table" then
+            return nil, "middleware[" .. i .. "] must be a table, got " .. type(m)
+        end
+    end
+    return true
+end
+
+
+-- subscribers/*.lua: one event-bus subscriber per file (moonwire.bus
+-- checks each table); app.subscribers keeps them in load order (by file
+-- name), for moonwire.bus.new.
+local function load_subscribers(app, dir)
+    local sdir = dir .. "/subscribers"
+    local entries, err = core.scandir(sdir)
+    if not entries then
+        if not exists(sdir) then
+            return true
+        end
+        return nil, sdir .. ": " .. tostring(err)
+    end
+    local names = {}
+    for _, entry in ipairs(entries) do
+        local name = entry.name
+        if entry.type == "file" and find(name, "%.lua$") and sub(name, 1, 1) ~= "." then
+            names[#names + 1] = name
+        end
+    end
+    sort(names)
+    local by_name = {}
+    for _, file in ipairs(names) do
+        local path = sdir .. "/" .. file
+        local spec, src
+        spec, err, src = run(path)
+        if err then
+            return nil, err
+        end
+        local handle = type(spec) == "table" and spec.handle
+        local line = type(handle) == "function" and line_of(handle) or return_line(src)
+        local record
+        record, err = bus.subscriber(spec, {
+            name = sub(file, 1, -5), file = path, line = line,
+            check_middleware = check_middleware,
+        })
+        if not record then
+            return nil, path .. ":" .. return_line(src) .. ": " .. err
+        end
+        local other = by_name[record.name]
+        if other then
+            return nil, path .. ":" .. return_line(src) .. ": subscriber name '" .. record.name
+                        .. "' is already used by " .. other
+        end
+        by_name[record.name] = path
+        app.subscribers[#app.subscribers + 1] = record
+    end
+    return true
+end
+
+
 -- routes.lua: HTTP routes ("METHOD /path" -> handler), compiled by
 -- moonwire.http; /api/ belongs to the server API.
 local function load_routes(app, dir)
@@ -416,6 +479,9 @@ local function build(app, dir, system_on)
     if ok then
         ok, err = load_routes(app, dir)
     end
+    if ok then
+        ok, err = load_subscribers(app, dir)
+    end
     if not ok then
         return nil, err
     end
@@ -456,6 +522,7 @@ function _M.load(dir, opts)
         state = {},
         hooks = {},
         router = router.new(),
+        subscribers = {},
         http_routes = http.compile(nil),
         protocol = default_protocol,
         _loader = ctx,

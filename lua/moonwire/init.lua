@@ -159,6 +159,19 @@ function _M.send_user(user, msg, opts)
 end
 
 
+-- Publishes an event on the app's event bus (moonwire.bus,
+-- docs/subscribers.md): every matching subscriber's handler gets it in a
+-- task of its own. Returns the number of handlers started, or nil, err.
+function _M.emit(channel, message)
+    if type(channel) ~= "string" or channel == "" then
+        error("bad argument #1 to 'emit' (non-empty string expected, got "
+              .. (channel == "" and "\"\"" or type(channel)) .. ")", 2)
+    end
+    core()
+    return require("moonwire.bus").current():emit(channel, message)
+end
+
+
 -- The connected client with this id, or nil.
 function _M.client(id)
     return rooms():client(id)
@@ -209,6 +222,12 @@ setmetatable(_M, { __index = function(t, key)
         local jwt = require "moonwire.jwt"
         rawset(t, "jwt", jwt)
         return jwt
+    end
+    -- The event bus: stats(), glob(), and the server API handlers see.
+    if key == "bus" then
+        local bus = require "moonwire.bus"
+        rawset(t, "bus", bus)
+        return bus
     end
     -- Redis (moonwire.redis): connect, and the null of list replies.
     if key == "redis" then

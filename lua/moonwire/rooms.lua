@@ -247,6 +247,16 @@ end
 _M.member_of = member_of
 
 
+-- The event bus's client.joined / client.left (docs/subscribers.md):
+-- built only when a subscriber may take it.
+function manager.tell(self, bus, channel, client, name, count)
+    if bus and bus:has(channel) then
+        bus:emit(channel, { client_id = client.id, user = client.user, room = name,
+                            count = count }, client)
+    end
+end
+
+
 -- client:join(). Returns count or nil, code, message.
 function manager.join(self, client, name)
     local ok, code, message = check_name(name)
@@ -257,7 +267,9 @@ function manager.join(self, client, name)
         return nil, "CLOSED", "closed"
     end
     local presence = self:presence_enabled(name)
-    local was_member = presence and member_of(client.id, name)
+    local bus = self._host.bus
+    local told = bus and bus:has("client.joined")
+    local was_member = (presence or told) and member_of(client.id, name)
 
     local count, moved = core.join(client.id, name)
     if not count then
@@ -272,11 +284,17 @@ function manager.join(self, client, name)
         return nil, INVALID_ROOM, tostring(err)
     end
 
-    if moved ~= nil and moved ~= name and self:presence_enabled(moved) then
-        self:announce(moved, "left", client, nil)
+    if moved ~= nil and moved ~= name then
+        if self:presence_enabled(moved) then
+            self:announce(moved, "left", client, nil)
+        end
+        self:tell(bus, "client.left", client, moved, core.count(moved))
     end
     if presence and not was_member then
         self:announce(name, "joined", client, client.id)
+    end
+    if told and not was_member then
+        self:tell(bus, "client.joined", client, name, count)
     end
     return count
 end
@@ -300,6 +318,7 @@ function manager.leave(self, client, name)
     if count > 0 and self:presence_enabled(name) then
         self:announce(name, "left", client, nil)
     end
+    self:tell(self._host.bus, "client.left", client, name, count)
     return count
 end
 
@@ -309,10 +328,13 @@ end
 function manager.disconnect(self, client)
     local list = core.rooms(client.id)
     if list then
+        local bus = self._host.bus
         for _, name in ipairs(list) do
-            if self:presence_enabled(name) and core.count(name) > 1 then
+            local count = core.count(name)
+            if self:presence_enabled(name) and count > 1 then
                 self:announce(name, "left", client, client.id)
             end
+            self:tell(bus, "client.left", client, name, count - 1)
         end
     end
     self:bind_user(client, nil)

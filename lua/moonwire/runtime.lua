@@ -16,6 +16,7 @@ local rooms = require "moonwire.rooms"
 local http = require "moonwire.http"
 local server_api = require "moonwire.api"
 local sched = require "moonwire.sched"
+local bus_new = require("moonwire.bus").new
 
 local setmetatable = setmetatable
 local type = type
@@ -172,6 +173,7 @@ function runtime.init(self, opts)
     self._jwt = jwt_opts
     self._host.app = app
     self._rooms:configure(config)
+    self._host.bus = bus_new(app.subscribers, config, self._rooms)
     rooms.set_current(self._rooms)
     app:activate()
     http.claim_health(app.http_routes)
@@ -192,6 +194,20 @@ end
 
 function runtime.routes(self)
     return self:app():routes()
+end
+
+
+-- The app's subscribers in run order (moonwire.bus list()).
+function runtime.subscribers(self)
+    return self._host.bus:list()
+end
+
+
+-- moonwire.emit on this runtime's bus, from outside a dispatch (specs).
+function runtime.emit(self, channel, message)
+    active = self
+    rooms.set_current(self._rooms)
+    return self._host.bus:emit(channel, message)
 end
 
 
@@ -228,6 +244,13 @@ end
 -- code for /metrics (moonwire_errors_total; C bounds the distinct codes).
 function runtime._send_error(self, client, id, code, message)
     core.count_error(tostring(code))
+    local bus = self._host.bus
+    if bus:has("client.error") then
+        local msg = self._client == client and self._msg or nil
+        bus:emit("client.error", { client_id = client.id, user = client.user, code = code,
+                                   message = message,
+                                   route = msg and route_name(msg) or nil }, client)
+    end
     local ok, env = pcall(self:app().protocol.error, id, code, message)
     if not ok then
         log("error", "protocol.error failed: %s", errors.message(env))
@@ -364,6 +387,10 @@ function runtime._bind_user(self, client, user)
         client:close(1008, "too many connections for this user")
         return false
     end
+    local bus = self._host.bus
+    if bus:has("client.authenticated") then
+        bus:emit("client.authenticated", { client_id = client.id, user = user.id }, client)
+    end
     return true
 end
 
@@ -444,6 +471,12 @@ function runtime.open(self, id)
     if not ok and is_failure(res) then
         self:_send_error(client, nil, res.code, res.message)
         client:close(1008, res.code)
+        return
+    end
+    local bus = self._host.bus
+    if bus:has("client.connected") then
+        bus:emit("client.connected", { client_id = id, user = client.user,
+                                       remote_addr = client.remote_addr }, client)
     end
 end
 
@@ -753,9 +786,15 @@ function runtime.disconnect(self, id, code, reason)
     end
     -- C removes the memberships right after this returns; presence `left`
     -- events go out now, while core.rooms(id) still knows them.
+    local user = client.user
     ok, res = pcall(self._rooms.disconnect, self._rooms, client)
     if not ok then
         log("error", "presence on disconnect failed: %s", errors.message(res))
+    end
+    local bus = self._host.bus
+    if bus:has("client.disconnected") then
+        bus:emit("client.disconnected", { client_id = id, user = user, code = code,
+                                          reason = reason }, client)
     end
 end
 
@@ -766,6 +805,17 @@ end
 -- it takes effect with the new code. The caller logs the outcome (one
 -- line per reload).
 function runtime.reload(self, config)
+    local old_bus = self._host.bus
+    local ok, err = self:_reload(config)
+    local bus = ok and self._host.bus or old_bus
+    if bus:has("server.reload") then
+        bus:emit("server.reload", { ok = ok == true, error = err })
+    end
+    return ok, err
+end
+
+
+function runtime._reload(self, config)
     local old = self:app()
     config = config or self._config
     local jwt_opts, jerr = auth.jwt_options(config)
@@ -787,7 +837,9 @@ function runtime.reload(self, config)
     if redis then
         redis.unsubscribe_all()
     end
+    require("moonwire.bus").timers_cancelled()
     self._host.app = new
+    self._host.bus = bus_new(new.subscribers, config, self._rooms)
     rooms.set_current(self._rooms)
     new:activate()
     http.claim_health(new.http_routes)

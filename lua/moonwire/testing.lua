@@ -403,6 +403,23 @@ function harness.routes(self)
 end
 
 
+-- The app's subscribers in run order ({ name, selector, priority, file,
+-- line, description }), as `moonwire check` lists them.
+function harness.subscribers(self)
+    return self.runtime:subscribers()
+end
+
+
+-- Emits an event on the app's bus, as moonwire.emit or POST /api/emit
+-- would, then runs the loop (the handlers run): the number of handlers
+-- started, or nil, err.
+function harness.emit(self, channel, message)
+    local n, err = self.runtime:emit(channel, message)
+    self.server:run()
+    return n, err
+end
+
+
 -- Log lines so far ({ level =, message = }), from the core and core.log,
 -- optionally only those of one level.
 function harness.logs(self, level)

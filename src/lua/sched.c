@@ -345,6 +345,26 @@ int mw_sched_spawn(lua_State *L, mw_sched_t *s, int fn, int nargs) {
     return 0;
 }
 
+/* find_spawned looks for co among the tasks of list (parked or ready). */
+static mw_task_t *find_spawned(mw_list_t *list, lua_State *co) {
+    for (mw_list_t *l = list->next; l != list; l = l->next) {
+        mw_task_t *t = mw_list_entry(l, mw_task_t, link);
+        if (t->co == co)
+            return t->kind == MW_TASK_SPAWN ? t : NULL;
+    }
+    return NULL;
+}
+
+int mw_sched_drop(mw_sched_t *s, lua_State *co) {
+    mw_task_t *t = find_spawned(&s->tasks, co);
+    if (!t)
+        t = find_spawned(&s->ready, co);
+    if (!t || t == s->running)
+        return MW_ENOTFOUND;
+    mw_task_free(t);
+    return 0;
+}
+
 static void free_timer(app_timer_t *at) {
     mw_sched_t *s = at->sched;
     if (at->timer)

@@ -122,6 +122,13 @@ int mw_sched_sleep(lua_State *L, mw_sched_t *s, uint64_t ms);
  * dispatch is over. Returns 0, MW_ECLOSED (no server) or MW_ENOMEM. */
 int mw_sched_spawn(lua_State *L, mw_sched_t *s, int fn, int nargs);
 
+/* mw_sched_drop ends the spawned task whose thread is co, if it is
+ * parked or not yet started: it is never resumed, and its wait ends (the
+ * operation gets MW_ECLOSED). For the event bus, which gives up a
+ * subscriber's handler past its timeout. Returns 0, or MW_ENOTFOUND when
+ * co is no such task (finished, running, or not spawned). */
+int mw_sched_drop(mw_sched_t *s, lua_State *co);
+
 /* App timers (moonwire.timer): run the function at stack index fn as a
  * task after ms, and every ms after that when every is set. A run that
  * still waits when the next one is due makes that one skip. Returns the

@@ -1,6 +1,6 @@
 /*
- * sched_lua.c - moonwire.core.sleep, spawn, timer, timer_cancel and
- * timers_cancel: the Lua face of sched.c.
+ * sched_lua.c - moonwire.core.sleep, spawn, task_drop, timer, timer_cancel
+ * and timers_cancel: the Lua face of sched.c.
  *
  * The convention of api.c: misuse raises, a failure the caller must
  * handle returns nil and a short string. sleep is the one primitive here
@@ -56,6 +56,16 @@ static int l_spawn(lua_State *L) {
     return mw_lua_push_result(L, rc);
 }
 
+/* core.task_drop(co) -> true | nil, "no such object": ends a spawned
+ * task that is parked or not yet started (it is never resumed). */
+static int l_task_drop(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTHREAD);
+    mw_sched_t *s = sched_of(L);
+    if (!s)
+        return not_serving(L);
+    return mw_lua_push_result(L, mw_sched_drop(s, lua_tothread(L, 1)));
+}
+
 /* core.timer(ms, fn, every) -> id | nil, err */
 static int l_timer(lua_State *L) {
     uint64_t ms = check_ms(L, 1);
@@ -97,6 +107,7 @@ void mw_lua_inject_sched_api(lua_State *L, mw_lua_core_t *ctx) {
     static const luaL_Reg fns[] = {
         {"sleep", l_sleep},
         {"spawn", l_spawn},
+        {"task_drop", l_task_drop},
         {"timer", l_timer},
         {"timer_cancel", l_timer_cancel},
         {"timers_cancel", l_timers_cancel},
