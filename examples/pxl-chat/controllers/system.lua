@@ -56,19 +56,19 @@ function _M.joinRoom(client, data)
     local user_id = pxl.nullish(data.userId, client_id)
     local user_type = pxl.nullish(data.userType, "user")
     local username = pxl.nullish(data.username, "user_" .. client_id:sub(1, 8))
-    local count, _, reason = client:join(room)
-    if not count then
-        return failed(client, "Failed to join room", reason)
-    end
     -- What joinRoom stores about the client's user in the room (PXL's
-    -- userData), for the room's other listeners (subscribers/).
-    -- (With clientCanJoinMultipleRooms = false the join moved the client
-    -- out of its previous room: that room's entry goes.)
+    -- userData), for the room's listeners (subscribers/room-status.lua).
+    -- Entries of rooms the client has left go at its next join (not at the
+    -- leave itself: the listeners of that leave still read them).
     local rooms = client.data.rooms or {}
     for name in pairs(rooms) do
         if not client:in_room(name) then
             rooms[name] = nil
         end
+    end
+    local count, _, reason = client:join(room)
+    if not count then
+        return failed(client, "Failed to join room", reason)
     end
     rooms[room] = { userId = user_id, userType = user_type, username = username }
     client.data.rooms = rooms
@@ -97,9 +97,6 @@ function _M.leaveRoom(client, data)
         return failed(client, "Failed to leave room", "room name must be a string")
     end
     if client:in_room(room) and client:leave(room) then
-        if client.data.rooms then
-            client.data.rooms[room] = nil
-        end
         client:send(pxl.message("user", "leftRoom", pxl.ordered(ROOM_KEYS, { roomName = room })))
     end
     return pxl.ordered(LEFT_KEYS, {
