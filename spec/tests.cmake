@@ -106,6 +106,10 @@ mw_integration_test(http_api)
 # restarted during the test): calls, pub/sub, /metrics, fail fast.
 mw_integration_test(redis)
 
+# The event bus: subscribers/*.lua in the real binary, POST /api/emit, the
+# server's events, hot reload of subscribers, check and new subscriber.
+mw_integration_test(subscribers)
+
 # The installed layout: the binary must find its runtime under
 # <prefix>/share/moonwire/lua, and an app must load from there; the compiled
 # Lua modules (moonwire/core.so, moonwire/core/jwt.so) go under

@@ -41,8 +41,10 @@ static void usage(FILE *f) {
         "usage:\n"
         "  moonwire serve [APP] [--host HOST] [--port PORT]   run the app in folder APP (default "
         ".)\n"
-        "  moonwire check [APP]                               load the app and print its routes\n"
+        "  moonwire check [APP]                               load the app, print its routes and "
+        "subscribers\n"
         "  moonwire new NAME                                  create an app skeleton in NAME\n"
+        "  moonwire new subscriber NAME [APP]                 add an event-bus subscriber to APP\n"
         "  moonwire test [APP]                                run the app's busted specs\n"
         "  moonwire bench MODE [OPTIONS]                      the load generator (moonwire bench "
         "--help)\n"
@@ -224,8 +226,25 @@ static int cmd_check(mw_script_t *sc, const cli_t *cli) {
         printf("wss:// on port %d, certificate %s\n", cfg.port, cfg.tls_cert);
     printf("routes:\n");
     int n = mw_script_print_routes(sc, stdout);
+    if (n >= 0) {
+        printf("subscribers:\n");
+        n = mw_script_print_subscribers(sc, stdout);
+    }
     mw_config_free(&cfg);
     return n < 0 ? 1 : 0;
+}
+
+/* moonwire new subscriber NAME [APP]: APP/subscribers/NAME.lua and a spec. */
+static int cmd_new_subscriber(mw_script_t *sc, const char *name, const char *app) {
+    char err[1024];
+    if (mw_script_scaffold_subscriber(sc, app, name, err, sizeof err) != 0) {
+        fprintf(stderr, "moonwire: new subscriber %s: %s\n", name, err);
+        return 1;
+    }
+    printf("created %s/subscribers/%s.lua and %s/spec/%s_subscriber_spec.lua\n"
+           "  list it:  moonwire check %s\n  test it:  moonwire test %s\n",
+           app, name, app, name, app, app);
+    return 0;
 }
 
 static int cmd_new(mw_script_t *sc, const cli_t *cli) {
@@ -308,6 +327,20 @@ int main(int argc, char **argv) {
     }
     if (argc >= 2 && !strcmp(argv[1], "bench"))
         return cmd_bench(argc, argv);
+    /* moonwire new subscriber NAME [APP]: parsed here, the rest as "new". */
+    const char *sub_name = NULL, *sub_app = ".";
+    if (argc >= 3 && !strcmp(argv[1], "new") && !strcmp(argv[2], "subscriber")) {
+        if (argc < 4 || argc > 5) {
+            fprintf(stderr, "moonwire: usage: moonwire new subscriber NAME [APP]\n");
+            return 2;
+        }
+        sub_name = argv[3];
+        if (argc == 5)
+            sub_app = argv[4];
+        if (!app_exists(sub_app))
+            return 2;
+        argc = 2;
+    }
     cli_t cli;
     int rc = parse_args(argc, argv, &cli);
     if (rc)
@@ -318,7 +351,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "moonwire: unknown command \"%s\" (see moonwire --help)\n", cli.command);
         return 2;
     }
-    if (!strcmp(cli.command, "new") && argc < 3) {
+    if (!strcmp(cli.command, "new") && argc < 3 && !sub_name) {
         fprintf(stderr, "moonwire: usage: moonwire new NAME\n");
         return 2;
     }
@@ -343,6 +376,8 @@ int main(int argc, char **argv) {
         rc = cmd_serve(sc, &cli);
     else if (!strcmp(cli.command, "check"))
         rc = cmd_check(sc, &cli);
+    else if (sub_name)
+        rc = cmd_new_subscriber(sc, sub_name, sub_app);
     else
         rc = cmd_new(sc, &cli);
     mw_script_free(sc);

@@ -20,6 +20,7 @@ local bus_new = require("moonwire.bus").new
 
 local setmetatable = setmetatable
 local type = type
+local ipairs = ipairs
 local tostring = tostring
 local error = error
 local pcall = pcall
@@ -909,6 +910,18 @@ end
 
 function _M.routes()
     return instance():routes()
+end
+
+
+-- `moonwire check`'s subscriber lines: name, selector, priority, where.
+function _M.subscriber_lines()
+    local out = {}
+    for i, s in ipairs(instance():subscribers()) do
+        out[i] = format("%s  [%s]  priority %s  %s:%d%s", s.name, s.selector,
+                        tostring(s.priority), s.file or "?", s.line or 1,
+                        s.description and ("  -- " .. s.description) or "")
+    end
+    return out
 end
 
 

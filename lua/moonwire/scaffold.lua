@@ -256,4 +256,117 @@ function _M.create(dir, opts)
 end
 
 
+-- A subscriber for `moonwire new subscriber NAME [APP]`: a working
+-- handler that forwards its events to a room, and a spec that emits one.
+local SUBSCRIBER = [[
+-- subscribers/{{name}}.lua: an event-bus subscriber (docs/subscribers.md).
+-- It runs, in a task of its own, for every event its selector accepts:
+-- `channel = "x"`, `channels = { "x", "y" }`, or `match =` a glob ("job.*"),
+-- a function(ctx) or a list of them. Higher `priority` runs first.
+return {
+    name = "{{name}}",
+    description = "forwards {{name}}.* events to the room '{{name}}'",
+    match = "{{name}}.*",
+    priority = 0,
+    -- middleware = { require("moonwire.middleware").logging("{{name}}") },
+    handle = function(ctx)
+        -- ctx.channel, ctx.message, ctx.server (send, broadcast, room, join,
+        -- leave, client, disconnect, emit), ctx.redis (config redis_url).
+        ctx.server.room("{{name}}"):broadcast({
+            type = "{{name}}",
+            action = ctx.channel:match("[^.]+$"),
+            data = ctx.message,
+        })
+    end,
+}
+]]
+
+local SUBSCRIBER_SPEC = [[
+-- Specs for subscribers/{{name}}.lua, through the real runtime: an event
+-- emitted on the bus reaches the members of the room.
+local testing = require "moonwire.testing"
+
+describe("subscriber {{name}}", function()
+    local app
+
+    before_each(function()
+        app = assert(testing.load_app("."))
+    end)
+
+    after_each(function()
+        app:close()
+    end)
+
+    it("forwards {{name}}.* events to the room", function()
+        local ws = app:connect()
+        ws.client:join("{{name}}")
+        assert.equal(1, app:emit("{{name}}.created", { id = 7 }))
+        local got = ws:events("{{name}}", "created")
+        assert.equal(1, #got)
+        assert.same({ id = 7 }, got[1].data)
+    end)
+end)
+]]
+
+
+local function write_new(path, content)
+    local f = io_open(path, "rb")
+    if f then
+        f:close()
+        return nil, path .. ": already exists"
+    end
+    local err
+    f, err = io_open(path, "wb")
+    if not f then
+        return nil, err
+    end
+    local ok, werr = f:write(content)
+    f:close()
+    if not ok then
+        return nil, path .. ": " .. tostring(werr)
+    end
+    return true
+end
+
+
+-- Writes dir/subscribers/NAME.lua and dir/spec/NAME_subscriber_spec.lua.
+-- Returns true or nil, err (an existing file is never overwritten).
+function _M.subscriber(dir, name, opts)
+    if type(dir) ~= "string" or dir == "" then
+        error("bad argument #1 to 'subscriber' (directory path expected)", 2)
+    end
+    if type(name) ~= "string" or not match(name, "^[%a][%w_%-]*$") then
+        return nil, "invalid subscriber name '" .. tostring(name)
+                    .. "' (a letter followed by letters, digits, '_' or '-')"
+    end
+    opts = opts or {}
+    local mkdir = opts.mkdir or mkdir_p
+    dir = gsub(dir, "(.)/+$", "%1")
+    for _, sub in ipairs({ "/subscribers", "/spec" }) do
+        local ok, err = mkdir(dir .. sub)
+        if not ok then
+            return nil, err
+        end
+    end
+    local files = {
+        { dir .. "/subscribers/" .. name .. ".lua", SUBSCRIBER },
+        { dir .. "/spec/" .. name .. "_subscriber_spec.lua", SUBSCRIBER_SPEC },
+    }
+    for _, f in ipairs(files) do
+        local existing = io_open(f[1], "rb")
+        if existing then
+            existing:close()
+            return nil, f[1] .. ": already exists"
+        end
+    end
+    for _, f in ipairs(files) do
+        local ok, err = write_new(f[1], (gsub(f[2], "{{name}}", name)))
+        if not ok then
+            return nil, err
+        end
+    end
+    return true
+end
+
+
 return _M

@@ -556,14 +556,22 @@ def read_body(sock, headers, rest, timeout=SOCK_TIMEOUT):
     return body
 
 
-def http_request(host, port, method, path, headers=None, timeout=SOCK_TIMEOUT):
+def http_request(host, port, method, path, headers=None, timeout=SOCK_TIMEOUT, body=None):
+    """(status, headers, body) of one request; a dict or list body is sent as JSON."""
     s = connect(host, port, timeout)
     try:
         hs = [("Host", "%s:%d" % (host if ":" not in host else "[%s]" % host, port)),
               ("Connection", "close")] + list(headers or [])
+        data = b""
+        if body is not None:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+                hs.append(("Content-Type", "application/json"))
+            data = body.encode("utf-8") if isinstance(body, str) else body
+            hs.append(("Content-Length", str(len(data))))
         req = "%s %s HTTP/1.1\r\n" % (method, path)
         req += "".join("%s: %s\r\n" % kv for kv in hs) + "\r\n"
-        s.sendall(req.encode("latin-1"))
+        s.sendall(req.encode("latin-1") + data)
         status, reason, hdrs, rest = read_http_head(s)
         body = b"" if method == "HEAD" else read_body(s, hdrs, rest)
         return status, hdrs, body

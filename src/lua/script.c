@@ -51,11 +51,13 @@ enum {
     FN_RELOAD,
     FN_START,
     FN_ROUTES,
+    FN_SUBSCRIBERS,
     FN_COUNT
 };
 #define FN_EVENTS (FN_START + 1)
-static const char *const fn_names[FN_COUNT] = {"upgrade",    "open",   "message", "message_failed",
-                                               "disconnect", "reload", "start",   "routes"};
+static const char *const fn_names[FN_COUNT] = {"upgrade",        "open",       "message",
+                                               "message_failed", "disconnect", "reload",
+                                               "start",          "routes",     "subscriber_lines"};
 
 struct mw_script {
     lua_State *L;
@@ -932,11 +934,13 @@ int mw_script_init_app(mw_script_t *sc, mw_server_t *server, const char *app_dir
     return ok ? 0 : MW_ESCRIPT;
 }
 
-int mw_script_print_routes(mw_script_t *sc, FILE *out) {
+/* print_lines writes the strings of the list that runtime function fn
+ * returns, one per line, indented. Returns the count or MW_ESCRIPT. */
+static int print_lines(mw_script_t *sc, int fn, FILE *out) {
     lua_State *L = sc->L;
     int base = lua_gettop(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[FN_ROUTES]);
-    if (call(sc, 0, 1, "routes", 0, NULL, 0) != 0)
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sc->fns[fn]);
+    if (call(sc, 0, 1, fn_names[fn], 0, NULL, 0) != 0)
         return MW_ESCRIPT;
     int n = 0;
     if (lua_istable(L, -1)) {
@@ -949,6 +953,14 @@ int mw_script_print_routes(mw_script_t *sc, FILE *out) {
     }
     lua_settop(L, base);
     return n;
+}
+
+int mw_script_print_routes(mw_script_t *sc, FILE *out) {
+    return print_lines(sc, FN_ROUTES, out);
+}
+
+int mw_script_print_subscribers(mw_script_t *sc, FILE *out) {
+    return print_lines(sc, FN_SUBSCRIBERS, out);
 }
 
 void mw_script_start(mw_script_t *sc) {
@@ -1399,16 +1411,21 @@ int mw_script_reload(mw_script_t *sc, const mw_config_t *cfg, char *err, size_t 
     return 0;
 }
 
-int mw_script_scaffold(mw_script_t *sc, const char *dir, char *err, size_t errlen) {
+/* scaffold calls moonwire.scaffold's fn with the strings a and b (b may
+ * be NULL): true, or nil, err. */
+static int scaffold(mw_script_t *sc, const char *fn, const char *a, const char *b, char *err,
+                    size_t errlen) {
     lua_State *L = sc->L;
     int base = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushstring(L, "moonwire.scaffold");
     if (call(sc, 1, 1, "require", 0, err, errlen) != 0)
         return MW_ESCRIPT;
-    lua_getfield(L, -1, "create");
-    lua_pushstring(L, dir);
-    if (call(sc, 1, 2, "scaffold", 0, err, errlen) != 0) {
+    lua_getfield(L, -1, fn);
+    lua_pushstring(L, a);
+    if (b)
+        lua_pushstring(L, b);
+    if (call(sc, b ? 2 : 1, 2, "scaffold", 0, err, errlen) != 0) {
         lua_settop(L, base);
         return MW_ESCRIPT;
     }
@@ -1417,6 +1434,15 @@ int mw_script_scaffold(mw_script_t *sc, const char *dir, char *err, size_t errle
         snprintf(err, errlen, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "failed");
     lua_settop(L, base);
     return ok ? 0 : MW_ESCRIPT;
+}
+
+int mw_script_scaffold(mw_script_t *sc, const char *dir, char *err, size_t errlen) {
+    return scaffold(sc, "create", dir, NULL, err, errlen);
+}
+
+int mw_script_scaffold_subscriber(mw_script_t *sc, const char *dir, const char *name, char *err,
+                                  size_t errlen) {
+    return scaffold(sc, "subscriber", dir, name, err, errlen);
 }
 
 void mw_script_free(mw_script_t *sc) {

@@ -63,6 +63,10 @@ int mw_script_init_app(mw_script_t *sc, mw_server_t *server, const char *app_dir
  * MW_ESCRIPT. */
 int mw_script_print_routes(mw_script_t *sc, FILE *out);
 
+/* mw_script_print_subscribers writes one line per event-bus subscriber
+ * (name, selector, priority, file:line). Returns the count or MW_ESCRIPT. */
+int mw_script_print_subscribers(mw_script_t *sc, FILE *out);
+
 /* mw_script_start runs the app's on_start (errors are logged). */
 void mw_script_start(mw_script_t *sc);
 
@@ -80,6 +84,11 @@ int mw_script_reload(mw_script_t *sc, const mw_config_t *cfg, char *err, size_t 
 /* mw_script_scaffold writes a new app skeleton into dir (moonwire new).
  * Returns 0 or MW_ESCRIPT with err. */
 int mw_script_scaffold(mw_script_t *sc, const char *dir, char *err, size_t errlen);
+
+/* mw_script_scaffold_subscriber writes dir/subscribers/NAME.lua and its
+ * spec (moonwire new subscriber NAME [APP]). Returns 0 or MW_ESCRIPT. */
+int mw_script_scaffold_subscriber(mw_script_t *sc, const char *dir, const char *name, char *err,
+                                  size_t errlen);
 
 void mw_script_free(mw_script_t *sc);
 
