@@ -50,7 +50,7 @@ function _M.authenticate(request)
     if token == nil then
         return nil
     end
-    local secret = shared.config().jwt_secret_key
+    local secret = shared.setting("jwt_secret_key")
     if type(secret) ~= "string" or secret == "" then
         moonwire.log.warn("WebSocket authentication failed: JWT secret key not configured")
         return nil, "JWT verification failed: JWT secret key not configured"

@@ -31,6 +31,11 @@ local pxl = {
 
 local inactive = pxl.webSocket.disconnectInactiveClients
 
+-- The guide's `redis` (here a URL, REDIS_URL): where the chatHistory
+-- subscriber keeps the last messages, and chat.history reads them. Empty:
+-- no history.
+local redis_url = getenv("REDIS_URL") or ""
+
 
 return {
     port = pxl.webserver.port,
@@ -49,8 +54,18 @@ return {
     -- inactive_check_interval ms (README.md, "Inactive clients").
     inactive_time = inactive.enabled and inactive.inactiveTime or 0,
     inactive_check_interval = inactive.intervalCheckTime,
+    -- A subscriber's ctx.redis connects here.
+    redis_url = redis_url,
     app = {
         -- Read by app.lua's authenticate hook (HS256/384/512 tokens).
         jwt_secret_key = pxl.auth.jwtSecretKey,
+        -- Chat history (subscribers/chat-history.lua, chat.history): the
+        -- Redis list and how many messages it keeps.
+        redis_url = redis_url,
+        history_key = "pxl-chat:history",
+        history_size = 50,
+        -- The room dashboards join for queue updates
+        -- (subscribers/queue-dashboard.lua).
+        queue_room = "queue:dashboard",
     },
 }

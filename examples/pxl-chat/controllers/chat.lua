@@ -4,7 +4,12 @@
 
 local moonwire = require "moonwire"
 local json = require "moonwire.json"
+local protocol = require "moonwire.protocol"
 local pxl = require "lib.pxl"
+local shared = require "lib.shared"
+
+local type = type
+local tostring = tostring
 
 
 local _M = {}
@@ -14,6 +19,10 @@ local MESSAGE_KEYS = { "username", "message", "timestamp" }
 local ACK_KEYS = { "success", "messageId" }
 local SUCCESS_KEYS = { "success" }
 local TYPING_KEYS = { "username" }
+local HISTORY_KEYS = { "success", "messages" }
+local FAILED_KEYS = { "success", "error" }
+
+local UNAVAILABLE = "History is not available"
 
 
 -- A field of data as PXL reads it (`data?.x || fallback`), written back as
@@ -41,6 +50,8 @@ function _M.send(client, data)
         timestamp = pxl.iso(),
     }))
     moonwire.spawn(moonwire.broadcast, message)
+    -- For the app's subscribers (subscribers/chat-history.lua).
+    moonwire.emit("chat.message", message.data)
     return pxl.ordered(ACK_KEYS, { success = true, messageId = pxl.now() })
 end
 
@@ -53,6 +64,38 @@ function _M.typing(client, data)
         username = field_or(data, "username", "Anonymous"),
     })), { exclude = client })
     return pxl.ordered(SUCCESS_KEYS, { success = true })
+end
+
+
+-- {"type":"chat","action":"history"} -> {"success":true,"messages":[M, ...]}:
+-- the last messages (app.history_size, oldest first) as chat.message's
+-- data, from the Redis list chatHistory keeps; {"success":false,"error":
+-- "History is not available"} when the app has no Redis or Redis does not
+-- answer. Not one of the guide's actions: the app's own.
+function _M.history()
+    local url = shared.setting("redis_url")
+    if type(url) ~= "string" or url == "" then
+        return pxl.ordered(FAILED_KEYS, { success = false, error = UNAVAILABLE })
+    end
+    local list
+    local red, err = moonwire.redis.connect(url)
+    if red then
+        list, err = red:lrange(shared.setting("history_key"), 0,
+                               shared.setting("history_size") - 1)
+    end
+    if not list then
+        moonwire.log.warn("chat.history: %s", tostring(err))
+        return pxl.ordered(FAILED_KEYS, { success = false, error = UNAVAILABLE })
+    end
+    -- Newest first in Redis; each entry is JSON text, sent as written.
+    local messages = {}
+    for i = #list, 1, -1 do
+        local entry = json.literal(list[i])
+        if entry then
+            messages[#messages + 1] = entry
+        end
+    end
+    return pxl.ordered(HISTORY_KEYS, { success = true, messages = protocol.array(messages) })
 end
 
 

@@ -18,9 +18,25 @@ function _M.set(app)
 end
 
 
--- The app's settings (config.lua's `app` table), or {} before on_start.
-function _M.config()
-    return _M.app and _M.app.config or {}
+-- Defaults of the app's settings (config.lua's `app` table sets them; a
+-- spec's config = { app = {...} } may give only some).
+local DEFAULTS = {
+    jwt_secret_key = "",
+    redis_url = "",
+    history_key = "pxl-chat:history",
+    history_size = 50,
+    queue_room = "queue:dashboard",
+}
+
+
+-- One of the app's settings (config.lua's `app` table), or its default.
+function _M.setting(name)
+    local config = _M.app and _M.app.config
+    local value = config and config[name]
+    if value == nil then
+        return DEFAULTS[name]
+    end
+    return value
 end
 
 

@@ -33,7 +33,8 @@ describe("pxl-chat protocol", function()
     end)
 
     it("routes the guide's controller actions and PXL's system controller", function()
-        assert.same({ "chat.send", "chat.typing", "system.joinRoom", "system.leaveRoom",
+        assert.same({ "chat.history", "chat.send", "chat.typing", "system.joinRoom",
+                      "system.leaveRoom",
                       "user.updatePreferences" }, app:routes())
     end)
 

@@ -51,12 +51,12 @@ describe("subscribers", function()
         app = assert(testing.load_app(".", { clock = CLOCK, config = { api_key = API_KEY } }))
     end)
 
-    it("are the app's three, queueDashboard first", function()
+    it("are the app's four, queueDashboard first", function()
         local names = {}
         for i, s in ipairs(app:subscribers()) do
             names[i] = s.name
         end
-        assert.same({ "queueDashboard", "announcements", "roomStatus" }, names)
+        assert.same({ "queueDashboard", "announcements", "chatHistory", "roomStatus" }, names)
         assert.equal(20, app:subscribers()[1].priority)
     end)
 

@@ -18,7 +18,7 @@ return {
     channels = { "job.completed", "job.error" },
     priority = 20,
     handle = function(ctx)
-        local room = shared.config().queue_room or "queue:dashboard"
+        local room = shared.setting("queue_room")
         return ctx.server.room(room):broadcast(
             pxl.message("queue", ACTIONS[ctx.channel], ctx.message))
     end,
