@@ -60,7 +60,7 @@ static void test_defaults(void) {
 static void test_descriptor_table(void) {
     size_t n;
     const mw_config_desc_t *d = mw_config_descs(&n);
-    CHECK_EQ(n, 59);
+    CHECK_EQ(n, 63);
     for (size_t i = 0; i < n; i++) {
         CHECK(mw_config_find(d[i].name) == &d[i]);
         CHECK(d[i].help && d[i].help[0]);
@@ -203,7 +203,8 @@ static void test_live_flags(void) {
 /* change_option sets d in c to a valid value other than its default. */
 static int change_option(mw_config_t *c, const mw_config_desc_t *d) {
     char err[256];
-    static const char *const candidates[] = {"/x", "x", "https://a.example", NULL};
+    static const char *const candidates[] = {"/x", "x", "https://a.example",
+                                             "redis://127.0.0.1:6390", NULL};
     switch (d->type) {
     case MW_CONF_INT: {
         long long v = strtoll(d->default_value, NULL, 10);
@@ -771,6 +772,26 @@ static void test_tls_options(void) {
     mw_config_free(&c);
 }
 
+/* The event bus's options: defaults, bounds, and redis_url's form. */
+static void test_bus_options(void) {
+    mw_config_t c;
+    char err[256] = "";
+    REQUIRE(mw_config_init(&c) == 0);
+    CHECK_STR(c.redis_url, "");
+    CHECK_EQ(c.subscriber_timeout, 30000);
+    CHECK_EQ(c.bus_max_depth, 8);
+    CHECK_EQ(c.bus_max_pending, 10000);
+    CHECK_EQ(mw_config_find("subscriber_timeout")->live, 1);
+    CHECK_EQ(mw_config_set_text(&c, "redis_url", "redis://127.0.0.1:6379/0", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "redis_url", "unix:///run/redis.sock", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "redis_url", "http://x", err, sizeof err), MW_ECONFIG);
+    CHECK_STR(err, "redis_url: must be a redis:// or unix:// URL (or empty)");
+    CHECK_EQ(mw_config_set_text(&c, "bus_max_depth", "0", err, sizeof err), MW_ECONFIG);
+    CHECK_PREFIX(err, "bus_max_depth: must be between 1 and 64");
+    CHECK_EQ(mw_config_set_text(&c, "subscriber_timeout", "0", err, sizeof err), 0);
+    mw_config_free(&c);
+}
+
 /* The HTTP limits and the server API's listener: defaults, bounds, and the
  * rules that tie api_port to api_key and to the other ports. */
 static void test_http_and_api_options(void) {
@@ -819,5 +840,6 @@ int main(void) {
     RUN(test_free_releases_everything);
     RUN(test_tls_options);
     RUN(test_http_and_api_options);
+    RUN(test_bus_options);
     return test_summary();
 }

@@ -242,6 +242,24 @@ describe("moonwire.bus", function()
             assert.equal(1, bus.stats().failed >= 1 and 1 or 0)
         end)
 
+        it("counts in /metrics: events, handlers, errors, running", function()
+            subscriber("broken", [[
+                return { channel = "e", handle = function() error("no") end }
+            ]])
+            assert(load())
+            local function sample(name)
+                return tonumber(app:metrics():match("\nmoonwire_" .. name .. " (%d+)"))
+            end
+            local events, errors = sample("bus_events_total"), sample("bus_handler_errors_total")
+            assert.is_number(events)
+            app:emit("e", {})
+            app:emit("nobody", {})
+            assert.equal(events + 1, sample("bus_events_total"))
+            assert.equal(errors + 1, sample("bus_handler_errors_total"))
+            assert.equal(0, sample("bus_handlers_running"))
+            assert.matches("# TYPE moonwire_bus_handlers_running gauge", app:metrics())
+        end)
+
         it("logs a failing match predicate and treats it as no match", function()
             subscriber("badpred", [[
                 return { name = "badpred", match = function(ctx) return ctx.message.x.y end,
@@ -268,6 +286,38 @@ describe("moonwire.bus", function()
             assert.equal("d", list[1].description)
             assert.matches("subscribers/one%.lua$", list[1].file)
             assert.equal("two", list[2].name)
+        end)
+    end)
+
+    describe("ctx.redis", function()
+        local srv
+
+        setup(function()
+            srv = assert(testing.redis_server())
+            assert(srv:start())
+        end)
+
+        teardown(function()
+            if srv then
+                srv:close()
+            end
+        end)
+
+        it("is the connection to redis_url, shared, waited on in the handler", function()
+            subscriber("count", [[
+                local moonwire = require "moonwire"
+                return { channel = "hit", handle = function(ctx)
+                    local n = assert(ctx.redis:incr("bus:hits"))
+                    assert(ctx.redis == ctx.redis)
+                    moonwire.log.info("got " .. n)
+                end }
+            ]])
+            assert(load({ welcome = false, redis_url = srv.url }))
+            app:emit("hit", {})
+            assert(app:wait(function() return #got() == 1 end))
+            app:emit("hit", {})
+            assert(app:wait(function() return #got() == 2 end))
+            assert.same({ "1", "2" }, got())
         end)
     end)
 

@@ -1222,6 +1222,44 @@ static const char *route_name(void *data, unsigned route) {
 
 /* app_metrics adds the Lua heap and the isolation counters to /metrics:
  * what app_health says, as metric families. */
+/* bus_metrics writes the event bus's counters (moonwire.bus.stats(), read
+ * from Lua when /metrics is asked for: the bus counts in Lua, where its
+ * handlers run, and costs C nothing per event). Nothing when the bus was
+ * never loaded. */
+static void bus_metrics(mw_script_t *sc, FILE *f) {
+    static const struct {
+        const char *key, *family, *type, *help;
+    } rows[] = {
+        {"emitted", "bus_events_total", "counter", "Events emitted that matched a subscriber."},
+        {"handled", "bus_handlers_total", "counter", "Subscriber handlers started."},
+        {"failed", "bus_handler_errors_total", "counter", "Subscriber handlers that raised."},
+        {"timed_out", "bus_handler_timeouts_total", "counter",
+         "Subscriber handlers given up past their timeout."},
+        {"refused", "bus_refused_total", "counter",
+         "Emits refused: events nested past bus_max_depth."},
+        {"dropped", "bus_dropped_total", "counter",
+         "Emits dropped: bus_max_pending handlers were running."},
+        {"running", "bus_handlers_running", "gauge", "Subscriber handlers running now."},
+    };
+    lua_State *L = sc->L;
+    int base = lua_gettop(L);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_getfield(L, -1, "moonwire.bus");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "stats");
+        if (lua_isfunction(L, -1) && lua_pcall(L, 0, 1, 0) == 0 && lua_istable(L, -1)) {
+            for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+                lua_getfield(L, -1, rows[i].key);
+                mw_metrics_family(f, rows[i].family, rows[i].type, rows[i].help);
+                mw_metrics_sample(f, rows[i].family, NULL, NULL, (uint64_t)lua_tonumber(L, -1));
+                lua_pop(L, 1);
+            }
+        }
+    }
+    lua_settop(L, base);
+}
+
 static void app_metrics(void *data, FILE *f) {
     mw_script_t *sc = data;
     mw_metrics_family(f, "lua_memory_bytes", "gauge", "Bytes the Lua state holds now.");
@@ -1267,6 +1305,7 @@ static void app_metrics(void *data, FILE *f) {
                      "waits included, by route (type.action; unrouted: never routed).",
                      route_name, sc);
     mw_lua_redis_metrics(sc->core, sc->sched, f); /* moonwire_redis_*, one series per handle */
+    bus_metrics(sc, f);
 }
 
 /* push_http_request pushes what runtime.http learns about a plain HTTP
