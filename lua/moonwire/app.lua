@@ -229,6 +229,31 @@ end
 install_searcher()
 
 
+-- The line to blame for a bad middleware list (key `key` of a file):
+-- the wrong item's first hook when the error names one ("key[2] ..."),
+-- else the line that sets the key.
+local function middleware_line(src, key, list, err)
+    local i = tonumber(err:match(key .. "%[(%d+)%]"))
+    local item = i and type(list) == "table" and list[i]
+    if type(item) == "table" then
+        for _, hook in ipairs({ "on_before", "on_after", "on_error" }) do
+            local line = type(item[hook]) == "function" and line_of(item[hook])
+            if line and line > 0 then -- not a C function
+                return line
+            end
+        end
+    end
+    local line = 0
+    for l in gmatch(src .. "\n", "([^\n]*)\n") do
+        line = line + 1
+        if find(l, "%f[%w_]" .. key .. "%s*=") then
+            return line
+        end
+    end
+    return return_line(src)
+end
+
+
 local function load_controllers(app, dir)
     local cdir = dir .. "/controllers"
     local entries, err = core.scandir(cdir)
@@ -272,7 +297,14 @@ local function load_controllers(app, dir)
                         break
                     end
                 end
-                return nil, path .. ":" .. line .. ": " .. tostring(add_err)
+                add_err = tostring(add_err)
+                for _, key in ipairs({ "_middleware", "_schema", "_throttle" }) do
+                    if find(add_err, "': " .. key, 1, true) then
+                        line = middleware_line(src, key, controller[key], add_err)
+                        break
+                    end
+                end
+                return nil, path .. ":" .. line .. ": " .. add_err
             end
         end
     end
@@ -294,7 +326,15 @@ local function load_hooks(app, dir)
                     .. ": app.lua must return a table of hooks, got " .. type(hooks)
     end
     for key, value in pairs(hooks) do
-        if POLICY_HOOKS[key] then
+        if key == "middleware" then
+            -- Around every controller action (moonwire.middleware).
+            local ok, chain = pcall(require("moonwire.middleware").check, value, "middleware")
+            if not ok then
+                return nil, path .. ":" .. middleware_line(src, "middleware", value, chain)
+                            .. ": " .. tostring(chain)
+            end
+            app.router:set_middleware(chain)
+        elseif POLICY_HOOKS[key] then
             if type(value) ~= "function" then
                 return nil, path .. ":" .. return_line(src) .. ": hook '" .. key
                             .. "' must be a function, got " .. type(value)
@@ -377,14 +417,10 @@ local function load_protocol(app, dir)
 end
 
 
--- A middleware list as subscribers and controllers take it: tables.
+-- A subscriber's middleware list, checked as controllers' are: true and
+-- the checked list (nil when empty), or false and the error.
 local function check_middleware(list)
-    for i, m in ipairs(list) do
-        if type(m) ~= "table" then
-            return nil, "middleware[" .. i .. "] must be a table, got " .. type(m)
-        end
-    end
-    return true
+    return pcall(require("moonwire.middleware").check, list, "middleware")
 end
 
 
@@ -424,7 +460,9 @@ local function load_subscribers(app, dir)
             check_middleware = check_middleware,
         })
         if not record then
-            return nil, path .. ":" .. return_line(src) .. ": " .. err
+            local at = find(err, "^middleware") and middleware_line(src, "middleware",
+                                                                      spec.middleware, err)
+            return nil, path .. ":" .. (at or return_line(src)) .. ": " .. err
         end
         local other = by_name[record.name]
         if other then

@@ -276,8 +276,9 @@ end
 
 -- Checks a subscriber file's table and returns its record, or nil, err
 -- (err without the file's name; moonwire.app adds it). `defaults.name` is
--- the name used when the file gives none (its base name), `defaults.check_middleware`
--- validates the middleware list (moonwire.middleware), if given.
+-- the name used when the file gives none (its base name);
+-- `defaults.check_middleware(list)` -> true, checked list | false, err
+-- checks the middleware list (moonwire.app passes moonwire.middleware's).
 function _M.subscriber(spec, defaults)
     defaults = defaults or {}
     if type(spec) ~= "table" then
@@ -316,18 +317,14 @@ function _M.subscriber(spec, defaults)
         return nil, "timeout must be whole milliseconds from 0 to 86400000"
     end
     local middleware = spec.middleware
-    if middleware ~= nil then
-        if type(middleware) ~= "table" then
-            return nil, "middleware must be a list, got " .. type(middleware)
+    if middleware ~= nil and defaults.check_middleware then
+        local ok, res = defaults.check_middleware(middleware)
+        if not ok then
+            return nil, tostring(res)
         end
-        if middleware[1] == nil then
-            middleware = nil
-        elseif defaults.check_middleware then
-            local ok, err = defaults.check_middleware(middleware)
-            if not ok then
-                return nil, err
-            end
-        end
+        middleware = res -- the checked list; nil when empty
+    elseif middleware ~= nil and (type(middleware) ~= "table" or middleware[1] == nil) then
+        return nil, "middleware must be a non-empty list of middleware"
     end
     local exact, matchers, text = selector(spec)
     if not exact then
@@ -583,10 +580,15 @@ local ctx_mt = {
 }
 
 
+local run_chain -- moonwire.middleware.run, loaded with the first chain
+
 local function invoke(s, ctx)
     local chain = s.middleware
     if chain then
-        return require("moonwire.middleware").run(chain, ctx, s.handle)
+        if not run_chain then
+            run_chain = require("moonwire.middleware").run
+        end
+        return run_chain(chain, ctx, s.handle)
     end
     return s.handle(ctx)
 end
@@ -674,13 +676,20 @@ local function run(self, s, ctx, depth)
     if self._rooms then
         rooms.set_current(self._rooms)
     end
-    local ok, err = xpcall(invoke, capture, s, ctx)
+    local ok, res, err = xpcall(invoke, capture, s, ctx)
     forget(co)
     if not ok then
         stats.failed = stats.failed + 1
-        local text = type(err) == "table" and err.traceback or tostring(err)
+        local text = type(res) == "table" and res.traceback or tostring(res)
         log("error", "subscriber '%s' (%s) failed on '%s': %s", s.name, where(s),
             tostring(ctx.channel), text)
+    elseif res == nil and err ~= nil then
+        -- nil, err returned (by the handler, or by middleware.run for an
+        -- error no on_error suppressed): a failure too, without a traceback.
+        stats.failed = stats.failed + 1
+        log("error", "subscriber '%s' (%s) failed on '%s': %s", s.name, where(s),
+            tostring(ctx.channel), type(err) == "table" and tostring(err.message or err.code)
+                                   or tostring(err))
     end
 end
 

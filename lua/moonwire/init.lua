@@ -235,6 +235,13 @@ setmetatable(_M, { __index = function(t, key)
         rawset(t, "redis", redis)
         return redis
     end
+    -- Subscriber utilities, message schemas, middleware (moonwire.handlers,
+    -- moonwire.schema, moonwire.middleware).
+    if key == "handlers" or key == "schema" or key == "middleware" then
+        local mod = require("moonwire." .. key)
+        rawset(t, key, mod)
+        return mod
+    end
     -- Waiting (moonwire.sched): sleep, spawn, timer.after / timer.every.
     if key == "sleep" or key == "spawn" or key == "timer" then
         local sched = require "moonwire.sched"

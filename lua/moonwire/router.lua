@@ -12,6 +12,9 @@ local error = error
 local find = string.find
 local sort = table.sort
 local getinfo = debug.getinfo
+local middleware = require "moonwire.middleware"
+local schema = require "moonwire.schema"
+local run = middleware.run
 
 
 local _M = require("moonwire.version").module()
@@ -73,6 +76,76 @@ local function check_throttle(type_, throttle, actions)
 end
 
 
+-- A controller's _schema table: { action = schema or description }.
+-- Returns action -> compiled schema; misuse raises naming the action.
+local function check_schemas(type_, schemas, actions)
+    if type(schemas) ~= "table" or schema.is_schema(schemas) then
+        error("controller '" .. type_ .. "': _schema must be a table { action = schema }, got "
+              .. type(schemas), 3)
+    end
+    local out = {}
+    for action, spec in pairs(schemas) do
+        local where = "controller '" .. type_ .. "': _schema." .. tostring(action)
+        if not actions[action] then
+            error(where .. ": no such action", 3)
+        end
+        local ok, s = pcall(schema.new, spec)
+        if not ok then
+            error(where .. ": " .. tostring(s), 3)
+        end
+        out[action] = s
+    end
+    return out
+end
+
+
+-- The error a message whose data fails its route's schema is answered with.
+local function invalid(message)
+    return { code = "INVALID_MESSAGE", message = message }
+end
+
+
+-- fn wrapped in its middleware chain (a checked list, or nil) and its
+-- schema (or nil), made once per action when the controller is added.
+-- Middleware see ctx = { client, data, message, route, type, action }; the
+-- schema is checked innermost, right before the action, so that a
+-- middleware (require_auth) answers first and on_error sees a failed
+-- validation as the action's nil, err.
+local function wrap(type_, name, fn, chain, s)
+    if not chain then
+        return function(client, data, msg)
+            local ok, err = s:check(data, "data")
+            if not ok then
+                return nil, invalid(err)
+            end
+            return fn(client, data, msg)
+        end
+    end
+    local function handler(ctx)
+        if s then
+            local ok, err = s:check(ctx.data, "data")
+            if not ok then
+                return nil, invalid(err)
+            end
+        end
+        return fn(ctx.client, ctx.data, ctx.message)
+    end
+    local route = type_ .. "." .. name
+    return function(client, data, msg)
+        return run(chain, { client = client, data = data, message = msg, route = route,
+                            type = type_, action = name }, handler)
+    end
+end
+
+
+-- The app-wide middleware (app.lua's `middleware`, a checked list or nil):
+-- around every action of the controllers added after, outside each
+-- controller's own.
+function _M.set_middleware(self, chain)
+    self._middleware = chain
+end
+
+
 -- "type.action (controllers/x.lua:12)": what the server's watchdog reports
 -- for an action it could not interrupt. Built once here, never per message.
 local function label(type_, name, fn)
@@ -113,6 +186,23 @@ function _M.add(self, type_, controller, builtin)
     end
     if controller._throttle ~= nil then
         self._throttles[type_] = check_throttle(type_, controller._throttle, actions)
+    end
+    local chain = self._middleware
+    if controller._middleware ~= nil then
+        local ok, own = pcall(middleware.check, controller._middleware, "_middleware")
+        if not ok then
+            error("controller '" .. type_ .. "': " .. tostring(own), 2)
+        end
+        chain = middleware.concat(chain, own)
+    end
+    local schemas = controller._schema ~= nil and check_schemas(type_, controller._schema, actions)
+    if chain or schemas then
+        for name, fn in pairs(actions) do
+            local s = schemas and schemas[name]
+            if chain or s then
+                actions[name] = wrap(type_, name, fn, chain, s)
+            end
+        end
     end
     self._routes[type_] = actions
     self._labels[type_] = labels

@@ -289,6 +289,125 @@ describe("moonwire.bus", function()
         end)
     end)
 
+    describe("middleware and utilities on subscribers", function()
+        it("skips the handler when on_before returns false; on_after sees the result",
+           function()
+            subscriber("gated", [[
+                local moonwire = require "moonwire"
+                local gate = { name = "gate", on_before = function(ctx)
+                    return ctx.message.ok == true
+                end, on_after = function(ctx, res) moonwire.log.info("got after " .. res) end }
+                return { channel = "g", middleware = { gate }, handle = function(ctx)
+                    moonwire.log.info("got ran")
+                    return "done"
+                end }
+            ]])
+            assert(load())
+            app:emit("g", { ok = false })
+            app:emit("g", { ok = true })
+            assert.same({ "ran", "after done" }, got())
+        end)
+
+        it("suppresses an error when on_error returns true, and logs it otherwise", function()
+            subscriber("a_quiet", [[
+                local moonwire = require "moonwire"
+                return { name = "quiet", channel = "x", middleware = { { name = "hush",
+                    on_error = function(ctx, err)
+                        moonwire.log.info("got error " .. tostring(err):match("boom"))
+                        return true
+                    end } }, handle = function() error("boom") end }
+            ]])
+            subscriber("b_loud", [[
+                return { name = "loud", channel = "x", middleware = { { name = "peek",
+                    on_error = function() return false end } },
+                    handle = function() return nil, "refused by loud" end }
+            ]])
+            assert(load())
+            app:emit("x", {})
+            assert.same({ "error boom" }, got())
+            local errs = logs("error")
+            assert.is_nil(errs:find("'quiet'"))
+            assert.matches("subscriber 'loud' .* failed on 'x': refused by loud", errs)
+        end)
+
+        it("retries with real waits, then hands the last error to on_error", function()
+            subscriber("flaky", [[
+                local moonwire = require "moonwire"
+                local handlers = moonwire.handlers
+                local tries = 0
+                return { name = "flaky", channel = "f",
+                    middleware = { { name = "report", on_error = function(ctx, err)
+                        moonwire.log.info("got gave up: " .. tostring(err):match("try %d"))
+                        return true
+                    end } },
+                    handle = handlers.with_retry({ attempts = 3, delay = 100, backoff = 2 },
+                        function(ctx)
+                            tries = tries + 1
+                            moonwire.log.info("got try " .. tries .. " at " .. moonwire.now())
+                            error("try " .. tries)
+                        end) }
+            ]])
+            assert(load())
+            local t0 = app:now()
+            app:emit("f", {})
+            assert.same({ "try 1 at " .. t0 }, got())
+            app:advance(100)
+            assert.same({ "try 1 at " .. t0, "try 2 at " .. (t0 + 100) }, got())
+            app:advance(200)
+            assert.same({ "try 1 at " .. t0, "try 2 at " .. (t0 + 100),
+                          "try 3 at " .. (t0 + 300), "gave up: try 3" }, got())
+        end)
+
+        it("validates events with a schema, naming the nested path", function()
+            subscriber("orders", [[
+                local moonwire = require "moonwire"
+                local order = moonwire.schema.new({ type = "object", fields = {
+                    items = { type = "array", items = { type = "object",
+                        fields = { price = { type = "number", min = 0 } } } } } })
+                return { name = "orders", channel = "order",
+                    handle = moonwire.handlers.with_validation(order, function(ctx)
+                        moonwire.log.info("got order of " .. #ctx.message.items)
+                    end) }
+            ]])
+            assert(load())
+            app:emit("order", { items = { { price = 1 }, { price = 2 } } })
+            app:emit("order", { items = { { price = 1 }, { price = "2" } } })
+            assert.same({ "order of 2" }, got())
+            assert.matches("subscriber 'orders' .*failed on 'order'.*items%[2%]%.price: expected "
+                           .. "number, got string", logs("error"))
+        end)
+
+        it("limits a handler's rate with the C limiter", function()
+            subscriber("limited", [[
+                local moonwire = require "moonwire"
+                return { channel = "r",
+                    handle = moonwire.handlers.with_rate_limit({ max = 2, window = 1000 },
+                        function(ctx) moonwire.log.info("got " .. ctx.message.n) end) }
+            ]])
+            assert(load())
+            for n = 1, 4 do
+                app:emit("r", { n = n })
+            end
+            assert.same({ "1", "2" }, got())
+            app:advance(1000)
+            app:emit("r", { n = 5 })
+            assert.same({ "1", "2", "5" }, got())
+        end)
+
+        it("refuses a subscriber with bad middleware, naming its line", function()
+            subscriber("bad", [[
+                return {
+                    channel = "a",
+                    middleware = { { name = "m", on_befor = function() end } },
+                    handle = function() end,
+                }
+            ]])
+            local ok, err = load()
+            assert.is_nil(ok)
+            assert.matches("subscribers/bad%.lua:3: middleware%[1%]", err)
+        end)
+    end)
+
     describe("ctx.redis", function()
         local srv
 

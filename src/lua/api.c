@@ -12,6 +12,7 @@
 #include "api.h"
 #include "json_lua.h"
 #include "jwt_lua.h"
+#include "keylimit_lua.h"
 #include "redis_lua.h"
 #include "sched_lua.h"
 #include "../errors.h"
@@ -19,6 +20,7 @@
 #include "../conn.h"
 #include "../fanout.h"
 #include "../health.h"
+#include "../latency.h"
 #include "../names.h"
 #include "../rooms.h"
 #include "../state.h"
@@ -61,6 +63,7 @@ struct mw_lua_core {
     unsigned nids;
 
     mw_lua_redis_t *redis; /* the Redis handles (redis_lua.c) */
+    mw_latency_t *latency; /* core.observe records into it, or NULL */
 };
 
 static mw_lua_core_t *ctx_of(lua_State *L) {
@@ -97,6 +100,10 @@ unsigned *mw_lua_core_route(mw_lua_core_t *ctx) {
 
 const char *mw_lua_core_route_name(const mw_lua_core_t *ctx, unsigned route) {
     return mw_names_get(&ctx->routes, route);
+}
+
+void mw_lua_core_set_latency(mw_lua_core_t *ctx, mw_latency_t *l) {
+    ctx->latency = l;
 }
 
 void mw_lua_core_set_redis(mw_lua_core_t *ctx, mw_lua_redis_t *r) {
@@ -595,6 +602,43 @@ static int mw_lua_running(lua_State *L) {
     return 0;
 }
 
+/* core.route(name) -> number: the route number /metrics times durations
+ * under (moonwire_message_duration_seconds{route="name"}), the numbers
+ * core.label gives its routes; 0 once the table is full. For durations Lua
+ * measures itself (core.observe): a subscriber's, "bus:<name>". */
+static int mw_lua_route(lua_State *L) {
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    mw_lua_core_t *ctx = ctx_of(L);
+    lua_pushinteger(L, (lua_Integer)mw_names_intern(&ctx->routes, name, len));
+    return 1;
+}
+
+/* core.clock() -> the server's clock in nanoseconds, the one message
+ * durations are measured with (mw_server_now_ns: the virtual clock under
+ * moonwire.testing); 0 with no server. A double: exact for 104 days of
+ * uptime, to within a few nanoseconds for years. */
+static int mw_lua_clock(lua_State *L) {
+    mw_server_t *s = ctx_of(L)->server;
+    lua_pushnumber(L, s ? (lua_Number)mw_server_now_ns(s) : 0);
+    return 1;
+}
+
+/* core.observe(route, start) -> nothing: records that something of this
+ * route (core.route) took from start (core.clock) until now. Nothing
+ * without a server or for route 0. */
+static int mw_lua_observe(lua_State *L) {
+    lua_Number route = luaL_checknumber(L, 1);
+    lua_Number start = luaL_checknumber(L, 2);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server || !ctx->latency || !(route >= 1 && route <= ctx->routes.n))
+        return 0;
+    lua_Number now = (lua_Number)mw_server_now_ns(ctx->server);
+    uint64_t ns = now > start ? (uint64_t)(now - start) : 0;
+    mw_latency_observe(ctx->latency, (unsigned)route, ns);
+    return 0;
+}
+
 /* core.count_error(code) -> nothing: the runtime sent an error envelope
  * with this code (/metrics, moonwire_errors_total). */
 static int mw_lua_count_error(lua_State *L) {
@@ -802,6 +846,9 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
         {"set_health_route", mw_lua_set_health_route},
         {"room_names", mw_lua_room_names},
         {"count_error", mw_lua_count_error},
+        {"route", mw_lua_route},
+        {"clock", mw_lua_clock},
+        {"observe", mw_lua_observe},
         {NULL, NULL},
     };
     lua_createtable(L, 0, 32);
@@ -833,6 +880,8 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
     mw_lua_inject_json_api(L);       /* json_level: src/lua/json_lua.c */
     mw_lua_inject_sched_api(L, ctx); /* sleep, spawn, timer: src/lua/sched_lua.c */
     mw_lua_inject_redis_api(L, ctx); /* redis_*: src/lua/redis_lua.c */
+    /* keylimit: src/lua/keylimit_lua.c */
+    mw_lua_inject_keylimit_api(L, ctx);
     lua_pushstring(L, MW_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushinteger(L, MW_ROOM_NAME_MAX);

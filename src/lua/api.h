@@ -8,6 +8,7 @@
 #include <lua.h>
 
 #include "../conn.h"
+#include "../latency.h"
 #include "../server.h"
 #include "../watchdog.h"
 
@@ -73,6 +74,10 @@ mw_server_t *mw_lua_core_server(const mw_lua_core_t *ctx);
  * unknown number); the names live as long as the moonwire.core table. */
 unsigned *mw_lua_core_route(mw_lua_core_t *ctx);
 const char *mw_lua_core_route_name(const mw_lua_core_t *ctx, unsigned route);
+
+/* mw_lua_core_set_latency gives core.observe the handling-time histogram
+ * of /metrics it records into (the script's; NULL: it records nothing). */
+void mw_lua_core_set_latency(mw_lua_core_t *ctx, mw_latency_t *l);
 
 /* The Redis handles opened from this state (redis_lua.c sets it when it
  * injects its primitives; the script reaches them for stop and /metrics). */

@@ -385,6 +385,7 @@ static int init_common(mw_script_t *sc) {
         return MW_ENOMEM;
     mw_lua_core_set_sched(sc->core, sc->sched);
     sc->route = mw_lua_core_route(sc->core);
+    mw_lua_core_set_latency(sc->core, &sc->latency);
     sc->traceback_ref = LUA_NOREF;
     sc->http_ref = LUA_NOREF;
     for (int i = 0; i < FN_COUNT; i++)
@@ -1302,7 +1303,8 @@ static void app_metrics(void *data, FILE *f) {
     mw_metrics_sample(f, "lua_held_clients", NULL, NULL, w.held);
     mw_latency_write(&sc->latency, f, "message_duration_seconds",
                      "Time from the start of a message's handling until its handler is done, "
-                     "waits included, by route (type.action; unrouted: never routed).",
+                     "waits included, by route (type.action; unrouted: never routed; others: timed "
+                     "by the timing middleware, such as bus:<subscriber>).",
                      route_name, sc);
     mw_lua_redis_metrics(sc->core, sc->sched, f); /* moonwire_redis_*, one series per handle */
     bus_metrics(sc, f);
