@@ -38,6 +38,18 @@ describe("chat history", function()
         return answer
     end
 
+    -- Turns the loop (Redis replies are real I/O) and moves the virtual
+    -- clock (the retries' delays) until fn() is true.
+    local function until_true(fn)
+        for _ = 1, 100 do
+            if app:wait(fn, 100) then
+                return
+            end
+            app:advance(50)
+        end
+        assert.is_true(fn())
+    end
+
     local function stored()
         return tonumber(srv:cli("LLEN", "pxl-chat:history"))
     end
@@ -86,6 +98,56 @@ describe("chat history", function()
         assert.same({ success = false, error = "History is not available" },
                     a:send('{"type":"chat","action":"history"}')[1].response)
         assert.equal(0, stored())
+    end)
+
+    it("refuses a chat.message without a timestamp, naming the field", function()
+        assert.equal(1, app:emit("chat.message", { username = "x", message = "y" }))
+        assert.equal(0, stored())
+        local lines = app:logs("warn")
+        assert.matches("chatHistory: subscriber chatHistory on chat.message failed: "
+                       .. "message.timestamp: required", lines[#lines].message, 1, true)
+    end)
+
+    it("retries a push Redis refuses, then logs the last error", function()
+        -- A list key holding a string: every LPUSH fails with WRONGTYPE.
+        srv:cli("SET", "pxl-chat:history", "not a list")
+        app:emit("chat.message", { username = "x", message = "y", timestamp = ISO })
+        local function failed()
+            for _, line in ipairs(app:logs("warn")) do
+                if line.message:find("chatHistory: subscriber chatHistory on chat.message "
+                                     .. "failed: LPUSH: WRONGTYPE", 1, true) then
+                    return true
+                end
+            end
+            return false
+        end
+        -- Each retry waits (100 ms, then 200 ms) on the virtual clock,
+        -- moved here until the last attempt failed.
+        until_true(failed)
+        local retries = 0
+        for _, line in ipairs(app:logs("warn")) do
+            if line.message:find("retry", 1, true) then
+                retries = retries + 1
+            end
+        end
+        assert.equal(2, retries)
+    end)
+
+    it("stores a message once Redis accepts it again within the retries", function()
+        srv:cli("SET", "pxl-chat:history", "not a list")
+        app:emit("chat.message", { username = "x", message = "late", timestamp = ISO })
+        -- The first attempt failed (its retry warning is logged): make the
+        -- key a list again before the retry.
+        assert.is_true(app:wait(function()
+            for _, line in ipairs(app:logs("warn")) do
+                if line.message:find("retry", 1, true) then
+                    return true
+                end
+            end
+            return false
+        end))
+        srv:cli("DEL", "pxl-chat:history")
+        until_true(function() return stored() == 1 end)
     end)
 
     it("answers unavailable while Redis is down, and logs why", function()

@@ -92,6 +92,16 @@ describe("subscribers", function()
                          .. '"note":"a\\/b"}}', frames[#frames].payload)
         end)
 
+        it("refuses a job event without a jobId, naming the field", function()
+            local dash = connect()
+            join(dash, "queue:dashboard")
+            emit("job.completed", { queue = "emails" })
+            assert.same({}, got(dash, "queue"))
+            local lines = app:logs("warn")
+            assert.matches("queueDashboard: subscriber queueDashboard on job.completed failed: "
+                           .. "message.jobId: required", lines[#lines].message, 1, true)
+        end)
+
         it("uses app.queue_room when set", function()
             app = assert(testing.load_app(".", { clock = CLOCK, config = {
                 api_key = API_KEY, app = { queue_room = "ops" } } }))
@@ -148,14 +158,26 @@ describe("subscribers", function()
             assert.same({ alert }, got(c, "notification"))
         end)
 
-        it("logs an announcement without a message, and sends nothing", function()
+        it("refuses an announcement without a message, naming the field", function()
             local a = connect()
             emit("announcement", { text = "wrong field" })
             assert.same({}, got(a, "notification"))
-            local lines = app:logs("error")
-            assert.matches("subscriber 'announcements' (./subscribers/announcements.lua:",
-                           lines[#lines].message, 1, true)
-            assert.matches("announcement without a message", lines[#lines].message, 1, true)
+            local lines = app:logs("warn")
+            assert.matches("announcements: subscriber announcements on announcement failed: "
+                           .. "message.message: required", lines[#lines].message, 1, true)
+        end)
+
+        it("sends at most 10 announcements a minute", function()
+            local a = connect()
+            for i = 1, 12 do
+                emit("announcement", { message = "n" .. i })
+            end
+            assert.equal(10, #got(a, "notification"))
+            app:advance(60000)
+            emit("announcement", { message = "later" })
+            local alerts = got(a, "notification")
+            assert.equal(11, #alerts)
+            assert.equal("later", alerts[11].data.message)
         end)
     end)
 
