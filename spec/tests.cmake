@@ -186,7 +186,13 @@ mw_integration_test(gorilla_hub)
 # real redis-server the test starts on a free port, stops and restarts.
 mw_integration_test(servercore)
 
-foreach(app hello echo hub chat gorilla-hub servercore)
+# examples/pxl-chat speaks the PXL guide (001) to real clients: JWT from
+# ?token=, chat.send/typing, joinRoom/leaveRoom (also with
+# clientCanJoinMultipleRooms false), inactive clients, and a backend's
+# POST /api/emit reaching subscribers.
+mw_integration_test(pxl_chat)
+
+foreach(app hello echo hub chat gorilla-hub servercore pxl-chat)
   add_test(NAME lua_example_${app}
            COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/${app})
 endforeach()
