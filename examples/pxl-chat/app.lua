@@ -42,7 +42,8 @@ end
 
 -- WebSocketAuthService.validateAuth: no `token` in the query string lets
 -- the client in without a user; a token that does not verify with the
--- secret key (config.lua: JWT_SECRET_KEY), or whose `sub` is not a number,
+-- secret key (config.lua: JWT_SECRET_KEY, base64url as a JWK's `k`, as
+-- PXL imports it), or whose `sub` is not a number,
 -- refuses the upgrade with 401. Only the query string is read, as in PXL
 -- (not an Authorization header).
 function _M.authenticate(request)
@@ -55,7 +56,15 @@ function _M.authenticate(request)
         moonwire.log.warn("WebSocket authentication failed: JWT secret key not configured")
         return nil, "JWT verification failed: JWT secret key not configured"
     end
-    local claims, err = moonwire.jwt.verify(token, { secret = secret })
+    -- PXL imports jwtSecretKey as a JWK ({ kty = "oct", k = key }): the
+    -- HMAC key is the base64url decoding of the setting.
+    local key = moonwire.jwt.b64url_decode(secret)
+    if not key or key == "" then
+        moonwire.log.warn("WebSocket authentication failed: JWT secret key is not base64url "
+                          .. "(PXL imports it as a JWK 'k')")
+        return nil, "JWT verification failed: JWT secret key is not base64url"
+    end
+    local claims, err = moonwire.jwt.verify(token, { secret = key })
     if not claims then
         return nil, "JWT verification failed: " .. err
     end

@@ -392,6 +392,31 @@ end
 
 
 -- The largest token verify() accepts and sign() produces, in bytes.
+-- Unpadded base64url (RFC 7515, section 2), as JWS parts and JWK "k"
+-- members carry bytes: decode(s) -> bytes, or nil, "malformed token"
+-- (padding, "+", "/", whitespace and non-canonical endings refused).
+function _M.b64url_decode(s)
+    if type(s) ~= "string" then
+        error("bad argument #1 to 'b64url_decode' (string expected, got " .. type(s) .. ")", 2)
+    end
+    if #s > primitives().jwt_max_token then
+        return nil, "too long"
+    end
+    return primitives().jwt_b64url_decode(s)
+end
+
+
+function _M.b64url_encode(s)
+    if type(s) ~= "string" then
+        error("bad argument #1 to 'b64url_encode' (string expected, got " .. type(s) .. ")", 2)
+    end
+    if #s > primitives().jwt_max_token then
+        error("bad argument #1 to 'b64url_encode' (at most jwt.max_token_size() bytes)", 2)
+    end
+    return primitives().jwt_b64url_encode(s)
+end
+
+
 function _M.max_token_size()
     return primitives().jwt_max_token
 end

@@ -55,7 +55,8 @@ def hs256(claims, secret=SECRET):
 @S.setup
 def start_servers(ctx):
     app = ctx.example("pxl-chat")
-    common = {"JWT_SECRET_KEY": SECRET, "MOONWIRE_API_KEY": KEY}
+    # the key as PXL's JWK "k": base64url of the HMAC key's bytes
+    common = {"JWT_SECRET_KEY": b64url(SECRET.encode("utf-8")), "MOONWIRE_API_KEY": KEY}
     ctx.start("chat", app, env=common)
     ctx.start("single", app, env=dict(common, MOONWIRE_CLIENT_CAN_JOIN_MULTIPLE_ROOMS="false"))
     ctx.start("idle", app, env=dict(common, MOONWIRE_INACTIVE_TIME="1000",

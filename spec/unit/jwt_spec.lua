@@ -436,6 +436,31 @@ describe("moonwire.jwt", function()
         end)
     end)
 
+    describe("b64url", function()
+        it("round-trips bytes as unpadded base64url (RFC 7515 section 2)", function()
+            assert.equal("aGVsbG8_Pg", jwt.b64url_encode("hello?>"))
+            assert.equal("hello?>", jwt.b64url_decode("aGVsbG8_Pg"))
+            local bytes = {}
+            for i = 0, 255 do bytes[#bytes + 1] = string.char(i) end
+            local all = table.concat(bytes)
+            assert.equal(all, jwt.b64url_decode(jwt.b64url_encode(all)))
+            assert.equal("", jwt.b64url_decode(""))
+        end)
+
+        it("refuses padding, the other alphabet and non-canonical endings", function()
+            for _, bad in ipairs({ "aGk=", "a+b/", "aGk ", "aGl", "a" }) do
+                local out, err = jwt.b64url_decode(bad)
+                assert.is_nil(out, bad)
+                assert.equal("malformed token", err)
+            end
+        end)
+
+        it("raises on a non-string", function()
+            assert.has_error(function() jwt.b64url_decode(1) end,
+                             "bad argument #1 to 'b64url_decode' (string expected, got number)")
+        end)
+    end)
+
     describe("primitives", function()
         it("come from moonwire.core when the server provides them", function()
             local real = require "moonwire.core.jwt"

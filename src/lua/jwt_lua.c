@@ -201,6 +201,34 @@ static int mw_lua_jwt_sign(lua_State *L) {
     return 1;
 }
 
+/* core.jwt_b64url_decode(s) -> bytes | nil, "malformed token": unpadded
+ * base64url, as JWS and JWK "k" members carry keys and parts. Capped at
+ * MW_JWT_MAX_TOKEN input bytes, what a token or key ever needs. */
+static int mw_lua_jwt_b64url_decode(lua_State *L) {
+    size_t len;
+    const char *in = luaL_checklstring(L, 1, &len);
+    luaL_argcheck(L, len <= MW_JWT_MAX_TOKEN, 1, "longer than jwt_max_token");
+    unsigned char out[(MW_JWT_MAX_TOKEN + 3) / 4 * 3];
+    size_t outlen = 0;
+    int rc = mw_jwt_b64url_decode(in, len, out, &outlen);
+    if (rc != 0)
+        return push_error(L, rc);
+    lua_pushlstring(L, (const char *)out, outlen);
+    return 1;
+}
+
+/* core.jwt_b64url_encode(bytes) -> unpadded base64url. */
+static int mw_lua_jwt_b64url_encode(lua_State *L) {
+    size_t len;
+    const char *in = luaL_checklstring(L, 1, &len);
+    luaL_argcheck(L, len <= MW_JWT_MAX_TOKEN, 1, "longer than jwt_max_token");
+    char out[(MW_JWT_MAX_TOKEN * 4 + 2) / 3 + 1];
+    size_t outlen = 0;
+    mw_jwt_b64url_encode(in, len, out, &outlen);
+    lua_pushlstring(L, out, outlen);
+    return 1;
+}
+
 /* clang-format off */
 static const luaL_Reg jwt_fns[] = {
     {"jwt_key", mw_lua_jwt_key},
@@ -208,6 +236,8 @@ static const luaL_Reg jwt_fns[] = {
     {"jwt_decode", mw_lua_jwt_decode},
     {"jwt_verify", mw_lua_jwt_verify},
     {"jwt_sign", mw_lua_jwt_sign},
+    {"jwt_b64url_decode", mw_lua_jwt_b64url_decode},
+    {"jwt_b64url_encode", mw_lua_jwt_b64url_encode},
     {NULL, NULL},
 };
 /* clang-format on */

@@ -7,6 +7,8 @@ local jwt = require "moonwire.jwt"
 
 local CLOCK = 1700000000000
 local SECRET = "test-secret-key-of-32-bytes-or-more!"
+-- The setting holds the key as PXL's JWK `k`: base64url.
+local SETTING = jwt.b64url_encode(SECRET)
 
 
 describe("authentication", function()
@@ -22,7 +24,7 @@ describe("authentication", function()
 
     before_each(function()
         app = assert(testing.load_app(".", { clock = CLOCK,
-                                             config = { app = { jwt_secret_key = SECRET } } }))
+                                             config = { app = { jwt_secret_key = SETTING } } }))
     end)
 
     it("lets a client without a token in, unauthenticated", function()
@@ -77,6 +79,17 @@ describe("authentication", function()
         assert.equal(101, connect().status)
     end)
 
+    it("takes the secret key as PXL's JWK k (base64url), and says when it is not", function()
+        -- signed with the setting's text itself, not its decoding: refused
+        assert.equal(401, connect("token=" .. token({ sub = "1" }, SETTING)).status)
+        app:close()
+        app = assert(testing.load_app(".", { clock = CLOCK,
+                                             config = { app = { jwt_secret_key = "change-me" } } }))
+        local ws = connect("token=" .. token({ sub = "1" }, "change-me"))
+        assert.equal(401, ws.status)
+        assert.equal("JWT verification failed: JWT secret key is not base64url", ws.reason)
+    end)
+
     it("reads the token from the query string only", function()
         local ws = app:connect({ path = "/ws", headers = {
             authorization = "Bearer " .. token({ sub = "5" }) } })
@@ -86,7 +99,7 @@ describe("authentication", function()
 
     it("keeps a connection whose token expires (PXL checks at the upgrade only)", function()
         -- On a clock that starts now, as jwt.verify's does.
-        app = assert(testing.load_app(".", { config = { app = { jwt_secret_key = SECRET } } }))
+        app = assert(testing.load_app(".", { config = { app = { jwt_secret_key = SETTING } } }))
         local ws = connect("token=" .. token({ sub = "1", exp = os.time() + 10 }))
         assert.equal(101, ws.status)
         app:advance(20000)
