@@ -173,6 +173,8 @@ Try it with any WebSocket client:
 
 - `config.lua`: server settings; `app` holds your own settings.
 - `controllers/*.lua`: one file per message type, one function per action.
+- `subscribers/*.lua`: event-bus subscribers (`moonwire new subscriber NAME {{name}}`
+  adds one; docs/subscribers.md).
 - `app.lua`: lifecycle hooks.
 - `spec/`: busted specs using `moonwire.testing`.
 ]]
