@@ -168,7 +168,10 @@ function _M.emit(channel, message)
               .. (channel == "" and "\"\"" or type(channel)) .. ")", 2)
     end
     core()
-    return require("moonwire.bus").current():emit(channel, message)
+    -- package.loaded first: a call to require (a C function) costs an emit
+    -- that nobody takes most of its instructions (docs/performance.md).
+    local bus = package_loaded["moonwire.bus"] or require("moonwire.bus")
+    return bus.current():emit(channel, message)
 end
 
 
