@@ -86,7 +86,7 @@ end
 -- after requiring this module.
 local function rooms()
     core()
-    local m = require("moonwire.rooms").current()
+    local m = (package_loaded["moonwire.rooms"] or require("moonwire.rooms")).current()
     if not m then
         error("moonwire rooms API used before the runtime was initialised", 3)
     end
