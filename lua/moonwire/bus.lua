@@ -508,8 +508,12 @@ end
 -- What a handler may do, in ctx.server: the server API, by client id.
 local server = {}
 
+local package_loaded = package.loaded
+
+-- package.loaded first: a call to require (a C function) per server call
+-- cost more than the lookup it makes (docs/performance.md).
 local function facade()
-    return require "moonwire"
+    return package_loaded["moonwire"] or require "moonwire"
 end
 
 function server.send(id, msg, opts) return facade().send(id, msg, opts) end

@@ -86,7 +86,7 @@ end
 -- after requiring this module.
 local function rooms()
     core()
-    local m = require("moonwire.rooms").current()
+    local m = (package_loaded["moonwire.rooms"] or require("moonwire.rooms")).current()
     if not m then
         error("moonwire rooms API used before the runtime was initialised", 3)
     end
@@ -168,7 +168,10 @@ function _M.emit(channel, message)
               .. (channel == "" and "\"\"" or type(channel)) .. ")", 2)
     end
     core()
-    return require("moonwire.bus").current():emit(channel, message)
+    -- package.loaded first: a call to require (a C function) costs an emit
+    -- that nobody takes most of its instructions (docs/performance.md).
+    local bus = package_loaded["moonwire.bus"] or require("moonwire.bus")
+    return bus.current():emit(channel, message)
 end
 
 

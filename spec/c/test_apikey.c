@@ -33,9 +33,22 @@ static void test_anything_else_fails(void) {
     CHECK(!mw_apikey_ok("s3cret", "s3cret"));
 }
 
+/* The configured key's digest is cached: a changed key (api_key is live)
+ * must be the one checked from the next request on. */
+static void test_a_changed_key_is_checked(void) {
+    CHECK(mw_apikey_ok("one", "apikey one"));
+    CHECK(!mw_apikey_ok("two", "apikey one"));
+    CHECK(mw_apikey_ok("two", "apikey two"));
+    CHECK(!mw_apikey_ok("one", "apikey two"));
+    CHECK(mw_apikey_ok("one", "apikey one"));
+    CHECK(!mw_apikey_ok("onex", "apikey one"));
+    CHECK(mw_apikey_ok("onex", "apikey onex"));
+}
+
 int main(void) {
     RUN(test_no_key_configured);
     RUN(test_the_key_passes);
     RUN(test_anything_else_fails);
+    RUN(test_a_changed_key_is_checked);
     return test_summary();
 }

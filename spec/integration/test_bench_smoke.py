@@ -10,6 +10,11 @@ HUB_REDIS_URL, and the Bun peer with --redis when Bun is installed
 (scripts/peers/install). Without redis-server, or without Bun, those cases
 say "skipped" and why.
 
+The bus row (emit1, issue 11) runs examples/hub with an api_key: the
+generator's publisher POSTs events to /api/emit and the hub's subscriber
+(subscribers/bench.lua) broadcasts them to the room. Also its failures: a
+wrong key, and a channel no subscriber takes, must fail the run.
+
     /usr/bin/python3 spec/integration/test_bench_smoke.py --binary BUILD/moonwire \
         --root REPO [--bench BUILD/moonwire-bench]
 
@@ -31,6 +36,8 @@ BENCH = {"path": None}
 FANOUT_SUBS = 20
 FANOUT_RATE = 200
 INCR_TEMPLATE = '{"type":"incr","data":"%s"}'
+API_KEY = "smoke-api-key"
+EMIT_TEMPLATE = '{"channel":"%s","message":{"room":"%%s","data":"%%s"}}'
 
 
 def pop_bench_arg(argv):
@@ -63,16 +70,19 @@ def num(res, *names):
     raise H.Failure("result has none of the fields %s: %s" % (names, H.short(json.dumps(res), 600)))
 
 
-def run_bench(ctx, *args, timeout=60):
+def run_bench(ctx, *args, timeout=60, env=None, status=0):
     argv = [BENCH["path"]] + [str(a) for a in args]
+    e = dict(os.environ)
+    e.pop("MOONWIRE_API_KEY", None)
+    e.update(env or {})
     try:
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=timeout)
+                           stderr=subprocess.PIPE, timeout=timeout, env=e)
     except subprocess.TimeoutExpired:
         raise H.Failure("%s did not finish within %ds" % (" ".join(argv), timeout))
     out = p.stdout.decode("utf-8", "replace")
     err = p.stderr.decode("utf-8", "replace")
-    eq(p.returncode, 0, "moonwire-bench exit status (stderr: %s)" % H.short(err, 600))
+    eq(p.returncode, status, "moonwire-bench exit status (stderr: %s)" % H.short(err, 600))
     lines = [l for l in out.splitlines() if l.startswith("{")]
     check(lines, "no JSON line in the output: %s" % H.short(out + err, 600))
     check(lines[-1] == out.rstrip("\n").splitlines()[-1],
@@ -119,7 +129,8 @@ def test_bench_help_describes_workloads(ctx):
                        stderr=subprocess.STDOUT, timeout=10)
     eq(p.returncode, 0, "--help exit status")
     text = p.stdout.decode("utf-8", "replace")
-    for word in ("echo", "fanout", "conns"):
+    for word in ("echo", "fanout", "emit", "conns", "--api-url", "--api-key",
+                 "--emit-template"):
         check(word in text, "--help does not mention %r" % word)
 
 
@@ -188,6 +199,73 @@ def test_server_healthy_after_bench_runs(ctx):
         H.poll(idle, timeout=10, what="/health to show no rooms and no connections")
     except H.Failure:
         raise H.Failure("/health after the runs: %r" % last)
+
+
+def hub_with_api(ctx):
+    """examples/hub with the server API on (api_key), started once."""
+    if "hub-api" not in ctx.servers:
+        ctx.start("hub-api", ctx.example("hub"), env={"MOONWIRE_API_KEY": API_KEY})
+    return ctx.servers["hub-api"]
+
+
+def emit_run(ctx, srv, *extra, env=None, status=0):
+    """A tiny emit run: 20 subscribers, events at 200/s for 1 s. Messages
+    that never arrive are given up after 0.5 s, so a failing run ends
+    quickly too."""
+    return run_bench(ctx, "emit", "--url", srv.url("/"), "--subscribers", FANOUT_SUBS,
+                     "--publishers", 1, "--rate", FANOUT_RATE, "--size", 64, "--duration", 1,
+                     "--stall-timeout", 0.5, "--drain-timeout", 0.5, *extra, env=env,
+                     status=status)
+
+
+@S.case("emit: 20 subscribers, events via /api/emit at 200/s for 1 s, nothing lost",
+        timeout=60)
+def test_bench_emit_nothing_lost(ctx):
+    srv = hub_with_api(ctx)
+    # The key from the environment, as scripts/bench passes it.
+    res = emit_run(ctx, srv, env={"MOONWIRE_API_KEY": API_KEY})
+    no_errors(res)
+    common_fields(res)
+    eq(res.get("mode"), "emit", "mode")
+    check("api_key" not in json.dumps(res) and API_KEY not in json.dumps(res),
+          "the API key is in the JSON line")
+    eq(num(res, "connections_open"), FANOUT_SUBS + 1, "connections open")
+    messages = num(res, "published")
+    check(messages > 0, "nothing was emitted: %r" % res)
+    check(messages <= FANOUT_RATE * 3, "the publisher exceeded its rate: %d events" % messages)
+    eq(num(res, "emit_responses"), messages, "responses (= POSTs)")
+    eq(num(res, "emit_responses_not_200"), 0, "responses other than 200")
+    eq(num(res, "emit_unsubscribed"), 0, "events no subscriber took")
+    eq(num(res, "expected"), messages * FANOUT_SUBS, "expected deliveries")
+    eq(num(res, "received"), messages * FANOUT_SUBS, "deliveries (= events x subscribers)")
+    eq(num(res, "lost"), 0, "lost deliveries")
+    eq(num(res, "duplicates"), 0, "duplicate deliveries")
+    eq(num(res, "other_messages"), 0, "unexpected messages to subscribers")
+    check(num(res, "deliveries_per_s") > 0, "deliveries_per_s is 0")
+    check(srv.alive(), "the server exited: %s" % H.short(srv.log(), 600))
+
+
+@S.case("emit: a wrong API key fails the run (401), nothing delivered", timeout=60)
+def test_bench_emit_wrong_key_fails(ctx):
+    srv = hub_with_api(ctx)
+    res = emit_run(ctx, srv, "--api-key", "not-the-key", status=1)
+    eq(num(res, "exit"), 1, "the exit status in the JSON line")
+    check(num(res, "errors") > 0, "no error counted")
+    check("401" in res.get("first_error", ""), "first error: %r" % res.get("first_error"))
+    check(num(res, "emit_responses_not_200") > 0, "no refused response counted")
+    eq(num(res, "received"), 0, "deliveries of refused events")
+
+
+@S.case("emit: a channel no subscriber takes fails the run", timeout=60)
+def test_bench_emit_unsubscribed_channel_fails(ctx):
+    srv = hub_with_api(ctx)
+    res = emit_run(ctx, srv, "--api-key", API_KEY, "--emit-template",
+                   EMIT_TEMPLATE % "bench.nobody", status=1)
+    check(num(res, "emit_unsubscribed") > 0, "no unsubscribed event counted")
+    check("subscribers" in res.get("first_error", ""),
+          "first error: %r" % res.get("first_error"))
+    eq(num(res, "received"), 0, "deliveries of events nobody took")
+    check(num(res, "lost") > 0, "the lost deliveries are not counted")
 
 
 class Redis:

@@ -21,7 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { M_ECHO = 1, M_FANOUT = 2, M_CONNS = 4, M_ALL = 7 };
+enum { M_ECHO = 1, M_FANOUT = 2, M_CONNS = 4, M_EMIT = 8, M_ALL = 15 };
+#define M_FAN (M_FANOUT | M_EMIT)
 
 typedef struct {
     const char *name; /* without the leading "--" */
@@ -45,27 +46,34 @@ static const opt_t opts[] = {
      "connections (conns: default 1000)"},
     {"depth", 'l', O(depth), "1", 1, 4096, M_ECHO, "depth", "D",
      "messages in flight per connection (pipelining)"},
-    {"size", 'l', O(size), "64", 30, 16 << 20, M_ECHO | M_FANOUT, "size", "BYTES",
+    {"size", 'l', O(size), "64", 30, 16 << 20, M_ECHO | M_FAN, "size", "BYTES",
      "payload bytes (>= 30: it carries a marker, seq and send time)"},
     {"template", 's', O(template_), "{\"type\":\"echo\",\"data\":\"%s\"}", 0, 0, M_ECHO, "template",
      "TPL", "echo message; %s is the payload"},
-    {"subscribers", 'l', O(subscribers), "100", 1, 1e6, M_FANOUT, "subscribers", "N",
+    {"subscribers", 'l', O(subscribers), "100", 1, 1e6, M_FAN, "subscribers", "N",
      "subscriber connections, all in one room"},
-    {"publishers", 'l', O(publishers), "1", 1, 10000, M_FANOUT, "publishers", "K",
-     "publisher connections (they do not subscribe)"},
-    {"rate", 'd', O(rate), "0", 0, 1e9, M_FANOUT, "rate", "R",
+    {"publishers", 'l', O(publishers), "1", 1, 10000, M_FAN, "publishers", "K",
+     "publisher connections (they do not subscribe; emit: HTTP ones)"},
+    {"rate", 'd', O(rate), "0", 0, 1e9, M_FAN, "rate", "R",
      "publishes/s in total; 0: as fast as deliveries keep up"},
-    {"window", 'l', O(window), "64", 1, 1 << 20, M_FANOUT, "window", "W",
+    {"window", 'l', O(window), "64", 1, 1 << 20, M_FAN, "window", "W",
      "with --rate 0: messages per publisher not yet delivered to all"},
-    {"room", 's', O(room), "bench", 0, 0, M_FANOUT, "room", "NAME", "room name"},
+    {"room", 's', O(room), "bench", 0, 0, M_FAN, "room", "NAME", "room name"},
     {"subscribe-template", 's', O(subscribe_template), "{\"type\":\"subscribe\",\"room\":\"%s\"}",
-     0, 0, M_FANOUT, "subscribe_template", "TPL", "subscribe message; %s is the room"},
+     0, 0, M_FAN, "subscribe_template", "TPL", "subscribe message; %s is the room"},
     {"publish-template", 's', O(publish_template),
      "{\"type\":\"publish\",\"room\":\"%s\",\"data\":\"%s\"}", 0, 0, M_FANOUT, "publish_template",
      "TPL", "publish message; %s the room, then %s the payload"},
-    {"subscribe-wait", 'd', O(subscribe_wait_ms), "0", 0, 600000, M_FANOUT, "subscribe_wait_ms",
-     "MS", "wait MS ms instead of waiting for a reply to each subscribe"},
-    {"stall-timeout", 'd', O(stall_timeout), "2", 0.01, 600, M_FANOUT, "stall_timeout_s", "S",
+    {"api-url", 's', O(api_url), "", 0, 0, M_EMIT, "api_url", "URL",
+     "POST events here (http://; default: --url's host and port, /api/emit)"},
+    {"api-key", 's', O(api_key), "", 0, 0, M_EMIT, NULL, "KEY",
+     "Authorization: apikey KEY (default: $MOONWIRE_API_KEY)"},
+    {"emit-template", 's', O(emit_template),
+     "{\"channel\":\"bench.fanout\",\"message\":{\"room\":\"%s\",\"data\":\"%s\"}}", 0, 0, M_EMIT,
+     "emit_template", "TPL", "POST body; %s the room, then %s the payload"},
+    {"subscribe-wait", 'd', O(subscribe_wait_ms), "0", 0, 600000, M_FAN, "subscribe_wait_ms", "MS",
+     "wait MS ms instead of waiting for a reply to each subscribe"},
+    {"stall-timeout", 'd', O(stall_timeout), "2", 0.01, 600, M_FAN, "stall_timeout_s", "S",
      "free the window slot of a message undelivered after S s"},
     {"server-pid", 'l', O(server_pid), "0", 0, 1 << 30, M_CONNS, "server_pid", "PID",
      "read this process's VmRSS before and after connecting"},
@@ -73,7 +81,7 @@ static const opt_t opts[] = {
      "after the last connection opened, wait S s, then read the RSS"},
     {"duration", 'd', O(duration), "5", 0.01, 86400, M_ALL, "duration_s", "S",
      "measured time (conns: hold time after settling, default 1)"},
-    {"warmup", 'd', O(warmup), "1", 0, 3600, M_ECHO | M_FANOUT, "warmup_s", "S",
+    {"warmup", 'd', O(warmup), "1", 0, 3600, M_ECHO | M_FAN, "warmup_s", "S",
      "load before measuring"},
     {"addresses", 'l', O(addresses), "0", 0, 250, M_ALL, "addresses", "K",
      "bind to source addresses 127.0.0.2 .. 127.0.0.(K+1); 0: none"},
@@ -81,19 +89,22 @@ static const opt_t opts[] = {
      "connections being opened at once"},
     {"connect-timeout", 'd', O(connect_timeout), "30", 0.1, 3600, M_ALL, "connect_timeout_s", "S",
      "fail when connecting (and subscribing) takes longer"},
-    {"drain-timeout", 'd', O(drain_timeout), "2", 0, 600, M_ECHO | M_FANOUT, "drain_timeout_s", "S",
+    {"drain-timeout", 'd', O(drain_timeout), "2", 0, 600, M_ECHO | M_FAN, "drain_timeout_s", "S",
      "afterwards, wait at most S s for replies still in flight"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: moonwire-bench echo|fanout|conns [options]\n"
+    fprintf(f, "usage: moonwire-bench echo|fanout|emit|conns [options]\n"
                "\n"
                "  echo    C connections, each keeping D messages in flight: round trips/s,\n"
                "          latency percentiles\n"
                "  fanout  N subscribers in one room, K publishers: deliveries/s, latency from\n"
                "          publish to each delivery, lost and duplicate deliveries\n"
+               "  emit    fanout, but the K publishers are HTTP keep-alive connections\n"
+               "          POSTing events to the server API (moonwire's /api/emit): a\n"
+               "          subscriber of the app broadcasts each to the room\n"
                "  conns   N idle connections; with --server-pid, server RSS per connection\n"
                "\n"
                "Prints a summary, then one line with a JSON object holding every number.\n"
@@ -109,8 +120,9 @@ static void usage(FILE *f) {
         snprintf(left, sizeof(left), "--%s %s", o->name, o->arg);
         char modes[32] = "all modes";
         if (o->modes != M_ALL)
-            snprintf(modes, sizeof(modes), "%s%s%s", o->modes & M_ECHO ? "echo " : "",
-                     o->modes & M_FANOUT ? "fanout " : "", o->modes & M_CONNS ? "conns " : "");
+            snprintf(modes, sizeof(modes), "%s%s%s%s", o->modes & M_ECHO ? "echo " : "",
+                     o->modes & M_FANOUT ? "fanout " : "", o->modes & M_EMIT ? "emit " : "",
+                     o->modes & M_CONNS ? "conns " : "");
         size_t ml = strlen(modes);
         if (modes[ml - 1] == ' ')
             modes[ml - 1] = 0;
@@ -417,15 +429,16 @@ int main(int argc, char **argv) {
     unsigned mode = strcmp(argv[1], "echo") == 0     ? M_ECHO
                     : strcmp(argv[1], "fanout") == 0 ? M_FANOUT
                     : strcmp(argv[1], "conns") == 0  ? M_CONNS
+                    : strcmp(argv[1], "emit") == 0   ? M_EMIT
                                                      : 0;
     if (!mode)
-        return bad("unknown mode \"%s\": use echo, fanout or conns%s", argv[1], "");
+        return bad("unknown mode \"%s\": use echo, fanout, emit or conns%s", argv[1], "");
     int rc = parse(b, argc, argv, mode);
     if (rc)
         return rc;
 
     size_t conns =
-        mode == M_FANOUT ? (size_t)(b->o.subscribers + b->o.publishers) : (size_t)b->o.connections;
+        mode & M_FAN ? (size_t)(b->o.subscribers + b->o.publishers) : (size_t)b->o.connections;
     if ((rc = check_fds(conns)))
         return rc;
     if (mode == M_CONNS && b->o.server_pid > 0 && mw_bench_rss(b->o.server_pid) < 0) {
@@ -463,9 +476,9 @@ int main(int argc, char **argv) {
             mw_bench_json_num(b, o->json, *(const double *)p);
     }
 
-    rc = mode == M_ECHO     ? mw_bench_run_echo(b)
-         : mode == M_FANOUT ? mw_bench_run_fanout(b)
-                            : mw_bench_run_conns(b);
+    rc = mode == M_ECHO ? mw_bench_run_echo(b)
+         : mode & M_FAN ? mw_bench_run_fanout(b)
+                        : mw_bench_run_conns(b);
     if (rc == 2) /* a bad template: nothing was run, and no JSON line */
         return 2;
 

@@ -3,7 +3,8 @@
  * owner struct of one run, and the report (human summary + one JSON line).
  *
  * One process, one libuv loop, one run: bench.c parses the options and
- * calls exactly one workload (echo.c, fanout.c, conns.c), which owns its
+ * calls exactly one workload (echo.c, fanout.c -- fanout and emit --,
+ * conns.c), which owns its
  * connections and timers and fills the report.
  */
 #ifndef MW_BENCH_H
@@ -24,6 +25,7 @@ typedef struct mw_bench_opts {
     double rate, duration, warmup, connect_timeout, drain_timeout, settle;
     double subscribe_wait_ms, stall_timeout;
     const char *template_, *subscribe_template, *publish_template, *room;
+    const char *api_url, *api_key, *emit_template; /* emit */
 } mw_bench_opts_t;
 
 typedef struct mw_bench {
@@ -47,6 +49,8 @@ typedef struct mw_bench {
 /* Workloads: each runs to completion and returns the exit status
  * (0 ok, 1 failures). They print the human summary and fill the JSON. */
 int mw_bench_run_echo(mw_bench_t *b);
+/* fanout, or emit when o.mode is "emit" (publishing through the server
+ * API's POST /api/emit instead of WebSocket publishers). */
 int mw_bench_run_fanout(mw_bench_t *b);
 int mw_bench_run_conns(mw_bench_t *b);
 

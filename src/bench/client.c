@@ -14,6 +14,11 @@
  * The handshake always sends the RFC 6455 sample key, whose accept value is
  * known (section 1.3), so checking Sec-WebSocket-Accept needs no SHA-1 here.
  * Every byte we send is masked with the all-zero key (see tpl.c).
+ *
+ * A client may instead be a plain HTTP/1.1 keep-alive client
+ * (mw_bench_client_http: the emit workload's POSTs to the server API): no
+ * handshake, whole requests written as they come (pipelined), and a
+ * response reader that needs a Content-Length on every response.
  */
 #include "client.h"
 #include "tpl.h"
@@ -57,12 +62,16 @@ struct mw_bench_client {
     uint8_t msg_op;     /* opcode of the message being reassembled */
     uint8_t fragmented; /* a non-final data frame was seen */
     uint8_t ctrl_len;
+    uint8_t http; /* a plain HTTP client (mw_bench_client_http) */
     uint8_t hdr[14];
     uint8_t ctrl[125];
     uint64_t remaining; /* payload bytes of the current frame still due */
     struct sockaddr_in src;
     int bind_src;
-    char *msg; /* reassembly buffer, kept for reuse */
+    struct sockaddr_in peer; /* HTTP clients: the server they connect to */
+    unsigned outstanding;    /* HTTP clients: requests not yet answered */
+    int status;              /* HTTP clients: the status of the response being read */
+    char *msg;               /* reassembly buffer, kept for reuse */
     size_t msg_len, msg_cap;
     char *hs; /* partial handshake response, rare */
     size_t hs_len;
@@ -74,6 +83,8 @@ static void client_fail(mw_bench_client_t *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void client_flush(mw_bench_client_t *c);
 static void pace_next(mw_bench_net_t *net);
+static void pace_done(mw_bench_client_t *c);
+static int append_msg(mw_bench_client_t *c, const uint8_t *p, size_t n);
 
 uint32_t mw_bench_client_id(const mw_bench_client_t *c) {
     return c->id;
@@ -81,6 +92,19 @@ uint32_t mw_bench_client_id(const mw_bench_client_t *c) {
 
 void *mw_bench_client_data(const mw_bench_client_t *c) {
     return c->data;
+}
+
+void mw_bench_client_http(mw_bench_client_t *c, const struct sockaddr_in *server) {
+    c->http = 1;
+    c->peer = *server;
+}
+
+void mw_bench_client_requested(mw_bench_client_t *c, unsigned n) {
+    c->outstanding += n;
+}
+
+unsigned mw_bench_client_outstanding(const mw_bench_client_t *c) {
+    return c->outstanding;
 }
 
 int mw_bench_client_is_open(const mw_bench_client_t *c) {
@@ -98,24 +122,22 @@ static void on_prepare(uv_prepare_t *h) {
     mw_bench_net_flush(h->data);
 }
 
-int mw_bench_net_init(mw_bench_net_t *net, uv_loop_t *loop, const char *url, char *err,
-                      size_t errlen) {
-    memset(net, 0, sizeof(*net));
-    net->loop = loop;
-    net->max_message = 64u << 20;
-    if (strncmp(url, "ws://", 5) != 0) {
-        snprintf(err, errlen, "--url must start with ws:// (got \"%s\"; no TLS)", url);
+int mw_bench_parse_url(const char *url, const char *scheme, struct sockaddr_in *sa, char *hostport,
+                       size_t hplen, const char **path, char *err, size_t errlen) {
+    size_t sl = strlen(scheme);
+    if (strncmp(url, scheme, sl) != 0 || strncmp(url + sl, "://", 3) != 0) {
+        snprintf(err, errlen, "\"%s\" must start with %s:// (no TLS)", url, scheme);
         return -1;
     }
-    const char *h = url + 5;
-    const char *path = strchr(h, '/');
-    if (!path)
-        path = h + strlen(h);
-    const char *colon = memchr(h, ':', (size_t)(path - h));
-    const char *hend = colon ? colon : path;
+    const char *h = url + sl + 3;
+    const char *p = strchr(h, '/');
+    if (!p)
+        p = h + strlen(h);
+    const char *colon = memchr(h, ':', (size_t)(p - h));
+    const char *hend = colon ? colon : p;
     char host[64];
     if (hend == h || (size_t)(hend - h) >= sizeof(host)) {
-        snprintf(err, errlen, "--url \"%s\": bad host", url);
+        snprintf(err, errlen, "\"%s\": bad host", url);
         return -1;
     }
     memcpy(host, h, (size_t)(hend - h));
@@ -124,19 +146,34 @@ int mw_bench_net_init(mw_bench_net_t *net, uv_loop_t *loop, const char *url, cha
     if (colon) {
         char *e;
         port = strtol(colon + 1, &e, 10);
-        if (e != path || port < 1 || port > 65535) {
-            snprintf(err, errlen, "--url \"%s\": bad port", url);
+        if (e != p || port < 1 || port > 65535) {
+            snprintf(err, errlen, "\"%s\": bad port", url);
             return -1;
         }
     }
     const char *ip = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
-    if (uv_ip4_addr(ip, (int)port, &net->server) != 0) {
-        snprintf(err, errlen, "--url \"%s\": the host must be an IPv4 address or localhost", url);
+    if (uv_ip4_addr(ip, (int)port, sa) != 0) {
+        snprintf(err, errlen, "\"%s\": the host must be an IPv4 address or localhost", url);
         return -1;
     }
-    if (*path == 0)
-        path = "/";
-    size_t cap = strlen(path) + strlen(host) + 256;
+    snprintf(hostport, hplen, "%s:%ld", host, port);
+    *path = *p ? p : "/";
+    return 0;
+}
+
+int mw_bench_net_init(mw_bench_net_t *net, uv_loop_t *loop, const char *url, char *err,
+                      size_t errlen) {
+    memset(net, 0, sizeof(*net));
+    net->loop = loop;
+    net->max_message = 64u << 20;
+    char hostport[80], perr[200];
+    const char *path;
+    if (mw_bench_parse_url(url, "ws", &net->server, hostport, sizeof(hostport), &path, perr,
+                           sizeof(perr)) != 0) {
+        snprintf(err, errlen, "--url %s", perr);
+        return -1;
+    }
+    size_t cap = strlen(path) + strlen(hostport) + 256;
     net->request = malloc(cap);
     net->rbuf = malloc(RBUF_SIZE);
     if (!net->request || !net->rbuf) {
@@ -145,10 +182,10 @@ int mw_bench_net_init(mw_bench_net_t *net, uv_loop_t *loop, const char *url, cha
     }
     net->rbuf_len = RBUF_SIZE;
     int n = snprintf(net->request, cap,
-                     "GET %s HTTP/1.1\r\nHost: %s:%ld\r\nUpgrade: websocket\r\n"
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     path, host, port, sample_key);
+                     path, hostport, sample_key);
     net->request_len = (size_t)n;
     net->t_base = uv_hrtime();
     uv_prepare_init(loop, &net->flush);
@@ -254,10 +291,15 @@ static void on_connect(uv_connect_t *req, int status) {
         client_fail(c, "connect: %s", uv_strerror(status));
         return;
     }
-    c->state = ST_HANDSHAKE;
+    c->state = c->http ? ST_OPEN : ST_HANDSHAKE;
     int r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (r < 0) {
         client_fail(c, "read: %s", uv_strerror(r));
+        return;
+    }
+    if (c->http) {
+        pace_done(c);
+        c->net->cbs.on_open(c);
         return;
     }
     write_request(c);
@@ -285,7 +327,8 @@ static int client_connect(mw_bench_client_t *c) {
             return r;
     }
     c->creq.data = c;
-    return uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&net->server, on_connect);
+    const struct sockaddr_in *to = c->http ? &c->peer : &net->server;
+    return uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)to, on_connect);
 }
 
 static void pace_next(mw_bench_net_t *net) {
@@ -366,7 +409,7 @@ void mw_bench_client_close(mw_bench_client_t *c) {
     }
     if (c->state == ST_CLOSING)
         return;
-    if (c->state == ST_OPEN && !c->writing) {
+    if (c->state == ST_OPEN && !c->writing && !c->http) {
         char f[8];
         size_t n = mw_bench_ctrl_frame(f, 0x8, "\x03\xe8", 2);
         uv_buf_t b = uv_buf_init(f, (unsigned)n);
@@ -619,6 +662,114 @@ static void frames(mw_bench_client_t *c, const uint8_t *p, const uint8_t *end) {
     }
 }
 
+/* ---- HTTP responses ------------------------------------------------------- */
+
+/* Reads the status and Content-Length of a response head (h[0..len), up
+ * to and including the blank line) and starts its body. Returns 0, or -1
+ * (the connection failed). */
+static int response_head(mw_bench_client_t *c, const char *h, size_t len) {
+    if (len < 12 || memcmp(h, "HTTP/1.", 7) != 0 || h[8] != ' ') {
+        const char *eol = memchr(h, '\r', len);
+        client_fail(c, "http: not a response: \"%.*s\"", (int)(eol ? eol - h : 0), h);
+        return -1;
+    }
+    c->status = atoi(h + 9);
+    long long clen = -1;
+    const char *end = h + len;
+    for (const char *l = memchr(h, '\n', len); l && l < end;
+         l = memchr(l, '\n', (size_t)(end - l))) {
+        l++;
+        static const char name[] = "content-length:";
+        if ((size_t)(end - l) > sizeof(name) && strncasecmp(l, name, sizeof(name) - 1) == 0)
+            clen = strtoll(l + sizeof(name) - 1, NULL, 10);
+    }
+    if (clen < 0 && c->status != 204 && c->status != 304) {
+        client_fail(c, "http: a %d response without Content-Length", c->status);
+        return -1;
+    }
+    if (clen > (long long)c->net->max_message) {
+        client_fail(c, "http: a response body of %lld bytes", clen);
+        return -1;
+    }
+    c->remaining = clen < 0 ? 0 : (uint64_t)clen;
+    c->msg_len = 0;
+    c->in_frame = 1;
+    return 0;
+}
+
+static void response_done(mw_bench_client_t *c, const char *body, size_t len) {
+    c->in_frame = 0;
+    if (c->outstanding == 0) {
+        client_fail(c, "http: a response to no request");
+        return;
+    }
+    c->outstanding--;
+    if (c->net->cbs.on_response)
+        c->net->cbs.on_response(c, c->status, body, len);
+    c->msg_len = 0;
+}
+
+/* The HTTP counterpart of frames(): heads, then bodies. A head or body
+ * that lies whole in the read buffer is used in place; one split across
+ * reads is gathered in c->hs (heads) or c->msg (bodies). */
+static void responses(mw_bench_client_t *c, const char *p, const char *end) {
+    while (c->state == ST_OPEN && p < end) {
+        if (c->in_frame) {
+            if (c->msg_len == 0 && (uint64_t)(end - p) >= c->remaining) {
+                size_t n = (size_t)c->remaining;
+                c->remaining = 0;
+                response_done(c, p, n);
+                p += n;
+                continue;
+            }
+            size_t n = (size_t)(end - p);
+            if (n > c->remaining)
+                n = (size_t)c->remaining;
+            if (append_msg(c, (const uint8_t *)p, n) < 0)
+                return;
+            p += n;
+            c->remaining -= n;
+            if (c->remaining == 0)
+                response_done(c, c->msg, c->msg_len);
+            continue;
+        }
+        const char *e = c->hs_len ? NULL : memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+        if (e) {
+            if (response_head(c, p, (size_t)(e + 4 - p)) < 0)
+                return;
+            p = e + 4;
+            continue;
+        }
+        /* A head split across reads: gather it. */
+        if (!c->hs && !(c->hs = malloc(HS_MAX))) {
+            client_fail(c, "out of memory");
+            return;
+        }
+        size_t n = (size_t)(end - p);
+        if (n > HS_MAX - c->hs_len)
+            n = HS_MAX - c->hs_len;
+        size_t before = c->hs_len;
+        memcpy(c->hs + c->hs_len, p, n);
+        c->hs_len += n;
+        /* The blank line may straddle the old and the new bytes. */
+        size_t from = before > 3 ? before - 3 : 0;
+        e = memmem(c->hs + from, c->hs_len - from, "\r\n\r\n", 4);
+        if (!e) {
+            if (c->hs_len == HS_MAX) {
+                client_fail(c, "http: response head too large");
+                return;
+            }
+            p += n;
+            continue;
+        }
+        size_t hl = (size_t)(e + 4 - c->hs);
+        p += hl - before; /* what of p belonged to the head */
+        c->hs_len = 0;
+        if (response_head(c, c->hs, hl) < 0)
+            return;
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     mw_bench_client_t *c = s->data;
     if (c->state == ST_CLOSING)
@@ -632,6 +783,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
         return;
     c->net->now_ns = uv_hrtime();
     const char *p = buf->base;
+    if (c->http) {
+        responses(c, p, buf->base + n);
+        return;
+    }
     if (c->state == ST_HANDSHAKE) {
         long rest = handshake(c, p, (size_t)n);
         if (rest < 0)

@@ -34,6 +34,9 @@ typedef struct mw_bench_net_cbs {
      * client: forget the pointer and never pass it to
      * mw_bench_client_close(). */
     void (*on_error)(mw_bench_client_t *c, const char *what);
+    /* HTTP clients only (mw_bench_client_http): a complete response.
+     * `body` is valid only during the call. */
+    void (*on_response)(mw_bench_client_t *c, int status, const char *body, size_t len);
 } mw_bench_net_cbs_t;
 
 typedef struct mw_bench_net {
@@ -54,6 +57,13 @@ typedef struct mw_bench_net {
     mw_bench_client_t *dirty;
     uv_prepare_t flush;
 } mw_bench_net_t;
+
+/* Parses url (SCHEME://IPV4-OR-localhost[:port][/path], scheme "ws" or
+ * "http") into the address, "host:port" (for the Host header, at least 80
+ * bytes) and the path ("/" when none; points into url or is "/"). Returns
+ * 0, or -1 with a message in err. */
+int mw_bench_parse_url(const char *url, const char *scheme, struct sockaddr_in *sa, char *hostport,
+                       size_t hplen, const char **path, char *err, size_t errlen);
 
 /* Parses url (ws://IPV4-OR-localhost[:port][/path]), prepares the request
  * and the read buffer, starts the flush handle. Returns 0, or -1 with a
@@ -76,6 +86,17 @@ void mw_bench_net_connect_all(mw_bench_net_t *net, mw_bench_client_t **clients, 
  * (port 0). Returns NULL when out of memory. */
 mw_bench_client_t *mw_bench_client_new(mw_bench_net_t *net, uint32_t id, void *data,
                                        const struct sockaddr_in *src);
+/* Makes c, not yet connected, a plain HTTP/1.1 keep-alive client of
+ * `server` instead of a WebSocket client: it is "open" once the TCP
+ * connection is (on_open), what is written with mw_bench_client_reserve
+ * are whole requests (pipelined as they come), and every response (with a
+ * Content-Length, as moonwire always sends) goes to on_response. */
+void mw_bench_client_http(mw_bench_client_t *c, const struct sockaddr_in *server);
+/* Responses an HTTP client still waits for (requests written minus
+ * responses read; the caller counts what it wrote with
+ * mw_bench_client_requested). */
+void mw_bench_client_requested(mw_bench_client_t *c, unsigned n);
+unsigned mw_bench_client_outstanding(const mw_bench_client_t *c);
 uint32_t mw_bench_client_id(const mw_bench_client_t *c);
 void *mw_bench_client_data(const mw_bench_client_t *c);
 int mw_bench_client_is_open(const mw_bench_client_t *c);

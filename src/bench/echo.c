@@ -183,7 +183,7 @@ int mw_bench_run_echo(mw_bench_t *b) {
         fprintf(stderr, "moonwire-bench: out of memory\n");
         return 1;
     }
-    b->net.cbs = (mw_bench_net_cbs_t){on_open, on_message, on_error};
+    b->net.cbs = (mw_bench_net_cbs_t){on_open, on_message, on_error, NULL};
     for (size_t i = 0; i < E.n; i++) {
         struct sockaddr_in sa;
         E.clients[i] = mw_bench_client_new(&b->net, (uint32_t)i, &E, mw_bench_src(b, i, &sa));

@@ -19,6 +19,14 @@
  * Lost deliveries = messages published x subscribers - distinct deliveries,
  * counted after a bounded drain, over every message ever published (warm-up
  * included). Rates and latencies cover the measured window only.
+ *
+ * The emit mode is the same workload with other publishers: HTTP/1.1
+ * keep-alive connections that POST each message to the server API
+ * (moonwire's /api/emit, --api-url) as an event, which a subscriber of the
+ * app broadcasts to the room. Requests are pipelined within the same
+ * window; every response must be a 200 saying that a subscriber took the
+ * event ("subscribers": 0 is an error: the app has no subscriber on that
+ * channel, and every delivery would be lost).
  */
 #include "bench.h"
 #include "tpl.h"
@@ -60,6 +68,9 @@ typedef struct {
     uint64_t due_sent, skipped;
     size_t rr;
     uint64_t unique, dups, rx_window, other, pub_replies, unknown;
+    int emit;               /* the emit mode: HTTP publishers */
+    struct sockaddr_in api; /* emit: where the POSTs go */
+    uint64_t responses, responses_bad, unsubscribed;
     size_t hint; /* where replies carry the payload */
     uv_timer_t timer, tick;
 } fanout_t;
@@ -103,6 +114,8 @@ static int publish(size_t p, uint64_t now) {
     uint64_t seq = F.nmsgs++;
     F.msgs[seq] = (fmsg_t){now, 0, (uint16_t)p, 0};
     mw_bench_tpl_fill(&F.pub_tpl, dst, seq, now);
+    if (F.emit)
+        mw_bench_client_requested(c, 1);
     F.pub_open[p]++;
     return 0;
 }
@@ -317,16 +330,78 @@ static void on_message(mw_bench_client_t *c, const char *data, size_t len, int o
     }
 }
 
+/* emit: the server API's answer to one POST. */
+static void on_response(mw_bench_client_t *c, int status, const char *body, size_t len) {
+    (void)c;
+    F.responses++;
+    char msg[300];
+    if (status != 200) {
+        while (len && (body[len - 1] == '\n' || body[len - 1] == '\r'))
+            len--;
+        F.responses_bad++;
+        snprintf(msg, sizeof(msg), "emit: answered %d: %.*s", status, (int)(len < 200 ? len : 200),
+                 body);
+        mw_bench_error(F.b, msg);
+    } else if (memmem(body, len, "\"subscribers\":0", 15)) {
+        /* Nobody took the event: its deliveries would all be lost. */
+        if (F.unsubscribed++ == 0)
+            mw_bench_error(F.b, "emit: \"subscribers\":0 -- no subscriber of the app takes "
+                                "this channel (see --emit-template)");
+        else
+            F.b->errors++;
+    }
+}
+
 static void on_error(mw_bench_client_t *c, const char *what) {
     size_t i = mw_bench_client_id(c);
+    if (F.emit && i >= F.nsub && (F.phase == P_DRAIN || F.phase == P_DONE) &&
+        mw_bench_client_outstanding(c) == 0) {
+        /* An idle keep-alive connection the server closed after the last
+         * request (its keep-alive timeout): not a failure. */
+        F.clients[i] = NULL;
+        return;
+    }
     char msg[300];
-    snprintf(msg, sizeof(msg), "%s %zu: %s", i < F.nsub ? "subscriber" : "publisher",
+    snprintf(msg, sizeof(msg), "%s %zu: %s",
+             i < F.nsub ? "subscriber"
+             : F.emit   ? "publisher (HTTP)"
+                        : "publisher",
              i < F.nsub ? i : i - F.nsub, what);
     mw_bench_error(F.b, msg);
     F.clients[i] = NULL;
     F.nfailed++;
     if (F.phase == P_CONNECT || F.phase == P_SUBSCRIBE || F.nfailed == F.n)
         finish();
+}
+
+/* emit: the POST request of every message, from --api-url (or --url's
+ * host and port), --api-key (or $MOONWIRE_API_KEY) and --emit-template.
+ * Returns 0, or -1 with a message in err. */
+static int emit_template(const mw_bench_opts_t *o, char *err, size_t errlen) {
+    char url[512], hostport[80], perr[200];
+    const char *path;
+    if (o->api_url[0]) {
+        snprintf(url, sizeof(url), "%s", o->api_url);
+    } else {
+        /* --url's ws://HOST:PORT, then /api/emit */
+        const char *h = strncmp(o->url, "ws://", 5) == 0 ? o->url + 5 : o->url;
+        size_t hl = strcspn(h, "/");
+        snprintf(url, sizeof(url), "http://%.*s/api/emit", (int)hl, h);
+    }
+    if (mw_bench_parse_url(url, "http", &F.api, hostport, sizeof(hostport), &path, perr,
+                           sizeof(perr)) != 0) {
+        snprintf(err, errlen, "--api-url %s", perr);
+        return -1;
+    }
+    const char *key = o->api_key[0] ? o->api_key : getenv("MOONWIRE_API_KEY");
+    const char *pargs[2] = {o->room, NULL};
+    char terr[200];
+    if (mw_bench_tpl_init_post(&F.pub_tpl, path, hostport, key ? key : "", o->emit_template, pargs,
+                               2, 1, (size_t)o->size, terr, sizeof(terr)) != 0) {
+        snprintf(err, errlen, "--emit-template: %s", terr);
+        return -1;
+    }
+    return 0;
 }
 
 int mw_bench_run_fanout(mw_bench_t *b) {
@@ -337,6 +412,7 @@ int mw_bench_run_fanout(mw_bench_t *b) {
     F.npub = (size_t)o->publishers;
     F.n = F.nsub + F.npub;
     F.rate_mode = o->rate > 0;
+    F.emit = strcmp(o->mode, "emit") == 0;
     char err[256];
     const char *sargs[1] = {o->room};
     const char *pargs[2] = {o->room, NULL};
@@ -344,8 +420,13 @@ int mw_bench_run_fanout(mw_bench_t *b) {
         fprintf(stderr, "moonwire-bench: --subscribe-template: %s\n", err);
         return 2;
     }
-    if (mw_bench_tpl_init(&F.pub_tpl, o->publish_template, pargs, 2, 1, (size_t)o->size, err,
-                          sizeof(err))) {
+    if (F.emit) {
+        if (emit_template(o, err, sizeof(err)) != 0) {
+            fprintf(stderr, "moonwire-bench: %s\n", err);
+            return 2;
+        }
+    } else if (mw_bench_tpl_init(&F.pub_tpl, o->publish_template, pargs, 2, 1, (size_t)o->size, err,
+                                 sizeof(err))) {
         fprintf(stderr, "moonwire-bench: --publish-template: %s\n", err);
         return 2;
     }
@@ -356,7 +437,7 @@ int mw_bench_run_fanout(mw_bench_t *b) {
         fprintf(stderr, "moonwire-bench: out of memory\n");
         return 1;
     }
-    b->net.cbs = (mw_bench_net_cbs_t){on_open, on_message, on_error};
+    b->net.cbs = (mw_bench_net_cbs_t){on_open, on_message, on_error, on_response};
     for (size_t i = 0; i < F.n; i++) {
         struct sockaddr_in sa;
         F.clients[i] = mw_bench_client_new(&b->net, (uint32_t)i, &F, mw_bench_src(b, i, &sa));
@@ -364,6 +445,8 @@ int mw_bench_run_fanout(mw_bench_t *b) {
             fprintf(stderr, "moonwire-bench: out of memory\n");
             return 1;
         }
+        if (F.emit && i >= F.nsub)
+            mw_bench_client_http(F.clients[i], &F.api);
     }
     uv_timer_init(b->loop, &F.timer);
     uv_timer_init(b->loop, &F.tick);
@@ -384,8 +467,8 @@ int mw_bench_run_fanout(mw_bench_t *b) {
     uint64_t expected = (uint64_t)F.nmsgs * F.nsub;
     uint64_t lost = expected - F.unique;
 
-    printf("moonwire-bench fanout: %s  room \"%s\", %zu subscribers, %zu publishers, ", o->url,
-           o->room, F.nsub, F.npub);
+    printf("moonwire-bench %s: %s  room \"%s\", %zu subscribers, %zu %spublishers, ", o->mode,
+           o->url, o->room, F.nsub, F.npub, F.emit ? "HTTP " : "");
     if (F.rate_mode)
         printf("%.0f msgs/s, ", o->rate);
     else
@@ -401,7 +484,7 @@ int mw_bench_run_fanout(mw_bench_t *b) {
     mw_bench_json_num(b, "window_s", window);
     mw_bench_json_num(b, "deliveries_per_s", dps);
     mw_bench_json_num(b, "publishes_per_s", pps);
-    mw_bench_report_latency(b, "publish to delivery");
+    mw_bench_report_latency(b, F.emit ? "POST to delivery" : "publish to delivery");
     printf("  published %zu, expected %llu deliveries, got %llu: lost %llu, duplicates %llu\n",
            F.nmsgs, (unsigned long long)expected, (unsigned long long)F.unique,
            (unsigned long long)lost, (unsigned long long)F.dups);
@@ -419,6 +502,15 @@ int mw_bench_run_fanout(mw_bench_t *b) {
     mw_bench_json_int(b, "skipped_publishes", (long long)F.skipped);
     mw_bench_json_int(b, "other_messages", (long long)F.other);
     mw_bench_json_int(b, "publisher_replies", (long long)F.pub_replies);
+    if (F.emit) {
+        printf(
+            "  emit         %llu responses to %zu POSTs, %llu not 200, %llu with no subscriber\n",
+            (unsigned long long)F.responses, F.nmsgs, (unsigned long long)F.responses_bad,
+            (unsigned long long)F.unsubscribed);
+        mw_bench_json_int(b, "emit_responses", (long long)F.responses);
+        mw_bench_json_int(b, "emit_responses_not_200", (long long)F.responses_bad);
+        mw_bench_json_int(b, "emit_unsubscribed", (long long)F.unsubscribed);
+    }
     mw_bench_report_cpu(b);
 
     mw_bench_teardown(b, F.clients, F.n);

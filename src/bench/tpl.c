@@ -74,12 +74,14 @@ static long frame_text(sink_t *s, const char *payload, size_t len) {
     return sent == len ? hdr : -1;
 }
 
-int mw_bench_tpl_init(mw_bench_tpl_t *t, const char *tpl, const char *const *args, int nargs,
-                      int payload_arg, size_t payload_size, char *err, size_t errlen) {
-    memset(t, 0, sizeof(*t));
+/* Expands tpl (see mw_bench_tpl_init) into a malloc'd text: returns it
+ * with its length in *len and the payload's offset in *poff, or NULL with
+ * a message in err. */
+static char *expand(const char *tpl, const char *const *args, int nargs, int payload_arg,
+                    size_t payload_size, size_t *len, size_t *poff_out, char *err, size_t errlen) {
     if (payload_arg >= 0 && payload_size < MW_BENCH_PAYLOAD_MIN) {
         snprintf(err, errlen, "the payload needs at least %d bytes", MW_BENCH_PAYLOAD_MIN);
-        return -1;
+        return NULL;
     }
     /* First pass: count and size. */
     int n = 0;
@@ -98,19 +100,19 @@ int mw_bench_tpl_init(mw_bench_tpl_t *t, const char *tpl, const char *const *arg
             p++;
         } else if (p[0] == '%') {
             snprintf(err, errlen, "template \"%s\": only %%s and %%%% are allowed", tpl);
-            return -1;
+            return NULL;
         } else {
             total++;
         }
     }
     if (n != nargs) {
         snprintf(err, errlen, "template \"%s\" must contain exactly %d %%s", tpl, nargs);
-        return -1;
+        return NULL;
     }
     char *text = malloc(total + 1);
     if (!text) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return NULL;
     }
     size_t off = 0, poff = 0;
     n = 0;
@@ -135,6 +137,18 @@ int mw_bench_tpl_init(mw_bench_tpl_t *t, const char *tpl, const char *const *arg
             text[off++] = *p;
         }
     }
+    *len = off;
+    *poff_out = poff;
+    return text;
+}
+
+int mw_bench_tpl_init(mw_bench_tpl_t *t, const char *tpl, const char *const *args, int nargs,
+                      int payload_arg, size_t payload_size, char *err, size_t errlen) {
+    memset(t, 0, sizeof(*t));
+    size_t off, poff;
+    char *text = expand(tpl, args, nargs, payload_arg, payload_size, &off, &poff, err, errlen);
+    if (!text)
+        return -1;
     sink_t s = {0};
     long hdr = frame_text(&s, text, off);
     free(text);
@@ -146,6 +160,40 @@ int mw_bench_tpl_init(mw_bench_tpl_t *t, const char *tpl, const char *const *arg
     t->frame = s.buf;
     t->frame_len = s.len;
     t->payload_off = payload_arg >= 0 ? (size_t)hdr + poff : 0;
+    return 0;
+}
+
+int mw_bench_tpl_init_post(mw_bench_tpl_t *t, const char *path, const char *host,
+                           const char *api_key, const char *tpl, const char *const *args, int nargs,
+                           int payload_arg, size_t payload_size, char *err, size_t errlen) {
+    memset(t, 0, sizeof(*t));
+    size_t blen, poff;
+    char *body = expand(tpl, args, nargs, payload_arg, payload_size, &blen, &poff, err, errlen);
+    if (!body)
+        return -1;
+    if (strpbrk(path, " \r\n") || strpbrk(host, "\r\n") || strpbrk(api_key, "\r\n")) {
+        free(body);
+        snprintf(err, errlen, "the path, host and API key may not contain CR, LF (path: space)");
+        return -1;
+    }
+    const char *fmt = "POST %s HTTP/1.1\r\nHost: %s\r\n%s%s%sContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n";
+    int auth = api_key[0] != 0;
+    int hl = snprintf(NULL, 0, fmt, path, host, auth ? "Authorization: apikey " : "", api_key,
+                      auth ? "\r\n" : "", blen);
+    char *req = hl > 0 ? malloc((size_t)hl + blen + 1) : NULL;
+    if (!req) {
+        free(body);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(req, (size_t)hl + 1, fmt, path, host, auth ? "Authorization: apikey " : "", api_key,
+             auth ? "\r\n" : "", blen);
+    memcpy(req + hl, body, blen);
+    free(body);
+    t->frame = req;
+    t->frame_len = (size_t)hl + blen;
+    t->payload_off = payload_arg >= 0 ? (size_t)hl + poff : 0;
     return 0;
 }
 

@@ -33,6 +33,13 @@ typedef struct mw_bench_tpl {
  * message in err. */
 int mw_bench_tpl_init(mw_bench_tpl_t *t, const char *tpl, const char *const *args, int nargs,
                       int payload_arg, size_t payload_size, char *err, size_t errlen);
+/* The same expansion as the body of an HTTP/1.1 POST to path (Host:
+ * host; "Authorization: apikey KEY" unless api_key is ""), Content-Type
+ * application/json: `frame` is then the whole request, ready to pipeline
+ * on a keep-alive connection. */
+int mw_bench_tpl_init_post(mw_bench_tpl_t *t, const char *path, const char *host,
+                           const char *api_key, const char *tpl, const char *const *args, int nargs,
+                           int payload_arg, size_t payload_size, char *err, size_t errlen);
 void mw_bench_tpl_free(mw_bench_tpl_t *t);
 
 /* Copies the frame to dst (frame_len bytes) with seq and t_ns filled in. */
