@@ -2,18 +2,17 @@
  * iptable.c - a chained hash table of source addresses (see iptable.h).
  *
  * Addresses come from the network, so the hash is seeded at start-up
- * (FNV-1a over a random seed, as rooms.c does for room names) to keep
- * chains short against chosen addresses (an IPv6 /64 gives an attacker
- * plenty to choose from).
+ * (hash.h) to keep chains short against chosen addresses (an IPv6 /64
+ * gives an attacker plenty to choose from).
  */
 #include "iptable.h"
 #include "errors.h"
+#include "hash.h"
 
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <uv.h>
 
 typedef struct entry entry_t;
 struct entry {
@@ -46,12 +45,7 @@ int mw_ipkey_from_sockaddr(const struct sockaddr *sa, mw_ipkey_t *key) {
 }
 
 static uint64_t hash_key(uint64_t seed, const mw_ipkey_t *k) {
-    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
-    for (int i = 0; i < 16; i++) {
-        h ^= k->b[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h ^ (h >> 29);
+    return mw_hash(seed, k->b, sizeof k->b);
 }
 
 int mw_iptable_create(mw_iptable_t **out) {
@@ -64,8 +58,7 @@ int mw_iptable_create(mw_iptable_t **out) {
         return MW_ENOMEM;
     }
     t->nbuckets = INITIAL_BUCKETS;
-    if (uv_random(NULL, NULL, &t->seed, sizeof t->seed, 0, NULL) != 0)
-        t->seed = (uint64_t)uv_hrtime();
+    t->seed = mw_hash_seed();
     *out = t;
     return 0;
 }

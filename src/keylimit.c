@@ -3,19 +3,19 @@
  * used list (see keylimit.h).
  *
  * Keys come from the app, often from client data (a user id, a room
- * name), so the hash is seeded at creation (FNV-1a over a random seed, as
- * iptable.c does) to keep chains short against chosen keys. The LRU list
+ * name), so the hash is seeded at creation (hash.h) to keep chains short
+ * against chosen keys. The LRU list
  * runs from the least recently used entry (head->next) to the most
  * recently used (head->prev); every take moves its key to the end.
  */
 #include "keylimit.h"
 #include "errors.h"
+#include "hash.h"
 #include "list.h"
 #include "ratelimit.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 typedef struct entry entry_t;
 struct entry {
@@ -40,15 +40,6 @@ struct mw_keylimit {
  * shrinks faster than a steady stream of new keys grows it. */
 #define IDLE_PER_TAKE 2
 
-static uint64_t hash_key(uint64_t seed, const char *key, size_t len) {
-    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h ^ (h >> 29);
-}
-
 int mw_keylimit_create(mw_keylimit_t **out, uint64_t window_ms, uint64_t max, size_t max_keys) {
     if (window_ms == 0 || max == 0 || max_keys == 0)
         return MW_EINVAL;
@@ -64,8 +55,7 @@ int mw_keylimit_create(mw_keylimit_t **out, uint64_t window_ms, uint64_t max, si
     t->max_keys = max_keys;
     mw_rate_init(&t->rate, window_ms, max);
     mw_list_init(&t->lru);
-    if (uv_random(NULL, NULL, &t->seed, sizeof t->seed, 0, NULL) != 0)
-        t->seed = (uint64_t)uv_hrtime();
+    t->seed = mw_hash_seed();
     *out = t;
     return 0;
 }
@@ -136,7 +126,7 @@ int mw_keylimit_take(mw_keylimit_t *t, const char *key, size_t len, uint64_t now
     if (len > MW_KEYLIMIT_KEY_MAX)
         return MW_EINVAL;
     forget_idle(t, now_us, IDLE_PER_TAKE);
-    uint64_t hash = hash_key(t->seed, key, len);
+    uint64_t hash = mw_hash(t->seed, key, len);
     entry_t **p = slot(t, hash, key, len);
     entry_t *e = *p;
     if (!e) {

@@ -7,14 +7,14 @@
  * array front to back, which is contiguous and cache-friendly.
  *
  * Room names come from clients, so the hash is seeded at start-up
- * (FNV-1a over a random seed) to keep chains short against chosen names.
+ * (hash.h) to keep chains short against chosen names.
  */
 #include "rooms.h"
 #include "errors.h"
+#include "hash.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 struct mw_membership {
     mw_room_t *room;
@@ -39,15 +39,6 @@ struct mw_rooms {
     mw_rooms_limits_t limits;
 };
 
-static uint64_t hash_name(uint64_t seed, const char *s, size_t len) {
-    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h ^ (h >> 29);
-}
-
 int mw_rooms_create(mw_rooms_t **out, const mw_rooms_limits_t *limits) {
     mw_rooms_t *r = calloc(1, sizeof *r);
     if (!r)
@@ -58,8 +49,7 @@ int mw_rooms_create(mw_rooms_t **out, const mw_rooms_limits_t *limits) {
         free(r);
         return MW_ENOMEM;
     }
-    if (uv_random(NULL, NULL, &r->seed, sizeof r->seed, 0, NULL) != 0)
-        r->seed = (uint64_t)uv_hrtime();
+    r->seed = mw_hash_seed();
     r->limits = *limits;
     *out = r;
     return 0;
@@ -89,7 +79,7 @@ void mw_rooms_free(mw_rooms_t *r) {
 }
 
 mw_room_t *mw_rooms_find(const mw_rooms_t *r, const char *name, size_t len) {
-    uint64_t h = hash_name(r->seed, name, len);
+    uint64_t h = mw_hash(r->seed, name, len);
     for (mw_room_t *room = r->buckets[h & (r->nbuckets - 1)]; room; room = room->next)
         if (room->hash == h && room->len == len && memcmp(room->name, name, len) == 0)
             return room;
@@ -119,7 +109,7 @@ static mw_room_t *create_room(mw_rooms_t *r, const char *name, size_t len) {
     mw_room_t *room = calloc(1, sizeof *room + len + 1);
     if (!room)
         return NULL;
-    room->hash = hash_name(r->seed, name, len);
+    room->hash = mw_hash(r->seed, name, len);
     room->len = len;
     memcpy(room->name, name, len);
     room->name[len] = '\0';

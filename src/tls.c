@@ -163,6 +163,30 @@ static int readable(const char *file, const char *key, char *err, size_t errlen)
     return 1;
 }
 
+/* ctx_new makes a context of method with the policy both sides share (at
+ * least min_version, options, buffers released when idle, no session
+ * cache) and the mw_tls_ctx_t that will hold it. Returns 0 or MW_ENOMEM. */
+static int ctx_new(const SSL_METHOD *method, int min_version, uint64_t options, SSL_CTX **ctxp,
+                   mw_tls_ctx_t **cp) {
+    CRYPTO_THREAD_run_once(&bio_once, bio_method_init);
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(method);
+    mw_tls_ctx_t *c = malloc(sizeof *c);
+    if (!bio_method || !ctx || !c) {
+        SSL_CTX_free(ctx);
+        free(c);
+        ERR_clear_error();
+        return MW_ENOMEM;
+    }
+    SSL_CTX_set_min_proto_version(ctx, min_version);
+    SSL_CTX_set_options(ctx, options);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_AUTO_RETRY);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    *ctxp = ctx;
+    *cp = c;
+    return 0;
+}
+
 /* One context per certificate generation: built at start and again on each
  * SIGHUP, and shared by every session accepted while it is current. All
  * policy is set here so sessions need no per-connection configuration. */
@@ -180,21 +204,14 @@ int mw_tls_ctx_create(mw_tls_ctx_t **out, const char *cert_file, const char *key
     if (!readable(cert_file, "tls_cert", err, errlen) ||
         !readable(key_file, "tls_key", err, errlen))
         return MW_ECONFIG;
-    CRYPTO_THREAD_run_once(&bio_once, bio_method_init);
-    ERR_clear_error();
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    mw_tls_ctx_t *c = malloc(sizeof *c);
-    if (!bio_method || !ctx || !c) {
-        SSL_CTX_free(ctx);
-        free(c);
-        ERR_clear_error();
-        return MW_ENOMEM;
-    }
-    SSL_CTX_set_min_proto_version(ctx, version);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_NO_COMPRESSION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_AUTO_RETRY);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX *ctx;
+    mw_tls_ctx_t *c;
+    int rc =
+        ctx_new(TLS_server_method(), version,
+                SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION,
+                &ctx, &c);
+    if (rc != 0)
+        return rc;
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         free(c);
@@ -275,20 +292,12 @@ int mw_tls_client_ctx_create(mw_tls_ctx_t **out, int verify, const char *ca_file
                              size_t errlen) {
     if (ca_file && !readable(ca_file, "ca_file", err, errlen))
         return MW_ECONFIG;
-    CRYPTO_THREAD_run_once(&bio_once, bio_method_init);
-    ERR_clear_error();
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    mw_tls_ctx_t *c = malloc(sizeof *c);
-    if (!bio_method || !ctx || !c) {
-        SSL_CTX_free(ctx);
-        free(c);
-        ERR_clear_error();
-        return MW_ENOMEM;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_AUTO_RETRY);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX *ctx;
+    mw_tls_ctx_t *c;
+    int rc = ctx_new(TLS_client_method(), TLS1_2_VERSION,
+                     SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION, &ctx, &c);
+    if (rc != 0)
+        return rc;
     if (verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)

@@ -24,7 +24,6 @@ local json = require "moonwire.json"
 local hub = require "lib.hub"
 
 local type = type
-local concat = table.concat
 
 
 local _M = {}
@@ -67,42 +66,9 @@ function _M.decode(payload)
 end
 
 
-local encode_value
-
--- A table marked by lib/hub.lua with its key order: written member by
--- member in that order; absent members are left out (Go's omitempty).
-local function encode_ordered(t, keys)
-    local parts, n = {}, 0
-    for i = 1, #keys do
-        local key = keys[i]
-        local v = t[key]
-        if v ~= nil then
-            local text, err = encode_value(v)
-            if not text then
-                return nil, err
-            end
-            n = n + 1
-            parts[n] = '"' .. key .. '":' .. text
-        end
-    end
-    return "{" .. concat(parts, ",") .. "}"
-end
-
-
-encode_value = function(v)
-    if type(v) == "table" then
-        local keys = hub.order_of(v)
-        if keys then
-            return encode_ordered(v, keys)
-        end
-    end
-    return json.encode(v)
-end
-
-
 -- Returns payload, false, or nil, err.
 function _M.encode(value)
-    local payload, err = encode_value(value)
+    local payload, err = json.encode_ordered(value)
     if not payload then
         return nil, err
     end

@@ -21,9 +21,6 @@ local pxl = require "lib.pxl"
 local shared = require "lib.shared"
 
 local type = type
-local concat = table.concat
-local sort = table.sort
-local pairs = pairs
 
 
 local _M = {}
@@ -80,66 +77,11 @@ function _M.decode(payload)
 end
 
 
-local encode_value
-
--- A table marked by lib/pxl.lua with its key order: its listed members in
--- that order, then any others (sorted, for stable output); absent ones are
--- left out, as JSON.stringify leaves out undefined.
-local function encode_ordered(t, keys)
-    local parts, n, seen = {}, 0, {}
-    local function put(key, v)
-        local text, err = encode_value(v)
-        if not text then
-            return nil, err
-        end
-        n = n + 1
-        parts[n] = json.encode(key) .. ":" .. text
-        return true
-    end
-    for i = 1, #keys do
-        local key = keys[i]
-        seen[key] = true
-        local v = t[key]
-        if v ~= nil then
-            local ok, err = put(key, v)
-            if not ok then
-                return nil, err
-            end
-        end
-    end
-    local rest = {}
-    for key in pairs(t) do
-        if type(key) == "string" and not seen[key] then
-            rest[#rest + 1] = key
-        end
-    end
-    sort(rest)
-    for i = 1, #rest do
-        local ok, err = put(rest[i], t[rest[i]])
-        if not ok then
-            return nil, err
-        end
-    end
-    return "{" .. concat(parts, ",") .. "}"
-end
-
-
-encode_value = function(v)
-    if type(v) == "table" then
-        local keys = pxl.order_of(v)
-        if keys then
-            return encode_ordered(v, keys)
-        end
-    end
-    return json.encode(v)
-end
-
-
 -- Returns payload, false, or nil, err. Tables lib/pxl.lua built keep
 -- PXL's key order; anything else (a subscriber's own table, data a client
 -- or a backend sent) is written by moonwire.json, client bytes kept.
 function _M.encode(value)
-    local payload, err = encode_value(value)
+    local payload, err = json.encode_ordered(value)
     if not payload then
         return nil, err
     end

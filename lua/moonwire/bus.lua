@@ -24,9 +24,7 @@ local tostring = tostring
 local error = error
 local pcall = pcall
 local xpcall = xpcall
-local select = select
 local running = coroutine.running
-local format = string.format
 local find = string.find
 local sub = string.sub
 local gsub = string.gsub
@@ -55,11 +53,12 @@ local KNOWN = {
 }
 
 
+-- moonwire.log's loggers (core.log; fmt formatted only when given
+-- arguments), as the app's code logs.
+local loggers = require("moonwire").log
+
 local function log(level, fmt, ...)
-    if select("#", ...) > 0 then
-        fmt = format(fmt, ...)
-    end
-    core.log(level, fmt)
+    return loggers[level](fmt, ...)
 end
 
 

@@ -39,6 +39,8 @@ local find = string.find
 local sub = string.sub
 local format = string.format
 local byte = string.byte
+local concat = table.concat
+local sort = table.sort
 local error = error
 
 
@@ -494,6 +496,79 @@ end
 
 see_lazy(require "cjson")
 see_lazy(cjson)
+
+
+-- Key order of the tables ordered() marks (weak keys: the mark goes with
+-- the table). Both drop-in examples write their guides' key order with it.
+local order_of = setmetatable({}, { __mode = "k" })
+
+
+-- Marks table t to be written by encode_ordered with the keys listed in
+-- `keys` first, in that order. Returns t.
+function _M.ordered(keys, t)
+    order_of[t] = keys
+    return t
+end
+
+
+local encode_ordered
+
+-- A marked table: its listed members in order, then its other string keys
+-- (sorted, for stable output); absent ones are left out, as
+-- JSON.stringify leaves out undefined and Go's omitempty.
+local function encode_members(t, keys)
+    local parts, n, seen = {}, 0, {}
+    local function put(key, v)
+        local text, err = encode_ordered(v)
+        if not text then
+            return nil, err
+        end
+        n = n + 1
+        parts[n] = enc.encode(key) .. ":" .. text
+        return true
+    end
+    for i = 1, #keys do
+        local key = keys[i]
+        seen[key] = true
+        local v = t[key]
+        if v ~= nil then
+            local ok, err = put(key, v)
+            if not ok then
+                return nil, err
+            end
+        end
+    end
+    local rest = {}
+    for key in lazy_next, t do
+        if type(key) == "string" and not seen[key] then
+            rest[#rest + 1] = key
+        end
+    end
+    sort(rest)
+    for i = 1, #rest do
+        local ok, err = put(rest[i], t[rest[i]])
+        if not ok then
+            return nil, err
+        end
+    end
+    return "{" .. concat(parts, ",") .. "}"
+end
+
+
+-- encode(), except that a table ordered() marked, and the marked ones
+-- inside it, are written in their key order (an unmarked table is written
+-- by encode(), whole). Returns text or nil, err.
+encode_ordered = function(value)
+    if type(value) == "table" then
+        local keys = order_of[value]
+        if keys then
+            return encode_members(value, keys)
+        end
+    end
+    return _M.encode(value)
+end
+
+_M.encode_ordered = encode_ordered
 
 
 -- Written as `[]` (lua-cjson writes every empty table as `{}`).

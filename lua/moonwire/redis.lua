@@ -32,21 +32,8 @@ local _M = require("moonwire.version").module()
 _M.null = core.redis_null
 
 
-local function check_ms(ms, what, fname, level)
-    if ms ~= nil and (type(ms) ~= "number" or ms ~= ms or ms < 0 or ms > 86400000) then
-        error("bad " .. what .. " to '" .. fname .. "' (milliseconds from 0 to 86400000 "
-              .. "expected, got " .. tostring(ms) .. ")", level + 1)
-    end
-end
-
-
--- Misuse that only shows when waiting (outside a task, in a coroutine the
--- app made) raises at the app's call, as moonwire.sleep does.
-local function raise_if_misplaced(err, level)
-    if type(err) == "string" and find(err, "^cannot ") then
-        error(err, level + 1)
-    end
-end
+local check_ms = sched.check_ms
+local raise_misuse = sched.raise_misuse
 
 
 local Redis = {}
@@ -84,10 +71,7 @@ local function call(self, timeout, ...)
     local res, raise
     res, err, raise = sched.wait(core.redis_call, id, timeout, ...)
     if res == nil then
-        if raise then
-            error(err, 3)
-        end
-        raise_if_misplaced(err, 3)
+        raise_misuse(err, 3, raise)
     end
     return res, err
 end
@@ -110,7 +94,7 @@ function Redis:call(cmd, ...)
     if type(cmd) ~= "string" then
         error("bad argument #1 to 'call' (command name expected, got " .. type(cmd) .. ")", 2)
     end
-    -- Not tail calls: raise_if_misplaced counts the frames to the app's.
+    -- Not tail calls: raise_misuse counts the frames to the app's.
     local res, err = call(self, self.timeout, cmd, ...)
     return res, err
 end
@@ -158,10 +142,7 @@ function Redis:pipeline(fn, opts)
     local res, raise
     res, err, raise = sched.wait(core.redis_pipeline, id, timeout or self.timeout, cmds)
     if res == nil then
-        if raise then
-            error(err, 2)
-        end
-        raise_if_misplaced(err, 2)
+        raise_misuse(err, 2, raise)
     end
     return res, err
 end
@@ -205,7 +186,7 @@ local function subscribe(self, name, fn, pattern, fname)
     local sid
     sid, err = core.redis_subscribe(id, name, pattern, fn)
     if not sid then
-        raise_if_misplaced(err, 3)
+        raise_misuse(err, 3)
         return nil, err
     end
     return setmetatable({ _id = sid, channel = name, pattern = pattern or nil }, Sub)

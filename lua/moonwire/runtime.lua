@@ -25,7 +25,6 @@ local tostring = tostring
 local error = error
 local pcall = pcall
 local xpcall = xpcall
-local select = select
 local format = string.format
 local find = string.find
 local capture = errors.capture
@@ -82,11 +81,12 @@ local IN_RUNTIME, IN_DECODE, IN_HOOK, IN_ACTION, IN_REPLY, IN_REFUSE =
 local AUTH_LABEL = "system.auth"
 
 
+-- moonwire.log's loggers (core.log; fmt formatted only when given
+-- arguments), as the app's code logs.
+local loggers = require("moonwire").log
+
 local function log(level, fmt, ...)
-    if select("#", ...) > 0 then
-        fmt = format(fmt, ...)
-    end
-    core.log(level, fmt)
+    return loggers[level](fmt, ...)
 end
 
 

@@ -218,6 +218,21 @@ local function has_entries(dir)
 end
 
 
+-- Writes content to path (replacing it). true or nil, err.
+local function write_file(path, content)
+    local f, err = io_open(path, "wb")
+    if not f then
+        return nil, err
+    end
+    local ok, werr = f:write(content)
+    f:close()
+    if not ok then
+        return nil, path .. ": " .. tostring(werr)
+    end
+    return true
+end
+
+
 -- Creates the skeleton in `dir` (the app's name is its last path segment).
 -- opts.mkdir(path) -> true | nil, err replaces the shell's mkdir -p.
 -- Returns true or nil, err.
@@ -244,14 +259,9 @@ function _M.create(dir, opts)
     for _, rel in ipairs(ORDER) do
         local path = dir .. "/" .. rel
         local content = gsub(FILES[rel], "{{name}}", (gsub(name, "%%", "%%%%")))
-        local f, err = io_open(path, "wb")
-        if not f then
-            return nil, err
-        end
-        local ok, werr = f:write(content)
-        f:close()
+        local ok, err = write_file(path, content)
         if not ok then
-            return nil, path .. ": " .. tostring(werr)
+            return nil, err
         end
     end
     return true
@@ -311,23 +321,14 @@ end)
 ]]
 
 
+-- Like write_file, but never over an existing file.
 local function write_new(path, content)
     local f = io_open(path, "rb")
     if f then
         f:close()
         return nil, path .. ": already exists"
     end
-    local err
-    f, err = io_open(path, "wb")
-    if not f then
-        return nil, err
-    end
-    local ok, werr = f:write(content)
-    f:close()
-    if not ok then
-        return nil, path .. ": " .. tostring(werr)
-    end
-    return true
+    return write_file(path, content)
 end
 
 

@@ -16,6 +16,7 @@ local core = require "moonwire.core"
 
 local type = type
 local error = error
+local tostring = tostring
 local setmetatable = setmetatable
 local find = string.find
 
@@ -27,16 +28,6 @@ local save, restore -- set by the runtime: save() -> a..f; restore(a..f)
 
 function _M.set_switch(save_fn, restore_fn)
     save, restore = save_fn, restore_fn
-end
-
-
--- Misuse that only shows when waiting (outside a task, inside a coroutine
--- the app made) raises at the app's call; "not serving" and the like are
--- returned.
-local function raise_if_misplaced(ok, err, level)
-    if ok == nil and type(err) == "string" and find(err, "^cannot wait") then
-        error(err, level + 1)
-    end
 end
 
 
@@ -54,6 +45,32 @@ function _M.wait(fn, ...)
 end
 
 
+-- A primitive's failure, nil, err[, raise], is raised at the app's call
+-- (`level` as error's: 1 is the function calling raise_misuse) when it is
+-- the app's mistake: one the primitive flags (raise: a bad argument, a
+-- command the shared Redis connection refuses), or misuse that only shows
+-- when waiting or subscribing (outside a task, inside a coroutine the app
+-- made), as for sleep. The rest ("timeout", "not serving") is returned.
+-- For the modules whose primitives park: moonwire.redis, moonwire.websocket.
+function _M.raise_misuse(err, level, raise)
+    if raise or (type(err) == "string" and find(err, "^cannot ")) then
+        error(err, level + 1)
+    end
+end
+
+local raise_misuse = _M.raise_misuse
+
+
+-- An optional timeout argument or option (`what`: "argument #1", "option
+-- 'timeout'") of fname, for the same modules: nil, or 0 to 86400000 ms.
+function _M.check_ms(ms, what, fname, level)
+    if ms ~= nil and (type(ms) ~= "number" or ms ~= ms or ms < 0 or ms > 86400000) then
+        error("bad " .. what .. " to '" .. fname .. "' (milliseconds from 0 to 86400000 "
+              .. "expected, got " .. tostring(ms) .. ")", level + 1)
+    end
+end
+
+
 local function check_ms(ms, fname, n)
     if type(ms) ~= "number" or ms ~= ms or ms < 0 or ms > 86400000 then
         error("bad argument #" .. n .. " to '" .. fname
@@ -67,13 +84,13 @@ function _M.sleep(ms)
     check_ms(ms, "sleep", 1)
     if not save then
         local ok, err = core.sleep(ms)
-        raise_if_misplaced(ok, err, 2)
+        raise_misuse(err, 2)
         return ok, err
     end
     local a, b, c, d, e, f = save()
     local ok, err = core.sleep(ms)
     restore(a, b, c, d, e, f)
-    raise_if_misplaced(ok, err, 2)
+    raise_misuse(err, 2)
     return ok, err
 end
 

@@ -106,10 +106,17 @@ local compile
 -- Checkers return true, or nil, the path below the node (built on the way
 -- up) and the message.
 
+-- The Lua type of the types that are only a Lua type (an object is any
+-- table: its fields are checked by object_checks).
+local LUA_TYPE = {
+    string = "string", number = "number", boolean = "boolean", table = "table", object = "table",
+}
+
 local function type_checker(tname)
-    if tname == "string" or tname == "number" or tname == "boolean" or tname == "table" then
+    local ltype = LUA_TYPE[tname]
+    if ltype then
         return function(v)
-            if type(v) ~= tname then
+            if type(v) ~= ltype then
                 return nil, "", "expected " .. tname .. ", got " .. kind(v)
             end
             return true
@@ -121,13 +128,6 @@ local function type_checker(tname)
             end
             if v ~= floor(v) or v == huge or v == -huge then
                 return nil, "", "expected integer, got " .. tostring(v)
-            end
-            return true
-        end
-    elseif tname == "object" then
-        return function(v)
-            if type(v) ~= "table" then
-                return nil, "", "expected object, got " .. kind(v)
             end
             return true
         end
@@ -170,26 +170,35 @@ local function chain(first, more)
 end
 
 
-local function string_checks(spec, where, fn)
-    local min, max, pattern = spec.min_len, spec.max_len, spec.pattern
-    check_count(where, "min_len", min)
-    check_count(where, "max_len", max)
+-- Adds the bounds on #v that options min_name and max_name of spec give
+-- (a string's bytes, an array's items), counted in `unit`.
+local function length_checks(spec, where, fn, min_name, max_name, unit)
+    local min, max = spec[min_name], spec[max_name]
+    check_count(where, min_name, min)
+    check_count(where, max_name, max)
     if min and max and min > max then
-        fail(where, "min_len %d is greater than max_len %d", min, max)
+        fail(where, "%s %d is greater than %s %d", min_name, min, max_name, max)
     end
-    if min or max then
-        min, max = min or 0, max or huge
-        fn = chain(fn, function(v)
-            local n = #v
-            if n < min then
-                return nil, "", "expected at least " .. min .. " bytes, got " .. n
-            end
-            if n > max then
-                return nil, "", "expected at most " .. max .. " bytes, got " .. n
-            end
-            return true
-        end)
+    if not (min or max) then
+        return fn
     end
+    min, max = min or 0, max or huge
+    return chain(fn, function(v)
+        local n = #v
+        if n < min then
+            return nil, "", "expected at least " .. min .. " " .. unit .. ", got " .. n
+        end
+        if n > max then
+            return nil, "", "expected at most " .. max .. " " .. unit .. ", got " .. n
+        end
+        return true
+    end)
+end
+
+
+local function string_checks(spec, where, fn)
+    local pattern = spec.pattern
+    fn = length_checks(spec, where, fn, "min_len", "max_len", "bytes")
     if pattern ~= nil then
         if type(pattern) ~= "string" then
             fail(where, "pattern must be a string, got %s", type(pattern))
@@ -304,25 +313,8 @@ end
 
 
 local function array_checks(spec, where, fn)
-    local items, min, max = spec.items, spec.min_items, spec.max_items
-    check_count(where, "min_items", min)
-    check_count(where, "max_items", max)
-    if min and max and min > max then
-        fail(where, "min_items %d is greater than max_items %d", min, max)
-    end
-    if min or max then
-        min, max = min or 0, max or huge
-        fn = chain(fn, function(v)
-            local n = #v
-            if n < min then
-                return nil, "", "expected at least " .. min .. " items, got " .. n
-            end
-            if n > max then
-                return nil, "", "expected at most " .. max .. " items, got " .. n
-            end
-            return true
-        end)
-    end
+    local items = spec.items
+    fn = length_checks(spec, where, fn, "min_items", "max_items", "items")
     if items ~= nil then
         local item, nullable = compile(items, where .. ".items")
         fn = chain(fn, function(v)

@@ -35,13 +35,7 @@ local function log(level, fmt, ...)
 end
 
 
--- Misuse that only shows when waiting (outside a task, in a coroutine the
--- app made) raises at the app's call, as moonwire.sleep does.
-local function raise_if_misplaced(err, level)
-    if type(err) == "string" and find(err, "^cannot ") then
-        error(err, level + 1)
-    end
-end
+local raise_misuse = sched.raise_misuse
 
 
 local WebSocket = {}
@@ -90,17 +84,10 @@ end
 -- connection is closed and nothing is left queued (ws.close_code and
 -- ws.close_reason then say how it ended).
 function WebSocket:receive(timeout)
-    if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0
-                           or timeout > 86400000) then
-        error("bad argument #1 to 'receive' (milliseconds from 0 to 86400000 expected, got "
-              .. tostring(timeout) .. ")", 2)
-    end
+    sched.check_ms(timeout, "argument #1", "receive", 2)
     local msg, kind, raise = sched.wait(core.wsc_receive, self._h, timeout or 0)
     if msg == nil then
-        if raise then
-            error(kind, 2)
-        end
-        raise_if_misplaced(kind, 2)
+        raise_misuse(kind, 2, raise)
         sync(self)
     end
     return msg, kind
@@ -297,10 +284,7 @@ function _M.connect(url, opts)
     local o = check_opts(opts)
     local h, err, raise = sched.wait(core.wsc_connect, url, o)
     if h == nil then
-        if raise then
-            error(err, 2)
-        end
-        raise_if_misplaced(err, 2)
+        raise_misuse(err, 2, raise)
         return nil, err
     end
     local ws = setmetatable({ url = url, _h = h }, WebSocket)

@@ -22,8 +22,10 @@ failed).  This module provides:
 """
 
 import argparse
+import asyncio
 import atexit
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -116,6 +118,18 @@ class Suite:
 
     def add(self, name, fn, timeout=30):
         self.cases.append((name, fn, timeout))
+
+    def acase(self, name, timeout=30):
+        """Register an async case (async def fn(ctx)); it runs in its own
+        event loop under asyncio.wait_for(timeout - 2), so a stuck await
+        fails with its traceback before the case's alarm fires."""
+        def deco(fn):
+            @functools.wraps(fn)
+            def run(ctx):
+                asyncio.run(asyncio.wait_for(fn(ctx), timeout - 2))
+            self.add(name, run, timeout=timeout)
+            return fn
+        return deco
 
     def setup(self, fn):
         self.setups.append(fn)

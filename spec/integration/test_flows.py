@@ -7,7 +7,6 @@ clients, /health, subprotocol negotiation, IPv6.
 """
 
 import asyncio
-import functools
 import json
 import os
 import re
@@ -22,17 +21,6 @@ from harness import check, eq  # noqa: E402
 
 S = H.Suite("moonwire flows (python websockets client)")
 RECV_TIMEOUT = 5.0
-
-
-def acase(name, timeout=30):
-    """Register an async case; it runs under asyncio.wait_for(timeout - 2)."""
-    def deco(fn):
-        @functools.wraps(fn)
-        def run(ctx):
-            asyncio.run(asyncio.wait_for(fn(ctx), timeout - 2))
-        S.add(name, run, timeout=timeout)
-        return fn
-    return deco
 
 
 @S.setup
@@ -102,7 +90,7 @@ async def still_works(ws, tag="alive"):
 # welcome and request/reply
 # --------------------------------------------------------------------------
 
-@acase("welcome: system/connected event first, with client_id and ts")
+@S.acase("welcome: system/connected event first, with client_id and ts")
 async def test_welcome_event_first(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -115,7 +103,7 @@ async def test_welcome_event_first(ctx):
         await ws.close()
 
 
-@acase("welcome: two clients get distinct client_ids")
+@S.acase("welcome: two clients get distinct client_ids")
 async def test_welcome_distinct_client_ids(ctx):
     a = await open_ws(basic(ctx))
     b = await open_ws(basic(ctx))
@@ -128,7 +116,7 @@ async def test_welcome_distinct_client_ids(ctx):
         await b.close()
 
 
-@acase("request: greet.hello with string id -> reply with same type/action/id")
+@S.acase("request: greet.hello with string id -> reply with same type/action/id")
 async def test_request_reply_echoes_string_id(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -141,7 +129,7 @@ async def test_request_reply_echoes_string_id(ctx):
         await ws.close()
 
 
-@acase("request: numeric id is echoed as a number")
+@S.acase("request: numeric id is echoed as a number")
 async def test_request_numeric_id_echoed(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -152,7 +140,7 @@ async def test_request_numeric_id_echoed(ctx):
         await ws.close()
 
 
-@acase("request: without id -> no reply")
+@S.acase("request: without id -> no reply")
 async def test_request_without_id_gets_no_reply(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -163,7 +151,7 @@ async def test_request_without_id_gets_no_reply(ctx):
         await ws.close()
 
 
-@acase("request: nested unicode data round-trips through JSON")
+@S.acase("request: nested unicode data round-trips through JSON")
 async def test_request_unicode_round_trip(ctx):
     ws = await open_ws(basic(ctx))
     data = {"text": "héllo wörld € 😀 κόσμε", "list": [1, 2.5, True, None, "x"],
@@ -178,7 +166,7 @@ async def test_request_unicode_round_trip(ctx):
         await ws.close()
 
 
-@acase("request: 500 KB JSON message and reply", timeout=40)
+@S.acase("request: 500 KB JSON message and reply", timeout=40)
 async def test_request_500kb_message_and_reply(ctx):
     ws = await open_ws(basic(ctx), max_size=4 * 1048576)
     blob = "z" * 500000
@@ -189,7 +177,7 @@ async def test_request_500kb_message_and_reply(ctx):
         await ws.close()
 
 
-@acase("request: pipelined requests are answered in order")
+@S.acase("request: pipelined requests are answered in order")
 async def test_request_pipelined_in_order(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -208,7 +196,7 @@ async def test_request_pipelined_in_order(ctx):
 # errors
 # --------------------------------------------------------------------------
 
-@acase("error: malformed JSON -> INVALID_MESSAGE, connection stays open")
+@S.acase("error: malformed JSON -> INVALID_MESSAGE, connection stays open")
 async def test_malformed_json_stays_open(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -219,7 +207,7 @@ async def test_malformed_json_stays_open(ctx):
         await ws.close()
 
 
-@acase("error: JSON array / string / number -> INVALID_MESSAGE")
+@S.acase("error: JSON array / string / number -> INVALID_MESSAGE")
 async def test_json_non_object_is_invalid(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -231,7 +219,7 @@ async def test_json_non_object_is_invalid(ctx):
         await ws.close()
 
 
-@acase("error: empty text message -> INVALID_MESSAGE")
+@S.acase("error: empty text message -> INVALID_MESSAGE")
 async def test_empty_text_is_invalid(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -242,7 +230,7 @@ async def test_empty_text_is_invalid(ctx):
         await ws.close()
 
 
-@acase("error: missing type (with id) -> INVALID_MESSAGE carrying the id")
+@S.acase("error: missing type (with id) -> INVALID_MESSAGE carrying the id")
 async def test_missing_type_error_carries_id(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -254,7 +242,7 @@ async def test_missing_type_error_carries_id(ctx):
         await ws.close()
 
 
-@acase("error: unknown type -> NOT_FOUND with id")
+@S.acase("error: unknown type -> NOT_FOUND with id")
 async def test_unknown_type_not_found(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -264,7 +252,7 @@ async def test_unknown_type_not_found(ctx):
         await ws.close()
 
 
-@acase("error: unknown action -> NOT_FOUND with id")
+@S.acase("error: unknown action -> NOT_FOUND with id")
 async def test_unknown_action_not_found(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -274,7 +262,7 @@ async def test_unknown_action_not_found(ctx):
         await ws.close()
 
 
-@acase("error: controller returns nil, {code, message} -> that error")
+@S.acase("error: controller returns nil, {code, message} -> that error")
 async def test_controller_error_return(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -300,7 +288,7 @@ def check_internal(err):
         check(leak not in msg, "INTERNAL_ERROR message leaks %r: %r" % (leak, msg))
 
 
-@acase("lua error: error() in a controller -> INTERNAL_ERROR, no leak, log has file:line")
+@S.acase("lua error: error() in a controller -> INTERNAL_ERROR, no leak, log has file:line")
 async def test_lua_error_internal_error_with_file_line(ctx):
     srv = basic(ctx)
     ws = await open_ws(srv)
@@ -319,7 +307,7 @@ async def test_lua_error_internal_error_with_file_line(ctx):
         await other.close()
 
 
-@acase("lua error: indexing nil -> INTERNAL_ERROR, no leak, log has file:line")
+@S.acase("lua error: indexing nil -> INTERNAL_ERROR, no leak, log has file:line")
 async def test_lua_nil_index_internal_error_with_file_line(ctx):
     srv = basic(ctx)
     ws = await open_ws(srv)
@@ -335,7 +323,7 @@ async def test_lua_nil_index_internal_error_with_file_line(ctx):
         await ws.close()
 
 
-@acase("lua error: 20 errors in a row do not break the connection or the server")
+@S.acase("lua error: 20 errors in a row do not break the connection or the server")
 async def test_lua_errors_in_a_row_keep_connection(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -346,7 +334,7 @@ async def test_lua_errors_in_a_row_keep_connection(ctx):
         await ws.close()
 
 
-@acase("error: binary frame to the JSON protocol -> INVALID_MESSAGE, stays open")
+@S.acase("error: binary frame to the JSON protocol -> INVALID_MESSAGE, stays open")
 async def test_binary_frame_to_json_protocol_invalid(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -357,7 +345,7 @@ async def test_binary_frame_to_json_protocol_invalid(ctx):
         await ws.close()
 
 
-@acase("error: JSON nested 1000 levels deep -> INVALID_MESSAGE, no crash")
+@S.acase("error: JSON nested 1000 levels deep -> INVALID_MESSAGE, no crash")
 async def test_deeply_nested_json_invalid(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -368,7 +356,7 @@ async def test_deeply_nested_json_invalid(ctx):
         await ws.close()
 
 
-@acase("error: NaN literal, object id, string data -> INVALID_MESSAGE")
+@S.acase("error: NaN literal, object id, string data -> INVALID_MESSAGE")
 async def test_nan_object_id_string_data_invalid(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -383,7 +371,7 @@ async def test_nan_object_id_string_data_invalid(ctx):
         await ws.close()
 
 
-@acase("error: a reply that cannot be encoded -> INTERNAL_ERROR, stays open")
+@S.acase("error: a reply that cannot be encoded -> INTERNAL_ERROR, stays open")
 async def test_unencodable_reply_internal_error(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -394,7 +382,7 @@ async def test_unencodable_reply_internal_error(ctx):
         await ws.close()
 
 
-@acase("lua: client:send of invalid UTF-8 text is refused, connection stays open")
+@S.acase("lua: client:send of invalid UTF-8 text is refused, connection stays open")
 async def test_lua_send_invalid_utf8_refused(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -406,7 +394,7 @@ async def test_lua_send_invalid_utf8_refused(ctx):
         await ws.close()
 
 
-@acase("lua: client:emit event arrives before the reply")
+@S.acase("lua: client:emit event arrives before the reply")
 async def test_lua_emit_before_reply(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -419,7 +407,7 @@ async def test_lua_emit_before_reply(ctx):
         await ws.close()
 
 
-@acase("lua: client:close(4000, 'bye') from a controller closes with 4000")
+@S.acase("lua: client:close(4000, 'bye') from a controller closes with 4000")
 async def test_lua_close_with_4000(ctx):
     ws = await open_ws(basic(ctx))
     await ws.send(json.dumps({"type": "greet", "action": "bye", "id": "c"}))
@@ -436,7 +424,7 @@ async def test_lua_close_with_4000(ctx):
 # per-client data and hooks
 # --------------------------------------------------------------------------
 
-@acase("client.data: persists across messages and is per client")
+@S.acase("client.data: persists across messages and is per client")
 async def test_client_data_persists_per_client(ctx):
     a = await open_ws(basic(ctx))
     b = await open_ws(basic(ctx))
@@ -449,7 +437,7 @@ async def test_client_data_persists_per_client(ctx):
         await b.close()
 
 
-@acase("hooks: app.lua on_connect ran for the client")
+@S.acase("hooks: app.lua on_connect ran for the client")
 async def test_on_connect_hook_ran(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -463,7 +451,7 @@ async def test_on_connect_hook_ran(ctx):
 # concurrency
 # --------------------------------------------------------------------------
 
-@acase("concurrency: 100 clients x 10 requests, every reply matches", timeout=60)
+@S.acase("concurrency: 100 clients x 10 requests, every reply matches", timeout=60)
 async def test_concurrency_100_clients_replies_match(ctx):
     srv = basic(ctx)
 
@@ -483,7 +471,7 @@ async def test_concurrency_100_clients_replies_match(ctx):
     await asyncio.gather(*(one(i) for i in range(100)))
 
 
-@acase("concurrency: a client that errors does not disturb 20 busy clients", timeout=40)
+@S.acase("concurrency: a client that errors does not disturb 20 busy clients", timeout=40)
 async def test_concurrency_erroring_client_isolated(ctx):
     srv = basic(ctx)
     stop = asyncio.Event()
@@ -536,7 +524,7 @@ def test_health_documented_fields(ctx):
     eq(h["last_reload_error"], None, "last_reload_error")
 
 
-@acase("health: connections counts open websocket clients")
+@S.acase("health: connections counts open websocket clients")
 async def test_health_counts_websocket_clients(ctx):
     srv = basic(ctx)
     loop = asyncio.get_running_loop()
@@ -648,7 +636,7 @@ def test_subprotocol_none_offered_no_header(ctx):
     eq(raw_subproto(ctx, None), [], "Sec-WebSocket-Protocol")
 
 
-@acase("subprotocol: websockets client offering ['a','b'] negotiates 'b'")
+@S.acase("subprotocol: websockets client offering ['a','b'] negotiates 'b'")
 async def test_subprotocol_websockets_client_negotiates(ctx):
     ws = await open_ws(basic(ctx), subprotocols=["a", "b"])
     try:
@@ -658,7 +646,7 @@ async def test_subprotocol_websockets_client_negotiates(ctx):
         await ws.close()
 
 
-@acase("subprotocol: websockets client offering ['c'] connects without one")
+@S.acase("subprotocol: websockets client offering ['c'] connects without one")
 async def test_subprotocol_websockets_client_no_match(ctx):
     ws = await open_ws(basic(ctx), subprotocols=["c"])
     try:
@@ -671,7 +659,7 @@ async def test_subprotocol_websockets_client_no_match(ctx):
 # client behaviour: compression offer, pings, close
 # --------------------------------------------------------------------------
 
-@acase("client: permessage-deflate offer is handled (declined or negotiated)")
+@S.acase("client: permessage-deflate offer is handled (declined or negotiated)")
 async def test_permessage_deflate_offer_handled(ctx):
     ws = await open_ws(basic(ctx), compression="deflate")
     try:
@@ -682,7 +670,7 @@ async def test_permessage_deflate_offer_handled(ctx):
         await ws.close()
 
 
-@acase("client: ping from the client gets a pong")
+@S.acase("client: ping from the client gets a pong")
 async def test_client_ping_gets_pong(ctx):
     ws = await open_ws(basic(ctx))
     try:
@@ -692,7 +680,7 @@ async def test_client_ping_gets_pong(ctx):
         await ws.close()
 
 
-@acase("client: normal close handshake completes with 1000")
+@S.acase("client: normal close handshake completes with 1000")
 async def test_normal_close_handshake_1000(ctx):
     ws = await open_ws(basic(ctx))
     await ws.close(code=1000, reason="bye")
@@ -740,7 +728,7 @@ async def closed_promptly(ws, what):
                         % (what, HANDSHAKE_BOUND_S, LONG_CLOSE_TIMEOUT_MS // 1000))
 
 
-@acase("close: the server closes with 1013, the client echoes it: done at once, app sees 1013")
+@S.acase("close: the server closes with 1013, the client echoes it: done at once, app sees 1013")
 async def test_server_close_1013_echoed(ctx):
     srv = patient_server(ctx)
     before = disconnects(srv, 1013)
@@ -763,7 +751,7 @@ for _code in (1012, 1013, 1014):
             eq(ws.close_code, code, "the code the server echoed")
             eq(ws.close_reason, "from the client", "the reason the server echoed")
         return run
-    acase("close: a client closing with %d gets the same code back" % _code)(_client_close(_code))
+    S.acase("close: a client closing with %d gets the same code back" % _code)(_client_close(_code))
 
 
 # --------------------------------------------------------------------------
@@ -779,7 +767,7 @@ async def open_hello(ctx):
     return await open_ws(hello_server(ctx))
 
 
-@acase("hello example: greet.hello replies 'Hello, NAME!' with a per-client count")
+@S.acase("hello example: greet.hello replies 'Hello, NAME!' with a per-client count")
 async def test_hello_example_greet_hello(ctx):
     ws = await open_hello(ctx)
     other = await open_hello(ctx)
@@ -796,7 +784,7 @@ async def test_hello_example_greet_hello(ctx):
         await other.close()
 
 
-@acase("hello example: greet.shout emits greet/shouted then replies {sent=true}")
+@S.acase("hello example: greet.shout emits greet/shouted then replies {sent=true}")
 async def test_hello_example_greet_shout(ctx):
     ws = await open_hello(ctx)
     try:
@@ -812,7 +800,7 @@ async def test_hello_example_greet_shout(ctx):
         await ws.close()
 
 
-@acase("hello example: bad names, unknown action, malformed JSON -> errors; stays open")
+@S.acase("hello example: bad names, unknown action, malformed JSON -> errors; stays open")
 async def test_hello_example_errors_stay_open(ctx):
     ws = await open_hello(ctx)
     try:
@@ -843,7 +831,7 @@ def have_ipv6():
         return False
 
 
-@acase("ipv6: serve --host ::1, handshake and request over [::1]")
+@S.acase("ipv6: serve --host ::1, handshake and request over [::1]")
 async def test_ipv6_loopback(ctx):
     check(have_ipv6(), "this machine has no ::1 (cannot test IPv6)")
     srv = lazy_server(ctx, "ipv6", ctx.fixture("basic"), host="::1")
@@ -871,7 +859,7 @@ PASSTHROUGH = [
 ]
 
 
-@acase("hub example: publish reaches the room byte for byte (no re-encoding)")
+@S.acase("hub example: publish reaches the room byte for byte (no re-encoding)")
 async def test_hub_publish_byte_exact(ctx):
     srv = lazy_server(ctx, "hub", ctx.example("hub"))
     a = await open_ws(srv, welcome=False)
@@ -894,7 +882,7 @@ async def test_hub_publish_byte_exact(ctx):
         await b.close()
 
 
-@acase("system publish: data.data reaches the other members byte for byte")
+@S.acase("system publish: data.data reaches the other members byte for byte")
 async def test_system_publish_byte_exact(ctx):
     srv = basic(ctx)
     a = await open_ws(srv)

@@ -10,7 +10,6 @@ WEBSOCKET_MAX_MESSAGE_SIZE=1024), for the limits.
 """
 
 import asyncio
-import functools
 import json
 import os
 import re
@@ -29,17 +28,6 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[
 LIMITS = {"WEBSOCKET_LIMITS_MAX_CONNECTIONS": "3",
           "WEBSOCKET_LIMITS_MAX_CONNECTIONS_PER_ROOM": "2",
           "WEBSOCKET_MAX_MESSAGE_SIZE": "1024"}
-
-
-def acase(name, timeout=30):
-    """Register an async case; it runs under asyncio.wait_for(timeout - 2)."""
-    def deco(fn):
-        @functools.wraps(fn)
-        def run(ctx):
-            asyncio.run(asyncio.wait_for(fn(ctx), timeout - 2))
-        S.add(name, run, timeout=timeout)
-        return fn
-    return deco
 
 
 @S.setup
@@ -133,7 +121,7 @@ async def close_all(*clients):
 # connecting
 # --------------------------------------------------------------------------
 
-@acase("connect: /ws answers connected with a UUID client_id and a ms timestamp")
+@S.acase("connect: /ws answers connected with a UUID client_id and a ms timestamp")
 async def test_connect_connected(ctx):
     a = await open_ws(hub(ctx))
     b = await open_ws(hub(ctx))
@@ -143,7 +131,7 @@ async def test_connect_connected(ctx):
         await close_all(a, b)
 
 
-@acase("connect: the connected message has the guide's shape and key order")
+@S.acase("connect: the connected message has the guide's shape and key order")
 async def test_connect_shape(ctx):
     ws = await websockets.connect(hub(ctx).url("/ws"), open_timeout=5, ping_interval=None)
     try:
@@ -170,7 +158,7 @@ def test_other_paths_404(ctx):
 # the guide's Quick Start, step 4: pub/sub
 # --------------------------------------------------------------------------
 
-@acase("quick start: client 1 receives what client 2 publishes to chat")
+@S.acase("quick start: client 1 receives what client 2 publishes to chat")
 async def test_quick_start_pubsub(ctx):
     c1 = await open_ws(hub(ctx))
     c2 = await open_ws(hub(ctx))
@@ -192,7 +180,7 @@ async def test_quick_start_pubsub(ctx):
         await close_all(c1, c2)
 
 
-@acase("publish: reaches only the room's members, data forwarded as sent")
+@S.acase("publish: reaches only the room's members, data forwarded as sent")
 async def test_publish_room_only(ctx):
     a, b, outsider = [await open_ws(hub(ctx)) for _ in range(3)]
     try:
@@ -212,7 +200,7 @@ async def test_publish_room_only(ctx):
         await close_all(a, b, outsider)
 
 
-@acase("unsubscribe: unsubscribed, then nothing more from the room")
+@S.acase("unsubscribe: unsubscribed, then nothing more from the room")
 async def test_unsubscribe(ctx):
     a, b = await open_ws(hub(ctx)), await open_ws(hub(ctx))
     try:
@@ -232,7 +220,7 @@ async def test_unsubscribe(ctx):
         await close_all(a, b)
 
 
-@acase("broadcast: every other client gets the message, without a room")
+@S.acase("broadcast: every other client gets the message, without a room")
 async def test_broadcast(ctx):
     a, b, c = [await open_ws(hub(ctx)) for _ in range(3)]
     try:
@@ -247,7 +235,7 @@ async def test_broadcast(ctx):
         await close_all(a, b, c)
 
 
-@acase("ping: pong with a timestamp, and nothing else")
+@S.acase("ping: pong with a timestamp, and nothing else")
 async def test_ping_pong(ctx):
     ws = await open_ws(hub(ctx))
     try:
@@ -258,7 +246,7 @@ async def test_ping_pong(ctx):
         await ws.close()
 
 
-@acase("keepalive: the server answers protocol pings (the client library's)")
+@S.acase("keepalive: the server answers protocol pings (the client library's)")
 async def test_protocol_ping(ctx):
     ws = await open_ws(hub(ctx))
     try:
@@ -272,7 +260,7 @@ async def test_protocol_ping(ctx):
 # errors (the guide's "Error Messages" table)
 # --------------------------------------------------------------------------
 
-@acase("errors: malformed messages get invalid JSON format, the connection stays")
+@S.acase("errors: malformed messages get invalid JSON format, the connection stays")
 async def test_error_invalid_json(ctx):
     ws = await open_ws(hub(ctx))
     try:
@@ -285,7 +273,7 @@ async def test_error_invalid_json(ctx):
         await ws.close()
 
 
-@acase("errors: unknown and missing types get unknown message type")
+@S.acase("errors: unknown and missing types get unknown message type")
 async def test_error_unknown_type(ctx):
     ws = await open_ws(hub(ctx))
     try:
@@ -296,7 +284,7 @@ async def test_error_unknown_type(ctx):
         await ws.close()
 
 
-@acase("errors: a missing or empty room gets room name is required")
+@S.acase("errors: a missing or empty room gets room name is required")
 async def test_error_room_required(ctx):
     ws = await open_ws(hub(ctx))
     try:
@@ -309,7 +297,7 @@ async def test_error_room_required(ctx):
         await ws.close()
 
 
-@acase("errors: the error message has the guide's shape and key order")
+@S.acase("errors: the error message has the guide's shape and key order")
 async def test_error_shape(ctx):
     ws = await open_ws(hub(ctx))
     try:
@@ -325,7 +313,7 @@ async def test_error_shape(ctx):
 # limits, configured with the guide's environment variables
 # --------------------------------------------------------------------------
 
-@acase("limits: max_connections_per_room=2 refuses a third with room is at maximum capacity")
+@S.acase("limits: max_connections_per_room=2 refuses a third with room is at maximum capacity")
 async def test_limit_per_room(ctx):
     a, b, c = [await open_ws(limited(ctx)) for _ in range(3)]
     try:
@@ -343,7 +331,7 @@ async def test_limit_per_room(ctx):
         await close_all(a, b, c)
 
 
-@acase("limits: max_connections=3 tells the fourth client the server is full and closes it")
+@S.acase("limits: max_connections=3 tells the fourth client the server is full and closes it")
 async def test_limit_max_connections(ctx):
     srv = limited(ctx)
     clients = [await open_ws(srv) for _ in range(3)]
@@ -377,7 +365,7 @@ async def test_limit_max_connections(ctx):
         await close_all(*clients)
 
 
-@acase("limits: a message over WEBSOCKET_MAX_MESSAGE_SIZE closes the connection with 1009")
+@S.acase("limits: a message over WEBSOCKET_MAX_MESSAGE_SIZE closes the connection with 1009")
 async def test_limit_message_size(ctx):
     ws = await open_ws(limited(ctx))
     try:
@@ -413,7 +401,7 @@ def test_health_shape(ctx):
         srv.stop()
 
 
-@acase("health: clients and rooms follow the hub (a refused client is not counted)")
+@S.acase("health: clients and rooms follow the hub (a refused client is not counted)")
 async def test_health_counts(ctx):
     srv = limited(ctx)
     loop = asyncio.get_running_loop()

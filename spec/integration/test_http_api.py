@@ -14,7 +14,6 @@ nobody is in (200, delivered 0).
 """
 
 import asyncio
-import functools
 import json
 import os
 import socket
@@ -45,17 +44,6 @@ def start(ctx):
                           env={"MOONWIRE_API_PORT": str(State.api_port)})
     State.srv.wait_log(r"server API listening on http://127\.0\.0\.1:%d/api/" % State.api_port)
     State.plain = ctx.start("plain", ctx.fixture("api"))
-
-
-def acase(name, timeout=30):
-    """An async case, run under asyncio.wait_for(timeout - 2)."""
-    def deco(fn):
-        @functools.wraps(fn)
-        def run(ctx):
-            asyncio.run(asyncio.wait_for(fn(ctx), timeout - 2))
-        S.add(name, run, timeout=timeout)
-        return fn
-    return deco
 
 
 def api(method, path, body=None, headers=AUTH, port=None, srv=None):
@@ -138,7 +126,7 @@ def test_401(ctx):
         eq(H.header(hdrs, "WWW-Authenticate"), "apikey", "WWW-Authenticate")
 
 
-@acase("publish: every member gets the room event, data byte for byte; others nothing")
+@S.acase("publish: every member gets the room event, data byte for byte; others nothing")
 async def test_publish(ctx):
     a, b, c = await open_ws(), await open_ws(), await open_ws()
     try:
@@ -167,13 +155,13 @@ async def test_publish(ctx):
             await ws.close()
 
 
-@acase("publish to a room nobody is in: 200, delivered 0 (a room exists while it has members)")
+@S.acase("publish to a room nobody is in: 200, delivered 0 (a room exists while it has members)")
 async def test_publish_unknown_room(ctx):
     status, _, _, doc = api("POST", "/api/publish", {"room": "nobody-here", "data": 1})
     eq((status, doc), (200, {"room": "nobody-here", "delivered": 0, "dropped": 0}), "answer")
 
 
-@acase("broadcast, send to a client and to a user, disconnect a user with code and reason")
+@S.acase("broadcast, send to a client and to a user, disconnect a user with code and reason")
 async def test_broadcast_send_disconnect(ctx):
     ann1, ann2, bob = await open_ws("?user=ann"), await open_ws("?user=ann"), await open_ws()
     try:
@@ -211,7 +199,7 @@ async def test_broadcast_send_disconnect(ctx):
             await ws.close()
 
 
-@acase("send to a client by id")
+@S.acase("send to a client by id")
 async def test_send_client(ctx):
     ws = await open_ws()
     try:

@@ -30,17 +30,6 @@ SECRET = "pxl-chat-integration-secret-32-bytes"
 KEY = "pxl-api-key"
 
 
-def acase(name, timeout=30):
-    """Register an async case; it runs under asyncio.wait_for(timeout - 2)."""
-    def deco(fn):
-        @functools.wraps(fn)
-        def run(ctx):
-            asyncio.run(asyncio.wait_for(fn(ctx), timeout - 2))
-        S.add(name, run, timeout=timeout)
-        return fn
-    return deco
-
-
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -140,7 +129,7 @@ async def close_all(*clients):
 # connecting and authentication
 # --------------------------------------------------------------------------
 
-@acase("connect: /ws without a token is anonymous, and gets no welcome")
+@S.acase("connect: /ws without a token is anonymous, and gets no welcome")
 async def test_connect_anonymous(ctx):
     ws = await open_ws(ctx.servers["chat"])
     try:
@@ -149,7 +138,7 @@ async def test_connect_anonymous(ctx):
         await ws.close()
 
 
-@acase("connect: a valid ?token= is told auth.authenticated with the sub as userId")
+@S.acase("connect: a valid ?token= is told auth.authenticated with the sub as userId")
 async def test_connect_token(ctx):
     ws = await open_ws(ctx.servers["chat"], "?token=" + hs256({"sub": "42", "role": "user"}))
     try:
@@ -161,7 +150,7 @@ async def test_connect_token(ctx):
         await ws.close()
 
 
-@acase("connect: an invalid token is refused with 401")
+@S.acase("connect: an invalid token is refused with 401")
 async def test_connect_bad_token(ctx):
     srv = ctx.servers["chat"]
     for token in ("garbage", hs256({"sub": "1"}, secret="wrong-secret"), hs256({"sub": "abc"}),
@@ -179,7 +168,7 @@ async def test_connect_bad_token(ctx):
 # chat
 # --------------------------------------------------------------------------
 
-@acase("chat.send: the sender gets the acknowledgement, then everyone the message")
+@S.acase("chat.send: the sender gets the acknowledgement, then everyone the message")
 async def test_chat_send(ctx):
     srv = ctx.servers["chat"]
     a, b = await open_ws(srv), await open_ws(srv)
@@ -201,7 +190,7 @@ async def test_chat_send(ctx):
         await close_all(a, b)
 
 
-@acase("chat.typing: everyone but the sender is told userTyping")
+@S.acase("chat.typing: everyone but the sender is told userTyping")
 async def test_chat_typing(ctx):
     srv = ctx.servers["chat"]
     a, b, c = await open_ws(srv), await open_ws(srv), await open_ws(srv)
@@ -216,7 +205,7 @@ async def test_chat_typing(ctx):
         await close_all(a, b, c)
 
 
-@acase("errors: a message that is not PXL's gets sendMessageError's message; unknown routes nothing")
+@S.acase("errors: a message that is not PXL's gets sendMessageError's message; unknown routes nothing")
 async def test_errors(ctx):
     ws = await open_ws(ctx.servers["chat"])
     try:
@@ -235,7 +224,7 @@ async def test_errors(ctx):
 # rooms
 # --------------------------------------------------------------------------
 
-@acase("rooms: joinRoom and leaveRoom with roomName; a client may be in several rooms")
+@S.acase("rooms: joinRoom and leaveRoom with roomName; a client may be in several rooms")
 async def test_rooms(ctx):
     srv = ctx.servers["chat"]
     a, b = await open_ws(srv), await open_ws(srv)
@@ -262,7 +251,7 @@ async def test_rooms(ctx):
         await close_all(a, b)
 
 
-@acase("rooms: with clientCanJoinMultipleRooms false, joining moves the client")
+@S.acase("rooms: with clientCanJoinMultipleRooms false, joining moves the client")
 async def test_single_room(ctx):
     srv = ctx.servers["single"]
     a, b = await open_ws(srv), await open_ws(srv)
@@ -288,7 +277,7 @@ async def test_single_room(ctx):
 # metadata, inactivity, subscribers
 # --------------------------------------------------------------------------
 
-@acase("inactive clients: one that sends nothing for inactiveTime is disconnected")
+@S.acase("inactive clients: one that sends nothing for inactiveTime is disconnected")
 async def test_inactive(ctx):
     ws = await open_ws(ctx.servers["idle"])
     try:
@@ -299,7 +288,7 @@ async def test_inactive(ctx):
         await ws.close()
 
 
-@acase("backend: POST /api/emit of job.completed reaches the dashboard room's members only")
+@S.acase("backend: POST /api/emit of job.completed reaches the dashboard room's members only")
 async def test_emit_job(ctx):
     srv = ctx.servers["chat"]
     dash, other = await open_ws(srv), await open_ws(srv)
@@ -323,7 +312,7 @@ async def test_emit_job(ctx):
         await close_all(dash, other)
 
 
-@acase("metadata: announcements skip clients whose preferences turn notifications off")
+@S.acase("metadata: announcements skip clients whose preferences turn notifications off")
 async def test_announcements(ctx):
     srv = ctx.servers["chat"]
     a, b = await open_ws(srv), await open_ws(srv)

@@ -14,7 +14,6 @@ answers while Redis is down, then starts it again. Two moonwire servers:
 
 import asyncio
 import atexit
-import functools
 import json
 import os
 import re
@@ -98,17 +97,6 @@ class Redis:
 
 class State:
     redis = None
-
-
-def acase(name, timeout=30):
-    """Register an async case; it runs under asyncio.wait_for(timeout - 2)."""
-    def deco(fn):
-        @functools.wraps(fn)
-        def run(ctx):
-            asyncio.run(asyncio.wait_for(fn(ctx), timeout - 2))
-        S.add(name, run, timeout=timeout)
-        return fn
-    return deco
 
 
 @S.setup
@@ -248,7 +236,7 @@ async def close_all(*clients):
 # authentication
 # --------------------------------------------------------------------------
 
-@acase("connect with a token in the query string: authenticated as its user")
+@S.acase("connect with a token in the query string: authenticated as its user")
 async def test_token_query(ctx):
     ws = await open_ws(core(ctx), "tok-alice")
     try:
@@ -259,7 +247,7 @@ async def test_token_query(ctx):
         await ws.close()
 
 
-@acase("connect with a bearer token in the Authorization header: authenticated")
+@S.acase("connect with a bearer token in the Authorization header: authenticated")
 async def test_token_header(ctx):
     ws = await open_ws(core(ctx), "tok-bob", header=True)
     try:
@@ -269,7 +257,7 @@ async def test_token_header(ctx):
         await ws.close()
 
 
-@acase("connect without a token, or with an unknown one: allowed, unauthenticated")
+@S.acase("connect without a token, or with an unknown one: allowed, unauthenticated")
 async def test_no_token(ctx):
     a = await open_ws(core(ctx))
     b = await open_ws(core(ctx), "tok-nobody")
@@ -281,7 +269,7 @@ async def test_no_token(ctx):
         await close_all(a, b)
 
 
-@acase("connections per user: the second connection of a user is closed with 1008")
+@S.acase("connections per user: the second connection of a user is closed with 1008")
 async def test_connections_per_user(ctx):
     first = await open_ws(limited(ctx), "tok-alice")
     second = await open_ws(limited(ctx), "tok-alice")
@@ -301,7 +289,7 @@ async def test_connections_per_user(ctx):
 # request/response
 # --------------------------------------------------------------------------
 
-@acase("request/response: the response carries the request's id and action, guide's order")
+@S.acase("request/response: the response carries the request's id and action, guide's order")
 async def test_request_response(ctx):
     ws = await open_ws(core(ctx))
     try:
@@ -318,7 +306,7 @@ async def test_request_response(ctx):
         await ws.close()
 
 
-@acase("messages of another type than request are ignored")
+@S.acase("messages of another type than request are ignored")
 async def test_ignored_types(ctx):
     ws = await open_ws(core(ctx))
     try:
@@ -333,7 +321,7 @@ async def test_ignored_types(ctx):
 # errors
 # --------------------------------------------------------------------------
 
-@acase("malformed messages: sendError's message, a fresh id, action 'error'")
+@S.acase("malformed messages: sendError's message, a fresh id, action 'error'")
 async def test_malformed(ctx):
     ws = await open_ws(core(ctx))
     try:
@@ -356,7 +344,7 @@ async def test_malformed(ctx):
         await ws.close()
 
 
-@acase("unknown action: NOT_FOUND with the request's id; the connection goes on")
+@S.acase("unknown action: NOT_FOUND with the request's id; the connection goes on")
 async def test_unknown_action(ctx):
     ws = await open_ws(core(ctx))
     try:
@@ -369,7 +357,7 @@ async def test_unknown_action(ctx):
         await ws.close()
 
 
-@acase("rate limiting: past SERVERCORE_RATE_LIMIT, RATE_LIMIT_EXCEEDED errors")
+@S.acase("rate limiting: past SERVERCORE_RATE_LIMIT, RATE_LIMIT_EXCEEDED errors")
 async def test_rate_limit(ctx):
     ws = await open_ws(limited(ctx))
     try:
@@ -392,7 +380,7 @@ async def test_rate_limit(ctx):
 # subscriptions and broadcasts
 # --------------------------------------------------------------------------
 
-@acase("subscribe: allowed by the user's roles in Redis, else 'Permission denied'")
+@S.acase("subscribe: allowed by the user's roles in Redis, else 'Permission denied'")
 async def test_subscribe_permission(ctx):
     bob = await open_ws(core(ctx), "tok-bob")
     anon = await open_ws(core(ctx))
@@ -413,7 +401,7 @@ async def test_subscribe_permission(ctx):
         await close_all(bob, anon)
 
 
-@acase("a backend publishes through the server API: subscribers get the guide's event")
+@S.acase("a backend publishes through the server API: subscribers get the guide's event")
 async def test_api_publish(ctx):
     a = await open_ws(core(ctx), "tok-alice")
     b = await open_ws(core(ctx), "tok-bob")
@@ -441,7 +429,7 @@ async def test_api_publish(ctx):
         await close_all(a, b, outsider)
 
 
-@acase("a backend's filtered broadcast (POST /broadcast): only subscribers with a role")
+@S.acase("a backend's filtered broadcast (POST /broadcast): only subscribers with a role")
 async def test_filtered_broadcast(ctx):
     alice = await open_ws(core(ctx), "tok-alice")
     bob = await open_ws(core(ctx), "tok-bob")
@@ -479,7 +467,7 @@ async def test_filtered_broadcast(ctx):
 # /health
 # --------------------------------------------------------------------------
 
-@acase("/health: the guide's shape and key order, with live counts")
+@S.acase("/health: the guide's shape and key order, with live counts")
 async def test_health(ctx):
     srv = core(ctx)
     status, hdrs, raw = http(srv, "GET", "/health", headers=(), raw=True)
@@ -506,7 +494,7 @@ async def test_health(ctx):
 # Redis stopped (keep these last: they stop and restart Redis)
 # --------------------------------------------------------------------------
 
-@acase("Redis stopped: a subscribe gets a clean error, tokens let in unauthenticated; "
+@S.acase("Redis stopped: a subscribe gets a clean error, tokens let in unauthenticated; "
        "back when Redis is", timeout=60)
 async def test_redis_down(ctx):
     srv = core(ctx)

@@ -13,7 +13,6 @@ lists subscribers; `moonwire new subscriber` adds one that check lists.
 """
 
 import asyncio
-import functools
 import json
 import os
 import sys
@@ -39,16 +38,6 @@ class State:
 def start(ctx):
     State.app = ctx.copy_app(ctx.fixture("bus"))
     State.srv = ctx.start("bus", State.app)
-
-
-def acase(name, timeout=30):
-    def deco(fn):
-        @functools.wraps(fn)
-        def run(ctx):
-            asyncio.run(asyncio.wait_for(fn(ctx), timeout - 2))
-        S.add(name, run, timeout=timeout)
-        return fn
-    return deco
 
 
 def emit(body, headers=AUTH):
@@ -87,14 +76,14 @@ def sub_path(name):
     return os.path.join(State.app, "subscribers", name + ".lua")
 
 
-@acase("client.connected: the greeter subscriber sends each new client a greeting")
+@S.acase("client.connected: the greeter subscriber sends each new client a greeting")
 async def test_greeting(ctx):
     ws, greet = await open_ws()
     eq(greet["data"], {"version": 1}, "greeting data")
     await ws.close()
 
 
-@acase("POST /api/emit: job events reach the room through the queue dashboard")
+@S.acase("POST /api/emit: job events reach the room through the queue dashboard")
 async def test_api_emit(ctx):
     ws, _ = await open_ws()
     await request(ws, "join", {"room": "jobs"})
@@ -122,7 +111,7 @@ def test_api_emit_bad(ctx):
     eq(emit({"channel": "job.completed", "message": 1}, headers=[])[0], 401, "without the key")
 
 
-@acase("a raising subscriber is logged with its name and file:line; the server serves on")
+@S.acase("a raising subscriber is logged with its name and file:line; the server serves on")
 async def test_raising_subscriber(ctx):
     eq(emit({"channel": "boom", "message": {}})[1]["subscribers"], 1, "started")
     State.srv.wait_log(r"subscriber 'boom' \(.*subscribers/broken\.lua:\d+\) failed on 'boom': "
@@ -133,7 +122,7 @@ async def test_raising_subscriber(ctx):
     await ws.close()
 
 
-@acase("reload: an edited subscriber takes over; connected clients stay", timeout=30)
+@S.acase("reload: an edited subscriber takes over; connected clients stay", timeout=30)
 async def test_reload_edit(ctx):
     ws, _ = await open_ws()
     await request(ws, "join", {"room": "jobs"})
@@ -153,7 +142,7 @@ async def test_reload_edit(ctx):
     await ws.close()
 
 
-@acase("reload: a broken subscriber refuses the reload, shows in /health, keeps the old one",
+@S.acase("reload: a broken subscriber refuses the reload, shows in /health, keeps the old one",
        timeout=40)
 async def test_reload_broken(ctx):
     before = State.srv.health()["reloads"]

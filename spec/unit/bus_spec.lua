@@ -4,6 +4,7 @@
 -- server's own events; bad files; the guards against slow handlers,
 -- loops and floods.
 
+local applog = require "support.applog"
 local tmpdir = require "support.tmpdir"
 local testing = require "moonwire.testing"
 local bus = require "moonwire.bus"
@@ -20,11 +21,7 @@ describe("moonwire.bus", function()
     end
 
     local function logs(level)
-        local out = {}
-        for _, entry in ipairs(app:logs(level)) do
-            out[#out + 1] = entry.message
-        end
-        return table.concat(out, "\n")
+        return applog.text(app, level)
     end
 
     -- What the subscribers recorded, in order (they log "got <what>").

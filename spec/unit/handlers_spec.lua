@@ -3,6 +3,7 @@
 -- and pass the last error on, rate limits counted by the C limiter,
 -- validation by schema and by function, and the matchers.
 
+local applog = require "support.applog"
 local tmpdir = require "support.tmpdir"
 local testing = require "moonwire.testing"
 local handlers = require "moonwire.handlers"
@@ -26,11 +27,7 @@ describe("moonwire.handlers", function()
     end)
 
     local function logs(level)
-        local out = {}
-        for _, entry in ipairs(app:logs(level)) do
-            out[#out + 1] = entry.message
-        end
-        return table.concat(out, "\n")
+        return applog.text(app, level)
     end
 
     local function ctx_of(message)

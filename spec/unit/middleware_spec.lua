@@ -4,6 +4,7 @@
 -- when a chain is declared, and the built-ins (logging, timing into
 -- /metrics, rate_limit on the C limiter, require_auth) on the real core.
 
+local applog = require "support.applog"
 local tmpdir = require "support.tmpdir"
 local testing = require "moonwire.testing"
 local middleware = require "moonwire.middleware"
@@ -253,11 +254,7 @@ describe("moonwire.middleware", function()
         end)
 
         local function logs(level)
-            local out = {}
-            for _, entry in ipairs(app:logs(level)) do
-                out[#out + 1] = entry.message
-            end
-            return table.concat(out, "\n")
+            return applog.text(app, level)
         end
 
         -- moonwire_message_duration_seconds's count and sum of a route.

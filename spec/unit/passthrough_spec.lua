@@ -349,3 +349,36 @@ describe("lazy data in Lua", function()
         assert.equal('{"k":"v"}', cjson.encode(v.d))
     end)
 end)
+
+
+describe("json.ordered and json.encode_ordered", function()
+    local json = require "moonwire.json"
+
+    it("writes a marked table's listed keys in order, then the others sorted", function()
+        local t = json.ordered({ "type", "room", "data", "gone" },
+                               { zeta = 1, data = { x = 1 }, alpha = true, room = "r",
+                                 type = "t", [1] = "not a string key" })
+        assert.equal('{"type":"t","room":"r","data":{"x":1},"alpha":true,"zeta":1}',
+                     json.encode_ordered(t))
+    end)
+
+    it("orders marked tables inside marked ones, and keeps the client's bytes", function()
+        local msg = assert(json.decode('{"data":{"n":12345678901234567,"b":1,"a":2}}'))
+        local t = json.ordered({ "b", "a" }, {
+            a = json.ordered({ "y", "x" }, { x = 1, y = json.null }),
+            b = msg.data,
+        })
+        assert.equal('{"b":{"n":12345678901234567,"b":1,"a":2},"a":{"y":null,"x":1}}',
+                     json.encode_ordered(t))
+    end)
+
+    it("writes an unmarked value as encode() does", function()
+        assert.equal(json.encode({ a = { 1, 2 } }), json.encode_ordered({ a = { 1, 2 } }))
+        assert.equal('"s"', json.encode_ordered("s"))
+        local self = {}
+        self.me = self
+        local text, err = json.encode_ordered(json.ordered({ "me" }, { me = self }))
+        assert.is_nil(text)
+        assert.is_string(err)
+    end)
+end)

@@ -5,6 +5,7 @@
 -- reload). Replies come over real sockets, so specs turn the loop in real
 -- time (app:wait) until what they expect has happened, with a deadline.
 
+local applog = require "support.applog"
 local tmpdir = require "support.tmpdir"
 local testing = require "moonwire.testing"
 local redis = require "moonwire.redis"
@@ -15,11 +16,7 @@ describe("moonwire.redis", function()
     local srv, dir, app
 
     local function logs(level)
-        local out = {}
-        for _, entry in ipairs(app:logs(level)) do
-            out[#out + 1] = entry.message
-        end
-        return table.concat(out, "\n")
+        return applog.text(app, level)
     end
 
     local function load(extra)

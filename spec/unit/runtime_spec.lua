@@ -3,6 +3,7 @@
 -- runtime's handlers for a real client, as the server does.
 
 local core = require "moonwire.core"
+local applog = require "support.applog"
 local tmpdir = require "support.tmpdir"
 local testing = require "moonwire.testing"
 local runtime = require "moonwire.runtime"
@@ -75,11 +76,7 @@ describe("moonwire.runtime", function()
     end
 
     local function logs(level)
-        local text = {}
-        for _, entry in ipairs(app:logs(level)) do
-            text[#text + 1] = entry.message
-        end
-        return table.concat(text, "\n")
+        return applog.text(app, level)
     end
 
     -- Sends a JSON message from `c`; returns what it got back, decoded.

@@ -3,6 +3,7 @@
 -- in a task that may park; a client's messages run one at a time, in
 -- order; the rest of the server carries on meanwhile.
 
+local applog = require "support.applog"
 local tmpdir = require "support.tmpdir"
 local testing = require "moonwire.testing"
 
@@ -17,11 +18,7 @@ describe("tasks", function()
     end
 
     local function logs(level)
-        local out = {}
-        for _, entry in ipairs(app:logs(level)) do
-            out[#out + 1] = entry.message
-        end
-        return table.concat(out, "\n")
+        return applog.text(app, level)
     end
 
     before_each(function()

@@ -11,7 +11,6 @@ local moonwire = require "moonwire"
 local json = require "moonwire.json"
 
 local floor = math.floor
-local setmetatable = setmetatable
 
 
 local _M = {}
@@ -30,12 +29,9 @@ _M.ERR_INTERNAL = "internal server error"
 _M.ERR_RATE_LIMIT = "rate limit exceeded"
 
 
--- Key order of each kind of table protocol.encode writes: Go's
--- encoding/json writes struct fields in declaration order, which is the
--- order the guide shows. A table is marked with its order (weak keys: the
--- mark goes with the table).
-local ORDER = setmetatable({}, { __mode = "k" })
-
+-- Key order of each kind of table protocol.encode writes
+-- (moonwire.json.encode_ordered): Go's encoding/json writes struct fields
+-- in declaration order, which is the order the guide shows.
 local MESSAGE_KEYS = { "type", "room", "data", "client_id", "error", "timestamp" }
 local CONNECTED_KEYS = { "client_id", "message" }
 local SUBSCRIBED_KEYS = { "room", "client_count" }
@@ -43,14 +39,7 @@ local ROOM_KEYS = { "room" }
 
 
 local function ordered(t, keys)
-    ORDER[t] = keys
-    return t
-end
-
-
--- The key order of t, or nil for a table written in lua-cjson's order.
-function _M.order_of(t)
-    return ORDER[t]
+    return json.ordered(keys, t)
 end
 
 

@@ -17,7 +17,6 @@ local floor = math.floor
 local format = string.format
 local gsub = string.gsub
 local date = os.date
-local setmetatable = setmetatable
 local type = type
 
 local null = json.null
@@ -26,22 +25,9 @@ local null = json.null
 local _M = {}
 
 
--- Key order of each table protocol.encode writes: the keys listed first,
--- in that order, then any others. A table is marked with its order (weak
--- keys: the mark goes with the table).
-local ORDER = setmetatable({}, { __mode = "k" })
-
-
-function _M.ordered(keys, t)
-    ORDER[t] = keys
-    return t
-end
-
-
--- The key order of t, or nil for a table written in lua-cjson's order.
-function _M.order_of(t)
-    return ORDER[t]
-end
+-- Marks t to be written by protocol.encode (moonwire.json.encode_ordered)
+-- with the keys listed first, in that order, then any others. Returns t.
+_M.ordered = json.ordered
 
 
 local MESSAGE_KEYS = { "type", "action", "data" }

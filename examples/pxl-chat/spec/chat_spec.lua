@@ -3,24 +3,14 @@
 -- (user.updatePreferences), on the real core through moonwire.testing.
 
 local testing = require "moonwire.testing"
+local h = require "spec.helpers"
 
-local CLOCK = 1700000000000
-local ISO = "2023-11-14T22:13:20.000Z"
+local CLOCK = h.CLOCK
+local ISO = h.ISO
 
 
 describe("chat", function()
     local app
-
-    local function connect()
-        local ws = app:connect({ path = "/ws" })
-        assert.equal(101, ws.status)
-        return ws
-    end
-
-    local function last_text(ws)
-        local frames = ws:frames()
-        return frames[#frames].payload
-    end
 
     before_each(function()
         app = assert(testing.load_app(".", { clock = CLOCK }))
@@ -28,7 +18,7 @@ describe("chat", function()
 
     describe("send", function()
         it("acknowledges to the sender, then broadcasts the message to everyone", function()
-            local a, b = connect(), connect()
+            local a, b = h.connect(app), h.connect(app)
             local out = a:send('{"type":"chat","action":"send",'
                                .. '"data":{"username":"Alice","text":"Hello everyone!"}}')
             local message = { type = "chat", action = "message",
@@ -41,7 +31,7 @@ describe("chat", function()
         end)
 
         it("writes both with PXL's key order", function()
-            local a = connect()
+            local a = h.connect(app)
             a:send('{"type":"chat","action":"send","data":{"username":"Al","text":"hi"}}')
             local frames = a:frames()
             assert.equal('{"type":"chat","action":"send","response":{"success":true,'
@@ -51,7 +41,7 @@ describe("chat", function()
         end)
 
         it("falls back to Anonymous and an empty message, as `||` does", function()
-            local a = connect()
+            local a = h.connect(app)
             for _, data in ipairs({ "{}", '{"username":"","text":null}',
                                     '{"username":0,"text":false}' }) do
                 local out = a:send('{"type":"chat","action":"send","data":' .. data .. '}')
@@ -61,13 +51,13 @@ describe("chat", function()
         end)
 
         it("forwards the text as the client wrote it", function()
-            local a = connect()
+            local a = h.connect(app)
             a:send('{"type":"chat","action":"send","data":{"text":"a\\/b \\u00e9"}}')
-            assert.matches('"message":"a\\/b \\u00e9"', last_text(a), 1, true)
+            assert.matches('"message":"a\\/b \\u00e9"', h.last_text(a), 1, true)
         end)
 
         it("gives each acknowledgement Date.now() as its messageId", function()
-            local a = connect()
+            local a = h.connect(app)
             app:advance(1500)
             local ack = a:send('{"type":"chat","action":"send","data":{"text":"x"}}')[1]
             assert.equal(app:now(), ack.response.messageId)
@@ -76,7 +66,7 @@ describe("chat", function()
 
     describe("typing", function()
         it("tells every other client, not the sender", function()
-            local a, b, c = connect(), connect(), connect()
+            local a, b, c = h.connect(app), h.connect(app), h.connect(app)
             local out = a:send('{"type":"chat","action":"typing","data":{"username":"Alice"}}')
             assert.same({ { type = "chat", action = "typing", response = { success = true } } },
                         out)
@@ -84,11 +74,11 @@ describe("chat", function()
             assert.same({ typing }, b:sent())
             assert.same({ typing }, c:sent())
             assert.equal('{"type":"chat","action":"userTyping","data":{"username":"Alice"}}',
-                         last_text(b))
+                         h.last_text(b))
         end)
 
         it("names an anonymous typist Anonymous", function()
-            local a, b = connect(), connect()
+            local a, b = h.connect(app), h.connect(app)
             a:send('{"type":"chat","action":"typing"}')
             assert.same({ username = "Anonymous" }, b:sent()[1].data)
         end)
@@ -96,7 +86,7 @@ describe("chat", function()
 
     describe("user.updatePreferences", function()
         it("stores the client's preferences as its metadata", function()
-            local a = connect()
+            local a = h.connect(app)
             local out = a:send('{"type":"user","action":"updatePreferences",'
                                .. '"data":{"theme":"dark","notifications":true}}')
             assert.same({ { type = "user", action = "updatePreferences",
@@ -106,7 +96,7 @@ describe("chat", function()
         end)
 
         it("keeps them across a reload", function()
-            local a = connect()
+            local a = h.connect(app)
             a:send('{"type":"user","action":"updatePreferences","data":{"theme":"light"}}')
             assert.is_true(app:reload())
             assert.equal("light", a.client.data.preferences.theme)

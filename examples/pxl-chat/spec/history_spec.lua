@@ -3,20 +3,15 @@
 -- the spec), chat.history reads it back; and both without Redis.
 
 local testing = require "moonwire.testing"
+local h = require "spec.helpers"
 local cjson = require "cjson"
 
-local CLOCK = 1700000000000
-local ISO = "2023-11-14T22:13:20.000Z"
+local CLOCK = h.CLOCK
+local ISO = h.ISO
 
 
 describe("chat history", function()
     local srv, app
-
-    local function connect()
-        local ws = app:connect({ path = "/ws" })
-        assert.equal(101, ws.status)
-        return ws
-    end
 
     local function say(ws, text)
         ws:send(cjson.encode({ type = "chat", action = "send",
@@ -69,12 +64,12 @@ describe("chat history", function()
     end)
 
     it("keeps the last messages, and chat.history gives them oldest first", function()
-        local a = connect()
+        local a = h.connect(app)
         for i = 1, 4 do
             say(a, "m" .. i)
             assert.is_true(app:wait(function() return stored() == math.min(i, 3) end))
         end
-        local answer = history(connect())
+        local answer = history(h.connect(app))
         assert.is_true(answer.success)
         assert.same({
             { username = "ann", message = "m2", timestamp = ISO },
@@ -84,7 +79,7 @@ describe("chat history", function()
     end)
 
     it("answers an empty history with []", function()
-        local ws = connect()
+        local ws = h.connect(app)
         assert.same({ success = true, messages = {} }, history(ws))
         local frames = ws:frames()
         assert.equal('{"type":"chat","action":"history","response":{"success":true,'
@@ -93,7 +88,7 @@ describe("chat history", function()
 
     it("keeps nothing and answers unavailable without Redis", function()
         app = assert(testing.load_app(".", { clock = CLOCK }))
-        local a = connect()
+        local a = h.connect(app)
         say(a, "lost")
         assert.same({ success = false, error = "History is not available" },
                     a:send('{"type":"chat","action":"history"}')[1].response)
@@ -151,7 +146,7 @@ describe("chat history", function()
     end)
 
     it("answers unavailable while Redis is down, and logs why", function()
-        local a = connect()
+        local a = h.connect(app)
         srv:stop()
         assert.same({ success = false, error = "History is not available" }, history(a))
         local lines = app:logs("warn")

@@ -5,24 +5,14 @@
 -- what PXL routes nowhere gets no answer.
 
 local testing = require "moonwire.testing"
+local h = require "spec.helpers"
 
--- The virtual clock: 2023-11-14T22:13:20.000Z.
-local CLOCK = 1700000000000
-local ISO = "2023-11-14T22:13:20.000Z"
+local CLOCK = h.CLOCK
+local ISO = h.ISO
 
 
 describe("pxl-chat protocol", function()
     local app
-
-    local function connect()
-        return app:connect({ path = "/ws" })
-    end
-
-    -- The text of the last frame sent to ws.
-    local function last_text(ws)
-        local frames = ws:frames()
-        return frames[#frames].payload
-    end
 
     local function err(text)
         return { type = "error", action = "message", data = { error = text } }
@@ -40,7 +30,7 @@ describe("pxl-chat protocol", function()
 
     it("serves /ws, sends no welcome message", function()
         assert.equal(404, app:connect({ path = "/" }).status)
-        local ws = connect()
+        local ws = h.connect(app)
         assert.equal(101, ws.status)
         assert.same({}, ws:sent())
         assert.matches("^%x+$", ws.client.data.client_id)
@@ -49,25 +39,25 @@ describe("pxl-chat protocol", function()
 
     it("answers every routed message with {type, action, response}, keys in PXL's order",
        function()
-        local ws = connect()
+        local ws = h.connect(app)
         local out = ws:send('{"type":"chat","action":"typing","data":{"username":"ann"}}')
         assert.same({ { type = "chat", action = "typing", response = { success = true } } }, out)
         assert.equal('{"type":"chat","action":"typing","response":{"success":true}}',
-                     last_text(ws))
+                     h.last_text(ws))
     end)
 
     it("answers a message without data as one with an empty object", function()
-        local ws = connect()
+        local ws = h.connect(app)
         local out = ws:send('{"type":"system","action":"joinRoom"}')
         assert.same({ success = false, error = "Room name is required",
                       clientId = ws.client.data.client_id }, out[1].response)
     end)
 
     it("sends parseServerMessage's errors as sendMessageError's message", function()
-        local ws = connect()
+        local ws = h.connect(app)
         assert.same({ err("Failed to parse JSON") }, ws:send("{nope"))
         assert.equal('{"type":"error","action":"message","data":{"error":"Failed to parse JSON"}}',
-                     last_text(ws))
+                     h.last_text(ws))
         assert.same({ err("Invalid WebSocket message") }, ws:send("null"))
         assert.same({ err("Invalid WebSocket message") }, ws:send("0"))
         assert.same({ err("Missing WebSocket message type") }, ws:send("[1]"))
@@ -81,13 +71,13 @@ describe("pxl-chat protocol", function()
     end)
 
     it("reads binary frames as JSON text, as ws's toString() does", function()
-        local ws = connect()
+        local ws = h.connect(app)
         local out = ws:send('{"type":"chat","action":"typing"}', true)
         assert.same({ success = true }, out[1].response)
     end)
 
     it("answers nothing to a route no controller has", function()
-        local ws = connect()
+        local ws = h.connect(app)
         assert.same({}, ws:send('{"type":"chat","action":"nope"}'))
         assert.same({}, ws:send('{"type":"nope","action":"send"}'))
         assert.same({}, ws:send('{"type":5,"action":"send"}'))
@@ -103,7 +93,7 @@ describe("pxl-chat protocol", function()
     it("sends the runtime's own errors in the same shape (the rate limit)", function()
         app = assert(testing.load_app(".", { clock = CLOCK,
                                              config = { rate_limit = { max_messages = 1 } } }))
-        local ws = connect()
+        local ws = h.connect(app)
         assert.same({ success = true },
                     ws:send('{"type":"chat","action":"typing"}')[1].response)
         assert.same({ err("rate limit exceeded: slow down") },

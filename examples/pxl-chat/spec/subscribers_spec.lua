@@ -3,20 +3,15 @@
 -- (client.joined, client.left), and what the clients get.
 
 local testing = require "moonwire.testing"
+local h = require "spec.helpers"
 local cjson = require "cjson"
 
-local CLOCK = 1700000000000
+local CLOCK = h.CLOCK
 local API_KEY = "k3y"
 
 
 describe("subscribers", function()
     local app
-
-    local function connect()
-        local ws = app:connect({ path = "/ws" })
-        assert.equal(101, ws.status)
-        return ws
-    end
 
     local function join(ws, room, username)
         local out = ws:send(cjson.encode({ type = "system", action = "joinRoom",
@@ -63,7 +58,7 @@ describe("subscribers", function()
     describe("queueDashboard", function()
         it("forwards job.completed and job.error from the server API to the dashboard room",
            function()
-            local dash, other = connect(), connect()
+            local dash, other = h.connect(app), h.connect(app)
             join(dash, "queue:dashboard", "ops")
             local res = emit("job.completed", { jobId = "j-1", queue = "emails",
                                                 result = { sent = 3 } })
@@ -80,7 +75,7 @@ describe("subscribers", function()
         end)
 
         it("forwards the backend's JSON as it was written", function()
-            local dash = connect()
+            local dash = h.connect(app)
             join(dash, "queue:dashboard")
             app:request("POST", "/api/emit", {
                 headers = { authorization = "apikey " .. API_KEY },
@@ -93,7 +88,7 @@ describe("subscribers", function()
         end)
 
         it("refuses a job event without a jobId, naming the field", function()
-            local dash = connect()
+            local dash = h.connect(app)
             join(dash, "queue:dashboard")
             emit("job.completed", { queue = "emails" })
             assert.same({}, got(dash, "queue"))
@@ -105,7 +100,7 @@ describe("subscribers", function()
         it("uses app.queue_room when set", function()
             app = assert(testing.load_app(".", { clock = CLOCK, config = {
                 api_key = API_KEY, app = { queue_room = "ops" } } }))
-            local dash = connect()
+            local dash = h.connect(app)
             join(dash, "ops")
             emit("job.completed", { jobId = 1 })
             assert.equal(1, #got(dash, "queue", "done"))
@@ -115,7 +110,7 @@ describe("subscribers", function()
     describe("roomStatus", function()
         it("tells the other members who joined and who left, with the name they joined as",
            function()
-            local a, b = connect(), connect()
+            local a, b = h.connect(app), h.connect(app)
             join(a, "chat:general", "alice")
             join(b, "chat:general", "bob")
             assert.same({ { type = "room", action = "memberJoined",
@@ -134,7 +129,7 @@ describe("subscribers", function()
         it("tells the room a member moved out of (clientCanJoinMultipleRooms: false)", function()
             app = assert(testing.load_app(".", { clock = CLOCK, config = {
                 client_can_join_multiple_rooms = false } }))
-            local a, b = connect(), connect()
+            local a, b = h.connect(app), h.connect(app)
             join(a, "one", "alice")
             join(b, "one", "bob")
             join(b, "two", "bob")
@@ -145,7 +140,7 @@ describe("subscribers", function()
 
     describe("announcements", function()
         it("alerts every client but those whose preferences turn notifications off", function()
-            local a, b, c = connect(), connect(), connect()
+            local a, b, c = h.connect(app), h.connect(app), h.connect(app)
             b:send('{"type":"user","action":"updatePreferences",'
                    .. '"data":{"theme":"dark","notifications":false}}')
             c:send('{"type":"user","action":"updatePreferences","data":{"notifications":true}}')
@@ -159,7 +154,7 @@ describe("subscribers", function()
         end)
 
         it("refuses an announcement without a message, naming the field", function()
-            local a = connect()
+            local a = h.connect(app)
             emit("announcement", { text = "wrong field" })
             assert.same({}, got(a, "notification"))
             local lines = app:logs("warn")
@@ -168,7 +163,7 @@ describe("subscribers", function()
         end)
 
         it("sends at most 10 announcements a minute", function()
-            local a = connect()
+            local a = h.connect(app)
             for i = 1, 12 do
                 emit("announcement", { message = "n" .. i })
             end

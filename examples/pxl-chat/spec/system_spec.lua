@@ -3,19 +3,14 @@
 -- sends them, and rooms.clientCanJoinMultipleRooms.
 
 local testing = require "moonwire.testing"
+local h = require "spec.helpers"
 
-local CLOCK = 1700000000000
-local ISO = "2023-11-14T22:13:20.000Z"
+local CLOCK = h.CLOCK
+local ISO = h.ISO
 
 
 describe("system", function()
     local app
-
-    local function connect()
-        local ws = app:connect({ path = "/ws" })
-        assert.equal(101, ws.status)
-        return ws
-    end
 
     local function join(ws, data)
         return ws:send(require("cjson").encode({ type = "system", action = "joinRoom",
@@ -27,18 +22,13 @@ describe("system", function()
                                                  data = { roomName = room } }))
     end
 
-    local function last_text(ws)
-        local frames = ws:frames()
-        return frames[#frames].payload
-    end
-
     before_each(function()
         app = assert(testing.load_app(".", { clock = CLOCK }))
     end)
 
     describe("joinRoom", function()
         it("joins the room and answers with the user it joined as", function()
-            local a = connect()
+            local a = h.connect(app)
             local out = join(a, { roomName = "chat:general", username = "alice", userId = 7,
                                   userType = "member" })
             assert.same({ { type = "system", action = "joinRoom", response = {
@@ -49,13 +39,13 @@ describe("system", function()
                          .. '"message":"Successfully joined room: chat:general","data":'
                          .. '{"userId":7,"userType":"member","username":"alice",'
                          .. '"roomName":"chat:general","joinedAt":"' .. ISO .. '"}}}',
-                         last_text(a))
+                         h.last_text(a))
             assert.same({ "chat:general" }, a.client:rooms())
         end)
 
         it("defaults userId to the client id, userType to user, username to user_ and 8 digits",
            function()
-            local a = connect()
+            local a = h.connect(app)
             local id = a.client.data.client_id
             local data = join(a, { roomName = "r", username = testing.null })[1].response.data
             assert.same({ userId = id, userType = "user", username = "user_" .. id:sub(1, 8),
@@ -63,7 +53,7 @@ describe("system", function()
         end)
 
         it("answers a join without a room name with PXL's error answer", function()
-            local a = connect()
+            local a = h.connect(app)
             local id = a.client.data.client_id
             for _, data in ipairs({ {}, { roomName = "" }, { roomName = testing.null },
                                     { roomName = false } }) do
@@ -75,7 +65,7 @@ describe("system", function()
         end)
 
         it("answers a room moonwire cannot take as PXL's failed join", function()
-            local a = connect()
+            local a = h.connect(app)
             local r = join(a, { roomName = ("x"):rep(257) })[1].response
             assert.same({ success = false, error = "Failed to join room",
                           message = "room name must be at most 256 bytes",
@@ -85,7 +75,7 @@ describe("system", function()
         end)
 
         it("keeps a client in several rooms (clientCanJoinMultipleRooms: true)", function()
-            local a = connect()
+            local a = h.connect(app)
             join(a, { roomName = "one" })
             join(a, { roomName = "two" })
             assert.same({ "one", "two" }, a.client:rooms())
@@ -97,7 +87,7 @@ describe("system", function()
         it("moves the client with clientCanJoinMultipleRooms: false", function()
             app = assert(testing.load_app(".", { clock = CLOCK, config = {
                 client_can_join_multiple_rooms = false } }))
-            local a, b = connect(), connect()
+            local a, b = h.connect(app), h.connect(app)
             join(a, { roomName = "one", username = "a" })
             join(b, { roomName = "one" })
             assert.is_true(join(a, { roomName = "two" })[1].response.success)
@@ -108,7 +98,7 @@ describe("system", function()
 
     describe("leaveRoom", function()
         it("tells the member user.leftRoom, then answers", function()
-            local a = connect()
+            local a = h.connect(app)
             join(a, { roomName = "lobby" })
             local out = leave(a, "lobby")
             assert.same({ type = "user", action = "leftRoom", data = { roomName = "lobby" } },
@@ -120,19 +110,19 @@ describe("system", function()
             assert.equal('{"type":"system","action":"leaveRoom","response":{"success":true,'
                          .. '"message":"Successfully left room: lobby","data":{"roomName":'
                          .. '"lobby","leftAt":"' .. ISO .. '"},"clientId":"'
-                         .. a.client.data.client_id .. '"}}', last_text(a))
+                         .. a.client.data.client_id .. '"}}', h.last_text(a))
             assert.same({}, a.client:rooms())
         end)
 
         it("answers success alone to a client that was not in the room", function()
-            local a = connect()
+            local a = h.connect(app)
             local out = leave(a, "elsewhere")
             assert.equal(1, #out)
             assert.is_true(out[1].response.success)
         end)
 
         it("answers a leave without a room name with PXL's error answer", function()
-            local a = connect()
+            local a = h.connect(app)
             assert.same({ success = false, error = "Room name is required",
                           clientId = a.client.data.client_id },
                         a:send('{"type":"system","action":"leaveRoom"}')[1].response)
