@@ -188,13 +188,14 @@ function redis_transport.subscriptions(self)
     return n
 end
 
--- up() -> true, or false and why not.
+-- up() -> true, or false and why not; and how many times the connection
+-- came back since the start (a new one may have lost what was written).
 function redis_transport.up(self)
-    local up, err = core.redis_status(self._id)
+    local up, err, reconnects = core.redis_status(self._id)
     if up then
-        return true
+        return true, nil, reconnects
     end
-    return false, err
+    return false, err, reconnects
 end
 
 
@@ -239,6 +240,8 @@ function cluster.start(self)
     t:subscribe(_M.channel("node", self.node), self.on_message)
     t:subscribe(_M.channel("all"), self.on_message)
     t:subscribe(_M.channel("bus"), self.on_message)
+    local _, _, reconnects = t:up()
+    self._reconnects = reconnects
     self:arm()
     current = self
     log("info", "node " .. self.node .. " in the cluster (presence_ttl " .. self.ttl .. " ms)")
@@ -277,6 +280,8 @@ end
 -- Redis answers again: presence is written anew (Redis may have lost it).
 function cluster.back(self)
     self.down = false
+    local _, _, reconnects = self.transport:up()
+    self._reconnects = reconnects
     log("info", "Redis is back: " .. self.stats.publish_failed
         .. " cross-node messages were dropped so far; presence republished")
     self:republish()
@@ -442,9 +447,15 @@ function cluster.heartbeat(self)
         end
         return
     end
-    if not t:up() then
-        local _, err = t:up()
+    local up, err, reconnects = t:up()
+    if not up then
         self:failed(err ~= "" and err or "down", false)
+        return
+    end
+    if reconnects and reconnects ~= self._reconnects then
+        -- back after an outage too short for any write to notice it
+        self._reconnects = reconnects
+        self:republish()
         return
     end
     for name in pairs(self.rooms) do

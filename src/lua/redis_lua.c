@@ -285,14 +285,19 @@ static int l_open(lua_State *L) {
     return 1;
 }
 
-/* core.redis_status(id) -> up, last_error | nil, "closed" */
+/* core.redis_status(id) -> up, last_error, reconnects | nil, "closed".
+ * reconnects grows each time a connection comes back (moonwire.cluster
+ * republishes its presence then, however short the outage was). */
 static int l_status(lua_State *L) {
     lconn_t *c = find_conn(up(L).reg, L, 1);
     if (!c)
         return nil_err(L, "closed");
+    mw_redis_stats_t st;
+    mw_redis_stats(c->r, &st);
     lua_pushboolean(L, mw_redis_up(c->r));
     lua_pushstring(L, mw_redis_last_error(c->r));
-    return 2;
+    lua_pushnumber(L, (lua_Number)st.reconnects);
+    return 3;
 }
 
 /* ---- commands -------------------------------------------------------------- */
