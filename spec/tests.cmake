@@ -115,6 +115,10 @@ mw_integration_test(redis)
 # server's events, hot reload of subscribers, check and new subscriber.
 mw_integration_test(subscribers)
 
+# Nodes through Redis: two and three moonwire processes and one
+# redis-server (killed and restarted during traffic; one node SIGKILLed).
+mw_integration_test(cluster)
+
 # The installed layout: the binary must find its runtime under
 # <prefix>/share/moonwire/lua, and an app must load from there; the compiled
 # Lua modules (moonwire/core.so, moonwire/core/jwt.so) go under

@@ -52,6 +52,21 @@ static const char *valid_redis_url(const char *v) {
     return "must be a redis:// or unix:// URL (or empty)";
 }
 
+/* valid_node_id: empty (a random id per start) or up to 64 of [A-Za-z0-9_.-]:
+ * it goes into Redis channel names and message headers (moonwire.cluster). */
+static const char *valid_node_id(const char *v) {
+    size_t n = strlen(v);
+    if (n > 64)
+        return "must be at most 64 characters";
+    for (size_t i = 0; i < n; i++) {
+        char ch = v[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.' || ch == '-'))
+            return "may hold only letters, digits, '_', '.' and '-'";
+    }
+    return NULL;
+}
+
 /* valid_origin: "*", or an RFC 6454 serialized origin: scheme "://" host
  * with an optional port, no path, no spaces. */
 static const char *valid_origin(const char *v) {
@@ -229,6 +244,13 @@ static const mw_config_desc_t descs[] = {
         "events a chain of subscribers may emit one inside another before emit refuses"),
     INT(bus_max_pending, "10000", 1, 10000000, LIVE,
         "subscriber handlers started and not finished; past it emit drops the event"),
+    BOOL(cluster, "false", RESTART,
+         "share rooms, users, presence, the server API and bus events with the other nodes "
+         "through redis_url (docs/scaling.md)"),
+    STRING(node_id, "", valid_node_id, RESTART,
+           "this node's name in the cluster (empty: a random id per start)"),
+    INT(presence_ttl, "15000", 1000, 3600000, RESTART,
+        "ms after which a dead node's presence entries are gone (heartbeat every third of it)"),
     TABLE(app, LIVE, "free-form settings for the application"),
 };
 
@@ -591,6 +613,8 @@ int mw_config_check(const mw_config_t *cfg, char *err, size_t errlen) {
         return fail(err, errlen, "api_port", "needs api_key (the server API is off without it)");
     if (cfg->api_port > 0 && (cfg->api_port == cfg->port || cfg->api_port == cfg->tls_port))
         return fail(err, errlen, "api_port", "must differ from port and tls_port");
+    if (cfg->cluster && !cfg->redis_url[0])
+        return fail(err, errlen, "cluster", "needs redis_url (the nodes meet through Redis)");
     return 0;
 }
 

@@ -100,6 +100,10 @@ typedef struct mw_config {
     int subscriber_timeout; /* ms; 0 = no limit */
     int bus_max_depth;      /* nested emits */
     int bus_max_pending;    /* handlers in flight */
+    /* nodes through Redis (docs/scaling.md) */
+    int cluster;
+    char *node_id;    /* "": a random id per start */
+    int presence_ttl; /* ms */
 } mw_config_t;
 
 /* mw_config_valid_fn checks one value of a string option, or one entry of

@@ -112,7 +112,17 @@ local function target_of(body)
         if type(client) ~= "number" or client < 1 or client ~= floor(client) then
             return nil, bad("client", "must be a client id (a positive integer)")
         end
-        return { client = client }
+        -- In a cluster, `node` names the node the client is on (presence
+        -- entries carry it); absent or this node's: a local client.
+        local node = body.node
+        if node ~= nil and (type(node) ~= "string" or node == "") then
+            return nil, bad("node", "must be a node id (a non-empty string)")
+        end
+        local cl = manager()._cluster
+        if node ~= nil and (not cl or node == cl.node) then
+            node = nil
+        end
+        return { client = client, node = node }
     end
     if (type(user) ~= "string" or user == "") and type(user) ~= "number" then
         return nil, bad("user", "must be a non-empty string or a number")
@@ -211,7 +221,14 @@ local function send(req)
         return status, answer
     end
     local delivered = 0
-    if target.client then
+    if target.node then
+        local m = manager()
+        local payload, bin = m:encode(event)
+        if not payload then
+            return 500, { error = { code = "INTERNAL_ERROR", message = tostring(bin) } }
+        end
+        m._cluster:send_client(target.node, target.client, payload, bin)
+    elseif target.client then
         local c = manager():client(target.client)
         if c and c:send(event) then
             delivered = 1
@@ -249,6 +266,14 @@ local function disconnect(req)
         return bad("reason", "must be a string of at most " .. core.close_reason_max .. " bytes")
     end
     local n = 0
+    local cl = manager()._cluster
+    if cl and (target.node or target.user) then
+        -- the other nodes close theirs; `disconnected` counts this node's
+        cl:disconnect(target.node, target.node and target.client, target.user, code, reason)
+    end
+    if target.node then
+        return 200, { disconnected = 0 }
+    end
     for _, c in ipairs(clients_of(target)) do
         local ok, closed = pcall(c.close, c, code, reason)
         if not ok then
@@ -282,7 +307,18 @@ local function presence(req)
     if not ok then
         return bad("room", type(room) == "table" and "given more than once" or message)
     end
-    local list = manager():room(room):presence()
+    local list
+    local cl = manager()._cluster
+    if cl then
+        -- every node's entries, read from Redis
+        local err
+        list, err = cl:presence(room)
+        if not list then
+            return 503, { error = { code = "SERVER_BUSY", message = "cluster: " .. tostring(err) } }
+        end
+    else
+        list = manager():room(room):presence()
+    end
     return 200, { room = room, count = #list, presence = array(list) }
 end
 

@@ -561,6 +561,35 @@ end
 
 _M.server = server
 
+-- ctx.server in a cluster (docs/subscribers.md, "Across workers and
+-- nodes"): every node runs the handler of a cluster-wide event, so what a
+-- handler sends reaches this node's clients only; N nodes together reach
+-- every member once.
+local local_server = setmetatable({}, { __index = server })
+
+function local_server.send_user(user, msg, opts)
+    return rooms.current():send_user(user, msg, opts, true)
+end
+
+function local_server.broadcast(msg, opts)
+    return rooms.current():broadcast_all(msg, opts, true)
+end
+
+function local_server.room(name)
+    local r = facade().room(name)
+    r._local = true
+    return r
+end
+
+_M.local_server = local_server
+
+-- moonwire.cluster when config cluster is on (runtime.start sets it).
+local the_cluster
+
+function _M.set_cluster(cl)
+    the_cluster = cl
+end
+
 
 -- ctx.redis: the connection to the server's redis_url, made on first use.
 local ctx_mt = {
@@ -716,6 +745,21 @@ end
 -- / "bus full".
 function bus.emit(self, channel, message, client)
     check_emit_channel(channel, 2)
+    local cl = the_cluster
+    if cl then
+        -- To the other nodes: what app code and the backend emit, and the
+        -- server's client.* events; not what a handler emits (every node
+        -- runs that handler) nor what came from another node.
+        local ok = not cl.receiving
+        if ok and sub(channel, 1, 7) ~= "client." then
+            ok = not depth_of[running()]
+        elseif ok and type(message) == "table" and message.node == nil then
+            message.node = cl.node
+        end
+        if ok then
+            cl:event(channel, message)
+        end
+    end
     if self._exact[channel] == nil and self._n_wild == 0 then
         return 0
     end
@@ -751,7 +795,7 @@ function bus.emit(self, channel, message, client)
         local s = list[i]
         local ctx = setmetatable({
             channel = channel, message = message, subscriber = s.name, client = client,
-            server = server, _bus = self,
+            server = cl and local_server or server, _bus = self,
         }, ctx_mt)
         local ok, err = core.spawn(run, self, s, ctx, depth)
         if ok then

@@ -115,6 +115,7 @@ function _M.new(clients, host, config)
         _presence = {},       -- room -> true/false, set by room:set_presence()
         _presence_exact = {}, -- from config.presence
         _presence_prefix = {},
+        _cluster = nil,       -- moonwire.cluster, with config cluster = true
     }, manager_mt)
     self:configure(self._config)
     return self
@@ -203,12 +204,15 @@ function manager.encode(self, msg, opts)
 end
 
 
--- The presence entry of one client: { client_id =, user =, meta = }.
+-- The presence entry of one client: { client_id =, user =, meta = }, and
+-- its node's id in a cluster.
 function manager.presence_entry(self, client)
+    local cl = self._cluster
     return {
         client_id = client.id,
         user = client:user_or_null(),
         meta = client.public or {},
+        node = cl and cl.node or nil,
     }
 end
 
@@ -228,6 +232,10 @@ function manager.announce(self, name, action, client, exclude)
         return
     end
     core.broadcast(name, payload, bin, exclude, nil)
+    local cl = self._cluster
+    if cl then
+        cl:room_broadcast(name, payload, bin, nil)
+    end
 end
 
 
@@ -284,11 +292,18 @@ function manager.join(self, client, name)
         return nil, INVALID_ROOM, tostring(err)
     end
 
+    local cl = self._cluster
     if moved ~= nil and moved ~= name then
+        if cl then
+            cl:left(moved, client, core.count(moved))
+        end
         if self:presence_enabled(moved) then
             self:announce(moved, "left", client, nil)
         end
         self:tell(bus, "client.left", client, moved, core.count(moved))
+    end
+    if cl then
+        cl:joined(name, client, count)
     end
     if presence and not was_member then
         self:announce(name, "joined", client, client.id)
@@ -315,7 +330,11 @@ function manager.leave(self, client, name)
         end
         return nil, INVALID_ROOM, tostring(err)
     end
-    if count > 0 and self:presence_enabled(name) then
+    local cl = self._cluster
+    if cl then
+        cl:left(name, client, count)
+    end
+    if self:presence_enabled(name) and (count > 0 or cl) then
         self:announce(name, "left", client, nil)
     end
     self:tell(self._host.bus, "client.left", client, name, count)
@@ -329,9 +348,13 @@ function manager.disconnect(self, client)
     local list = core.rooms(client.id)
     if list then
         local bus = self._host.bus
+        local cl = self._cluster
         for _, name in ipairs(list) do
             local count = core.count(name)
-            if self:presence_enabled(name) and count > 1 then
+            if cl then
+                cl:left(name, client, count - 1)
+            end
+            if self:presence_enabled(name) and (count > 1 or cl) then
                 self:announce(name, "left", client, client.id)
             end
             self:tell(bus, "client.left", client, name, count - 1)
@@ -351,6 +374,9 @@ function manager.bind_user(self, client, user)
             set[client.id] = nil
             if next(set) == nil then
                 users[old] = nil
+                if self._cluster then
+                    self._cluster:user_gone(old)
+                end
             end
         end
     end
@@ -359,6 +385,9 @@ function manager.bind_user(self, client, user)
         if not set then
             set = {}
             users[user] = set
+            if self._cluster then
+                self._cluster:user_bound(user)
+            end
         end
         set[client.id] = true
     end
@@ -378,19 +407,28 @@ function manager.user_ids(self, user)
 end
 
 
--- Fan-out to a room. Returns delivered, dropped or nil, err.
-function manager.broadcast(self, name, msg, opts)
+-- Fan-out to a room. Returns delivered, dropped (this node's) or nil, err.
+-- In a cluster the same bytes go to the room's members on the other nodes,
+-- unless `local_only` (ctx.server of a subscriber).
+function manager.broadcast(self, name, msg, opts, local_only)
     local payload, bin = self:encode(msg, opts)
     if not payload then
         return nil, bin
     end
-    return core.broadcast(name, payload, bin, exclude_id(opts and opts.exclude, "broadcast"),
-                          event_id_of(msg, opts, "broadcast"))
+    local event_id = event_id_of(msg, opts, "broadcast")
+    local delivered, dropped = core.broadcast(name, payload, bin,
+                                              exclude_id(opts and opts.exclude, "broadcast"),
+                                              event_id)
+    local cl = self._cluster
+    if cl and not local_only then
+        cl:room_broadcast(name, payload, bin, event_id)
+    end
+    return delivered, dropped
 end
 
 
 -- Fan-out to every client, or to those `opts.filter(client)` accepts.
-function manager.broadcast_all(self, msg, opts)
+function manager.broadcast_all(self, msg, opts, local_only)
     local ex = exclude_id(opts and opts.exclude, "broadcast")
     local event_id = event_id_of(msg, opts, "broadcast")
     local filter = opts and opts.filter
@@ -403,6 +441,10 @@ function manager.broadcast_all(self, msg, opts)
         return nil, bin
     end
     if not filter then
+        local cl = self._cluster
+        if cl and not local_only then
+            cl:broadcast_all(payload, bin, event_id)
+        end
         return core.broadcast_all(payload, bin, ex, event_id)
     end
     local ids = {}
@@ -418,17 +460,26 @@ function manager.broadcast_all(self, msg, opts)
 end
 
 
--- Every connection of a user. Returns delivered, dropped or nil, err.
-function manager.send_user(self, user, msg, opts)
+-- Every connection of a user (in a cluster, on every node unless
+-- `local_only`). Returns delivered, dropped (this node's) or nil, err.
+function manager.send_user(self, user, msg, opts, local_only)
     local ids = self:user_ids(user)
-    if #ids == 0 then
+    local cl = not local_only and self._cluster
+    if #ids == 0 and not cl then
         return 0, 0
     end
     local payload, bin = self:encode(msg, opts)
     if not payload then
         return nil, bin
     end
-    return core.send_many(ids, payload, bin, event_id_of(msg, opts, "send_user"))
+    local event_id = event_id_of(msg, opts, "send_user")
+    if cl then
+        cl:send_user(user, payload, bin, event_id)
+        if #ids == 0 then
+            return 0, 0
+        end
+    end
+    return core.send_many(ids, payload, bin, event_id)
 end
 
 
@@ -449,7 +500,7 @@ function room.broadcast(self, msg, opts)
         error("bad argument #1 to 'broadcast' (table or string expected, got " .. t .. ")", 2)
     end
     check_opts(opts, "broadcast")
-    return self._m:broadcast(self.name, msg, opts)
+    return self._m:broadcast(self.name, msg, opts, self._local)
 end
 
 

@@ -346,6 +346,17 @@ function runtime.start(self)
     local app = self:app()
     active = self
     rooms.set_current(self._rooms)
+    local config = self._config
+    if config.cluster and self._mode == "serve" and not self._rooms._cluster then
+        -- Nodes through Redis (docs/scaling.md): off, nothing of it loads.
+        local cl, err = require("moonwire.cluster").start(self._rooms, config)
+        if cl then
+            self._rooms._cluster = cl
+            require("moonwire.bus").set_cluster(cl)
+        else
+            log("error", "cluster: cannot start: %s", tostring(err))
+        end
+    end
     local ok, res = self:_hook("on_start", app)
     if not ok and is_failure(res) then
         log("error", "hook on_start raised moonwire.fail: %s", tostring(res))
@@ -839,6 +850,9 @@ function runtime._reload(self, config)
         redis.unsubscribe_all()
     end
     require("moonwire.bus").timers_cancelled()
+    if self._rooms._cluster then
+        self._rooms._cluster:arm() -- its heartbeat went with the timers
+    end
     self._host.app = new
     self._host.bus = bus_new(new.subscribers, config, self._rooms)
     rooms.set_current(self._rooms)

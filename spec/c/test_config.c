@@ -60,7 +60,7 @@ static void test_defaults(void) {
 static void test_descriptor_table(void) {
     size_t n;
     const mw_config_desc_t *d = mw_config_descs(&n);
-    CHECK_EQ(n, 63);
+    CHECK_EQ(n, 66);
     for (size_t i = 0; i < n; i++) {
         CHECK(mw_config_find(d[i].name) == &d[i]);
         CHECK(d[i].help && d[i].help[0]);
@@ -110,7 +110,10 @@ static const char *const restart_only[] = {"host",
                                            "inactive_time",
                                            "inactive_check_interval",
                                            "api_port",
-                                           "api_host"};
+                                           "api_host",
+                                           "cluster",
+                                           "node_id",
+                                           "presence_ttl"};
 #define NRESTART (sizeof restart_only / sizeof restart_only[0])
 
 /* Each descriptor's field: inside mw_config_t, wide enough for its bounds,
@@ -821,9 +824,30 @@ static void test_http_and_api_options(void) {
     mw_config_free(&c);
 }
 
+/* cluster needs redis_url; node_id goes into channel names. */
+static void test_cluster_options(void) {
+    mw_config_t c;
+    char err[256];
+    REQUIRE(mw_config_init(&c) == 0);
+    CHECK_EQ(c.cluster, 0);
+    CHECK_STR(c.node_id, "");
+    CHECK_EQ(c.presence_ttl, 15000);
+    CHECK_EQ(mw_config_set_text(&c, "cluster", "true", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), MW_ECONFIG);
+    CHECK_STR(err, "cluster: needs redis_url (the nodes meet through Redis)");
+    CHECK_EQ(mw_config_set_text(&c, "redis_url", "redis://127.0.0.1:6379/0", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "node_id", "a b", err, sizeof err), MW_ECONFIG);
+    CHECK_STR(err, "node_id: may hold only letters, digits, '_', '.' and '-'");
+    CHECK_EQ(mw_config_set_text(&c, "node_id", "node-1.eu_west", err, sizeof err), 0);
+    CHECK_EQ(mw_config_set_text(&c, "presence_ttl", "999", err, sizeof err), MW_ECONFIG);
+    mw_config_free(&c);
+}
+
 int main(void) {
     RUN(test_defaults);
     RUN(test_descriptor_table);
+    RUN(test_cluster_options);
     RUN(test_descriptor_fields);
     RUN(test_live_flags);
     RUN(test_each_option_has_its_own_field);

@@ -48,6 +48,7 @@ typedef struct lsub {
     mw_redis_sub_t *sub;
     uint64_t id;
     int fn_ref;
+    int keep; /* the runtime's own (moonwire.cluster): a reload keeps it */
     mw_list_t link;
 } lsub_t;
 
@@ -284,14 +285,19 @@ static int l_open(lua_State *L) {
     return 1;
 }
 
-/* core.redis_status(id) -> up, last_error | nil, "closed" */
+/* core.redis_status(id) -> up, last_error, reconnects | nil, "closed".
+ * reconnects grows each time a connection comes back (moonwire.cluster
+ * republishes its presence then, however short the outage was). */
 static int l_status(lua_State *L) {
     lconn_t *c = find_conn(up(L).reg, L, 1);
     if (!c)
         return nil_err(L, "closed");
+    mw_redis_stats_t st;
+    mw_redis_stats(c->r, &st);
     lua_pushboolean(L, mw_redis_up(c->r));
     lua_pushstring(L, mw_redis_last_error(c->r));
-    return 2;
+    lua_pushnumber(L, (lua_Number)st.reconnects);
+    return 3;
 }
 
 /* ---- commands -------------------------------------------------------------- */
@@ -359,6 +365,37 @@ static int l_call(lua_State *L) {
         return mw_lua_push_result(L, rc);
     }
     return mw_wait_yield(L);
+}
+
+static void on_send_reply(void *data, const redisReply *reply, int err) {
+    (void)data;
+    (void)reply;
+    (void)err;
+}
+
+/* core.redis_send(id, cmd, ...) -> true | nil, err: sends without waiting
+ * and drops the reply (moonwire.cluster's PUBLISH and presence writes:
+ * callable outside a task, at most once). Fails at once while Redis is
+ * down. */
+static int l_send(lua_State *L) {
+    upv_t u = up(L);
+    lconn_t *c = find_conn(u.reg, L, 1);
+    int argc = lua_gettop(L) - 1;
+    luaL_argcheck(L, argc >= 1, 2, "a command expected");
+    if (!c)
+        return nil_err(L, "closed");
+    int bad = check_args(L, 2, argc);
+    if (bad)
+        return bad;
+    args_t a;
+    if (args_init(&a, argc) != 0)
+        return mw_lua_push_result(L, MW_ENOMEM);
+    take_args(L, &a, 2, argc);
+    if ((bad = refuse_command(L, &a, argc, "")) != 0)
+        return bad;
+    int rc = mw_redis_command(c->r, argc, a.argv, a.lens, 0, on_send_reply, NULL);
+    args_free(&a);
+    return mw_lua_push_result(L, rc);
 }
 
 /* A pipeline: one wait for n commands. Replies are stored as they come
@@ -560,7 +597,9 @@ static void on_message(void *data, const char *ch, size_t chlen, const char *pat
                     (int)chlen, ch, mw_strerror(rc));
 }
 
-/* core.redis_subscribe(id, name, is_pattern, fn) -> sub id | nil, err */
+/* core.redis_subscribe(id, name, is_pattern, fn[, keep]) -> sub id | nil,
+ * err. keep: the runtime's own subscription (moonwire.cluster), made from
+ * anywhere and kept across reloads (its fn is runtime code, not the app's). */
 static int l_subscribe(lua_State *L) {
     upv_t u = up(L);
     lconn_t *c = find_conn(u.reg, L, 1);
@@ -568,6 +607,7 @@ static int l_subscribe(lua_State *L) {
     const char *name = luaL_checklstring(L, 2, &len);
     int is_pattern = lua_toboolean(L, 3);
     luaL_checktype(L, 4, LUA_TFUNCTION);
+    int keep = lua_toboolean(L, 5);
     luaL_argcheck(L, len > 0, 2, "a channel name expected");
     if (!c)
         return nil_err(L, "closed");
@@ -575,7 +615,7 @@ static int l_subscribe(lua_State *L) {
      * drops what the old code subscribed, and on_start subscribes again. */
     mw_sched_t *s = mw_lua_core_sched(u.ctx);
     mw_task_t *t = s ? mw_sched_running(s) : NULL;
-    if (!t || mw_task_thread(t) != L)
+    if (!keep && (!t || mw_task_thread(t) != L))
         return nil_err(L, "cannot subscribe here (only in on_start, a handler, hook, timer or "
                           "spawned task)");
     lsub_t *sub = calloc(1, sizeof *sub);
@@ -583,6 +623,7 @@ static int l_subscribe(lua_State *L) {
         return mw_lua_push_result(L, MW_ENOMEM);
     sub->reg = u.reg;
     sub->conn = c;
+    sub->keep = keep;
     int rc = mw_redis_subscribe(c->r, name, len, is_pattern, on_message, sub, &sub->sub);
     if (rc == 0 && (rc = mw_idmap_put(&u.reg->sub_ids, u.reg->next_id + 1, sub)) != 0)
         mw_redis_unsubscribe(c->r, sub->sub);
@@ -631,7 +672,7 @@ static int l_unsubscribe_all(lua_State *L) {
     for (mw_list_t *n = u.reg->subs.next, *next; n != &u.reg->subs; n = next) {
         next = n->next;
         lsub_t *sub = mw_list_entry(n, lsub_t, link);
-        if (sub->conn->sched == s)
+        if (sub->conn->sched == s && !sub->keep)
             sub_free(sub);
     }
     return 0;
@@ -711,6 +752,7 @@ void mw_lua_inject_redis_api(lua_State *L, mw_lua_core_t *ctx) {
         {"redis_open", l_open},
         {"redis_status", l_status},
         {"redis_call", l_call},
+        {"redis_send", l_send},
         {"redis_pipeline", l_pipeline},
         {"redis_subscribe", l_subscribe},
         {"redis_unsubscribe", l_unsubscribe},

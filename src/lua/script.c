@@ -1200,6 +1200,8 @@ static void waiting(const mw_script_t *sc, waiting_t *w) {
     }
 }
 
+static void cluster_health(mw_script_t *sc, FILE *f);
+
 /* app_health adds the Lua isolation counters (docs/security.md) and what
  * waits. */
 static void app_health(void *data, FILE *f) {
@@ -1215,6 +1217,7 @@ static void app_health(void *data, FILE *f) {
             (unsigned long long)sc->refused_messages, (unsigned long long)sc->timeouts,
             w.sched.parked, (unsigned long long)w.sched.timeouts, (unsigned long long)w.queued,
             (unsigned long long)w.held);
+    cluster_health(sc, f);
 }
 
 /* route_name labels a route of the latency histogram. */
@@ -1261,6 +1264,79 @@ static void bus_metrics(mw_script_t *sc, FILE *f) {
         }
     }
     lua_settop(L, base);
+}
+
+/* The cluster's counters (moonwire.cluster.stats(), docs/scaling.md), the
+ * way bus_metrics reads the bus's. */
+static const struct {
+    const char *key, *family, *type, *help;
+} cluster_rows[] = {
+    {"up", "cluster_up", "gauge", "1 while the cluster's Redis is reachable."},
+    {"published", "cluster_published_total", "counter", "Messages published to the other nodes."},
+    {"publish_failed", "cluster_publish_failed_total", "counter",
+     "Messages for the other nodes dropped because Redis was unreachable."},
+    {"received", "cluster_received_total", "counter", "Messages received from the other nodes."},
+    {"outages", "cluster_outages_total", "counter", "Times Redis became unreachable."},
+    {"subscriptions", "cluster_subscriptions", "gauge",
+     "Redis channels this node takes (its rooms, users, node, all, bus)."},
+};
+#define NCLUSTER_ROWS (sizeof cluster_rows / sizeof cluster_rows[0])
+
+/* push_cluster_stats pushes moonwire.cluster.stats() and returns 1, or
+ * pushes nothing and returns 0 when the cluster is off. */
+static int push_cluster_stats(lua_State *L) {
+    int base = lua_gettop(L);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_getfield(L, -1, "moonwire.cluster");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "stats");
+        if (lua_isfunction(L, -1) && lua_pcall(L, 0, 1, 0) == 0 && lua_istable(L, -1)) {
+            lua_replace(L, base + 1);
+            lua_settop(L, base + 1);
+            return 1;
+        }
+    }
+    lua_settop(L, base);
+    return 0;
+}
+
+static uint64_t cluster_value(lua_State *L, const char *key) {
+    lua_getfield(L, -1, key);
+    uint64_t v =
+        lua_isboolean(L, -1) ? (uint64_t)lua_toboolean(L, -1) : (uint64_t)lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static void cluster_metrics(mw_script_t *sc, FILE *f) {
+    if (!push_cluster_stats(sc->L))
+        return;
+    for (size_t i = 0; i < NCLUSTER_ROWS; i++) {
+        mw_metrics_family(f, cluster_rows[i].family, cluster_rows[i].type, cluster_rows[i].help);
+        mw_metrics_sample(f, cluster_rows[i].family, NULL, NULL,
+                          cluster_value(sc->L, cluster_rows[i].key));
+    }
+    lua_pop(sc->L, 1);
+}
+
+/* cluster_health adds "cluster":{...} to /health when the cluster is on. */
+static void cluster_health(mw_script_t *sc, FILE *f) {
+    lua_State *L = sc->L;
+    if (!push_cluster_stats(L))
+        return;
+    lua_getfield(L, -1, "node");
+    fprintf(f, ",\"cluster\":{\"node\":\"%s\"", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+    lua_pop(L, 1);
+    for (size_t i = 0; i < NCLUSTER_ROWS; i++) {
+        uint64_t v = cluster_value(L, cluster_rows[i].key);
+        if (!strcmp(cluster_rows[i].key, "up"))
+            fprintf(f, ",\"up\":%s", v ? "true" : "false");
+        else
+            fprintf(f, ",\"%s\":%llu", cluster_rows[i].key, (unsigned long long)v);
+    }
+    fputc('}', f);
+    lua_pop(L, 1);
 }
 
 static void app_metrics(void *data, FILE *f) {
@@ -1310,6 +1386,7 @@ static void app_metrics(void *data, FILE *f) {
                      route_name, sc);
     mw_lua_redis_metrics(sc->core, sc->sched, f); /* moonwire_redis_*, one series per handle */
     bus_metrics(sc, f);
+    cluster_metrics(sc, f);
 }
 
 /* push_http_request pushes what runtime.http learns about a plain HTTP

@@ -1,0 +1,42 @@
+-- moonwire.cluster's pure parts: channel and key names, the header.
+local cluster = require "moonwire.cluster"
+
+describe("moonwire.cluster", function()
+    it("names channels of rooms, users and nodes, and the shared ones", function()
+        assert.equal("mw:room:lobby", cluster.channel("room", "lobby"))
+        assert.equal("mw:user:42", cluster.channel("user", 42))
+        assert.equal("mw:node:n1", cluster.channel("node", "n1"))
+        assert.equal("mw:all", cluster.channel("all"))
+        assert.equal("mw:bus", cluster.channel("bus"))
+        assert.equal("a:b", cluster.channel_name("mw:room:a:b", "room"))
+        assert.is_nil(cluster.channel_name("mw:user:x", "room"))
+        assert.equal("mw:rn:lobby", cluster.nodes_key("lobby"))
+        assert.equal("mw:p:n1:lobby", cluster.entries_key("n1", "lobby"))
+    end)
+
+    it("round-trips the header and a binary payload", function()
+        local payload = "\0\n\255{\"a\":1}\n"
+        local frame = cluster.encode("n1", "r", "", true, "ev\n7", payload)
+        local h, p = cluster.decode(frame)
+        assert.same({ origin = "n1", kind = "r", target = "", bin = true, event_id = "ev\n7" }, h)
+        assert.equal(payload, p)
+        h, p = cluster.decode(cluster.encode("n2", "c", "17", false, nil, "x"))
+        assert.same({ origin = "n2", kind = "c", target = "17", bin = false }, h)
+        assert.equal("x", p)
+    end)
+
+    it("refuses what is not a cluster message", function()
+        assert.same({ nil, "truncated header" }, { cluster.decode("hello") })
+        assert.same({ nil, "bad event id length" }, { cluster.decode("n\nr\n\nt\n9\nab") })
+        assert.same({ nil, "bad header" }, { cluster.decode("n\nrr\n\nt\n0\n") })
+        assert.same({ nil, "bad header" }, { cluster.decode("\nr\n\nt\n0\n") })
+        assert.same({ nil, "bad header" }, { cluster.decode("n\nr\n\nx\n0\n") })
+        assert.same({ nil, "not a string" }, { cluster.decode(nil) })
+    end)
+
+    it("makes a random node id of 12 hex digits", function()
+        local a, b = cluster.random_id(), cluster.random_id()
+        assert.truthy(a:match("^%x+$") and #a == 12)
+        assert.are_not.equal(a, b)
+    end)
+end)
