@@ -115,6 +115,10 @@ mw_integration_test(redis)
 # server's events, hot reload of subscribers, check and new subscriber.
 mw_integration_test(subscribers)
 
+# workers = 2: the supervisor, worker restart after SIGKILL, SIGHUP and
+# SIGTERM passed on, no orphans.
+mw_integration_test(workers)
+
 # The installed layout: the binary must find its runtime under
 # <prefix>/share/moonwire/lua, and an app must load from there; the compiled
 # Lua modules (moonwire/core.so, moonwire/core/jwt.so) go under

@@ -229,6 +229,8 @@ static const mw_config_desc_t descs[] = {
         "events a chain of subscribers may emit one inside another before emit refuses"),
     INT(bus_max_pending, "10000", 1, 10000000, LIVE,
         "subscriber handlers started and not finished; past it emit drops the event"),
+    INT(workers, "1", 1, 64, RESTART,
+        "worker processes serving the app (1: one process, no supervisor)"),
     TABLE(app, LIVE, "free-form settings for the application"),
 };
 
