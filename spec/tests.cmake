@@ -119,6 +119,10 @@ mw_integration_test(subscribers)
 # redis-server (killed and restarted during traffic; one node SIGKILLed).
 mw_integration_test(cluster)
 
+# workers = 2: the supervisor, worker restart after SIGKILL, SIGHUP and
+# SIGTERM passed on, no orphans.
+mw_integration_test(workers)
+
 # The installed layout: the binary must find its runtime under
 # <prefix>/share/moonwire/lua, and an app must load from there; the compiled
 # Lua modules (moonwire/core.so, moonwire/core/jwt.so) go under

@@ -251,6 +251,8 @@ static const mw_config_desc_t descs[] = {
            "this node's name in the cluster (empty: a random id per start)"),
     INT(presence_ttl, "15000", 1000, 3600000, RESTART,
         "ms after which a dead node's presence entries are gone (heartbeat every third of it)"),
+    INT(workers, "1", 1, 64, RESTART,
+        "worker processes serving the app (1: one process, no supervisor)"),
     TABLE(app, LIVE, "free-form settings for the application"),
 };
 

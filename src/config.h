@@ -95,6 +95,7 @@ typedef struct mw_config {
     int script_timeout;         /* ms; 0 = no watchdog */
     int max_pending_messages;   /* queued while a client's handler waits */
     long long lua_memory_limit; /* bytes; 0 = unlimited */
+    int workers;                /* worker processes (supervisor.c); 1 = no supervisor */
     /* the event bus (docs/subscribers.md) */
     char *redis_url;        /* the app's Redis: ctx.redis of a subscriber */
     int subscriber_timeout; /* ms; 0 = no limit */

@@ -4,9 +4,11 @@
 #include "health.h"
 #include "log.h"
 #include "state.h"
+#include "supervisor.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 char *mw_health_json(mw_server_t *s, size_t *len) {
     char *buf = NULL;
@@ -33,6 +35,9 @@ char *mw_health_json(mw_server_t *s, size_t *len) {
     for (int i = 0; i < s->nrestart_required; i++)
         fprintf(f, "%s\"%s\"", i ? "," : "", s->restart_required[i]->name);
     fputc(']', f);
+    int worker = mw_worker_id(); /* which process answered (workers = N) */
+    if (worker)
+        fprintf(f, ",\"worker\":%d,\"pid\":%d", worker, (int)getpid());
     if (s->app.cb->health)
         s->app.cb->health(s->app.data, f);
     fputs("}\n", f);

@@ -15,6 +15,7 @@
 
 static mw_log_level min_level = MW_LOG_INFO;
 static int json_format = 0;
+static int worker_id = 0; /* supervisor.h: 0 when not a worker */
 static mw_log_sink_cb sink;
 static void *sink_data;
 
@@ -23,6 +24,10 @@ static const char *level_names[] = {"debug", "info", "warn", "error"};
 void mw_log_configure(mw_log_level level, int json) {
     min_level = level;
     json_format = json;
+}
+
+void mw_log_set_worker(int id) {
+    worker_id = id;
 }
 
 void mw_log_set_sink(mw_log_sink_cb fn, void *data) {
@@ -87,11 +92,16 @@ void mw_log(mw_log_level level, const char *fmt, ...) {
     if (!f)
         return;
     if (json_format) {
-        fprintf(f, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, level_names[level]);
+        fprintf(f, "{\"ts\":\"%s\",\"level\":\"%s\",", ts, level_names[level]);
+        if (worker_id)
+            fprintf(f, "\"worker\":%d,", worker_id);
+        fputs("\"msg\":\"", f);
         mw_json_escape(f, msg);
         fputs("\"}\n", f);
     } else {
         fprintf(f, "%s %-5s ", ts, level_names[level]);
+        if (worker_id)
+            fprintf(f, "[worker %d] ", worker_id);
         for (char *p = msg; *p; p++) {
             if (*p == '\n')
                 fputs("\\n", f);

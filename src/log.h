@@ -15,6 +15,10 @@ typedef enum { MW_LOG_DEBUG = 0, MW_LOG_INFO, MW_LOG_WARN, MW_LOG_ERROR } mw_log
 /* mw_log_configure sets the minimum level and the format (json = 1). */
 void mw_log_configure(mw_log_level level, int json);
 
+/* mw_log_set_worker tags every line with a worker's number (supervisor.h):
+ * "[worker 2] " in text, "worker":2 in JSON. 0: no tag. */
+void mw_log_set_worker(int id);
+
 /* mw_log_level_parse maps "debug".."error" to a level; -1 if unknown. */
 int mw_log_level_parse(const char *name);
 

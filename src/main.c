@@ -20,6 +20,7 @@
 #include "log.h"
 #include "lua/script.h"
 #include "paths.h"
+#include "supervisor.h"
 #include "server.h"
 #include "tls.h"
 
@@ -171,12 +172,24 @@ static int app_exists(const char *app) {
     return 1;
 }
 
+/* The command line, for the workers a supervisor starts (supervisor.h). */
+static char **main_argv;
+
 static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
     mw_config_t cfg;
     char err[2048];
     int rc = load_config(sc, cli, &cfg);
     if (rc)
         return rc;
+    if (mw_worker_watch_parent() != 0) {
+        mw_config_free(&cfg);
+        return 1;
+    }
+    if (cfg.workers > 1 && !mw_worker_id()) {
+        rc = mw_supervisor_run(&cfg, main_argv);
+        mw_config_free(&cfg);
+        return rc;
+    }
     uv_loop_t *loop = uv_default_loop();
     mw_server_t *server = NULL;
     if (mw_server_create(&server, loop, &cfg, cli->app, mw_script_app(sc)) != 0) {
@@ -192,6 +205,11 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
     }
     reloader_t reloader = {sc, cli};
     mw_server_set_config_loader(server, reload_config, &reloader);
+    mw_log_set_worker(mw_worker_id());
+    int fds[MW_MAX_LISTENERS];
+    int nfds = mw_worker_listen_fds(fds);
+    if (nfds > 0)
+        mw_server_set_listen_fds(server, fds, nfds);
     rc = mw_server_listen(server);
     if (rc == 0) {
         mw_server_start(server); /* its clock and timers, for on_start's */
@@ -316,6 +334,7 @@ static int cmd_bench(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    main_argv = argv;
     if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-v"))) {
         printf("moonwire %s\n", MW_VERSION);
         return 0;

@@ -123,7 +123,10 @@ static int listen_on(mw_server_t *s, uv_tcp_t *h, int *listening, const char *ho
     uv_tcp_init(s->loop, h);
     h->data = s;
     *listening = 1;
-    rc = uv_tcp_bind(h, (const struct sockaddr *)&addr, 0);
+    if (s->next_listen_fd < s->nlisten_fds) /* a worker: the supervisor bound it */
+        rc = uv_tcp_open(h, s->listen_fds[s->next_listen_fd++]);
+    else
+        rc = uv_tcp_bind(h, (const struct sockaddr *)&addr, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)h, 1024, on_connection);
     if (rc != 0) {
@@ -155,6 +158,13 @@ static int tls_load(mw_server_t *s, mw_tls_ctx_t **out, char *err, size_t errlen
 }
 
 static void stop_listening(mw_server_t *s);
+
+void mw_server_set_listen_fds(mw_server_t *s, const int *fds, int n) {
+    for (int i = 0; i < n && i < MW_SERVER_MAX_LISTEN_FDS; i++)
+        s->listen_fds[i] = fds[i];
+    s->nlisten_fds = n < MW_SERVER_MAX_LISTEN_FDS ? n : MW_SERVER_MAX_LISTEN_FDS;
+    s->next_listen_fd = 0;
+}
 
 int mw_server_listen(mw_server_t *s) {
     const mw_config_t *cfg = s->cfg;

@@ -57,6 +57,12 @@ int mw_server_adopt(mw_server_t *s, int fd, const char *peer_addr, int peer_port
  * handles; run the loop until it returns, then mw_server_free. */
 void mw_server_abort(mw_server_t *s);
 
+/* mw_server_set_listen_fds hands a worker the listening sockets its
+ * supervisor bound (supervisor.h), in the order mw_server_listen opens
+ * listeners: it listens on those instead of binding. */
+#define MW_SERVER_MAX_LISTEN_FDS 3
+void mw_server_set_listen_fds(mw_server_t *s, const int *fds, int n);
+
 /* mw_server_listen binds and listens on cfg->host:cfg->port and logs the
  * URL. With tls_cert set it first loads the certificate: then port serves
  * wss://, or tls_port does and port stays ws://. Returns 0, MW_ECONFIG (a

@@ -56,6 +56,8 @@ struct mw_server {
 
     uv_tcp_t listener;
     int listening;
+    int listen_fds[3]; /* a worker's inherited listeners (supervisor.c) */
+    int nlisten_fds, next_listen_fd;
     uv_tcp_t tls_listener; /* tls_port, when TLS has a port of its own */
     int tls_listening;
     uv_tcp_t api_listener; /* api_port: the server API alone */

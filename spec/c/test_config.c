@@ -60,7 +60,7 @@ static void test_defaults(void) {
 static void test_descriptor_table(void) {
     size_t n;
     const mw_config_desc_t *d = mw_config_descs(&n);
-    CHECK_EQ(n, 66);
+    CHECK_EQ(n, 67);
     for (size_t i = 0; i < n; i++) {
         CHECK(mw_config_find(d[i].name) == &d[i]);
         CHECK(d[i].help && d[i].help[0]);
@@ -113,7 +113,8 @@ static const char *const restart_only[] = {"host",
                                            "api_host",
                                            "cluster",
                                            "node_id",
-                                           "presence_ttl"};
+                                           "presence_ttl",
+                                           "workers"};
 #define NRESTART (sizeof restart_only / sizeof restart_only[0])
 
 /* Each descriptor's field: inside mw_config_t, wide enough for its bounds,

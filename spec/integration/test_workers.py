@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+"""workers = 2: a supervisor process and two workers sharing the listener.
+
+fixtures/workers (workers = 2) answers who.am with the worker that serves
+the client (its /health carries "worker" and "pid"). Which worker accepts
+a connection is pinned, not left to chance: the other worker is stopped
+(SIGSTOP) while the client connects, then continued. Cases: two workers
+serve; a worker killed with SIGKILL is started again while the clients of
+the other keep being served; SIGHUP reloads every worker; SIGTERM stops
+every worker gracefully and the supervisor exits 0; killing the supervisor
+takes its workers with it.
+"""
+
+import os
+import re
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+from harness import check, eq  # noqa: E402
+
+S = H.Suite("moonwire workers")
+
+
+class State:
+    srv = None
+
+
+def children(pid):
+    """Pids of the live child processes of pid."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return sorted(out)
+
+
+def workers():
+    return children(State.srv.proc.pid)
+
+
+def wait_workers(n, what):
+    H.poll(lambda: len(workers()) == n, timeout=15, what=what)
+    return workers()
+
+
+def who(c):
+    r = c.request("who", "am")
+    check(r.get("type") == "who", "who.am answered %r" % r)
+    return r["data"]
+
+
+def client_on(pid):
+    """A client served by worker pid: every other worker is stopped while
+    it connects and is answered."""
+    others = [p for p in workers() if p != pid]
+    for p in others:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        c = H.JsonClient(State.srv)
+        data = who(c)
+    finally:
+        for p in others:
+            os.kill(p, signal.SIGCONT)
+    eq(data["pid"], pid, "the worker that answered")
+    return c
+
+
+@S.setup
+def start(ctx):
+    State.srv = ctx.start("workers", ctx.copy_app(ctx.fixture("workers")))
+    wait_workers(2, "two workers")
+
+
+@S.case("two worker processes serve the same port; /health says which answered")
+def test_two_workers(ctx):
+    pids = wait_workers(2, "two workers")
+    seen = set()
+    for pid in pids:
+        c = ctx.track(client_on(pid))
+        seen.add(who(c)["worker"])
+    eq(seen, {1, 2}, "worker numbers")
+    log = State.srv.log()
+    check(re.search(r"\[worker 1\] listening on ws://127\.0\.0\.1:%d/" % State.srv.port, log),
+          "worker 1 logs its listener")
+    check(re.search(r"\[worker 2\] listening on ws://", log), "worker 2 logs its listener")
+
+
+@S.case("a worker killed with SIGKILL is started again; the other's clients stay", timeout=40)
+def test_restart(ctx):
+    a, b = wait_workers(2, "two workers")
+    keep = ctx.track(client_on(b))
+    lost = client_on(a)
+    os.kill(a, signal.SIGKILL)
+    State.srv.wait_log(r"worker \d \(pid %d\) killed by signal 9; restarting it" % a)
+    eq(who(keep)["pid"], b, "the other worker's client is still served")
+    H.poll(lambda: len(workers()) == 2 and a not in workers(), timeout=15,
+           what="a new worker in place of the killed one")
+    lost.raw.expect_eof(5)  # the killed worker's client is disconnected
+    new = [p for p in workers() if p != b][0]
+    c = ctx.track(client_on(new))
+    eq(who(c)["pid"], new, "the new worker serves")
+    eq(who(keep)["pid"], b, "and the old one still does")
+
+
+@S.case("SIGHUP reloads every worker", timeout=30)
+def test_sighup(ctx):
+    wait_workers(2, "two workers")
+    start = len(State.srv.log())
+    os.kill(State.srv.proc.pid, signal.SIGHUP)
+    for n in (1, 2):
+        State.srv.wait_log(r"\[worker %d\] .*reload" % n, start=start)
+
+
+@S.case("SIGTERM stops every worker gracefully; the supervisor exits 0", timeout=40)
+def test_sigterm(ctx):
+    pids = wait_workers(2, "two workers")
+    c = client_on(pids[0])
+    os.kill(State.srv.proc.pid, signal.SIGTERM)
+    eq(State.srv.wait_exit(20), 0, "supervisor exit status")
+    c.raw.expect_close(1001)  # closed gracefully, "going away"
+    H.poll(lambda: all(not os.path.exists("/proc/%d" % p) for p in pids), timeout=10,
+           what="every worker to be gone")
+    log = State.srv.log()
+    check("supervisor: every worker stopped" in log, "the last line")
+
+
+@S.case("a supervisor killed with SIGKILL takes its workers with it", timeout=40)
+def test_orphans(ctx):
+    srv = ctx.start("orphans", ctx.copy_app(ctx.fixture("workers")))
+    H.poll(lambda: len(children(srv.proc.pid)) == 2, timeout=15, what="two workers")
+    pids = children(srv.proc.pid)
+    srv.proc.kill()
+    srv.proc.wait(timeout=5)
+
+    def gone():
+        return all(not os.path.exists("/proc/%d" % p) for p in pids)
+    H.poll(gone, timeout=15, what="the workers to exit")
+
+
+if __name__ == "__main__":
+    sys.exit(S.main())

@@ -1,0 +1,318 @@
+/*
+ * supervisor.c - the master process of `workers = N` (see supervisor.h).
+ *
+ * The master runs no app: it binds the listeners as mw_server_listen
+ * would (same order, same addresses), spawns the workers with the
+ * listeners as file descriptors 3.., and then only waits. Its loop has
+ * three kinds of handles: a uv_process_t per worker, the signals it
+ * passes on, and a restart timer per worker waiting for its backoff.
+ */
+#include "supervisor.h"
+#include "log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+extern char **environ;
+
+/* Restart backoff: from RESTART_MIN_MS, doubling to RESTART_MAX_MS; a
+ * worker that ran RESTART_RESET_MS starts over from the minimum. */
+#define RESTART_MIN_MS 100
+#define RESTART_MAX_MS 5000
+#define RESTART_RESET_MS 10000
+#define MAX_WORKERS 64
+
+typedef struct supervisor supervisor_t;
+
+typedef struct {
+    supervisor_t *sup;
+    int id; /* 1..N */
+    uv_process_t proc;
+    int running;
+    uint64_t started_ms;
+    uint64_t backoff_ms;
+    uv_timer_t restart;
+} worker_t;
+
+struct supervisor {
+    uv_loop_t *loop;
+    char **argv;
+    int fds[MW_MAX_LISTENERS];
+    int nfds;
+    int nworkers;
+    worker_t workers[MAX_WORKERS];
+    int stopping;
+    int alive;
+    uv_signal_t sigterm, sigint, sighup;
+};
+
+int mw_worker_id(void) {
+    const char *v = getenv("MW_WORKER");
+    int id = v ? atoi(v) : 0;
+    return id > 0 ? id : 0;
+}
+
+int mw_worker_watch_parent(void) {
+    if (!mw_worker_id())
+        return 0;
+    /* The supervisor gone (even killed with SIGKILL), its workers stop
+     * gracefully instead of holding the port as orphans. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+        return -1;
+    return getppid() == 1 ? -1 : 0; /* it died before the prctl */
+}
+
+int mw_worker_listen_fds(int *fds) {
+    const char *v = getenv("MW_LISTEN_FDS");
+    if (!v || !mw_worker_id())
+        return 0;
+    int n = 0;
+    while (*v && n < MW_MAX_LISTENERS) {
+        char *end;
+        long fd = strtol(v, &end, 10);
+        if (end == v || fd < 3)
+            break;
+        fds[n++] = (int)fd;
+        v = *end == ',' ? end + 1 : end;
+    }
+    return n;
+}
+
+/* bind_listener binds and listens on host:port as listen_on in server.c
+ * does. Returns 0 with *fd set, MW_ECONFIG-like 2 for a bad host, 1 when
+ * the address cannot be bound. */
+static int bind_listener(const char *host, int port, int *fd) {
+    struct sockaddr_storage addr;
+    int v6 = strchr(host, ':') != NULL;
+    int rc = v6 ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
+                : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+    if (rc != 0) {
+        mw_log_error("\"%s\" is not an IPv4 or IPv6 address", host);
+        return 2;
+    }
+    int s = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int on = 1;
+    if (s < 0 || setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        bind(s, (struct sockaddr *)&addr,
+             v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0 ||
+        listen(s, 1024) != 0) {
+        mw_log_error("cannot listen on %s port %d: %s", host, port, strerror(errno));
+        if (s >= 0)
+            close(s);
+        return 1;
+    }
+    *fd = s;
+    return 0;
+}
+
+/* bind_all binds what mw_server_listen opens, in its order. */
+static int bind_all(supervisor_t *sup, const mw_config_t *cfg) {
+    int rc = bind_listener(cfg->host, cfg->port, &sup->fds[sup->nfds]);
+    if (rc == 0)
+        sup->nfds++;
+    if (rc == 0 && cfg->tls_cert[0] && cfg->tls_port >= 0 &&
+        (rc = bind_listener(cfg->host, cfg->tls_port, &sup->fds[sup->nfds])) == 0)
+        sup->nfds++;
+    if (rc == 0 && cfg->api_port > 0 && cfg->api_key[0] &&
+        (rc = bind_listener(cfg->api_host, cfg->api_port, &sup->fds[sup->nfds])) == 0)
+        sup->nfds++;
+    return rc;
+}
+
+static int spawn_worker(worker_t *w);
+
+static void on_restart_closed(uv_handle_t *h) {
+    (void)h;
+}
+
+static void on_restart(uv_timer_t *t) {
+    worker_t *w = t->data;
+    if (w->sup->stopping)
+        return;
+    if (spawn_worker(w) != 0) {
+        w->backoff_ms = w->backoff_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS : w->backoff_ms * 2;
+        uv_timer_start(&w->restart, on_restart, w->backoff_ms, 0);
+    }
+}
+
+static void stop_all(supervisor_t *sup, int signum);
+
+static void on_proc_closed(uv_handle_t *h) {
+    worker_t *w = h->data;
+    supervisor_t *sup = w->sup;
+    if (sup->stopping && sup->alive == 0) {
+        uv_signal_stop(&sup->sigterm);
+        uv_signal_stop(&sup->sigint);
+        uv_signal_stop(&sup->sighup);
+        uv_close((uv_handle_t *)&sup->sigterm, NULL);
+        uv_close((uv_handle_t *)&sup->sigint, NULL);
+        uv_close((uv_handle_t *)&sup->sighup, NULL);
+        for (int i = 0; i < sup->nworkers; i++)
+            if (!uv_is_closing((uv_handle_t *)&sup->workers[i].restart))
+                uv_close((uv_handle_t *)&sup->workers[i].restart, on_restart_closed);
+    }
+}
+
+static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
+    worker_t *w = p->data;
+    supervisor_t *sup = w->sup;
+    w->running = 0;
+    sup->alive--;
+    uv_close((uv_handle_t *)p, on_proc_closed);
+    if (sup->stopping) {
+        mw_log_info("worker %d (pid %d) stopped", w->id, p->pid);
+        return;
+    }
+    uint64_t ran = uv_now(sup->loop) - w->started_ms;
+    if (ran >= RESTART_RESET_MS)
+        w->backoff_ms = RESTART_MIN_MS;
+    if (signum)
+        mw_log_error("worker %d (pid %d) killed by signal %d; restarting it in %llu ms", w->id,
+                     p->pid, signum, (unsigned long long)w->backoff_ms);
+    else
+        mw_log_error("worker %d (pid %d) exited with status %lld; restarting it in %llu ms", w->id,
+                     p->pid, (long long)status, (unsigned long long)w->backoff_ms);
+    uv_timer_start(&w->restart, on_restart, w->backoff_ms, 0);
+    w->backoff_ms = w->backoff_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS : w->backoff_ms * 2;
+}
+
+/* spawn_worker starts worker w: this binary with the master's arguments,
+ * MW_WORKER and MW_LISTEN_FDS in its environment, the listeners as fds 3.. */
+static int spawn_worker(worker_t *w) {
+    supervisor_t *sup = w->sup;
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **env = calloc(nenv + 3, sizeof *env);
+    if (!env)
+        return UV_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], "MW_WORKER=", 10) && strncmp(environ[i], "MW_LISTEN_FDS=", 14))
+            env[k++] = environ[i];
+    char idvar[32], fdvar[64];
+    snprintf(idvar, sizeof idvar, "MW_WORKER=%d", w->id);
+    int off = snprintf(fdvar, sizeof fdvar, "MW_LISTEN_FDS=");
+    for (int i = 0; i < sup->nfds; i++)
+        off += snprintf(fdvar + off, sizeof fdvar - (size_t)off, "%s%d", i ? "," : "", 3 + i);
+    env[k++] = idvar;
+    env[k++] = fdvar;
+    env[k] = NULL;
+
+    uv_stdio_container_t stdio[3 + MW_MAX_LISTENERS];
+    for (int i = 0; i < 3; i++) {
+        stdio[i].flags = UV_INHERIT_FD;
+        stdio[i].data.fd = i;
+    }
+    for (int i = 0; i < sup->nfds; i++) {
+        stdio[3 + i].flags = UV_INHERIT_FD;
+        stdio[3 + i].data.fd = sup->fds[i];
+    }
+    uv_process_options_t opts = {
+        .exit_cb = on_worker_exit,
+        .file = "/proc/self/exe",
+        .args = sup->argv,
+        .env = env,
+        .stdio_count = 3 + sup->nfds,
+        .stdio = stdio,
+    };
+    w->proc.data = w;
+    int rc = uv_spawn(sup->loop, &w->proc, &opts);
+    free(env);
+    if (rc != 0) {
+        mw_log_error("cannot start worker %d: %s", w->id, uv_strerror(rc));
+        uv_close((uv_handle_t *)&w->proc, NULL);
+        return rc;
+    }
+    w->running = 1;
+    w->started_ms = uv_now(sup->loop);
+    sup->alive++;
+    mw_log_info("worker %d started (pid %d)", w->id, w->proc.pid);
+    return 0;
+}
+
+/* stop_all passes signum on to every running worker; with SIGTERM or
+ * SIGINT the supervisor stops restarting them and exits after the last. */
+static void stop_all(supervisor_t *sup, int signum) {
+    for (int i = 0; i < sup->nworkers; i++) {
+        worker_t *w = &sup->workers[i];
+        if (signum != SIGHUP)
+            uv_timer_stop(&w->restart);
+        if (w->running)
+            uv_process_kill(&w->proc, signum);
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    supervisor_t *sup = h->data;
+    if (signum == SIGHUP) {
+        mw_log_info("SIGHUP: reloading every worker");
+        stop_all(sup, SIGHUP);
+        return;
+    }
+    if (!sup->stopping)
+        mw_log_info("%s: stopping %d workers", signum == SIGTERM ? "SIGTERM" : "SIGINT",
+                    sup->alive);
+    sup->stopping = 1;
+    stop_all(sup, SIGTERM);
+    if (sup->alive == 0)
+        on_proc_closed((uv_handle_t *)&sup->workers[0].proc);
+}
+
+int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
+    static supervisor_t sup; /* one per process, and its handles outlive this frame */
+    memset(&sup, 0, sizeof sup);
+    sup.loop = uv_default_loop();
+    sup.argv = argv;
+    sup.nworkers = cfg->workers > MAX_WORKERS ? MAX_WORKERS : cfg->workers;
+    int rc = bind_all(&sup, cfg);
+    if (rc != 0) {
+        for (int i = 0; i < sup.nfds; i++)
+            close(sup.fds[i]);
+        return rc;
+    }
+    mw_log_info("supervisor (pid %d): %d workers", (int)getpid(), sup.nworkers);
+    uv_signal_t *sigs[] = {&sup.sigterm, &sup.sigint, &sup.sighup};
+    int nums[] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(sup.loop, sigs[i]);
+        sigs[i]->data = &sup;
+        uv_signal_start(sigs[i], on_signal, nums[i]);
+    }
+    for (int i = 0; i < sup.nworkers; i++) {
+        worker_t *w = &sup.workers[i];
+        w->sup = &sup;
+        w->id = i + 1;
+        w->backoff_ms = RESTART_MIN_MS;
+        uv_timer_init(sup.loop, &w->restart);
+        w->restart.data = w;
+        w->proc.data = w;
+        if (spawn_worker(w) != 0 && sup.alive == 0) {
+            rc = 1;
+            sup.stopping = 1;
+            stop_all(&sup, SIGTERM);
+            break;
+        }
+    }
+    if (rc != 0) {
+        for (int i = 0; i < 3; i++)
+            uv_close((uv_handle_t *)sigs[i], NULL);
+        for (int i = 0; i < sup.nworkers; i++)
+            if (sup.workers[i].sup)
+                uv_close((uv_handle_t *)&sup.workers[i].restart, NULL);
+    }
+    uv_run(sup.loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < sup.nfds; i++)
+        close(sup.fds[i]);
+    uv_loop_close(sup.loop);
+    if (rc == 0)
+        mw_log_info("supervisor: every worker stopped");
+    return rc;
+}

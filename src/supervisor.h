@@ -1,0 +1,47 @@
+/*
+ * supervisor.h - `workers = N`: one master process that binds the
+ * listeners and keeps N worker processes running.
+ *
+ * The nginx model: the master binds every listening socket once, then
+ * starts each worker as a fresh `moonwire serve` process (uv_spawn, so no
+ * thread or Lua state crosses a fork) that inherits the sockets and
+ * accepts from them. A worker has its own loop and Lua state; one that
+ * exits without being asked (a crash, a runaway loop past script_timeout
+ * that had to be killed) is started again with backoff while the others
+ * keep serving. SIGHUP is passed on to every worker (each reloads),
+ * SIGTERM and SIGINT too (each shuts down gracefully), and the master
+ * exits when the last one has.
+ *
+ * A worker learns that it is one from its environment: MW_WORKER (its
+ * number, 1..N) and MW_LISTEN_FDS (the inherited listeners, in the order
+ * mw_server_listen opens them).
+ */
+#ifndef MW_SUPERVISOR_H
+#define MW_SUPERVISOR_H
+
+#include "config.h"
+
+/* The most listeners a server opens: ws/wss, a separate wss, the API. */
+#define MW_MAX_LISTENERS 3
+
+/* mw_supervisor_run binds cfg's listeners, starts cfg->workers workers
+ * running argv (the master's own command line) and supervises them until
+ * they all exited after SIGTERM/SIGINT. Returns the exit status: 0 after a
+ * graceful stop, 1 when the listeners cannot be bound or the first
+ * workers cannot start, 2 for a bad host. */
+int mw_supervisor_run(const mw_config_t *cfg, char **argv);
+
+/* mw_worker_id is this process's worker number (1..N), or 0 when it is not
+ * a worker of a supervisor. */
+int mw_worker_id(void);
+
+/* mw_worker_watch_parent makes a worker receive SIGTERM when its
+ * supervisor dies. Returns 0, or -1 when the supervisor is already gone
+ * (the worker should exit). Does nothing outside a worker. */
+int mw_worker_watch_parent(void);
+
+/* mw_worker_listen_fds reads MW_LISTEN_FDS into fds (at most
+ * MW_MAX_LISTENERS). Returns how many, 0 when not a worker. */
+int mw_worker_listen_fds(int *fds);
+
+#endif
