@@ -12,6 +12,7 @@
 #include "config.h"
 #include "errors.h"
 #include "rooms.h"
+#include "shdict.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -50,6 +51,13 @@ static const char *valid_redis_url(const char *v) {
     if (!*v || !strncmp(v, "redis://", 8) || !strncmp(v, "unix://", 7))
         return NULL;
     return "must be a redis:// or unix:// URL (or empty)";
+}
+
+/* valid_shared_dict: "name:size" (src/shdict.c says what is accepted). */
+static const char *valid_shared_dict(const char *v) {
+    char name[MW_SHDICT_NAME_MAX + 1];
+    size_t size;
+    return mw_shdict_parse_spec(v, name, &size);
 }
 
 /* valid_origin: "*", or an RFC 6454 serialized origin: scheme "://" host
@@ -229,6 +237,8 @@ static const mw_config_desc_t descs[] = {
         "events a chain of subscribers may emit one inside another before emit refuses"),
     INT(bus_max_pending, "10000", 1, 10000000, LIVE,
         "subscriber handlers started and not finished; past it emit drops the event"),
+    LIST(shared_dicts, valid_shared_dict, RESTART,
+         "shared dicts as \"name:size\" (\"cache:10m\"; k, m, g): moonwire.shared.dict(name)"),
     TABLE(app, LIVE, "free-form settings for the application"),
 };
 
@@ -591,6 +601,12 @@ int mw_config_check(const mw_config_t *cfg, char *err, size_t errlen) {
         return fail(err, errlen, "api_port", "needs api_key (the server API is off without it)");
     if (cfg->api_port > 0 && (cfg->api_port == cfg->port || cfg->api_port == cfg->tls_port))
         return fail(err, errlen, "api_port", "must differ from port and tls_port");
+    for (int i = 0; i < cfg->nshared_dicts; i++)
+        for (int j = 0; j < i; j++) {
+            size_t n = strcspn(cfg->shared_dicts[i], ":");
+            if (strncmp(cfg->shared_dicts[i], cfg->shared_dicts[j], n + 1) == 0)
+                return fail(err, errlen, "shared_dicts", "a dict name appears twice");
+        }
     return 0;
 }
 

@@ -100,6 +100,9 @@ typedef struct mw_config {
     int subscriber_timeout; /* ms; 0 = no limit */
     int bus_max_depth;      /* nested emits */
     int bus_max_pending;    /* handlers in flight */
+    /* shared dicts (src/shdict.h): "name:size" entries, mapped at start */
+    char *shared_dicts[MW_CONFIG_MAX_SUBPROTOCOLS];
+    int nshared_dicts;
 } mw_config_t;
 
 /* mw_config_valid_fn checks one value of a string option, or one entry of
