@@ -196,6 +196,7 @@ describe("moonwire.shared", function()
         assert.matches('moonwire_shdict_bytes{dict="cache"} %d+', metrics)
         assert.matches('moonwire_shdict_free_bytes{dict="counters"} %d+', metrics)
         assert.matches('moonwire_shdict_keys{dict="counters"} 1', metrics, 1, true)
+        assert.matches('moonwire_shdict_recoveries_total{dict="cache"} 0', metrics, 1, true)
     end)
 end)
 

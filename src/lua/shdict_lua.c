@@ -425,6 +425,8 @@ void mw_lua_shdict_metrics(mw_lua_core_t *ctx, FILE *out) {
          "Keys a shared dict holds, expired ones not yet reclaimed included."},
         {"shdict_evictions_total", "counter",
          "Live keys evicted from a shared dict to make room for a write."},
+        {"shdict_recoveries_total", "counter",
+         "Times a process took a shared dict's lock from one that died holding it."},
     };
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
         mw_metrics_family(out, fam[f].name, fam[f].type, fam[f].help);
@@ -435,7 +437,8 @@ void mw_lua_shdict_metrics(mw_lua_core_t *ctx, FILE *out) {
             uint64_t v = f == 0   ? mw_shdict_capacity(d)
                          : f == 1 ? mw_shdict_free_space(d)
                          : f == 2 ? st.keys
-                                  : st.evictions;
+                         : f == 3 ? st.evictions
+                                  : st.recoveries;
             mw_metrics_sample(out, fam[f].name, "dict", mw_shdict_name(d), v);
         }
     }

@@ -17,7 +17,7 @@
 void mw_lua_inject_shdict_api(lua_State *L, mw_lua_core_t *ctx);
 
 /* mw_lua_shdict_metrics writes moonwire_shdict_* for every dict of ctx:
- * bytes, free bytes, keys and evictions, labelled by dict. */
+ * bytes, free bytes, keys, evictions and lock recoveries, by dict. */
 void mw_lua_shdict_metrics(mw_lua_core_t *ctx, FILE *out);
 
 #endif
