@@ -25,6 +25,7 @@
 #define NBINS 40
 #define EVICT_TRIES 30  /* items evicted at most for one write (OpenResty's figure) */
 #define RECLAIM_STEPS 3 /* expired items reclaimed from the LRU end per write */
+#define ALLOC_SCAN 8    /* blocks of a request's own size class tried before bigger ones */
 
 /* A block of the arena. The low bit of size marks it used. A free block
  * has its list links where a used one has its payload. */
@@ -61,6 +62,7 @@ struct mw_shdict {
     node_t lru;      /* sentinel: lru.next most recent, lru.prev least */
     char *arena, *arena_end;
     block_t *bins[NBINS];
+    uint64_t binmap; /* bit i: bins[i] is not empty */
     size_t free_bytes;
     size_t keys;
     uint64_t evictions, recoveries;
@@ -80,13 +82,14 @@ static block_t *bnext(const block_t *b) {
     return (block_t *)((char *)b + bsize(b));
 }
 
+/* bin_of is a size's class: 0 up to MIN_BLOCK, then i for sizes in
+ * (MIN_BLOCK * 2^(i-1), MIN_BLOCK * 2^i], so every block of a class above
+ * a request's fits it. */
 static unsigned bin_of(size_t size) {
-    unsigned i = 0;
-    while (size > MIN_BLOCK && i < NBINS - 1) {
-        size >>= 1;
-        i++;
-    }
-    return i;
+    if (size <= MIN_BLOCK)
+        return 0;
+    unsigned i = 64u - (unsigned)__builtin_clzll((unsigned long long)((size - 1) / MIN_BLOCK));
+    return i < NBINS ? i : NBINS - 1;
 }
 
 static void bin_push(mw_shdict_t *d, block_t *b) {
@@ -96,13 +99,18 @@ static void bin_push(mw_shdict_t *d, block_t *b) {
     if (b->fnext)
         b->fnext->fprev = b;
     d->bins[i] = b;
+    d->binmap |= 1ull << i;
 }
 
 static void bin_remove(mw_shdict_t *d, block_t *b) {
-    if (b->fprev)
+    if (b->fprev) {
         b->fprev->fnext = b->fnext;
-    else
-        d->bins[bin_of(bsize(b))] = b->fnext;
+    } else {
+        unsigned i = bin_of(bsize(b));
+        d->bins[i] = b->fnext;
+        if (!b->fnext)
+            d->binmap &= ~(1ull << i);
+    }
     if (b->fnext)
         b->fnext->fprev = b->fprev;
 }
@@ -112,30 +120,37 @@ static int is_last(const mw_shdict_t *d, const block_t *b) {
     return (const char *)b + bsize(b) >= d->arena_end;
 }
 
-/* arena_alloc returns a used block of at least need bytes (header
- * included, rounded), or NULL. */
-static block_t *arena_alloc(mw_shdict_t *d, size_t need) {
-    for (unsigned i = bin_of(need); i < NBINS; i++) {
-        for (block_t *b = d->bins[i]; b; b = b->fnext) {
-            size_t have = bsize(b);
-            if (have < need)
-                continue;
-            bin_remove(d, b);
-            if (have - need >= MIN_BLOCK) { /* split: the tail stays free */
-                block_t *rest = (block_t *)((char *)b + need);
-                rest->size = have - need;
-                rest->prev = need;
-                if (!is_last(d, rest))
-                    bnext(rest)->prev = rest->size;
-                bin_push(d, rest);
-                have = need;
-            }
-            b->size = have | 1;
-            d->free_bytes -= have;
-            return b;
-        }
+/* take makes the free block b, of at least need bytes, a used one,
+ * splitting off its tail as a free block when that is big enough. */
+static block_t *take(mw_shdict_t *d, block_t *b, size_t need) {
+    size_t have = bsize(b);
+    bin_remove(d, b);
+    if (have - need >= MIN_BLOCK) {
+        block_t *rest = (block_t *)((char *)b + need);
+        rest->size = have - need;
+        rest->prev = need;
+        if (!is_last(d, rest))
+            bnext(rest)->prev = rest->size;
+        bin_push(d, rest);
+        have = need;
     }
-    return NULL;
+    b->size = have | 1;
+    d->free_bytes -= have;
+    return b;
+}
+
+/* arena_alloc returns a used block of at least need bytes (header
+ * included, rounded), or NULL. Bounded: a few blocks of need's own class
+ * are tried (they may be smaller), then the first block of any higher
+ * class, which always fits. */
+static block_t *arena_alloc(mw_shdict_t *d, size_t need) {
+    unsigned i = bin_of(need);
+    int tries = ALLOC_SCAN;
+    for (block_t *b = d->bins[i]; b && tries-- > 0; b = b->fnext)
+        if (bsize(b) >= need)
+            return take(d, b, need);
+    uint64_t above = i + 1 < NBINS ? d->binmap >> (i + 1) << (i + 1) : 0;
+    return above ? take(d, d->bins[__builtin_ctzll(above)], need) : NULL;
 }
 
 /* arena_free frees b and merges it with its free neighbours. */
@@ -168,6 +183,7 @@ static void reset(mw_shdict_t *d) {
     memset(d->buckets, 0, d->nbuckets * sizeof *d->buckets);
     d->lru.next = d->lru.prev = &d->lru;
     memset(d->bins, 0, sizeof d->bins);
+    d->binmap = 0;
     block_t *b = (block_t *)d->arena;
     b->size = (size_t)(d->arena_end - d->arena);
     b->prev = 0;
