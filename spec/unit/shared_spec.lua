@@ -185,6 +185,23 @@ describe("moonwire.shared", function()
         assert.has_error(function() d:get_keys(-1) end)
     end)
 
+    it("keeps its content across a hot reload", function()
+        local c = app:connect()
+        assert.equal(1, assert(c:request("hits", "hit", { page = "/r" })).data.n)
+        tmpdir.write(dir, "controllers/hits.lua", [[
+            local moonwire = require "moonwire"
+            local counters = assert(moonwire.shared.dict("counters"))
+            local M = {}
+            function M.hit(client, data)
+                return { n = counters:incr(data.page, 10, 0), reloaded = true }
+            end
+            return M
+        ]])
+        assert.truthy(app:reload())
+        local reply = assert(c:request("hits", "hit", { page = "/r" }))
+        assert.same({ n = 11, reloaded = true }, reply.data)
+    end)
+
     it("serves an app's handlers and shows in /metrics", function()
         local c = app:connect()
         local reply = assert(c:request("hits", "hit", { page = "/" }))
