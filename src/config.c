@@ -12,6 +12,7 @@
 #include "config.h"
 #include "errors.h"
 #include "rooms.h"
+#include "shdict.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -65,6 +66,13 @@ static const char *valid_node_id(const char *v) {
             return "may hold only letters, digits, '_', '.' and '-'";
     }
     return NULL;
+}
+
+/* valid_shared_dict: "name:size" (src/shdict.c says what is accepted). */
+static const char *valid_shared_dict(const char *v) {
+    char name[MW_SHDICT_NAME_MAX + 1];
+    size_t size;
+    return mw_shdict_parse_spec(v, name, &size);
 }
 
 /* valid_origin: "*", or an RFC 6454 serialized origin: scheme "://" host
@@ -253,6 +261,8 @@ static const mw_config_desc_t descs[] = {
         "ms after which a dead node's presence entries are gone (heartbeat every third of it)"),
     INT(workers, "1", 1, 64, RESTART,
         "worker processes serving the app (1: one process, no supervisor)"),
+    LIST(shared_dicts, valid_shared_dict, RESTART,
+         "shared dicts as \"name:size\" (\"cache:10m\"; k, m, g): moonwire.shared.dict(name)"),
     TABLE(app, LIVE, "free-form settings for the application"),
 };
 
@@ -617,6 +627,12 @@ int mw_config_check(const mw_config_t *cfg, char *err, size_t errlen) {
         return fail(err, errlen, "api_port", "must differ from port and tls_port");
     if (cfg->cluster && !cfg->redis_url[0])
         return fail(err, errlen, "cluster", "needs redis_url (the nodes meet through Redis)");
+    for (int i = 0; i < cfg->nshared_dicts; i++)
+        for (int j = 0; j < i; j++) {
+            size_t n = strcspn(cfg->shared_dicts[i], ":");
+            if (strncmp(cfg->shared_dicts[i], cfg->shared_dicts[j], n + 1) == 0)
+                return fail(err, errlen, "shared_dicts", "a dict name appears twice");
+        }
     return 0;
 }
 

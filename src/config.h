@@ -105,6 +105,9 @@ typedef struct mw_config {
     int cluster;
     char *node_id;    /* "": a random id per start */
     int presence_ttl; /* ms */
+    /* shared dicts (src/shdict.h): "name:size" entries, mapped at start */
+    char *shared_dicts[MW_CONFIG_MAX_SUBPROTOCOLS];
+    int nshared_dicts;
 } mw_config_t;
 
 /* mw_config_valid_fn checks one value of a string option, or one entry of

@@ -22,6 +22,7 @@
 #include "paths.h"
 #include "supervisor.h"
 #include "server.h"
+#include "shdict.h"
 #include "tls.h"
 
 #include <stdio.h>
@@ -175,6 +176,26 @@ static int app_exists(const char *app) {
 /* The command line, for the workers a supervisor starts (supervisor.h). */
 static char **main_argv;
 
+/* map_shdicts maps the shared dicts of cfg (before any worker could be
+ * forked: they share these mappings) and gives them to Lua. Returns the
+ * set, or NULL having logged why and freed cfg. */
+static mw_shdicts_t *map_shdicts(mw_script_t *sc, mw_config_t *cfg) {
+    mw_shdicts_t *dicts = NULL;
+    int rc = mw_shdicts_create(&dicts, cfg->shared_dicts, cfg->nshared_dicts);
+    if (rc != 0) {
+        mw_log_error("cannot map shared_dicts: %s", mw_strerror(rc));
+        mw_config_free(cfg);
+        return NULL;
+    }
+    mw_script_set_shdicts(sc, dicts);
+    return dicts;
+}
+
+static void unmap_shdicts(mw_script_t *sc, mw_shdicts_t *dicts) {
+    mw_script_set_shdicts(sc, NULL);
+    mw_shdicts_free(dicts);
+}
+
 static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
     mw_config_t cfg;
     char err[2048];
@@ -190,16 +211,21 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
         mw_config_free(&cfg);
         return rc;
     }
+    mw_shdicts_t *dicts = map_shdicts(sc, &cfg);
+    if (!dicts)
+        return 1;
     uv_loop_t *loop = uv_default_loop();
     mw_server_t *server = NULL;
     if (mw_server_create(&server, loop, &cfg, cli->app, mw_script_app(sc)) != 0) {
         mw_log_error("out of memory");
+        unmap_shdicts(sc, dicts);
         mw_config_free(&cfg);
         return 1;
     }
     if (mw_script_init_app(sc, server, cli->app, &cfg, "serve", err, sizeof err) != 0) {
         mw_log_error("cannot load the app in %s: %s", cli->app, err);
         mw_server_free(server);
+        unmap_shdicts(sc, dicts);
         mw_config_free(&cfg);
         return 1;
     }
@@ -220,6 +246,7 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
         uv_run(loop, UV_RUN_DEFAULT); /* lets the listener's close callback run */
     }
     mw_server_free(server);
+    unmap_shdicts(sc, dicts);
     mw_config_free(&cfg);
     uv_loop_close(loop);
     return rc;
@@ -231,8 +258,12 @@ static int cmd_check(mw_script_t *sc, const cli_t *cli) {
     int rc = load_config(sc, cli, &cfg);
     if (rc)
         return rc;
+    mw_shdicts_t *dicts = map_shdicts(sc, &cfg); /* so the app's top level finds them */
+    if (!dicts)
+        return 1;
     if (mw_script_init_app(sc, NULL, cli->app, &cfg, "check", err, sizeof err) != 0) {
         fprintf(stderr, "moonwire: %s: %s\n", cli->app, err);
+        unmap_shdicts(sc, dicts);
         mw_config_free(&cfg);
         return 1;
     }
@@ -248,6 +279,7 @@ static int cmd_check(mw_script_t *sc, const cli_t *cli) {
         printf("subscribers:\n");
         n = mw_script_print_subscribers(sc, stdout);
     }
+    unmap_shdicts(sc, dicts);
     mw_config_free(&cfg);
     return n < 0 ? 1 : 0;
 }

@@ -238,6 +238,12 @@ setmetatable(_M, { __index = function(t, key)
         rawset(t, "redis", redis)
         return redis
     end
+    -- Shared dicts (moonwire.shared): dict(name), memory every worker sees.
+    if key == "shared" then
+        local shared = require "moonwire.shared"
+        rawset(t, "shared", shared)
+        return shared
+    end
     -- Subscriber utilities, message schemas, middleware (moonwire.handlers,
     -- moonwire.schema, moonwire.middleware).
     if key == "handlers" or key == "schema" or key == "middleware" then

@@ -60,7 +60,7 @@ static void test_defaults(void) {
 static void test_descriptor_table(void) {
     size_t n;
     const mw_config_desc_t *d = mw_config_descs(&n);
-    CHECK_EQ(n, 67);
+    CHECK_EQ(n, 68);
     for (size_t i = 0; i < n; i++) {
         CHECK(mw_config_find(d[i].name) == &d[i]);
         CHECK(d[i].help && d[i].help[0]);
@@ -114,7 +114,8 @@ static const char *const restart_only[] = {"host",
                                            "cluster",
                                            "node_id",
                                            "presence_ttl",
-                                           "workers"};
+                                           "workers",
+                                           "shared_dicts"};
 #define NRESTART (sizeof restart_only / sizeof restart_only[0])
 
 /* Each descriptor's field: inside mw_config_t, wide enough for its bounds,
@@ -207,8 +208,8 @@ static void test_live_flags(void) {
 /* change_option sets d in c to a valid value other than its default. */
 static int change_option(mw_config_t *c, const mw_config_desc_t *d) {
     char err[256];
-    static const char *const candidates[] = {"/x", "x", "https://a.example",
-                                             "redis://127.0.0.1:6390", NULL};
+    static const char *const candidates[] = {
+        "/x", "x", "https://a.example", "redis://127.0.0.1:6390", "d:16k", NULL};
     switch (d->type) {
     case MW_CONF_INT: {
         long long v = strtoll(d->default_value, NULL, 10);
@@ -623,6 +624,34 @@ static void test_allowed_origins(void) {
     mw_config_free(&c);
 }
 
+static void test_shared_dicts(void) {
+    mw_config_t c;
+    char err[256] = "";
+    REQUIRE(mw_config_init(&c) == 0);
+    CHECK_EQ(c.nshared_dicts, 0);
+    CHECK(mw_config_find("shared_dicts")->live == 0); /* mapped before the workers fork */
+    CHECK_EQ(mw_config_set_text(&c, "shared_dicts", "cache:10m,counters:64k", err, sizeof err), 0);
+    REQUIRE(c.nshared_dicts == 2);
+    CHECK_STR(c.shared_dicts[1], "counters:64k");
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), 0);
+    static const char *const bad[] = {"cache",     "cache:",   "cache:10x",
+                                      "ca che:1m", "cache:1k", ":1m"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        CHECK_EQ(mw_config_set_text(&c, "shared_dicts", bad[i], err, sizeof err), MW_ECONFIG);
+        CHECK_PREFIX(err, "shared_dicts: ");
+        CHECK_EQ(c.nshared_dicts, 2);
+    }
+    /* the same name twice: caught once every layer is applied */
+    CHECK_EQ(mw_config_set_text(&c, "shared_dicts", "a:1m,b:1m,a:2m", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), MW_ECONFIG);
+    CHECK_PREFIX(err, "shared_dicts: ");
+    /* a name that is a prefix of another is not a duplicate */
+    CHECK_EQ(mw_config_set_text(&c, "shared_dicts", "ab:1m,a:1m", err, sizeof err), 0);
+    CHECK_EQ(mw_config_check(&c, err, sizeof err), 0);
+    mw_config_free(&c);
+}
+
 static void test_apply_env(void) {
     mw_config_t c;
     char err[256] = "";
@@ -860,6 +889,7 @@ int main(void) {
     RUN(test_choices_and_path);
     RUN(test_subprotocols);
     RUN(test_allowed_origins);
+    RUN(test_shared_dicts);
     RUN(test_apply_env);
     RUN(test_getters);
     RUN(test_free_releases_everything);

@@ -267,6 +267,47 @@ S.add("config: app = 5 (not a table) -> exit 2 naming app",
       bad_config('return { app = 5 }\n', "app"))
 
 
+S.add("config: shared_dicts = { \"cache\" } (no size) -> exit 2 naming shared_dicts",
+      bad_config('return { shared_dicts = { "cache" } }\n', "shared_dicts"))
+S.add("config: shared_dicts = { cache = \"1m\" } (named keys) -> exit 2 naming shared_dicts",
+      bad_config('return { shared_dicts = { cache = "1m" } }\n', "shared_dicts"))
+S.add("config: a shared dict named twice -> exit 2 naming shared_dicts",
+      bad_config('return { shared_dicts = { "a:16k", "a:1m" } }\n', "shared_dicts"))
+
+COUNTER = """
+local moonwire = require "moonwire"
+local hits = assert(moonwire.shared.dict("hits"))  -- at the top level: check finds it too
+local M = {}
+function M.hit(client, data)
+    local n = assert(hits:incr(data.page, 1, 0))
+    return { n = n, keys = hits:get_keys() }
+end
+return M
+"""
+
+
+@S.case("shared_dicts: check and serve map them; a handler counts in one; /metrics shows it")
+def test_shared_dicts_serve(ctx):
+    app = make_app(ctx, config='return { shared_dicts = { "hits:64k" } }\n',
+                   controllers={"counter.lua": COUNTER})
+    rc, out, err = cli(ctx, "check", app)
+    eq(rc, 0, "check exit status (stderr %r)" % err[-400:])
+    srv = ctx.start("shdict", app)
+    c = ctx.track(H.JsonClient(srv))
+    eq(c.request("counter", "hit", {"page": "/a"}).get("data"), {"n": 1, "keys": ["/a"]}, "first")
+    eq(c.request("counter", "hit", {"page": "/a"}).get("data"), {"n": 2, "keys": ["/a"]}, "second")
+    c2 = ctx.track(H.JsonClient(srv))
+    eq(c2.request("counter", "hit", {"page": "/a"}).get("data", {}).get("n"), 3, "another client")
+    status, headers, body = H.http_request(srv.connect_host, srv.port, "GET", "/metrics")
+    eq(status, 200, "GET /metrics")
+    text = body.decode()
+    check('moonwire_shdict_keys{dict="hits"} 1' in text, "no keys sample: %r" % text[-800:])
+    check(re.search(r'moonwire_shdict_bytes\{dict="hits"\} 6\d{4}', text), "no bytes sample")
+    check('moonwire_shdict_evictions_total{dict="hits"} 0' in text, "no evictions sample")
+    ctx.close_clients()
+    srv.stop()
+
+
 @S.case("config: syntax error in config.lua -> non-zero naming config.lua:LINE")
 def test_config_syntax_error_names_line(ctx):
     app = make_app(ctx, config='return {\n    welcome = true,\n    port = ,\n}\n')

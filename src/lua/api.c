@@ -13,6 +13,7 @@
 #include "json_lua.h"
 #include "jwt_lua.h"
 #include "keylimit_lua.h"
+#include "shdict_lua.h"
 #include "redis_lua.h"
 #include "wsclient_lua.h"
 #include "sched_lua.h"
@@ -65,6 +66,8 @@ struct mw_lua_core {
 
     mw_lua_redis_t *redis; /* the Redis handles (redis_lua.c) */
     mw_latency_t *latency; /* core.observe records into it, or NULL */
+    mw_shdicts_t *shdicts; /* core.shdict's dicts, or NULL */
+    unsigned shdicts_gen;  /* bumped by each mw_lua_core_set_shdicts */
 };
 
 static mw_lua_core_t *ctx_of(lua_State *L) {
@@ -109,6 +112,16 @@ void mw_lua_core_set_latency(mw_lua_core_t *ctx, mw_latency_t *l) {
 
 void mw_lua_core_set_redis(mw_lua_core_t *ctx, mw_lua_redis_t *r) {
     ctx->redis = r;
+}
+
+void mw_lua_core_set_shdicts(mw_lua_core_t *ctx, mw_shdicts_t *set) {
+    ctx->shdicts = set;
+    ctx->shdicts_gen++;
+}
+
+mw_shdicts_t *mw_lua_core_shdicts(const mw_lua_core_t *ctx, unsigned *generation) {
+    *generation = ctx->shdicts_gen;
+    return ctx->shdicts;
 }
 
 mw_lua_redis_t *mw_lua_core_redis(const mw_lua_core_t *ctx) {
@@ -883,6 +896,7 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
     mw_lua_inject_redis_api(L, ctx); /* redis_*: src/lua/redis_lua.c */
     /* keylimit: src/lua/keylimit_lua.c */
     mw_lua_inject_keylimit_api(L, ctx);
+    mw_lua_inject_shdict_api(L, ctx); /* shdict: src/lua/shdict_lua.c */
     /* wsc_*: the WebSocket client, src/lua/wsclient_lua.c */
     mw_lua_inject_wsclient_api(L, ctx);
     lua_pushstring(L, MW_VERSION);

@@ -10,6 +10,7 @@
 #include "../conn.h"
 #include "../latency.h"
 #include "../server.h"
+#include "../shdict.h"
 #include "../watchdog.h"
 
 typedef struct mw_lua_core mw_lua_core_t;
@@ -83,5 +84,11 @@ void mw_lua_core_set_latency(mw_lua_core_t *ctx, mw_latency_t *l);
  * injects its primitives; the script reaches them for stop and /metrics). */
 void mw_lua_core_set_redis(mw_lua_core_t *ctx, mw_lua_redis_t *r);
 mw_lua_redis_t *mw_lua_core_redis(const mw_lua_core_t *ctx);
+
+/* The shared dicts core.shdict finds by name (shdict_lua.c): borrowed,
+ * made at start-up (NULL: none). Each change bumps a generation, so a
+ * dict handle made from an older set looks its dict up again by name. */
+void mw_lua_core_set_shdicts(mw_lua_core_t *ctx, mw_shdicts_t *set);
+mw_shdicts_t *mw_lua_core_shdicts(const mw_lua_core_t *ctx, unsigned *generation);
 
 #endif

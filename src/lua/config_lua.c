@@ -58,6 +58,17 @@ static int apply(lua_State *L, const char *file, const char *key, mw_config_t *c
             return type_error(err, errlen, file, key, "an array of strings", L, -1);
         const char *items[MW_CONFIG_MAX_SUBPROTOCOLS];
         int n = (int)lua_objlen(L, -1);
+        /* { cache = "10m" } is not { "cache:10m" }: say so, do not read it as {} */
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            lua_pop(L, 1);
+            if (lua_type(L, -1) != LUA_TNUMBER) {
+                lua_pop(L, 1);
+                snprintf(err, errlen, "%s: %s: must be an array of strings (got named keys)", file,
+                         key);
+                return MW_ECONFIG;
+            }
+        }
         if (n > MW_CONFIG_MAX_SUBPROTOCOLS) {
             snprintf(err, errlen, "%s: %s: too many entries (at most %d)", file, key,
                      MW_CONFIG_MAX_SUBPROTOCOLS);

@@ -27,6 +27,7 @@
 #include "api.h"
 #include "config_lua.h"
 #include "redis_lua.h"
+#include "shdict_lua.h"
 #include "wsclient_lua.h"
 #include "sched.h"
 
@@ -467,6 +468,10 @@ int mw_script_attach(mw_script_t **out, lua_State *L, int handlers, mw_lua_core_
     sc->ready = 1;
     *out = sc;
     return 0;
+}
+
+void mw_script_set_shdicts(mw_script_t *sc, mw_shdicts_t *set) {
+    mw_lua_core_set_shdicts(sc->core, set);
 }
 
 int mw_script_set_limits(mw_script_t *sc, long long memory_limit, int timeout_ms) {
@@ -1385,6 +1390,7 @@ static void app_metrics(void *data, FILE *f) {
                      "by the timing middleware, such as bus:<subscriber>).",
                      route_name, sc);
     mw_lua_redis_metrics(sc->core, sc->sched, f); /* moonwire_redis_*, one series per handle */
+    mw_lua_shdict_metrics(sc->core, f);           /* moonwire_shdict_*, one series per dict */
     bus_metrics(sc, f);
     cluster_metrics(sc, f);
 }

@@ -18,6 +18,7 @@
 #include "../app.h"
 #include "../config.h"
 #include "../server.h"
+#include "../shdict.h"
 
 typedef struct mw_script mw_script_t;
 typedef struct mw_lua_core mw_lua_core_t;
@@ -40,6 +41,11 @@ int mw_script_attach(mw_script_t **out, struct lua_State *L, int handlers, mw_lu
 /* mw_script_app is the application callback table (app.h) this script
  * implements, for mw_server_create. Valid as long as the script. */
 const mw_app_t *mw_script_app(mw_script_t *sc);
+
+/* mw_script_set_shdicts gives moonwire.shared the dicts made at start-up
+ * (borrowed; NULL: none). Set it before the app loads, so code at its top
+ * level finds them. */
+void mw_script_set_shdicts(mw_script_t *sc, mw_shdicts_t *set);
 
 /* mw_script_set_limits bounds every later dispatch into Lua (see
  * docs/security.md): the Lua heap to memory_limit bytes (0: unlimited) and

@@ -73,7 +73,8 @@ struct test_server {
     int loop_ready;
     mw_config_t cfg;
     int cfg_ready;
-    int app_ref; /* config's app table, or LUA_NOREF */
+    mw_shdicts_t *dicts; /* cfg's shared_dicts, the server's own */
+    int app_ref;         /* config's app table, or LUA_NOREF */
     char *app_dir;
     mw_script_t *script;
     const mw_app_t *inner; /* the script's callbacks */
@@ -102,6 +103,7 @@ struct test_client {
 static void activate(test_server_t *t) {
     t->drv->current = t;
     mw_lua_core_set_server(t->drv->core, t->server);
+    mw_lua_core_set_shdicts(t->drv->core, t->dicts);
 }
 
 /* Logging: lines go to the current server; with none, to stderr. */
@@ -297,7 +299,12 @@ static void server_close(lua_State *L, test_server_t *t) {
     if (t->drv->current == t) {
         t->drv->current = NULL;
         mw_lua_core_set_server(t->drv->core, NULL);
+        mw_lua_core_set_shdicts(t->drv->core, NULL);
     }
+    unsigned gen;
+    if (t->dicts && mw_lua_core_shdicts(t->drv->core, &gen) == t->dicts) /* setup failed */
+        mw_lua_core_set_shdicts(t->drv->core, t->drv->current ? t->drv->current->dicts : NULL);
+    mw_shdicts_free(t->dicts);
     free(t);
 }
 
@@ -372,6 +379,13 @@ static int setup(lua_State *L, test_server_t *t) {
         lua_pushstring(L, err);
         return -1;
     }
+    int drc = mw_shdicts_create(&t->dicts, t->cfg.shared_dicts, t->cfg.nshared_dicts);
+    if (drc != 0) {
+        lua_pushfstring(L, "shared_dicts: %s", mw_strerror(drc));
+        return -1;
+    }
+    /* the app's top level, loaded by handlers below, finds them */
+    mw_lua_core_set_shdicts(t->drv->core, t->dicts);
     lua_getfield(L, 1, "handlers");
     if (!lua_istable(L, -1))
         luaL_argerror(L, 1, "handlers must be a table of functions");
