@@ -199,6 +199,7 @@ mw_integration_test(servercore)
 # clientCanJoinMultipleRooms false), inactive clients, and a backend's
 # POST /api/emit reaching subscribers.
 mw_integration_test(pxl_chat)
+mw_integration_test(pxl_chat_nodes)
 
 foreach(app hello echo hub chat gorilla-hub servercore pxl-chat)
   add_test(NAME lua_example_${app}

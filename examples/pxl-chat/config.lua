@@ -34,7 +34,9 @@ local inactive = pxl.webSocket.disconnectInactiveClients
 -- The guide's `redis` (here a URL, REDIS_URL): where the chatHistory
 -- subscriber keeps the last messages, and chat.history reads them. Empty:
 -- no history.
-local redis_url = getenv("REDIS_URL") or ""
+-- Across nodes (README.md, "Across nodes") the cluster's Redis,
+-- MOONWIRE_REDIS_URL, serves when REDIS_URL is not set.
+local redis_url = getenv("REDIS_URL") or getenv("MOONWIRE_REDIS_URL") or ""
 
 
 return {
@@ -67,5 +69,8 @@ return {
         -- The room dashboards join for queue updates
         -- (subscribers/queue-dashboard.lua).
         queue_room = "queue:dashboard",
+        -- The room told about clients connecting, disconnecting, joining
+        -- and leaving rooms (subscribers/client-activity.lua).
+        activity_room = "clients:activity",
     },
 }

@@ -50,8 +50,14 @@ function _M.send(client, data)
         timestamp = pxl.iso(),
     }))
     moonwire.spawn(moonwire.broadcast, message)
-    -- For the app's subscribers (subscribers/chat-history.lua).
-    moonwire.emit("chat.message", message.data)
+    -- For the app's subscribers (subscribers/chat-history.lua). Across
+    -- nodes every node's subscribers get the event: `node` says which one
+    -- the message was sent on (the one that keeps it).
+    local event = message.data
+    moonwire.emit("chat.message", pxl.ordered(MESSAGE_KEYS, {
+        username = event.username, message = event.message, timestamp = event.timestamp,
+        node = shared.node(),
+    }))
     return pxl.ordered(ACK_KEYS, { success = true, messageId = pxl.now() })
 end
 

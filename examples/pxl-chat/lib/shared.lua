@@ -4,6 +4,10 @@
 -- ("type.action"), which protocol.lua looks up to tell PXL's routes from
 -- messages PXL would ignore.
 
+local cluster = require "moonwire.cluster"
+
+local type = type
+
 local _M = { app = nil }
 
 local routes = {}
@@ -26,6 +30,7 @@ local DEFAULTS = {
     history_key = "pxl-chat:history",
     history_size = 50,
     queue_room = "queue:dashboard",
+    activity_room = "clients:activity",
 }
 
 
@@ -37,6 +42,36 @@ function _M.setting(name)
         return DEFAULTS[name]
     end
     return value
+end
+
+
+-- This node's id when the server runs as one node of several (config
+-- `cluster = true`, docs/scaling.md), nil on its own: the `node` the
+-- server's client.* events and chat.message carry, to tell this node's
+-- events from the other nodes'.
+function _M.node()
+    local cl = cluster.current()
+    return cl and cl.node or nil
+end
+
+
+-- Whether an event came from this node (always, without a cluster).
+function _M.ours(event)
+    local node = type(event) == "table" and event.node or nil
+    return node == nil or node == _M.node()
+end
+
+
+-- The number of members of `room` on every node (read from Redis: waits,
+-- call it from a task), or `fallback` (this node's count) without a
+-- cluster or while Redis does not answer.
+function _M.room_count(room, fallback)
+    local cl = cluster.current()
+    if not cl then
+        return fallback
+    end
+    local list = cl:presence(room)
+    return list and #list or fallback
 end
 
 

@@ -103,6 +103,18 @@ describe("chat history", function()
                        .. "message.timestamp: required", lines[#lines].message, 1, true)
     end)
 
+    it("leaves a message sent on another node to that node (one copy across nodes)",
+       function()
+        -- Across nodes every node's chatHistory gets each chat.message;
+        -- chat.send names its node, and only that node keeps it.
+        assert.equal(1, app:emit("chat.message", { username = "x", message = "there",
+                                                   timestamp = ISO, node = "elsewhere" }))
+        app:emit("chat.message", { username = "x", message = "here", timestamp = ISO })
+        assert.is_true(app:wait(function() return stored() == 1 end))
+        assert.same({ { username = "x", message = "here", timestamp = ISO } },
+                    history(h.connect(app)).messages)
+    end)
+
     it("retries a push Redis refuses, then logs the last error", function()
         -- A list key holding a string: every LPUSH fails with WRONGTYPE.
         srv:cli("SET", "pxl-chat:history", "not a list")

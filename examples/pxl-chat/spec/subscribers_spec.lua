@@ -51,7 +51,8 @@ describe("subscribers", function()
         for i, s in ipairs(app:subscribers()) do
             names[i] = s.name
         end
-        assert.same({ "queueDashboard", "announcements", "chatHistory", "roomStatus" }, names)
+        assert.same({ "queueDashboard", "announcements", "chatHistory", "clientActivity",
+                      "roomStatus" }, names)
         assert.equal(20, app:subscribers()[1].priority)
     end)
 
@@ -135,6 +136,26 @@ describe("subscribers", function()
             join(b, "two", "bob")
             assert.same({ roomName = "one", username = "bob", count = 1 },
                         got(a, "room", "memberLeft")[1].data)
+        end)
+    end)
+
+    describe("clientActivity", function()
+        it("tells the activity room about connects, joins, leaves and disconnects", function()
+            local watch = h.connect(app)
+            join(watch, "clients:activity", "ops")
+            local a = h.connect(app)
+            join(a, "chat:general", "alice")
+            a:send('{"type":"system","action":"leaveRoom","data":{"roomName":"chat:general"}}')
+            a:close()
+            local seen = got(watch, "activity")
+            local actions = {}
+            for i, m in ipairs(seen) do
+                actions[i] = m.action
+            end
+            assert.same({ "clientJoinedRoom", "clientConnected", "clientJoinedRoom",
+                          "clientLeftRoom", "clientDisconnected" }, actions)
+            assert.same({ client_id = a.id, room = "chat:general", count = 1 }, seen[3].data)
+            assert.is_nil(seen[2].data.remote_addr)
         end)
     end)
 

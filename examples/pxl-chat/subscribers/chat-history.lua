@@ -2,6 +2,7 @@
 -- chat.message event (chat.send emits one per message, with the broadcast
 -- message's data) is pushed on the list app.history_key, trimmed to
 -- app.history_size. Without a Redis (REDIS_URL unset) it keeps nothing.
+-- With several nodes only the node the message was sent on keeps it.
 --
 -- Built from the subscriber utilities: the event is validated first (a
 -- malformed one is refused naming the field), a Redis call that fails
@@ -12,6 +13,7 @@
 local json = require "moonwire.json"
 local handlers = require "moonwire.handlers"
 local mw = require "moonwire.middleware"
+local pxl = require "lib.pxl"
 local shared = require "lib.shared"
 
 local tostring = tostring
@@ -28,13 +30,20 @@ local MESSAGE = {
 }
 
 
+local MESSAGE_KEYS = { "username", "message", "timestamp" }
+
+
 local function store(ctx)
     local red = ctx.redis
-    if not red then
+    -- Across nodes (docs/scaling.md) every node runs this handler; the
+    -- node the message was sent on keeps it, once, in the shared list.
+    if not red or not shared.ours(ctx.message) then
         return
     end
     local key = shared.setting("history_key")
-    local text, err = json.encode(ctx.message)
+    local m = ctx.message
+    local text, err = json.encode(pxl.ordered(MESSAGE_KEYS, {
+        username = m.username, message = m.message, timestamp = m.timestamp }))
     if not text then
         return nil, err
     end

@@ -5,8 +5,16 @@
 -- (system.joinRoom's username). This stands in for PXL's
 -- {"type":"system","action":"clientList"} broadcast, which sends the whole
 -- client list to every client on every change (README.md).
+--
+-- Across nodes (docs/scaling.md) every node runs this handler, but only the
+-- node of the client that came or went knows the name it joined as (in its
+-- client.data): that node tells the room's members on every node (the
+-- room broadcast of app code crosses nodes), the others do nothing, so
+-- each member hears it once. N counts the members on every node.
 
+local moonwire = require "moonwire"
 local pxl = require "lib.pxl"
+local shared = require "lib.shared"
 
 local STATUS_KEYS = { "roomName", "username", "count" }
 local ACTIONS = { ["client.joined"] = "memberJoined", ["client.left"] = "memberLeft" }
@@ -18,11 +26,15 @@ return {
     channels = { "client.joined", "client.left" },
     handle = function(ctx)
         local event, client = ctx.message, ctx.client
+        if not shared.ours(event) then
+            return true
+        end
         local joined = client and client.data.rooms and client.data.rooms[event.room]
         local username = joined and joined.username or pxl.nullish(event.user, "Anonymous")
-        return ctx.server.room(event.room):broadcast(
+        return moonwire.room(event.room):broadcast(
             pxl.message("room", ACTIONS[ctx.channel], pxl.ordered(STATUS_KEYS, {
-                roomName = event.room, username = username, count = event.count,
+                roomName = event.room, username = username,
+                count = shared.room_count(event.room, event.count),
             })), { exclude = event.client_id })
     end,
 }
