@@ -195,6 +195,28 @@ function _M.user_clients(user)
 end
 
 
+-- This node's id when the server runs as one node of several (config
+-- `cluster = true`, docs/scaling.md), else nil.
+function _M.node()
+    local cluster = package_loaded["moonwire.cluster"]
+    local cl = cluster and cluster.current()
+    return cl and cl.node or nil
+end
+
+
+-- The presence entries of room `name` on every node: with `cluster = true`
+-- read from Redis (it waits: call it from a task), else this server's
+-- room:presence(). Returns the list or nil, err.
+function _M.presence(name)
+    local cluster = package_loaded["moonwire.cluster"]
+    local cl = cluster and cluster.current()
+    if cl then
+        return cl:presence(name)
+    end
+    return rooms():room(name, 2):presence()
+end
+
+
 -- Number of rooms that exist (a room exists while it has members).
 function _M.room_count()
     return core().room_count()

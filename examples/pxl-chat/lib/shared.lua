@@ -4,7 +4,8 @@
 -- ("type.action"), which protocol.lua looks up to tell PXL's routes from
 -- messages PXL would ignore.
 
-local cluster = require "moonwire.cluster"
+
+local moonwire = require "moonwire"
 
 local type = type
 
@@ -50,8 +51,7 @@ end
 -- server's client.* events and chat.message carry, to tell this node's
 -- events from the other nodes'.
 function _M.node()
-    local cl = cluster.current()
-    return cl and cl.node or nil
+    return moonwire.node()
 end
 
 
@@ -66,11 +66,10 @@ end
 -- call it from a task), or `fallback` (this node's count) without a
 -- cluster or while Redis does not answer.
 function _M.room_count(room, fallback)
-    local cl = cluster.current()
-    if not cl then
+    if not moonwire.node() then
         return fallback
     end
-    local list = cl:presence(room)
+    local list = moonwire.presence(room)
     return list and #list or fallback
 end
 
