@@ -37,9 +37,10 @@ end
 
 -- Whether a NATS server answers on port (its INFO line on connect).
 local function answers(port)
-    local out = run("python3 -c 'import socket,sys\ntry:\n s=socket.create_connection((\"127.0.0.1\","
-                    .. port .. "),1); s.settimeout(1); print(s.recv(5).decode())\n"
-                    .. "except Exception: print(\"no\")'")
+    local script = "import socket\ntry:\n s=socket.create_connection((\"127.0.0.1\"," .. port
+                   .. "),1); s.settimeout(1); print(s.recv(5).decode())\n"
+                   .. "except Exception: print(\"no\")"
+    local out = run("python3 -c '" .. script .. "'")
     return out ~= nil and out:find("INFO", 1, true) ~= nil
 end
 
