@@ -73,7 +73,8 @@ int mw_nats_create(mw_nats_t **out, uv_loop_t *loop, const mw_nats_opts_t *opts,
 /* mw_nats_free closes the connection: pending requests end with
  * MW_ECLOSED, no callback runs after it returns. It waits (bounded) for
  * cnats's threads to let go of the handle; the memory goes back once the
- * loop has run the close callbacks. Not from inside a callback of n. */
+ * loop has run the close callbacks. Safe from inside one of n's callbacks
+ * (the close then happens as the callback returns). */
 void mw_nats_free(mw_nats_t *n);
 
 /* mw_nats_publish sends data on subject (reply: NULL or the subject an
