@@ -1,7 +1,7 @@
 /*
  * nats.c - a NATS connection on the server's libuv loop (see nats.h).
  *
- * Threads: cnats calls on_msg from a thread per subscription, on_down,
+ * Threads: cnats calls on_msg from its message-delivery thread, on_down,
  * on_up and on_closed from its callback thread, reconnect_delay from its
  * reconnect thread, on_sub_complete from a subscription's thread as it
  * ends. None of them touches anything but the queue below (n->lock): they
@@ -28,6 +28,7 @@
 #include <string.h>
 
 #define FREE_WAIT_MS 5000 /* how long mw_nats_free waits for cnats's threads */
+#define BATCH 1024        /* events run per loop turn */
 
 enum { EV_MSG, EV_DOWN, EV_UP, EV_SUBDONE };
 
@@ -178,6 +179,21 @@ static uint64_t backoff(const mw_nats_t *n, int attempts) {
 static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure) {
     (void)nc;
     return (int64_t)backoff(closure, attempts);
+}
+
+/* detach wraps the adapter's natsLibuv_Detach. On the loop thread (a close
+ * from mw_nats_free) the adapter only closes its uv_async_t and leaves the
+ * uv_poll_t active until that close callback runs, while cnats closes the
+ * socket as soon as detach returns: a poll change cnats queued just before
+ * (a write to flush) would then reach epoll_ctl on a closed descriptor, and
+ * libuv aborts on EBADF. Stopping the poll first takes the descriptor out
+ * of epoll while it is still open. */
+static natsStatus detach(void *userData) {
+    natsLibuvEvents *nle = userData;
+    if (nle && nle->handle && uv_key_get(&uvLoopThreadKey) == nle->loop &&
+        !uv_is_closing((uv_handle_t *)nle->handle))
+        uv_poll_stop(nle->handle);
+    return natsLibuv_Detach(userData);
 }
 
 /* ---- the loop thread ---------------------------------------------------------- */
@@ -348,16 +364,33 @@ static ev_t *take_events(mw_nats_t *n) {
 
 static void teardown(mw_nats_t *n);
 
+/* on_async runs what cnats's threads queued, at most BATCH events a turn:
+ * a flood of messages does not keep the loop from its sockets (the rest
+ * goes back at the head of the queue and the loop is woken again). */
 static void on_async(uv_async_t *a) {
     mw_nats_t *n = a->data;
     if (n->closing && !n->free_requested)
         return;
     n->dispatching = 1;
-    for (ev_t *e = take_events(n), *next; e; e = next) {
-        next = e->next;
+    ev_t *e = take_events(n);
+    for (int i = 0; e && i < BATCH && !n->free_requested; i++) {
+        ev_t *next = e->next;
         handle_ev(n, e);
+        e = next;
     }
     n->dispatching = 0;
+    if (e) {
+        ev_t *last = e;
+        while (last->next)
+            last = last->next;
+        uv_mutex_lock(&n->lock);
+        last->next = n->head;
+        if (!n->head)
+            n->tail = last;
+        n->head = e;
+        uv_mutex_unlock(&n->lock);
+        uv_async_send(&n->async);
+    }
     if (n->free_requested)
         teardown(n);
 }
@@ -449,6 +482,12 @@ static int set_opts(mw_nats_t *n, const mw_nats_opts_t *o) {
         s = natsOptions_SetToken(opts, o->token);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(opts, (int64_t)n->ctimeout);
+    /* One delivery thread for every subscription (cnats's pool, one thread
+     * unless something else in the process grows it) instead of one per
+     * subscription: fewer threads, and messages reach the loop in the
+     * order the socket brought them, across subscriptions. */
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(opts, true);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(opts, -1);
     if (s == NATS_OK)
@@ -461,7 +500,7 @@ static int set_opts(mw_nats_t *n, const mw_nats_opts_t *o) {
         s = natsOptions_SetClosedCB(opts, on_closed, n);
     if (s == NATS_OK)
         s = natsOptions_SetEventLoop(opts, n->loop, natsLibuv_Attach, natsLibuv_Read,
-                                     natsLibuv_Write, natsLibuv_Detach);
+                                     natsLibuv_Write, detach);
     n->opts = opts;
     return s == NATS_OK ? 0 : s == NATS_NO_MEMORY ? MW_ENOMEM : MW_EINVAL;
 }

@@ -256,6 +256,48 @@ static void test_pubsub_wildcards(void) {
     srv_kill(&s);
 }
 
+typedef struct {
+    int n, in_order;
+} seq_t;
+
+static void on_seq(void *data, const mw_nats_msg_t *m) {
+    seq_t *q = data;
+    note_thread();
+    char want[16];
+    int len = snprintf(want, sizeof want, "%d", q->n);
+    q->in_order += m->len == (size_t)len && memcmp(m->data, want, (size_t)len) == 0;
+    q->n++;
+}
+
+/* More messages than a loop turn runs: all of them, in order. */
+static void test_many(void) {
+    srv_t s;
+    REQUIRE(srv_start(&s, 0) == 0);
+    mw_nats_t *n = open_nc(s.url);
+    REQUIRE(n);
+    seq_t q = {0};
+    box_t echo = {0};
+    echo.nc = n;
+    CHECK_EQ(mw_nats_subscribe(n, "seq", NULL, on_seq, &q, NULL), 0);
+    CHECK_EQ(mw_nats_subscribe(n, "echo", NULL, on_msg, &echo, NULL), 0);
+    CHECK(roundtrip(n, "echo"));
+    enum { N = 5000 };
+    for (int i = 0; i < N; i++) {
+        char buf[16];
+        int len = snprintf(buf, sizeof buf, "%d", i);
+        CHECK_EQ(mw_nats_publish(n, "seq", NULL, buf, (size_t)len), 0);
+        if (i % 500 == 0)
+            uv_run(&loop, UV_RUN_NOWAIT); /* let the writes out */
+    }
+    WAIT(q.n == N, LONG);
+    CHECK_EQ(q.n, N);
+    CHECK_EQ(q.in_order, N);
+    CHECK_EQ(off_thread, 0);
+    mw_nats_free(n);
+    settle();
+    srv_kill(&s);
+}
+
 static void test_request(void) {
     srv_t s;
     REQUIRE(srv_start(&s, 0) == 0);
@@ -447,6 +489,7 @@ int main(void) {
     mw_log_set_sink(log_sink, NULL);
     RUN(test_url);
     RUN(test_pubsub_wildcards);
+    RUN(test_many);
     RUN(test_request);
     RUN(test_unsubscribe);
     RUN(test_kill_and_restart);
