@@ -85,6 +85,9 @@ local function handle(self)
     if id then
         return id
     end
+    if self._closed then
+        return nil, "closed"
+    end
     local err
     id, err = core.nats_open(self.url, self.name, self.user, self.password, self.token,
                              self.timeout)
@@ -199,7 +202,7 @@ end
 function Conn:connected()
     local id = self._id
     if not id then
-        return false, "not serving"
+        return false, self._closed and "closed" or "not serving"
     end
     local up, err = core.nats_status(id)
     if up == nil then
@@ -213,6 +216,7 @@ end
 -- new one); pending requests return nil, "closed".
 function Conn:close()
     local id = self._id
+    self._closed = true
     if id then
         by_id[id] = nil
         self._id = nil

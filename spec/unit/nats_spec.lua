@@ -92,6 +92,18 @@ describe("moonwire.nats", function()
                 local up, why = nc:connected()
                 return { up = up, why = why }
             end
+            function M.close(client, data)
+                local own = assert(moonwire.nats.connect({ url = "URL", name = "own" }))
+                moonwire.spawn(function() -- runs once the handler waits
+                    own:close()
+                end)
+                local msg, err = own:request("svc.slow", "x", 5000) -- pending at the close
+                local ok, perr = own:publish("orders.after", "x")
+                local up, why = own:connected()
+                local again = assert(moonwire.nats.connect({ url = "URL", name = "own" }))
+                return { msg = msg, err = err, ok = ok, perr = perr, up = up, why = why,
+                         new = again ~= own, again = again:publish("orders.again", "y") }
+            end
             function M.same(client, data)
                 local other = assert(moonwire.nats.connect({ url = "URL" }))
                 return { same = other == nc }
@@ -212,6 +224,18 @@ describe("moonwire.nats", function()
                         ask(ws, "request", { subject = "svc.slow", text = "x", ms = 100 }))
             assert.same({ err = "no responders" },
                         ask(ws, "request", { subject = "nobody.home", text = "x", ms = 2000 }))
+        end)
+    end)
+
+    describe("close", function()
+        it("ends pending requests with closed; a later connect opens a new one", function()
+            load()
+            local ws = app:connect()
+            ready(ws)
+            local got = ask(ws, "close")
+            assert.same({ err = "closed", perr = "closed", up = false, why = "closed", new = true,
+                          again = true }, got)
+            assert(wait_log("VERSION orders orders.again y"))
         end)
     end)
 
