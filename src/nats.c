@@ -50,6 +50,14 @@ struct mw_nats_sub {
     mw_list_t link;
 };
 
+typedef struct probe probe_t;
+
+typedef struct waiter {
+    struct waiter *next;
+    mw_nats_ready_cb cb;
+    void *data;
+} waiter_t;
+
 typedef struct req {
     mw_nats_t *n;
     uint64_t token;
@@ -64,6 +72,10 @@ struct mw_nats {
     natsOptions *opts;
     natsConnection *nc;
     char *name;
+    char *urls;        /* the URL list, for the probe */
+    probe_t *probe;    /* the first-connect probe under way, or NULL */
+    int first;         /* the first attempt is under way */
+    waiter_t *waiters; /* mw_nats_when_ready's, until it ends */
     uv_async_t async;
     uv_timer_t retry;
     int open_handles;
@@ -221,22 +233,44 @@ static int do_subscribe(mw_nats_t *n, mw_nats_sub_t *sub) {
 
 static void on_retry(uv_timer_t *t);
 
-/* try_connect makes one attempt at the first connection (cnats reconnects
- * by itself after that). */
-static void try_connect(mw_nats_t *n) {
+/* first_over ends the first attempt: its waiters hear err (0: it ended,
+ * connected or not). */
+static void first_over(mw_nats_t *n, int err) {
+    n->first = 0;
+    waiter_t *w = n->waiters;
+    n->waiters = NULL;
+    while (w) {
+        waiter_t *next = w->next;
+        w->cb(w->data, err);
+        free(w);
+        w = next;
+    }
+}
+
+/* connect_failed counts a failed first-connect attempt, logs the first of
+ * an outage and schedules the next one. */
+static void connect_failed(mw_nats_t *n) {
+    n->st.errors++;
+    if (!n->outage) {
+        n->outage = 1;
+        mw_log_warn("nats %s: cannot connect (%s); retrying with backoff up to %llums", n->name,
+                    n->last_error, (unsigned long long)n->rmax);
+    }
+    n->attempts++;
+    uv_timer_start(&n->retry, on_retry, backoff(n, n->attempts), 0);
+    first_over(n, 0);
+}
+
+/* connect_now makes the first connection with cnats, which connects
+ * blocking: only once a probe has reached a server that accepts, so the
+ * wait is a handshake with a live server. */
+static void connect_now(mw_nats_t *n) {
     natsLibuv_SetThreadLocalLoop(n->loop);
     natsConnection *nc = NULL;
     natsStatus s = natsConnection_Connect(&nc, n->opts);
     if (s != NATS_OK) {
-        n->st.errors++;
         set_error(n, s);
-        if (!n->outage) {
-            n->outage = 1;
-            mw_log_warn("nats %s: cannot connect (%s); retrying with backoff up to %llums", n->name,
-                        n->last_error, (unsigned long long)n->rmax);
-        }
-        n->attempts++;
-        uv_timer_start(&n->retry, on_retry, backoff(n, n->attempts), 0);
+        connect_failed(n);
         return;
     }
     n->nc = nc;
@@ -252,6 +286,179 @@ static void try_connect(mw_nats_t *n) {
         if (!sub->ns && do_subscribe(n, sub) != 0)
             mw_log_warn("nats %s: cannot subscribe to %s", n->name, sub->subject);
     }
+    first_over(n, 0);
+}
+
+/* ---- the probe: a non-blocking TCP connect before cnats's blocking one ---- */
+
+/* A probe resolves (uv_getaddrinfo) and connects (uv_tcp_connect) to each
+ * URL in turn until one accepts, within the connect timeout; then cnats
+ * connects. It lives on its own: when the handle goes first, p->n is NULL
+ * and the probe frees itself once its handles and request are done. */
+struct probe {
+    mw_nats_t *n;
+    const char *urls; /* the handle's url list (n->urls) */
+    const char *next; /* the URL to try next, in urls */
+    uv_getaddrinfo_t gai;
+    uv_connect_t creq;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    int gai_pending, tcp_open, timer_open;
+};
+
+static void probe_url(probe_t *p);
+
+static void probe_maybe_free(probe_t *p) {
+    if (!p->n && !p->gai_pending && !p->tcp_open && !p->timer_open)
+        free(p);
+}
+
+static void probe_timer_closed(uv_handle_t *h) {
+    probe_t *p = h->data;
+    p->timer_open = 0;
+    probe_maybe_free(p);
+}
+
+static void probe_tcp_closed(uv_handle_t *h) {
+    probe_t *p = h->data;
+    p->tcp_open = 0;
+    if (p->n)
+        probe_url(p); /* that one refused: the next URL */
+    else
+        probe_maybe_free(p);
+}
+
+/* probe_detach ends the probe's link with its handle: everything it has
+ * open is closed, and it frees itself. */
+static void probe_detach(probe_t *p) {
+    p->n->probe = NULL;
+    p->n = NULL;
+    uv_close((uv_handle_t *)&p->timer, probe_timer_closed);
+    if (p->tcp_open && !uv_is_closing((uv_handle_t *)&p->tcp))
+        uv_close((uv_handle_t *)&p->tcp, probe_tcp_closed);
+    if (p->gai_pending)
+        uv_cancel((uv_req_t *)&p->gai);
+    probe_maybe_free(p);
+}
+
+static void probe_end(probe_t *p, int ok, const char *why) {
+    mw_nats_t *n = p->n;
+    probe_detach(p);
+    if (ok) {
+        connect_now(n);
+    } else {
+        if (why != n->last_error)
+            snprintf(n->last_error, sizeof n->last_error, "%s", why);
+        connect_failed(n);
+    }
+}
+
+static void on_probe_timeout(uv_timer_t *t) {
+    probe_end(t->data, 0, "connect timeout");
+}
+
+static void on_probe_connect(uv_connect_t *req, int status) {
+    probe_t *p = req->data;
+    if (p->n && status == 0) {
+        probe_end(p, 1, NULL);
+        return;
+    }
+    if (p->n)
+        snprintf(p->n->last_error, sizeof p->n->last_error, "%s", uv_strerror(status));
+    if (!uv_is_closing((uv_handle_t *)&p->tcp))
+        uv_close((uv_handle_t *)&p->tcp, probe_tcp_closed);
+}
+
+static void on_probe_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+    probe_t *p = req->data;
+    p->gai_pending = 0;
+    if (!p->n) {
+        uv_freeaddrinfo(res);
+        probe_maybe_free(p);
+        return;
+    }
+    int rc = status;
+    if (rc == 0 && (rc = uv_tcp_init(p->n->loop, &p->tcp)) == 0) {
+        p->tcp_open = 1;
+        p->tcp.data = p;
+        p->creq.data = p;
+        rc = uv_tcp_connect(&p->creq, &p->tcp, res->ai_addr, on_probe_connect);
+    }
+    uv_freeaddrinfo(res);
+    if (rc == 0)
+        return;
+    snprintf(p->n->last_error, sizeof p->n->last_error, "%s", uv_strerror(rc));
+    if (p->tcp_open)
+        uv_close((uv_handle_t *)&p->tcp, probe_tcp_closed);
+    else
+        probe_url(p);
+}
+
+/* probe_url starts on the next URL of the list, or ends the probe (failed)
+ * when none is left. */
+static void probe_url(probe_t *p) {
+    while (*p->next == ' ' || *p->next == ',')
+        p->next++;
+    if (!*p->next) {
+        probe_end(p, 0, p->n->last_error[0] ? p->n->last_error : "no server");
+        return;
+    }
+    const char *end = strchr(p->next, ',');
+    end = end ? end : p->next + strlen(p->next);
+    const char *h = strstr(p->next, "://");
+    h = h && h < end ? h + 3 : p->next;
+    const char *at = memchr(h, '@', (size_t)(end - h));
+    if (at)
+        h = at + 1;
+    char host[256], port[8] = "4222";
+    const char *he, *rest;
+    if (*h == '[') {
+        h++;
+        he = memchr(h, ']', (size_t)(end - h));
+        he = he ? he : end;
+        rest = he < end ? he + 1 : end;
+    } else {
+        he = h;
+        while (he < end && *he != ':' && *he != '/')
+            he++;
+        rest = he;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(he - h), h);
+    if (rest < end && *rest == ':') {
+        size_t k = 0;
+        for (rest++; rest < end && k < sizeof port - 1 && *rest >= '0' && *rest <= '9'; rest++)
+            port[k++] = *rest;
+        port[k] = '\0';
+    }
+    p->next = end;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    p->gai.data = p;
+    int rc = uv_getaddrinfo(p->n->loop, &p->gai, on_probe_resolved, host, port, &hints);
+    if (rc == 0) {
+        p->gai_pending = 1;
+        return;
+    }
+    snprintf(p->n->last_error, sizeof p->n->last_error, "%s", uv_strerror(rc));
+    probe_url(p);
+}
+
+/* try_connect starts one attempt at the first connection (cnats
+ * reconnects by itself after that): a probe, then cnats. */
+static void try_connect(mw_nats_t *n) {
+    probe_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(n->last_error, sizeof n->last_error, "out of memory");
+        connect_failed(n);
+        return;
+    }
+    p->n = n;
+    p->urls = p->next = n->urls;
+    n->probe = p;
+    uv_timer_init(n->loop, &p->timer);
+    p->timer.data = p;
+    p->timer_open = 1;
+    uv_timer_start(&p->timer, on_probe_timeout, n->ctimeout, 0);
+    probe_url(p);
 }
 
 static void on_retry(uv_timer_t *t) {
@@ -522,10 +729,12 @@ int mw_nats_create(mw_nats_t **out, uv_loop_t *loop, const mw_nats_opts_t *o, ch
     if (n->rmax < n->rmin)
         n->rmax = n->rmin;
     n->name = o->name ? strdup(o->name) : public_name(o->url);
+    n->urls = strdup(o->url);
     mw_list_init(&n->subs);
     mw_list_init(&n->reqs);
-    if (!n->name || uv_mutex_init(&n->lock) != 0) {
+    if (!n->name || !n->urls || uv_mutex_init(&n->lock) != 0) {
         free(n->name);
+        free(n->urls);
         free(n);
         return MW_ENOMEM;
     }
@@ -534,6 +743,7 @@ int mw_nats_create(mw_nats_t **out, uv_loop_t *loop, const mw_nats_opts_t *o, ch
         natsOptions_Destroy(n->opts);
         uv_mutex_destroy(&n->lock);
         free(n->name);
+        free(n->urls);
         free(n);
         return rc ? rc : MW_ENOMEM;
     }
@@ -543,6 +753,8 @@ int mw_nats_create(mw_nats_t **out, uv_loop_t *loop, const mw_nats_opts_t *o, ch
     uv_unref((uv_handle_t *)&n->async);
     uv_unref((uv_handle_t *)&n->retry);
     n->open_handles = 2;
+    n->first = 1;
+    snprintf(n->last_error, sizeof n->last_error, "connecting");
     *out = n;
     try_connect(n);
     return 0;
@@ -554,6 +766,7 @@ static void handle_closed(uv_handle_t *h) {
         uv_cond_destroy(&n->cond);
         uv_mutex_destroy(&n->lock);
         free(n->name);
+        free(n->urls);
         free(n);
     }
 }
@@ -563,6 +776,8 @@ static void handle_closed(uv_handle_t *h) {
 static void teardown(mw_nats_t *n) {
     n->free_requested = 0;
     uv_timer_stop(&n->retry);
+    if (n->probe)
+        probe_detach(n->probe);
     if (n->nc) {
         natsConnection_Close(n->nc);
         uint64_t deadline = uv_hrtime() + (uint64_t)FREE_WAIT_MS * 1000000;
@@ -594,6 +809,7 @@ void mw_nats_free(mw_nats_t *n) {
         return;
     n->closing = 1;
     n->up = 0;
+    first_over(n, MW_ECLOSED);
     while (!mw_list_empty(&n->reqs))
         req_end(mw_list_entry(n->reqs.next, req_t, link), NULL, MW_ECLOSED);
     while (!mw_list_empty(&n->subs)) { /* those cnats holds go on its completion */
@@ -744,6 +960,25 @@ int mw_nats_request(mw_nats_t *n, const char *subject, const void *data, size_t 
 
 void mw_nats_stats(const mw_nats_t *n, mw_nats_stats_t *st) {
     *st = n->st;
+}
+
+int mw_nats_when_ready(mw_nats_t *n, mw_nats_ready_cb cb, void *data) {
+    if (n->closing)
+        return MW_ECLOSED;
+    if (!n->first)
+        return MW_EINVAL;
+    waiter_t *w = malloc(sizeof *w);
+    if (!w)
+        return MW_ENOMEM;
+    w->cb = cb;
+    w->data = data;
+    w->next = n->waiters;
+    n->waiters = w;
+    return 0;
+}
+
+int mw_nats_connecting(const mw_nats_t *n) {
+    return n->first;
 }
 
 int mw_nats_up(const mw_nats_t *n) {

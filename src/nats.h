@@ -7,13 +7,13 @@
  * callbacks. This module marshals everything those threads report into the
  * loop (a mutex-protected queue and a uv_async_t), so every callback below
  * runs on the loop thread. It adds what a server needs: a first connect
- * retried with bounded exponential backoff (cnats's libuv adapter must
- * attach first from the loop thread, so cnats's own retry-on-failed-connect
- * cannot be used), publishes that fail fast while NATS is down, requests
- * with a timeout on one shared inbox subscription, subscriptions kept across
- * reconnects (and made once the first connect succeeds), each outage logged
- * once, and counters for /metrics. docs/architecture.md ("NATS: where cnats
- * plugs into the loop") has the threads and locks.
+ * that does not block the loop on a server that is away, retried with
+ * bounded exponential backoff (cnats's libuv adapter must attach first from
+ * the loop thread, so cnats's own retry-on-failed-connect cannot be used), publishes that fail fast
+ * while NATS is down, requests with a timeout on one shared inbox subscription, subscriptions kept
+ * across reconnects (and made once the first connect succeeds), each outage logged once, and
+ * counters for /metrics. docs/architecture.md ("NATS: where cnats plugs into the loop") has the
+ * threads and locks.
  */
 #ifndef MW_NATS_H
 #define MW_NATS_H
@@ -62,11 +62,13 @@ typedef void (*mw_nats_reply_cb)(void *data, const mw_nats_msg_t *m, int err);
  * (nats:// or tls:// URLs, comma-separated): 0 or MW_EINVAL with err. */
 int mw_nats_check_url(const char *url, char *err, size_t errlen);
 
-/* mw_nats_create starts connecting: the first attempt runs before it
- * returns (cnats connects blocking, up to connect_timeout_ms; a refused
- * connect returns at once), later ones from a timer with backoff until one
- * succeeds; after that cnats reconnects by itself. Returns 0, MW_EINVAL or
- * MW_ENOMEM; a server that is down is not an error. */
+/* mw_nats_create starts connecting and returns at once: a probe (a
+ * non-blocking uv_getaddrinfo and uv_tcp_connect to each URL, within
+ * connect_timeout_ms) waits for a server that accepts, then cnats connects
+ * (blocking, but to a live server: a handshake); failed attempts are
+ * retried from a timer with backoff until one succeeds; after that cnats
+ * reconnects by itself. Returns 0, MW_EINVAL or MW_ENOMEM; a server that
+ * is down is not an error. */
 int mw_nats_create(mw_nats_t **out, uv_loop_t *loop, const mw_nats_opts_t *opts, char *err,
                    size_t errlen);
 
@@ -101,6 +103,18 @@ void mw_nats_unsubscribe(mw_nats_t *n, mw_nats_sub_t *sub);
 int mw_nats_request(mw_nats_t *n, const char *subject, const void *data, size_t len,
                     uint64_t timeout_ms, mw_nats_reply_cb cb, void *cbdata);
 
+/* mw_nats_connecting tells whether the first attempt to connect is still
+ * under way (publishes would fail with MW_ENOTCONN meanwhile). */
+int mw_nats_connecting(const mw_nats_t *n);
+
+typedef void (*mw_nats_ready_cb)(void *data, int err);
+
+/* mw_nats_when_ready calls cb once the first attempt has ended (err 0,
+ * whether it connected or not; MW_ECLOSED at mw_nats_free). Returns 0, or
+ * MW_EINVAL when that attempt is over already (cb is not called),
+ * MW_ECLOSED, MW_ENOMEM. */
+int mw_nats_when_ready(mw_nats_t *n, mw_nats_ready_cb cb, void *data);
+
 typedef struct {
     uint64_t published;     /* messages published (requests included) */
     uint64_t received;      /* messages delivered to subscriptions and requests */
@@ -111,7 +125,8 @@ typedef struct {
 
 void mw_nats_stats(const mw_nats_t *n, mw_nats_stats_t *st);
 int mw_nats_up(const mw_nats_t *n);
-/* Why the handle is down, or "" while it is up. */
+/* Why the handle is down ("connecting" during the first attempt), or ""
+ * while it is up. */
 const char *mw_nats_last_error(const mw_nats_t *n);
 const char *mw_nats_name(const mw_nats_t *n);
 

@@ -99,6 +99,17 @@ local function handle(self)
 end
 
 
+-- While the connection's first attempt is under way (just after connect),
+-- a task waits for it to end rather than fail with "not connected"; code
+-- that cannot wait goes on (and may get "not connected").
+local function settle(id)
+    local status, why = core.nats_status(id)
+    if status == false and why == "connecting" then
+        sched.wait(core.nats_ready, id)
+    end
+end
+
+
 -- nc:publish(subject, data[, reply]) -> true | nil, err ("not connected",
 -- "invalid subject", "closed", "not serving").
 function Conn:publish(subject, data, reply)
@@ -111,6 +122,7 @@ function Conn:publish(subject, data, reply)
     if not id then
         return nil, err
     end
+    settle(id)
     local ok
     ok, err = core.nats_publish(id, subject, bytes, reply)
     return ok, err
@@ -187,6 +199,7 @@ function Conn:request(subject, data, timeout)
     if not id then
         return nil, err
     end
+    settle(id)
     local subj, rdata, reply = sched.wait(core.nats_request, id, subject, bytes, timeout or 0)
     if subj == nil then
         if type(rdata) == "string" and find(rdata, "^cannot ") then

@@ -182,6 +182,11 @@ static void on_reply(void *data, const mw_nats_msg_t *m, int err) {
         snprintf(r->data, sizeof r->data, "%.*s", (int)m->len, m->data);
 }
 
+static void on_ready(void *data, int err) {
+    note_thread();
+    *(int *)data = err;
+}
+
 static mw_nats_t *open_nc(const char *url) {
     mw_nats_t *n = NULL;
     char err[256];
@@ -189,6 +194,14 @@ static mw_nats_t *open_nc(const char *url) {
     int rc = mw_nats_create(&n, &loop, &o, err, sizeof err);
     if (rc != 0)
         fprintf(stderr, "create: %s\n", err);
+    return n;
+}
+
+/* open_up opens and waits until connected (the connect is asynchronous). */
+static mw_nats_t *open_up(const char *url) {
+    mw_nats_t *n = open_nc(url);
+    if (n)
+        WAIT(mw_nats_up(n), LONG);
     return n;
 }
 
@@ -226,7 +239,7 @@ static void test_url(void) {
 static void test_pubsub_wildcards(void) {
     srv_t s;
     REQUIRE(srv_start(&s, 0) == 0);
-    mw_nats_t *n = open_nc(s.url);
+    mw_nats_t *n = open_up(s.url);
     REQUIRE(n);
     CHECK(mw_nats_up(n));
     box_t star = {0}, rest = {0}, echo = {0};
@@ -273,7 +286,7 @@ static void on_seq(void *data, const mw_nats_msg_t *m) {
 static void test_many(void) {
     srv_t s;
     REQUIRE(srv_start(&s, 0) == 0);
-    mw_nats_t *n = open_nc(s.url);
+    mw_nats_t *n = open_up(s.url);
     REQUIRE(n);
     seq_t q = {0};
     box_t echo = {0};
@@ -301,7 +314,7 @@ static void test_many(void) {
 static void test_request(void) {
     srv_t s;
     REQUIRE(srv_start(&s, 0) == 0);
-    mw_nats_t *n = open_nc(s.url);
+    mw_nats_t *n = open_up(s.url);
     REQUIRE(n);
     box_t echo = {0}, silent = {0};
     echo.nc = n;
@@ -335,7 +348,7 @@ static void test_request(void) {
 static void test_unsubscribe(void) {
     srv_t s;
     REQUIRE(srv_start(&s, 0) == 0);
-    mw_nats_t *n = open_nc(s.url);
+    mw_nats_t *n = open_up(s.url);
     REQUIRE(n);
     box_t b = {0}, echo = {0};
     echo.nc = n;
@@ -361,7 +374,7 @@ static void test_kill_and_restart(void) {
     REQUIRE(srv_start(&s, 0) == 0);
     loglen = 0;
     logbuf[0] = '\0';
-    mw_nats_t *n = open_nc(s.url);
+    mw_nats_t *n = open_up(s.url);
     REQUIRE(n);
     box_t b = {0}, echo = {0};
     echo.nc = n;
@@ -413,7 +426,8 @@ static void test_down_at_start(void) {
     mw_nats_t *n = open_nc(url);
     REQUIRE(n);
     CHECK(!mw_nats_up(n));
-    CHECK(*mw_nats_last_error(n) != '\0');
+    WAIT(log_count("cannot connect") > 0, LONG);
+    CHECK_STR(mw_nats_last_error(n), "connection refused");
     CHECK_EQ(log_count("cannot connect"), 1);
     box_t b = {0}, echo = {0};
     echo.nc = n;
@@ -436,7 +450,7 @@ static void test_down_at_start(void) {
 static void test_free_in_callback(void) {
     srv_t s;
     REQUIRE(srv_start(&s, 0) == 0);
-    mw_nats_t *n = open_nc(s.url);
+    mw_nats_t *n = open_up(s.url);
     REQUIRE(n);
     box_t b = {0};
     b.nc = n;
@@ -458,6 +472,16 @@ static void test_metrics(void) {
     snprintf(url, sizeof url, "nats://me:secret@127.0.0.1:%d", s.port);
     mw_nats_opts_t o = {.url = url};
     REQUIRE(mw_nats_create(&n, &loop, &o, err, sizeof err) == 0);
+    CHECK(!mw_nats_up(n)); /* create does not wait for the connection */
+    CHECK(mw_nats_connecting(n));
+    CHECK_STR(mw_nats_last_error(n), "connecting");
+    int ready = -1;
+    CHECK_EQ(mw_nats_when_ready(n, on_ready, &ready), 0);
+    WAIT(ready != -1, LONG);
+    CHECK_EQ(ready, 0);
+    CHECK(mw_nats_up(n)); /* the first attempt connected */
+    CHECK(!mw_nats_connecting(n));
+    CHECK_EQ(mw_nats_when_ready(n, on_ready, &ready), MW_EINVAL);
     char want[128];
     snprintf(want, sizeof want, "nats://127.0.0.1:%d", s.port);
     CHECK_STR(mw_nats_name(n), want);

@@ -300,6 +300,40 @@ static int l_request(lua_State *L) {
     return mw_wait_yield(L);
 }
 
+static int push_ready(lua_State *co, void *data) {
+    int err = *(const int *)data;
+    if (err)
+        return nil_err(co, mw_strerror(err));
+    lua_pushboolean(co, 1);
+    return 1;
+}
+
+static void on_ready(void *data, int err) {
+    mw_wait_done(data, push_ready, &err);
+}
+
+/* core.nats_ready(id) -> true | nil, err: parks the task until the first
+ * attempt to connect has ended (at once when it has). */
+static int l_ready(lua_State *L) {
+    lconn_t *c = find(&get_reg(L)->conn_ids, L, 1);
+    if (!c)
+        return nil_err(L, "closed");
+    if (!mw_nats_connecting(c->n)) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    const char *why = NULL;
+    mw_wait_t *w = mw_wait_begin(L, mw_lua_core_sched(ctx_of(L)), 0, &why);
+    if (!w)
+        return nil_err(L, why);
+    int rc = mw_nats_when_ready(c->n, on_ready, w);
+    if (rc != 0) {
+        mw_wait_cancel(w);
+        return mw_lua_push_result(L, rc);
+    }
+    return mw_wait_yield(L);
+}
+
 static void conn_free(lconn_t *c) {
     reg_t *reg = c->reg;
     for (mw_list_t *n = reg->subs.next, *next; n != &reg->subs; n = next) {
@@ -374,6 +408,7 @@ void mw_lua_inject_nats_api(lua_State *L, mw_lua_core_t *ctx) {
     static const luaL_Reg fns[] = {
         {"nats_open", l_open},
         {"nats_status", l_status},
+        {"nats_ready", l_ready},
         {"nats_publish", l_publish},
         {"nats_subscribe", l_subscribe},
         {"nats_unsubscribe", l_unsubscribe},
