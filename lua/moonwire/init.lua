@@ -232,17 +232,17 @@ setmetatable(_M, { __index = function(t, key)
         rawset(t, "bus", bus)
         return bus
     end
-    -- Redis (moonwire.redis): connect, and the null of list replies.
-    if key == "redis" then
-        local redis = require "moonwire.redis"
-        rawset(t, "redis", redis)
-        return redis
-    end
     -- NATS (moonwire.nats): connect.
     if key == "nats" then
         local nats = require "moonwire.nats"
         rawset(t, "nats", nats)
         return nats
+    end
+    -- Redis (moonwire.redis): connect, and the null of list replies.
+    if key == "redis" then
+        local redis = require "moonwire.redis"
+        rawset(t, "redis", redis)
+        return redis
     end
     -- Subscriber utilities, message schemas, middleware (moonwire.handlers,
     -- moonwire.schema, moonwire.middleware).

@@ -10,10 +10,10 @@
  * also build as a standalone Lua module, and join the same table here.
  */
 #include "api.h"
+#include "nats_lua.h"
 #include "json_lua.h"
 #include "jwt_lua.h"
 #include "keylimit_lua.h"
-#include "nats_lua.h"
 #include "redis_lua.h"
 #include "wsclient_lua.h"
 #include "sched_lua.h"

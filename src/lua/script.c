@@ -1310,8 +1310,8 @@ static void app_metrics(void *data, FILE *f) {
                      "waits included, by route (type.action; unrouted: never routed; others: timed "
                      "by the timing middleware, such as bus:<subscriber>).",
                      route_name, sc);
-    mw_lua_redis_metrics(sc->core, sc->sched, f); /* moonwire_redis_*, one series per handle */
     mw_lua_nats_metrics(sc->L, sc->sched, f);     /* moonwire_nats_* */
+    mw_lua_redis_metrics(sc->core, sc->sched, f); /* moonwire_redis_*, one series per handle */
     bus_metrics(sc, f);
 }
 
