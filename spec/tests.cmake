@@ -192,7 +192,7 @@ mw_integration_test(servercore)
 # POST /api/emit reaching subscribers.
 mw_integration_test(pxl_chat)
 
-foreach(app hello echo hub chat gorilla-hub servercore pxl-chat)
+foreach(app hello echo hub chat gorilla-hub servercore pxl-chat trading-feed)
   add_test(NAME lua_example_${app}
            COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/${app})
 endforeach()
