@@ -74,10 +74,6 @@ return {
     dedupe = guide.enableEventCache,
     event_cache_max_size = guide.eventCacheMaxSize,
 
-    -- Feed events to the channels' subscribers come from NATS
-    -- (subscribeNatsAndBroadcast) and from the event bus (POST /api/emit).
-    api_key = getenv("MOONWIRE_API_KEY") or "",
-
     app = {
         -- pingInterval, pongTimeout: the JSON ping/pong of app.lua.
         ping_interval = guide.pingInterval,

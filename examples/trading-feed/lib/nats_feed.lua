@@ -55,7 +55,7 @@ function _M.start(app)
     local loaded, nats = pcall(require, "moonwire.nats")
     if not loaded then
         moonwire.log.warn("NATS_URL is set but moonwire.nats is not available: %s",
-                          tostring(nats))
+                          (tostring(nats):match("^[^\n]*")))
         return
     end
     local backoff = MIN_BACKOFF
