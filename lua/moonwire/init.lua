@@ -238,6 +238,12 @@ setmetatable(_M, { __index = function(t, key)
         rawset(t, "redis", redis)
         return redis
     end
+    -- NATS (moonwire.nats): connect.
+    if key == "nats" then
+        local nats = require "moonwire.nats"
+        rawset(t, "nats", nats)
+        return nats
+    end
     -- Subscriber utilities, message schemas, middleware (moonwire.handlers,
     -- moonwire.schema, moonwire.middleware).
     if key == "handlers" or key == "schema" or key == "middleware" then

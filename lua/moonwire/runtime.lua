@@ -838,6 +838,10 @@ function runtime._reload(self, config)
     if redis then
         redis.unsubscribe_all()
     end
+    local nats = package.loaded["moonwire.nats"]
+    if nats then
+        nats.unsubscribe_all()
+    end
     require("moonwire.bus").timers_cancelled()
     self._host.app = new
     self._host.bus = bus_new(new.subscribers, config, self._rooms)

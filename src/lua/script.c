@@ -26,6 +26,7 @@
 #include "../watchdog.h"
 #include "api.h"
 #include "config_lua.h"
+#include "nats_lua.h"
 #include "redis_lua.h"
 #include "wsclient_lua.h"
 #include "sched.h"
@@ -1170,6 +1171,7 @@ static void app_stop(void *data) {
     }
     mw_sched_stop(sc->sched);
     mw_lua_redis_stop(sc->core, sc->sched); /* after the tasks: nothing resumes */
+    mw_lua_nats_stop(sc->L, sc->sched);
     mw_lua_wsclient_stop(sc->L, sc->sched); /* the app's WebSocket client connections */
 }
 
@@ -1309,6 +1311,7 @@ static void app_metrics(void *data, FILE *f) {
                      "by the timing middleware, such as bus:<subscriber>).",
                      route_name, sc);
     mw_lua_redis_metrics(sc->core, sc->sched, f); /* moonwire_redis_*, one series per handle */
+    mw_lua_nats_metrics(sc->L, sc->sched, f);     /* moonwire_nats_* */
     bus_metrics(sc, f);
 }
 
