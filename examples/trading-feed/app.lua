@@ -51,12 +51,11 @@ function _M.on_start(app)
 end
 
 
--- The clients and their heartbeat state carry over; the old code's NATS
--- subscriptions go (the new on_start subscribes again).
+-- The clients and their heartbeat state carry over (moonwire.nats drops
+-- the old code's NATS subscriptions; the new on_start subscribes again).
 function _M.on_reload(old_state, app)
     shared.set(app)
     app.state.clients = old_state.clients
-    nats_feed.stop(old_state)
 end
 
 

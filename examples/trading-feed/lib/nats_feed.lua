@@ -1,52 +1,27 @@
 -- The guide's "NATS Integration" (subscribeNatsAndBroadcast): each NATS
 -- subject pattern of config.lua's app.nats_subscriptions is broadcast to
--- the subscribers of its channel. The connection is moonwire.nats's
--- (shared per URL, reconnecting by itself); this file only connects at
--- start, retrying with a backoff while NATS does not answer, so that the
--- server serves its clients whether or not NATS is up. Retries run on
--- timers, which a reload cancels; the subscriptions are kept in app.state
--- and dropped by on_reload, before the new code's on_start subscribes
--- again.
+-- the subscribers of its channel, as the bytes published (lib/feed.lua).
+-- The connection is moonwire.nats's: shared per URL, reconnecting by
+-- itself, subscriptions sent again after a reconnect, dropped by a reload
+-- (the new code's on_start subscribes again). A NATS server that is down
+-- at start or later is not an error: the app serves its clients, and the
+-- feed resumes when NATS is back (messages published meanwhile are lost:
+-- core NATS is at most once).
 
 local feed = require "lib.feed"
 local moonwire = require "moonwire"
 
+local ipairs = ipairs
 local pcall = pcall
 local require = require
 local tostring = tostring
+local type = type
 
 
 local _M = {}
 
 
-local MIN_BACKOFF = 500
-local MAX_BACKOFF = 10000
-
-
-local function subscribe_all(app, nc)
-    local subs = {}
-    for _, s in ipairs(app.config.nats_subscriptions or {}) do
-        local channel, subject = s.channel, s.subject
-        local sub, err = nc:subscribe(subject, function(msg)
-            local ok, why = feed.publish_text(channel, msg.data)
-            if not ok and why then
-                moonwire.log.error("Failed to parse NATS message on %s: %s", msg.subject, why)
-            end
-        end)
-        if sub then
-            subs[#subs + 1] = sub
-            moonwire.log.info("Subscribed to NATS subject %s -> channel %s", subject, channel)
-        else
-            moonwire.log.error("Failed to subscribe to NATS subject %s: %s", subject,
-                               tostring(err))
-        end
-    end
-    return subs
-end
-
-
--- Starts the feed from NATS, when app.config.nats_url is set. Returns at
--- once; the connection is made in a timer's task.
+-- Starts the feed from NATS when app.config.nats_url is set (on_start).
 function _M.start(app)
     local url = app.config.nats_url
     if type(url) ~= "string" or url == "" then
@@ -58,35 +33,26 @@ function _M.start(app)
                           (tostring(nats):match("^[^\n]*")))
         return
     end
-    local backoff = MIN_BACKOFF
-    local warned = false
-    local attempt
-    attempt = function()
-        local nc, err = nats.connect({ url = url, timeout = 2000 })
-        if not nc then
-            if not warned then
-                moonwire.log.warn("NATS %s not reachable (%s); serving without it, retrying",
-                                  url, tostring(err))
-                warned = true
+    local nc, err = nats.connect({ url = url, name = "trading-feed" })
+    if not nc then
+        moonwire.log.error("NATS feed not started: %s", tostring(err))
+        return
+    end
+    for _, s in ipairs(app.config.nats_subscriptions or {}) do
+        local channel, subject = s.channel, s.subject
+        local sub, why = nc:subscribe(subject, function(msg)
+            local ok, bad = feed.publish_text(channel, msg.data)
+            if not ok and bad then
+                moonwire.log.error("Failed to parse NATS message on %s: %s", msg.subject, bad)
             end
-            moonwire.timer.after(backoff, attempt)
-            backoff = math.min(backoff * 2, MAX_BACKOFF)
-            return
+        end)
+        if sub then
+            moonwire.log.info("Subscribed to NATS subject %s -> channel %s", subject, channel)
+        else
+            moonwire.log.error("Failed to subscribe to NATS subject %s: %s", subject,
+                               tostring(why))
         end
-        app.state.nats_subs = subscribe_all(app, nc)
-        app.state.nats = nc
-        moonwire.log.info("NATS feed from %s", url)
     end
-    moonwire.timer.after(0, attempt)
-end
-
-
--- Drops the subscriptions of the code a reload replaces.
-function _M.stop(state)
-    for _, sub in ipairs(state.nats_subs or {}) do
-        pcall(sub.unsubscribe, sub)
-    end
-    state.nats_subs = nil
 end
 
 
