@@ -176,12 +176,15 @@ static int app_exists(const char *app) {
 /* The command line, for the workers a supervisor starts (supervisor.h). */
 static char **main_argv;
 
-/* map_shdicts maps the shared dicts of cfg (before any worker could be
- * forked: they share these mappings) and gives them to Lua. Returns the
- * set, or NULL having logged why and freed cfg. */
+/* map_shdicts gives Lua the shared dicts: in a worker, the zones its
+ * supervisor made (attached from the inherited memfds); otherwise cfg's,
+ * made here. Returns the set, or NULL having logged why and freed cfg. */
 static mw_shdicts_t *map_shdicts(mw_script_t *sc, mw_config_t *cfg) {
     mw_shdicts_t *dicts = NULL;
-    int rc = mw_shdicts_create(&dicts, cfg->shared_dicts, cfg->nshared_dicts);
+    int fds[MW_CONFIG_MAX_SUBPROTOCOLS];
+    int nfds = mw_worker_shdict_fds(fds, MW_CONFIG_MAX_SUBPROTOCOLS);
+    int rc = mw_worker_id() ? mw_shdicts_attach(&dicts, fds, nfds)
+                            : mw_shdicts_create(&dicts, cfg->shared_dicts, cfg->nshared_dicts);
     if (rc != 0) {
         mw_log_error("cannot map shared_dicts: %s", mw_strerror(rc));
         mw_config_free(cfg);

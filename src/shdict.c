@@ -7,8 +7,13 @@
  * neighbours in O(1), and free blocks sit in one list per power of two
  * (first fit from the request's class up). Every item is one block: a node
  * (hash chain, LRU links, expiry, value) followed by the key and, for a
- * string, the value. Pointers are plain: the mapping is made before fork,
- * at the same address in every process.
+ * string, the value.
+ *
+ * Nothing inside a zone is a pointer: every link (hash chains, LRU, free
+ * lists, the buckets, the arena's bounds) is a ref_t, an offset from the
+ * zone's first byte (0: none, since the header is there). A zone therefore
+ * works wherever it is mapped: a worker exec'd by the supervisor maps the
+ * same memfd at another address and follows the same links.
  */
 #include "shdict.h"
 #include "errors.h"
@@ -16,32 +21,39 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#define MAGIC 0x6d777364u /* "mwsd" */
+#define MAGIC 0x6d777332u /* "mws2": the layout with offsets */
 #define ALIGN 16
 #define NBINS 40
 #define EVICT_TRIES 30  /* items evicted at most for one write (OpenResty's figure) */
 #define RECLAIM_STEPS 3 /* expired items reclaimed from the LRU end per write */
 #define ALLOC_SCAN 8    /* blocks of a request's own size class tried before bigger ones */
 
+/* An offset from the zone's base; 0 is no item (the header is there). */
+typedef uint64_t ref_t;
+
 /* A block of the arena. The low bit of size marks it used. A free block
  * has its list links where a used one has its payload. */
 typedef struct block {
-    size_t size; /* of the whole block, header included; | 1 when used */
-    size_t prev; /* size of the block before it, 0 for the first */
-    struct block *fnext, *fprev;
+    size_t size;        /* of the whole block, header included; | 1 when used */
+    size_t prev;        /* size of the block before it, 0 for the first */
+    ref_t fnext, fprev; /* its free list */
 } block_t;
 
 #define HDR offsetof(block_t, fnext)
 #define MIN_BLOCK ((sizeof(block_t) + ALIGN - 1) & ~(size_t)(ALIGN - 1))
 
 typedef struct node {
-    struct node *hnext;       /* hash chain */
-    struct node *prev, *next; /* LRU: next goes toward the least recently used */
-    uint64_t expires;         /* ms on the caller's clock; 0: never */
+    ref_t hnext;      /* hash chain */
+    ref_t prev, next; /* LRU: next goes toward the least recently used */
+    uint64_t expires; /* ms on the caller's clock; 0: never */
     double number;
     uint32_t hash;
     uint32_t vlen;
@@ -57,16 +69,37 @@ struct mw_shdict {
     int busy; /* set while a change is under way: a holder that dies leaves it set */
     char name[MW_SHDICT_NAME_MAX + 1];
     size_t map_size;
-    node_t **buckets;
+    ref_t buckets;   /* ref_t[nbuckets]: the hash chains' heads */
     size_t nbuckets; /* a power of two */
     node_t lru;      /* sentinel: lru.next most recent, lru.prev least */
-    char *arena, *arena_end;
-    block_t *bins[NBINS];
+    ref_t arena, arena_end;
+    ref_t bins[NBINS];
     uint64_t binmap; /* bit i: bins[i] is not empty */
     size_t free_bytes;
     size_t keys;
     uint64_t evictions, recoveries;
 };
+
+#define LRU ((ref_t)offsetof(struct mw_shdict, lru)) /* the sentinel's ref */
+
+/* ---- offsets ---- */
+
+static ref_t ref_of(const mw_shdict_t *d, const void *p) {
+    return (ref_t)((const char *)p - (const char *)d);
+}
+
+static block_t *blk(mw_shdict_t *d, ref_t r) {
+    return r ? (block_t *)((char *)d + r) : NULL;
+}
+
+static node_t *nd(mw_shdict_t *d, ref_t r) {
+    return r ? (node_t *)((char *)d + r) : NULL;
+}
+
+/* bucket is the head of hash h's chain. */
+static ref_t *bucket(mw_shdict_t *d, uint32_t h) {
+    return (ref_t *)((char *)d + d->buckets) + (h & (d->nbuckets - 1));
+}
 
 /* ---- the arena ---- */
 
@@ -94,17 +127,18 @@ static unsigned bin_of(size_t size) {
 
 static void bin_push(mw_shdict_t *d, block_t *b) {
     unsigned i = bin_of(bsize(b));
-    b->fprev = NULL;
+    ref_t r = ref_of(d, b);
+    b->fprev = 0;
     b->fnext = d->bins[i];
     if (b->fnext)
-        b->fnext->fprev = b;
-    d->bins[i] = b;
+        blk(d, b->fnext)->fprev = r;
+    d->bins[i] = r;
     d->binmap |= 1ull << i;
 }
 
 static void bin_remove(mw_shdict_t *d, block_t *b) {
     if (b->fprev) {
-        b->fprev->fnext = b->fnext;
+        blk(d, b->fprev)->fnext = b->fnext;
     } else {
         unsigned i = bin_of(bsize(b));
         d->bins[i] = b->fnext;
@@ -112,12 +146,12 @@ static void bin_remove(mw_shdict_t *d, block_t *b) {
             d->binmap &= ~(1ull << i);
     }
     if (b->fnext)
-        b->fnext->fprev = b->fprev;
+        blk(d, b->fnext)->fprev = b->fprev;
 }
 
 /* is_last tells whether b ends the arena (its next would be the end). */
 static int is_last(const mw_shdict_t *d, const block_t *b) {
-    return (const char *)b + bsize(b) >= d->arena_end;
+    return ref_of(d, b) + bsize(b) >= d->arena_end;
 }
 
 /* take makes the free block b, of at least need bytes, a used one,
@@ -146,11 +180,11 @@ static block_t *take(mw_shdict_t *d, block_t *b, size_t need) {
 static block_t *arena_alloc(mw_shdict_t *d, size_t need) {
     unsigned i = bin_of(need);
     int tries = ALLOC_SCAN;
-    for (block_t *b = d->bins[i]; b && tries-- > 0; b = b->fnext)
+    for (block_t *b = blk(d, d->bins[i]); b && tries-- > 0; b = blk(d, b->fnext))
         if (bsize(b) >= need)
             return take(d, b, need);
     uint64_t above = i + 1 < NBINS ? d->binmap >> (i + 1) << (i + 1) : 0;
-    return above ? take(d, d->bins[__builtin_ctzll(above)], need) : NULL;
+    return above ? take(d, blk(d, d->bins[__builtin_ctzll(above)]), need) : NULL;
 }
 
 /* arena_free frees b and merges it with its free neighbours. */
@@ -180,11 +214,11 @@ static void arena_free(mw_shdict_t *d, block_t *b) {
 
 /* reset empties the dict: no keys, the arena one free block. */
 static void reset(mw_shdict_t *d) {
-    memset(d->buckets, 0, d->nbuckets * sizeof *d->buckets);
-    d->lru.next = d->lru.prev = &d->lru;
+    memset(bucket(d, 0), 0, d->nbuckets * sizeof(ref_t));
+    d->lru.next = d->lru.prev = LRU;
     memset(d->bins, 0, sizeof d->bins);
     d->binmap = 0;
-    block_t *b = (block_t *)d->arena;
+    block_t *b = blk(d, d->arena);
     b->size = (size_t)(d->arena_end - d->arena);
     b->prev = 0;
     bin_push(d, b);
@@ -239,40 +273,35 @@ static int expired(const node_t *n, uint64_t now) {
     return n->expires && n->expires <= now;
 }
 
-static void lru_unlink(node_t *n) {
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
+static void lru_unlink(mw_shdict_t *d, node_t *n) {
+    nd(d, n->prev)->next = n->next;
+    nd(d, n->next)->prev = n->prev;
 }
 
 static void lru_push(mw_shdict_t *d, node_t *n) {
-    n->prev = &d->lru;
+    ref_t r = ref_of(d, n);
+    n->prev = LRU;
     n->next = d->lru.next;
-    d->lru.next->prev = n;
-    d->lru.next = n;
+    nd(d, d->lru.next)->prev = r;
+    d->lru.next = r;
 }
 
-/* find returns the node of key (expired or not), and in *link where the
- * pointer to it is, for unlinking. */
-static node_t *find(mw_shdict_t *d, const char *key, size_t klen, uint32_t h, node_t ***link) {
-    node_t **p = &d->buckets[h & (d->nbuckets - 1)];
-    for (; *p; p = &(*p)->hnext) {
-        node_t *n = *p;
-        if (n->hash == h && n->klen == klen && memcmp(n->data, key, klen) == 0) {
-            if (link)
-                *link = p;
+/* find returns the node of key (expired or not). */
+static node_t *find(mw_shdict_t *d, const char *key, size_t klen, uint32_t h) {
+    for (node_t *n = nd(d, *bucket(d, h)); n; n = nd(d, n->hnext))
+        if (n->hash == h && n->klen == klen && memcmp(n->data, key, klen) == 0)
             return n;
-        }
-    }
     return NULL;
 }
 
 /* remove_node unlinks n from its chain and the LRU and frees its block. */
 static void remove_node(mw_shdict_t *d, node_t *n) {
-    node_t **p = &d->buckets[n->hash & (d->nbuckets - 1)];
-    while (*p != n)
-        p = &(*p)->hnext;
+    ref_t r = ref_of(d, n);
+    ref_t *p = bucket(d, n->hash);
+    while (*p != r)
+        p = &nd(d, *p)->hnext;
     *p = n->hnext;
-    lru_unlink(n);
+    lru_unlink(d, n);
     arena_free(d, block_of(n));
     d->keys--;
 }
@@ -280,8 +309,8 @@ static void remove_node(mw_shdict_t *d, node_t *n) {
 /* reclaim frees up to steps expired items from the LRU end (each write
  * does a few, so a dict nobody reads still gives back its dead keys). */
 static void reclaim(mw_shdict_t *d, uint64_t now, size_t steps) {
-    while (steps-- && d->lru.prev != &d->lru && expired(d->lru.prev, now))
-        remove_node(d, d->lru.prev);
+    while (steps-- && d->lru.prev != LRU && expired(nd(d, d->lru.prev), now))
+        remove_node(d, nd(d, d->lru.prev));
 }
 
 static size_t item_size(size_t klen, const mw_shdict_value_t *v) {
@@ -306,11 +335,11 @@ static void fill(node_t *n, const mw_shdict_value_t *v, uint64_t ttl, uint64_t n
 static int store(mw_shdict_t *d, const char *key, size_t klen, uint32_t h, node_t *old,
                  const mw_shdict_value_t *v, uint64_t ttl, uint64_t now, int safe, int *evicted) {
     size_t need = item_size(klen, v);
-    if (need > (size_t)(d->arena_end - d->arena) || v->len > UINT32_MAX)
+    if (need > d->arena_end - d->arena || v->len > UINT32_MAX)
         return MW_ETOOBIG;
     if (old && bsize(block_of(old)) >= need && bsize(block_of(old)) - need < MIN_BLOCK) {
         fill(old, v, ttl, now); /* same room: rewrite in place */
-        lru_unlink(old);
+        lru_unlink(d, old);
         lru_push(d, old);
         return 0;
     }
@@ -320,8 +349,8 @@ static int store(mw_shdict_t *d, const char *key, size_t klen, uint32_t h, node_
         old = NULL;
         b = arena_alloc(d, need);
     }
-    for (int i = 0; !b && !safe && i < EVICT_TRIES && d->lru.prev != &d->lru; i++) {
-        node_t *victim = d->lru.prev;
+    for (int i = 0; !b && !safe && i < EVICT_TRIES && d->lru.prev != LRU; i++) {
+        node_t *victim = nd(d, d->lru.prev);
         if (!expired(victim, now)) {
             d->evictions++;
             if (evicted)
@@ -339,9 +368,9 @@ static int store(mw_shdict_t *d, const char *key, size_t klen, uint32_t h, node_
     n->klen = (uint16_t)klen;
     memcpy(n->data, key, klen);
     fill(n, v, ttl, now);
-    node_t **bucket = &d->buckets[h & (d->nbuckets - 1)];
-    n->hnext = *bucket;
-    *bucket = n;
+    ref_t *head = bucket(d, h);
+    n->hnext = *head;
+    *head = ref_of(d, n);
     lru_push(d, n);
     d->keys++;
     return 0;
@@ -349,15 +378,16 @@ static int store(mw_shdict_t *d, const char *key, size_t klen, uint32_t h, node_
 
 /* ---- the API ---- */
 
-int mw_shdict_create(mw_shdict_t **out, const char *name, size_t size) {
-    *out = NULL;
+/* valid_args tells whether a dict may be named name and be size bytes. */
+static int valid_args(const char *name, size_t size) {
     size_t nlen = strlen(name);
-    if (nlen == 0 || nlen > MW_SHDICT_NAME_MAX || size < MW_SHDICT_MIN_SIZE ||
-        size > (size_t)MW_SHDICT_MAX_SIZE)
-        return MW_EINVAL;
-    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-        return MW_ENOMEM;
+    return nlen > 0 && nlen <= MW_SHDICT_NAME_MAX && size >= MW_SHDICT_MIN_SIZE &&
+           size <= (size_t)MW_SHDICT_MAX_SIZE;
+}
+
+/* init_zone lays out a new dict over the size bytes at m: the header and
+ * its lock, the buckets, the arena as one free block. */
+static int init_zone(void *m, const char *name, size_t size) {
     mw_shdict_t *d = m;
     memset(d, 0, sizeof *d);
     pthread_mutexattr_t attr;
@@ -366,12 +396,9 @@ int mw_shdict_create(mw_shdict_t **out, const char *name, size_t size) {
     pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
     int rc = pthread_mutex_init(&d->lock, &attr);
     pthread_mutexattr_destroy(&attr);
-    if (rc != 0) {
-        munmap(m, size);
+    if (rc != 0)
         return MW_ENOMEM;
-    }
-    d->magic = MAGIC;
-    memcpy(d->name, name, nlen + 1);
+    memcpy(d->name, name, strlen(name) + 1);
     d->map_size = size;
     /* One bucket per 512 bytes of zone, a power of two: short chains for
      * items of a few hundred bytes, 1/64 of the zone for the table. */
@@ -379,12 +406,71 @@ int mw_shdict_create(mw_shdict_t **out, const char *name, size_t size) {
     while (nb * 512 < size)
         nb <<= 1;
     d->nbuckets = nb;
-    char *p = (char *)m + ((sizeof *d + ALIGN - 1) & ~(size_t)(ALIGN - 1));
-    d->buckets = (node_t **)p;
-    p += nb * sizeof(node_t *);
-    d->arena = (char *)(((uintptr_t)p + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
-    d->arena_end = (char *)m + (size & ~(size_t)(ALIGN - 1));
+    d->buckets = (sizeof *d + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    d->arena = (d->buckets + nb * sizeof(ref_t) + ALIGN - 1) & ~(ref_t)(ALIGN - 1);
+    d->arena_end = size & ~(size_t)(ALIGN - 1);
     reset(d);
+    d->magic = MAGIC; /* last: an attacher checks it */
+    return 0;
+}
+
+int mw_shdict_create(mw_shdict_t **out, const char *name, size_t size) {
+    *out = NULL;
+    if (!valid_args(name, size))
+        return MW_EINVAL;
+    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return MW_ENOMEM;
+    if (init_zone(m, name, size) != 0) {
+        munmap(m, size);
+        return MW_ENOMEM;
+    }
+    *out = m;
+    return 0;
+}
+
+int mw_shdict_create_fd(mw_shdict_t **out, const char *name, size_t size, int *fd) {
+    *out = NULL;
+    *fd = -1;
+    if (!valid_args(name, size))
+        return MW_EINVAL;
+    char label[MW_SHDICT_NAME_MAX + 24];
+    snprintf(label, sizeof label, "moonwire-shdict-%s", name);
+    int f = memfd_create(label, MFD_CLOEXEC);
+    if (f < 0)
+        return MW_ENOMEM;
+    void *m = MAP_FAILED;
+    if (ftruncate(f, (off_t)size) == 0)
+        m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+    if (m == MAP_FAILED || init_zone(m, name, size) != 0) {
+        if (m != MAP_FAILED)
+            munmap(m, size);
+        close(f);
+        return MW_ENOMEM;
+    }
+    *out = m;
+    *fd = f;
+    return 0;
+}
+
+int mw_shdict_attach(mw_shdict_t **out, int fd) {
+    *out = NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < MW_SHDICT_MIN_SIZE ||
+        (unsigned long long)st.st_size > (unsigned long long)MW_SHDICT_MAX_SIZE)
+        return MW_EINVAL;
+    size_t size = (size_t)st.st_size;
+    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return MW_ENOMEM;
+    mw_shdict_t *d = m;
+    /* Someone else's zone: its header must describe this very mapping. */
+    if (d->magic != MAGIC || d->map_size != size || !memchr(d->name, '\0', sizeof d->name) ||
+        d->nbuckets == 0 || (d->nbuckets & (d->nbuckets - 1)) != 0 || d->arena >= d->arena_end ||
+        d->arena_end > size || d->buckets + d->nbuckets * sizeof(ref_t) > d->arena) {
+        munmap(m, size);
+        return MW_EINVAL;
+    }
     *out = d;
     return 0;
 }
@@ -439,7 +525,7 @@ int mw_shdict_get(mw_shdict_t *d, const char *key, size_t klen, uint64_t now_ms,
     int rc = 0;
     mw__shdict_lock(d);
     d->busy = 1;
-    node_t *n = find(d, key, klen, h, NULL);
+    node_t *n = find(d, key, klen, h);
     if (!n || expired(n, now_ms)) {
         if (n)
             remove_node(d, n); /* dead on read */
@@ -461,7 +547,7 @@ int mw_shdict_get(mw_shdict_t *d, const char *key, size_t klen, uint64_t now_ms,
             out->str = *buf;
             if (n->vlen)
                 memcpy(*buf, n->data + n->klen, n->vlen);
-            lru_unlink(n);
+            lru_unlink(d, n);
             lru_push(d, n);
         }
     }
@@ -480,7 +566,7 @@ int mw_shdict_set(mw_shdict_t *d, const char *key, size_t klen, const mw_shdict_
     int rc = 0;
     mw__shdict_lock(d);
     d->busy = 1;
-    node_t *n = find(d, key, klen, h, NULL);
+    node_t *n = find(d, key, klen, h);
     if (n && expired(n, now_ms)) {
         remove_node(d, n);
         n = NULL;
@@ -509,7 +595,7 @@ int mw_shdict_incr(mw_shdict_t *d, const char *key, size_t klen, double n, const
     int rc = 0;
     mw__shdict_lock(d);
     d->busy = 1;
-    node_t *node = find(d, key, klen, h, NULL);
+    node_t *node = find(d, key, klen, h);
     if (node && expired(node, now_ms)) {
         remove_node(d, node);
         node = NULL;
@@ -520,7 +606,7 @@ int mw_shdict_incr(mw_shdict_t *d, const char *key, size_t klen, double n, const
         } else {
             node->number += n;
             *out = node->number;
-            lru_unlink(node);
+            lru_unlink(d, node);
             lru_push(d, node);
         }
     } else if (!init) {
@@ -544,7 +630,7 @@ int mw_shdict_delete(mw_shdict_t *d, const char *key, size_t klen) {
 
 /* live finds key's node under the lock, reclaiming it when expired. */
 static node_t *live(mw_shdict_t *d, const char *key, size_t klen, uint64_t now) {
-    node_t *n = find(d, key, klen, hash_key(key, klen), NULL);
+    node_t *n = find(d, key, klen, hash_key(key, klen));
     if (n && expired(n, now)) {
         remove_node(d, n);
         n = NULL;
@@ -591,8 +677,8 @@ size_t mw_shdict_flush_expired(mw_shdict_t *d, uint64_t now_ms, size_t max) {
     size_t count = 0;
     mw__shdict_lock(d);
     d->busy = 1;
-    for (node_t *n = d->lru.prev; n != &d->lru && (max == 0 || count < max);) {
-        node_t *prev = n->prev;
+    for (node_t *n = nd(d, d->lru.prev); n != &d->lru && (max == 0 || count < max);) {
+        node_t *prev = nd(d, n->prev);
         if (expired(n, now_ms)) {
             remove_node(d, n);
             count++;
@@ -608,7 +694,8 @@ size_t mw_shdict_keys(mw_shdict_t *d, uint64_t now_ms, size_t max,
                       void (*each)(void *ud, const char *key, size_t klen), void *ud) {
     size_t count = 0;
     mw__shdict_lock(d);
-    for (node_t *n = d->lru.next; n != &d->lru && (max == 0 || count < max); n = n->next) {
+    for (node_t *n = nd(d, d->lru.next); n != &d->lru && (max == 0 || count < max);
+         n = nd(d, n->next)) {
         if (expired(n, now_ms))
             continue;
         each(ud, n->data, n->klen);
@@ -639,14 +726,24 @@ void mw_shdict_stats(mw_shdict_t *d, mw_shdict_stats_t *out) {
 
 /* ---- the set of dicts ---- */
 
+typedef struct {
+    mw_shdict_t *d;
+    int fd; /* its memfd, kept open to hand to workers; -1 when none */
+} entry_t;
+
 struct mw_shdicts {
     size_t n;
-    mw_shdict_t *dicts[];
+    entry_t e[];
 };
+
+static mw_shdicts_t *set_new(int n) {
+    mw_shdicts_t *set = calloc(1, sizeof *set + (size_t)(n > 0 ? n : 0) * sizeof(entry_t));
+    return set;
+}
 
 int mw_shdicts_create(mw_shdicts_t **out, char *const *specs, int n) {
     *out = NULL;
-    mw_shdicts_t *set = calloc(1, sizeof *set + (size_t)n * sizeof(mw_shdict_t *));
+    mw_shdicts_t *set = set_new(n);
     if (!set)
         return MW_ENOMEM;
     for (int i = 0; i < n; i++) {
@@ -655,8 +752,9 @@ int mw_shdicts_create(mw_shdicts_t **out, char *const *specs, int n) {
         int rc = mw_shdict_parse_spec(specs[i], name, &size) ? MW_EINVAL : 0;
         if (rc == 0 && mw_shdicts_find(set, name, strlen(name)))
             rc = MW_EINVAL;
+        entry_t *e = &set->e[set->n];
         if (rc == 0)
-            rc = mw_shdict_create(&set->dicts[set->n], name, size);
+            rc = mw_shdict_create_fd(&e->d, name, size, &e->fd);
         if (rc != 0) {
             mw_shdicts_free(set);
             return rc;
@@ -667,21 +765,54 @@ int mw_shdicts_create(mw_shdicts_t **out, char *const *specs, int n) {
     return 0;
 }
 
+int mw_shdicts_attach(mw_shdicts_t **out, const int *fds, int n) {
+    *out = NULL;
+    mw_shdicts_t *set = set_new(n);
+    if (!set)
+        return MW_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        entry_t *e = &set->e[set->n];
+        int rc = mw_shdict_attach(&e->d, fds[i]);
+        if (rc == 0 && mw_shdicts_find(set, e->d->name, strlen(e->d->name))) {
+            mw_shdict_free(e->d);
+            rc = MW_EINVAL;
+        }
+        if (rc != 0) {
+            for (size_t j = 0; j < set->n; j++)
+                set->e[j].fd = -1; /* still the caller's */
+            mw_shdicts_free(set);
+            return rc;
+        }
+        e->fd = fds[i];
+        fcntl(e->fd, F_SETFD, FD_CLOEXEC); /* inherited without: no further */
+        set->n++;
+    }
+    *out = set;
+    return 0;
+}
+
 void mw_shdicts_free(mw_shdicts_t *set) {
     if (!set)
         return;
-    for (size_t i = 0; i < set->n; i++)
-        mw_shdict_free(set->dicts[i]);
+    for (size_t i = 0; i < set->n; i++) {
+        mw_shdict_free(set->e[i].d);
+        if (set->e[i].fd >= 0)
+            close(set->e[i].fd);
+    }
     free(set);
 }
 
 mw_shdict_t *mw_shdicts_find(const mw_shdicts_t *set, const char *name, size_t len) {
     for (size_t i = 0; set && i < set->n; i++)
-        if (strlen(set->dicts[i]->name) == len && memcmp(set->dicts[i]->name, name, len) == 0)
-            return set->dicts[i];
+        if (strlen(set->e[i].d->name) == len && memcmp(set->e[i].d->name, name, len) == 0)
+            return set->e[i].d;
     return NULL;
 }
 
 mw_shdict_t *mw_shdicts_at(const mw_shdicts_t *set, size_t i) {
-    return set && i < set->n ? set->dicts[i] : NULL;
+    return set && i < set->n ? set->e[i].d : NULL;
+}
+
+int mw_shdicts_fd(const mw_shdicts_t *set, size_t i) {
+    return set && i < set->n ? set->e[i].fd : -1;
 }

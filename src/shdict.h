@@ -2,16 +2,18 @@
  * shdict.h - shared dicts: a fixed-size zone of keys -> values (string,
  * number, boolean) with per-key expiry, shared by every worker process.
  *
- * The model is OpenResty's lua_shared_dict. A dict is one mapping made
- * with mmap(MAP_SHARED | MAP_ANONYMOUS) before any worker is forked, so
- * every worker sees the same bytes at the same address. Everything lives
- * inside it: a header, the hash buckets and an arena where each item (node,
- * key and value) is one block of a boundary-tag allocator; nothing of a
- * dict is ever malloc'ed. A process-shared, robust mutex guards it: a
- * worker that dies holding the lock leaves it to the next locker, which
- * gets EOWNERDEAD, and, when the dead worker was in the middle of a
- * change, wipes the dict (a cache that lost its content, never a corrupt
- * one) and counts a recovery.
+ * The model is OpenResty's lua_shared_dict. A dict is one shared mapping,
+ * a zone: on a memfd that the supervisor (or the single process) creates
+ * and every worker maps from the inherited descriptor, or anonymous and
+ * shared with forked children. Everything lives inside it: a header, the
+ * hash buckets and an arena where each item (node, key and value) is one
+ * block of a boundary-tag allocator; nothing of a dict is ever malloc'ed,
+ * and every link inside is an offset from the zone's start, so each
+ * process may map it at its own address. A process-shared, robust mutex in
+ * the zone guards it: a worker that dies holding the lock leaves it to the
+ * next locker, which gets EOWNERDEAD, and, when the dead worker was in the
+ * middle of a change, wipes the dict (a cache that lost its content, never
+ * a corrupt one) and counts a recovery.
  *
  * Expiry is on a clock the caller passes (ms; the server's monotonic clock,
  * the same in every process, or the virtual one in specs). An expired key
@@ -60,10 +62,21 @@ enum {
     MW_SHDICT_SAFE = 4     /* or'ed in: never evict another key, fail with MW_ENOMEM */
 };
 
-/* mw_shdict_create maps a dict of size bytes (MW_SHDICT_MIN_SIZE ..
- * MW_SHDICT_MAX_SIZE) named name. Call it before forking: children share
- * it. Returns 0, MW_EINVAL (a bad name or size) or MW_ENOMEM. */
+/* mw_shdict_create maps a new, anonymous dict of size bytes
+ * (MW_SHDICT_MIN_SIZE .. MW_SHDICT_MAX_SIZE) named name: forked children
+ * share it. Returns 0, MW_EINVAL (a bad name or size) or MW_ENOMEM. */
 int mw_shdict_create(mw_shdict_t **out, const char *name, size_t size);
+
+/* mw_shdict_create_fd makes the same dict on a new memfd (close-on-exec),
+ * its descriptor in *fd (the caller closes it after mw_shdict_free), for
+ * other processes to mw_shdict_attach. Same returns. */
+int mw_shdict_create_fd(mw_shdict_t **out, const char *name, size_t size, int *fd);
+
+/* mw_shdict_attach maps the dict another process made on the memfd fd,
+ * as it is (no reinitialisation; its lock is shared). Returns 0, MW_EINVAL
+ * (fd is not a dict: a bad size, magic or header) or MW_ENOMEM. The fd
+ * stays the caller's. */
+int mw_shdict_attach(mw_shdict_t **out, int fd);
 
 /* mw_shdict_free unmaps the dict (in this process; others keep theirs). */
 void mw_shdict_free(mw_shdict_t *d);
@@ -159,13 +172,23 @@ void mw__shdict_mark_busy(mw_shdict_t *d);
  * ("name:size" entries, already validated by config.c). */
 typedef struct mw_shdicts mw_shdicts_t;
 
-/* mw_shdicts_create maps one dict per spec. Returns 0, MW_EINVAL (a bad
- * spec) or MW_ENOMEM; with n == 0 *out is an empty set. */
+/* mw_shdicts_create makes one dict per spec, each on its memfd
+ * (mw_shdict_create_fd). Returns 0, MW_EINVAL (a bad spec) or MW_ENOMEM;
+ * with n == 0 *out is an empty set. */
 int mw_shdicts_create(mw_shdicts_t **out, char *const *specs, int n);
+/* mw_shdicts_attach maps the n dicts on fds (inherited from the process
+ * that made them; their names come from the zones). On success the set
+ * owns the fds (made close-on-exec). Returns 0, MW_EINVAL (an fd that is
+ * not a dict, or a name twice) or MW_ENOMEM. */
+int mw_shdicts_attach(mw_shdicts_t **out, const int *fds, int n);
+/* mw_shdicts_free unmaps every dict and closes their fds. */
 void mw_shdicts_free(mw_shdicts_t *set);
 /* mw_shdicts_find returns the dict named name (len bytes), or NULL. */
 mw_shdict_t *mw_shdicts_find(const mw_shdicts_t *set, const char *name, size_t len);
 /* mw_shdicts_at returns the i-th dict (for /metrics), NULL past the end. */
 mw_shdict_t *mw_shdicts_at(const mw_shdicts_t *set, size_t i);
+/* mw_shdicts_fd is the memfd of the i-th dict (to pass to a worker), -1
+ * past the end. */
+int mw_shdicts_fd(const mw_shdicts_t *set, size_t i);
 
 #endif

@@ -3,12 +3,16 @@
  *
  * The master runs no app: it binds the listeners as mw_server_listen
  * would (same order, same addresses), spawns the workers with the
- * listeners as file descriptors 3.., and then only waits. Its loop has
+ * listeners as file descriptors 3.. and the shared dicts' memfds after
+ * them (made here, once, so a restarted worker finds the same data), and
+ * then only waits. Its loop has
  * three kinds of handles: a uv_process_t per worker, the signals it
  * passes on, and a restart timer per worker waiting for its backoff.
  */
 #include "supervisor.h"
+#include "errors.h"
 #include "log.h"
+#include "shdict.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -46,6 +50,8 @@ struct supervisor {
     char **argv;
     int fds[MW_MAX_LISTENERS];
     int nfds;
+    mw_shdicts_t *dicts; /* shared_dicts, on memfds every worker maps */
+    int ndicts;
     int nworkers;
     worker_t workers[MAX_WORKERS];
     int stopping;
@@ -69,12 +75,13 @@ int mw_worker_watch_parent(void) {
     return getppid() == 1 ? -1 : 0; /* it died before the prctl */
 }
 
-int mw_worker_listen_fds(int *fds) {
-    const char *v = getenv("MW_LISTEN_FDS");
+/* env_fds reads the comma-separated fds of env var name (at most max). */
+static int env_fds(const char *name, int *fds, int max) {
+    const char *v = getenv(name);
     if (!v || !mw_worker_id())
         return 0;
     int n = 0;
-    while (*v && n < MW_MAX_LISTENERS) {
+    while (*v && n < max) {
         char *end;
         long fd = strtol(v, &end, 10);
         if (end == v || fd < 3)
@@ -83,6 +90,14 @@ int mw_worker_listen_fds(int *fds) {
         v = *end == ',' ? end + 1 : end;
     }
     return n;
+}
+
+int mw_worker_listen_fds(int *fds) {
+    return env_fds("MW_LISTEN_FDS", fds, MW_MAX_LISTENERS);
+}
+
+int mw_worker_shdict_fds(int *fds, int max) {
+    return env_fds("MW_SHDICT_FDS", fds, max);
 }
 
 /* bind_listener binds and listens on host:port as listen_on in server.c
@@ -184,29 +199,38 @@ static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
 }
 
 /* spawn_worker starts worker w: this binary with the master's arguments,
- * MW_WORKER and MW_LISTEN_FDS in its environment, the listeners as fds 3.. */
+ * MW_WORKER, MW_LISTEN_FDS and MW_SHDICT_FDS in its environment, the
+ * listeners as fds 3.., then the shared dicts' memfds. */
 static int spawn_worker(worker_t *w) {
     supervisor_t *sup = w->sup;
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **env = calloc(nenv + 3, sizeof *env);
+    char **env = calloc(nenv + 4, sizeof *env);
     if (!env)
         return UV_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < nenv; i++)
-        if (strncmp(environ[i], "MW_WORKER=", 10) && strncmp(environ[i], "MW_LISTEN_FDS=", 14))
+        if (strncmp(environ[i], "MW_WORKER=", 10) && strncmp(environ[i], "MW_LISTEN_FDS=", 14) &&
+            strncmp(environ[i], "MW_SHDICT_FDS=", 14))
             env[k++] = environ[i];
-    char idvar[32], fdvar[64];
+    char idvar[32], fdvar[64], dictvar[32 + 12 * MW_CONFIG_MAX_SUBPROTOCOLS];
     snprintf(idvar, sizeof idvar, "MW_WORKER=%d", w->id);
     int off = snprintf(fdvar, sizeof fdvar, "MW_LISTEN_FDS=");
     for (int i = 0; i < sup->nfds; i++)
         off += snprintf(fdvar + off, sizeof fdvar - (size_t)off, "%s%d", i ? "," : "", 3 + i);
     env[k++] = idvar;
     env[k++] = fdvar;
+    if (sup->ndicts > 0) {
+        off = snprintf(dictvar, sizeof dictvar, "MW_SHDICT_FDS=");
+        for (int i = 0; i < sup->ndicts; i++)
+            off += snprintf(dictvar + off, sizeof dictvar - (size_t)off, "%s%d", i ? "," : "",
+                            3 + sup->nfds + i);
+        env[k++] = dictvar;
+    }
     env[k] = NULL;
 
-    uv_stdio_container_t stdio[3 + MW_MAX_LISTENERS];
+    uv_stdio_container_t stdio[3 + MW_MAX_LISTENERS + MW_CONFIG_MAX_SUBPROTOCOLS];
     for (int i = 0; i < 3; i++) {
         stdio[i].flags = UV_INHERIT_FD;
         stdio[i].data.fd = i;
@@ -215,12 +239,16 @@ static int spawn_worker(worker_t *w) {
         stdio[3 + i].flags = UV_INHERIT_FD;
         stdio[3 + i].data.fd = sup->fds[i];
     }
+    for (int i = 0; i < sup->ndicts; i++) {
+        stdio[3 + sup->nfds + i].flags = UV_INHERIT_FD;
+        stdio[3 + sup->nfds + i].data.fd = mw_shdicts_fd(sup->dicts, (size_t)i);
+    }
     uv_process_options_t opts = {
         .exit_cb = on_worker_exit,
         .file = "/proc/self/exe",
         .args = sup->argv,
         .env = env,
-        .stdio_count = 3 + sup->nfds,
+        .stdio_count = 3 + sup->nfds + sup->ndicts,
         .stdio = stdio,
     };
     w->proc.data = w;
@@ -278,6 +306,16 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
             close(sup.fds[i]);
         return rc;
     }
+    /* The shared dicts, made once here: every worker, restarted ones too,
+     * maps these same zones. */
+    rc = mw_shdicts_create(&sup.dicts, cfg->shared_dicts, cfg->nshared_dicts);
+    if (rc != 0) {
+        mw_log_error("cannot map shared_dicts: %s", mw_strerror(rc));
+        for (int i = 0; i < sup.nfds; i++)
+            close(sup.fds[i]);
+        return 1;
+    }
+    sup.ndicts = cfg->nshared_dicts;
     mw_log_info("supervisor (pid %d): %d workers", (int)getpid(), sup.nworkers);
     uv_signal_t *sigs[] = {&sup.sigterm, &sup.sigint, &sup.sighup};
     int nums[] = {SIGTERM, SIGINT, SIGHUP};
@@ -311,6 +349,7 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
     uv_run(sup.loop, UV_RUN_DEFAULT);
     for (int i = 0; i < sup.nfds; i++)
         close(sup.fds[i]);
+    mw_shdicts_free(sup.dicts);
     uv_loop_close(sup.loop);
     if (rc == 0)
         mw_log_info("supervisor: every worker stopped");

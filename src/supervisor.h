@@ -13,8 +13,10 @@
  * exits when the last one has.
  *
  * A worker learns that it is one from its environment: MW_WORKER (its
- * number, 1..N) and MW_LISTEN_FDS (the inherited listeners, in the order
- * mw_server_listen opens them).
+ * number, 1..N), MW_LISTEN_FDS (the inherited listeners, in the order
+ * mw_server_listen opens them) and MW_SHDICT_FDS (the memfds of the
+ * shared dicts the master made, in the order of shared_dicts, inherited
+ * after the listeners; the worker attaches them instead of making its own).
  */
 #ifndef MW_SUPERVISOR_H
 #define MW_SUPERVISOR_H
@@ -43,5 +45,9 @@ int mw_worker_watch_parent(void);
 /* mw_worker_listen_fds reads MW_LISTEN_FDS into fds (at most
  * MW_MAX_LISTENERS). Returns how many, 0 when not a worker. */
 int mw_worker_listen_fds(int *fds);
+
+/* mw_worker_shdict_fds reads MW_SHDICT_FDS into fds (at most max).
+ * Returns how many, 0 when not a worker or there are none. */
+int mw_worker_shdict_fds(int *fds, int max);
 
 #endif

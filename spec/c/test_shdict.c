@@ -3,16 +3,21 @@
  * the passed clock, LRU eviction and the safe variants, a full zone, and
  * the process-shared lock across real fork()s: counts from two processes
  * add up, and a process killed while holding the lock does not wedge the
- * others.
+ * others. Zones on a memfd: the same zone mapped twice at different
+ * addresses (links are offsets), and attached by an exec'd child (this
+ * binary run again with "attach-incr FD N" or "attach-hold FD": the
+ * workers' case).
  */
 #include "errors.h"
 #include "shdict.h"
 #include "test.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -478,7 +483,203 @@ static void test_fork_killed_holder(void) {
     mw_shdict_free(d);
 }
 
-int main(void) {
+/* The same memfd mapped twice, at two addresses: what one mapping writes
+ * (items, evictions, deletes, all of it links) the other reads. */
+static void test_memfd_two_mappings(void) {
+    mw_shdict_t *a, *b;
+    int fd;
+    REQUIRE(mw_shdict_create_fd(&a, "two", MW_SHDICT_MIN_SIZE, &fd) == 0);
+    REQUIRE(mw_shdict_attach(&b, fd) == 0);
+    CHECK(a != b);
+    CHECK_STR(mw_shdict_name(b), "two");
+    CHECK_EQ(mw_shdict_capacity(b), mw_shdict_capacity(a));
+    char key[32], val[200];
+    mw_shdict_value_t v, out;
+    /* far more than fits: evictions run through both mappings' writes */
+    for (int i = 0; i < 400; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        memset(val, 'a' + i % 26, sizeof val - 1);
+        val[sizeof val - 1] = '\0';
+        v = str(val);
+        CHECK_EQ(mw_shdict_set(i % 2 ? a : b, S(key), &v, 0, 0, MW_SHDICT_SET, NULL), 0);
+    }
+    mw_shdict_stats_t sa, sb;
+    mw_shdict_stats(a, &sa);
+    mw_shdict_stats(b, &sb);
+    CHECK(sa.evictions > 0);
+    CHECK_EQ(sa.keys, sb.keys);
+    /* the most recent key, written through a, is read through b and back */
+    REQUIRE(get(b, "k399", 0, &out) == 0);
+    CHECK_EQ(out.len, sizeof val - 1);
+    CHECK_EQ(out.str[0], 'a' + 399 % 26);
+    CHECK_EQ(get(a, "k0", 0, &out), MW_ENOTFOUND); /* evicted */
+    double init = 0, n;
+    CHECK_EQ(mw_shdict_incr(a, S("c"), 1, &init, 0, 0, &n), 0);
+    CHECK_EQ(mw_shdict_incr(b, S("c"), 1, &init, 0, 0, &n), 0);
+    CHECK(n == 2);
+    CHECK_EQ(mw_shdict_delete(b, S("k399")), 0);
+    CHECK_EQ(get(a, "k399", 0, &out), MW_ENOTFOUND);
+    /* the keys, most recent first, the same through both */
+    char seen_a[64] = "", seen_b[64] = "";
+    mw_shdict_keys(a, 0, 1, collect, seen_a);
+    mw_shdict_keys(b, 0, 1, collect, seen_b);
+    CHECK_STR(seen_a, "c,");
+    CHECK_STR(seen_b, "c,");
+    mw_shdict_flush_all(b);
+    CHECK_EQ(mw_shdict_free_space(a), mw_shdict_capacity(a));
+    mw_shdict_free(b);
+    /* a stays usable after b is gone */
+    v = str("still");
+    CHECK_EQ(mw_shdict_set(a, S("s"), &v, 0, 0, MW_SHDICT_SET, NULL), 0);
+    REQUIRE(get(a, "s", 0, &out) == 0);
+    CHECK_MEM(out.str, out.len, "still", 5);
+    mw_shdict_free(a);
+    close(fd);
+}
+
+/* attach refuses what is not a dict: an empty memfd of a valid size, one
+ * too small, a zone whose size does not match its header. */
+static void test_attach_refuses(void) {
+    mw_shdict_t *d;
+    int fd = memfd_create("x", MFD_CLOEXEC);
+    REQUIRE(fd >= 0);
+    REQUIRE(ftruncate(fd, 1024) == 0);
+    CHECK_EQ(mw_shdict_attach(&d, fd), MW_EINVAL);
+    REQUIRE(ftruncate(fd, MW_SHDICT_MIN_SIZE) == 0);
+    CHECK_EQ(mw_shdict_attach(&d, fd), MW_EINVAL); /* zeros: no magic */
+    close(fd);
+    mw_shdict_t *a;
+    REQUIRE(mw_shdict_create_fd(&a, "grown", MW_SHDICT_MIN_SIZE, &fd) == 0);
+    REQUIRE(ftruncate(fd, 2 * MW_SHDICT_MIN_SIZE) == 0);
+    CHECK_EQ(mw_shdict_attach(&d, fd), MW_EINVAL);
+    mw_shdict_free(a);
+    close(fd);
+    CHECK_EQ(mw_shdict_attach(&d, -1), MW_EINVAL);
+}
+
+/* A set made on memfds, attached by its fds: the same dicts by name. */
+static void test_shdicts_attach(void) {
+    char *specs[] = {"a:16k", "b:32k"};
+    mw_shdicts_t *set, *other;
+    REQUIRE(mw_shdicts_create(&set, specs, 2) == 0);
+    int fds[2] = {dup(mw_shdicts_fd(set, 0)), dup(mw_shdicts_fd(set, 1))};
+    CHECK_EQ(mw_shdicts_fd(set, 2), -1);
+    REQUIRE(mw_shdicts_attach(&other, fds, 2) == 0);
+    mw_shdict_value_t v = num(42), out;
+    CHECK_EQ(mw_shdict_set(mw_shdicts_find(set, S("b")), S("x"), &v, 0, 0, 0, NULL), 0);
+    mw_shdict_t *ob = mw_shdicts_find(other, S("b"));
+    REQUIRE(ob != NULL);
+    CHECK(ob != mw_shdicts_find(set, S("b")));
+    REQUIRE(get(ob, "x", 0, &out) == 0);
+    CHECK(out.number == 42);
+    CHECK(mw_shdicts_find(other, S("a")) == mw_shdicts_at(other, 0));
+    CHECK_EQ(mw_shdicts_fd(other, 1), fds[1]);
+    CHECK(fcntl(fds[0], F_GETFD) & FD_CLOEXEC);
+    mw_shdicts_free(other); /* closes fds */
+    CHECK(fcntl(fds[0], F_GETFD) == -1);
+    /* the same fd twice is a name twice */
+    int twice[2] = {mw_shdicts_fd(set, 0), mw_shdicts_fd(set, 0)};
+    CHECK_EQ(mw_shdicts_attach(&other, twice, 2), MW_EINVAL);
+    CHECK(fcntl(twice[0], F_GETFD) != -1); /* still open: the caller's */
+    mw_shdicts_free(set);
+}
+
+static const char *const self_exe = "/proc/self/exe";
+
+/* spawn_attached runs this binary again (fork + exec: nothing of this
+ * process's mappings survives) with mode and fd, made inheritable. */
+static pid_t spawn_attached(const char *mode, int fd, const char *arg, int out) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        char fdarg[16];
+        snprintf(fdarg, sizeof fdarg, "%d", fd);
+        fcntl(fd, F_SETFD, 0);
+        if (out >= 0)
+            dup2(out, 1);
+        execl(self_exe, self_exe, mode, fdarg, arg, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* An exec'd child and this process increment the same key, each through
+ * its own mapping of the memfd, under the lock in the zone. */
+static void test_exec_attach_incr(void) {
+    mw_shdict_t *d;
+    int fd;
+    REQUIRE(mw_shdict_create_fd(&d, "t", 64 * 1024, &fd) == 0);
+    enum { N = 20000 };
+    pid_t pid = spawn_attached("attach-incr", fd, "20000", -1);
+    REQUIRE(pid > 0);
+    double init = 0, out;
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(mw_shdict_incr(d, S("c"), 1, &init, 0, 0, &out), 0);
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    mw_shdict_value_t v;
+    REQUIRE(get(d, "c", 0, &v) == 0);
+    CHECK(v.number == 2 * N);
+    REQUIRE(get(d, "child", 0, &v) == 0); /* what the child set, read here */
+    CHECK_MEM(v.str, v.len, "was here", 8);
+    mw_shdict_free(d);
+    close(fd);
+}
+
+/* An exec'd child killed holding the zone's lock mid-change: this process
+ * gets the lock back (EOWNERDEAD) and the dict starts over. */
+static void test_exec_killed_holder(void) {
+    mw_shdict_t *d;
+    int fd;
+    REQUIRE(mw_shdict_create_fd(&d, "t", 64 * 1024, &fd) == 0);
+    mw_shdict_value_t v = str("lost"), out;
+    CHECK_EQ(mw_shdict_set(d, S("k"), &v, 0, 0, MW_SHDICT_SET, NULL), 0);
+    int ready[2];
+    REQUIRE(pipe(ready) == 0);
+    pid_t pid = spawn_attached("attach-hold", fd, "", ready[1]);
+    REQUIRE(pid > 0);
+    close(ready[1]);
+    char c;
+    REQUIRE(read(ready[0], &c, 1) == 1);
+    close(ready[0]);
+    kill(pid, SIGKILL);
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status));
+    CHECK_EQ(get(d, "k", 0, &out), MW_ENOTFOUND);
+    mw_shdict_stats_t st;
+    mw_shdict_stats(d, &st);
+    CHECK_EQ(st.recoveries, 1);
+    CHECK_EQ(mw_shdict_set(d, S("k"), &v, 0, 0, MW_SHDICT_SET, NULL), 0);
+    mw_shdict_free(d);
+    close(fd);
+}
+
+/* child runs the exec'd side of the tests above. */
+static int child(const char *mode, int fd, const char *arg) {
+    mw_shdict_t *d;
+    if (mw_shdict_attach(&d, fd) != 0)
+        return 2;
+    if (strcmp(mode, "attach-incr") == 0) {
+        double init = 0, out;
+        for (long i = 0, n = atol(arg); i < n; i++)
+            if (mw_shdict_incr(d, S("c"), 1, &init, 0, 0, &out) != 0)
+                return 1;
+        mw_shdict_value_t v = str("was here");
+        return mw_shdict_set(d, S("child"), &v, 0, 0, MW_SHDICT_SET, NULL) != 0;
+    }
+    mw__shdict_lock(d);
+    mw__shdict_mark_busy(d);
+    if (write(1, "x", 1) != 1)
+        return 1;
+    pause(); /* killed here, the lock held */
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4)
+        return child(argv[1], atoi(argv[2]), argv[3]);
+    (void)argv;
     RUN(test_get_set_types);
     RUN(test_add_replace);
     RUN(test_incr);
@@ -490,5 +691,10 @@ int main(void) {
     RUN(test_parse_spec_and_set);
     RUN(test_fork_incr);
     RUN(test_fork_killed_holder);
+    RUN(test_memfd_two_mappings);
+    RUN(test_attach_refuses);
+    RUN(test_shdicts_attach);
+    RUN(test_exec_attach_incr);
+    RUN(test_exec_killed_holder);
     return test_summary();
 }

@@ -6,7 +6,9 @@ the client (its /health carries "worker" and "pid"). Which worker accepts
 a connection is pinned, not left to chance: the other worker is stopped
 (SIGSTOP) while the client connects, then continued. Cases: two workers
 serve; a worker killed with SIGKILL is started again while the clients of
-the other keep being served; SIGHUP reloads every worker; SIGTERM stops
+the other keep being served; a counter in the shared dict "counters"
+(count.hit) counts the hits of both workers and survives a worker's
+SIGKILL and restart; SIGHUP reloads every worker; SIGTERM stops
 every worker gracefully and the supervisor exits 0; killing the supervisor
 takes its workers with it.
 """
@@ -74,6 +76,13 @@ def client_on(pid):
     return c
 
 
+def hit(c, key):
+    """count.hit: increments key in the shared dict; (value, worker pid)."""
+    r = c.request("count", "hit", {"key": key})
+    check(r.get("type") == "count" and "data" in r, "count.hit answered %r" % r)
+    return r["data"]["value"], r["data"]["pid"]
+
+
 @S.setup
 def start(ctx):
     State.srv = ctx.start("workers", ctx.copy_app(ctx.fixture("workers")))
@@ -109,6 +118,35 @@ def test_restart(ctx):
     c = ctx.track(client_on(new))
     eq(who(c)["pid"], new, "the new worker serves")
     eq(who(keep)["pid"], b, "and the old one still does")
+
+
+@S.case("a shared dict is one across workers: both increment the same counter")
+def test_shared_dict_across_workers(ctx):
+    a, b = wait_workers(2, "two workers")
+    ca = ctx.track(client_on(a))
+    cb = ctx.track(client_on(b))
+    eq(hit(ca, "both"), (1, a), "worker a's first hit")
+    eq(hit(cb, "both"), (2, b), "worker b sees a's hit and adds its own")
+    eq(hit(ca, "both"), (3, a), "and a sees b's")
+    eq(hit(cb, "both"), (4, b), "and b a's again")
+
+
+@S.case("a shared dict's content survives the SIGKILL and restart of a worker", timeout=40)
+def test_shared_dict_survives_restart(ctx):
+    a, b = wait_workers(2, "two workers")
+    ca = client_on(a)
+    cb = ctx.track(client_on(b))
+    eq(hit(ca, "kept"), (1, a), "the first hit, on the worker to be killed")
+    eq(hit(ca, "kept"), (2, a), "the second")
+    os.kill(a, signal.SIGKILL)
+    State.srv.wait_log(r"worker \d \(pid %d\) killed by signal 9; restarting it" % a)
+    H.poll(lambda: len(workers()) == 2 and a not in workers(), timeout=15,
+           what="a new worker in place of the killed one")
+    ca.raw.expect_eof(5)
+    new = [p for p in workers() if p != b][0]
+    cn = ctx.track(client_on(new))
+    eq(hit(cn, "kept"), (3, new), "the restarted worker finds the counter")
+    eq(hit(cb, "kept"), (4, b), "and the other worker its increment")
 
 
 @S.case("SIGHUP reloads every worker", timeout=30)
