@@ -15,6 +15,14 @@ generator's publisher POSTs events to /api/emit and the hub's subscriber
 (subscribers/bench.lua) broadcasts them to the room. Also its failures: a
 wrong key, and a channel no subscriber takes, must fail the run.
 
+The cross-node rows (xnode1, xnode2, issue 12) run two nodes of
+examples/hub with `cluster = true` and one redis-server started here, the
+odd subscribers on the second node (--url2), published from the first:
+nothing lost means every message crossed through Redis. The same with two
+Socket.IO peers (scripts/peers/socketio, --engineio 1) when its npm packages
+are installed (scripts/peers/install, as for Bun: the suite itself never
+needs the npm registry); otherwise that case says "skipped" and why.
+
     /usr/bin/python3 spec/integration/test_bench_smoke.py --binary BUILD/moonwire \
         --root REPO [--bench BUILD/moonwire-bench]
 
@@ -370,6 +378,110 @@ def test_bench_incr_bun(ctx):
             proc.kill()
             proc.wait(timeout=10)
         redis.stop()
+
+
+XNODE_SUBS = 20
+
+
+def xnode_run(ctx, url_a, url_b, *extra):
+    """The cross-node fan-out, tiny: 20 subscribers, half on each node, one
+    publisher on the first at 200/s for 1 s; every message reaches every
+    subscriber, so every one crossed to the second node."""
+    res = run_bench(ctx, "fanout", "--url", url_a, "--url2", url_b, "--subscribers", XNODE_SUBS,
+                    "--publishers", 1, "--rate", FANOUT_RATE, "--size", 64, "--duration", 1,
+                    "--stall-timeout", 10, "--drain-timeout", 10, *extra)
+    no_errors(res)
+    common_fields(res)
+    eq(num(res, "subscribers_url2"), XNODE_SUBS // 2, "subscribers on the second node")
+    eq(num(res, "connections_open"), XNODE_SUBS + 1, "connections open")
+    messages = num(res, "published")
+    check(messages > 0, "nothing was published: %r" % res)
+    eq(num(res, "received"), messages * XNODE_SUBS, "deliveries (= messages x subscribers)")
+    eq(num(res, "lost"), 0, "lost deliveries")
+    eq(num(res, "duplicates"), 0, "duplicate deliveries")
+    eq(num(res, "other_messages"), 0, "unexpected messages to subscribers")
+    return res
+
+
+@S.case("xnode: two hub nodes through Redis, subscribers split, nothing lost", timeout=90)
+def test_bench_xnode_moonwire(ctx):
+    why = no_redis()
+    if why:
+        return skipped(why)
+    redis = Redis(ctx)
+    try:
+        nodes = []
+        for name in ("a", "b"):
+            srv = ctx.start("hub-node-" + name, ctx.example("hub"),
+                            env={"MOONWIRE_CLUSTER": "true", "MOONWIRE_REDIS_URL": redis.url,
+                                 "MOONWIRE_NODE_ID": name})
+            H.poll(lambda: srv.health().get("cluster", {}).get("up") is True, timeout=10,
+                   what="node %s in the cluster" % name)
+            nodes.append(srv)
+        xnode_run(ctx, nodes[0].url("/"), nodes[1].url("/"))
+        for srv in nodes:
+            check(srv.alive(), "a node exited: %s" % H.short(srv.log(), 600))
+    finally:
+        redis.stop()
+
+
+@S.case("xnode: two Socket.IO nodes through the Redis adapter (Engine.IO client)",
+        timeout=90)
+def test_bench_xnode_socketio(ctx):
+    why = no_redis()
+    peer = os.path.join(ctx.root, "scripts", "peers", "socketio")
+    if not why and shutil.which("node") is None:
+        why = "node not installed"
+    if not why and not os.path.exists(os.path.join(peer, "node_modules", "socket.io",
+                                                   "package.json")):
+        why = "Socket.IO peer not installed (scripts/peers/install)"
+    if why:
+        return skipped(why)
+    redis = Redis(ctx)
+    procs, urls = [], []
+    try:
+        for name in ("a", "b"):
+            port = H.free_port()
+            log = os.path.join(ctx.tmpdir("moonwire-sio-"), "node.log")
+            with open(log, "wb") as out:
+                procs.append(subprocess.Popen(
+                    ["node", os.path.join(peer, "server.js"), "--port", str(port),
+                     "--redis", redis.url],
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT))
+            proc = procs[-1]
+
+            def listening(port=port, proc=proc, log=log):
+                if proc.poll() is not None:
+                    raise H.Failure("socket.io peer exited (%s): %s" % (
+                        proc.returncode, H.short(open(log).read(), 600)))
+                return _port_open(port)
+            H.poll(listening, timeout=20, what="the Socket.IO peer to listen")
+            urls.append("ws://127.0.0.1:%d/socket.io/?EIO=4&transport=websocket" % port)
+        xnode_run(ctx, urls[0], urls[1], "--engineio", 1,
+                  "--subscribe-template", '42["subscribe","%s"]',
+                  "--publish-template", '42["publish",{"room":"%s","data":"%s"}]')
+    finally:
+        for proc in procs:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        redis.stop()
+
+
+def _port_open(port):
+    import socket
+    s = socket.socket()
+    try:
+        s.settimeout(1)
+        s.connect(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ typedef struct mw_bench_opts {
     double subscribe_wait_ms, stall_timeout;
     const char *template_, *subscribe_template, *publish_template, *room;
     const char *api_url, *api_key, *emit_template; /* emit */
+    const char *url2; /* fanout: the other node of odd subscribers ("": none) */
+    long engineio;    /* fanout: speak Socket.IO (Engine.IO v4 over WebSocket) */
 } mw_bench_opts_t;
 
 typedef struct mw_bench {

@@ -63,12 +63,13 @@ struct mw_bench_client {
     uint8_t fragmented; /* a non-final data frame was seen */
     uint8_t ctrl_len;
     uint8_t http; /* a plain HTTP client (mw_bench_client_http) */
+    uint8_t alt;  /* a WebSocket client of `peer` (mw_bench_client_server) */
     uint8_t hdr[14];
     uint8_t ctrl[125];
     uint64_t remaining; /* payload bytes of the current frame still due */
     struct sockaddr_in src;
     int bind_src;
-    struct sockaddr_in peer; /* HTTP clients: the server they connect to */
+    struct sockaddr_in peer; /* HTTP and alt clients: the server they connect to */
     unsigned outstanding;    /* HTTP clients: requests not yet answered */
     int status;              /* HTTP clients: the status of the response being read */
     char *msg;               /* reassembly buffer, kept for reuse */
@@ -96,6 +97,11 @@ void *mw_bench_client_data(const mw_bench_client_t *c) {
 
 void mw_bench_client_http(mw_bench_client_t *c, const struct sockaddr_in *server) {
     c->http = 1;
+    c->peer = *server;
+}
+
+void mw_bench_client_server(mw_bench_client_t *c, const struct sockaddr_in *server) {
+    c->alt = 1;
     c->peer = *server;
 }
 
@@ -327,7 +333,7 @@ static int client_connect(mw_bench_client_t *c) {
             return r;
     }
     c->creq.data = c;
-    const struct sockaddr_in *to = c->http ? &c->peer : &net->server;
+    const struct sockaddr_in *to = c->http || c->alt ? &c->peer : &net->server;
     return uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)to, on_connect);
 }
 

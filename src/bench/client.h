@@ -92,6 +92,9 @@ mw_bench_client_t *mw_bench_client_new(mw_bench_net_t *net, uint32_t id, void *d
  * are whole requests (pipelined as they come), and every response (with a
  * Content-Length, as moonwire always sends) goes to on_response. */
 void mw_bench_client_http(mw_bench_client_t *c, const struct sockaddr_in *server);
+/* Makes c, not yet connected, connect to `server` instead of the net's
+ * (the same handshake request: another node serving the same path). */
+void mw_bench_client_server(mw_bench_client_t *c, const struct sockaddr_in *server);
 /* Responses an HTTP client still waits for (requests written minus
  * responses read; the caller counts what it wrote with
  * mw_bench_client_requested). */

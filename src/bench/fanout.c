@@ -27,6 +27,17 @@
  * window; every response must be a 200 saying that a subscriber took the
  * event ("subscribers": 0 is an error: the app has no subscriber on that
  * channel, and every delivery would be lost).
+ *
+ * Across nodes (--url2): the odd subscribers connect to a second node of
+ * the same app (same path), the even ones and the publishers to --url, so
+ * half of every delivery crosses from the publishing node to the other.
+ *
+ * Socket.IO (--engineio 1): each connection is a Socket.IO client over a
+ * bare WebSocket (the URL's path is /socket.io/?EIO=4&transport=websocket):
+ * the server opens with "0{...}", the client sends "40" (connect to the
+ * main namespace) and counts as open once "40{...}" comes back; the
+ * server's pings ("2") are answered ("3"). The templates are then Socket.IO
+ * events ("42[...]"), and every other packet goes through as in fanout.
  */
 #include "bench.h"
 #include "tpl.h"
@@ -71,7 +82,12 @@ typedef struct {
     int emit;               /* the emit mode: HTTP publishers */
     struct sockaddr_in api; /* emit: where the POSTs go */
     uint64_t responses, responses_bad, unsubscribed;
-    size_t hint; /* where replies carry the payload */
+    size_t hint;             /* where replies carry the payload */
+    struct sockaddr_in url2; /* --url2: the odd subscribers' node */
+    size_t nsub2;            /* subscribers connected to it */
+    int engineio;
+    mw_bench_tpl_t eio_connect, eio_pong; /* "40", "3" */
+    uint8_t *eio_ready;                   /* per client: "40{...}" came back */
     uv_timer_t timer, tick;
 } fanout_t;
 
@@ -244,7 +260,9 @@ static void on_subscribe_wait(uv_timer_t *t) {
     start();
 }
 
-static void on_open(mw_bench_client_t *c) {
+/* The connection is ready for the workload's messages (WebSocket open;
+ * Socket.IO: connected to the namespace). */
+static void fan_open(mw_bench_client_t *c) {
     size_t i = mw_bench_client_id(c);
     if (i < F.nsub) {
         char *p = mw_bench_client_reserve(c, F.sub_tpl.frame_len);
@@ -261,6 +279,44 @@ static void on_open(mw_bench_client_t *c) {
     } else if (F.nsubscribed == F.nsub) {
         start();
     }
+}
+
+static void send_tpl(mw_bench_client_t *c, const mw_bench_tpl_t *t) {
+    char *p = mw_bench_client_reserve(c, t->frame_len);
+    if (p)
+        mw_bench_tpl_fill(t, p, 0, 0);
+}
+
+static void on_open(mw_bench_client_t *c) {
+    if (F.engineio)
+        send_tpl(c, &F.eio_connect); /* fan_open when "40{...}" comes back */
+    else
+        fan_open(c);
+}
+
+/* Socket.IO: handles the Engine.IO and Socket.IO control packets; returns
+ * 1 when the message was one, 0 for an event ("42..."), a workload message. */
+static int eio_control(mw_bench_client_t *c, const char *data, size_t len) {
+    size_t i = mw_bench_client_id(c);
+    if (len >= 2 && data[0] == '4' && data[1] == '2')
+        return 0;
+    if (len >= 1 && data[0] == '0')
+        return 1; /* Engine.IO open: sid, ping interval */
+    if (len == 1 && data[0] == '2') {
+        send_tpl(c, &F.eio_pong);
+        return 1;
+    }
+    if (len >= 2 && data[0] == '4' && data[1] == '0' && !F.eio_ready[i]) {
+        F.eio_ready[i] = 1;
+        fan_open(c);
+        return 1;
+    }
+    char msg[200];
+    snprintf(msg, sizeof(msg), "socket.io: unexpected packet from %s %zu: %.*s",
+             i < F.nsub ? "subscriber" : "publisher", i < F.nsub ? i : i - F.nsub,
+             (int)(len < 100 ? len : 100), data);
+    mw_bench_error(F.b, msg);
+    return 1;
 }
 
 static int bit_set(fsub_t *s, uint64_t seq) {
@@ -285,6 +341,8 @@ static int bit_set(fsub_t *s, uint64_t seq) {
 
 static void on_message(mw_bench_client_t *c, const char *data, size_t len, int op) {
     (void)op;
+    if (F.engineio && eio_control(c, data, len))
+        return;
     size_t i = mw_bench_client_id(c);
     if (i >= F.nsub) {
         F.pub_replies++;
@@ -413,7 +471,22 @@ int mw_bench_run_fanout(mw_bench_t *b) {
     F.n = F.nsub + F.npub;
     F.rate_mode = o->rate > 0;
     F.emit = strcmp(o->mode, "emit") == 0;
+    F.engineio = (int)o->engineio;
     char err[256];
+    if (o->url2[0]) {
+        char hp[80], perr[200];
+        const char *path;
+        if (mw_bench_parse_url(o->url2, "ws", &F.url2, hp, sizeof(hp), &path, perr, sizeof(perr)) !=
+            0) {
+            fprintf(stderr, "moonwire-bench: --url2 %s\n", perr);
+            return 2;
+        }
+    }
+    if (mw_bench_tpl_init(&F.eio_connect, "40", NULL, 0, -1, 0, err, sizeof(err)) ||
+        mw_bench_tpl_init(&F.eio_pong, "3", NULL, 0, -1, 0, err, sizeof(err))) {
+        fprintf(stderr, "moonwire-bench: %s\n", err);
+        return 1;
+    }
     const char *sargs[1] = {o->room};
     const char *pargs[2] = {o->room, NULL};
     if (mw_bench_tpl_init(&F.sub_tpl, o->subscribe_template, sargs, 1, -1, 0, err, sizeof(err))) {
@@ -433,7 +506,8 @@ int mw_bench_run_fanout(mw_bench_t *b) {
     F.clients = calloc(F.n, sizeof(*F.clients));
     F.subs = calloc(F.nsub, sizeof(*F.subs));
     F.pub_open = calloc(F.npub, sizeof(*F.pub_open));
-    if (!F.clients || !F.subs || !F.pub_open) {
+    F.eio_ready = calloc(F.n, 1);
+    if (!F.clients || !F.subs || !F.pub_open || !F.eio_ready) {
         fprintf(stderr, "moonwire-bench: out of memory\n");
         return 1;
     }
@@ -447,6 +521,10 @@ int mw_bench_run_fanout(mw_bench_t *b) {
         }
         if (F.emit && i >= F.nsub)
             mw_bench_client_http(F.clients[i], &F.api);
+        if (o->url2[0] && i < F.nsub && (i & 1)) {
+            mw_bench_client_server(F.clients[i], &F.url2);
+            F.nsub2++;
+        }
     }
     uv_timer_init(b->loop, &F.timer);
     uv_timer_init(b->loop, &F.tick);
@@ -476,6 +554,10 @@ int mw_bench_run_fanout(mw_bench_t *b) {
     printf("%ld-byte payload, %.1f s (+%.1f s warm-up)\n", o->size, o->duration, o->warmup);
     printf("  connections  %zu opened in %.2f s, %zu failed; %zu subscribed\n", F.nopen,
            F.connect_s, F.nfailed, F.nsubscribed);
+    if (o->url2[0])
+        printf("  across nodes %zu subscribers on %s, %zu on %s (with the publishers)\n", F.nsub2,
+               o->url2, F.nsub - F.nsub2, o->url);
+    mw_bench_json_int(b, "subscribers_url2", (long long)F.nsub2);
     printf("  deliveries   %llu in %.2f s = %.0f deliveries/s (%.0f publishes/s)\n",
            (unsigned long long)F.rx_window, window, dps, pps);
     mw_bench_json_int(b, "connections_open", (long long)F.nopen);
@@ -521,9 +603,12 @@ int mw_bench_run_fanout(mw_bench_t *b) {
         free(F.subs[i].bits);
     free(F.subs);
     free(F.pub_open);
+    free(F.eio_ready);
     free(F.clients);
     free(F.msgs);
     mw_bench_tpl_free(&F.sub_tpl);
     mw_bench_tpl_free(&F.pub_tpl);
+    mw_bench_tpl_free(&F.eio_connect);
+    mw_bench_tpl_free(&F.eio_pong);
     return (F.nopen < F.n || !measured) ? 1 : 0;
 }
