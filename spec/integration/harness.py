@@ -467,6 +467,35 @@ def run_cli(binary, args, env=None, timeout=20, cwd=None):
     return (p.returncode, p.stdout.decode("utf-8", "replace"), err)
 
 
+class RedisServer:
+    """A redis-server of a test's own on a free port, without persistence: start,
+    kill (SIGKILL) and start again on the same port; cli(...) runs redis-cli."""
+
+    def __init__(self, ctx):
+        self.dir = ctx.tmpdir("moonwire-redis-")
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no",
+             "--loglevel", "warning"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        poll(lambda: self.cli("PING") == "PONG", timeout=10, what="redis-server answers")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def cli(self, *args):
+        r = subprocess.run(["redis-cli", "-p", str(self.port)] + list(args),
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        return r.stdout.decode().strip()
+
+
 def free_port(host="127.0.0.1"):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)

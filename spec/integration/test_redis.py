@@ -14,7 +14,6 @@ sanitizer report under ASan).
 
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -69,30 +68,7 @@ CONFIG = """return { welcome = false }
 """
 
 
-class Redis:
-    def __init__(self, ctx):
-        self.dir = ctx.tmpdir("moonwire-redis-")
-        self.port = H.free_port()
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no",
-             "--loglevel", "warning"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        H.poll(lambda: self.cli("PING") == "PONG", timeout=10, what="redis-server answers")
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-    def cli(self, *args):
-        r = subprocess.run(["redis-cli", "-p", str(self.port)] + list(args),
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
-        return r.stdout.decode().strip()
+Redis = H.RedisServer
 
 
 def scrape(srv):
