@@ -710,18 +710,18 @@ local function run(self, s, ctx, depth)
     end
     local ok, res, err = xpcall(invoke, capture, s, ctx)
     forget(co)
+    local text
     if not ok then
-        stats.failed = stats.failed + 1
-        local text = type(res) == "table" and res.traceback or tostring(res)
-        log("error", "subscriber '%s' (%s) failed on '%s': %s", s.name, where(s),
-            tostring(ctx.channel), text)
+        text = type(res) == "table" and res.traceback or tostring(res)
     elseif res == nil and err ~= nil then
         -- nil, err returned (by the handler, or by middleware.run for an
         -- error no on_error suppressed): a failure too, without a traceback.
+        text = type(err) == "table" and tostring(err.message or err.code) or tostring(err)
+    end
+    if text then
         stats.failed = stats.failed + 1
         log("error", "subscriber '%s' (%s) failed on '%s': %s", s.name, where(s),
-            tostring(ctx.channel), type(err) == "table" and tostring(err.message or err.code)
-                                   or tostring(err))
+            tostring(ctx.channel), text)
     end
 end
 

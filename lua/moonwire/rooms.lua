@@ -294,13 +294,14 @@ function manager.join(self, client, name)
 
     local cl = self._cluster
     if moved ~= nil and moved ~= name then
+        local left = core.count(moved)
         if cl then
-            cl:left(moved, client, core.count(moved))
+            cl:left(moved, client, left)
         end
         if self:presence_enabled(moved) then
             self:announce(moved, "left", client, nil)
         end
-        self:tell(bus, "client.left", client, moved, core.count(moved))
+        self:tell(bus, "client.left", client, moved, left)
     end
     if cl then
         cl:joined(name, client, count)
