@@ -4,13 +4,15 @@
  * The master runs no app: it binds the listeners as mw_server_listen
  * would (same order, same addresses), spawns the workers with the
  * listeners as file descriptors 3.. and the shared dicts' memfds after
- * them (made here, once, so a restarted worker finds the same data), and
- * then only waits. Its loop has
- * three kinds of handles: a uv_process_t per worker, the signals it
- * passes on, and a restart timer per worker waiting for its backoff.
+ * them (made here, once, so a restarted worker finds the same data), then
+ * one end of a socketpair to the hub (hubd.h: the messages workers
+ * exchange), and then only waits and forwards. Its loop has four kinds of
+ * handles: a uv_process_t per worker, the signals it passes on, a restart
+ * timer per worker waiting for its backoff, and the hub's sockets.
  */
 #include "supervisor.h"
 #include "errors.h"
+#include "hubd.h"
 #include "log.h"
 #include "shdict.h"
 
@@ -31,7 +33,7 @@ extern char **environ;
 #define RESTART_MIN_MS 100
 #define RESTART_MAX_MS 5000
 #define RESTART_RESET_MS 10000
-#define MAX_WORKERS 64
+#define MAX_WORKERS MW_HUBD_MAX_WORKERS
 
 typedef struct supervisor supervisor_t;
 
@@ -52,6 +54,7 @@ struct supervisor {
     int nfds;
     mw_shdicts_t *dicts; /* shared_dicts, on memfds every worker maps */
     int ndicts;
+    mw_hubd_t *hub; /* the workers' messages to each other */
     int nworkers;
     worker_t workers[MAX_WORKERS];
     int stopping;
@@ -172,6 +175,8 @@ static void on_proc_closed(uv_handle_t *h) {
         for (int i = 0; i < sup->nworkers; i++)
             if (!uv_is_closing((uv_handle_t *)&sup->workers[i].restart))
                 uv_close((uv_handle_t *)&sup->workers[i].restart, on_restart_closed);
+        mw_hubd_free(sup->hub);
+        sup->hub = NULL;
     }
 }
 
@@ -180,6 +185,7 @@ static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
     supervisor_t *sup = w->sup;
     w->running = 0;
     sup->alive--;
+    mw_hubd_detach(sup->hub, w->id - 1);
     uv_close((uv_handle_t *)p, on_proc_closed);
     if (sup->stopping) {
         mw_log_info("worker %d (pid %d) stopped", w->id, p->pid);
@@ -199,22 +205,29 @@ static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
 }
 
 /* spawn_worker starts worker w: this binary with the master's arguments,
- * MW_WORKER, MW_LISTEN_FDS and MW_SHDICT_FDS in its environment, the
- * listeners as fds 3.., then the shared dicts' memfds. */
+ * MW_WORKER, MW_LISTEN_FDS, MW_SHDICT_FDS and MW_HUB_FD in its
+ * environment, the listeners as fds 3.., then the shared dicts' memfds,
+ * then its end of the hub. */
 static int spawn_worker(worker_t *w) {
     supervisor_t *sup = w->sup;
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **env = calloc(nenv + 4, sizeof *env);
+    char **env = calloc(nenv + 5, sizeof *env);
     if (!env)
         return UV_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < nenv; i++)
         if (strncmp(environ[i], "MW_WORKER=", 10) && strncmp(environ[i], "MW_LISTEN_FDS=", 14) &&
-            strncmp(environ[i], "MW_SHDICT_FDS=", 14))
+            strncmp(environ[i], "MW_SHDICT_FDS=", 14) && strncmp(environ[i], "MW_HUB_FD=", 10))
             env[k++] = environ[i];
-    char idvar[32], fdvar[64], dictvar[32 + 12 * MW_CONFIG_MAX_SUBPROTOCOLS];
+    int hub_fd = -1;
+    if (mw_hubd_attach(sup->hub, w->id - 1, &hub_fd) != 0) {
+        free(env);
+        mw_log_error("cannot start worker %d: no socket to the hub", w->id);
+        return MW_EIO;
+    }
+    char idvar[32], fdvar[64], hubvar[32], dictvar[32 + 12 * MW_CONFIG_MAX_SUBPROTOCOLS];
     snprintf(idvar, sizeof idvar, "MW_WORKER=%d", w->id);
     int off = snprintf(fdvar, sizeof fdvar, "MW_LISTEN_FDS=");
     for (int i = 0; i < sup->nfds; i++)
@@ -228,9 +241,12 @@ static int spawn_worker(worker_t *w) {
                             3 + sup->nfds + i);
         env[k++] = dictvar;
     }
+    int hub_at = 3 + sup->nfds + sup->ndicts;
+    snprintf(hubvar, sizeof hubvar, "MW_HUB_FD=%d", hub_at);
+    env[k++] = hubvar;
     env[k] = NULL;
 
-    uv_stdio_container_t stdio[3 + MW_MAX_LISTENERS + MW_CONFIG_MAX_SUBPROTOCOLS];
+    uv_stdio_container_t stdio[4 + MW_MAX_LISTENERS + MW_CONFIG_MAX_SUBPROTOCOLS];
     for (int i = 0; i < 3; i++) {
         stdio[i].flags = UV_INHERIT_FD;
         stdio[i].data.fd = i;
@@ -243,18 +259,22 @@ static int spawn_worker(worker_t *w) {
         stdio[3 + sup->nfds + i].flags = UV_INHERIT_FD;
         stdio[3 + sup->nfds + i].data.fd = mw_shdicts_fd(sup->dicts, (size_t)i);
     }
+    stdio[hub_at].flags = UV_INHERIT_FD;
+    stdio[hub_at].data.fd = hub_fd;
     uv_process_options_t opts = {
         .exit_cb = on_worker_exit,
         .file = "/proc/self/exe",
         .args = sup->argv,
         .env = env,
-        .stdio_count = 3 + sup->nfds + sup->ndicts,
+        .stdio_count = hub_at + 1,
         .stdio = stdio,
     };
     w->proc.data = w;
     int rc = uv_spawn(sup->loop, &w->proc, &opts);
     free(env);
+    mw_hubd_spawned(sup->hub, w->id - 1);
     if (rc != 0) {
+        mw_hubd_detach(sup->hub, w->id - 1);
         mw_log_error("cannot start worker %d: %s", w->id, uv_strerror(rc));
         uv_close((uv_handle_t *)&w->proc, NULL);
         return rc;
@@ -316,6 +336,13 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
         return 1;
     }
     sup.ndicts = cfg->nshared_dicts;
+    if (mw_hubd_create(&sup.hub, sup.loop) != 0) {
+        mw_log_error("cannot make the workers' hub: out of memory");
+        for (int i = 0; i < sup.nfds; i++)
+            close(sup.fds[i]);
+        mw_shdicts_free(sup.dicts);
+        return 1;
+    }
     mw_log_info("supervisor (pid %d): %d workers", (int)getpid(), sup.nworkers);
     uv_signal_t *sigs[] = {&sup.sigterm, &sup.sigint, &sup.sighup};
     int nums[] = {SIGTERM, SIGINT, SIGHUP};

@@ -18,10 +18,13 @@
 -- nodes is at most once: a message published while Redis is down, or lost
 -- with a connection, is counted and never sent again.
 --
--- The transport is an interface (publish, subscribe, unsubscribe, send,
--- up) so that another one (between worker processes on one machine) can
--- replace Redis without changing the callers; redis_transport is the one
--- there is.
+-- The transport is an interface (publish, subscribe, unsubscribe, up, and
+-- send for the presence writes of a shared store) so that callers do not
+-- change with it: redis_transport between nodes, hub_transport between
+-- the workers of one machine (`workers > 1` without `cluster`: the
+-- supervisor's hub, src/hubd.h, forwards each message to the workers
+-- subscribed to its channel; node ids are "w<N>"). The hub has no store:
+-- presence stays per worker there (docs/scaling.md).
 
 local core = require "moonwire.core"
 local cjson = require "cjson.safe"
@@ -135,7 +138,7 @@ end
 
 -- ---- the Redis transport ----------------------------------------------------
 
-local redis_transport = {}
+local redis_transport = { name = "Redis" }
 local redis_transport_mt = { __index = redis_transport }
 
 -- A transport on the shared connection of `url` (moonwire.redis): nil, err
@@ -196,6 +199,56 @@ function redis_transport.up(self)
         return true, nil, reconnects
     end
     return false, err, reconnects
+end
+
+
+-- ---- the hub transport: the workers of one machine ---------------------------
+
+local hub_transport = { name = "the workers' hub" }
+local hub_transport_mt = { __index = hub_transport }
+
+-- A transport on this worker's socket to its supervisor, and the worker's
+-- number; nil, err outside a worker ("not a worker").
+function _M.hub_transport()
+    local self = setmetatable({ _subs = {} }, hub_transport_mt)
+    local worker, err = core.hub_open(function(bytes, channel)
+        local fn = self._subs[channel]
+        if fn then
+            fn(bytes, channel)
+        end
+    end)
+    if not worker then
+        return nil, err
+    end
+    return self, worker
+end
+
+function hub_transport.publish(self, channel, bytes)
+    return core.hub_publish(channel, bytes)
+end
+
+function hub_transport.subscribe(self, channel, fn)
+    if self._subs[channel] then
+        return true
+    end
+    self._subs[channel] = fn
+    return core.hub_subscribe(channel)
+end
+
+function hub_transport.unsubscribe(self, channel)
+    if self._subs[channel] then
+        self._subs[channel] = nil
+        core.hub_unsubscribe(channel)
+    end
+end
+
+hub_transport.subscriptions = redis_transport.subscriptions
+
+function hub_transport.up(self)
+    if core.hub_up() then
+        return true, nil, 0
+    end
+    return false, "the supervisor is gone", 0
 end
 
 
@@ -271,8 +324,9 @@ function cluster.failed(self, err, message)
     if not self.down then
         self.down = true
         self.stats.outages = self.stats.outages + 1
-        log("error", "Redis unreachable (" .. tostring(err) .. "): local clients are served, "
-            .. "cross-node messages are counted and dropped until it is back")
+        log("error", self.transport.name .. " unreachable (" .. tostring(err)
+            .. "): local clients are served, cross-node messages are counted and dropped "
+            .. "until it is back")
     end
 end
 
@@ -305,8 +359,9 @@ end
 
 
 -- A presence write; a failure counts as an outage but not as a message.
+-- A transport without a store (the hub) takes none.
 function cluster.write(self, ...)
-    if self.down then
+    if self.down or not self.transport.send then
         return nil
     end
     local ok, err = self.transport:send(...)
@@ -552,6 +607,10 @@ end
 -- Every presence entry of room `name` on every live node, or nil, err.
 -- A node whose entries expired (dead) is taken out of the room's set.
 function cluster.presence(self, name)
+    if not self.url then
+        -- the hub keeps no presence: this worker's members only
+        return self.manager:room(name):presence()
+    end
     if not self._red then
         local red, err = require("moonwire.redis").connect(self.url)
         if not red then
@@ -625,6 +684,20 @@ function _M.start(manager, config)
     end
     local self = _M.new(manager, t, { node_id = node, presence_ttl = config.presence_ttl })
     self.url = config.redis_url
+    self:start()
+    return self
+end
+
+
+-- Starts the cluster of a worker's runtime over the supervisor's hub, or
+-- nil, err ("not a worker" in a process of its own).
+function _M.start_hub(manager, config)
+    local t, worker = _M.hub_transport()
+    if not t then
+        return nil, worker
+    end
+    local self = _M.new(manager, t, { node_id = "w" .. worker,
+                                      presence_ttl = config.presence_ttl })
     self:start()
     return self
 end

@@ -8,7 +8,11 @@ a connection is pinned, not left to chance: the other worker is stopped
 serve; a worker killed with SIGKILL is started again while the clients of
 the other keep being served; a counter in the shared dict "counters"
 (count.hit) counts the hits of both workers and survives a worker's
-SIGKILL and restart; SIGHUP reloads every worker; SIGTERM stops
+SIGKILL and restart; through the supervisor's hub (no Redis), a room
+with members on both workers gets a publish from either once per member,
+send_user reaches a user on both, a bus event runs the subscribers of
+both with their local ctx.server, and a restarted worker takes part
+again; SIGHUP reloads every worker; SIGTERM stops
 every worker gracefully and the supervisor exits 0; killing the supervisor
 takes its workers with it.
 """
@@ -149,6 +153,101 @@ def test_shared_dict_survives_restart(ctx):
     eq(hit(cb, "kept"), (4, b), "and the other worker its increment")
 
 
+# ---- messages across workers: the supervisor's hub (no Redis) ---------------
+
+def join(c, room):
+    r = c.request("t", "join", {"room": room})
+    check("data" in r, "join %s: %r" % (room, r))
+    return r["data"]["count"]
+
+
+def recv_type(c, type_):
+    """The next message of type type_ (other messages are skipped)."""
+    while True:
+        m = c.recv()
+        if m.get("type") == type_:
+            return m
+
+
+def pair(ctx):
+    """Per worker, a sender that joins nothing (JsonClient.request skips
+    what arrives before its reply) and two members: ([sa, a1, a2],
+    [sb, b1, b2])."""
+    a, b = wait_workers(2, "two workers")
+    on_a = [ctx.track(client_on(a)) for _ in range(3)]
+    on_b = [ctx.track(client_on(b)) for _ in range(3)]
+    return on_a, on_b
+
+
+@S.case("a room with members on both workers gets a publish from either, once per member")
+def test_room_across_workers(ctx):
+    (sa, *on_a), (sb, *on_b) = pair(ctx)
+    for m in on_a + on_b:
+        join(m, "split")
+    # delivered counts the members of the worker that published
+    eq(sa.request("t", "pub", {"room": "split", "text": "from a"})["data"],
+       {"delivered": 2}, "delivered on worker a")
+    eq(sb.request("t", "pub", {"room": "split", "text": "from b"})["data"],
+       {"delivered": 2}, "delivered on worker b")
+    sa.request("t", "pub", {"room": "split", "text": "end"})
+    for m in on_a + on_b:
+        got = [recv_type(m, "chat")["data"] for _ in range(3)]
+        eq(sorted(got[:2]), ["from a", "from b"], "both publishes, each once")
+        eq(got[2], "end", "then the marker: no duplicate")
+
+
+@S.case("send_user reaches a user's connections on both workers")
+def test_send_user_across_workers(ctx):
+    (sa, a1, _), (_, b1, _) = pair(ctx)
+    a1.request("t", "login", {"user": "alice"})
+    b1.request("t", "login", {"user": "alice"})
+    eq(sa.request("t", "tell", {"user": "alice", "text": "hi"})["data"],
+       {"delivered": 1}, "delivered counts worker a's connection")
+    sa.request("t", "tell", {"user": "alice", "text": "end"})
+    for m in (a1, b1):
+        eq(recv_type(m, "chat")["data"], "hi", "send_user across workers")
+        eq(recv_type(m, "chat")["data"], "end", "no duplicate")
+
+
+@S.case("a bus event emitted on one worker runs its subscribers on both, ctx.server local")
+def test_bus_across_workers(ctx):
+    (sa, *on_a), (_, *on_b) = pair(ctx)
+    for m in on_a + on_b:
+        join(m, "busroom")
+    sa.request("t", "emit", {"room": "busroom", "text": "relayed"})
+    sa.request("t", "pub", {"room": "busroom", "text": "end"})
+    for m in on_a + on_b:
+        eq(recv_type(m, "bus")["data"], "relayed", "each member gets the relay")
+        eq(recv_type(m, "chat")["data"], "end", "once: each worker's subscriber "
+           "broadcasts to its own members only")
+
+
+@S.case("a worker killed and restarted subscribes again; messages flow both ways",
+        timeout=40)
+def test_hub_after_restart(ctx):
+    a, b = wait_workers(2, "two workers")
+    sender_b = ctx.track(client_on(b))
+    keep = ctx.track(client_on(b))
+    join(keep, "again")
+    lost = client_on(a)
+    join(lost, "again")
+    os.kill(a, signal.SIGKILL)
+    State.srv.wait_log(r"worker \d \(pid %d\) killed by signal 9; restarting it" % a)
+    H.poll(lambda: len(workers()) == 2 and a not in workers(), timeout=15,
+           what="a new worker in place of the killed one")
+    lost.raw.expect_eof(5)
+    new = [p for p in workers() if p != b][0]
+    sender_new = ctx.track(client_on(new))
+    fresh = ctx.track(client_on(new))
+    join(fresh, "again")
+    sender_b.request("t", "pub", {"room": "again", "text": "from b"})
+    eq(recv_type(fresh, "chat")["data"], "from b", "the restarted worker's member")
+    sender_new.request("t", "pub", {"room": "again", "text": "from new"})
+    eq(recv_type(keep, "chat")["data"], "from b", "b's own publish, locally")
+    eq(recv_type(keep, "chat")["data"], "from new", "the restarted worker publishes to b")
+    eq(recv_type(fresh, "chat")["data"], "from new", "and to its own member, once")
+
+
 @S.case("SIGHUP reloads every worker", timeout=30)
 def test_sighup(ctx):
     wait_workers(2, "two workers")
@@ -182,6 +281,7 @@ def test_orphans(ctx):
     def gone():
         return all(not os.path.exists("/proc/%d" % p) for p in pids)
     H.poll(gone, timeout=15, what="the workers to exit")
+
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@
 #include "../watchdog.h"
 #include "api.h"
 #include "config_lua.h"
+#include "hub_lua.h"
 #include "redis_lua.h"
 #include "shdict_lua.h"
 #include "wsclient_lua.h"
@@ -1175,6 +1176,7 @@ static void app_stop(void *data) {
     }
     mw_sched_stop(sc->sched);
     mw_lua_redis_stop(sc->core, sc->sched); /* after the tasks: nothing resumes */
+    mw_lua_hub_stop(sc->L);                 /* messages to and from the other workers */
     mw_lua_wsclient_stop(sc->L, sc->sched); /* the app's WebSocket client connections */
 }
 

@@ -1,0 +1,98 @@
+/*
+ * hub.h - workers on one machine exchange messages through their
+ * supervisor (the hub, hubd.h): this is the record format both sides
+ * speak and the worker's end of it.
+ *
+ * Each worker has one Unix stream socket to the supervisor (a socketpair
+ * the supervisor makes, inherited as MW_HUB_FD). On it go records:
+ *
+ *   u32 length (big-endian, of what follows) | u8 op | u16 channel length
+ *   | channel | payload
+ *
+ * op is SUB or UNSUB (no payload) from a worker, or PUB either way: a
+ * worker publishes to a channel, and the supervisor passes the same record
+ * on, unchanged, to every other worker subscribed to that channel. So a
+ * message is encoded once by the worker it comes from (moonwire.cluster
+ * puts its header in the payload) and copied into each receiving worker's
+ * socket once; no lock anywhere: each side is one loop.
+ */
+#ifndef MW_HUB_H
+#define MW_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+enum { MW_HUB_SUB = 1, MW_HUB_UNSUB = 2, MW_HUB_PUB = 3 };
+
+#define MW_HUB_HEADER 7               /* length, op, channel length */
+#define MW_HUB_CHANNEL_MAX 65535      /* a channel name's bytes, at most */
+#define MW_HUB_RECORD_MAX (64u << 20) /* a record's bytes, at most */
+
+/* A record parsed in place: pointers into the buffer it was read from. */
+typedef struct {
+    int op;
+    const char *channel;
+    size_t channel_len;
+    const char *payload;
+    size_t payload_len;
+} mw_hub_record_t;
+
+/* mw_hub_record_size is the bytes of a record with these lengths. */
+size_t mw_hub_record_size(size_t channel_len, size_t payload_len);
+
+/* mw_hub_record_write writes a record into buf (mw_hub_record_size bytes). */
+void mw_hub_record_write(char *buf, int op, const char *channel, size_t channel_len,
+                         const char *payload, size_t payload_len);
+
+/* mw_hub_record_parse parses the record at the start of buf (n bytes).
+ * Returns its size (> 0) with *rec set, 0 when buf holds only part of one,
+ * or MW_EPROTO for bytes that are not a record. */
+long mw_hub_record_parse(const char *buf, size_t n, mw_hub_record_t *rec);
+
+/* A stream that reads records: bytes come in pieces, records go out
+ * whole. Both ends use it. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} mw_hub_reader_t;
+
+/* mw_hub_reader_alloc gives libuv room for the next read (uv_alloc_cb's
+ * work); mw_hub_reader_take then records that nread bytes came and calls
+ * fn(data, record) for every whole record. Returns 0, or MW_EPROTO /
+ * MW_ENOMEM (the stream should be closed). */
+int mw_hub_reader_alloc(mw_hub_reader_t *r, uv_buf_t *buf);
+int mw_hub_reader_take(mw_hub_reader_t *r, size_t nread,
+                       void (*fn)(void *data, const mw_hub_record_t *rec), void *data);
+void mw_hub_reader_free(mw_hub_reader_t *r);
+
+/* ---- the worker's end ---------------------------------------------------- */
+
+typedef struct mw_hub mw_hub_t;
+
+/* A published message of a subscribed channel arrived. */
+typedef void (*mw_hub_message_cb)(void *data, const char *channel, size_t channel_len,
+                                  const char *payload, size_t len);
+
+/* mw_hub_worker_fd is the inherited socket of MW_HUB_FD, or -1 when this
+ * process is not a supervisor's worker. */
+int mw_hub_worker_fd(void);
+
+/* mw_hub_open starts reading fd on loop; cb gets every message. The
+ * handle does not keep the loop alive (a stopping worker does not wait
+ * for its supervisor). Returns 0 or an error code. */
+int mw_hub_open(mw_hub_t **out, uv_loop_t *loop, int fd, mw_hub_message_cb cb, void *data);
+
+/* mw_hub_send queues a record (op, channel, payload) to the supervisor.
+ * Returns 0, MW_ECLOSED once the supervisor's end is gone, MW_EINVAL for
+ * a channel or record too long. */
+int mw_hub_send(mw_hub_t *h, int op, const char *channel, size_t channel_len, const char *payload,
+                size_t len);
+
+/* mw_hub_up is whether the supervisor's end is still there. */
+int mw_hub_up(const mw_hub_t *h);
+
+/* mw_hub_close closes the socket; h is freed once libuv is done with it. */
+void mw_hub_close(mw_hub_t *h);
+
+#endif

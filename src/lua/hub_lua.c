@@ -1,0 +1,130 @@
+/*
+ * hub_lua.c - moonwire.core.hub_*: the hub (src/hub.h) from Lua.
+ *
+ *   core.hub_open(fn) -> worker number | nil, err   ("not a worker" outside
+ *                        a supervisor's worker)
+ *   core.hub_publish(channel, bytes) -> true | nil, err
+ *   core.hub_subscribe(channel), core.hub_unsubscribe(channel) -> same
+ *   core.hub_up() -> whether the supervisor's end is there
+ *
+ * A process has one hub socket, opened once (the runtime's cluster, kept
+ * across reloads: fn is runtime code). Every message starts fn(bytes,
+ * channel) in a task of its own, as a Redis message does.
+ */
+#include "hub_lua.h"
+#include "../errors.h"
+#include "../hub.h"
+#include "../log.h"
+#include "../state.h"
+#include "../supervisor.h"
+#include "sched.h"
+
+#include <lauxlib.h>
+#include <string.h>
+
+/* The process's hub: one socket, one Lua state serving. */
+static struct {
+    mw_hub_t *hub;
+    mw_lua_core_t *ctx;
+    lua_State *T; /* a thread that never runs: a stack for a message's arguments */
+    int T_ref, fn_ref;
+} the = {NULL, NULL, NULL, LUA_NOREF, LUA_NOREF};
+
+static int nil_err(lua_State *L, const char *err) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+}
+
+static void on_message(void *data, const char *ch, size_t chlen, const char *msg, size_t len) {
+    (void)data;
+    mw_sched_t *s = the.ctx ? mw_lua_core_sched(the.ctx) : NULL;
+    if (!s)
+        return;
+    lua_State *T = the.T;
+    int base = lua_gettop(T);
+    lua_rawgeti(T, LUA_REGISTRYINDEX, the.fn_ref);
+    lua_pushlstring(T, msg, len);
+    lua_pushlstring(T, ch, chlen);
+    int rc = mw_sched_spawn(T, s, base + 1, 2);
+    lua_settop(T, base);
+    if (rc != 0)
+        mw_log_warn("hub: a message on %.*s was dropped: %s", (int)chlen, ch, mw_strerror(rc));
+}
+
+static int l_open(lua_State *L) {
+    mw_lua_core_t *ctx = lua_touserdata(L, lua_upvalueindex(1));
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    int fd = mw_hub_worker_fd();
+    if (fd < 0)
+        return nil_err(L, "not a worker");
+    if (the.hub)
+        return nil_err(L, "already open");
+    mw_server_t *srv = mw_lua_core_server(ctx);
+    if (!srv)
+        return nil_err(L, "not serving");
+    int rc = mw_hub_open(&the.hub, srv->loop, fd, on_message, NULL);
+    if (rc != 0)
+        return mw_lua_push_result(L, rc);
+    the.ctx = ctx;
+    the.T = lua_newthread(L);
+    the.T_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 1);
+    the.fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushinteger(L, mw_worker_id());
+    return 1;
+}
+
+static int send_op(lua_State *L, int op) {
+    size_t chlen, len = 0;
+    const char *ch = luaL_checklstring(L, 1, &chlen);
+    const char *msg = op == MW_HUB_PUB ? luaL_checklstring(L, 2, &len) : NULL;
+    if (!the.hub)
+        return nil_err(L, "closed");
+    return mw_lua_push_result(L, mw_hub_send(the.hub, op, ch, chlen, msg, len));
+}
+
+static int l_publish(lua_State *L) {
+    return send_op(L, MW_HUB_PUB);
+}
+
+static int l_subscribe(lua_State *L) {
+    return send_op(L, MW_HUB_SUB);
+}
+
+static int l_unsubscribe(lua_State *L) {
+    return send_op(L, MW_HUB_UNSUB);
+}
+
+static int l_up(lua_State *L) {
+    lua_pushboolean(L, mw_hub_up(the.hub));
+    return 1;
+}
+
+void mw_lua_hub_stop(lua_State *L) {
+    if (!the.hub)
+        return;
+    mw_hub_close(the.hub);
+    the.hub = NULL;
+    the.ctx = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, the.fn_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, the.T_ref);
+    the.fn_ref = the.T_ref = LUA_NOREF;
+    the.T = NULL;
+}
+
+void mw_lua_inject_hub_api(lua_State *L, mw_lua_core_t *ctx) {
+    static const luaL_Reg fns[] = {
+        {"hub_open", l_open},
+        {"hub_publish", l_publish},
+        {"hub_subscribe", l_subscribe},
+        {"hub_unsubscribe", l_unsubscribe},
+        {"hub_up", l_up},
+        {NULL, NULL},
+    };
+    for (const luaL_Reg *f = fns; f->name; f++) {
+        lua_pushlightuserdata(L, ctx);
+        lua_pushcclosure(L, f->func, 1);
+        lua_setfield(L, -2, f->name);
+    }
+}

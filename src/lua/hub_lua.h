@@ -1,0 +1,21 @@
+/*
+ * hub_lua.h - moonwire.core.hub_*: a worker's end of the supervisor's hub
+ * (src/hub.h) from Lua, the transport lua/moonwire/cluster.lua uses
+ * between the workers of one machine.
+ */
+#ifndef MW_HUB_LUA_H
+#define MW_HUB_LUA_H
+
+#include <lua.h>
+
+#include "api.h"
+
+/* Sets the hub_* primitives in the table at the top of the stack
+ * (moonwire.core). */
+void mw_lua_inject_hub_api(lua_State *L, mw_lua_core_t *ctx);
+
+/* mw_lua_hub_stop closes the hub socket (the server stops; a worker's
+ * messages end with it). */
+void mw_lua_hub_stop(lua_State *L);
+
+#endif
