@@ -26,7 +26,8 @@ void mw_hub_record_write(char *buf, int op, const char *channel, size_t channel_
     p[4] = (unsigned char)op;
     p[5] = (unsigned char)(channel_len >> 8);
     p[6] = (unsigned char)channel_len;
-    memcpy(buf + MW_HUB_HEADER, channel, channel_len);
+    if (channel_len)
+        memcpy(buf + MW_HUB_HEADER, channel, channel_len);
     if (payload_len)
         memcpy(buf + MW_HUB_HEADER + channel_len, payload, payload_len);
 }
@@ -38,7 +39,7 @@ long mw_hub_record_parse(const char *buf, size_t n, mw_hub_record_t *rec) {
     uint32_t len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
     size_t chlen = (size_t)p[5] << 8 | p[6];
     if (len < 3 || len > MW_HUB_RECORD_MAX || chlen > len - 3 || p[4] < MW_HUB_SUB ||
-        p[4] > MW_HUB_PUB)
+        p[4] > MW_HUB_OP_MAX)
         return MW_EPROTO;
     if (n < 4 + (size_t)len)
         return 0;
@@ -107,6 +108,7 @@ struct mw_hub {
     mw_hub_message_cb cb;
     void *data;
     int up;
+    uint64_t pending; /* SUB and UNSUB sent, not yet acknowledged */
 };
 
 int mw_hub_worker_fd(void) {
@@ -124,10 +126,27 @@ static void on_alloc(uv_handle_t *handle, size_t size, uv_buf_t *buf) {
     mw_hub_reader_alloc(&h->reader, buf);
 }
 
+/* ack_count reads an ACK's count (decimal digits); 0 for anything else. */
+static uint64_t ack_count(const char *p, size_t n) {
+    uint64_t v = 0;
+    if (n == 0 || n > 19)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    return v;
+}
+
 static void deliver(void *data, const mw_hub_record_t *rec) {
     mw_hub_t *h = data;
-    if (rec->op == MW_HUB_PUB)
+    if (rec->op == MW_HUB_PUB) {
         h->cb(h->data, rec->channel, rec->channel_len, rec->payload, rec->payload_len);
+    } else if (rec->op == MW_HUB_ACK) {
+        uint64_t n = ack_count(rec->payload, rec->payload_len);
+        h->pending = n > h->pending ? 0 : h->pending - n;
+    }
 }
 
 static void on_closed(uv_handle_t *handle) {
@@ -195,11 +214,17 @@ int mw_hub_send(mw_hub_t *h, int op, const char *channel, size_t channel_len, co
         free(req);
         return MW_ECLOSED;
     }
+    if (op == MW_HUB_SUB || op == MW_HUB_UNSUB)
+        h->pending++; /* until the supervisor's ACK says it is applied */
     return 0;
 }
 
 int mw_hub_up(const mw_hub_t *h) {
     return h && h->up;
+}
+
+uint64_t mw_hub_pending(const mw_hub_t *h) {
+    return h ? h->pending : 0;
 }
 
 void mw_hub_close(mw_hub_t *h) {

@@ -15,6 +15,12 @@
  * message is encoded once by the worker it comes from (moonwire.cluster
  * puts its header in the payload) and copied into each receiving worker's
  * socket once; no lock anywhere: each side is one loop.
+ *
+ * ACK goes from the supervisor to a worker: its payload is a count (in
+ * decimal) of that worker's SUB and UNSUB records the supervisor has
+ * applied since its last ACK. A worker with no SUB or UNSUB unconfirmed
+ * knows that whatever another worker publishes from now on reaches it
+ * per its subscriptions (mw_hub_pending, "hub" in /health).
  */
 #ifndef MW_HUB_H
 #define MW_HUB_H
@@ -23,7 +29,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-enum { MW_HUB_SUB = 1, MW_HUB_UNSUB = 2, MW_HUB_PUB = 3 };
+enum { MW_HUB_SUB = 1, MW_HUB_UNSUB = 2, MW_HUB_PUB = 3, MW_HUB_ACK = 4 };
+#define MW_HUB_OP_MAX MW_HUB_ACK
 
 #define MW_HUB_HEADER 7               /* length, op, channel length */
 #define MW_HUB_CHANNEL_MAX 65535      /* a channel name's bytes, at most */
@@ -91,6 +98,10 @@ int mw_hub_send(mw_hub_t *h, int op, const char *channel, size_t channel_len, co
 
 /* mw_hub_up is whether the supervisor's end is still there. */
 int mw_hub_up(const mw_hub_t *h);
+
+/* mw_hub_pending is how many SUB and UNSUB records sent are not yet
+ * confirmed by an ACK: 0 means every subscription is in place. */
+uint64_t mw_hub_pending(const mw_hub_t *h);
 
 /* mw_hub_close closes the socket; h is freed once libuv is done with it. */
 void mw_hub_close(mw_hub_t *h);

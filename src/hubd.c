@@ -5,6 +5,8 @@
  * subscribed worker slots. A published record is forwarded from the
  * buffer it was read into: copied once into one refcounted block, which
  * every receiving worker's write points to; freed after the last write.
+ * The SUB and UNSUB records of one read are confirmed by one ACK, sent
+ * once they are applied.
  */
 #include "hubd.h"
 #include "errors.h"
@@ -12,6 +14,7 @@
 #include "hub.h"
 #include "log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,6 +39,7 @@ typedef struct {
     int child_fd; /* the worker's end until it is spawned, else -1 */
     uv_pipe_t pipe;
     mw_hub_reader_t reader;
+    uint64_t acks_owed; /* SUB and UNSUB applied in this read, to confirm */
 } peer_t;
 
 struct mw_hubd {
@@ -185,16 +189,46 @@ static void publish(mw_hubd_t *h, int from, const mw_hub_record_t *rec, const ch
         free(b);
 }
 
+/* An ACK on its way: the request and the record it writes. */
+typedef struct {
+    uv_write_t req;
+    char rec[MW_HUB_HEADER + 20];
+} ack_t;
+
+static void on_acked(uv_write_t *req, int status) {
+    (void)status;
+    free(req);
+}
+
+/* send_ack tells worker p that n more of its SUB and UNSUB records are
+ * applied: what any worker publishes after this reaches p per them. */
+static void send_ack(peer_t *p, uint64_t n) {
+    ack_t *a = malloc(sizeof *a);
+    if (!a) {
+        mw_log_error("hub: out of memory: worker %d's subscriptions are not confirmed",
+                     p->slot + 1);
+        return;
+    }
+    char digits[21];
+    int len = snprintf(digits, sizeof digits, "%llu", (unsigned long long)n);
+    mw_hub_record_write(a->rec, MW_HUB_ACK, NULL, 0, digits, (size_t)len);
+    uv_buf_t buf = uv_buf_init(a->rec, (unsigned)mw_hub_record_size(0, (size_t)len));
+    if (uv_write(&a->req, (uv_stream_t *)&p->pipe, &buf, 1, on_acked) != 0)
+        free(a);
+}
+
 static void on_record(void *data, const mw_hub_record_t *rec) {
     peer_t *p = data;
     mw_hubd_t *h = p->hub;
     if (rec->op == MW_HUB_SUB) {
         subscribe(h, p->slot, rec->channel, rec->channel_len);
+        p->acks_owed++;
     } else if (rec->op == MW_HUB_UNSUB) {
         channel_t **c = find(h, rec->channel, rec->channel_len);
         if (*c)
             unsubscribe_mask(h, c, (uint64_t)1 << p->slot);
-    } else {
+        p->acks_owed++;
+    } else if (rec->op == MW_HUB_PUB) {
         /* The raw record starts MW_HUB_HEADER bytes before its channel. */
         const char *raw = rec->channel - MW_HUB_HEADER;
         publish(h, p->slot, rec, raw, MW_HUB_HEADER + rec->channel_len + rec->payload_len);
@@ -213,6 +247,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (nread == 0)
         return;
     int rc = nread < 0 ? MW_ECLOSED : mw_hub_reader_take(&p->reader, (size_t)nread, on_record, p);
+    if (rc == 0 && p->acks_owed > 0) {
+        send_ack(p, p->acks_owed);
+        p->acks_owed = 0;
+    }
     if (rc != 0) {
         if (rc != MW_ECLOSED)
             mw_log_error("hub: worker %d sent a bad record: its socket is closed", p->slot + 1);
@@ -269,6 +307,7 @@ int mw_hubd_attach(mw_hubd_t *h, int slot, int *child_fd) {
     /* The hub does not keep the supervisor's loop alive: its workers do. */
     uv_unref((uv_handle_t *)&p->pipe);
     p->attached = 1;
+    p->acks_owed = 0;
     p->child_fd = sv[1];
     *child_fd = sv[1];
     return 0;

@@ -1,14 +1,17 @@
 /*
  * test_hub.c - the hub's records (src/hub.c): written then parsed back,
  * taken whole from a stream that delivers them in pieces, bad bytes
- * refused.
+ * refused; and the supervisor's end (src/hubd.c) with two workers' ends
+ * on one loop, in one process: subscriptions confirmed, then honoured.
  */
 #include "errors.h"
 #include "hub.h"
+#include "hubd.h"
 #include "test.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void test_round_trip(void) {
     char buf[64];
@@ -73,9 +76,107 @@ static void test_reader_pieces(void) {
     mw_hub_reader_free(&r);
 }
 
+/* ---- a supervisor and two workers on one loop ---------------------------- */
+
+typedef struct {
+    int n;
+    char channel[32], payload[64];
+} inbox_t;
+
+static void on_message(void *data, const char *ch, size_t chlen, const char *msg, size_t len) {
+    inbox_t *in = data;
+    in->n++;
+    snprintf(in->channel, sizeof in->channel, "%.*s", (int)chlen, ch);
+    snprintf(in->payload, sizeof in->payload, "%.*s", (int)len, msg);
+}
+
+typedef struct {
+    uv_loop_t loop;
+    mw_hubd_t *hubd;
+    mw_hub_t *w[2];
+    inbox_t in[2];
+} bench_t;
+
+/* open_pair makes the supervisor's hub and two workers' ends of it (each
+ * on a dup of the fd a spawned worker would inherit). */
+static int open_pair(bench_t *b) {
+    memset(b, 0, sizeof *b);
+    uv_loop_init(&b->loop);
+    if (mw_hubd_create(&b->hubd, &b->loop) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        int fd;
+        if (mw_hubd_attach(b->hubd, i, &fd) != 0)
+            return -1;
+        int mine = dup(fd);
+        mw_hubd_spawned(b->hubd, i);
+        if (mine < 0 || mw_hub_open(&b->w[i], &b->loop, mine, on_message, &b->in[i]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void on_deadline(uv_timer_t *t) {
+    *(int *)t->data = 1;
+}
+
+/* run_until turns the loop until done(b), or 10 s passed (a bound for a
+ * failing test, not a timing: the loop runs on events). */
+static int run_until(bench_t *b, int (*done)(bench_t *)) {
+    int late = 0;
+    uv_timer_t deadline;
+    uv_timer_init(&b->loop, &deadline);
+    deadline.data = &late;
+    uv_timer_start(&deadline, on_deadline, 10000, 0);
+    while (!late && !done(b))
+        uv_run(&b->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&deadline, NULL);
+    uv_run(&b->loop, UV_RUN_NOWAIT);
+    return !late;
+}
+
+static void close_pair(bench_t *b) {
+    for (int i = 0; i < 2; i++)
+        if (b->w[i])
+            mw_hub_close(b->w[i]);
+    mw_hubd_free(b->hubd);
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    CHECK_EQ(uv_loop_close(&b->loop), 0);
+}
+
+static int confirmed(bench_t *b) {
+    return mw_hub_pending(b->w[0]) == 0;
+}
+
+static int two_received(bench_t *b) {
+    return b->in[0].n >= 2;
+}
+
+/* A SUB is pending until the supervisor's ACK; then a publish from the
+ * other worker reaches the subscriber, and not the publisher itself. */
+static void test_subscription_confirmed(void) {
+    bench_t b;
+    REQUIRE(open_pair(&b) == 0);
+    CHECK_EQ(mw_hub_pending(b.w[0]), 0);
+    CHECK_EQ(mw_hub_send(b.w[0], MW_HUB_SUB, "room", 4, NULL, 0), 0);
+    CHECK_EQ(mw_hub_send(b.w[0], MW_HUB_SUB, "user", 4, NULL, 0), 0);
+    CHECK_EQ(mw_hub_pending(b.w[0]), 2);
+    CHECK(run_until(&b, confirmed));
+    CHECK_EQ(mw_hub_send(b.w[1], MW_HUB_PUB, "room", 4, "hello", 5), 0);
+    CHECK_EQ(mw_hub_send(b.w[1], MW_HUB_PUB, "user", 4, "there", 5), 0);
+    CHECK(run_until(&b, two_received));
+    CHECK_EQ(b.in[0].n, 2);
+    CHECK_STR(b.in[0].channel, "user");
+    CHECK_STR(b.in[0].payload, "there");
+    CHECK_EQ(b.in[1].n, 0); /* not to its origin */
+    CHECK_EQ(mw_hub_pending(b.w[1]), 0);
+    close_pair(&b);
+}
+
 int main(void) {
     RUN(test_round_trip);
     RUN(test_bad_records);
     RUN(test_reader_pieces);
+    RUN(test_subscription_confirmed);
     return test_summary();
 }

@@ -6,6 +6,7 @@
  *   core.hub_publish(channel, bytes) -> true | nil, err
  *   core.hub_subscribe(channel), core.hub_unsubscribe(channel) -> same
  *   core.hub_up() -> whether the supervisor's end is there
+ *   core.hub_pending() -> SUB/UNSUB not yet confirmed by the supervisor
  *
  * A process has one hub socket, opened once (the runtime's cluster, kept
  * across reloads: fn is runtime code). Every message starts fn(bytes,
@@ -101,6 +102,21 @@ static int l_up(lua_State *L) {
     return 1;
 }
 
+static int l_pending(lua_State *L) {
+    lua_pushnumber(L, (lua_Number)mw_hub_pending(the.hub));
+    return 1;
+}
+
+void mw_lua_hub_health(FILE *f) {
+    if (!the.hub)
+        return;
+    int up = mw_hub_up(the.hub);
+    uint64_t pending = mw_hub_pending(the.hub);
+    fprintf(f, ",\"hub\":{\"up\":%s,\"pending_subscriptions\":%llu,\"ready\":%s}",
+            up ? "true" : "false", (unsigned long long)pending,
+            up && pending == 0 ? "true" : "false");
+}
+
 void mw_lua_hub_stop(lua_State *L) {
     if (!the.hub)
         return;
@@ -120,6 +136,7 @@ void mw_lua_inject_hub_api(lua_State *L, mw_lua_core_t *ctx) {
         {"hub_subscribe", l_subscribe},
         {"hub_unsubscribe", l_unsubscribe},
         {"hub_up", l_up},
+        {"hub_pending", l_pending},
         {NULL, NULL},
     };
     for (const luaL_Reg *f = fns; f->name; f++) {

@@ -7,6 +7,7 @@
 #define MW_HUB_LUA_H
 
 #include <lua.h>
+#include <stdio.h>
 
 #include "api.h"
 
@@ -17,5 +18,11 @@ void mw_lua_inject_hub_api(lua_State *L, mw_lua_core_t *ctx);
 /* mw_lua_hub_stop closes the hub socket (the server stops; a worker's
  * messages end with it). */
 void mw_lua_hub_stop(lua_State *L);
+
+/* mw_lua_hub_health adds "hub":{"up","pending_subscriptions","ready"} to
+ * /health in a worker whose hub is open: ready once the supervisor has
+ * confirmed every subscription this worker sent (test_workers.py waits
+ * for it before it publishes). */
+void mw_lua_hub_health(FILE *f);
 
 #endif

@@ -1225,6 +1225,7 @@ static void app_health(void *data, FILE *f) {
             w.sched.parked, (unsigned long long)w.sched.timeouts, (unsigned long long)w.queued,
             (unsigned long long)w.held);
     cluster_health(sc, f);
+    mw_lua_hub_health(f);
 }
 
 /* route_name labels a route of the latency histogram. */
