@@ -15,17 +15,18 @@ size_t mw_hub_record_size(size_t channel_len, size_t payload_len) {
     return MW_HUB_HEADER + channel_len + payload_len;
 }
 
-void mw_hub_record_write(char *buf, int op, const char *channel, size_t channel_len,
+void mw_hub_record_write(char *buf, int op, int worker, const char *channel, size_t channel_len,
                          const char *payload, size_t payload_len) {
-    uint32_t n = (uint32_t)(3 + channel_len + payload_len);
+    uint32_t n = (uint32_t)(MW_HUB_HEADER - 4 + channel_len + payload_len);
     unsigned char *p = (unsigned char *)buf;
     p[0] = (unsigned char)(n >> 24);
     p[1] = (unsigned char)(n >> 16);
     p[2] = (unsigned char)(n >> 8);
     p[3] = (unsigned char)n;
     p[4] = (unsigned char)op;
-    p[5] = (unsigned char)(channel_len >> 8);
-    p[6] = (unsigned char)channel_len;
+    p[MW_HUB_WORKER_AT] = (unsigned char)worker;
+    p[6] = (unsigned char)(channel_len >> 8);
+    p[7] = (unsigned char)channel_len;
     if (channel_len)
         memcpy(buf + MW_HUB_HEADER, channel, channel_len);
     if (payload_len)
@@ -37,17 +38,19 @@ long mw_hub_record_parse(const char *buf, size_t n, mw_hub_record_t *rec) {
         return 0;
     const unsigned char *p = (const unsigned char *)buf;
     uint32_t len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-    size_t chlen = (size_t)p[5] << 8 | p[6];
-    if (len < 3 || len > MW_HUB_RECORD_MAX || chlen > len - 3 || p[4] < MW_HUB_SUB ||
+    size_t chlen = (size_t)p[6] << 8 | p[7];
+    const uint32_t fixed = MW_HUB_HEADER - 4; /* op, worker, channel length */
+    if (len < fixed || len > MW_HUB_RECORD_MAX || chlen > len - fixed || p[4] < MW_HUB_SUB ||
         p[4] > MW_HUB_OP_MAX)
         return MW_EPROTO;
     if (n < 4 + (size_t)len)
         return 0;
     rec->op = p[4];
+    rec->worker = p[MW_HUB_WORKER_AT];
     rec->channel = buf + MW_HUB_HEADER;
     rec->channel_len = chlen;
     rec->payload = buf + MW_HUB_HEADER + chlen;
-    rec->payload_len = len - 3 - chlen;
+    rec->payload_len = len - fixed - chlen;
     return (long)(4 + len);
 }
 
@@ -141,11 +144,11 @@ static uint64_t ack_count(const char *p, size_t n) {
 
 static void deliver(void *data, const mw_hub_record_t *rec) {
     mw_hub_t *h = data;
-    if (rec->op == MW_HUB_PUB) {
-        h->cb(h->data, rec->channel, rec->channel_len, rec->payload, rec->payload_len);
-    } else if (rec->op == MW_HUB_ACK) {
+    if (rec->op == MW_HUB_ACK) {
         uint64_t n = ack_count(rec->payload, rec->payload_len);
         h->pending = n > h->pending ? 0 : h->pending - n;
+    } else if (rec->op != MW_HUB_SUB && rec->op != MW_HUB_UNSUB) {
+        h->cb(h->data, rec);
     }
 }
 
@@ -207,7 +210,7 @@ int mw_hub_send(mw_hub_t *h, int op, const char *channel, size_t channel_len, co
     if (!req)
         return MW_ENOMEM;
     char *rec = (char *)(req + 1);
-    mw_hub_record_write(rec, op, channel, channel_len, payload, len);
+    mw_hub_record_write(rec, op, 0, channel, channel_len, payload, len);
     uv_buf_t buf = uv_buf_init(rec, (unsigned)size);
     int rc = uv_write(req, (uv_stream_t *)&h->pipe, &buf, 1, on_written);
     if (rc != 0) {

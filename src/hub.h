@@ -6,12 +6,15 @@
  * Each worker has one Unix stream socket to the supervisor (a socketpair
  * the supervisor makes, inherited as MW_HUB_FD). On it go records:
  *
- *   u32 length (big-endian, of what follows) | u8 op | u16 channel length
- *   | channel | payload
+ *   u32 length (big-endian, of what follows) | u8 op | u8 worker
+ *   | u16 channel length | channel | payload
+ *
+ * worker is 0 in what a worker sends; in what the supervisor passes on it
+ * is the number (1..64) of the worker the record came from.
  *
  * op is SUB or UNSUB (no payload) from a worker, or PUB either way: a
  * worker publishes to a channel, and the supervisor passes the same record
- * on, unchanged, to every other worker subscribed to that channel. So a
+ * on (worker set) to every other worker subscribed to that channel. So a
  * message is encoded once by the worker it comes from (moonwire.cluster
  * puts its header in the payload) and copied into each receiving worker's
  * socket once; no lock anywhere: each side is one loop.
@@ -21,6 +24,15 @@
  * applied since its last ACK. A worker with no SUB or UNSUB unconfirmed
  * knows that whatever another worker publishes from now on reaches it
  * per its subscriptions (mw_hub_pending, "hub" in /health).
+ *
+ * SET (channel: a key, payload: its value) and DEL (a key) keep a
+ * worker's entries in the supervisor's store, one set of keys per worker
+ * (moonwire.cluster keeps there the members of its rooms). The supervisor
+ * passes each on to every other worker, and gives a worker that starts
+ * every other worker's entries (SET records) before anything else. When
+ * a worker exits its entries go, and every other worker gets EXIT (worker
+ * set to the one that exited, no channel or payload): the supervisor's
+ * store and each worker's copy of it never keep a dead worker's entries.
  */
 #ifndef MW_HUB_H
 #define MW_HUB_H
@@ -29,16 +41,26 @@
 #include <stdint.h>
 #include <uv.h>
 
-enum { MW_HUB_SUB = 1, MW_HUB_UNSUB = 2, MW_HUB_PUB = 3, MW_HUB_ACK = 4 };
-#define MW_HUB_OP_MAX MW_HUB_ACK
+enum {
+    MW_HUB_SUB = 1,
+    MW_HUB_UNSUB = 2,
+    MW_HUB_PUB = 3,
+    MW_HUB_ACK = 4,
+    MW_HUB_SET = 5,
+    MW_HUB_DEL = 6,
+    MW_HUB_EXIT = 7,
+};
+#define MW_HUB_OP_MAX MW_HUB_EXIT
 
-#define MW_HUB_HEADER 7               /* length, op, channel length */
+#define MW_HUB_HEADER 8               /* length, op, worker, channel length */
+#define MW_HUB_WORKER_AT 5            /* the worker byte's offset */
 #define MW_HUB_CHANNEL_MAX 65535      /* a channel name's bytes, at most */
 #define MW_HUB_RECORD_MAX (64u << 20) /* a record's bytes, at most */
 
 /* A record parsed in place: pointers into the buffer it was read from. */
 typedef struct {
     int op;
+    int worker; /* the worker it came from (records the supervisor passes on) */
     const char *channel;
     size_t channel_len;
     const char *payload;
@@ -48,8 +70,9 @@ typedef struct {
 /* mw_hub_record_size is the bytes of a record with these lengths. */
 size_t mw_hub_record_size(size_t channel_len, size_t payload_len);
 
-/* mw_hub_record_write writes a record into buf (mw_hub_record_size bytes). */
-void mw_hub_record_write(char *buf, int op, const char *channel, size_t channel_len,
+/* mw_hub_record_write writes a record into buf (mw_hub_record_size
+ * bytes); worker: 0 from a worker, the origin from the supervisor. */
+void mw_hub_record_write(char *buf, int op, int worker, const char *channel, size_t channel_len,
                          const char *payload, size_t payload_len);
 
 /* mw_hub_record_parse parses the record at the start of buf (n bytes).
@@ -77,9 +100,10 @@ void mw_hub_reader_free(mw_hub_reader_t *r);
 
 typedef struct mw_hub mw_hub_t;
 
-/* A published message of a subscribed channel arrived. */
-typedef void (*mw_hub_message_cb)(void *data, const char *channel, size_t channel_len,
-                                  const char *payload, size_t len);
+/* A record for the worker arrived: a published message of a subscribed
+ * channel (PUB), another worker's entry set or deleted (SET, DEL), or a
+ * worker gone (EXIT). ACKs are the hub's own (mw_hub_pending). */
+typedef void (*mw_hub_message_cb)(void *data, const mw_hub_record_t *rec);
 
 /* mw_hub_worker_fd is the inherited socket of MW_HUB_FD, or -1 when this
  * process is not a supervisor's worker. */

@@ -17,14 +17,14 @@ static void test_round_trip(void) {
     char buf[64];
     size_t n = mw_hub_record_size(7, 5);
     CHECK_EQ(n, MW_HUB_HEADER + 12);
-    mw_hub_record_write(buf, MW_HUB_PUB, "mw:room", 7, "a\0b\nc", 5);
+    mw_hub_record_write(buf, MW_HUB_PUB, 0, "mw:room", 7, "a\0b\nc", 5);
     mw_hub_record_t rec;
     CHECK_EQ(mw_hub_record_parse(buf, n - 1, &rec), 0); /* not all there */
     CHECK_EQ(mw_hub_record_parse(buf, n, &rec), (long)n);
     CHECK_EQ(rec.op, MW_HUB_PUB);
     CHECK_MEM(rec.channel, rec.channel_len, "mw:room", 7);
     CHECK_MEM(rec.payload, rec.payload_len, "a\0b\nc", 5);
-    mw_hub_record_write(buf, MW_HUB_SUB, "x", 1, NULL, 0);
+    mw_hub_record_write(buf, MW_HUB_SUB, 0, "x", 1, NULL, 0);
     CHECK_EQ(mw_hub_record_parse(buf, mw_hub_record_size(1, 0), &rec), MW_HUB_HEADER + 1);
     CHECK_EQ(rec.payload_len, 0);
 }
@@ -32,11 +32,11 @@ static void test_round_trip(void) {
 static void test_bad_records(void) {
     char buf[16];
     mw_hub_record_t rec;
-    mw_hub_record_write(buf, MW_HUB_PUB, "ch", 2, "p", 1);
+    mw_hub_record_write(buf, MW_HUB_PUB, 0, "ch", 2, "p", 1);
     buf[4] = 9; /* no such op */
     CHECK_EQ(mw_hub_record_parse(buf, sizeof buf, &rec), MW_EPROTO);
-    mw_hub_record_write(buf, MW_HUB_PUB, "ch", 2, "p", 1);
-    buf[6] = 5; /* a channel longer than the record */
+    mw_hub_record_write(buf, MW_HUB_PUB, 0, "ch", 2, "p", 1);
+    buf[7] = 5; /* a channel longer than the record */
     CHECK_EQ(mw_hub_record_parse(buf, sizeof buf, &rec), MW_EPROTO);
     memset(buf, 0xff, 4); /* a length past the limit */
     CHECK_EQ(mw_hub_record_parse(buf, sizeof buf, &rec), MW_EPROTO);
@@ -59,7 +59,7 @@ static void test_reader_pieces(void) {
     const char *payloads[] = {"one", "two", "three"};
     for (int i = 0; i < 3; i++) {
         size_t pl = strlen(payloads[i]);
-        mw_hub_record_write(stream + len, MW_HUB_PUB, "c", 1, payloads[i], pl);
+        mw_hub_record_write(stream + len, MW_HUB_PUB, 0, "c", 1, payloads[i], pl);
         len += mw_hub_record_size(1, pl);
     }
     mw_hub_reader_t r = {0};
@@ -78,16 +78,22 @@ static void test_reader_pieces(void) {
 
 /* ---- a supervisor and two workers on one loop ---------------------------- */
 
+/* What a worker's end received: a count and a log "op:worker:channel=payload;". */
 typedef struct {
     int n;
     char channel[32], payload[64];
+    char log[512];
 } inbox_t;
 
-static void on_message(void *data, const char *ch, size_t chlen, const char *msg, size_t len) {
+static void on_message(void *data, const mw_hub_record_t *rec) {
+    static const char *const ops[] = {"?", "sub", "unsub", "pub", "ack", "set", "del", "exit"};
     inbox_t *in = data;
     in->n++;
-    snprintf(in->channel, sizeof in->channel, "%.*s", (int)chlen, ch);
-    snprintf(in->payload, sizeof in->payload, "%.*s", (int)len, msg);
+    snprintf(in->channel, sizeof in->channel, "%.*s", (int)rec->channel_len, rec->channel);
+    snprintf(in->payload, sizeof in->payload, "%.*s", (int)rec->payload_len, rec->payload);
+    size_t used = strlen(in->log);
+    snprintf(in->log + used, sizeof in->log - used, "%s:%d:%s=%s;", ops[rec->op], rec->worker,
+             in->channel, in->payload);
 }
 
 typedef struct {
@@ -97,22 +103,27 @@ typedef struct {
     inbox_t in[2];
 } bench_t;
 
-/* open_pair makes the supervisor's hub and two workers' ends of it (each
- * on a dup of the fd a spawned worker would inherit). */
+/* open_worker attaches slot i and opens its worker's end (on a dup of
+ * the fd a spawned worker would inherit). */
+static int open_worker(bench_t *b, int i) {
+    int fd;
+    if (mw_hubd_attach(b->hubd, i, &fd) != 0)
+        return -1;
+    int mine = dup(fd);
+    mw_hubd_spawned(b->hubd, i);
+    memset(&b->in[i], 0, sizeof b->in[i]);
+    return mine < 0 || mw_hub_open(&b->w[i], &b->loop, mine, on_message, &b->in[i]) != 0 ? -1 : 0;
+}
+
+/* open_pair makes the supervisor's hub and two workers' ends of it. */
 static int open_pair(bench_t *b) {
     memset(b, 0, sizeof *b);
     uv_loop_init(&b->loop);
     if (mw_hubd_create(&b->hubd, &b->loop) != 0)
         return -1;
-    for (int i = 0; i < 2; i++) {
-        int fd;
-        if (mw_hubd_attach(b->hubd, i, &fd) != 0)
+    for (int i = 0; i < 2; i++)
+        if (open_worker(b, i) != 0)
             return -1;
-        int mine = dup(fd);
-        mw_hubd_spawned(b->hubd, i);
-        if (mine < 0 || mw_hub_open(&b->w[i], &b->loop, mine, on_message, &b->in[i]) != 0)
-            return -1;
-    }
     return 0;
 }
 
@@ -165,11 +176,65 @@ static void test_subscription_confirmed(void) {
     CHECK_EQ(mw_hub_send(b.w[1], MW_HUB_PUB, "room", 4, "hello", 5), 0);
     CHECK_EQ(mw_hub_send(b.w[1], MW_HUB_PUB, "user", 4, "there", 5), 0);
     CHECK(run_until(&b, two_received));
-    CHECK_EQ(b.in[0].n, 2);
-    CHECK_STR(b.in[0].channel, "user");
-    CHECK_STR(b.in[0].payload, "there");
+    CHECK_STR(b.in[0].log, "pub:2:room=hello;pub:2:user=there;");
     CHECK_EQ(b.in[1].n, 0); /* not to its origin */
     CHECK_EQ(mw_hub_pending(b.w[1]), 0);
+    close_pair(&b);
+}
+
+static int four_received(bench_t *b) {
+    return b->in[1].n >= 4;
+}
+
+static int exit_received(bench_t *b) {
+    return b->in[0].n >= 2;
+}
+
+static int snapshot_received(bench_t *b) {
+    return b->in[1].n >= 1;
+}
+
+static int exit_received_by_new(bench_t *b) {
+    return b->in[1].n >= 2;
+}
+
+/* The store: one worker's entries reach the other as they change; a
+ * worker that starts gets them first; a worker that exits takes its
+ * entries with it and the others are told. */
+static void test_store(void) {
+    bench_t b;
+    REQUIRE(open_pair(&b) == 0);
+    CHECK_EQ(mw_hub_send(b.w[0], MW_HUB_SET, "k1", 2, "v1", 2), 0);
+    CHECK_EQ(mw_hub_send(b.w[0], MW_HUB_SET, "k2", 2, "v2", 2), 0);
+    CHECK_EQ(mw_hub_send(b.w[0], MW_HUB_SET, "k1", 2, "v1b", 3), 0);
+    CHECK_EQ(mw_hub_send(b.w[0], MW_HUB_DEL, "k2", 2, NULL, 0), 0);
+    CHECK_EQ(mw_hub_send(b.w[0], MW_HUB_DEL, "k9", 2, NULL, 0), 0); /* never set: not passed on */
+    CHECK_EQ(mw_hub_send(b.w[1], MW_HUB_SET, "k1", 2, "theirs", 6), 0); /* a key per worker */
+    CHECK(run_until(&b, four_received));
+    CHECK_STR(b.in[1].log, "set:1:k1=v1;set:1:k2=v2;set:1:k1=v1b;del:1:k2=;");
+    CHECK_EQ(mw_hubd_entries(b.hubd), 2);
+    CHECK_EQ(mw_hub_pending(b.w[0]), 0); /* entries are not subscriptions */
+
+    /* worker 2 exits: worker 1 is told, worker 2's entry goes */
+    mw_hub_close(b.w[1]);
+    b.w[1] = NULL;
+    mw_hubd_detach(b.hubd, 1);
+    CHECK(run_until(&b, exit_received));
+    CHECK_STR(b.in[0].log, "set:2:k1=theirs;exit:2:=;");
+    CHECK_EQ(mw_hubd_entries(b.hubd), 1);
+
+    /* a worker 2 starts again: worker 1's entry first */
+    REQUIRE(open_worker(&b, 1) == 0);
+    CHECK(run_until(&b, snapshot_received));
+    CHECK_STR(b.in[1].log, "set:1:k1=v1b;");
+
+    /* worker 1 exits: the store is empty */
+    mw_hub_close(b.w[0]);
+    b.w[0] = NULL;
+    mw_hubd_detach(b.hubd, 0);
+    CHECK(run_until(&b, exit_received_by_new));
+    CHECK_STR(b.in[1].log, "set:1:k1=v1b;exit:1:=;");
+    CHECK_EQ(mw_hubd_entries(b.hubd), 0);
     close_pair(&b);
 }
 
@@ -178,5 +243,6 @@ int main(void) {
     RUN(test_bad_records);
     RUN(test_reader_pieces);
     RUN(test_subscription_confirmed);
+    RUN(test_store);
     return test_summary();
 }

@@ -12,11 +12,16 @@ SIGKILL and restart; through the supervisor's hub (no Redis), a room
 with members on both workers gets a publish from either once per member,
 send_user reaches a user on both, a bus event runs the subscribers of
 both with their local ctx.server, and a restarted worker takes part
-again; SIGHUP reloads every worker; SIGTERM stops
-every worker gracefully and the supervisor exits 0; killing the supervisor
-takes its workers with it.
+again, each once every subscription is confirmed (/health hub.ready);
+presence and room counts are the same on both workers (Lua, /api/presence,
+/api/rooms, /api/stats), presence events agree with the lists, and a
+worker killed with SIGKILL leaves the other's lists at once, with left
+events; SIGHUP reloads every worker; SIGTERM stops every worker gracefully
+and the supervisor exits 0; killing the supervisor takes its workers with
+it.
 """
 
+import json
 import os
 import re
 import signal
@@ -280,6 +285,142 @@ def test_hub_after_restart(ctx):
     eq(recv_type(keep, "chat")["data"], "from b", "b's own publish, locally")
     eq(recv_type(keep, "chat")["data"], "from new", "the restarted worker publishes to b")
     eq(recv_type(fresh, "chat")["data"], "from new", "and to its own member, once")
+
+
+# ---- presence and counts across workers (the hub's store) ----------------------
+
+KEY = "workers-key"
+
+
+def api_on(pid, method, path, body=None):
+    """(status, JSON) of a server API call served by worker pid: the other
+    workers are stopped while it connects and is answered."""
+    others = [p for p in workers() if p != pid]
+    for p in others:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        status, _, raw = H.http_request(State.srv.connect_host, State.srv.port, method, path,
+                                        headers=[("Authorization", "apikey " + KEY)], body=body)
+    finally:
+        for p in others:
+            os.kill(p, signal.SIGCONT)
+    return status, (json.loads(raw.decode("utf-8")) if raw else None)
+
+
+def listed(v):
+    """A JSON array as a list (Lua writes an empty table as {})."""
+    return v if isinstance(v, list) else []
+
+
+def view(c, room):
+    """Room's presence and counts as c's worker sees them from Lua:
+    {count (room:count()), presence (room:presence()), via_moonwire
+    (moonwire.presence()), rooms (moonwire.room_count())}."""
+    r = c.request("t", "presence", {"room": room})
+    check("data" in r, "t.presence answered %r" % r)
+    d = r["data"]
+    d["presence"], d["via_moonwire"] = listed(d["presence"]), listed(d["via_moonwire"])
+    return d
+
+
+def members(d):
+    """The (node, client id) pairs of a presence list, in its order."""
+    return [(e["node"], e["client_id"]) for e in d["presence"]]
+
+
+def recv_presence(c, action):
+    """The next presence event c gets (any other message is skipped): its
+    data, checked to be `action`."""
+    m = recv_type(c, "presence")
+    eq(m.get("action"), action, "presence event %r" % m)
+    return m["data"]
+
+
+@S.case("presence and room counts are the same on every worker, and match the events")
+def test_presence_across_workers(ctx):
+    (sa, a1, a2), (sb, b1, b2) = pair(ctx)
+    wa, wb = "w%d" % who(sa)["worker"], "w%d" % who(sb)["worker"]
+    pa, pb = who(sa)["pid"], who(sb)["pid"]
+    ida = {c: who(c)["id"] for c in (a1, a2)}
+    idb = {c: who(c)["id"] for c in (b1, b2)}
+    settle(sa, sb)
+    join(a1, "pres-x")
+    settle(sa)  # a1's room channel: b1's joined event reaches it
+    join(b1, "pres-x")
+    # The event and the list agree: when a1 hears that b1 joined, a1's
+    # worker lists b1 (the entry came before the event, in order).
+    ev = recv_presence(a1, "joined")
+    eq((ev["node"], ev["client_id"]), (wb, idb[b1]), "the joined event names b1")
+    check((wb, idb[b1]) in members(view(sa, "pres-x")), "worker a lists b1 once told")
+    settle(sb)
+    join(a2, "pres-x")
+    ev = recv_presence(b1, "joined")
+    eq((ev["node"], ev["client_id"]), (wa, ida[a2]), "the joined event names a2")
+    check((wa, ida[a2]) in members(view(sb, "pres-x")), "worker b lists a2 once told")
+    recv_presence(a1, "joined")  # a2's, locally
+
+    want = sorted([(wa, ida[a1]), (wa, ida[a2]), (wb, idb[b1])])
+    va, vb = view(sa, "pres-x"), view(sb, "pres-x")
+    for v, where in ((va, "worker a"), (vb, "worker b")):
+        eq(v["count"], 3, "room:count() on " + where)
+        eq(sorted(members(v)), want, "room:presence() on " + where)
+        eq(v["via_moonwire"], v["presence"], "moonwire.presence() on " + where)
+    eq(va["presence"], vb["presence"], "the same list, in the same order, on both")
+    eq(va["rooms"], vb["rooms"], "moonwire.room_count()")
+    for pid, where in ((pa, "worker a"), (pb, "worker b")):
+        status, doc = api_on(pid, "GET", "/api/presence?room=pres-x")
+        eq(status, 200, "/api/presence on " + where)
+        eq((doc["count"], listed(doc["presence"])), (3, va["presence"]),
+           "/api/presence on " + where)
+        status, doc = api_on(pid, "GET", "/api/rooms")
+        eq([r for r in listed(doc["rooms"]) if r["room"] == "pres-x"],
+           [{"room": "pres-x", "count": 3}], "/api/rooms on " + where)
+        status, doc = api_on(pid, "GET", "/api/stats")
+        eq(doc["rooms"], va["rooms"], "/api/stats rooms on " + where)
+
+    # A leave: the event, then the list without b1, on the other worker.
+    eq(b1.request("t", "leave", {"room": "pres-x"})["data"], {"count": 2},
+       "leave counts every worker's members")
+    ev = recv_presence(a1, "left")
+    eq((ev["node"], ev["client_id"]), (wb, idb[b1]), "the left event names b1")
+    v = view(sa, "pres-x")
+    eq((v["count"], sorted(members(v))), (2, sorted([(wa, ida[a1]), (wa, ida[a2])])),
+       "worker a no longer lists b1 once told")
+    # b2's worker has a1 and a2 (it announced a2 to b1): its join counts 3
+    eq(join(b2, "pres-x"), 3, "a join's count is every worker's")
+
+
+@S.case("a worker killed with SIGKILL leaves the others' presence at once; "
+        "its successor gets the others' members", timeout=40)
+def test_presence_after_kill(ctx):
+    a, b = wait_workers(2, "two workers")
+    sb = ctx.track(client_on(b))
+    b1 = ctx.track(client_on(b))
+    lost = client_on(a)
+    wa = "w%d" % who(lost)["worker"]
+    lost_id = who(lost)["id"]
+    join(b1, "pres-k")
+    settle(sb)
+    join(lost, "pres-k")
+    ev = recv_presence(b1, "joined")
+    eq((ev["node"], ev["client_id"]), (wa, lost_id), "b1 hears of the member on worker a")
+    eq(view(sb, "pres-k")["count"], 2, "worker b counts it")
+    os.kill(a, signal.SIGKILL)
+    # No expiry to wait for: the supervisor tells worker b that a exited.
+    ev = recv_presence(b1, "left")
+    eq((ev["node"], ev["client_id"]), (wa, lost_id), "its member is announced as left")
+    v = view(sb, "pres-k")
+    eq((v["count"], members(v)), (1, [("w%d" % who(sb)["worker"], who(b1)["id"])]),
+       "and gone from worker b's list")
+    eq(api_on(b, "GET", "/api/presence?room=pres-k")[1]["count"], 1, "/api/presence")
+    H.poll(lambda: len(workers()) == 2 and a not in workers(), timeout=15,
+           what="a new worker in place of the killed one")
+    lost.raw.expect_eof(5)
+    new = [p for p in workers() if p != b][0]
+    sn = ctx.track(client_on(new))
+    settle(sn)  # its first subscriptions are confirmed after the others' entries came
+    eq(view(sn, "pres-k")["presence"], view(sb, "pres-k")["presence"],
+       "the new worker lists worker b's member")
 
 
 @S.case("SIGHUP reloads every worker", timeout=30)

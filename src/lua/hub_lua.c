@@ -5,12 +5,17 @@
  *                        a supervisor's worker)
  *   core.hub_publish(channel, bytes) -> true | nil, err
  *   core.hub_subscribe(channel), core.hub_unsubscribe(channel) -> same
+ *   core.hub_set(key, value), core.hub_del(key) -> same: this worker's
+ *                        entries in the supervisor's store
  *   core.hub_up() -> whether the supervisor's end is there
  *   core.hub_pending() -> SUB/UNSUB not yet confirmed by the supervisor
  *
  * A process has one hub socket, opened once (the runtime's cluster, kept
- * across reloads: fn is runtime code). Every message starts fn(bytes,
- * channel) in a task of its own, as a Redis message does.
+ * across reloads: fn is runtime code). Every record starts fn in a task
+ * of its own, as a Redis message does, in the order they came:
+ * fn(bytes, channel, "pub", worker) for a message, fn(value, key, "set",
+ * worker) and fn(nil, key, "del", worker) for another worker's entries,
+ * fn(nil, nil, "exit", worker) when a worker is gone.
  */
 #include "hub_lua.h"
 #include "../errors.h"
@@ -37,20 +42,34 @@ static int nil_err(lua_State *L, const char *err) {
     return 2;
 }
 
-static void on_message(void *data, const char *ch, size_t chlen, const char *msg, size_t len) {
+static void on_message(void *data, const mw_hub_record_t *rec) {
     (void)data;
     mw_sched_t *s = the.ctx ? mw_lua_core_sched(the.ctx) : NULL;
     if (!s)
         return;
+    static const char *const names[] = {
+        [MW_HUB_PUB] = "pub", [MW_HUB_SET] = "set", [MW_HUB_DEL] = "del", [MW_HUB_EXIT] = "exit"};
+    const char *op = rec->op < (int)(sizeof names / sizeof names[0]) ? names[rec->op] : NULL;
+    if (!op)
+        return;
     lua_State *T = the.T;
     int base = lua_gettop(T);
     lua_rawgeti(T, LUA_REGISTRYINDEX, the.fn_ref);
-    lua_pushlstring(T, msg, len);
-    lua_pushlstring(T, ch, chlen);
-    int rc = mw_sched_spawn(T, s, base + 1, 2);
+    if (rec->op == MW_HUB_PUB || rec->op == MW_HUB_SET)
+        lua_pushlstring(T, rec->payload, rec->payload_len);
+    else
+        lua_pushnil(T);
+    if (rec->op != MW_HUB_EXIT)
+        lua_pushlstring(T, rec->channel, rec->channel_len);
+    else
+        lua_pushnil(T);
+    lua_pushstring(T, op);
+    lua_pushinteger(T, rec->worker);
+    int rc = mw_sched_spawn(T, s, base + 1, 4);
     lua_settop(T, base);
     if (rc != 0)
-        mw_log_warn("hub: a message on %.*s was dropped: %s", (int)chlen, ch, mw_strerror(rc));
+        mw_log_warn("hub: a record (%s) from worker %d was dropped: %s", op, rec->worker,
+                    mw_strerror(rc));
 }
 
 static int l_open(lua_State *L) {
@@ -79,7 +98,7 @@ static int l_open(lua_State *L) {
 static int send_op(lua_State *L, int op) {
     size_t chlen, len = 0;
     const char *ch = luaL_checklstring(L, 1, &chlen);
-    const char *msg = op == MW_HUB_PUB ? luaL_checklstring(L, 2, &len) : NULL;
+    const char *msg = op == MW_HUB_PUB || op == MW_HUB_SET ? luaL_checklstring(L, 2, &len) : NULL;
     if (!the.hub)
         return nil_err(L, "closed");
     return mw_lua_push_result(L, mw_hub_send(the.hub, op, ch, chlen, msg, len));
@@ -95,6 +114,14 @@ static int l_subscribe(lua_State *L) {
 
 static int l_unsubscribe(lua_State *L) {
     return send_op(L, MW_HUB_UNSUB);
+}
+
+static int l_set(lua_State *L) {
+    return send_op(L, MW_HUB_SET);
+}
+
+static int l_del(lua_State *L) {
+    return send_op(L, MW_HUB_DEL);
 }
 
 static int l_up(lua_State *L) {
@@ -135,6 +162,8 @@ void mw_lua_inject_hub_api(lua_State *L, mw_lua_core_t *ctx) {
         {"hub_publish", l_publish},
         {"hub_subscribe", l_subscribe},
         {"hub_unsubscribe", l_unsubscribe},
+        {"hub_set", l_set},
+        {"hub_del", l_del},
         {"hub_up", l_up},
         {"hub_pending", l_pending},
         {NULL, NULL},
