@@ -16,7 +16,9 @@ again, each once every subscription is confirmed (/health hub.ready);
 presence and room counts are the same on both workers (Lua, /api/presence,
 /api/rooms, /api/stats), presence events agree with the lists, and a
 worker killed with SIGKILL leaves the other's lists at once, with left
-events; SIGHUP reloads every worker; SIGTERM stops every worker gracefully
+events; the server API called on one worker (emit, publish, broadcast,
+send to a user and to a client of the other worker, disconnect) reaches
+the clients of both; SIGHUP reloads every worker; SIGTERM stops every worker gracefully
 and the supervisor exits 0; killing the supervisor takes its workers with
 it.
 """
@@ -421,6 +423,87 @@ def test_presence_after_kill(ctx):
     settle(sn)  # its first subscriptions are confirmed after the others' entries came
     eq(view(sn, "pres-k")["presence"], view(sb, "pres-k")["presence"],
        "the new worker lists worker b's member")
+
+
+# ---- the server API across workers -------------------------------------------------
+
+def api_ok(pid, path, body):
+    """A POST to the server API served by worker pid; its JSON answer (200)."""
+    status, doc = api_on(pid, "POST", path, body)
+    eq(status, 200, "POST %s: %r" % (path, doc))
+    return doc
+
+
+def closed_with(c, code):
+    """c gets a close frame with code; it answers, and TCP is closed."""
+    while True:
+        f = c.raw.recv_frame()
+        if f.opcode == H.OP_CLOSE:
+            break
+    eq(f.close_code(), code, "close code")
+    c.raw.send_close(code)
+    c.raw.expect_eof(10)
+
+
+def chat(data):
+    """An API body whose event is {"type": "chat", "action": "api", "data": data}."""
+    return {"type": "chat", "action": "api", "data": data}
+
+
+@S.case("/api/emit, /api/publish and /api/broadcast called on one worker reach both")
+def test_api_fanout_across_workers(ctx):
+    (sa, a1, a2), (sb, b1, b2) = pair(ctx)
+    pa, pb = who(sa)["pid"], who(sb)["pid"]
+    join(a1, "apiroom")
+    join(b1, "apiroom")
+    settle(sa, sb)
+    doc = api_ok(pa, "/api/emit", {"channel": "relay",
+                                   "message": {"room": "apiroom", "text": "emitted"}})
+    eq(doc["subscribers"], 1, "worker a's subscriber started")
+    for m in (a1, b1):
+        eq(recv_type(m, "bus")["data"], "emitted", "each worker's subscriber ran")
+    eq(api_ok(pa, "/api/publish", dict(chat("p1"), room="apiroom"))["delivered"], 1,
+       "delivered counts worker a's members")
+    eq(api_ok(pb, "/api/publish", dict(chat("p2"), room="apiroom"))["delivered"], 1,
+       "delivered counts worker b's members")
+    check(api_ok(pb, "/api/broadcast", chat("all"))["delivered"] >= 3,
+          "a broadcast reaches worker b's clients")
+    api_ok(pa, "/api/broadcast", chat("end a"))
+    api_ok(pb, "/api/broadcast", chat("end b"))
+    for m in (a1, b1):
+        eq(sorted(until_markers(m, {"end a", "end b"})),
+           [("chat", "all"), ("chat", "p1"), ("chat", "p2")],
+           "a member gets both publishes and the broadcast, once; the emit ran once")
+    for m in (a2, b2):
+        eq(until_markers(m, {"end a", "end b"}), [("chat", "all")],
+           "a client in no room gets the broadcast, once")
+
+
+@S.case("/api/send and /api/disconnect called on one worker reach a user and a client "
+        "of the other")
+def test_api_targets_across_workers(ctx):
+    (sa, a1, _), (sb, b1, b2) = pair(ctx)
+    pa, pb = who(sa)["pid"], who(sb)["pid"]
+    wb, id_b2 = "w%d" % who(b2)["worker"], who(b2)["id"]
+    a1.request("t", "login", {"user": "bob"})
+    b1.request("t", "login", {"user": "bob"})
+    settle(sa, sb)
+    eq(api_ok(pa, "/api/send", dict(chat("to bob"), user="bob"))["delivered"], 1,
+       "delivered counts worker a's connection of bob")
+    api_ok(pa, "/api/send", dict(chat("end"), user="bob"))
+    for m in (a1, b1):
+        eq(until_markers(m, {"end"}), [("chat", "to bob")], "bob's connections, once each")
+    eq(api_ok(pa, "/api/send", dict(chat("to b2"), client=id_b2, node=wb))["delivered"], 0,
+       "a client of another worker is not counted here")
+    eq(recv_type(b2, "chat")["data"], "to b2", "the client of worker b got it")
+    eq(api_ok(pa, "/api/disconnect", {"client": id_b2, "node": wb, "code": 4001,
+                                      "reason": "bye"})["disconnected"], 0,
+       "the other worker's client is closed there")
+    closed_with(b2, 4001)
+    eq(api_ok(pb, "/api/disconnect", {"user": "bob", "code": 4002})["disconnected"], 1,
+       "disconnected counts worker b's connection of bob")
+    closed_with(b1, 4002)
+    closed_with(a1, 4002)
 
 
 @S.case("SIGHUP reloads every worker", timeout=30)
