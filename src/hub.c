@@ -147,7 +147,8 @@ static void deliver(void *data, const mw_hub_record_t *rec) {
     if (rec->op == MW_HUB_ACK) {
         uint64_t n = ack_count(rec->payload, rec->payload_len);
         h->pending = n > h->pending ? 0 : h->pending - n;
-    } else if (rec->op != MW_HUB_SUB && rec->op != MW_HUB_UNSUB) {
+    } else if (rec->op != MW_HUB_SUB && rec->op != MW_HUB_UNSUB && rec->op != MW_HUB_REPORT) {
+        /* PUB, SET, DEL, EXIT, RELOAD */
         h->cb(h->data, rec);
     }
 }

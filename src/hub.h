@@ -33,6 +33,13 @@
  * a worker exits its entries go, and every other worker gets EXIT (worker
  * set to the one that exited, no channel or payload): the supervisor's
  * store and each worker's copy of it never keep a dead worker's entries.
+ *
+ * RELOAD goes from the supervisor to a worker (no channel or payload):
+ * reload as on SIGHUP. It waits in the socket until the worker reads it,
+ * where a signal could reach a worker that has no handler yet and kill
+ * it. REPORT goes back: an outcome the supervisor logs once for every
+ * worker that had the same (channel: what, "reload"; payload: "+why" when
+ * it went well, "-why\nerror" when not).
  */
 #ifndef MW_HUB_H
 #define MW_HUB_H
@@ -49,8 +56,10 @@ enum {
     MW_HUB_SET = 5,
     MW_HUB_DEL = 6,
     MW_HUB_EXIT = 7,
+    MW_HUB_REPORT = 8,
+    MW_HUB_RELOAD = 9,
 };
-#define MW_HUB_OP_MAX MW_HUB_EXIT
+#define MW_HUB_OP_MAX MW_HUB_RELOAD
 
 #define MW_HUB_HEADER 8               /* length, op, worker, channel length */
 #define MW_HUB_WORKER_AT 5            /* the worker byte's offset */

@@ -75,6 +75,8 @@ struct mw_hubd {
     size_t nentry_buckets, nentries;
     int freeing, closing; /* mw_hubd_free called; pipes still closing */
     uint64_t forwarded, dropped;
+    mw_hubd_report_cb report;
+    void *report_data;
     peer_t peers[MW_HUBD_MAX_WORKERS];
 };
 
@@ -109,6 +111,11 @@ int mw_hubd_create(mw_hubd_t **out, uv_loop_t *loop) {
     }
     *out = h;
     return 0;
+}
+
+void mw_hubd_on_report(mw_hubd_t *h, mw_hubd_report_cb cb, void *data) {
+    h->report = cb;
+    h->report_data = data;
 }
 
 /* ---- blocks and writes --------------------------------------------------- */
@@ -398,6 +405,19 @@ static void snapshot(mw_hubd_t *h, peer_t *p) {
         flush_batch(h, p, w);
 }
 
+int mw_hubd_reload(mw_hubd_t *h, int slot) {
+    if (slot < 0 || slot >= MW_HUBD_MAX_WORKERS || !h->peers[slot].attached)
+        return MW_EINVAL;
+    char raw[MW_HUB_HEADER];
+    mw_hub_record_write(raw, MW_HUB_RELOAD, 0, NULL, 0, NULL, 0);
+    block_t *b = block_of(raw, sizeof raw, -1);
+    if (!b)
+        return MW_ENOMEM;
+    int rc = pass_on(h, &h->peers[slot], b) == 0 ? 0 : MW_EIO;
+    release(b);
+    return rc;
+}
+
 /* tell_exit tells every other worker that worker slot is gone. */
 static void tell_exit(mw_hubd_t *h, int slot) {
     char raw[MW_HUB_HEADER];
@@ -462,6 +482,11 @@ static void on_record(void *data, const mw_hub_record_t *rec) {
     case MW_HUB_PUB: publish(h, p->slot, rec, raw, n); break;
     case MW_HUB_SET: store_set(h, p->slot, rec, raw, n); break;
     case MW_HUB_DEL: store_del(h, p->slot, rec, raw, n); break;
+    case MW_HUB_REPORT:
+        if (h->report)
+            h->report(h->report_data, p->slot + 1, rec->channel, rec->channel_len, rec->payload,
+                      rec->payload_len);
+        break;
     default: break; /* ACK and EXIT go to workers, not from them */
     }
 }

@@ -25,6 +25,18 @@ typedef struct mw_hubd mw_hubd_t;
 /* mw_hubd_create makes an empty hub on loop. Returns 0 or MW_ENOMEM. */
 int mw_hubd_create(mw_hubd_t **out, uv_loop_t *loop);
 
+/* A worker (1..64) reported an outcome (hub.h's REPORT): what, e.g.
+ * "reload", and its text. */
+typedef void (*mw_hubd_report_cb)(void *data, int worker, const char *what, size_t what_len,
+                                  const char *text, size_t len);
+
+/* mw_hubd_on_report makes cb get every REPORT a worker sends. */
+void mw_hubd_on_report(mw_hubd_t *h, mw_hubd_report_cb cb, void *data);
+
+/* mw_hubd_reload asks worker slot to reload (RELOAD): it does when it
+ * reads it. Returns 0, or an error code when slot is not attached. */
+int mw_hubd_reload(mw_hubd_t *h, int slot);
+
 /* mw_hubd_attach makes the socketpair of worker slot (0..63), starts
  * reading the supervisor's end and queues every other worker's entries
  * on it; *child_fd is the worker's end, to be inherited by the spawned

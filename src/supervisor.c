@@ -6,9 +6,11 @@
  * listeners as file descriptors 3.. and the shared dicts' memfds after
  * them (made here, once, so a restarted worker finds the same data), then
  * one end of a socketpair to the hub (hubd.h: the messages workers
- * exchange), and then only waits and forwards. Its loop has four kinds of
+ * exchange), and then only waits and forwards. Its loop has five kinds of
  * handles: a uv_process_t per worker, the signals it passes on, a restart
- * timer per worker waiting for its backoff, and the hub's sockets.
+ * timer per worker waiting for its backoff, the hub's sockets, and the
+ * timer of a reload round (the workers' outcomes of one reload, logged
+ * once per distinct outcome).
  */
 #include "supervisor.h"
 #include "errors.h"
@@ -34,6 +36,9 @@ extern char **environ;
 #define RESTART_MAX_MS 5000
 #define RESTART_RESET_MS 10000
 #define MAX_WORKERS MW_HUBD_MAX_WORKERS
+/* A reload round is logged when every worker expected has reported, or
+ * this long after the first report (a worker that never reloaded). */
+#define ROUND_MS 10000
 
 typedef struct supervisor supervisor_t;
 
@@ -46,6 +51,16 @@ typedef struct {
     uint64_t backoff_ms;
     uv_timer_t restart;
 } worker_t;
+
+/* The workers' reload outcomes of one round (a SIGHUP, or a file change
+ * every worker sees), logged as one line per distinct outcome. */
+typedef struct {
+    int open;
+    uint64_t expect, got; /* worker slots, a bit each */
+    char *outcome[MAX_WORKERS];
+    size_t len[MAX_WORKERS];
+    uv_timer_t timer;
+} round_t;
 
 struct supervisor {
     uv_loop_t *loop;
@@ -60,6 +75,7 @@ struct supervisor {
     int stopping;
     int alive;
     uv_signal_t sigterm, sigint, sighup;
+    round_t round;
 };
 
 int mw_worker_id(void) {
@@ -146,6 +162,123 @@ static int bind_all(supervisor_t *sup, const mw_config_t *cfg) {
 
 static int spawn_worker(worker_t *w);
 
+/* worker_list writes the workers of mask as "worker 2" or "workers 1-3, 5". */
+static void worker_list(char *buf, size_t size, uint64_t mask) {
+    int n = 0;
+    for (int i = 0; i < MAX_WORKERS; i++)
+        n += (mask >> i) & 1;
+    size_t off = (size_t)snprintf(buf, size, "%s", n == 1 ? "worker " : "workers ");
+    int first = 1;
+    for (int i = 0; i < MAX_WORKERS && off < size; i++) {
+        if (!((mask >> i) & 1))
+            continue;
+        int j = i;
+        while (j + 1 < MAX_WORKERS && ((mask >> (j + 1)) & 1))
+            j++;
+        if (j == i)
+            off += (size_t)snprintf(buf + off, size - off, "%s%d", first ? "" : ", ", i + 1);
+        else
+            off +=
+                (size_t)snprintf(buf + off, size - off, "%s%d-%d", first ? "" : ", ", i + 1, j + 1);
+        first = 0;
+        i = j;
+    }
+}
+
+/* log_outcome logs one outcome ("+why", "-why\nerror") for the workers of
+ * mask. */
+static void log_outcome(uint64_t mask, const char *text, size_t len) {
+    char who[512];
+    worker_list(who, sizeof who, mask);
+    if (len > 0 && text[0] == '+') {
+        mw_log_info("reloaded the app on %s (%.*s)", who, (int)(len - 1), text + 1);
+        return;
+    }
+    const char *nl = len > 0 ? memchr(text, '\n', len) : NULL;
+    const char *why = len > 0 ? text + 1 : "";
+    int why_len = nl ? (int)(nl - why) : (len > 0 ? (int)(len - 1) : 0);
+    const char *err = nl ? nl + 1 : "";
+    int err_len = nl ? (int)(text + len - err) : 0;
+    mw_log_error("reload failed on %s (%.*s), the previous code keeps serving: %.*s", who, why_len,
+                 why, err_len, err);
+}
+
+/* round_flush logs the round's outcomes, one line per distinct outcome
+ * naming every worker that had it, and closes the round. */
+static void round_flush(supervisor_t *sup) {
+    round_t *r = &sup->round;
+    uint64_t left = r->got;
+    for (int i = 0; i < MAX_WORKERS && left; i++) {
+        if (!((left >> i) & 1))
+            continue;
+        uint64_t same = 0;
+        for (int j = i; j < MAX_WORKERS; j++)
+            if (((left >> j) & 1) && r->len[j] == r->len[i] &&
+                memcmp(r->outcome[j], r->outcome[i], r->len[i]) == 0)
+                same |= (uint64_t)1 << j;
+        log_outcome(same, r->outcome[i], r->len[i]);
+        left &= ~same;
+    }
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        free(r->outcome[i]);
+        r->outcome[i] = NULL;
+    }
+    r->open = 0;
+    r->expect = r->got = 0;
+    uv_timer_stop(&r->timer);
+}
+
+static void on_round_timeout(uv_timer_t *t) {
+    round_flush(t->data);
+}
+
+/* round_check logs the round once every worker expected has reported. */
+static void round_check(supervisor_t *sup) {
+    round_t *r = &sup->round;
+    if (r->open && (r->got & r->expect) == r->expect)
+        round_flush(sup);
+}
+
+/* round_open starts a round expecting the workers of mask. */
+static void round_open(supervisor_t *sup, uint64_t mask) {
+    round_t *r = &sup->round;
+    r->open = 1;
+    r->expect = mask;
+    uv_timer_start(&r->timer, on_round_timeout, ROUND_MS, 0);
+}
+
+/* on_report takes a worker's reload outcome (over the hub): outside a
+ * round (a file change every worker sees), the first opens one expecting
+ * every running worker. */
+static void on_report(void *data, int worker, const char *what, size_t what_len, const char *text,
+                      size_t len) {
+    supervisor_t *sup = data;
+    round_t *r = &sup->round;
+    int slot = worker - 1;
+    if (what_len != 6 || memcmp(what, "reload", 6) != 0 || slot < 0 || slot >= MAX_WORKERS)
+        return;
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        log_outcome((uint64_t)1 << slot, text, len);
+        return;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    if (!r->open) {
+        uint64_t running = 0;
+        for (int i = 0; i < sup->nworkers; i++)
+            if (sup->workers[i].running)
+                running |= (uint64_t)1 << i;
+        round_open(sup, running);
+    }
+    free(r->outcome[slot]); /* it reloaded again: its latest outcome */
+    r->outcome[slot] = copy;
+    r->len[slot] = len;
+    r->got |= (uint64_t)1 << slot;
+    r->expect |= (uint64_t)1 << slot;
+    round_check(sup);
+}
+
 static void on_restart_closed(uv_handle_t *h) {
     (void)h;
 }
@@ -175,6 +308,10 @@ static void on_proc_closed(uv_handle_t *h) {
         for (int i = 0; i < sup->nworkers; i++)
             if (!uv_is_closing((uv_handle_t *)&sup->workers[i].restart))
                 uv_close((uv_handle_t *)&sup->workers[i].restart, on_restart_closed);
+        if (sup->round.open)
+            round_flush(sup);
+        if (!uv_is_closing((uv_handle_t *)&sup->round.timer))
+            uv_close((uv_handle_t *)&sup->round.timer, NULL);
         mw_hubd_free(sup->hub);
         sup->hub = NULL;
     }
@@ -186,6 +323,11 @@ static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
     w->running = 0;
     sup->alive--;
     mw_hubd_detach(sup->hub, w->id - 1);
+    if (sup->round.open) {
+        /* a reload round does not wait for a worker that is gone */
+        sup->round.expect &= ~((uint64_t)1 << (w->id - 1));
+        round_check(sup);
+    }
     uv_close((uv_handle_t *)p, on_proc_closed);
     if (sup->stopping) {
         mw_log_info("worker %d (pid %d) stopped", w->id, p->pid);
@@ -286,13 +428,12 @@ static int spawn_worker(worker_t *w) {
     return 0;
 }
 
-/* stop_all passes signum on to every running worker; with SIGTERM or
- * SIGINT the supervisor stops restarting them and exits after the last. */
+/* stop_all passes signum (SIGTERM) on to every running worker and stops
+ * restarting them: the supervisor exits after the last. */
 static void stop_all(supervisor_t *sup, int signum) {
     for (int i = 0; i < sup->nworkers; i++) {
         worker_t *w = &sup->workers[i];
-        if (signum != SIGHUP)
-            uv_timer_stop(&w->restart);
+        uv_timer_stop(&w->restart);
         if (w->running)
             uv_process_kill(&w->proc, signum);
     }
@@ -301,8 +442,22 @@ static void stop_all(supervisor_t *sup, int signum) {
 static void on_signal(uv_signal_t *h, int signum) {
     supervisor_t *sup = h->data;
     if (signum == SIGHUP) {
+        /* Over the hub, not by signal: a worker reads it once it can (a
+         * SIGHUP before its handler is installed would kill it). */
         mw_log_info("SIGHUP: reloading every worker");
-        stop_all(sup, SIGHUP);
+        if (sup->round.open)
+            round_flush(sup); /* what came before this SIGHUP */
+        uint64_t asked = 0;
+        for (int i = 0; i < sup->nworkers; i++) {
+            if (!sup->workers[i].running)
+                continue;
+            if (mw_hubd_reload(sup->hub, i) == 0)
+                asked |= (uint64_t)1 << i;
+            else
+                mw_log_error("worker %d cannot be asked to reload", i + 1);
+        }
+        if (asked)
+            round_open(sup, asked);
         return;
     }
     if (!sup->stopping)
@@ -343,6 +498,9 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
         mw_shdicts_free(sup.dicts);
         return 1;
     }
+    mw_hubd_on_report(sup.hub, on_report, &sup);
+    uv_timer_init(sup.loop, &sup.round.timer);
+    sup.round.timer.data = &sup;
     mw_log_info("supervisor (pid %d): %d workers", (int)getpid(), sup.nworkers);
     uv_signal_t *sigs[] = {&sup.sigterm, &sup.sigint, &sup.sighup};
     int nums[] = {SIGTERM, SIGINT, SIGHUP};
@@ -367,6 +525,7 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
         }
     }
     if (rc != 0) {
+        uv_close((uv_handle_t *)&sup.round.timer, NULL);
         for (int i = 0; i < 3; i++)
             uv_close((uv_handle_t *)sigs[i], NULL);
         for (int i = 0; i < sup.nworkers; i++)

@@ -33,7 +33,7 @@ static void test_bad_records(void) {
     char buf[16];
     mw_hub_record_t rec;
     mw_hub_record_write(buf, MW_HUB_PUB, 0, "ch", 2, "p", 1);
-    buf[4] = 9; /* no such op */
+    buf[4] = MW_HUB_OP_MAX + 1; /* no such op */
     CHECK_EQ(mw_hub_record_parse(buf, sizeof buf, &rec), MW_EPROTO);
     mw_hub_record_write(buf, MW_HUB_PUB, 0, "ch", 2, "p", 1);
     buf[7] = 5; /* a channel longer than the record */
@@ -86,7 +86,8 @@ typedef struct {
 } inbox_t;
 
 static void on_message(void *data, const mw_hub_record_t *rec) {
-    static const char *const ops[] = {"?", "sub", "unsub", "pub", "ack", "set", "del", "exit"};
+    static const char *const ops[] = {"?",   "sub", "unsub", "pub",    "ack",
+                                      "set", "del", "exit",  "report", "reload"};
     inbox_t *in = data;
     in->n++;
     snprintf(in->channel, sizeof in->channel, "%.*s", (int)rec->channel_len, rec->channel);
@@ -238,11 +239,42 @@ static void test_store(void) {
     close_pair(&b);
 }
 
+static char reported[64];
+
+static void on_report(void *data, int worker, const char *what, size_t what_len, const char *text,
+                      size_t len) {
+    (void)data;
+    snprintf(reported, sizeof reported, "%d:%.*s:%.*s", worker, (int)what_len, what, (int)len,
+             text);
+}
+
+static int report_and_reload_done(bench_t *b) {
+    return reported[0] && b->in[1].n >= 1;
+}
+
+/* A worker's REPORT reaches the supervisor's callback; the supervisor's
+ * RELOAD reaches the worker it asks, and no other. */
+static void test_report_and_reload(void) {
+    bench_t b;
+    REQUIRE(open_pair(&b) == 0);
+    reported[0] = '\0';
+    mw_hubd_on_report(b.hubd, on_report, NULL);
+    CHECK_EQ(mw_hub_send(b.w[0], MW_HUB_REPORT, "reload", 6, "+SIGHUP", 7), 0);
+    CHECK_EQ(mw_hubd_reload(b.hubd, 1), 0);
+    CHECK_EQ(mw_hubd_reload(b.hubd, 5), MW_EINVAL); /* not attached */
+    CHECK(run_until(&b, report_and_reload_done));
+    CHECK_STR(reported, "1:reload:+SIGHUP");
+    CHECK_STR(b.in[1].log, "reload:0:=;");
+    CHECK_EQ(b.in[0].n, 0);
+    close_pair(&b);
+}
+
 int main(void) {
     RUN(test_round_trip);
     RUN(test_bad_records);
     RUN(test_reader_pieces);
     RUN(test_subscription_confirmed);
     RUN(test_store);
+    RUN(test_report_and_reload);
     return test_summary();
 }

@@ -18,7 +18,9 @@ presence and room counts are the same on both workers (Lua, /api/presence,
 worker killed with SIGKILL leaves the other's lists at once, with left
 events; the server API called on one worker (emit, publish, broadcast,
 send to a user and to a client of the other worker, disconnect) reaches
-the clients of both; SIGHUP reloads every worker; SIGTERM stops every worker gracefully
+the clients of both; SIGHUP and a file change reload every worker, and
+the supervisor logs one line per outcome (ok, or failed with
+file:line); SIGTERM stops every worker gracefully
 and the supervisor exits 0; killing the supervisor takes its workers with
 it.
 """
@@ -506,13 +508,70 @@ def test_api_targets_across_workers(ctx):
     closed_with(a1, 4002)
 
 
-@S.case("SIGHUP reloads every worker", timeout=30)
+# ---- hot reload: every worker, one log line per outcome -----------------------------
+
+RELOADED = r"reloaded the app"
+FAILED = r"reload failed"
+
+
+def reload_lines(start, pattern):
+    """The log lines since offset start that match pattern."""
+    return [line for line in State.srv.log()[start:].splitlines() if re.search(pattern, line)]
+
+
+def put_file(path, text):
+    """Writes path at once (a rename), so a watcher sees one change."""
+    tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def controller_path(name):
+    return os.path.join(State.srv.app, "controllers", name)
+
+
+@S.case("SIGHUP reloads every worker; the supervisor logs one line for both", timeout=30)
 def test_sighup(ctx):
     wait_workers(2, "two workers")
     start = len(State.srv.log())
     os.kill(State.srv.proc.pid, signal.SIGHUP)
-    for n in (1, 2):
-        State.srv.wait_log(r"\[worker %d\] .*reload" % n, start=start)
+    State.srv.wait_log(r"reloaded the app on workers 1-2 \(SIGHUP\)", start=start, timeout=20)
+    lines = reload_lines(start, RELOADED + "|" + FAILED)
+    eq(len(lines), 1, "one line for both workers: %r" % lines)
+    check("[worker" not in lines[0], "logged by the supervisor: %r" % lines[0])
+
+
+@S.case("a file change reloads every worker; one line per outcome, ok or failed", timeout=60)
+def test_reload_file_change(ctx):
+    a, b = wait_workers(2, "two workers")
+    ca = ctx.track(client_on(a))
+    cb = ctx.track(client_on(b))
+    path = controller_path("extra.lua")
+
+    start = len(State.srv.log())
+    put_file(path, "local M = {}\n\nfunction M.ping()\n    return { pong = 1 }\nend\n\n"
+                   "return M\n")
+    State.srv.wait_log(r"reloaded the app on workers 1-2 \(file change\)", start=start,
+                       timeout=30)
+    eq(len(reload_lines(start, RELOADED + "|" + FAILED)), 1, "one line for both workers")
+    for c in (ca, cb):
+        eq(c.request("extra", "ping")["data"], {"pong": 1}, "the new controller on each worker")
+
+    start = len(State.srv.log())
+    put_file(path, "local M = {}\n\nfunction M.ping()\n    return { pong = = 2 }\nend\n\n"
+                   "return M\n")
+    State.srv.wait_log(r"reload failed on workers 1-2 \(file change\), the previous code keeps "
+                       r"serving: \S*extra\.lua:4:", start=start, timeout=30)
+    lines = reload_lines(start, RELOADED + "|" + FAILED)
+    eq(len(lines), 1, "one line for both workers: %r" % lines)
+    for c in (ca, cb):
+        eq(c.request("extra", "ping")["data"], {"pong": 1}, "the previous code keeps serving")
+
+    start = len(State.srv.log())
+    os.remove(path)
+    State.srv.wait_log(r"reloaded the app on workers 1-2 \(file change\)", start=start,
+                       timeout=30)
 
 
 @S.case("SIGTERM stops every worker gracefully; the supervisor exits 0", timeout=40)

@@ -10,7 +10,9 @@
  *   core.hub_up() -> whether the supervisor's end is there
  *   core.hub_pending() -> SUB/UNSUB not yet confirmed by the supervisor
  *
- * A process has one hub socket, opened once (the runtime's cluster, kept
+ * A worker has one hub socket, opened when its script starts
+ * (mw_lua_hub_start: reload requests and reload outcomes go through it
+ * whatever the app), and one fn, set once by the runtime's cluster (kept
  * across reloads: fn is runtime code). Every record starts fn in a task
  * of its own, as a Redis message does, in the order they came:
  * fn(bytes, channel, "pub", worker) for a message, fn(value, key, "set",
@@ -21,6 +23,7 @@
 #include "../errors.h"
 #include "../hub.h"
 #include "../log.h"
+#include "../server.h"
 #include "../state.h"
 #include "../supervisor.h"
 #include "sched.h"
@@ -31,10 +34,26 @@
 /* The process's hub: one socket, one Lua state serving. */
 static struct {
     mw_hub_t *hub;
+    mw_server_t *srv; /* whose reloads are reported */
     mw_lua_core_t *ctx;
     lua_State *T; /* a thread that never runs: a stack for a message's arguments */
     int T_ref, fn_ref;
-} the = {NULL, NULL, NULL, LUA_NOREF, LUA_NOREF};
+} the = {NULL, NULL, NULL, NULL, LUA_NOREF, LUA_NOREF};
+
+/* report_reload sends a reload's outcome to the supervisor, which logs
+ * one line for every worker with the same outcome (mw_reload_report_fn). */
+static int report_reload(void *data, int ok, const char *why, const char *err) {
+    (void)data;
+    if (!mw_hub_up(the.hub))
+        return MW_ECLOSED;
+    char text[2048];
+    int n = ok ? snprintf(text, sizeof text, "+%s", why)
+               : snprintf(text, sizeof text, "-%s\n%s", why, err ? err : "");
+    if (n < 0)
+        return MW_EINVAL;
+    size_t len = (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
+    return mw_hub_send(the.hub, MW_HUB_REPORT, "reload", 6, text, len);
+}
 
 static int nil_err(lua_State *L, const char *err) {
     lua_pushnil(L);
@@ -44,9 +63,15 @@ static int nil_err(lua_State *L, const char *err) {
 
 static void on_message(void *data, const mw_hub_record_t *rec) {
     (void)data;
-    mw_sched_t *s = the.ctx ? mw_lua_core_sched(the.ctx) : NULL;
-    if (!s)
+    if (rec->op == MW_HUB_RELOAD) {
+        /* the supervisor's SIGHUP, passed on; the outcome goes back */
+        if (the.srv)
+            mw_server_hangup(the.srv);
         return;
+    }
+    mw_sched_t *s = the.ctx ? mw_lua_core_sched(the.ctx) : NULL;
+    if (!s || the.fn_ref == LUA_NOREF)
+        return; /* no cluster on the hub (cluster = true: Redis) */
     static const char *const names[] = {
         [MW_HUB_PUB] = "pub", [MW_HUB_SET] = "set", [MW_HUB_DEL] = "del", [MW_HUB_EXIT] = "exit"};
     const char *op = rec->op < (int)(sizeof names / sizeof names[0]) ? names[rec->op] : NULL;
@@ -72,23 +97,49 @@ static void on_message(void *data, const mw_hub_record_t *rec) {
                     mw_strerror(rc));
 }
 
+/* open_hub opens this worker's socket to the supervisor on the server's
+ * loop (once): from then on the supervisor's reload requests are served
+ * and every reload's outcome goes to it. */
+static int open_hub(lua_State *L, mw_lua_core_t *ctx) {
+    if (the.hub)
+        return 0;
+    int fd = mw_hub_worker_fd();
+    if (fd < 0)
+        return MW_ENOTFOUND;
+    mw_server_t *srv = mw_lua_core_server(ctx);
+    if (!srv)
+        return MW_ECLOSED;
+    int rc = mw_hub_open(&the.hub, srv->loop, fd, on_message, NULL);
+    if (rc != 0)
+        return rc;
+    the.ctx = ctx;
+    the.srv = srv;
+    mw_server_set_reload_report(srv, report_reload, NULL);
+    the.T = lua_newthread(L);
+    the.T_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+void mw_lua_hub_start(lua_State *L, mw_lua_core_t *ctx) {
+    if (mw_hub_worker_fd() < 0)
+        return;
+    int rc = open_hub(L, ctx);
+    if (rc != 0)
+        mw_log_error("workers: cannot open the hub: %s", mw_strerror(rc));
+}
+
 static int l_open(lua_State *L) {
     mw_lua_core_t *ctx = lua_touserdata(L, lua_upvalueindex(1));
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    int fd = mw_hub_worker_fd();
-    if (fd < 0)
+    if (mw_hub_worker_fd() < 0)
         return nil_err(L, "not a worker");
-    if (the.hub)
+    if (the.fn_ref != LUA_NOREF)
         return nil_err(L, "already open");
-    mw_server_t *srv = mw_lua_core_server(ctx);
-    if (!srv)
+    int rc = open_hub(L, ctx);
+    if (rc == MW_ECLOSED)
         return nil_err(L, "not serving");
-    int rc = mw_hub_open(&the.hub, srv->loop, fd, on_message, NULL);
     if (rc != 0)
         return mw_lua_push_result(L, rc);
-    the.ctx = ctx;
-    the.T = lua_newthread(L);
-    the.T_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, 1);
     the.fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushinteger(L, mw_worker_id());
@@ -149,6 +200,9 @@ void mw_lua_hub_stop(lua_State *L) {
         return;
     mw_hub_close(the.hub);
     the.hub = NULL;
+    if (the.srv)
+        mw_server_set_reload_report(the.srv, NULL, NULL);
+    the.srv = NULL;
     the.ctx = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, the.fn_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, the.T_ref);

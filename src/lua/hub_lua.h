@@ -15,6 +15,12 @@
  * (moonwire.core). */
 void mw_lua_inject_hub_api(lua_State *L, mw_lua_core_t *ctx);
 
+/* mw_lua_hub_start opens this worker's hub socket, once, when its script
+ * starts serving (nothing outside a supervisor's worker): the supervisor's
+ * reload requests are served and reload outcomes reported from then on,
+ * and core.hub_open only adds the runtime's cluster to it. */
+void mw_lua_hub_start(lua_State *L, mw_lua_core_t *ctx);
+
 /* mw_lua_hub_stop closes the hub socket (the server stops; a worker's
  * messages end with it). */
 void mw_lua_hub_stop(lua_State *L);

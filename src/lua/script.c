@@ -974,6 +974,7 @@ int mw_script_print_subscribers(mw_script_t *sc, FILE *out) {
 void mw_script_start(mw_script_t *sc) {
     if (!sc->ready || sc->fns[FN_START] == LUA_NOREF)
         return;
+    mw_lua_hub_start(sc->L, sc->core); /* a worker's link to its supervisor */
     lua_State *co;
     mw_task_t *t = new_task(sc, TASK_START, NULL, FN_START, &co);
     if (t)
