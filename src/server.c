@@ -388,20 +388,28 @@ static void reload_tls(mw_server_t *s) {
     mw_log_info("reloaded the TLS certificate from %s", s->cfg->tls_cert);
 }
 
+void mw_server_hangup(mw_server_t *s) {
+    mw_server_reload(s, "SIGHUP");
+    if (s->tls)
+        reload_tls(s);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
     mw_server_t *s = h->data;
-    if (signum == SIGHUP) {
-        mw_server_reload(s, "SIGHUP");
-        if (s->tls)
-            reload_tls(s);
-    } else {
+    if (signum == SIGHUP)
+        mw_server_hangup(s);
+    else
         mw_server_shutdown(s);
-    }
 }
 
 void mw_server_set_config_loader(mw_server_t *s, mw_config_loader_fn load, void *data) {
     s->load_config = load;
     s->load_config_data = data;
+}
+
+void mw_server_set_reload_report(mw_server_t *s, mw_reload_report_fn report, void *data) {
+    s->reload_report = report;
+    s->reload_report_data = data;
 }
 
 /* note_restart records a changed restart-only option, warning once. */
@@ -451,16 +459,26 @@ void mw_server_reload(mw_server_t *s, const char *why) {
     int rc = reload_config(s, err, sizeof err);
     if (rc == 0 && s->app.cb->reload)
         rc = s->app.cb->reload(s->app.data, s->cfg, err, sizeof err);
+    /* A worker's outcome goes to its supervisor, which logs one line for
+     * all the workers with the same outcome (supervisor.c). */
+    int reported = s->reload_report &&
+                   s->reload_report(s->reload_report_data, rc == 0, why, rc == 0 ? NULL : err) == 0;
     if (rc == 0) {
         s->reloads++;
         free(s->last_reload_error);
         s->last_reload_error = NULL;
-        mw_log_info("reloaded the app (%s)", why);
+        if (reported)
+            mw_log_debug("reloaded the app (%s)", why);
+        else
+            mw_log_info("reloaded the app (%s)", why);
     } else {
         s->counters.reload_failures++;
         free(s->last_reload_error);
         s->last_reload_error = strdup(err);
-        mw_log_error("reload failed (%s), the previous code keeps serving: %s", why, err);
+        if (reported)
+            mw_log_debug("reload failed (%s), the previous code keeps serving: %s", why, err);
+        else
+            mw_log_error("reload failed (%s), the previous code keeps serving: %s", why, err);
     }
 }
 

@@ -31,6 +31,11 @@ int mw_server_create(mw_server_t **out, uv_loop_t *loop, mw_config_t *cfg, const
  * listed in /health under restart_required. */
 void mw_server_set_config_loader(mw_server_t *s, mw_config_loader_fn load, void *data);
 
+/* mw_server_set_reload_report sends each reload's outcome to report
+ * instead of the log (NULL: the log again); what report refuses is
+ * logged as before. */
+void mw_server_set_reload_report(mw_server_t *s, mw_reload_report_fn report, void *data);
+
 /* mw_server_use_virtual_clock makes the server's time start_ms and move
  * only with mw_server_advance (for specs: heartbeats, throttle windows and
  * timeouts without waiting). Call it before mw_server_start. */
@@ -81,6 +86,11 @@ void mw_server_shutdown(mw_server_t *s);
 /* mw_server_reload reloads the app now (file change or SIGHUP), recording
  * the outcome for /health. */
 void mw_server_reload(mw_server_t *s, const char *why);
+
+/* mw_server_hangup does what SIGHUP does: reload the app (why "SIGHUP")
+ * and, with TLS, the certificate. A supervisor asks its workers for it
+ * over the hub (a signal could reach a worker before its handler). */
+void mw_server_hangup(mw_server_t *s);
 
 /* mw_server_set_reply stores a copy of a reply. When ts_len > 0, the
  * ts_len bytes at ts_off are a time stamp: each send puts the server's

@@ -36,6 +36,12 @@ typedef struct mw_conn mw_conn_t;
  * MW_ECONFIG with err naming the key. */
 typedef int (*mw_config_loader_fn)(void *data, mw_config_t *out, char *err, size_t errlen);
 
+/* Where a reload's outcome goes instead of this process's log (a worker
+ * reports it to its supervisor, which logs one line for every worker):
+ * ok, why ("SIGHUP", "file change") and, when it failed, the error.
+ * Returns 0 when it took the report, else the server logs it itself. */
+typedef int (*mw_reload_report_fn)(void *data, int ok, const char *why, const char *err);
+
 /* Replies the C core sends without calling Lua, encoded by the app's
  * protocol (the runtime sets them at start and after every reload). */
 typedef enum {
@@ -49,6 +55,8 @@ struct mw_server {
     mw_config_t *cfg;                /* borrowed; its live options change on reload */
     mw_config_loader_fn load_config; /* rereads the configuration (NULL: never) */
     void *load_config_data;
+    mw_reload_report_fn reload_report; /* a reload's outcome (NULL: logged here) */
+    void *reload_report_data;
     const mw_config_desc_t *restart_required[MW_CONFIG_MAX_OPTIONS]; /* changed, not applied */
     int nrestart_required;
     const char *app_dir;

@@ -4,13 +4,17 @@
  * The master runs no app: it binds the listeners as mw_server_listen
  * would (same order, same addresses), spawns the workers with the
  * listeners as file descriptors 3.. and the shared dicts' memfds after
- * them (made here, once, so a restarted worker finds the same data), and
- * then only waits. Its loop has
- * three kinds of handles: a uv_process_t per worker, the signals it
- * passes on, and a restart timer per worker waiting for its backoff.
+ * them (made here, once, so a restarted worker finds the same data), then
+ * one end of a socketpair to the hub (hubd.h: the messages workers
+ * exchange), and then only waits and forwards. Its loop has five kinds of
+ * handles: a uv_process_t per worker, the signals it passes on, a restart
+ * timer per worker waiting for its backoff, the hub's sockets, and the
+ * timer of a reload round (the workers' outcomes of one reload, logged
+ * once per distinct outcome).
  */
 #include "supervisor.h"
 #include "errors.h"
+#include "hubd.h"
 #include "log.h"
 #include "shdict.h"
 
@@ -31,7 +35,10 @@ extern char **environ;
 #define RESTART_MIN_MS 100
 #define RESTART_MAX_MS 5000
 #define RESTART_RESET_MS 10000
-#define MAX_WORKERS 64
+#define MAX_WORKERS MW_HUBD_MAX_WORKERS
+/* A reload round is logged when every worker expected has reported, or
+ * this long after the first report (a worker that never reloaded). */
+#define ROUND_MS 10000
 
 typedef struct supervisor supervisor_t;
 
@@ -45,6 +52,16 @@ typedef struct {
     uv_timer_t restart;
 } worker_t;
 
+/* The workers' reload outcomes of one round (a SIGHUP, or a file change
+ * every worker sees), logged as one line per distinct outcome. */
+typedef struct {
+    int open;
+    uint64_t expect, got; /* worker slots, a bit each */
+    char *outcome[MAX_WORKERS];
+    size_t len[MAX_WORKERS];
+    uv_timer_t timer;
+} round_t;
+
 struct supervisor {
     uv_loop_t *loop;
     char **argv;
@@ -52,11 +69,13 @@ struct supervisor {
     int nfds;
     mw_shdicts_t *dicts; /* shared_dicts, on memfds every worker maps */
     int ndicts;
+    mw_hubd_t *hub; /* the workers' messages to each other */
     int nworkers;
     worker_t workers[MAX_WORKERS];
     int stopping;
     int alive;
     uv_signal_t sigterm, sigint, sighup;
+    round_t round;
 };
 
 int mw_worker_id(void) {
@@ -143,6 +162,123 @@ static int bind_all(supervisor_t *sup, const mw_config_t *cfg) {
 
 static int spawn_worker(worker_t *w);
 
+/* worker_list writes the workers of mask as "worker 2" or "workers 1-3, 5". */
+static void worker_list(char *buf, size_t size, uint64_t mask) {
+    int n = 0;
+    for (int i = 0; i < MAX_WORKERS; i++)
+        n += (mask >> i) & 1;
+    size_t off = (size_t)snprintf(buf, size, "%s", n == 1 ? "worker " : "workers ");
+    int first = 1;
+    for (int i = 0; i < MAX_WORKERS && off < size; i++) {
+        if (!((mask >> i) & 1))
+            continue;
+        int j = i;
+        while (j + 1 < MAX_WORKERS && ((mask >> (j + 1)) & 1))
+            j++;
+        if (j == i)
+            off += (size_t)snprintf(buf + off, size - off, "%s%d", first ? "" : ", ", i + 1);
+        else
+            off +=
+                (size_t)snprintf(buf + off, size - off, "%s%d-%d", first ? "" : ", ", i + 1, j + 1);
+        first = 0;
+        i = j;
+    }
+}
+
+/* log_outcome logs one outcome ("+why", "-why\nerror") for the workers of
+ * mask. */
+static void log_outcome(uint64_t mask, const char *text, size_t len) {
+    char who[512];
+    worker_list(who, sizeof who, mask);
+    if (len > 0 && text[0] == '+') {
+        mw_log_info("reloaded the app on %s (%.*s)", who, (int)(len - 1), text + 1);
+        return;
+    }
+    const char *nl = len > 0 ? memchr(text, '\n', len) : NULL;
+    const char *why = len > 0 ? text + 1 : "";
+    int why_len = nl ? (int)(nl - why) : (len > 0 ? (int)(len - 1) : 0);
+    const char *err = nl ? nl + 1 : "";
+    int err_len = nl ? (int)(text + len - err) : 0;
+    mw_log_error("reload failed on %s (%.*s), the previous code keeps serving: %.*s", who, why_len,
+                 why, err_len, err);
+}
+
+/* round_flush logs the round's outcomes, one line per distinct outcome
+ * naming every worker that had it, and closes the round. */
+static void round_flush(supervisor_t *sup) {
+    round_t *r = &sup->round;
+    uint64_t left = r->got;
+    for (int i = 0; i < MAX_WORKERS && left; i++) {
+        if (!((left >> i) & 1))
+            continue;
+        uint64_t same = 0;
+        for (int j = i; j < MAX_WORKERS; j++)
+            if (((left >> j) & 1) && r->len[j] == r->len[i] &&
+                memcmp(r->outcome[j], r->outcome[i], r->len[i]) == 0)
+                same |= (uint64_t)1 << j;
+        log_outcome(same, r->outcome[i], r->len[i]);
+        left &= ~same;
+    }
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        free(r->outcome[i]);
+        r->outcome[i] = NULL;
+    }
+    r->open = 0;
+    r->expect = r->got = 0;
+    uv_timer_stop(&r->timer);
+}
+
+static void on_round_timeout(uv_timer_t *t) {
+    round_flush(t->data);
+}
+
+/* round_check logs the round once every worker expected has reported. */
+static void round_check(supervisor_t *sup) {
+    round_t *r = &sup->round;
+    if (r->open && (r->got & r->expect) == r->expect)
+        round_flush(sup);
+}
+
+/* round_open starts a round expecting the workers of mask. */
+static void round_open(supervisor_t *sup, uint64_t mask) {
+    round_t *r = &sup->round;
+    r->open = 1;
+    r->expect = mask;
+    uv_timer_start(&r->timer, on_round_timeout, ROUND_MS, 0);
+}
+
+/* on_report takes a worker's reload outcome (over the hub): outside a
+ * round (a file change every worker sees), the first opens one expecting
+ * every running worker. */
+static void on_report(void *data, int worker, const char *what, size_t what_len, const char *text,
+                      size_t len) {
+    supervisor_t *sup = data;
+    round_t *r = &sup->round;
+    int slot = worker - 1;
+    if (what_len != 6 || memcmp(what, "reload", 6) != 0 || slot < 0 || slot >= MAX_WORKERS)
+        return;
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        log_outcome((uint64_t)1 << slot, text, len);
+        return;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    if (!r->open) {
+        uint64_t running = 0;
+        for (int i = 0; i < sup->nworkers; i++)
+            if (sup->workers[i].running)
+                running |= (uint64_t)1 << i;
+        round_open(sup, running);
+    }
+    free(r->outcome[slot]); /* it reloaded again: its latest outcome */
+    r->outcome[slot] = copy;
+    r->len[slot] = len;
+    r->got |= (uint64_t)1 << slot;
+    r->expect |= (uint64_t)1 << slot;
+    round_check(sup);
+}
+
 static void on_restart_closed(uv_handle_t *h) {
     (void)h;
 }
@@ -172,6 +308,12 @@ static void on_proc_closed(uv_handle_t *h) {
         for (int i = 0; i < sup->nworkers; i++)
             if (!uv_is_closing((uv_handle_t *)&sup->workers[i].restart))
                 uv_close((uv_handle_t *)&sup->workers[i].restart, on_restart_closed);
+        if (sup->round.open)
+            round_flush(sup);
+        if (!uv_is_closing((uv_handle_t *)&sup->round.timer))
+            uv_close((uv_handle_t *)&sup->round.timer, NULL);
+        mw_hubd_free(sup->hub);
+        sup->hub = NULL;
     }
 }
 
@@ -180,6 +322,12 @@ static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
     supervisor_t *sup = w->sup;
     w->running = 0;
     sup->alive--;
+    mw_hubd_detach(sup->hub, w->id - 1);
+    if (sup->round.open) {
+        /* a reload round does not wait for a worker that is gone */
+        sup->round.expect &= ~((uint64_t)1 << (w->id - 1));
+        round_check(sup);
+    }
     uv_close((uv_handle_t *)p, on_proc_closed);
     if (sup->stopping) {
         mw_log_info("worker %d (pid %d) stopped", w->id, p->pid);
@@ -199,22 +347,29 @@ static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
 }
 
 /* spawn_worker starts worker w: this binary with the master's arguments,
- * MW_WORKER, MW_LISTEN_FDS and MW_SHDICT_FDS in its environment, the
- * listeners as fds 3.., then the shared dicts' memfds. */
+ * MW_WORKER, MW_LISTEN_FDS, MW_SHDICT_FDS and MW_HUB_FD in its
+ * environment, the listeners as fds 3.., then the shared dicts' memfds,
+ * then its end of the hub. */
 static int spawn_worker(worker_t *w) {
     supervisor_t *sup = w->sup;
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **env = calloc(nenv + 4, sizeof *env);
+    char **env = calloc(nenv + 5, sizeof *env);
     if (!env)
         return UV_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < nenv; i++)
         if (strncmp(environ[i], "MW_WORKER=", 10) && strncmp(environ[i], "MW_LISTEN_FDS=", 14) &&
-            strncmp(environ[i], "MW_SHDICT_FDS=", 14))
+            strncmp(environ[i], "MW_SHDICT_FDS=", 14) && strncmp(environ[i], "MW_HUB_FD=", 10))
             env[k++] = environ[i];
-    char idvar[32], fdvar[64], dictvar[32 + 12 * MW_CONFIG_MAX_SUBPROTOCOLS];
+    int hub_fd = -1;
+    if (mw_hubd_attach(sup->hub, w->id - 1, &hub_fd) != 0) {
+        free(env);
+        mw_log_error("cannot start worker %d: no socket to the hub", w->id);
+        return MW_EIO;
+    }
+    char idvar[32], fdvar[64], hubvar[32], dictvar[32 + 12 * MW_CONFIG_MAX_SUBPROTOCOLS];
     snprintf(idvar, sizeof idvar, "MW_WORKER=%d", w->id);
     int off = snprintf(fdvar, sizeof fdvar, "MW_LISTEN_FDS=");
     for (int i = 0; i < sup->nfds; i++)
@@ -228,9 +383,12 @@ static int spawn_worker(worker_t *w) {
                             3 + sup->nfds + i);
         env[k++] = dictvar;
     }
+    int hub_at = 3 + sup->nfds + sup->ndicts;
+    snprintf(hubvar, sizeof hubvar, "MW_HUB_FD=%d", hub_at);
+    env[k++] = hubvar;
     env[k] = NULL;
 
-    uv_stdio_container_t stdio[3 + MW_MAX_LISTENERS + MW_CONFIG_MAX_SUBPROTOCOLS];
+    uv_stdio_container_t stdio[4 + MW_MAX_LISTENERS + MW_CONFIG_MAX_SUBPROTOCOLS];
     for (int i = 0; i < 3; i++) {
         stdio[i].flags = UV_INHERIT_FD;
         stdio[i].data.fd = i;
@@ -243,18 +401,22 @@ static int spawn_worker(worker_t *w) {
         stdio[3 + sup->nfds + i].flags = UV_INHERIT_FD;
         stdio[3 + sup->nfds + i].data.fd = mw_shdicts_fd(sup->dicts, (size_t)i);
     }
+    stdio[hub_at].flags = UV_INHERIT_FD;
+    stdio[hub_at].data.fd = hub_fd;
     uv_process_options_t opts = {
         .exit_cb = on_worker_exit,
         .file = "/proc/self/exe",
         .args = sup->argv,
         .env = env,
-        .stdio_count = 3 + sup->nfds + sup->ndicts,
+        .stdio_count = hub_at + 1,
         .stdio = stdio,
     };
     w->proc.data = w;
     int rc = uv_spawn(sup->loop, &w->proc, &opts);
     free(env);
+    mw_hubd_spawned(sup->hub, w->id - 1);
     if (rc != 0) {
+        mw_hubd_detach(sup->hub, w->id - 1);
         mw_log_error("cannot start worker %d: %s", w->id, uv_strerror(rc));
         uv_close((uv_handle_t *)&w->proc, NULL);
         return rc;
@@ -266,13 +428,12 @@ static int spawn_worker(worker_t *w) {
     return 0;
 }
 
-/* stop_all passes signum on to every running worker; with SIGTERM or
- * SIGINT the supervisor stops restarting them and exits after the last. */
+/* stop_all passes signum (SIGTERM) on to every running worker and stops
+ * restarting them: the supervisor exits after the last. */
 static void stop_all(supervisor_t *sup, int signum) {
     for (int i = 0; i < sup->nworkers; i++) {
         worker_t *w = &sup->workers[i];
-        if (signum != SIGHUP)
-            uv_timer_stop(&w->restart);
+        uv_timer_stop(&w->restart);
         if (w->running)
             uv_process_kill(&w->proc, signum);
     }
@@ -281,8 +442,22 @@ static void stop_all(supervisor_t *sup, int signum) {
 static void on_signal(uv_signal_t *h, int signum) {
     supervisor_t *sup = h->data;
     if (signum == SIGHUP) {
+        /* Over the hub, not by signal: a worker reads it once it can (a
+         * SIGHUP before its handler is installed would kill it). */
         mw_log_info("SIGHUP: reloading every worker");
-        stop_all(sup, SIGHUP);
+        if (sup->round.open)
+            round_flush(sup); /* what came before this SIGHUP */
+        uint64_t asked = 0;
+        for (int i = 0; i < sup->nworkers; i++) {
+            if (!sup->workers[i].running)
+                continue;
+            if (mw_hubd_reload(sup->hub, i) == 0)
+                asked |= (uint64_t)1 << i;
+            else
+                mw_log_error("worker %d cannot be asked to reload", i + 1);
+        }
+        if (asked)
+            round_open(sup, asked);
         return;
     }
     if (!sup->stopping)
@@ -316,6 +491,16 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
         return 1;
     }
     sup.ndicts = cfg->nshared_dicts;
+    if (mw_hubd_create(&sup.hub, sup.loop) != 0) {
+        mw_log_error("cannot make the workers' hub: out of memory");
+        for (int i = 0; i < sup.nfds; i++)
+            close(sup.fds[i]);
+        mw_shdicts_free(sup.dicts);
+        return 1;
+    }
+    mw_hubd_on_report(sup.hub, on_report, &sup);
+    uv_timer_init(sup.loop, &sup.round.timer);
+    sup.round.timer.data = &sup;
     mw_log_info("supervisor (pid %d): %d workers", (int)getpid(), sup.nworkers);
     uv_signal_t *sigs[] = {&sup.sigterm, &sup.sigint, &sup.sighup};
     int nums[] = {SIGTERM, SIGINT, SIGHUP};
@@ -340,6 +525,7 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
         }
     }
     if (rc != 0) {
+        uv_close((uv_handle_t *)&sup.round.timer, NULL);
         for (int i = 0; i < 3; i++)
             uv_close((uv_handle_t *)sigs[i], NULL);
         for (int i = 0; i < sup.nworkers; i++)

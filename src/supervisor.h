@@ -8,9 +8,10 @@
  * accepts from them. A worker has its own loop and Lua state; one that
  * exits without being asked (a crash, a runaway loop past script_timeout
  * that had to be killed) is started again with backoff while the others
- * keep serving. SIGHUP is passed on to every worker (each reloads),
- * SIGTERM and SIGINT too (each shuts down gracefully), and the master
- * exits when the last one has.
+ * keep serving. SIGHUP is passed on to every worker over the hub (each
+ * reloads and reports its outcome; the master logs one line per distinct
+ * outcome, naming the workers), SIGTERM and SIGINT by signal (each shuts
+ * down gracefully), and the master exits when the last one has.
  *
  * A worker learns that it is one from its environment: MW_WORKER (its
  * number, 1..N), MW_LISTEN_FDS (the inherited listeners, in the order

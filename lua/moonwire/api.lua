@@ -287,13 +287,25 @@ local function disconnect(req)
 end
 
 
+-- Every room's name: with workers, rooms with members on any worker.
+local function room_names()
+    local names = core.room_names()
+    local cl = manager()._cluster
+    if cl then
+        names = cl:room_names(names)
+    end
+    return names
+end
+
+
 -- GET /api/rooms -> {rooms = [{room, count}, ...]} sorted by name.
 local function rooms_list()
-    local names = core.room_names()
+    local names = room_names()
     sort(names)
+    local m = manager()
     local list = {}
     for i, name in ipairs(names) do
-        list[i] = { room = name, count = core.count(name) }
+        list[i] = { room = name, count = rooms.total(m, name, core.count(name)) }
     end
     return 200, { rooms = array(list) }
 end
@@ -323,7 +335,6 @@ local function presence(req)
 end
 
 
--- GET /api/stats -> {connections, rooms, users, uptime_s}.
 -- POST /api/emit {channel, message}: an event on the app's event bus
 -- (docs/subscribers.md), as moonwire.emit from app code. -> {channel,
 -- subscribers} (handlers started; 0 when nobody subscribes); 503 when
@@ -349,6 +360,8 @@ local function emit(req)
 end
 
 
+-- GET /api/stats -> {connections, rooms, users, uptime_s}: with workers,
+-- rooms counts every worker's, connections and users this worker's.
 local function stats()
     local health = json.decode(core.health())
     local users = 0
@@ -357,7 +370,7 @@ local function stats()
     end
     return 200, {
         connections = health.connections,
-        rooms = health.rooms,
+        rooms = #room_names(),
         users = users,
         uptime_s = health.uptime_s,
     }

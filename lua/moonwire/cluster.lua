@@ -18,13 +18,25 @@
 -- nodes is at most once: a message published while Redis is down, or lost
 -- with a connection, is counted and never sent again.
 --
--- The transport is an interface (publish, subscribe, unsubscribe, send,
--- up) so that another one (between worker processes on one machine) can
--- replace Redis without changing the callers; redis_transport is the one
--- there is.
+-- The transport is an interface (publish, subscribe, unsubscribe, up, and
+-- send for the presence writes of a shared store) so that callers do not
+-- change with it: redis_transport between nodes, hub_transport between
+-- the workers of one machine (`workers > 1` without `cluster`: the
+-- supervisor's hub, src/hubd.h, forwards each message to the workers
+-- subscribed to its channel; node ids are "w<N>").
+--
+-- Between workers, presence and room counts are read locally, never
+-- waited for: each worker puts an entry per member of its rooms in the
+-- supervisor's store (hub_transport set/del), the supervisor passes every
+-- change on to the other workers, and each keeps a copy of the others'
+-- entries (`remote`). A worker that starts gets the others' entries
+-- before anything else; when one exits, the supervisor drops its entries
+-- and tells the others, which drop theirs and announce the members as
+-- left (docs/scaling.md, "Workers").
 
 local core = require "moonwire.core"
 local cjson = require "cjson.safe"
+local json = require "moonwire.json"
 
 local type = type
 local pairs = pairs
@@ -38,6 +50,8 @@ local find = string.find
 local sub = string.sub
 local unpack = unpack
 local floor = math.floor
+local next = next
+local sort = table.sort
 
 
 local _M = require("moonwire.version").module()
@@ -79,6 +93,25 @@ end
 
 function _M.entries_key(node, room)
     return PREFIX .. "p:" .. node .. ":" .. room
+end
+
+-- A member's key in the workers' store (one set of keys per worker): its
+-- local client id and the room.
+function _M.member_key(id, room)
+    return "m:" .. id .. ":" .. room
+end
+
+-- The client id and room of a member key, or nil.
+function _M.parse_member_key(key)
+    if type(key) ~= "string" or sub(key, 1, 2) ~= "m:" then
+        return nil
+    end
+    local colon = find(key, ":", 3, true)
+    local id = colon and tonumber(sub(key, 3, colon - 1))
+    if not id or colon == #key then
+        return nil
+    end
+    return id, sub(key, colon + 1)
 end
 
 
@@ -135,7 +168,7 @@ end
 
 -- ---- the Redis transport ----------------------------------------------------
 
-local redis_transport = {}
+local redis_transport = { name = "Redis" }
 local redis_transport_mt = { __index = redis_transport }
 
 -- A transport on the shared connection of `url` (moonwire.redis): nil, err
@@ -199,6 +232,74 @@ function redis_transport.up(self)
 end
 
 
+-- ---- the hub transport: the workers of one machine ---------------------------
+
+local hub_transport = { name = "the workers' hub" }
+local hub_transport_mt = { __index = hub_transport }
+
+-- A transport on this worker's socket to its supervisor, and the worker's
+-- number; nil, err outside a worker ("not a worker"). It has a store:
+-- set and del keep this worker's entries in the supervisor, and
+-- `on_store(op, worker, key, value)` gets the other workers' ("set",
+-- "del", and "exit" when a worker is gone).
+function _M.hub_transport()
+    local self = setmetatable({ _subs = {}, store = true }, hub_transport_mt)
+    local worker, err = core.hub_open(function(bytes, channel, op, origin)
+        if op == "pub" then
+            local fn = self._subs[channel]
+            if fn then
+                fn(bytes, channel)
+            end
+        else
+            local fn = self.on_store
+            if fn then
+                fn(op, origin, channel, bytes)
+            end
+        end
+    end)
+    if not worker then
+        return nil, err
+    end
+    return self, worker
+end
+
+function hub_transport.publish(self, channel, bytes)
+    return core.hub_publish(channel, bytes)
+end
+
+function hub_transport.subscribe(self, channel, fn)
+    if self._subs[channel] then
+        return true
+    end
+    self._subs[channel] = fn
+    return core.hub_subscribe(channel)
+end
+
+function hub_transport.unsubscribe(self, channel)
+    if self._subs[channel] then
+        self._subs[channel] = nil
+        core.hub_unsubscribe(channel)
+    end
+end
+
+function hub_transport.set(self, key, value)
+    return core.hub_set(key, value)
+end
+
+function hub_transport.del(self, key)
+    return core.hub_del(key)
+end
+
+hub_transport.subscriptions = redis_transport.subscriptions
+
+function hub_transport.up(self)
+    if core.hub_up() then
+        return true, nil, 0
+    end
+    return false, "the supervisor is gone", 0
+end
+
+
 -- ---- the cluster --------------------------------------------------------------
 
 local cluster = {}
@@ -229,6 +330,14 @@ function _M.new(manager, transport, opts)
     }, cluster_mt)
     self.on_message = function(bytes, channel)
         self:receive(bytes, channel)
+    end
+    if transport.store then
+        -- The other workers' members: room -> { n = how many, by = {
+        -- [worker number] = { [client id] = presence entry JSON } } }.
+        self.remote = {}
+        transport.on_store = function(op, worker, key, value)
+            self:store_change(op, worker, key, value)
+        end
     end
     return self
 end
@@ -271,8 +380,9 @@ function cluster.failed(self, err, message)
     if not self.down then
         self.down = true
         self.stats.outages = self.stats.outages + 1
-        log("error", "Redis unreachable (" .. tostring(err) .. "): local clients are served, "
-            .. "cross-node messages are counted and dropped until it is back")
+        log("error", self.transport.name .. " unreachable (" .. tostring(err)
+            .. "): local clients are served, cross-node messages are counted and dropped "
+            .. "until it is back")
     end
 end
 
@@ -305,8 +415,9 @@ end
 
 
 -- A presence write; a failure counts as an outage but not as a message.
+-- A transport without a store (the hub) takes none.
 function cluster.write(self, ...)
-    if self.down then
+    if self.down or not self.transport.send then
         return nil
     end
     local ok, err = self.transport:send(...)
@@ -371,6 +482,10 @@ function cluster.joined(self, name, client, count)
         self.rooms[name] = true
         self.transport:subscribe(_M.channel("room", name), self.on_message)
     end
+    if self.remote then
+        self.transport:set(_M.member_key(client.id, name), entry_json(self, client))
+        return count
+    end
     local key = _M.entries_key(self.node, name)
     if self:write("HSET", key, tostring(client.id), entry_json(self, client)) then
         self:write("PEXPIRE", key, self.ttl)
@@ -382,6 +497,9 @@ end
 
 -- client left `name` (local count now `count`).
 function cluster.left(self, name, client, count)
+    if self.remote then
+        self.transport:del(_M.member_key(client.id, name))
+    end
     local key = _M.entries_key(self.node, name)
     self:write("HDEL", key, tostring(client.id))
     if count <= 0 and self.rooms[name] then
@@ -547,11 +665,153 @@ function cluster.close_local(self, target, channel, payload)
 end
 
 
+-- ---- the other workers' members (the hub's store) -------------------------------
+
+-- A change of another worker's entries (transport.on_store): "set" and
+-- "del" of a member key, "exit" of a worker. Each record runs in a task of
+-- its own, in the order they came, messages included: a presence event
+-- published after a join reaches a worker after the join's entry.
+function cluster.store_change(self, op, worker, key, value)
+    if op == "exit" then
+        return self:worker_gone(worker)
+    end
+    local id, room = _M.parse_member_key(key)
+    if not id then
+        self.stats.bad_messages = self.stats.bad_messages + 1
+        return
+    end
+    local remote = self.remote
+    local r = remote[room]
+    if op == "set" then
+        if not r then
+            r = { n = 0, by = {} }
+            remote[room] = r
+        end
+        local by = r.by[worker]
+        if not by then
+            by = {}
+            r.by[worker] = by
+        end
+        if by[id] == nil then
+            r.n = r.n + 1
+        end
+        by[id] = value
+    elseif op == "del" then
+        local by = r and r.by[worker]
+        if by and by[id] ~= nil then
+            by[id] = nil
+            r.n = r.n - 1
+            if next(by) == nil then
+                r.by[worker] = nil
+            end
+            if r.n == 0 then
+                remote[room] = nil
+            end
+        end
+    end
+end
+
+
+-- Worker `worker` exited: its members are dropped, and announced as left
+-- to this worker's members of their rooms (every worker does the same for
+-- its own members).
+function cluster.worker_gone(self, worker)
+    local gone = {}
+    for room, r in pairs(self.remote) do
+        local by = r.by[worker]
+        if by then
+            r.by[worker] = nil
+            for _, text in pairs(by) do
+                r.n = r.n - 1
+                gone[#gone + 1] = { room, text }
+            end
+            if r.n == 0 then
+                self.remote[room] = nil
+            end
+        end
+    end
+    local m = self.manager
+    for _, g in ipairs(gone) do
+        local room = g[1]
+        if m:presence_enabled(room) then
+            local entry = json.decode(g[2])
+            if type(entry) == "table" then
+                m:announce_entry(room, "left", entry, nil, true)
+            end
+        end
+    end
+end
+
+
+-- How many members room `name` has on the other workers (0 between nodes:
+-- room counts are per node there).
+function cluster.remote_count(self, name)
+    local r = self.remote and self.remote[name]
+    return r and r.n or 0
+end
+
+
+local function by_node_and_id(a, b)
+    local na, nb = tostring(a.node), tostring(b.node)
+    if na ~= nb then
+        return na < nb
+    end
+    return (tonumber(a.client_id) or 0) < (tonumber(b.client_id) or 0)
+end
+
+
+-- `list` (this worker's presence entries of room `name`) with the other
+-- workers' added, in the same order on every worker (node, client id).
+-- Between nodes, list as it is.
+function cluster.with_remote(self, name, list)
+    local r = self.remote and self.remote[name]
+    if not self.remote then
+        return list
+    end
+    if r then
+        for _, by in pairs(r.by) do
+            for _, text in pairs(by) do
+                local entry = json.decode(text)
+                if type(entry) == "table" then
+                    list[#list + 1] = entry
+                end
+            end
+        end
+    end
+    sort(list, by_node_and_id)
+    return list
+end
+
+
+-- The names of the rooms with members here or on another worker, given
+-- this worker's (core.room_names()); between nodes, names as they are.
+function cluster.room_names(self, names)
+    local remote = self.remote
+    if not remote then
+        return names
+    end
+    local seen = {}
+    for _, name in ipairs(names) do
+        seen[name] = true
+    end
+    for name in pairs(remote) do
+        if not seen[name] then
+            names[#names + 1] = name
+        end
+    end
+    return names
+end
+
+
 -- ---- reading presence across nodes (waits: call from a task) -------------------------
 
 -- Every presence entry of room `name` on every live node, or nil, err.
 -- A node whose entries expired (dead) is taken out of the room's set.
 function cluster.presence(self, name)
+    if not self.url then
+        -- between workers: this worker's members and its copy of the others'
+        return self.manager:room(name):presence()
+    end
     if not self._red then
         local red, err = require("moonwire.redis").connect(self.url)
         if not red then
@@ -625,6 +885,20 @@ function _M.start(manager, config)
     end
     local self = _M.new(manager, t, { node_id = node, presence_ttl = config.presence_ttl })
     self.url = config.redis_url
+    self:start()
+    return self
+end
+
+
+-- Starts the cluster of a worker's runtime over the supervisor's hub, or
+-- nil, err ("not a worker" in a process of its own).
+function _M.start_hub(manager, config)
+    local t, worker = _M.hub_transport()
+    if not t then
+        return nil, worker
+    end
+    local self = _M.new(manager, t, { node_id = "w" .. worker,
+                                      presence_ttl = config.presence_ttl })
     self:start()
     return self
 end

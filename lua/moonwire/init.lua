@@ -206,7 +206,8 @@ end
 
 -- The presence entries of room `name` on every node: with `cluster = true`
 -- read from Redis (it waits: call it from a task), else this server's
--- room:presence(). Returns the list or nil, err.
+-- room:presence() (with workers, every worker's, read locally). Returns
+-- the list or nil, err.
 function _M.presence(name)
     local cluster = package_loaded["moonwire.cluster"]
     local cl = cluster and cluster.current()
@@ -217,8 +218,14 @@ function _M.presence(name)
 end
 
 
--- Number of rooms that exist (a room exists while it has members).
+-- Number of rooms that exist (a room exists while it has members; with
+-- workers, members on any worker).
 function _M.room_count()
+    local cluster = package_loaded["moonwire.cluster"]
+    local cl = cluster and cluster.current()
+    if cl and cl.remote then
+        return #cl:room_names(core().room_names())
+    end
     return core().room_count()
 end
 

@@ -220,8 +220,15 @@ end
 -- Sends a presence event about `client` to the members of `name`, except
 -- `exclude` (an id). Errors are logged, never raised: presence is best effort.
 function manager.announce(self, name, action, client, exclude)
+    return self:announce_entry(name, action, self:presence_entry(client), exclude)
+end
+
+
+-- The same for a presence entry; `local_only`: to this node's members
+-- only (a worker that exited: every worker tells its own members).
+function manager.announce_entry(self, name, action, entry, exclude, local_only)
     local proto = self._host.app.protocol
-    local ok, event = pcall(proto.event, "presence", action, self:presence_entry(client), name)
+    local ok, event = pcall(proto.event, "presence", action, entry, name)
     if not ok then
         core.log("error", "presence event for room " .. name .. " failed: " .. tostring(event))
         return
@@ -233,10 +240,23 @@ function manager.announce(self, name, action, client, exclude)
     end
     core.broadcast(name, payload, bin, exclude, nil)
     local cl = self._cluster
-    if cl then
+    if cl and not local_only then
         cl:room_broadcast(name, payload, bin, nil)
     end
 end
+
+
+-- A room's member count from this node's `n`: with workers, the members
+-- on the other workers added (the cluster's copy of the hub's store).
+local function total(self, name, n)
+    local cl = self._cluster
+    if cl and cl.remote then
+        return n + cl:remote_count(name)
+    end
+    return n
+end
+
+_M.total = total
 
 
 local function member_of(id, name)
@@ -301,10 +321,11 @@ function manager.join(self, client, name)
         if self:presence_enabled(moved) then
             self:announce(moved, "left", client, nil)
         end
-        self:tell(bus, "client.left", client, moved, left)
+        self:tell(bus, "client.left", client, moved, total(self, moved, left))
     end
     if cl then
         cl:joined(name, client, count)
+        count = total(self, name, count)
     end
     if presence and not was_member then
         self:announce(name, "joined", client, client.id)
@@ -334,6 +355,7 @@ function manager.leave(self, client, name)
     local cl = self._cluster
     if cl then
         cl:left(name, client, count)
+        count = total(self, name, count)
     end
     if self:presence_enabled(name) and (count > 0 or cl) then
         self:announce(name, "left", client, nil)
@@ -358,7 +380,7 @@ function manager.disconnect(self, client)
             if self:presence_enabled(name) and (count > 1 or cl) then
                 self:announce(name, "left", client, client.id)
             end
-            self:tell(bus, "client.left", client, name, count - 1)
+            self:tell(bus, "client.left", client, name, total(self, name, count - 1))
         end
     end
     self:bind_user(client, nil)
@@ -505,7 +527,8 @@ function room.broadcast(self, msg, opts)
 end
 
 
--- Client objects of the members, in the order C lists them.
+-- Client objects of the members, in the order C lists them (this node's:
+-- another worker's clients are not objects here).
 function room.members(self)
     local clients = self._m._clients
     local list = {}
@@ -519,16 +542,23 @@ function room.members(self)
 end
 
 
+-- The members of the room: with workers, on every worker.
 function room.count(self)
-    return core.count(self.name)
+    return total(self._m, self.name, core.count(self.name))
 end
 
 
+-- The presence entries of the members: with workers, every worker's (in
+-- the same order on each).
 function room.presence(self)
     local m = self._m
     local list = {}
     for _, client in ipairs(self:members()) do
         list[#list + 1] = m:presence_entry(client)
+    end
+    local cl = m._cluster
+    if cl and cl.remote then
+        return cl:with_remote(self.name, list)
     end
     return list
 end

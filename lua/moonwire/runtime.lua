@@ -356,6 +356,16 @@ function runtime.start(self)
         else
             log("error", "cluster: cannot start: %s", tostring(err))
         end
+    elseif not config.cluster and self._mode == "serve" and not self._rooms._cluster then
+        -- A worker of a supervisor (workers > 1): the same cluster over its
+        -- hub; a process of its own has no hub ("not a worker").
+        local cl, err = require("moonwire.cluster").start_hub(self._rooms, config)
+        if cl then
+            self._rooms._cluster = cl
+            require("moonwire.bus").set_cluster(cl)
+        elseif err ~= "not a worker" then
+            log("error", "workers: cannot join the hub: %s", tostring(err))
+        end
     end
     local ok, res = self:_hook("on_start", app)
     if not ok and is_failure(res) then

@@ -8,11 +8,24 @@ a connection is pinned, not left to chance: the other worker is stopped
 serve; a worker killed with SIGKILL is started again while the clients of
 the other keep being served; a counter in the shared dict "counters"
 (count.hit) counts the hits of both workers and survives a worker's
-SIGKILL and restart; SIGHUP reloads every worker; SIGTERM stops
-every worker gracefully and the supervisor exits 0; killing the supervisor
-takes its workers with it.
+SIGKILL and restart; through the supervisor's hub (no Redis), a room
+with members on both workers gets a publish from either once per member,
+send_user reaches a user on both, a bus event runs the subscribers of
+both with their local ctx.server, and a restarted worker takes part
+again, each once every subscription is confirmed (/health hub.ready);
+presence and room counts are the same on both workers (Lua, /api/presence,
+/api/rooms, /api/stats), presence events agree with the lists, and a
+worker killed with SIGKILL leaves the other's lists at once, with left
+events; the server API called on one worker (emit, publish, broadcast,
+send to a user and to a client of the other worker, disconnect) reaches
+the clients of both; SIGHUP and a file change reload every worker, and
+the supervisor logs one line per outcome (ok, or failed with
+file:line); SIGTERM stops every worker gracefully
+and the supervisor exits 0; killing the supervisor takes its workers with
+it.
 """
 
+import json
 import os
 import re
 import signal
@@ -149,13 +162,416 @@ def test_shared_dict_survives_restart(ctx):
     eq(hit(cb, "kept"), (4, b), "and the other worker its increment")
 
 
-@S.case("SIGHUP reloads every worker", timeout=30)
+# ---- messages across workers: the supervisor's hub (no Redis) ---------------
+
+def join(c, room):
+    r = c.request("t", "join", {"room": room})
+    check("data" in r, "join %s: %r" % (room, r))
+    return r["data"]["count"]
+
+
+def recv_type(c, type_):
+    """The next message of type type_ (other messages are skipped)."""
+    while True:
+        m = c.recv()
+        if m.get("type") == type_:
+            return m
+
+
+def until_markers(c, markers):
+    """What c gets (as (type, data) of its chat and bus messages) until it
+    has every chat message of markers, markers left out. Messages from one
+    worker arrive in the order it sent them, messages from two in no order:
+    a test sends a marker from each worker after what it checks."""
+    left = set(markers)
+    got = []
+    while left:
+        m = c.recv()
+        kind, data = m.get("type"), m.get("data")
+        if kind == "chat" and data in left:
+            left.discard(data)
+        elif kind in ("chat", "bus"):
+            got.append((kind, data))
+    return got
+
+
+def settle(*senders):
+    """Waits until the hub of each sender's worker is ready (/health's
+    hub.ready: the supervisor confirmed every subscription it sent), so
+    what any worker publishes next reaches its members. Senders join
+    nothing: asking them skips no message."""
+    for c in senders:
+        H.poll(lambda: (who(c).get("hub") or {}).get("ready") is True, timeout=20,
+               what="the hub of the sender's worker to be ready")
+
+
+def pair(ctx):
+    """Per worker, a sender that joins nothing (JsonClient.request skips
+    what arrives before its reply) and two members: ([sa, a1, a2],
+    [sb, b1, b2])."""
+    a, b = wait_workers(2, "two workers")
+    on_a = [ctx.track(client_on(a)) for _ in range(3)]
+    on_b = [ctx.track(client_on(b)) for _ in range(3)]
+    return on_a, on_b
+
+
+@S.case("a room with members on both workers gets a publish from either, once per member")
+def test_room_across_workers(ctx):
+    (sa, *on_a), (sb, *on_b) = pair(ctx)
+    for m in on_a + on_b:
+        join(m, "split")
+    settle(sa, sb)
+    # delivered counts the members of the worker that published
+    eq(sa.request("t", "pub", {"room": "split", "text": "from a"})["data"],
+       {"delivered": 2}, "delivered on worker a")
+    eq(sb.request("t", "pub", {"room": "split", "text": "from b"})["data"],
+       {"delivered": 2}, "delivered on worker b")
+    sa.request("t", "pub", {"room": "split", "text": "end a"})
+    sb.request("t", "pub", {"room": "split", "text": "end b"})
+    for m in on_a + on_b:
+        got = until_markers(m, {"end a", "end b"})
+        eq(sorted(got), [("chat", "from a"), ("chat", "from b")], "both publishes, each once")
+
+
+@S.case("send_user reaches a user's connections on both workers")
+def test_send_user_across_workers(ctx):
+    (sa, a1, _), (sb, b1, _) = pair(ctx)
+    a1.request("t", "login", {"user": "alice"})
+    b1.request("t", "login", {"user": "alice"})
+    settle(sa, sb)
+    eq(sa.request("t", "tell", {"user": "alice", "text": "hi"})["data"],
+       {"delivered": 1}, "delivered counts worker a's connection")
+    sa.request("t", "tell", {"user": "alice", "text": "end"})
+    for m in (a1, b1):
+        eq(until_markers(m, {"end"}), [("chat", "hi")], "send_user across workers, once")
+
+
+@S.case("a bus event emitted on one worker runs its subscribers on both, ctx.server local")
+def test_bus_across_workers(ctx):
+    (sa, *on_a), (sb, *on_b) = pair(ctx)
+    for m in on_a + on_b:
+        join(m, "busroom")
+    settle(sa, sb)
+    sa.request("t", "emit", {"room": "busroom", "text": "relayed"})
+    for m in on_a + on_b:
+        eq(recv_type(m, "bus")["data"], "relayed", "each member gets the relay")
+    # A handler runs after the dispatch that emitted: a marker sent before
+    # every member had the relay could overtake it. Now none may follow.
+    sa.request("t", "pub", {"room": "busroom", "text": "end a"})
+    sb.request("t", "pub", {"room": "busroom", "text": "end b"})
+    for m in on_a + on_b:
+        eq(until_markers(m, {"end a", "end b"}), [], "once: each worker's subscriber "
+           "broadcasts to its own members only")
+
+
+@S.case("a worker killed and restarted subscribes again; messages flow both ways",
+        timeout=40)
+def test_hub_after_restart(ctx):
+    a, b = wait_workers(2, "two workers")
+    sender_b = ctx.track(client_on(b))
+    keep = ctx.track(client_on(b))
+    join(keep, "again")
+    lost = client_on(a)
+    join(lost, "again")
+    os.kill(a, signal.SIGKILL)
+    State.srv.wait_log(r"worker \d \(pid %d\) killed by signal 9; restarting it" % a)
+    H.poll(lambda: len(workers()) == 2 and a not in workers(), timeout=15,
+           what="a new worker in place of the killed one")
+    lost.raw.expect_eof(5)
+    new = [p for p in workers() if p != b][0]
+    sender_new = ctx.track(client_on(new))
+    fresh = ctx.track(client_on(new))
+    join(fresh, "again")
+    settle(sender_new, sender_b)
+    sender_b.request("t", "pub", {"room": "again", "text": "from b"})
+    eq(recv_type(fresh, "chat")["data"], "from b", "the restarted worker's member")
+    sender_new.request("t", "pub", {"room": "again", "text": "from new"})
+    eq(recv_type(keep, "chat")["data"], "from b", "b's own publish, locally")
+    eq(recv_type(keep, "chat")["data"], "from new", "the restarted worker publishes to b")
+    eq(recv_type(fresh, "chat")["data"], "from new", "and to its own member, once")
+
+
+# ---- presence and counts across workers (the hub's store) ----------------------
+
+KEY = "workers-key"
+
+
+def api_on(pid, method, path, body=None):
+    """(status, JSON) of a server API call served by worker pid: the other
+    workers are stopped while it connects and is answered."""
+    others = [p for p in workers() if p != pid]
+    for p in others:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        status, _, raw = H.http_request(State.srv.connect_host, State.srv.port, method, path,
+                                        headers=[("Authorization", "apikey " + KEY)], body=body)
+    finally:
+        for p in others:
+            os.kill(p, signal.SIGCONT)
+    return status, (json.loads(raw.decode("utf-8")) if raw else None)
+
+
+def listed(v):
+    """A JSON array as a list (Lua writes an empty table as {})."""
+    return v if isinstance(v, list) else []
+
+
+def view(c, room):
+    """Room's presence and counts as c's worker sees them from Lua:
+    {count (room:count()), presence (room:presence()), via_moonwire
+    (moonwire.presence()), rooms (moonwire.room_count())}."""
+    r = c.request("t", "presence", {"room": room})
+    check("data" in r, "t.presence answered %r" % r)
+    d = r["data"]
+    d["presence"], d["via_moonwire"] = listed(d["presence"]), listed(d["via_moonwire"])
+    return d
+
+
+def members(d):
+    """The (node, client id) pairs of a presence list, in its order."""
+    return [(e["node"], e["client_id"]) for e in d["presence"]]
+
+
+def recv_presence(c, action):
+    """The next presence event c gets (any other message is skipped): its
+    data, checked to be `action`."""
+    m = recv_type(c, "presence")
+    eq(m.get("action"), action, "presence event %r" % m)
+    return m["data"]
+
+
+@S.case("presence and room counts are the same on every worker, and match the events")
+def test_presence_across_workers(ctx):
+    (sa, a1, a2), (sb, b1, b2) = pair(ctx)
+    wa, wb = "w%d" % who(sa)["worker"], "w%d" % who(sb)["worker"]
+    pa, pb = who(sa)["pid"], who(sb)["pid"]
+    ida = {c: who(c)["id"] for c in (a1, a2)}
+    idb = {c: who(c)["id"] for c in (b1, b2)}
+    settle(sa, sb)
+    join(a1, "pres-x")
+    settle(sa)  # a1's room channel: b1's joined event reaches it
+    join(b1, "pres-x")
+    # The event and the list agree: when a1 hears that b1 joined, a1's
+    # worker lists b1 (the entry came before the event, in order).
+    ev = recv_presence(a1, "joined")
+    eq((ev["node"], ev["client_id"]), (wb, idb[b1]), "the joined event names b1")
+    check((wb, idb[b1]) in members(view(sa, "pres-x")), "worker a lists b1 once told")
+    settle(sb)
+    join(a2, "pres-x")
+    ev = recv_presence(b1, "joined")
+    eq((ev["node"], ev["client_id"]), (wa, ida[a2]), "the joined event names a2")
+    check((wa, ida[a2]) in members(view(sb, "pres-x")), "worker b lists a2 once told")
+    recv_presence(a1, "joined")  # a2's, locally
+
+    want = sorted([(wa, ida[a1]), (wa, ida[a2]), (wb, idb[b1])])
+    va, vb = view(sa, "pres-x"), view(sb, "pres-x")
+    for v, where in ((va, "worker a"), (vb, "worker b")):
+        eq(v["count"], 3, "room:count() on " + where)
+        eq(sorted(members(v)), want, "room:presence() on " + where)
+        eq(v["via_moonwire"], v["presence"], "moonwire.presence() on " + where)
+    eq(va["presence"], vb["presence"], "the same list, in the same order, on both")
+    eq(va["rooms"], vb["rooms"], "moonwire.room_count()")
+    for pid, where in ((pa, "worker a"), (pb, "worker b")):
+        status, doc = api_on(pid, "GET", "/api/presence?room=pres-x")
+        eq(status, 200, "/api/presence on " + where)
+        eq((doc["count"], listed(doc["presence"])), (3, va["presence"]),
+           "/api/presence on " + where)
+        status, doc = api_on(pid, "GET", "/api/rooms")
+        eq([r for r in listed(doc["rooms"]) if r["room"] == "pres-x"],
+           [{"room": "pres-x", "count": 3}], "/api/rooms on " + where)
+        status, doc = api_on(pid, "GET", "/api/stats")
+        eq(doc["rooms"], va["rooms"], "/api/stats rooms on " + where)
+
+    # A leave: the event, then the list without b1, on the other worker.
+    eq(b1.request("t", "leave", {"room": "pres-x"})["data"], {"count": 2},
+       "leave counts every worker's members")
+    ev = recv_presence(a1, "left")
+    eq((ev["node"], ev["client_id"]), (wb, idb[b1]), "the left event names b1")
+    v = view(sa, "pres-x")
+    eq((v["count"], sorted(members(v))), (2, sorted([(wa, ida[a1]), (wa, ida[a2])])),
+       "worker a no longer lists b1 once told")
+    # b2's worker has a1 and a2 (it announced a2 to b1): its join counts 3
+    eq(join(b2, "pres-x"), 3, "a join's count is every worker's")
+
+
+@S.case("a worker killed with SIGKILL leaves the others' presence at once; "
+        "its successor gets the others' members", timeout=40)
+def test_presence_after_kill(ctx):
+    a, b = wait_workers(2, "two workers")
+    sb = ctx.track(client_on(b))
+    b1 = ctx.track(client_on(b))
+    lost = client_on(a)
+    wa = "w%d" % who(lost)["worker"]
+    lost_id = who(lost)["id"]
+    join(b1, "pres-k")
+    settle(sb)
+    join(lost, "pres-k")
+    ev = recv_presence(b1, "joined")
+    eq((ev["node"], ev["client_id"]), (wa, lost_id), "b1 hears of the member on worker a")
+    eq(view(sb, "pres-k")["count"], 2, "worker b counts it")
+    os.kill(a, signal.SIGKILL)
+    # No expiry to wait for: the supervisor tells worker b that a exited.
+    ev = recv_presence(b1, "left")
+    eq((ev["node"], ev["client_id"]), (wa, lost_id), "its member is announced as left")
+    v = view(sb, "pres-k")
+    eq((v["count"], members(v)), (1, [("w%d" % who(sb)["worker"], who(b1)["id"])]),
+       "and gone from worker b's list")
+    eq(api_on(b, "GET", "/api/presence?room=pres-k")[1]["count"], 1, "/api/presence")
+    H.poll(lambda: len(workers()) == 2 and a not in workers(), timeout=15,
+           what="a new worker in place of the killed one")
+    lost.raw.expect_eof(5)
+    new = [p for p in workers() if p != b][0]
+    sn = ctx.track(client_on(new))
+    settle(sn)  # its first subscriptions are confirmed after the others' entries came
+    eq(view(sn, "pres-k")["presence"], view(sb, "pres-k")["presence"],
+       "the new worker lists worker b's member")
+
+
+# ---- the server API across workers -------------------------------------------------
+
+def api_ok(pid, path, body):
+    """A POST to the server API served by worker pid; its JSON answer (200)."""
+    status, doc = api_on(pid, "POST", path, body)
+    eq(status, 200, "POST %s: %r" % (path, doc))
+    return doc
+
+
+def closed_with(c, code):
+    """c gets a close frame with code; it answers, and TCP is closed."""
+    while True:
+        f = c.raw.recv_frame()
+        if f.opcode == H.OP_CLOSE:
+            break
+    eq(f.close_code(), code, "close code")
+    c.raw.send_close(code)
+    c.raw.expect_eof(10)
+
+
+def chat(data):
+    """An API body whose event is {"type": "chat", "action": "api", "data": data}."""
+    return {"type": "chat", "action": "api", "data": data}
+
+
+@S.case("/api/emit, /api/publish and /api/broadcast called on one worker reach both")
+def test_api_fanout_across_workers(ctx):
+    (sa, a1, a2), (sb, b1, b2) = pair(ctx)
+    pa, pb = who(sa)["pid"], who(sb)["pid"]
+    join(a1, "apiroom")
+    join(b1, "apiroom")
+    settle(sa, sb)
+    doc = api_ok(pa, "/api/emit", {"channel": "relay",
+                                   "message": {"room": "apiroom", "text": "emitted"}})
+    eq(doc["subscribers"], 1, "worker a's subscriber started")
+    for m in (a1, b1):
+        eq(recv_type(m, "bus")["data"], "emitted", "each worker's subscriber ran")
+    eq(api_ok(pa, "/api/publish", dict(chat("p1"), room="apiroom"))["delivered"], 1,
+       "delivered counts worker a's members")
+    eq(api_ok(pb, "/api/publish", dict(chat("p2"), room="apiroom"))["delivered"], 1,
+       "delivered counts worker b's members")
+    check(api_ok(pb, "/api/broadcast", chat("all"))["delivered"] >= 3,
+          "a broadcast reaches worker b's clients")
+    api_ok(pa, "/api/broadcast", chat("end a"))
+    api_ok(pb, "/api/broadcast", chat("end b"))
+    for m in (a1, b1):
+        eq(sorted(until_markers(m, {"end a", "end b"})),
+           [("chat", "all"), ("chat", "p1"), ("chat", "p2")],
+           "a member gets both publishes and the broadcast, once; the emit ran once")
+    for m in (a2, b2):
+        eq(until_markers(m, {"end a", "end b"}), [("chat", "all")],
+           "a client in no room gets the broadcast, once")
+
+
+@S.case("/api/send and /api/disconnect called on one worker reach a user and a client "
+        "of the other")
+def test_api_targets_across_workers(ctx):
+    (sa, a1, _), (sb, b1, b2) = pair(ctx)
+    pa, pb = who(sa)["pid"], who(sb)["pid"]
+    wb, id_b2 = "w%d" % who(b2)["worker"], who(b2)["id"]
+    a1.request("t", "login", {"user": "bob"})
+    b1.request("t", "login", {"user": "bob"})
+    settle(sa, sb)
+    eq(api_ok(pa, "/api/send", dict(chat("to bob"), user="bob"))["delivered"], 1,
+       "delivered counts worker a's connection of bob")
+    api_ok(pa, "/api/send", dict(chat("end"), user="bob"))
+    for m in (a1, b1):
+        eq(until_markers(m, {"end"}), [("chat", "to bob")], "bob's connections, once each")
+    eq(api_ok(pa, "/api/send", dict(chat("to b2"), client=id_b2, node=wb))["delivered"], 0,
+       "a client of another worker is not counted here")
+    eq(recv_type(b2, "chat")["data"], "to b2", "the client of worker b got it")
+    eq(api_ok(pa, "/api/disconnect", {"client": id_b2, "node": wb, "code": 4001,
+                                      "reason": "bye"})["disconnected"], 0,
+       "the other worker's client is closed there")
+    closed_with(b2, 4001)
+    eq(api_ok(pb, "/api/disconnect", {"user": "bob", "code": 4002})["disconnected"], 1,
+       "disconnected counts worker b's connection of bob")
+    closed_with(b1, 4002)
+    closed_with(a1, 4002)
+
+
+# ---- hot reload: every worker, one log line per outcome -----------------------------
+
+RELOADED = r"reloaded the app"
+FAILED = r"reload failed"
+
+
+def reload_lines(start, pattern):
+    """The log lines since offset start that match pattern."""
+    return [line for line in State.srv.log()[start:].splitlines() if re.search(pattern, line)]
+
+
+def put_file(path, text):
+    """Writes path at once (a rename), so a watcher sees one change."""
+    tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def controller_path(name):
+    return os.path.join(State.srv.app, "controllers", name)
+
+
+@S.case("SIGHUP reloads every worker; the supervisor logs one line for both", timeout=30)
 def test_sighup(ctx):
     wait_workers(2, "two workers")
     start = len(State.srv.log())
     os.kill(State.srv.proc.pid, signal.SIGHUP)
-    for n in (1, 2):
-        State.srv.wait_log(r"\[worker %d\] .*reload" % n, start=start)
+    State.srv.wait_log(r"reloaded the app on workers 1-2 \(SIGHUP\)", start=start, timeout=20)
+    lines = reload_lines(start, RELOADED + "|" + FAILED)
+    eq(len(lines), 1, "one line for both workers: %r" % lines)
+    check("[worker" not in lines[0], "logged by the supervisor: %r" % lines[0])
+
+
+@S.case("a file change reloads every worker; one line per outcome, ok or failed", timeout=60)
+def test_reload_file_change(ctx):
+    a, b = wait_workers(2, "two workers")
+    ca = ctx.track(client_on(a))
+    cb = ctx.track(client_on(b))
+    path = controller_path("extra.lua")
+
+    start = len(State.srv.log())
+    put_file(path, "local M = {}\n\nfunction M.ping()\n    return { pong = 1 }\nend\n\n"
+                   "return M\n")
+    State.srv.wait_log(r"reloaded the app on workers 1-2 \(file change\)", start=start,
+                       timeout=30)
+    eq(len(reload_lines(start, RELOADED + "|" + FAILED)), 1, "one line for both workers")
+    for c in (ca, cb):
+        eq(c.request("extra", "ping")["data"], {"pong": 1}, "the new controller on each worker")
+
+    start = len(State.srv.log())
+    put_file(path, "local M = {}\n\nfunction M.ping()\n    return { pong = = 2 }\nend\n\n"
+                   "return M\n")
+    State.srv.wait_log(r"reload failed on workers 1-2 \(file change\), the previous code keeps "
+                       r"serving: \S*extra\.lua:4:", start=start, timeout=30)
+    lines = reload_lines(start, RELOADED + "|" + FAILED)
+    eq(len(lines), 1, "one line for both workers: %r" % lines)
+    for c in (ca, cb):
+        eq(c.request("extra", "ping")["data"], {"pong": 1}, "the previous code keeps serving")
+
+    start = len(State.srv.log())
+    os.remove(path)
+    State.srv.wait_log(r"reloaded the app on workers 1-2 \(file change\)", start=start,
+                       timeout=30)
 
 
 @S.case("SIGTERM stops every worker gracefully; the supervisor exits 0", timeout=40)
@@ -182,6 +598,7 @@ def test_orphans(ctx):
     def gone():
         return all(not os.path.exists("/proc/%d" % p) for p in pids)
     H.poll(gone, timeout=15, what="the workers to exit")
+
 
 
 if __name__ == "__main__":

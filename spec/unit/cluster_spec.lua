@@ -1,5 +1,8 @@
--- moonwire.cluster's pure parts: channel and key names, the header.
+-- moonwire.cluster's pure parts: channel and key names, the header; and
+-- the copy a worker keeps of the other workers' members (fed as the hub
+-- transport feeds it, on a fake transport and rooms manager).
 local cluster = require "moonwire.cluster"
+local cjson = require "cjson"
 
 describe("moonwire.cluster", function()
     it("names channels of rooms, users and nodes, and the shared ones", function()
@@ -38,5 +41,95 @@ describe("moonwire.cluster", function()
         local a, b = cluster.random_id(), cluster.random_id()
         assert.truthy(a:match("^%x+$") and #a == 12)
         assert.are_not.equal(a, b)
+    end)
+
+    it("names a member in the workers' store and reads the name back", function()
+        assert.equal("m:7:a:b", cluster.member_key(7, "a:b"))
+        assert.same({ 7, "a:b" }, { cluster.parse_member_key("m:7:a:b") })
+        assert.is_nil(cluster.parse_member_key("m:x:room"))
+        assert.is_nil(cluster.parse_member_key("m:7:"))
+        assert.is_nil(cluster.parse_member_key("p:7:room"))
+    end)
+
+    describe("the other workers' members", function()
+        local told, cl
+
+        before_each(function()
+            told = {}
+            local manager = {
+                presence_enabled = function(_, room)
+                    return room == "pres"
+                end,
+                announce_entry = function(_, room, action, entry, exclude, local_only)
+                    told[#told + 1] = { room, action, entry.client_id, entry.node, exclude,
+                                        local_only }
+                end,
+            }
+            local sent = {}
+            local transport = { store = true, sent = sent }
+            function transport.set(_, key, value)
+                sent[#sent + 1] = { "set", key, value }
+            end
+            cl = cluster.new(manager, transport, { node_id = "w1" })
+        end)
+
+        local function entry(id, node)
+            return cjson.encode({ client_id = id, user = cjson.null, meta = {}, node = node })
+        end
+
+        it("counts and lists them as the store changes, in one order", function()
+            cl:store_change("set", 3, cluster.member_key(9, "pres"), entry(9, "w3"))
+            cl:store_change("set", 2, cluster.member_key(4, "pres"), entry(4, "w2"))
+            cl:store_change("set", 2, cluster.member_key(1, "pres"), entry(1, "w2"))
+            cl:store_change("set", 2, cluster.member_key(1, "pres"), entry(1, "w2")) -- again
+            cl:store_change("set", 2, cluster.member_key(1, "other"), entry(1, "w2"))
+            assert.equal(3, cl:remote_count("pres"))
+            assert.equal(1, cl:remote_count("other"))
+            assert.equal(0, cl:remote_count("none"))
+            local list = cl:with_remote("pres", { { client_id = 5, node = "w1" } })
+            local got = {}
+            for i, e in ipairs(list) do
+                got[i] = e.node .. ":" .. e.client_id
+            end
+            assert.same({ "w1:5", "w2:1", "w2:4", "w3:9" }, got)
+            local names = cl:room_names({ "mine", "pres" })
+            table.sort(names)
+            assert.same({ "mine", "other", "pres" }, names)
+            cl:store_change("del", 2, cluster.member_key(4, "pres"))
+            cl:store_change("del", 2, cluster.member_key(4, "pres")) -- gone already
+            cl:store_change("del", 2, cluster.member_key(1, "other"))
+            assert.equal(2, cl:remote_count("pres"))
+            assert.equal(0, cl:remote_count("other"))
+            assert.same({ "mine", "pres" }, cl:room_names({ "mine" }))
+            assert.same({}, told)
+        end)
+
+        it("drops a worker that exited and announces its members of rooms with presence",
+           function()
+            cl:store_change("set", 2, cluster.member_key(4, "pres"), entry(4, "w2"))
+            cl:store_change("set", 2, cluster.member_key(4, "quiet"), entry(4, "w2"))
+            cl:store_change("set", 3, cluster.member_key(9, "pres"), entry(9, "w3"))
+            cl:store_change("exit", 2)
+            assert.equal(1, cl:remote_count("pres"))
+            assert.equal(0, cl:remote_count("quiet"))
+            assert.same({ { "pres", "left", 4, "w2", nil, true } }, told)
+        end)
+
+        it("counts a record it cannot read and keeps going", function()
+            cl:store_change("set", 2, "junk", "{}")
+            assert.equal(1, cl.stats.bad_messages)
+        end)
+
+        it("puts a member's entry in the store on join", function()
+            cl.manager.presence_entry = function(_, client)
+                return { client_id = client.id, node = "w1" }
+            end
+            cl.transport.subscribe = function() return true end
+            cl:joined("pres", { id = 5 }, 1)
+            local sent = cl.transport.sent
+            assert.equal(1, #sent)
+            assert.same({ "set", "m:5:pres" }, { sent[1][1], sent[1][2] })
+            assert.same({ client_id = 5, node = "w1" }, cjson.decode(sent[1][3]))
+        end)
     end)
 end)

@@ -26,6 +26,7 @@
 #include "../watchdog.h"
 #include "api.h"
 #include "config_lua.h"
+#include "hub_lua.h"
 #include "redis_lua.h"
 #include "shdict_lua.h"
 #include "wsclient_lua.h"
@@ -973,6 +974,7 @@ int mw_script_print_subscribers(mw_script_t *sc, FILE *out) {
 void mw_script_start(mw_script_t *sc) {
     if (!sc->ready || sc->fns[FN_START] == LUA_NOREF)
         return;
+    mw_lua_hub_start(sc->L, sc->core); /* a worker's link to its supervisor */
     lua_State *co;
     mw_task_t *t = new_task(sc, TASK_START, NULL, FN_START, &co);
     if (t)
@@ -1175,6 +1177,7 @@ static void app_stop(void *data) {
     }
     mw_sched_stop(sc->sched);
     mw_lua_redis_stop(sc->core, sc->sched); /* after the tasks: nothing resumes */
+    mw_lua_hub_stop(sc->L);                 /* messages to and from the other workers */
     mw_lua_wsclient_stop(sc->L, sc->sched); /* the app's WebSocket client connections */
 }
 
@@ -1223,6 +1226,7 @@ static void app_health(void *data, FILE *f) {
             w.sched.parked, (unsigned long long)w.sched.timeouts, (unsigned long long)w.queued,
             (unsigned long long)w.held);
     cluster_health(sc, f);
+    mw_lua_hub_health(f);
 }
 
 /* route_name labels a route of the latency histogram. */
