@@ -21,9 +21,9 @@
 
 /* What the view knows of one worker. */
 typedef struct {
-    mw_stats_snapshot_t snap;
-    int rc;      /* of its read: 0, MW_ENOTFOUND (never published), ... */
-    int up;      /* its snapshot is from the process running the slot now */
+    mw_stats_snapshot_t snap, spare; /* the last whole copy of its slot; the next read's */
+    int rc;                          /* of its read: 0, MW_ENOTFOUND (never published), ... */
+    int up;                          /* its snapshot is from the process running the slot now */
     int64_t pid; /* the process running the slot now (the supervisor's word), 0: none */
     uint32_t restarts;
 } worker_t;
@@ -95,6 +95,8 @@ int mw_aggregate_attach(mw_server_t *s, int fd, int worker) {
         a->nworkers = mw_stats_workers(a->zone);
         if (!(a->workers = calloc((size_t)a->nworkers, sizeof *a->workers)))
             rc = MW_ENOMEM;
+        for (int i = 0; rc == 0 && i < a->nworkers; i++)
+            a->workers[i].rc = MW_ENOTFOUND; /* no copy yet */
     }
     if (rc == 0)
         rc = take_over(a);
@@ -112,8 +114,10 @@ void mw_aggregate_free(mw_aggregate_t *a) {
     if (!a)
         return;
     if (a->workers)
-        for (int i = 0; i < a->nworkers; i++)
+        for (int i = 0; i < a->nworkers; i++) {
             mw_stats_snapshot_free(&a->workers[i].snap);
+            mw_stats_snapshot_free(&a->workers[i].spare);
+        }
     free(a->workers);
     mw_expo_free(a->view);
     free(a->base_text);
@@ -171,8 +175,17 @@ int mw_aggregate_begin(mw_server_t *s, mw_aggregate_totals_t *t) {
         worker_t *w = &a->workers[i - 1];
         w->up = 0;
         mw_stats_process(a->zone, i, &w->pid, &w->restarts);
-        w->rc = mw_stats_read(a->zone, i, &w->snap);
-        if (w->rc == MW_ENOMEM)
+        /* Into the spare copy: when the slot cannot be read whole (its
+         * writer published twice during each of several copies), the
+         * last whole copy of it stands in. */
+        int got = mw_stats_read(a->zone, i, &w->spare);
+        if (got == 0 || got == MW_ENOTFOUND || w->rc != 0) {
+            mw_stats_snapshot_t t = w->snap;
+            w->snap = w->spare;
+            w->spare = t;
+            w->rc = got;
+        }
+        if (got == MW_ENOMEM)
             rc = MW_ENOMEM;
         if (w->rc != 0)
             continue;
