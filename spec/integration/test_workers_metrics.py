@@ -17,6 +17,7 @@ new pid and a restart; workers = 1 keeps the single-process document.
 """
 
 import os
+import re
 import signal
 import sys
 import time
@@ -69,6 +70,18 @@ def metrics(srv):
     return TM.parse(body.decode("utf-8"))
 
 
+def documented_fields(root):
+    """The fields docs/protocol.md's "/health with workers" table lists:
+    (top-level names, names inside each workers[] object)."""
+    with open(os.path.join(root, "docs", "protocol.md"), encoding="utf-8") as f:
+        doc = f.read()
+    section = doc.split("#### /health with workers", 1)[1].split("\n#", 1)[0]
+    names = re.findall(r"^\| `([a-z_.\[\]]+)` \|", section, re.M)
+    top = {n for n in names if "[" not in n}
+    per = {n.split("].", 1)[1] for n in names if n.startswith("workers[].")}
+    return top, per
+
+
 def value(fams, name, key=()):
     return fams[name]["samples"].get(key, 0)
 
@@ -97,6 +110,10 @@ def test_totals(ctx):
             return h if h["connections"] == 3 else None
         h = H.poll(totals, timeout=DEADLINE, what="/health from %d: 3 connections" % pid)
         eq(h["pid"], pid, "the worker that answered")
+        top, per = documented_fields(ctx.root)
+        check(top <= set(h), "documented fields %r all sent: %r" % (sorted(top), sorted(h)))
+        for w in h["workers"]:
+            eq(sorted(w), sorted(per), "a workers[] entry: the documented fields")
         ws = {w["worker"]: w for w in h["workers"]}
         eq(sorted(ws), [1, 2], "both workers listed")
         by_pid = {w["pid"]: w for w in h["workers"]}
