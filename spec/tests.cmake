@@ -123,6 +123,10 @@ mw_integration_test(cluster)
 # SIGTERM passed on, no orphans.
 mw_integration_test(workers)
 
+# workers = 2: /health and /metrics of the whole server from either worker
+# (the stats zone), through a SIGSTOP and a SIGKILL and restart.
+mw_integration_test(workers_metrics)
+
 # The installed layout: the binary must find its runtime under
 # <prefix>/share/moonwire/lua, and an app must load from there; the compiled
 # Lua modules (moonwire/core.so, moonwire/core/jwt.so) go under

@@ -36,6 +36,7 @@
 #include "endpoint.h"
 #include "errors.h"
 #include "handshake.h"
+#include "aggregate.h"
 #include "health.h"
 #include "metrics.h"
 #include "http.h"
@@ -956,7 +957,8 @@ static void on_request(mw_conn_t *c, const mw_request_t *req) {
     }
     case MW_ENDPOINT_METRICS: {
         size_t len = 0;
-        char *body = mw_metrics_text(s, &len);
+        /* workers = N: the whole server's, merged from every worker's */
+        char *body = s->agg ? mw_aggregate_metrics(s, &len) : mw_metrics_text(s, &len);
         respond_status_document(c, "text/plain; version=0.0.4; charset=utf-8", body, len);
         return;
     }

@@ -23,6 +23,7 @@
 #include "supervisor.h"
 #include "server.h"
 #include "shdict.h"
+#include "aggregate.h"
 #include "tls.h"
 
 #include <stdio.h>
@@ -232,6 +233,10 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
         mw_config_free(&cfg);
         return 1;
     }
+    int stats_fd = mw_worker_stats_fd();
+    if (stats_fd >= 0 && (rc = mw_aggregate_attach(server, stats_fd, mw_worker_id())) != 0)
+        mw_log_warn("cannot map the stats zone (%s): /health and /metrics show this worker only",
+                    mw_strerror(rc));
     reloader_t reloader = {sc, cli};
     mw_server_set_config_loader(server, reload_config, &reloader);
     mw_log_set_worker(mw_worker_id());

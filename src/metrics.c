@@ -9,31 +9,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-void mw_metrics_label_escape(FILE *out, const char *s) {
-    for (; *s; s++) {
-        if (*s == '\\')
-            fputs("\\\\", out);
-        else if (*s == '"')
-            fputs("\\\"", out);
-        else if (*s == '\n')
-            fputs("\\n", out);
-        else
-            fputc(*s, out);
+/* Set while a snapshot for the stats zone is written (mw_metrics_snapshot):
+ * one loop thread per process writes documents, one at a time. */
+static int internal;
+
+/* escape writes s with each of the characters in special escaped (\\,
+ * \n, \"), the runs between them in one fwrite: these documents are
+ * written every second by each worker (aggregate.h). */
+static void escape(FILE *out, const char *s, const char *special) {
+    for (;;) {
+        size_t n = strcspn(s, special);
+        if (n)
+            fwrite(s, 1, n, out);
+        s += n;
+        if (!*s)
+            return;
+        fputc('\\', out);
+        fputc(*s == '\n' ? 'n' : *s, out);
+        s++;
     }
+}
+
+void mw_metrics_label_escape(FILE *out, const char *s) {
+    escape(out, s, "\\\"\n");
 }
 
 void mw_metrics_family(FILE *out, const char *name, const char *type, const char *help) {
     /* HELP text escapes only backslash and newline. */
-    fprintf(out, "# HELP moonwire_%s ", name);
-    for (const char *p = help; *p; p++) {
-        if (*p == '\\')
-            fputs("\\\\", out);
-        else if (*p == '\n')
-            fputs("\\n", out);
-        else
-            fputc(*p, out);
-    }
-    fprintf(out, "\n# TYPE moonwire_%s %s\n", name, type);
+    fputs("# HELP moonwire_", out);
+    fputs(name, out);
+    fputc(' ', out);
+    escape(out, help, "\\\n");
+    /* The merge rule after the type ("gauge max") is for the stats zone's
+     * snapshots only (metrics.h); /metrics shows the type alone. */
+    fputs("\n# TYPE moonwire_", out);
+    fputs(name, out);
+    fputc(' ', out);
+    fwrite(type, 1, internal ? strlen(type) : strcspn(type, " "), out);
+    fputc('\n', out);
 }
 
 void mw_metrics_sample(FILE *out, const char *name, const char *label, const char *lvalue,
@@ -70,15 +83,18 @@ static void errors(FILE *f, const mw_counters_t *m) {
         mw_metrics_sample(f, "errors_total", "code", "other", other);
 }
 
-char *mw_metrics_text(mw_server_t *s, size_t *len) {
+/* render writes this worker's own document; internal keeps the families'
+ * merge rules (a snapshot). */
+static char *render(mw_server_t *s, int snapshot, size_t *len) {
     const mw_counters_t *m = &s->counters;
     char *buf = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);
     if (!f)
         return NULL;
-    one(f, "start_time_seconds", "gauge", "When the server started, in seconds since the epoch.",
-        s->started_ms / 1000);
+    internal = snapshot;
+    one(f, "start_time_seconds", "gauge max",
+        "When the server started, in seconds since the epoch.", s->started_ms / 1000);
     one(f, "connections", "gauge", "WebSocket clients connected now.", s->nclients);
     one(f, "connects_total", "counter", "WebSocket clients accepted (upgrade done, app agreed).",
         m->connects);
@@ -122,10 +138,19 @@ char *mw_metrics_text(mw_server_t *s, size_t *len) {
         "Reloads that failed (the previous code kept serving).", m->reload_failures);
     if (s->app.cb->metrics)
         s->app.cb->metrics(s->app.data, f);
+    internal = 0;
     if (fclose(f) != 0) {
         free(buf);
         return NULL;
     }
     *len = size;
     return buf;
+}
+
+char *mw_metrics_snapshot(mw_server_t *s, size_t *len) {
+    return render(s, 1, len);
+}
+
+char *mw_metrics_text(mw_server_t *s, size_t *len) {
+    return render(s, 0, len);
 }

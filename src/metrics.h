@@ -19,12 +19,25 @@
 typedef struct mw_server mw_server_t;
 
 /* mw_metrics_text renders the whole exposition (the core's families, then
- * the app's). Returns a malloc'd buffer of *len bytes, or NULL (no memory). */
+ * the app's) of this process. Returns a malloc'd buffer of *len bytes, or
+ * NULL (no memory). With workers = N, /metrics is the whole server's
+ * instead (aggregate.h merges every worker's mw_metrics_snapshot). */
 char *mw_metrics_text(mw_server_t *s, size_t *len);
+
+/* mw_metrics_snapshot renders this worker's own exposition in the internal
+ * form the stats zone keeps (stats.h): each TYPE line with its merge rule.
+ * Same returns. */
+char *mw_metrics_snapshot(mw_server_t *s, size_t *len);
 
 /* Writers of the text format, for the core and the app's metrics
  * callback. name is written after "moonwire_" and must be a valid metric
- * name; help is escaped. */
+ * name; help is escaped. type is "counter", "gauge" or "histogram",
+ * optionally followed by how the workers' samples merge into the server's
+ * (expo.h): nothing for a sum (counters; gauges that are amounts, such as
+ * connections), " max" or " min" for a gauge every worker has alike (a
+ * limit, a shared dict's size: "gauge max"), a flag that is up only when
+ * every worker's is ("gauge min"), or a counter of something the workers
+ * share ("counter max"). /metrics shows the type alone. */
 void mw_metrics_family(FILE *out, const char *name, const char *type, const char *help);
 /* mw_metrics_sample writes one sample; label is NULL for none, else its
  * name, with value escaped. */

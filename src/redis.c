@@ -1462,7 +1462,7 @@ static void counter(FILE *f, const char *metric, const char *type, const char *h
 void mw_redis_metrics(FILE *f, mw_redis_t *const *rs, size_t n) {
     if (!n)
         return;
-    mw_metrics_family(f, "redis_up", "gauge",
+    mw_metrics_family(f, "redis_up", "gauge min",
                       "1 when the command connection to Redis is ready, else 0.");
     for (size_t i = 0; i < n; i++) {
         label(f, "redis_up", rs[i]);

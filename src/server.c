@@ -10,6 +10,7 @@
  */
 #include "server.h"
 #include "state.h"
+#include "aggregate.h"
 #include "conn.h"
 #include "errors.h"
 #include "log.h"
@@ -242,6 +243,8 @@ static void cron_pass(mw_server_t *s) {
      * (glibc keeps freed chunks otherwise). Bounded to once a second. */
     if (s->app.cb->idle)
         s->app.cb->idle(s->app.data);
+    if (s->agg)
+        mw_aggregate_tick(s); /* this worker's numbers, for the others' /health and /metrics */
     if (now - s->last_sweep >= 1000) {
         mw_iptable_sweep(s->ips, now * 1000);
         mw_buf_cache_trim(); /* output chunks no batch took in the last second */
@@ -323,6 +326,8 @@ static void close_server_handles(mw_server_t *s) {
 static void shutdown_check(mw_server_t *s) {
     if (s->shutting_down && s->nconns == 0 && s->started) {
         mw_log_info("all clients closed; exiting");
+        if (s->agg)
+            mw_aggregate_publish(s); /* the last numbers, for the workers that remain */
         close_server_handles(s);
     }
 }
@@ -641,6 +646,7 @@ void mw_server_free(mw_server_t *s) {
     if (!s)
         return;
     mw_reload_free(s->reload);
+    mw_aggregate_free(s->agg);
     mw_timers_free(&s->timers);
     mw_idmap_free(&s->clients);
     mw_idmap_free(&s->requests);

@@ -28,6 +28,7 @@
 #include <uv.h>
 
 typedef struct mw_reload mw_reload_t;
+typedef struct mw_aggregate mw_aggregate_t;
 typedef struct mw_server mw_server_t;
 typedef struct mw_conn mw_conn_t;
 
@@ -130,6 +131,7 @@ struct mw_server {
     char *last_reload_error;
 
     mw_counters_t counters; /* what /metrics counts besides the above (counters.h) */
+    mw_aggregate_t *agg;    /* workers = N: the stats zone (aggregate.h); NULL otherwise */
     mw_timers_t timers;     /* the app's timers on this clock (timers.h) */
     int app_stopped;        /* the app's stop callback ran */
 };

@@ -6,7 +6,9 @@
  * listeners as file descriptors 3.. and the shared dicts' memfds after
  * them (made here, once, so a restarted worker finds the same data), then
  * one end of a socketpair to the hub (hubd.h: the messages workers
- * exchange), and then only waits and forwards. Its loop has five kinds of
+ * exchange), then the stats zone's memfd (stats.h: each worker's numbers,
+ * for /health and /metrics), and then only waits and forwards. Its loop
+ * has five kinds of
  * handles: a uv_process_t per worker, the signals it passes on, a restart
  * timer per worker waiting for its backoff, the hub's sockets, and the
  * timer of a reload round (the workers' outcomes of one reload, logged
@@ -17,6 +19,7 @@
 #include "hubd.h"
 #include "log.h"
 #include "shdict.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -69,7 +72,9 @@ struct supervisor {
     int nfds;
     mw_shdicts_t *dicts; /* shared_dicts, on memfds every worker maps */
     int ndicts;
-    mw_hubd_t *hub; /* the workers' messages to each other */
+    mw_hubd_t *hub;    /* the workers' messages to each other */
+    mw_stats_t *stats; /* the workers' numbers (stats.h), on a memfd */
+    int stats_fd;
     int nworkers;
     worker_t workers[MAX_WORKERS];
     int stopping;
@@ -117,6 +122,11 @@ int mw_worker_listen_fds(int *fds) {
 
 int mw_worker_shdict_fds(int *fds, int max) {
     return env_fds("MW_SHDICT_FDS", fds, max);
+}
+
+int mw_worker_stats_fd(void) {
+    int fd;
+    return env_fds("MW_STATS_FD", &fd, 1) == 1 ? fd : -1;
 }
 
 /* bind_listener binds and listens on host:port as listen_on in server.c
@@ -328,6 +338,8 @@ static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
         sup->round.expect &= ~((uint64_t)1 << (w->id - 1));
         round_check(sup);
     }
+    if (sup->stats)
+        mw_stats_exited(sup->stats, w->id); /* its last snapshot: counters only */
     uv_close((uv_handle_t *)p, on_proc_closed);
     if (sup->stopping) {
         mw_log_info("worker %d (pid %d) stopped", w->id, p->pid);
@@ -347,21 +359,22 @@ static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
 }
 
 /* spawn_worker starts worker w: this binary with the master's arguments,
- * MW_WORKER, MW_LISTEN_FDS, MW_SHDICT_FDS and MW_HUB_FD in its
- * environment, the listeners as fds 3.., then the shared dicts' memfds,
- * then its end of the hub. */
+ * MW_WORKER, MW_LISTEN_FDS, MW_SHDICT_FDS, MW_HUB_FD and MW_STATS_FD in
+ * its environment, the listeners as fds 3.., then the shared dicts'
+ * memfds, then its end of the hub, then the stats zone. */
 static int spawn_worker(worker_t *w) {
     supervisor_t *sup = w->sup;
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **env = calloc(nenv + 5, sizeof *env);
+    char **env = calloc(nenv + 6, sizeof *env);
     if (!env)
         return UV_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < nenv; i++)
         if (strncmp(environ[i], "MW_WORKER=", 10) && strncmp(environ[i], "MW_LISTEN_FDS=", 14) &&
-            strncmp(environ[i], "MW_SHDICT_FDS=", 14) && strncmp(environ[i], "MW_HUB_FD=", 10))
+            strncmp(environ[i], "MW_SHDICT_FDS=", 14) && strncmp(environ[i], "MW_HUB_FD=", 10) &&
+            strncmp(environ[i], "MW_STATS_FD=", 12))
             env[k++] = environ[i];
     int hub_fd = -1;
     if (mw_hubd_attach(sup->hub, w->id - 1, &hub_fd) != 0) {
@@ -386,9 +399,14 @@ static int spawn_worker(worker_t *w) {
     int hub_at = 3 + sup->nfds + sup->ndicts;
     snprintf(hubvar, sizeof hubvar, "MW_HUB_FD=%d", hub_at);
     env[k++] = hubvar;
+    int stats_at = hub_at + 1;
+    char statsvar[32];
+    snprintf(statsvar, sizeof statsvar, "MW_STATS_FD=%d", stats_at);
+    if (sup->stats)
+        env[k++] = statsvar;
     env[k] = NULL;
 
-    uv_stdio_container_t stdio[4 + MW_MAX_LISTENERS + MW_CONFIG_MAX_SUBPROTOCOLS];
+    uv_stdio_container_t stdio[5 + MW_MAX_LISTENERS + MW_CONFIG_MAX_SUBPROTOCOLS];
     for (int i = 0; i < 3; i++) {
         stdio[i].flags = UV_INHERIT_FD;
         stdio[i].data.fd = i;
@@ -403,12 +421,14 @@ static int spawn_worker(worker_t *w) {
     }
     stdio[hub_at].flags = UV_INHERIT_FD;
     stdio[hub_at].data.fd = hub_fd;
+    stdio[stats_at].flags = UV_INHERIT_FD;
+    stdio[stats_at].data.fd = sup->stats_fd;
     uv_process_options_t opts = {
         .exit_cb = on_worker_exit,
         .file = "/proc/self/exe",
         .args = sup->argv,
         .env = env,
-        .stdio_count = hub_at + 1,
+        .stdio_count = sup->stats ? stats_at + 1 : hub_at + 1,
         .stdio = stdio,
     };
     w->proc.data = w;
@@ -423,6 +443,8 @@ static int spawn_worker(worker_t *w) {
     }
     w->running = 1;
     w->started_ms = uv_now(sup->loop);
+    if (sup->stats)
+        mw_stats_spawned(sup->stats, w->id, w->proc.pid);
     sup->alive++;
     mw_log_info("worker %d started (pid %d)", w->id, w->proc.pid);
     return 0;
@@ -491,6 +513,15 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
         return 1;
     }
     sup.ndicts = cfg->nshared_dicts;
+    /* The stats zone: without it every worker answers /health and
+     * /metrics with its own numbers only, so it is not fatal. */
+    sup.stats_fd = -1;
+    rc = mw_stats_create(&sup.stats, sup.nworkers, MW_STATS_TEXT_MAX, &sup.stats_fd);
+    if (rc != 0) {
+        mw_log_warn("cannot map the stats zone (%s): /health and /metrics show one worker each",
+                    mw_strerror(rc));
+        rc = 0;
+    }
     if (mw_hubd_create(&sup.hub, sup.loop) != 0) {
         mw_log_error("cannot make the workers' hub: out of memory");
         for (int i = 0; i < sup.nfds; i++)
@@ -536,6 +567,9 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
     for (int i = 0; i < sup.nfds; i++)
         close(sup.fds[i]);
     mw_shdicts_free(sup.dicts);
+    mw_stats_free(sup.stats);
+    if (sup.stats_fd >= 0)
+        close(sup.stats_fd);
     uv_loop_close(sup.loop);
     if (rc == 0)
         mw_log_info("supervisor: every worker stopped");

@@ -17,7 +17,9 @@
  * number, 1..N), MW_LISTEN_FDS (the inherited listeners, in the order
  * mw_server_listen opens them) and MW_SHDICT_FDS (the memfds of the
  * shared dicts the master made, in the order of shared_dicts, inherited
- * after the listeners; the worker attaches them instead of making its own).
+ * after the listeners; the worker attaches them instead of making its own)
+ * and MW_STATS_FD (the stats zone, where each worker leaves its numbers
+ * for the others' /health and /metrics: aggregate.h).
  */
 #ifndef MW_SUPERVISOR_H
 #define MW_SUPERVISOR_H
@@ -50,5 +52,9 @@ int mw_worker_listen_fds(int *fds);
 /* mw_worker_shdict_fds reads MW_SHDICT_FDS into fds (at most max).
  * Returns how many, 0 when not a worker or there are none. */
 int mw_worker_shdict_fds(int *fds, int max);
+
+/* mw_worker_stats_fd is MW_STATS_FD, the memfd of the stats zone (stats.h),
+ * or -1 when not a worker or the supervisor has none. */
+int mw_worker_stats_fd(void);
 
 #endif

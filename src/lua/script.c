@@ -18,6 +18,7 @@
  */
 #include "script.h"
 #include "../errors.h"
+#include "../health.h"
 #include "../latency.h"
 #include "../list.h"
 #include "../log.h"
@@ -1210,21 +1211,37 @@ static void waiting(const mw_script_t *sc, waiting_t *w) {
 
 static void cluster_health(mw_script_t *sc, FILE *f);
 
+/* total is the whole server's value of the metric sample series while
+ * /health answers for several workers (health.h: merged from app_metrics'
+ * families of every worker), else live, this Lua state's own. */
+static unsigned long long total(mw_script_t *sc, const char *series, uint64_t live) {
+    uint64_t v;
+    if (mw_health_total(mw_lua_core_server(sc->core), series, &v) == 0)
+        return (unsigned long long)v;
+    return (unsigned long long)live;
+}
+
 /* app_health adds the Lua isolation counters (docs/security.md) and what
- * waits. */
+ * waits: each field is one of app_metrics' families. */
 static void app_health(void *data, FILE *f) {
     mw_script_t *sc = data;
     waiting_t w;
     waiting(sc, &w);
     fprintf(f,
-            ",\"lua\":{\"memory\":%zu,\"memory_limit\":%zu,\"memory_full\":%s,"
+            ",\"lua\":{\"memory\":%llu,\"memory_limit\":%llu,\"memory_full\":%s,"
             "\"memory_limit_hits\":%llu,\"refused_messages\":%llu,\"timeouts\":%llu,"
-            "\"tasks_waiting\":%zu,\"wait_timeouts\":%llu,\"queued_messages\":%llu,"
+            "\"tasks_waiting\":%llu,\"wait_timeouts\":%llu,\"queued_messages\":%llu,"
             "\"held_clients\":%llu}",
-            sc->used, sc->limit, sc->full ? "true" : "false", (unsigned long long)sc->limit_hits,
-            (unsigned long long)sc->refused_messages, (unsigned long long)sc->timeouts,
-            w.sched.parked, (unsigned long long)w.sched.timeouts, (unsigned long long)w.queued,
-            (unsigned long long)w.held);
+            total(sc, "moonwire_lua_memory_bytes", sc->used),
+            total(sc, "moonwire_lua_memory_limit_bytes", sc->limit),
+            total(sc, "moonwire_lua_memory_full", sc->full) ? "true" : "false",
+            total(sc, "moonwire_lua_memory_limit_hits_total", sc->limit_hits),
+            total(sc, "moonwire_lua_refused_messages_total", sc->refused_messages),
+            total(sc, "moonwire_lua_timeouts_total", sc->timeouts),
+            total(sc, "moonwire_lua_tasks_waiting", w.sched.parked),
+            total(sc, "moonwire_lua_wait_timeouts_total", w.sched.timeouts),
+            total(sc, "moonwire_lua_queued_messages", w.queued),
+            total(sc, "moonwire_lua_held_clients", w.held));
     cluster_health(sc, f);
     mw_lua_hub_health(f);
 }
@@ -1280,7 +1297,7 @@ static void bus_metrics(mw_script_t *sc, FILE *f) {
 static const struct {
     const char *key, *family, *type, *help;
 } cluster_rows[] = {
-    {"up", "cluster_up", "gauge", "1 while the cluster's Redis is reachable."},
+    {"up", "cluster_up", "gauge min", "1 while the cluster's Redis is reachable."},
     {"published", "cluster_published_total", "counter", "Messages published to the other nodes."},
     {"publish_failed", "cluster_publish_failed_total", "counter",
      "Messages for the other nodes dropped because Redis was unreachable."},
@@ -1337,8 +1354,10 @@ static void cluster_health(mw_script_t *sc, FILE *f) {
     lua_getfield(L, -1, "node");
     fprintf(f, ",\"cluster\":{\"node\":\"%s\"", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
     lua_pop(L, 1);
+    char series[64];
     for (size_t i = 0; i < NCLUSTER_ROWS; i++) {
-        uint64_t v = cluster_value(L, cluster_rows[i].key);
+        snprintf(series, sizeof series, "moonwire_%s", cluster_rows[i].family);
+        uint64_t v = total(sc, series, cluster_value(L, cluster_rows[i].key));
         if (!strcmp(cluster_rows[i].key, "up"))
             fprintf(f, ",\"up\":%s", v ? "true" : "false");
         else
@@ -1352,10 +1371,10 @@ static void app_metrics(void *data, FILE *f) {
     mw_script_t *sc = data;
     mw_metrics_family(f, "lua_memory_bytes", "gauge", "Bytes the Lua state holds now.");
     mw_metrics_sample(f, "lua_memory_bytes", NULL, NULL, sc->used);
-    mw_metrics_family(f, "lua_memory_limit_bytes", "gauge",
+    mw_metrics_family(f, "lua_memory_limit_bytes", "gauge max",
                       "lua_memory_limit: what the Lua heap may hold (0: unlimited).");
     mw_metrics_sample(f, "lua_memory_limit_bytes", NULL, NULL, sc->limit);
-    mw_metrics_family(f, "lua_memory_full", "gauge",
+    mw_metrics_family(f, "lua_memory_full", "gauge max",
                       "1 while live Lua data stays near the limit and messages are refused.");
     mw_metrics_sample(f, "lua_memory_full", NULL, NULL, sc->full ? 1 : 0);
     mw_metrics_family(f, "lua_memory_limit_hits_total", "counter",

@@ -419,13 +419,14 @@ void mw_lua_shdict_metrics(mw_lua_core_t *ctx, FILE *out) {
     static const struct {
         const char *name, *type, *help;
     } fam[] = {
-        {"shdict_bytes", "gauge", "Bytes a shared dict's items may take (its capacity)."},
-        {"shdict_free_bytes", "gauge", "Bytes of a shared dict not taken by items."},
-        {"shdict_keys", "gauge",
+        /* "max": every worker reads the same zone (metrics.h) */
+        {"shdict_bytes", "gauge max", "Bytes a shared dict's items may take (its capacity)."},
+        {"shdict_free_bytes", "gauge max", "Bytes of a shared dict not taken by items."},
+        {"shdict_keys", "gauge max",
          "Keys a shared dict holds, expired ones not yet reclaimed included."},
-        {"shdict_evictions_total", "counter",
+        {"shdict_evictions_total", "counter max",
          "Live keys evicted from a shared dict to make room for a write."},
-        {"shdict_recoveries_total", "counter",
+        {"shdict_recoveries_total", "counter max",
          "Times a process took a shared dict's lock from one that died holding it."},
     };
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
