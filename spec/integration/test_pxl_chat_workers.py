@@ -20,7 +20,9 @@ workers); system.joinRoom/leaveRoom make a room split over the workers,
 whose members hear publishes, roomStatus's memberJoined/memberLeft and
 each other once, and stop hearing them when they leave. The room counts of
 roomStatus need presence across workers, which the hub does not carry yet:
-that case is skipped (PRESENCE_ACROSS_WORKERS below).
+that case is skipped (PRESENCE_ACROSS_WORKERS below). Last, the
+supervisor exits 0 on SIGTERM when both workers exited in the same
+instant (it once closed its signal handles twice and aborted).
 
 Nothing is timed. A worker subscribes to the hub's channels (bus, all, a
 room's) and the supervisor reads that a moment later: before relying on a
@@ -586,6 +588,33 @@ async def test_room_counts(ctx, w1, w2):
     await m3.call("system", "leaveRoom", {"roomName": room})
     left = await m2.until(member("memberLeft", room, "fay"), what="fay's memberLeft")
     eq(left["data"]["count"], 2, "eve hears fay left: two members")
+
+
+@S.case("last: workers that exit together leave the supervisor to exit 0 on SIGTERM",
+        timeout=60)
+def test_exit_together(ctx):
+    # Both workers exit while the supervisor is stopped; SIGTERM is then
+    # pending with SIGCHLD, and one SIGCHLD reaps both in one iteration.
+    sup, pids = State.srv.proc.pid, workers()
+    start = len(State.srv.log())
+    os.kill(sup, signal.SIGSTOP)
+    try:
+        for p in pids:
+            os.kill(p, signal.SIGTERM)
+
+        def zombies():
+            for p in pids:
+                with open("/proc/%d/stat" % p) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                        return False
+            return True
+        H.poll(zombies, timeout=20, what="both workers to exit")
+        os.kill(sup, signal.SIGTERM)
+    finally:
+        os.kill(sup, signal.SIGCONT)
+    eq(State.srv.wait_exit(20), 0, "the supervisor's exit status; log:\n%s"
+       % State.srv.log()[start:])
+    check("supervisor: every worker stopped" in State.srv.log()[start:], "its last line")
 
 
 if __name__ == "__main__":
