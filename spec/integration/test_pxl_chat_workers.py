@@ -18,7 +18,9 @@ all and a disconnect of a client of the other worker reach the dashboards
 of both workers, each exactly once (counted after markers from both
 workers); system.joinRoom/leaveRoom make a room split over the workers,
 whose members hear publishes, roomStatus's memberJoined/memberLeft and
-each other once, and stop hearing them when they leave. The room counts of
+each other once, and stop hearing them when they leave; a user connected
+to both workers gets /api/send {user} once on each connection and is
+disconnected on both by /api/disconnect {user}. The room counts of
 roomStatus need presence across workers, which the hub does not carry yet:
 that case is skipped (PRESENCE_ACROSS_WORKERS below). Last, the
 supervisor exits 0 on SIGTERM when both workers exited in the same
@@ -544,6 +546,40 @@ async def test_rooms(ctx, w1, w2):
            want, "what user %d on %s heard of the room's members" % (c.user, c.node))
     for c in (m1, m2):
         eq(saw(c, done("j-rooms")), 1, "user %d: the job once" % c.user)
+
+
+@acase("a user on both workers: /api/send and /api/disconnect {user} from either reach "
+       "each connection once")
+async def test_user(ctx, w1, w2):
+    u1, u2 = await connect(ctx, w1, 41), await connect(ctx, w2, 41)
+    # a user's channel is subscribed when the user connects: probe both ways
+    for pid, others in ((w1, (u2,)), (w2, (u1,))):
+        async def send(n, pid=pid):
+            status, doc = await api_on(pid, "POST", "/api/send",
+                                       {"user": 41, "type": "probe", "action": "user",
+                                        "data": {"n": n, "from": State.node[pid]}})
+            eq(status, 200, "probe send: %r" % (doc,))
+            return lambda m, n=n, pid=pid: m.get("type") == "probe" \
+                and m["data"] == {"n": n, "from": State.node[pid]}
+        await until_through(send, others, "send_user from %s" % State.node[pid])
+    for n, pid in ((1, w1), (2, w2)):
+        status, doc = await api_on(pid, "POST", "/api/send",
+                                   {"user": 41, "type": "room", "action": "note",
+                                    "data": {"n": n}})
+        eq((status, doc), (200, {"delivered": 1}), "send on %s: its own connection"
+           % State.node[pid])
+    for c in (u1, u2):
+        await c.until(note(1), what="the send through w1")
+        await c.until(note(2), what="the send through w2")
+    status, doc = await api_on(w2, "POST", "/api/disconnect",
+                               {"user": 41, "code": 4001, "reason": "user gone"})
+    eq(status, 200, "disconnect {user} through w2: %r" % (doc,))
+    for c in (u1, u2):
+        await asyncio.wait_for(c.ws.wait_closed(), RECV_TIMEOUT)
+        eq((c.ws.close_code, c.ws.close_reason), (4001, "user gone"),
+           "the close of user 41 on %s" % c.node)
+        eq([m["data"]["n"] for m in real(c.msgs) if note(1)(m) or note(2)(m)], [1, 2],
+           "on %s: each send once" % c.node)
 
 
 async def presence_count(pid, room, n):
