@@ -283,6 +283,8 @@ async def until_through(send, receivers, what):
             if not await c.seen_or_wait(got, PROBE_WAIT):
                 still.append(c)
         waiting = still
+    if n > 1:
+        print("     (%s: %d probes before every receiver had one)" % (what, n), flush=True)
 
 
 async def bus_ready(pids, receivers, tag):
