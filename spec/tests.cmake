@@ -201,9 +201,11 @@ mw_integration_test(servercore)
 # examples/pxl-chat speaks the PXL guide (001) to real clients: JWT from
 # ?token=, chat.send/typing, joinRoom/leaveRoom (also with
 # clientCanJoinMultipleRooms false), inactive clients, and a backend's
-# POST /api/emit reaching subscribers.
+# POST /api/emit reaching subscribers; the same app on two nodes sharing
+# a redis-server, and with workers = 2 (the supervisor's hub, no Redis).
 mw_integration_test(pxl_chat)
 mw_integration_test(pxl_chat_nodes)
+mw_integration_test(pxl_chat_workers)
 
 foreach(app hello echo hub chat gorilla-hub servercore pxl-chat)
   add_test(NAME lua_example_${app}

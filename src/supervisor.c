@@ -305,10 +305,13 @@ static void on_restart(uv_timer_t *t) {
 
 static void stop_all(supervisor_t *sup, int signum);
 
+/* The last worker's handle closed while stopping: close the rest. Workers
+ * that exit in the same loop iteration (one SIGCHLD reaps them all) each
+ * get here with alive already 0; only the first closes. */
 static void on_proc_closed(uv_handle_t *h) {
     worker_t *w = h->data;
     supervisor_t *sup = w->sup;
-    if (sup->stopping && sup->alive == 0) {
+    if (sup->stopping && sup->alive == 0 && !uv_is_closing((uv_handle_t *)&sup->sigterm)) {
         uv_signal_stop(&sup->sigterm);
         uv_signal_stop(&sup->sigint);
         uv_signal_stop(&sup->sighup);

@@ -62,6 +62,11 @@ class Failure(AssertionError):
     pass
 
 
+class Skip(Exception):
+    """Raised by a case that cannot run yet: it is reported as skipped,
+    with the reason (name the missing feature), and fails nothing."""
+
+
 def check(cond, msg="check failed"):
     if not cond:
         raise Failure(msg)
@@ -151,7 +156,7 @@ class Suite:
         args.root = os.path.abspath(args.root)
         ctx = Context(args)
         signal.signal(signal.SIGALRM, _alarm)
-        passed = failed = 0
+        passed = failed = skipped = 0
         t_start = time.monotonic()
         print("== %s (%s)" % (self.name, args.binary), flush=True)
         try:
@@ -180,6 +185,10 @@ class Suite:
                 signal.alarm(0)
                 passed += 1
                 print("ok   %-60s %.2fs" % (name, time.monotonic() - t0), flush=True)
+            except Skip as e:
+                signal.alarm(0)
+                skipped += 1
+                print("SKIP %-60s\n     %s" % (name, e), flush=True)
             except BaseException as e:
                 signal.alarm(0)
                 if isinstance(e, KeyboardInterrupt):
@@ -211,7 +220,8 @@ class Suite:
             ctx.dump_logs()
         ctx.cleanup()
         print("-- %s: %.1fs" % (self.name, time.monotonic() - t_start))
-        print("%d passed, %d failed" % (passed, failed), flush=True)
+        print("%d passed, %d failed%s" % (passed, failed,
+                                          ", %d skipped" % skipped if skipped else ""), flush=True)
         return 1 if failed else 0
 
 
