@@ -26,6 +26,7 @@
 #include "aggregate.h"
 #include "tls.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,6 +376,10 @@ static int cmd_bench(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     main_argv = argv;
+    /* A write to a peer that is gone (a client's reset socket, the hub
+     * socket of a worker that exited) must fail with EPIPE on that one
+     * connection, not kill the process with SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-v"))) {
         printf("moonwire %s\n", MW_VERSION);
         return 0;
