@@ -184,6 +184,9 @@ mw_integration_test(soak ${MW_SOAK_ARGS})
 # --------------------------------------------------------------------------
 
 mw_integration_test(bench_smoke)
+# The workers rows (issue 12): examples/hub with workers = 1 and 2, the
+# server measured as all its processes (moonwire-bench --server-pid).
+mw_integration_test(bench_workers)
 
 # --------------------------------------------------------------------------
 # Example apps: each one's own specs, through `moonwire test`

@@ -1,6 +1,6 @@
 /*
  * bench.c - moonwire-bench: the command line, the options table, and what
- * every workload shares (errors, CPU accounting, server RSS, the report).
+ * every workload shares (errors, CPU accounting, the report).
  *
  * A WebSocket load generator in one process on one libuv loop, cheap enough
  * that the server, not the generator, is what gets measured: one read
@@ -79,10 +79,14 @@ static const opt_t opts[] = {
      "wait MS ms instead of waiting for a reply to each subscribe"},
     {"stall-timeout", 'd', O(stall_timeout), "2", 0.01, 600, M_FAN, "stall_timeout_s", "S",
      "free the window slot of a message undelivered after S s"},
-    {"server-pid", 'l', O(server_pid), "0", 0, 1 << 30, M_CONNS, "server_pid", "PID",
-     "read this process's VmRSS before and after connecting"},
+    {"server-pid", 'l', O(server_pid), "0", 0, 1 << 30, M_CONNS | M_FAN, "server_pid", "PID",
+     "the server: this process and its descendants (workers); conns: their RSS and PSS "
+     "before and after connecting; fanout, emit: their CPU time over the measured window; "
+     "and which of them serves each connection"},
+    {"steps", 'l', O(steps), "1", 1, 16, M_CONNS, "steps", "S",
+     "open the connections in S equal steps, reading the server's memory after each"},
     {"settle", 'd', O(settle), "1", 0, 600, M_CONNS, "settle_s", "S",
-     "after the last connection opened, wait S s, then read the RSS"},
+     "after the last connection (of each step) opened, wait S s, then read the memory"},
     {"duration", 'd', O(duration), "5", 0.01, 86400, M_ALL, "duration_s", "S",
      "measured time (conns: hold time after settling, default 1)"},
     {"warmup", 'd', O(warmup), "1", 0, 3600, M_ECHO | M_FAN, "warmup_s", "S",
@@ -109,7 +113,8 @@ static void usage(FILE *f) {
                "  emit    fanout, but the K publishers are HTTP keep-alive connections\n"
                "          POSTing events to the server API (moonwire's /api/emit): a\n"
                "          subscriber of the app broadcasts each to the room\n"
-               "  conns   N idle connections; with --server-pid, server RSS per connection\n"
+               "  conns   N idle connections; with --server-pid, server RSS and PSS per\n"
+               "          connection (summed over the server's processes)\n"
                "\n"
                "Prints a summary, then one line with a JSON object holding every number.\n"
                "Exit status: 0 ok, 1 connection or protocol errors, 2 bad options.\n"
@@ -283,22 +288,6 @@ double mw_bench_cpu_end(mw_bench_t *b) {
     return b->cpu_pct;
 }
 
-long long mw_bench_rss(long pid) {
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long long kb = -1;
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = strtoll(line + 6, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return kb < 0 ? -1 : kb * 1024;
-}
-
 static void json_raw(mw_bench_t *b, const char *s, size_t n) {
     if (b->json_len + n + 2 > b->json_cap) {
         size_t cap = (b->json_cap ? b->json_cap : 1024);
@@ -359,6 +348,11 @@ void mw_bench_json_num(mw_bench_t *b, const char *key, double val) {
         s[--n] = 0;
     json_key(b, key);
     json_raw(b, s, (size_t)n);
+}
+
+void mw_bench_json_raw(mw_bench_t *b, const char *key, const char *val) {
+    json_key(b, key);
+    json_raw(b, val, strlen(val));
 }
 
 static void fmt_us(char *out, size_t n, uint64_t ns) {
@@ -445,8 +439,10 @@ int main(int argc, char **argv) {
         mode & M_FAN ? (size_t)(b->o.subscribers + b->o.publishers) : (size_t)b->o.connections;
     if ((rc = check_fds(conns)))
         return rc;
-    if (mode == M_CONNS && b->o.server_pid > 0 && mw_bench_rss(b->o.server_pid) < 0) {
-        fprintf(stderr, "moonwire-bench: --server-pid %ld: cannot read /proc/%ld/status\n",
+    mw_bench_proc_t probe;
+    if (b->o.server_pid > 0 &&
+        (mw_bench_procs_read(b->o.server_pid, &probe, 1, 1) != 1 || probe.rss < 0)) {
+        fprintf(stderr, "moonwire-bench: --server-pid %ld: cannot read /proc/%ld\n",
                 b->o.server_pid, b->o.server_pid);
         return 2;
     }

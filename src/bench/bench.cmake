@@ -4,7 +4,7 @@
 
 add_executable(moonwire-bench
   src/bench/bench.c src/bench/client.c src/bench/stats.c src/bench/tpl.c
-  src/bench/echo.c src/bench/fanout.c src/bench/conns.c)
+  src/bench/echo.c src/bench/fanout.c src/bench/conns.c src/bench/procs.c)
 target_link_libraries(moonwire-bench PRIVATE PkgConfig::LIBUV ${WSLAY_TARGET} ${MATH_LIB})
 install(TARGETS moonwire-bench RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 

@@ -21,7 +21,7 @@ typedef struct mw_bench_opts {
     const char *mode;
     const char *url;
     long connections, depth, size, subscribers, publishers, window, addresses;
-    long concurrency, server_pid;
+    long concurrency, server_pid, steps;
     double rate, duration, warmup, connect_timeout, drain_timeout, settle;
     double subscribe_wait_ms, stall_timeout;
     const char *template_, *subscribe_template, *publish_template, *room;
@@ -71,13 +71,41 @@ void mw_bench_guard(mw_bench_t *b, double seconds);
 void mw_bench_cpu_begin(mw_bench_t *b);
 double mw_bench_cpu_end(mw_bench_t *b);
 
-/* VmRSS of pid in bytes, or -1 when it cannot be read. */
-long long mw_bench_rss(long pid);
+/* The server under test as processes (procs.c): --server-pid and every
+ * descendant, e.g. moonwire's supervisor and its workers. */
+#define MW_BENCH_MAX_PROCS 72
+typedef struct mw_bench_proc {
+    long pid;
+    char name[32];
+    long long utime, stime; /* clock ticks (mw_bench_clk_tck), all threads */
+    long long rss, pss;     /* bytes (VmRSS, smaps_rollup Pss); -1: not read */
+    long long syscr, syscw; /* read and write syscalls so far (/proc/P/io); -1: unknown */
+} mw_bench_proc_t;
+
+/* Fills procs with pid, then its descendants (breadth first), at most max;
+ * with mem, their RSS and PSS too. Returns how many, 0 when pid is gone. */
+int mw_bench_procs_read(long pid, mw_bench_proc_t *procs, int max, int mem);
+/* Sets owner[i] to the index in procs of the process holding the server
+ * end of clients[i] (-1: none of them; clients[i] may be NULL). Returns 0,
+ * or -1 when /proc could not be read. */
+int mw_bench_procs_owners(const mw_bench_proc_t *procs, int n, mw_bench_client_t *const *clients,
+                          size_t nc, int *owner);
+/* Counts, per process, the connections it serves: subs[i] among
+ * clients[0..nsub), pubs[i] among the rest; unmatched[0] and [1] those of
+ * each kind served by none of them (another server, or already closed).
+ * Returns 0, or -1 when /proc could not be read. */
+int mw_bench_procs_split(const mw_bench_proc_t *procs, int n, mw_bench_client_t *const *clients,
+                         size_t nc, size_t nsub, size_t *subs, size_t *pubs, size_t *unmatched);
+/* The entry of pid in procs, or NULL. */
+const mw_bench_proc_t *mw_bench_procs_find(const mw_bench_proc_t *procs, int n, long pid);
+long mw_bench_clk_tck(void);
 
 /* Adds a field to the JSON line (keys are plain identifiers). */
 void mw_bench_json_str(mw_bench_t *b, const char *key, const char *val);
 void mw_bench_json_int(mw_bench_t *b, const char *key, long long val);
 void mw_bench_json_num(mw_bench_t *b, const char *key, double val);
+/* val is already JSON (an array or an object built by the caller). */
+void mw_bench_json_raw(mw_bench_t *b, const char *key, const char *val);
 
 /* Prints the latency line and adds p50_us, p90_us, p99_us, p999_us,
  * max_us, mean_us to the JSON. */

@@ -95,6 +95,14 @@ void *mw_bench_client_data(const mw_bench_client_t *c) {
     return c->data;
 }
 
+int mw_bench_client_sockname(const mw_bench_client_t *c, struct sockaddr_in *sa) {
+    int len = sizeof(*sa);
+    if (!mw_bench_client_is_open(c) ||
+        uv_tcp_getsockname(&c->tcp, (struct sockaddr *)sa, &len) != 0 || sa->sin_family != AF_INET)
+        return -1;
+    return 0;
+}
+
 void mw_bench_client_http(mw_bench_client_t *c, const struct sockaddr_in *server) {
     c->http = 1;
     c->peer = *server;

@@ -103,6 +103,9 @@ unsigned mw_bench_client_outstanding(const mw_bench_client_t *c);
 uint32_t mw_bench_client_id(const mw_bench_client_t *c);
 void *mw_bench_client_data(const mw_bench_client_t *c);
 int mw_bench_client_is_open(const mw_bench_client_t *c);
+/* The local address of an open connection (what the server sees as its
+ * peer). Returns 0, or -1 when c is not open. */
+int mw_bench_client_sockname(const mw_bench_client_t *c, struct sockaddr_in *sa);
 /* Bytes waiting to be written (not yet accepted by the kernel). */
 size_t mw_bench_client_pending(const mw_bench_client_t *c);
 

@@ -32,6 +32,13 @@
  * the same app (same path), the even ones and the publishers to --url, so
  * half of every delivery crosses from the publishing node to the other.
  *
+ * With --server-pid, the server is measured as its processes (the pid and
+ * its descendants: moonwire's supervisor and workers, procs.c): which of
+ * them serves each connection (read once every subscriber is in the
+ * room), and their CPU time at both ends of the measured window, so that
+ * deliveries per server CPU-second compare servers with any number of
+ * processes.
+ *
  * Socket.IO (--engineio 1): each connection is a Socket.IO client over a
  * bare WebSocket (the URL's path is /socket.io/?EIO=4&transport=websocket):
  * the server opens with "0{...}", the client sends "40" (connect to the
@@ -88,6 +95,11 @@ typedef struct {
     int engineio;
     mw_bench_tpl_t eio_connect, eio_pong; /* "40", "3" */
     uint8_t *eio_ready;                   /* per client: "40{...}" came back */
+    /* --server-pid: the processes and the connections each serves (read
+     * when every subscriber is in), their CPU at the window's ends. */
+    mw_bench_proc_t sp[MW_BENCH_MAX_PROCS], cpu0[MW_BENCH_MAX_PROCS], cpu1[MW_BENCH_MAX_PROCS];
+    int nsp, ncpu0, ncpu1, split_ok;
+    size_t sp_subs[MW_BENCH_MAX_PROCS], sp_pubs[MW_BENCH_MAX_PROCS], sp_unmatched[2];
     uv_timer_t timer, tick;
 } fanout_t;
 
@@ -97,11 +109,22 @@ static uint64_t now_rel(void) {
     return uv_hrtime() - F.b->net.t_base;
 }
 
+/* The server's CPU time at the start (0) or the end (1) of the window. */
+static void server_cpu(int end) {
+    if (F.b->o.server_pid <= 0)
+        return;
+    if (end)
+        F.ncpu1 = mw_bench_procs_read(F.b->o.server_pid, F.cpu1, MW_BENCH_MAX_PROCS, 0);
+    else
+        F.ncpu0 = mw_bench_procs_read(F.b->o.server_pid, F.cpu0, MW_BENCH_MAX_PROCS, 0);
+}
+
 static void finish(void) {
     if (F.phase == P_MEASURE) {
         F.t1 = now_rel();
         F.seq_t1 = F.nmsgs;
         mw_bench_cpu_end(F.b);
+        server_cpu(1);
     }
     F.phase = P_DONE;
     uv_timer_stop(&F.timer);
@@ -205,6 +228,7 @@ static void on_measure_end(uv_timer_t *t) {
     F.t1 = now_rel();
     F.seq_t1 = F.nmsgs;
     mw_bench_cpu_end(F.b);
+    server_cpu(1);
     F.phase = P_DRAIN;
     if (all_closed()) {
         finish();
@@ -221,11 +245,20 @@ static void on_warmup_end(uv_timer_t *t) {
     F.seq_t1 = UINT64_MAX;
     F.rx_window = 0;
     mw_bench_cpu_begin(F.b);
+    server_cpu(0);
     uv_timer_start(&F.timer, on_measure_end, (uint64_t)(F.b->o.duration * 1000), 0);
 }
 
 static void start(void) {
     uv_timer_stop(&F.timer);
+    if (F.b->o.server_pid > 0) {
+        F.nsp = mw_bench_procs_read(F.b->o.server_pid, F.sp, MW_BENCH_MAX_PROCS, 0);
+        F.split_ok = F.nsp > 0 && mw_bench_procs_split(F.sp, F.nsp, F.clients, F.n, F.nsub,
+                                                       F.sp_subs, F.sp_pubs, F.sp_unmatched) == 0;
+        if (!F.split_ok)
+            mw_bench_error(F.b, "--server-pid: could not read which process serves each "
+                                "connection (/proc)");
+    }
     F.phase = P_WARMUP;
     F.seq_t0 = F.seq_t1 = UINT64_MAX;
     F.t_start = now_rel();
@@ -462,6 +495,91 @@ static int emit_template(const mw_bench_opts_t *o, char *err, size_t errlen) {
     return 0;
 }
 
+/* --server-pid: the server's CPU over the window, per process and in all,
+ * and the connections each process serves. */
+static void report_server(uint64_t deliveries, double window) {
+    mw_bench_t *b = F.b;
+    if (b->o.server_pid <= 0)
+        return;
+    if (!F.ncpu0 || !F.ncpu1) {
+        mw_bench_error(b, "--server-pid: the server's CPU time was not read at both ends of "
+                          "the window (it exited?)");
+        return;
+    }
+    double tck = (double)mw_bench_clk_tck();
+    long long ut = 0, st = 0, wr = 0, rd = 0;
+    int changed = F.ncpu0 != F.ncpu1, io = 1;
+    char procs[MW_BENCH_MAX_PROCS * 200], *w = procs;
+    size_t left = sizeof(procs);
+    int k = snprintf(w, left, "[");
+    w += k, left -= (size_t)k;
+    printf("  server       %d process%s (--server-pid %ld and descendants)\n", F.ncpu1,
+           F.ncpu1 == 1 ? "" : "es", b->o.server_pid);
+    for (int i = 0; i < F.ncpu1; i++) {
+        const mw_bench_proc_t *p1 = &F.cpu1[i];
+        const mw_bench_proc_t *p0 = mw_bench_procs_find(F.cpu0, F.ncpu0, p1->pid);
+        if (!p0)
+            changed = 1; /* started during the window: all its time is in it */
+        long long du = p1->utime - (p0 ? p0->utime : 0), ds = p1->stime - (p0 ? p0->stime : 0);
+        ut += du, st += ds;
+        long long dw = -1, dr = -1;
+        if (p0 && p0->syscw >= 0 && p1->syscw >= 0)
+            dw = p1->syscw - p0->syscw, dr = p1->syscr - p0->syscr;
+        else
+            io = 0;
+        wr += dw, rd += dr;
+        long long subs = -1, pubs = -1;
+        for (int j = 0; F.split_ok && j < F.nsp; j++)
+            if (F.sp[j].pid == p1->pid)
+                subs = (long long)F.sp_subs[j], pubs = (long long)F.sp_pubs[j];
+        printf("    pid %-7ld %-15s CPU %.2f s (user %.2f + sys %.2f), %lld writes, %lld reads",
+               p1->pid, p1->name, (double)(du + ds) / tck, (double)du / tck, (double)ds / tck, dw,
+               dr);
+        if (subs >= 0)
+            printf(", serves %lld subscribers, %lld publishers", subs, pubs);
+        printf("\n");
+        k = snprintf(w, left,
+                     "%s{\"pid\":%ld,\"name\":\"%s\",\"cpu_user_s\":%.2f,\"cpu_sys_s\":%.2f,"
+                     "\"write_syscalls\":%lld,\"read_syscalls\":%lld,"
+                     "\"subscribers\":%lld,\"publishers\":%lld}",
+                     i ? "," : "", p1->pid, p1->name, (double)du / tck, (double)ds / tck, dw, dr,
+                     subs, pubs);
+        if (k > 0 && (size_t)k < left)
+            w += k, left -= (size_t)k;
+    }
+    snprintf(w, left, "]");
+    double cpu = (double)(ut + st) / tck;
+    double per = cpu > 0 ? (double)deliveries / cpu : 0;
+    printf("  server cpu   %.2f s in the %.2f s window (user %.2f + sys %.2f): %.0f deliveries "
+           "per server CPU-second\n",
+           cpu, window, (double)ut / tck, (double)st / tck, per);
+    if (io && wr > 0)
+        printf("  server io    %lld write and %lld read syscalls in the window: %.1f deliveries "
+               "per write\n",
+               wr, rd, (double)deliveries / (double)wr);
+    if (F.split_ok && (F.sp_unmatched[0] || F.sp_unmatched[1]))
+        printf("  server       %zu subscribers and %zu publishers not served by these "
+               "processes\n",
+               F.sp_unmatched[0], F.sp_unmatched[1]);
+    if (changed)
+        printf("  WARNING: the server's processes changed during the window\n");
+    mw_bench_json_raw(b, "server_processes", procs);
+    mw_bench_json_int(b, "server_process_count", F.ncpu1);
+    mw_bench_json_int(b, "server_processes_changed", changed);
+    mw_bench_json_num(b, "server_cpu_s", cpu);
+    mw_bench_json_num(b, "server_cpu_user_s", (double)ut / tck);
+    mw_bench_json_num(b, "server_cpu_sys_s", (double)st / tck);
+    mw_bench_json_num(b, "deliveries_per_server_cpu_s", per);
+    if (io) {
+        mw_bench_json_int(b, "server_write_syscalls", wr);
+        mw_bench_json_int(b, "server_read_syscalls", rd);
+    }
+    if (F.split_ok) {
+        mw_bench_json_int(b, "subscribers_unmatched", (long long)F.sp_unmatched[0]);
+        mw_bench_json_int(b, "publishers_unmatched", (long long)F.sp_unmatched[1]);
+    }
+}
+
 int mw_bench_run_fanout(mw_bench_t *b) {
     mw_bench_opts_t *o = &b->o;
     memset(&F, 0, sizeof(F));
@@ -593,6 +711,7 @@ int mw_bench_run_fanout(mw_bench_t *b) {
         mw_bench_json_int(b, "emit_responses_not_200", (long long)F.responses_bad);
         mw_bench_json_int(b, "emit_unsubscribed", (long long)F.unsubscribed);
     }
+    report_server(measured ? F.rx_window : 0, window);
     mw_bench_report_cpu(b);
 
     mw_bench_teardown(b, F.clients, F.n);
