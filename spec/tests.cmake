@@ -110,6 +110,9 @@ mw_integration_test(http_api)
 # moonwire.redis in the binary against a real redis-server (killed and
 # restarted during the test): calls, pub/sub, /metrics, fail fast.
 mw_integration_test(redis)
+# moonwire.nats in the binary against a real nats-server (killed during
+# WebSocket traffic and restarted; subscriptions resume).
+mw_integration_test(nats)
 
 # The event bus: subscribers/*.lua in the real binary, POST /api/emit, the
 # server's events, hot reload of subscribers, check and new subscriber.
