@@ -204,7 +204,14 @@ mw_integration_test(servercore)
 mw_integration_test(pxl_chat)
 mw_integration_test(pxl_chat_nodes)
 
-foreach(app hello echo hub chat gorilla-hub servercore pxl-chat)
+# examples/trading-feed speaks the @aladdin/websocket guide (000) to real
+# clients: connected, the auth message and authTimeout, subscribe and
+# unsubscribe, the JSON ping/pong, the rate-limit error, the event cache,
+# and NATS subjects (a real nats-server the test starts on a free port)
+# broadcast to a channel's subscribers.
+mw_integration_test(trading_feed)
+
+foreach(app hello echo hub chat gorilla-hub servercore pxl-chat trading-feed)
   add_test(NAME lua_example_${app}
            COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/${app})
 endforeach()
