@@ -1,11 +1,15 @@
 /*
  * nats.c - a NATS connection on the server's libuv loop (see nats.h).
  *
- * Threads: cnats calls on_msg from its message-delivery thread, on_down,
- * on_up and on_closed from its callback thread, reconnect_delay from its
- * reconnect thread, on_sub_complete from a subscription's thread as it
- * ends. None of them touches anything but the queue below (n->lock): they
- * append an event and wake the loop (n->async); on_async runs them on the
+ * Threads: cnats calls on_msg from its message-delivery thread, on_down
+ * and on_closed from its callback thread, on_sub_complete from the
+ * delivery thread as a subscription ends. cnats never reconnects by itself
+ * (its reconnect thread would do a blocking handshake and flush that need
+ * the loop to read the server's answer, while the loop may wait on the
+ * connection's lock: the loop stalled for seconds): a lost connection is
+ * closed, and the loop makes a new one the way it makes the first (a
+ * non-blocking probe, then cnats), subscribing again. None of them touches anything but the queue
+ * below (n->lock): they append an event and wake the loop (n->async); on_async runs them on the
  * loop thread. Everything else in a handle belongs to the loop thread.
  * mw_nats_free closes the cnats connection and waits on n->cond (bounded)
  * until cnats has called on_closed and every subscription's completion,
@@ -30,7 +34,7 @@
 #define FREE_WAIT_MS 5000 /* how long mw_nats_free waits for cnats's threads */
 #define BATCH 1024        /* events run per loop turn */
 
-enum { EV_MSG, EV_DOWN, EV_UP, EV_SUBDONE };
+enum { EV_MSG, EV_DOWN, EV_CLOSED, EV_SUBDONE };
 
 typedef struct ev {
     struct ev *next;
@@ -84,7 +88,8 @@ struct mw_nats {
     uv_mutex_t lock;
     uv_cond_t cond;
     ev_t *head, *tail;
-    int closed;         /* on_closed ran */
+    int closed;         /* on_closed ran for n->nc */
+    ev_t closed_ev;     /* what on_closed queues (one per connection) */
     uint64_t completed; /* subscriptions whose completion ran */
 
     /* The loop thread's. */
@@ -92,7 +97,9 @@ struct mw_nats {
     int up, closing, dispatching, free_requested;
     int outage;      /* down since the last success; logged once */
     int fail_logged; /* a refused publish was logged in this outage */
-    int attempts;    /* first-connect attempts failed in a row */
+    int attempts;    /* connect attempts failed in a row */
+    int was_up;      /* connected once: later connects are reconnects */
+    int nc_closed;   /* n->nc is closed, waiting for its subscriptions to end */
     uint64_t ctimeout, rmin, rmax;
     char last_error[256];
     mw_list_t subs, reqs;
@@ -157,8 +164,8 @@ static void on_sub_complete(void *closure) {
     n->tail = &sub->done;
     n->completed++;
     uv_cond_signal(&n->cond);
+    uv_async_send(&n->async); /* under the lock: teardown closes async once it sees this */
     uv_mutex_unlock(&n->lock);
-    uv_async_send(&n->async);
 }
 
 static void on_down(natsConnection *nc, void *closure) {
@@ -166,17 +173,24 @@ static void on_down(natsConnection *nc, void *closure) {
     push_simple(closure, EV_DOWN, NULL, NULL);
 }
 
-static void on_up(natsConnection *nc, void *closure) {
-    (void)nc;
-    push_simple(closure, EV_UP, NULL, NULL);
-}
-
+/* on_closed: the connection is closed (lost, as cnats does not reconnect,
+ * or by teardown); the loop reconnects on EV_CLOSED. */
 static void on_closed(natsConnection *nc, void *closure) {
     (void)nc;
     mw_nats_t *n = closure;
+    n->closed_ev.type = EV_CLOSED;
+    n->closed_ev.sub = NULL;
+    n->closed_ev.msg = NULL;
+    n->closed_ev.next = NULL;
     uv_mutex_lock(&n->lock);
     n->closed = 1;
+    if (n->tail)
+        n->tail->next = &n->closed_ev;
+    else
+        n->head = &n->closed_ev;
+    n->tail = &n->closed_ev;
     uv_cond_signal(&n->cond);
+    uv_async_send(&n->async); /* under the lock: teardown closes async once it sees this */
     uv_mutex_unlock(&n->lock);
 }
 
@@ -185,12 +199,6 @@ static uint64_t backoff(const mw_nats_t *n, int attempts) {
     for (int i = 1; i < attempts && d < n->rmax; i++)
         d *= 2;
     return d < n->rmax ? d : n->rmax;
-}
-
-/* cnats's reconnect thread asks how long to wait after a failed round. */
-static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure) {
-    (void)nc;
-    return (int64_t)backoff(closure, attempts);
 }
 
 /* detach wraps the adapter's natsLibuv_Detach. On the loop thread (a close
@@ -247,10 +255,12 @@ static void first_over(mw_nats_t *n, int err) {
     }
 }
 
-/* connect_failed counts a failed first-connect attempt, logs the first of
- * an outage and schedules the next one. */
+/* connect_failed counts a failed attempt before the first success (the
+ * retries after a loss are not errors of the app's), logs the first of an
+ * outage and schedules the next one. */
 static void connect_failed(mw_nats_t *n) {
-    n->st.errors++;
+    if (!n->was_up)
+        n->st.errors++;
     if (!n->outage) {
         n->outage = 1;
         mw_log_warn("nats %s: cannot connect (%s); retrying with backoff up to %llums", n->name,
@@ -261,9 +271,9 @@ static void connect_failed(mw_nats_t *n) {
     first_over(n, 0);
 }
 
-/* connect_now makes the first connection with cnats, which connects
- * blocking: only once a probe has reached a server that accepts, so the
- * wait is a handshake with a live server. */
+/* connect_now makes a connection with cnats, which connects blocking:
+ * only once a probe has reached a server that accepts, so the wait is a
+ * handshake with a live server. */
 static void connect_now(mw_nats_t *n) {
     natsLibuv_SetThreadLocalLoop(n->loop);
     natsConnection *nc = NULL;
@@ -273,13 +283,20 @@ static void connect_now(mw_nats_t *n) {
         connect_failed(n);
         return;
     }
+    uv_mutex_lock(&n->lock);
+    n->closed = 0;
+    uv_mutex_unlock(&n->lock);
     n->nc = nc;
     n->up = 1;
     n->last_error[0] = '\0';
     if (n->outage) {
         n->st.reconnects++;
-        mw_log_info("nats %s: connected", n->name);
+        if (n->was_up)
+            mw_log_info("nats %s: reconnected; subscriptions restored", n->name);
+        else
+            mw_log_info("nats %s: connected", n->name);
     }
+    n->was_up = 1;
     n->outage = n->fail_logged = n->attempts = 0;
     for (mw_list_t *l = n->subs.next; l != &n->subs; l = l->next) {
         mw_nats_sub_t *sub = mw_list_entry(l, mw_nats_sub_t, link);
@@ -442,8 +459,8 @@ static void probe_url(probe_t *p) {
     probe_url(p);
 }
 
-/* try_connect starts one attempt at the first connection (cnats
- * reconnects by itself after that): a probe, then cnats. */
+/* try_connect starts one attempt at a connection, the first or one after
+ * a loss: a probe, then cnats. */
 static void try_connect(mw_nats_t *n) {
     probe_t *p = calloc(1, sizeof *p);
     if (!p) {
@@ -514,6 +531,36 @@ static void on_reply(mw_nats_t *n, natsMsg *msg) {
     }
 }
 
+/* lost marks the connection down (once per outage, logged) and fails the
+ * requests in flight: their answers would go to the lost connection. */
+static void lost(mw_nats_t *n) {
+    if (n->closing || !n->up)
+        return;
+    n->up = 0;
+    n->outage = 1;
+    snprintf(n->last_error, sizeof n->last_error, "connection lost");
+    mw_log_warn("nats %s: connection lost; reconnecting with backoff up to %llums", n->name,
+                (unsigned long long)n->rmax);
+    while (!mw_list_empty(&n->reqs))
+        req_end(mw_list_entry(n->reqs.next, req_t, link), NULL, MW_ENOTCONN);
+}
+
+/* maybe_reconnect starts connecting again once the lost connection is
+ * closed and each of its subscriptions has ended (a subscription's
+ * completion event is reused by its next cnats subscription). */
+static void maybe_reconnect(mw_nats_t *n) {
+    if (n->closing || !n->nc_closed)
+        return;
+    for (mw_list_t *l = n->subs.next; l != &n->subs; l = l->next)
+        if (mw_list_entry(l, mw_nats_sub_t, link)->ns)
+            return;
+    n->nc_closed = 0;
+    natsConnection_Destroy(n->nc);
+    n->nc = NULL;
+    n->attempts = 0;
+    try_connect(n);
+}
+
 static void handle_ev(mw_nats_t *n, ev_t *e) {
     mw_nats_sub_t *sub = e->sub;
     switch (e->type) {
@@ -537,26 +584,16 @@ static void handle_ev(mw_nats_t *n, ev_t *e) {
             natsSubscription_Destroy(sub->ns);
             sub->ns = NULL;
         }
+        maybe_reconnect(n);
         break;
     case EV_DOWN:
-        if (!n->closing && n->up) {
-            n->up = 0;
-            n->outage = 1;
-            snprintf(n->last_error, sizeof n->last_error, "connection lost");
-            mw_log_warn("nats %s: connection lost; reconnecting with backoff up to %llums", n->name,
-                        (unsigned long long)n->rmax);
-        }
+        lost(n);
         free(e);
         break;
-    case EV_UP:
-        if (!n->closing && !n->up) {
-            n->up = 1;
-            n->st.reconnects++;
-            n->last_error[0] = '\0';
-            mw_log_info("nats %s: reconnected; subscriptions restored", n->name);
-            n->outage = n->fail_logged = 0;
-        }
-        free(e);
+    case EV_CLOSED: /* embedded in n: not freed */
+        lost(n);
+        n->nc_closed = 1;
+        maybe_reconnect(n);
         break;
     }
 }
@@ -695,14 +732,11 @@ static int set_opts(mw_nats_t *n, const mw_nats_opts_t *o) {
      * order the socket brought them, across subscriptions. */
     if (s == NATS_OK)
         s = natsOptions_UseGlobalMessageDelivery(opts, true);
+    /* No reconnect thread: the loop reconnects (see the top of the file). */
     if (s == NATS_OK)
-        s = natsOptions_SetMaxReconnect(opts, -1);
-    if (s == NATS_OK)
-        s = natsOptions_SetCustomReconnectDelay(opts, reconnect_delay, n);
+        s = natsOptions_SetAllowReconnect(opts, false);
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(opts, on_down, n);
-    if (s == NATS_OK)
-        s = natsOptions_SetReconnectedCB(opts, on_up, n);
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(opts, on_closed, n);
     if (s == NATS_OK)
@@ -887,12 +921,12 @@ int mw_nats_subscribe(mw_nats_t *n, const char *subject, const char *queue, mw_n
         sub_destroy(sub);
         return MW_ENOMEM;
     }
-    if (n->nc) {
+    if (n->nc && n->up) {
         int rc = do_subscribe(n, sub);
-        if (rc != 0) {
+        if (rc == MW_EINVAL) {
             sub_destroy(sub);
             return rc;
-        }
+        } /* else made on the next connect, like one made while down */
     }
     mw_list_insert_tail(&n->subs, &sub->link);
     n->st.subscriptions++;
@@ -911,9 +945,9 @@ void mw_nats_unsubscribe(mw_nats_t *n, mw_nats_sub_t *sub) {
         sub_destroy(sub);
         return;
     }
-    /* cnats ends it; on_sub_complete then frees it on the loop. */
-    if (natsSubscription_Unsubscribe(sub->ns) != NATS_OK && !n->nc)
-        sub_destroy(sub);
+    /* cnats ends it (or its closed connection did); on_sub_complete then
+     * frees it on the loop. */
+    natsSubscription_Unsubscribe(sub->ns);
 }
 
 int mw_nats_request(mw_nats_t *n, const char *subject, const void *data, size_t len,

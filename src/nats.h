@@ -2,14 +2,14 @@
  * nats.h - a NATS connection on the server's libuv loop.
  *
  * cnats (Debian's libnats-dev) does the protocol; its libuv adapter puts the
- * socket on the server's loop. cnats still runs threads of its own: one per
- * subscription delivers messages, one reconnects, one runs the connection
- * callbacks. This module marshals everything those threads report into the
+ * socket on the server's loop. cnats still runs threads of its own: one
+ * delivers messages, one runs the connection callbacks; it does not
+ * reconnect by itself (its reconnect thread's blocking handshake stalled
+ * the loop): the loop does. This module marshals everything those threads report into the
  * loop (a mutex-protected queue and a uv_async_t), so every callback below
  * runs on the loop thread. It adds what a server needs: a first connect
- * that does not block the loop on a server that is away, retried with
- * bounded exponential backoff (cnats's libuv adapter must attach first from
- * the loop thread, so cnats's own retry-on-failed-connect cannot be used), publishes that fail fast
+ * (and every reconnect) that does not block the loop on a server that is
+ * away, retried with bounded exponential backoff, publishes that fail fast
  * while NATS is down, requests with a timeout on one shared inbox subscription, subscriptions kept
  * across reconnects (and made once the first connect succeeds), each outage logged once, and
  * counters for /metrics. docs/architecture.md ("NATS: where cnats plugs into the loop") has the
@@ -55,7 +55,8 @@ typedef void (*mw_nats_msg_cb)(void *data, const mw_nats_msg_t *m);
 
 /* A request's outcome: exactly one call, with m != NULL and err == 0, or
  * m == NULL and err one of MW_ETIMEOUT, MW_ENORESP (nobody subscribes to
- * the subject), MW_ECLOSED (mw_nats_free). */
+ * the subject), MW_ENOTCONN (the connection was lost meanwhile),
+ * MW_ECLOSED (mw_nats_free). */
 typedef void (*mw_nats_reply_cb)(void *data, const mw_nats_msg_t *m, int err);
 
 /* mw_nats_check_url tells whether url looks like one mw_nats_create takes
@@ -66,8 +67,8 @@ int mw_nats_check_url(const char *url, char *err, size_t errlen);
  * non-blocking uv_getaddrinfo and uv_tcp_connect to each URL, within
  * connect_timeout_ms) waits for a server that accepts, then cnats connects
  * (blocking, but to a live server: a handshake); failed attempts are
- * retried from a timer with backoff until one succeeds; after that cnats
- * reconnects by itself. Returns 0, MW_EINVAL or MW_ENOMEM; a server that
+ * retried from a timer with backoff until one succeeds; a connection lost
+ * later is made again the same way. Returns 0, MW_EINVAL or MW_ENOMEM; a server that
  * is down is not an error. */
 int mw_nats_create(mw_nats_t **out, uv_loop_t *loop, const mw_nats_opts_t *opts, char *err,
                    size_t errlen);
