@@ -8,12 +8,19 @@
  * the loop to read the server's answer, while the loop may wait on the
  * connection's lock: the loop stalled for seconds): a lost connection is
  * closed, and the loop makes a new one the way it makes the first (a
- * non-blocking probe, then cnats), subscribing again. None of them touches anything but the queue
- * below (n->lock): they append an event and wake the loop (n->async); on_async runs them on the
- * loop thread. Everything else in a handle belongs to the loop thread.
- * mw_nats_free closes the cnats connection and waits on n->cond (bounded)
- * until cnats has called on_closed and every subscription's completion,
- * after which no cnats thread holds a pointer into the handle.
+ * non-blocking probe, then cnats), subscribing again. None of them touches
+ * anything but the queue below (n->lock): they append an event and wake the
+ * loop (n->async); on_async runs them on the loop thread. Everything else in
+ * a handle belongs to the loop thread.
+ *
+ * The two cnats calls that wait on the network run on libuv's thread pool,
+ * never on the loop: natsConnection_Connect (a handshake, however slow the
+ * server is to speak) and natsConnection_Close (which flushes what is
+ * buffered and waits for the server's PONG, which the loop reads). The loop
+ * watches cnats's socket through evl_t below, our own event-loop hooks for
+ * cnats: they work from any thread, and they poll a duplicate of the socket,
+ * so that cnats closing its descriptor from whatever thread can never leave
+ * the loop's epoll with a closed (or reused) descriptor.
  */
 #include "nats.h"
 #include "errors.h"
@@ -22,16 +29,13 @@
 #include "metrics.h"
 
 #include <nats/nats.h>
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#include <nats/adapters/libuv.h>
-#pragma GCC diagnostic pop
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define FREE_WAIT_MS 5000 /* how long mw_nats_free waits for cnats's threads */
+#define FREE_WAIT_MS 5000 /* how long a close waits for cnats's threads */
 #define BATCH 1024        /* events run per loop turn */
 
 enum { EV_MSG, EV_DOWN, EV_CLOSED, EV_SUBDONE };
@@ -41,6 +45,7 @@ typedef struct ev {
     int type;
     mw_nats_sub_t *sub;
     natsMsg *msg;
+    natsConnection *nc; /* EV_CLOSED: the connection that closed */
 } ev_t;
 
 struct mw_nats_sub {
@@ -55,6 +60,7 @@ struct mw_nats_sub {
 };
 
 typedef struct probe probe_t;
+typedef struct cwork cwork_t;
 
 typedef struct waiter {
     struct waiter *next;
@@ -73,11 +79,13 @@ typedef struct req {
 
 struct mw_nats {
     uv_loop_t *loop;
+    uv_thread_t loop_thread;
     natsOptions *opts;
     natsConnection *nc;
     char *name;
     char *urls;        /* the URL list, for the probe */
-    probe_t *probe;    /* the first-connect probe under way, or NULL */
+    probe_t *probe;    /* the probe under way, or NULL */
+    cwork_t *cwork;    /* the pool's natsConnection_Connect under way, or NULL */
     int first;         /* the first attempt is under way */
     waiter_t *waiters; /* mw_nats_when_ready's, until it ends */
     uv_async_t async;
@@ -112,7 +120,6 @@ struct mw_nats {
 static uv_once_t lib_once = UV_ONCE_INIT;
 static void lib_init(void) {
     nats_Open(-1);
-    natsLibuv_Init();
 }
 
 /* ---- cnats's threads ------------------------------------------------------ */
@@ -176,11 +183,11 @@ static void on_down(natsConnection *nc, void *closure) {
 /* on_closed: the connection is closed (lost, as cnats does not reconnect,
  * or by teardown); the loop reconnects on EV_CLOSED. */
 static void on_closed(natsConnection *nc, void *closure) {
-    (void)nc;
     mw_nats_t *n = closure;
     n->closed_ev.type = EV_CLOSED;
     n->closed_ev.sub = NULL;
     n->closed_ev.msg = NULL;
+    n->closed_ev.nc = nc;
     n->closed_ev.next = NULL;
     uv_mutex_lock(&n->lock);
     n->closed = 1;
@@ -201,28 +208,225 @@ static uint64_t backoff(const mw_nats_t *n, int attempts) {
     return d < n->rmax ? d : n->rmax;
 }
 
-/* detach wraps the adapter's natsLibuv_Detach. On the loop thread (a close
- * from mw_nats_free) the adapter only closes its uv_async_t and leaves the
- * uv_poll_t active until that close callback runs, while cnats closes the
- * socket as soon as detach returns: a poll change cnats queued just before
- * (a write to flush) would then reach epoll_ctl on a closed descriptor, and
- * libuv aborts on EBADF. Stopping the poll first takes the descriptor out
- * of epoll while it is still open. */
-static natsStatus detach(void *userData) {
-    natsLibuvEvents *nle = userData;
-    if (nle && nle->handle && uv_key_get(&uvLoopThreadKey) == nle->loop &&
-        !uv_is_closing((uv_handle_t *)nle->handle))
-        uv_poll_stop(nle->handle);
-    return natsLibuv_Detach(userData);
+/* ---- cnats's event-loop hooks ---------------------------------------------
+ *
+ * cnats (with natsOptions_SetEventLoop) reads and writes its socket when
+ * told it is readable or writable, and calls these hooks to say what it
+ * wants watched: attach once connected, read/write to add or remove
+ * interest, detach when the connection closes. It calls them from whatever
+ * thread it is on (the pool's connect and close, its flusher and timer
+ * threads, the loop's own read and write events), holding the connection's
+ * lock except for detach. One evl_t per connection:
+ * - The loop watches a duplicate of cnats's socket (F_DUPFD_CLOEXEC). cnats
+ *   closes its own descriptor as the connection closes, from any thread,
+ *   before it detaches; with the poll on the duplicate, the loop's epoll
+ *   never holds a closed descriptor (libuv aborts on EBADF) nor one that
+ *   the number was given to again (closing the poll would unregister
+ *   somebody else's socket). The duplicate goes when the poll is closed.
+ * - What cnats wants is a state (want) under qlock; a hook called off the
+ *   loop sets it and wakes the loop (async, sent under qlock so that the
+ *   loop cannot close the async meanwhile), a hook on the loop applies it
+ *   at once. Only the last state matters, so nothing is queued.
+ * - on_poll calls into cnats with dlock held, and detach from another
+ *   thread takes dlock before saying it is detached: once detach returns,
+ *   no poll callback touches the connection, which cnats may then free.
+ *   Lock order: dlock, the connection's lock, qlock. */
+
+typedef struct evl {
+    uv_loop_t *loop;
+    uv_thread_t loop_thread;
+    natsConnection *nc; /* set by attach */
+    uv_poll_t poll;
+    uv_async_t async;
+    int fd;      /* the duplicate the poll watches; -1 before attach */
+    int polling; /* the loop's: poll initialised */
+    int in_poll; /* the loop's: inside on_poll (holding dlock) */
+    int closing; /* the loop's: its handles are being closed */
+    int open;    /* handles not closed yet */
+
+    uv_mutex_t qlock; /* what cnats wants, from any thread */
+    int want;         /* UV_READABLE | UV_WRITABLE */
+    int attached;     /* attach ran */
+    int detach;       /* detach ran */
+    int shut;         /* the loop closes async: no more uv_async_send */
+
+    uv_mutex_t dlock; /* on_poll vs. a detach from another thread */
+    int detached;
+} evl_t;
+
+static int on_loop_thread(const evl_t *e) {
+    uv_thread_t self = uv_thread_self();
+    return uv_thread_equal(&self, &e->loop_thread);
+}
+
+static void evl_closed(uv_handle_t *h) {
+    evl_t *e = h->data;
+    if (--e->open > 0)
+        return;
+    if (e->fd >= 0)
+        close(e->fd);
+    uv_mutex_destroy(&e->qlock);
+    uv_mutex_destroy(&e->dlock);
+    free(e);
+}
+
+/* evl_close closes the poll and the async; e goes once both are closed. */
+static void evl_close(evl_t *e) {
+    if (e->closing)
+        return;
+    e->closing = 1;
+    uv_mutex_lock(&e->qlock);
+    e->shut = 1;
+    uv_mutex_unlock(&e->qlock);
+    if (e->polling)
+        uv_close((uv_handle_t *)&e->poll, evl_closed);
+    uv_close((uv_handle_t *)&e->async, evl_closed);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+    evl_t *e = h->data;
+    uv_mutex_lock(&e->dlock);
+    if (e->detached) {
+        uv_poll_stop(h);
+    } else {
+        e->in_poll = 1;
+        if (status < 0 || (events & (UV_READABLE | UV_DISCONNECT)))
+            natsConnection_ProcessReadEvent(e->nc); /* an error, too: cnats finds it */
+        if (!e->detached && status == 0 && (events & UV_WRITABLE))
+            natsConnection_ProcessWriteEvent(e->nc);
+        e->in_poll = 0;
+    }
+    uv_mutex_unlock(&e->dlock);
+}
+
+/* evl_apply (loop thread) makes the poll watch what cnats wants now, or
+ * closes everything once cnats has detached. */
+static void evl_apply(evl_t *e) {
+    if (e->closing)
+        return;
+    uv_mutex_lock(&e->qlock);
+    int want = e->want, detach = e->detach;
+    uv_mutex_unlock(&e->qlock);
+    if (detach) {
+        evl_close(e);
+    } else if (e->polling) {
+        if (want)
+            uv_poll_start(&e->poll, want, on_poll);
+        else
+            uv_poll_stop(&e->poll);
+    }
+}
+
+static void evl_on_async(uv_async_t *a) {
+    evl_apply(a->data);
+}
+
+/* evl_new (loop thread) makes the hooks' state for the next connection. */
+static evl_t *evl_new(mw_nats_t *n) {
+    evl_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->loop = n->loop;
+    e->loop_thread = n->loop_thread;
+    e->fd = -1;
+    if (uv_mutex_init(&e->qlock) != 0) {
+        free(e);
+        return NULL;
+    }
+    if (uv_mutex_init(&e->dlock) != 0) {
+        uv_mutex_destroy(&e->qlock);
+        free(e);
+        return NULL;
+    }
+    uv_async_init(n->loop, &e->async, evl_on_async);
+    e->async.data = e;
+    e->open = 1;
+    return e;
+}
+
+/* evl_start (loop thread, once cnats has connected) starts polling the
+ * duplicate attach made. Returns 0 or a libuv error. */
+static int evl_start(evl_t *e) {
+    uv_mutex_lock(&e->qlock);
+    int fd = e->fd;
+    uv_mutex_unlock(&e->qlock);
+    if (fd < 0)
+        return UV_EBADF;
+    int rc = uv_poll_init(e->loop, &e->poll, fd);
+    if (rc != 0)
+        return rc;
+    e->poll.data = e;
+    e->polling = 1;
+    e->open++;
+    evl_apply(e);
+    return 0;
+}
+
+/* ev_attach: cnats connected (on the pool's thread); loop is our evl_t. */
+static natsStatus ev_attach(void **userData, void *loop, natsConnection *nc, natsSock sock) {
+    evl_t *e = loop;
+    if (*userData) /* a second attach would be cnats reconnecting, which it does not */
+        return NATS_ILLEGAL_STATE;
+    int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return NATS_SYS_ERROR;
+    e->nc = nc;
+    uv_mutex_lock(&e->qlock);
+    e->fd = fd;
+    e->want = UV_READABLE;
+    e->attached = 1;
+    uv_mutex_unlock(&e->qlock);
+    *userData = e; /* the loop starts polling in connect_done */
+    return NATS_OK;
+}
+
+static natsStatus ev_update(evl_t *e, int flag, bool add) {
+    int here = on_loop_thread(e);
+    uv_mutex_lock(&e->qlock);
+    if (add)
+        e->want |= flag;
+    else
+        e->want &= ~flag;
+    if (!here && !e->shut)
+        uv_async_send(&e->async);
+    uv_mutex_unlock(&e->qlock);
+    if (here)
+        evl_apply(e);
+    return NATS_OK;
+}
+
+static natsStatus ev_read(void *userData, bool add) {
+    return ev_update(userData, UV_READABLE, add);
+}
+
+static natsStatus ev_write(void *userData, bool add) {
+    return ev_update(userData, UV_WRITABLE, add);
+}
+
+/* ev_detach: the connection is closed; cnats will not call the hooks
+ * again and may free nc as soon as this returns. */
+static natsStatus ev_detach(void *userData) {
+    evl_t *e = userData;
+    int here = on_loop_thread(e);
+    if (here && e->in_poll) {
+        e->detached = 1; /* this thread holds dlock, in on_poll */
+    } else {
+        uv_mutex_lock(&e->dlock); /* waits for a poll callback under way */
+        e->detached = 1;
+        uv_mutex_unlock(&e->dlock);
+    }
+    uv_mutex_lock(&e->qlock);
+    e->detach = 1;
+    e->want = 0;
+    if (!here && !e->shut)
+        uv_async_send(&e->async);
+    uv_mutex_unlock(&e->qlock);
+    if (here)
+        evl_apply(e);
+    return NATS_OK;
 }
 
 /* ---- the loop thread ---------------------------------------------------------- */
-
-static void set_error(mw_nats_t *n, natsStatus s) {
-    const char *last = nats_GetLastError(NULL);
-    snprintf(n->last_error, sizeof n->last_error, "%s",
-             last && *last ? last : natsStatus_GetText(s));
-}
 
 static int do_subscribe(mw_nats_t *n, mw_nats_sub_t *sub) {
     natsStatus s =
@@ -233,8 +437,15 @@ static int do_subscribe(mw_nats_t *n, mw_nats_sub_t *sub) {
         sub->ns = NULL;
         return s == NATS_INVALID_SUBJECT || s == NATS_INVALID_ARG ? MW_EINVAL : MW_EIO;
     }
+    if (natsSubscription_SetOnCompleteCB(sub->ns, on_sub_complete, sub) != NATS_OK) {
+        /* Closed already: the connection went (a cnats timer thread found
+         * it stale) between the two calls. No completion will come; it is
+         * made again on the next connection. */
+        natsSubscription_Destroy(sub->ns);
+        sub->ns = NULL;
+        return MW_EIO;
+    }
     n->created++;
-    natsSubscription_SetOnCompleteCB(sub->ns, on_sub_complete, sub);
     natsSubscription_SetPendingLimits(sub->ns, -1, -1); /* never drop for a slow consumer */
     return 0;
 }
@@ -271,21 +482,110 @@ static void connect_failed(mw_nats_t *n) {
     first_over(n, 0);
 }
 
-/* connect_now makes a connection with cnats, which connects blocking:
- * only once a probe has reached a server that accepts, so the wait is a
- * handshake with a live server. */
-static void connect_now(mw_nats_t *n) {
-    natsLibuv_SetThreadLocalLoop(n->loop);
-    natsConnection *nc = NULL;
-    natsStatus s = natsConnection_Connect(&nc, n->opts);
+static void install(mw_nats_t *n, natsConnection *nc);
+
+/* A connect on the pool: natsConnection_Connect waits for the server's
+ * handshake, which the loop must not. */
+struct cwork {
+    uv_work_t req;
+    mw_nats_t *n;
+    evl_t *e;
+    natsConnection *nc; /* NULL: it failed (err) */
+    char err[256];
+};
+
+static void connect_work(uv_work_t *req) {
+    cwork_t *w = req->data;
+    natsStatus s = natsConnection_Connect(&w->nc, w->n->opts);
     if (s != NATS_OK) {
-        set_error(n, s);
+        const char *last = nats_GetLastError(NULL); /* this thread's */
+        snprintf(w->err, sizeof w->err, "%s", last && *last ? last : natsStatus_GetText(s));
+        w->nc = NULL;
+    }
+}
+
+static void close_start(mw_nats_t *n);
+static void finish(mw_nats_t *n);
+
+/* connect_done (loop thread): the connection goes to the handle, or the
+ * attempt failed; a handle freed meanwhile goes on with its teardown. */
+static void connect_done(uv_work_t *req, int status) {
+    cwork_t *w = req->data;
+    mw_nats_t *n = w->n;
+    evl_t *e = w->e;
+    natsConnection *nc = status == 0 ? w->nc : NULL;
+    n->cwork = NULL;
+    if (!nc) {
+        evl_close(e); /* never attached, or cnats detached it already */
+        if (n->closing) {
+            finish(n);
+        } else {
+            snprintf(n->last_error, sizeof n->last_error, "%s", w->err[0] ? w->err : "cancelled");
+            connect_failed(n);
+        }
+        free(w);
+        return;
+    }
+    free(w);
+    int rc = evl_start(e);
+    if (rc != 0) {
+        /* Cannot watch the socket (out of memory): close the connection on
+         * the loop (nothing is buffered yet, so cnats does not wait on the
+         * network) and wait for its close callback, bounded, so that it
+         * cannot cross the next connection's. */
+        n->nc = nc;
+        natsConnection_Close(nc);
+        uint64_t deadline = uv_hrtime() + (uint64_t)FREE_WAIT_MS * 1000000;
+        uv_mutex_lock(&n->lock);
+        while (!n->closed && uv_hrtime() < deadline)
+            uv_cond_timedwait(&n->cond, &n->lock, 100 * 1000000);
+        uv_mutex_unlock(&n->lock);
+        n->nc = NULL;
+        natsConnection_Destroy(nc);
+        if (n->closing) {
+            finish(n);
+        } else {
+            snprintf(n->last_error, sizeof n->last_error, "cannot watch the socket: %s",
+                     uv_strerror(rc));
+            connect_failed(n);
+        }
+        return;
+    }
+    if (n->closing) {
+        n->nc = nc;
+        close_start(n);
+        return;
+    }
+    install(n, nc);
+    uv_async_send(&n->async); /* what cnats's threads queued meanwhile */
+}
+
+/* connect_now makes a connection with cnats, on the pool: only once a
+ * probe has reached a server that accepts. */
+static void connect_now(mw_nats_t *n) {
+    evl_t *e = evl_new(n);
+    cwork_t *w = e ? calloc(1, sizeof *w) : NULL;
+    if (!w ||
+        natsOptions_SetEventLoop(n->opts, e, ev_attach, ev_read, ev_write, ev_detach) != NATS_OK) {
+        if (e)
+            evl_close(e);
+        free(w);
+        snprintf(n->last_error, sizeof n->last_error, "out of memory");
         connect_failed(n);
         return;
     }
     uv_mutex_lock(&n->lock);
-    n->closed = 0;
+    n->closed = 0; /* the previous connection's close has been handled */
     uv_mutex_unlock(&n->lock);
+    w->n = n;
+    w->e = e;
+    w->req.data = w;
+    n->cwork = w;
+    uv_queue_work(n->loop, &w->req, connect_work, connect_done);
+}
+
+/* install makes nc the handle's connection: up, subscriptions made. */
+static void install(mw_nats_t *n, natsConnection *nc) {
     n->nc = nc;
     n->up = 1;
     n->last_error[0] = '\0';
@@ -555,7 +855,7 @@ static void maybe_reconnect(mw_nats_t *n) {
         if (mw_list_entry(l, mw_nats_sub_t, link)->ns)
             return;
     n->nc_closed = 0;
-    natsConnection_Destroy(n->nc);
+    natsConnection_Destroy(n->nc); /* closed: nothing waits on the network */
     n->nc = NULL;
     n->attempts = 0;
     try_connect(n);
@@ -591,6 +891,8 @@ static void handle_ev(mw_nats_t *n, ev_t *e) {
         free(e);
         break;
     case EV_CLOSED: /* embedded in n: not freed */
+        if (e->nc != n->nc)
+            break; /* one connect_done gave up before installing it */
         lost(n);
         n->nc_closed = 1;
         maybe_reconnect(n);
@@ -613,8 +915,8 @@ static void teardown(mw_nats_t *n);
  * goes back at the head of the queue and the loop is woken again). */
 static void on_async(uv_async_t *a) {
     mw_nats_t *n = a->data;
-    if (n->closing && !n->free_requested)
-        return;
+    if ((n->closing && !n->free_requested) || n->cwork)
+        return; /* finish drains the queue; connect_done wakes the loop again */
     n->dispatching = 1;
     ev_t *e = take_events(n);
     for (int i = 0; e && i < BATCH && !n->free_requested; i++) {
@@ -739,9 +1041,6 @@ static int set_opts(mw_nats_t *n, const mw_nats_opts_t *o) {
         s = natsOptions_SetDisconnectedCB(opts, on_down, n);
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(opts, on_closed, n);
-    if (s == NATS_OK)
-        s = natsOptions_SetEventLoop(opts, n->loop, natsLibuv_Attach, natsLibuv_Read,
-                                     natsLibuv_Write, detach);
     n->opts = opts;
     return s == NATS_OK ? 0 : s == NATS_NO_MEMORY ? MW_ENOMEM : MW_EINVAL;
 }
@@ -757,6 +1056,7 @@ int mw_nats_create(mw_nats_t **out, uv_loop_t *loop, const mw_nats_opts_t *o, ch
     if (!n)
         return MW_ENOMEM;
     n->loop = loop;
+    n->loop_thread = uv_thread_self();
     n->ctimeout = o->connect_timeout_ms ? o->connect_timeout_ms : MW_NATS_CONNECT_TIMEOUT_MS;
     n->rmin = o->reconnect_min_ms ? o->reconnect_min_ms : MW_NATS_RECONNECT_MIN_MS;
     n->rmax = o->reconnect_max_ms ? o->reconnect_max_ms : MW_NATS_RECONNECT_MAX_MS;
@@ -805,37 +1105,83 @@ static void handle_closed(uv_handle_t *h) {
     }
 }
 
-/* teardown closes the cnats connection, waits for its threads to let go,
- * and frees what they could have touched. */
-static void teardown(mw_nats_t *n) {
-    n->free_requested = 0;
-    uv_timer_stop(&n->retry);
-    if (n->probe)
-        probe_detach(n->probe);
-    if (n->nc) {
-        natsConnection_Close(n->nc);
-        uint64_t deadline = uv_hrtime() + (uint64_t)FREE_WAIT_MS * 1000000;
-        uv_mutex_lock(&n->lock);
-        while (!(n->closed && n->completed == n->created) && uv_hrtime() < deadline)
-            uv_cond_timedwait(&n->cond, &n->lock, 100 * 1000000);
-        int done = n->closed && n->completed == n->created;
-        uv_mutex_unlock(&n->lock);
-        if (!done) { /* a cnats thread may still hold it: leak rather than corrupt */
-            mw_log_error("nats %s: cnats did not close within %dms; its memory is left", n->name,
-                         FREE_WAIT_MS);
-            return;
-        }
-    }
+/* finish frees what cnats's threads could have touched, once none of them
+ * holds a pointer into the handle. */
+static void finish(mw_nats_t *n) {
     for (ev_t *e = take_events(n), *next; e; e = next) {
         next = e->next;
         handle_ev(n, e); /* closing: messages dropped, subscriptions freed */
     }
     if (n->nc)
-        natsConnection_Destroy(n->nc);
-    natsOptions_Destroy(n->opts);
+        natsConnection_Destroy(n->nc); /* closed: nothing waits on the network */
     n->nc = NULL;
+    natsOptions_Destroy(n->opts);
+    n->opts = NULL;
     uv_close((uv_handle_t *)&n->async, handle_closed);
     uv_close((uv_handle_t *)&n->retry, handle_closed);
+}
+
+/* The close on the pool: natsConnection_Close flushes what cnats buffered
+ * (the last publishes) and waits for the server's PONG, which the loop
+ * reads meanwhile; then the wait for cnats's threads to let go. */
+typedef struct {
+    uv_work_t req;
+    mw_nats_t *n;
+    natsConnection *nc;
+    int done;
+} xwork_t;
+
+static void close_work(uv_work_t *req) {
+    xwork_t *w = req->data;
+    mw_nats_t *n = w->n;
+    natsConnection_Close(w->nc);
+    uint64_t deadline = uv_hrtime() + (uint64_t)FREE_WAIT_MS * 1000000;
+    uv_mutex_lock(&n->lock);
+    while (!(n->closed && n->completed == n->created) && uv_hrtime() < deadline)
+        uv_cond_timedwait(&n->cond, &n->lock, 100 * 1000000);
+    w->done = n->closed && n->completed == n->created;
+    uv_mutex_unlock(&n->lock);
+}
+
+static void close_done(uv_work_t *req, int status) {
+    (void)status;
+    xwork_t *w = req->data;
+    mw_nats_t *n = w->n;
+    int done = w->done;
+    free(w);
+    if (!done) { /* a cnats thread may still hold it: leak rather than corrupt */
+        mw_log_error("nats %s: cnats did not close within %dms; its memory is left", n->name,
+                     FREE_WAIT_MS);
+        return;
+    }
+    finish(n);
+}
+
+static void close_start(mw_nats_t *n) {
+    xwork_t *w = calloc(1, sizeof *w);
+    if (!w) {
+        mw_log_error("nats %s: out of memory closing; its memory is left", n->name);
+        return;
+    }
+    w->n = n;
+    w->nc = n->nc;
+    w->req.data = w;
+    uv_queue_work(n->loop, &w->req, close_work, close_done);
+}
+
+/* teardown stops what the handle has under way and closes its connection
+ * off the loop; the memory goes once that is over (finish). */
+static void teardown(mw_nats_t *n) {
+    n->free_requested = 0;
+    uv_timer_stop(&n->retry);
+    if (n->probe)
+        probe_detach(n->probe);
+    if (n->cwork)
+        uv_cancel((uv_req_t *)&n->cwork->req); /* connect_done goes on from there */
+    else if (n->nc)
+        close_start(n);
+    else
+        finish(n);
 }
 
 void mw_nats_free(mw_nats_t *n) {

@@ -1,18 +1,21 @@
 /*
  * nats.h - a NATS connection on the server's libuv loop.
  *
- * cnats (Debian's libnats-dev) does the protocol; its libuv adapter puts the
- * socket on the server's loop. cnats still runs threads of its own: one
- * delivers messages, one runs the connection callbacks; it does not
- * reconnect by itself (its reconnect thread's blocking handshake stalled
- * the loop): the loop does. This module marshals everything those threads report into the
+ * cnats (Debian's libnats-dev) does the protocol; the loop watches its
+ * socket (through event-loop hooks of our own, nats.c's evl_t, rather than
+ * cnats's libuv adapter). cnats still runs threads of its own: one delivers
+ * messages, one runs the connection callbacks; it does not reconnect by
+ * itself (its reconnect thread's blocking handshake stalled the loop): the
+ * loop does. This module marshals everything those threads report into the
  * loop (a mutex-protected queue and a uv_async_t), so every callback below
- * runs on the loop thread. It adds what a server needs: a first connect
- * (and every reconnect) that does not block the loop on a server that is
- * away, retried with bounded exponential backoff, publishes that fail fast
- * while NATS is down, requests with a timeout on one shared inbox subscription, subscriptions kept
- * across reconnects (and made once the first connect succeeds), each outage logged once, and
- * counters for /metrics. docs/architecture.md ("NATS: where cnats plugs into the loop") has the
+ * runs on the loop thread, and runs the two cnats calls that wait on the
+ * network (connect, close) on libuv's thread pool. It adds what a server
+ * needs: a first connect (and every reconnect) that never blocks the loop,
+ * retried with bounded exponential backoff, publishes that fail fast while
+ * NATS is down, requests with a timeout on one shared inbox subscription,
+ * subscriptions kept across reconnects (and made once the first connect
+ * succeeds), each outage logged once, and counters for /metrics.
+ * docs/architecture.md ("NATS: where cnats plugs into the loop") has the
  * threads and locks.
  */
 #ifndef MW_NATS_H
@@ -66,18 +69,22 @@ int mw_nats_check_url(const char *url, char *err, size_t errlen);
 /* mw_nats_create starts connecting and returns at once: a probe (a
  * non-blocking uv_getaddrinfo and uv_tcp_connect to each URL, within
  * connect_timeout_ms) waits for a server that accepts, then cnats connects
- * (blocking, but to a live server: a handshake); failed attempts are
- * retried from a timer with backoff until one succeeds; a connection lost
- * later is made again the same way. Returns 0, MW_EINVAL or MW_ENOMEM; a server that
- * is down is not an error. */
+ * on libuv's thread pool (its handshake, within connect_timeout_ms); failed
+ * attempts are retried from a timer with backoff until one succeeds; a
+ * connection lost later is made again the same way. Call it on the loop's
+ * thread. Returns 0, MW_EINVAL or MW_ENOMEM; a server that is down is not
+ * an error. */
 int mw_nats_create(mw_nats_t **out, uv_loop_t *loop, const mw_nats_opts_t *opts, char *err,
                    size_t errlen);
 
 /* mw_nats_free closes the connection: pending requests end with
- * MW_ECLOSED, no callback runs after it returns. It waits (bounded) for
- * cnats's threads to let go of the handle; the memory goes back once the
- * loop has run the close callbacks. Safe from inside one of n's callbacks
- * (the close then happens as the callback returns). */
+ * MW_ECLOSED, no callback runs after it returns. The close itself runs on
+ * libuv's thread pool while the loop goes on: what was published before is
+ * flushed to the server first (bounded by cnats's 500 ms flush timeout),
+ * then cnats's threads let go of the handle (bounded) and the memory goes
+ * back once the loop has run the close callbacks, so the loop must run on
+ * (uv_run until it has nothing left). Safe from inside one of n's
+ * callbacks (the close then begins as the callback returns). */
 void mw_nats_free(mw_nats_t *n);
 
 /* mw_nats_publish sends data on subject (reply: NULL or the subject an

@@ -6,8 +6,8 @@
 --     nc:publish("orders.new", { id = 1 })    -- a table goes as JSON
 --     local reply, err = nc:request("prices.get", "EURUSD", 500)
 --
--- The client is C (src/nats.c: cnats on the server's loop through its libuv
--- adapter, its threads marshalled into the loop); this module is the Lua
+-- The client is C (src/nats.c: cnats with its socket on the server's loop,
+-- its threads marshalled into the loop); this module is the Lua
 -- face of its primitives (src/lua/nats_lua.c). A request parks the running
 -- task (moonwire.sched), so it works where moonwire.sleep does. Each
 -- message a subscription gets runs its function in a task of its own.

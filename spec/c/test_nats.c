@@ -504,6 +504,94 @@ static void test_metrics(void) {
     srv_kill(&s);
 }
 
+/* A publish made just before mw_nats_free still reaches the server: the
+ * close flushes what cnats buffered (off the loop, which keeps serving the
+ * socket meanwhile) instead of dropping it. */
+static void test_publish_then_free(void) {
+    srv_t s;
+    REQUIRE(srv_start(&s, 0) == 0);
+    mw_nats_t *sub = open_up(s.url), *pub = open_up(s.url);
+    REQUIRE(sub && pub);
+    box_t b = {0}, echo = {0};
+    echo.nc = sub;
+    CHECK_EQ(mw_nats_subscribe(sub, "last.word", NULL, on_msg, &b, NULL), 0);
+    CHECK_EQ(mw_nats_subscribe(sub, "echo", NULL, on_msg, &echo, NULL), 0);
+    CHECK(roundtrip(sub, "echo")); /* the subscription is in place */
+    CHECK_EQ(mw_nats_publish(pub, "last.word", NULL, "bye", 3), 0);
+    mw_nats_free(pub);
+    WAIT(b.n == 1, LONG);
+    CHECK_EQ(b.n, 1);
+    CHECK_STR(b.data, "bye");
+    mw_nats_free(sub);
+    settle();
+    CHECK_EQ(off_thread, 0);
+    srv_kill(&s);
+}
+
+/* A server that accepts the TCP connection and never speaks: cnats's
+ * handshake waits for its INFO, and that wait must not hold the loop. */
+typedef struct {
+    int lfd, fds[2], accepted;
+    uv_async_t *wake;
+} mute_t;
+
+static void mute_accept(void *arg) {
+    mute_t *m = arg;
+    for (int i = 0; i < 2; i++) { /* the probe's connection, then cnats's */
+        m->fds[i] = accept(m->lfd, NULL, NULL);
+        if (m->fds[i] < 0)
+            return;
+    }
+    __atomic_store_n(&m->accepted, 1, __ATOMIC_SEQ_CST);
+    uv_async_send(m->wake);
+}
+
+static void on_wake(uv_async_t *a) {
+    (void)a;
+}
+
+static void test_mute_server(void) {
+    mute_t m = {.fds = {-1, -1}};
+    int port = free_port();
+    m.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+    setsockopt(m.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    REQUIRE(bind(m.lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(m.lfd, 8) == 0);
+    uv_async_t wake;
+    uv_async_init(&loop, &wake, on_wake);
+    m.wake = &wake;
+    uv_thread_t th;
+    REQUIRE(uv_thread_create(&th, mute_accept, &m) == 0);
+    loglen = 0;
+    logbuf[0] = '\0';
+    char url[64], err[256];
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
+    mw_nats_t *n = NULL;
+    mw_nats_opts_t o = {.url = url, .connect_timeout_ms = 60000};
+    REQUIRE(mw_nats_create(&n, &loop, &o, err, sizeof err) == 0);
+    /* cnats is connected and waits for INFO: the loop still turns. */
+    WAIT(__atomic_load_n(&m.accepted, __ATOMIC_SEQ_CST), LONG);
+    CHECK(__atomic_load_n(&m.accepted, __ATOMIC_SEQ_CST));
+    CHECK(mw_nats_connecting(n));
+    CHECK_EQ(log_count("cannot connect"), 0);
+    /* The server hangs up: the attempt fails, logged once. */
+    uv_thread_join(&th);
+    for (int i = 0; i < 2; i++)
+        if (m.fds[i] >= 0)
+            close(m.fds[i]);
+    close(m.lfd);
+    WAIT(log_count("cannot connect") > 0, LONG);
+    CHECK_EQ(log_count("cannot connect"), 1);
+    CHECK(!mw_nats_up(n));
+    mw_nats_free(n);
+    uv_close((uv_handle_t *)&wake, NULL);
+    settle();
+    CHECK_EQ(off_thread, 0);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     loop_thread = uv_thread_self();
@@ -520,6 +608,8 @@ int main(void) {
     RUN(test_down_at_start);
     RUN(test_free_in_callback);
     RUN(test_metrics);
+    RUN(test_publish_then_free);
+    RUN(test_mute_server);
     uv_close((uv_handle_t *)&deadline, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     int closed = uv_loop_close(&loop);
