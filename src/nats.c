@@ -474,6 +474,7 @@ static void connect_failed(mw_nats_t *n) {
         n->st.errors++;
     if (!n->outage) {
         n->outage = 1;
+        n->st.outages++;
         mw_log_warn("nats %s: cannot connect (%s); retrying with backoff up to %llums", n->name,
                     n->last_error, (unsigned long long)n->rmax);
     }
@@ -838,6 +839,7 @@ static void lost(mw_nats_t *n) {
         return;
     n->up = 0;
     n->outage = 1;
+    n->st.outages++;
     snprintf(n->last_error, sizeof n->last_error, "connection lost");
     mw_log_warn("nats %s: connection lost; reconnecting with backoff up to %llums", n->name,
                 (unsigned long long)n->rmax);
@@ -1409,6 +1411,10 @@ void mw_nats_metrics(FILE *f, mw_nats_t *const *ns, size_t n) {
     counter(f, "nats_reconnects_total", "counter",
             "NATS connections established again after a loss or a failed attempt.", ns, n,
             offsetof(mw_nats_stats_t, reconnects));
+    counter(f, "nats_outages_total", "counter",
+            "Times NATS became unreachable: a connection lost, or a failed first attempt of a run "
+            "of them; each logged once.",
+            ns, n, offsetof(mw_nats_stats_t, outages));
     counter(f, "nats_subscriptions", "gauge", "NATS subscriptions now.", ns, n,
             offsetof(mw_nats_stats_t, subscriptions));
 }

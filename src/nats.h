@@ -128,6 +128,7 @@ typedef struct {
     uint64_t received;      /* messages delivered to subscriptions and requests */
     uint64_t errors;        /* publishes and requests refused or failed, connect failures */
     uint64_t reconnects;    /* connections established again after a loss or failure */
+    uint64_t outages;       /* times NATS became unreachable (a loss, or a first failed connect) */
     uint64_t subscriptions; /* subscriptions now */
 } mw_nats_stats_t;
 

@@ -392,6 +392,7 @@ static void test_kill_and_restart(void) {
     mw_nats_stats_t st;
     mw_nats_stats(n, &st);
     CHECK_EQ(st.errors, 6);
+    CHECK_EQ(st.outages, 1);
     CHECK_EQ(log_count("connection lost"), 1);
     CHECK_EQ(log_count("publishing fails while NATS is down"), 1);
     REQUIRE(srv_start(&s, port) == 0);
@@ -411,6 +412,8 @@ static void test_kill_and_restart(void) {
     CHECK_EQ(mw_nats_publish(n, "orders.lost", NULL, "x", 1), MW_ENOTCONN);
     CHECK_EQ(log_count("connection lost"), 2);
     CHECK_EQ(log_count("publishing fails while NATS is down"), 2);
+    mw_nats_stats(n, &st);
+    CHECK_EQ(st.outages, 2);
     mw_nats_free(n); /* while reconnecting */
     settle();
     CHECK_EQ(off_thread, 0);
@@ -434,8 +437,11 @@ static void test_down_at_start(void) {
     CHECK_EQ(mw_nats_subscribe(n, "early", NULL, on_msg, &b, NULL), 0);
     CHECK_EQ(mw_nats_subscribe(n, "echo", NULL, on_msg, &echo, NULL), 0);
     CHECK_EQ(mw_nats_publish(n, "early", NULL, "x", 1), MW_ENOTCONN);
-    WAIT(0, 100); /* a few retries fail: logged once */
+    WAIT(0, 100); /* a few retries fail: logged once, one outage */
     CHECK_EQ(log_count("cannot connect"), 1);
+    mw_nats_stats_t st;
+    mw_nats_stats(n, &st);
+    CHECK_EQ(st.outages, 1);
     REQUIRE(srv_start(&s, s.port) == 0);
     WAIT(mw_nats_up(n), LONG);
     CHECK(mw_nats_up(n));
@@ -497,6 +503,8 @@ static void test_metrics(void) {
     snprintf(line, sizeof line, "moonwire_nats_published_total{name=\"%s\"} 1\n", want);
     CHECK(strstr(buf, line) != NULL);
     CHECK(strstr(buf, "# TYPE moonwire_nats_errors_total counter") != NULL);
+    snprintf(line, sizeof line, "moonwire_nats_outages_total{name=\"%s\"} 0\n", want);
+    CHECK(strstr(buf, line) != NULL);
     CHECK(strstr(buf, "secret") == NULL);
     free(buf);
     mw_nats_free(n);

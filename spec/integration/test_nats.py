@@ -240,6 +240,7 @@ def test_nats(ctx):
            .get("error"), {"code": "NATS", "message": "no responders"}, "no responders")
 
         eq(metric(srv, "up"), 1.0, "nats_up")
+        eq(metric(srv, "outages_total"), 0.0, "no outage yet")
         check(metric(srv, "published_total") >= 4, "published counted")
         check(metric(srv, "received_total") >= 4, "received counted")
 
@@ -278,6 +279,7 @@ def test_nats(ctx):
         nats.start()
         H.poll(lambda: metric(srv, "up") == 1.0, timeout=20, what="nats_up 1 again")
         check(metric(srv, "reconnects_total") >= 1, "reconnect counted")
+        eq(metric(srv, "outages_total"), 1.0, "the outage counted once")
         stop.set()
         t.join(timeout=20)
         eq(errors, [], "WebSocket traffic during the outage")
