@@ -380,6 +380,9 @@ static void test_kill_and_restart(void) {
     echo.nc = n;
     CHECK_EQ(mw_nats_subscribe(n, "orders.*", NULL, on_msg, &b, NULL), 0);
     CHECK_EQ(mw_nats_subscribe(n, "echo", NULL, on_msg, &echo, NULL), 0);
+    box_t q1 = {0}, q2 = {0}; /* one queue group: each message to one of them */
+    CHECK_EQ(mw_nats_subscribe(n, "work", "g", on_msg, &q1, NULL), 0);
+    CHECK_EQ(mw_nats_subscribe(n, "work", "g", on_msg, &q2, NULL), 0);
     int port = s.port;
     srv_kill(&s);
     WAIT(!mw_nats_up(n), LONG);
@@ -405,6 +408,11 @@ static void test_kill_and_restart(void) {
     CHECK(roundtrip(n, "echo"));
     CHECK_EQ(b.n, 1);
     CHECK_STR(b.data, "b");
+    /* The queue group came back too: ten messages, ten deliveries in all. */
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(mw_nats_publish(n, "work", NULL, "w", 1), 0);
+    CHECK(roundtrip(n, "echo"));
+    CHECK_EQ(q1.n + q2.n, 10);
     /* A second outage is logged again, once. */
     srv_kill(&s);
     WAIT(!mw_nats_up(n), LONG);
