@@ -110,6 +110,9 @@ mw_integration_test(http_api)
 # moonwire.redis in the binary against a real redis-server (killed and
 # restarted during the test): calls, pub/sub, /metrics, fail fast.
 mw_integration_test(redis)
+# moonwire.nats in the binary against a real nats-server (killed during
+# WebSocket traffic and restarted; subscriptions resume).
+mw_integration_test(nats)
 
 # The event bus: subscribers/*.lua in the real binary, POST /api/emit, the
 # server's events, hot reload of subscribers, check and new subscriber.
@@ -210,7 +213,14 @@ mw_integration_test(pxl_chat)
 mw_integration_test(pxl_chat_nodes)
 mw_integration_test(pxl_chat_workers)
 
-foreach(app hello echo hub chat gorilla-hub servercore pxl-chat)
+# examples/trading-feed speaks the @aladdin/websocket guide (000) to real
+# clients: connected, the auth message and authTimeout, subscribe and
+# unsubscribe, the JSON ping/pong, the rate-limit error, the event cache,
+# and NATS subjects (a real nats-server the test starts on a free port)
+# broadcast to a channel's subscribers.
+mw_integration_test(trading_feed)
+
+foreach(app hello echo hub chat gorilla-hub servercore pxl-chat trading-feed)
   add_test(NAME lua_example_${app}
            COMMAND $<TARGET_FILE:moonwire> test ${PROJECT_SOURCE_DIR}/examples/${app})
 endforeach()

@@ -37,6 +37,7 @@ const char *mw_strerror(int err) {
     case MW_EIO: return "i/o error";
     case MW_ECONNLOST: return "connection lost";
     case MW_ENOTCONN: return "not connected";
+    case MW_ENORESP: return "no responders";
     default: return "unknown error";
     }
 }
@@ -75,6 +76,7 @@ const char *mw_err_name(int err) {
     case MW_EIO: return "MW_EIO";
     case MW_ECONNLOST: return "MW_ECONNLOST";
     case MW_ENOTCONN: return "MW_ENOTCONN";
+    case MW_ENORESP: return "MW_ENORESP";
     default: return "MW_EUNKNOWN";
     }
 }

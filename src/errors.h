@@ -43,7 +43,8 @@ typedef enum {
     MW_ENOMEM = -300,    /* out of memory */
     MW_EIO = -301,       /* an I/O or libuv call failed */
     MW_ECONNLOST = -302, /* a connection to a service (Redis) broke before it answered */
-    MW_ENOTCONN = -303   /* not connected to a service (Redis) that is down */
+    MW_ENOTCONN = -303,  /* not connected to a service (Redis) that is down */
+    MW_ENORESP = -304    /* a NATS request that no subscriber listens to */
 } mw_err;
 
 /* mw_strerror returns a short, stable, human sentence for an mw_err code. */

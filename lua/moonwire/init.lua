@@ -261,6 +261,12 @@ setmetatable(_M, { __index = function(t, key)
         rawset(t, "bus", bus)
         return bus
     end
+    -- NATS (moonwire.nats): connect.
+    if key == "nats" then
+        local nats = require "moonwire.nats"
+        rawset(t, "nats", nats)
+        return nats
+    end
     -- Redis (moonwire.redis): connect, and the null of list replies.
     if key == "redis" then
         local redis = require "moonwire.redis"

@@ -859,6 +859,10 @@ function runtime._reload(self, config)
     if redis then
         redis.unsubscribe_all()
     end
+    local nats = package.loaded["moonwire.nats"]
+    if nats then
+        nats.unsubscribe_all()
+    end
     require("moonwire.bus").timers_cancelled()
     if self._rooms._cluster then
         self._rooms._cluster:arm() -- its heartbeat went with the timers

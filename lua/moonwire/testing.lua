@@ -461,4 +461,11 @@ function _M.redis_server(opts)
 end
 
 
+-- A real nats-server for the spec (moonwire.testing_nats): on a free
+-- port, killed and restarted at will. Returns it or nil, err.
+function _M.nats_server(opts)
+    return require("moonwire.testing_nats").start(opts)
+end
+
+
 return _M

@@ -12,3 +12,7 @@ foreach(module IN LISTS MW_C_TEST_MODULES)
 endforeach()
 # c_paths finds the compiled Lua modules beside it, in the build tree.
 add_dependencies(c_test_paths moonwire_jwt_lua)
+# src/nats.c against a real nats-server.
+add_executable(c_test_nats ${CMAKE_CURRENT_LIST_DIR}/test_nats.c)
+target_link_libraries(c_test_nats PRIVATE moonwire_core)
+add_test(NAME c_nats COMMAND c_test_nats)

@@ -10,6 +10,7 @@
  * also build as a standalone Lua module, and join the same table here.
  */
 #include "api.h"
+#include "nats_lua.h"
 #include "json_lua.h"
 #include "jwt_lua.h"
 #include "keylimit_lua.h"
@@ -896,6 +897,7 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
     mw_lua_inject_sched_api(L, ctx); /* sleep, spawn, timer: src/lua/sched_lua.c */
     mw_lua_inject_redis_api(L, ctx); /* redis_*: src/lua/redis_lua.c */
     mw_lua_inject_hub_api(L, ctx);   /* hub_*: the workers' hub, src/lua/hub_lua.c */
+    mw_lua_inject_nats_api(L, ctx);  /* nats_*: src/lua/nats_lua.c */
     /* keylimit: src/lua/keylimit_lua.c */
     mw_lua_inject_keylimit_api(L, ctx);
     mw_lua_inject_shdict_api(L, ctx); /* shdict: src/lua/shdict_lua.c */

@@ -28,6 +28,7 @@
 #include "api.h"
 #include "config_lua.h"
 #include "hub_lua.h"
+#include "nats_lua.h"
 #include "redis_lua.h"
 #include "shdict_lua.h"
 #include "wsclient_lua.h"
@@ -1179,6 +1180,7 @@ static void app_stop(void *data) {
     mw_sched_stop(sc->sched);
     mw_lua_redis_stop(sc->core, sc->sched); /* after the tasks: nothing resumes */
     mw_lua_hub_stop(sc->L);                 /* messages to and from the other workers */
+    mw_lua_nats_stop(sc->L, sc->sched);
     mw_lua_wsclient_stop(sc->L, sc->sched); /* the app's WebSocket client connections */
 }
 
@@ -1412,6 +1414,7 @@ static void app_metrics(void *data, FILE *f) {
                      "waits included, by route (type.action; unrouted: never routed; others: timed "
                      "by the timing middleware, such as bus:<subscriber>).",
                      route_name, sc);
+    mw_lua_nats_metrics(sc->L, sc->sched, f);     /* moonwire_nats_* */
     mw_lua_redis_metrics(sc->core, sc->sched, f); /* moonwire_redis_*, one series per handle */
     mw_lua_shdict_metrics(sc->core, f);           /* moonwire_shdict_*, one series per dict */
     bus_metrics(sc, f);
