@@ -431,9 +431,11 @@ end
 
 
 -- Fan-out to a room. Returns delivered, dropped (this node's) or nil, err.
--- In a cluster the same bytes go to the room's members on the other nodes,
--- unless `local_only` (ctx.server of a subscriber).
+-- In a cluster the same bytes go to the room's members on the other nodes
+-- (and workers), unless `local_only` (ctx.server of a subscriber, or
+-- opts.local_only: a message every worker got by itself, from NATS say).
 function manager.broadcast(self, name, msg, opts, local_only)
+    local_only = local_only or (opts ~= nil and opts.local_only == true)
     local payload, bin = self:encode(msg, opts)
     if not payload then
         return nil, bin
@@ -452,6 +454,7 @@ end
 
 -- Fan-out to every client, or to those `opts.filter(client)` accepts.
 function manager.broadcast_all(self, msg, opts, local_only)
+    local_only = local_only or (opts ~= nil and opts.local_only == true)
     local ex = exclude_id(opts and opts.exclude, "broadcast")
     local event_id = event_id_of(msg, opts, "broadcast")
     local filter = opts and opts.filter
@@ -486,6 +489,7 @@ end
 -- Every connection of a user (in a cluster, on every node unless
 -- `local_only`). Returns delivered, dropped (this node's) or nil, err.
 function manager.send_user(self, user, msg, opts, local_only)
+    local_only = local_only or (opts ~= nil and opts.local_only == true)
     local ids = self:user_ids(user)
     local cl = not local_only and self._cluster
     if #ids == 0 and not cl then

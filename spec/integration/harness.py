@@ -609,6 +609,22 @@ def read_body(sock, headers, rest, timeout=SOCK_TIMEOUT):
     return body
 
 
+def children(pid):
+    """Pids of the live child processes of pid (the workers of a supervisor)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return sorted(out)
+
+
 def http_request(host, port, method, path, headers=None, timeout=SOCK_TIMEOUT, body=None):
     """(status, headers, body) of one request; a dict or list body is sent as JSON."""
     s = connect(host, port, timeout)

@@ -8,8 +8,10 @@ backend's POST /api/emit.
 Servers: "feed" (the app's settings, NATS_URL of a nats-server this test
 starts on a free port), "short" (authTimeout under a second), "heartbeat"
 (pings every 1.5 s, a pong expected within 1 s), "strict" (a rate limit of 5 messages a minute, so that the
-sixth is refused whatever the machine's speed) and "nonats" (NATS_URL of a
-port nobody listens on: it must serve all the same). Tokens are HS256,
+sixth is refused whatever the machine's speed), "nonats" (NATS_URL of a
+port nobody listens on: it must serve all the same) and "workers"
+(workers = 2: every worker has its own NATS subscription and broadcasts
+to its own members, so each subscriber gets an event once). Tokens are HS256,
 signed here with Python's hmac. NATS messages are published with the NATS
 text protocol over a plain socket (CONNECT, PUB, PING/PONG).
 """
@@ -21,6 +23,7 @@ import hmac
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -128,6 +131,8 @@ def start_servers(ctx):
     ctx.start("strict", app, env=dict(common, RATE_LIMIT_WINDOW_MS="60000",
                                       RATE_LIMIT_MAX_MESSAGES="5"))
     ctx.start("nonats", app, env=dict(common, NATS_URL="nats://127.0.0.1:%d" % H.free_port()))
+    ctx.start("workers", app, env=dict(common, NATS_URL="nats://127.0.0.1:%d" % nats.port,
+                                       MOONWIRE_WORKERS="2"))
 
 
 @S.teardown
@@ -427,6 +432,77 @@ async def test_nats(ctx):
         await a.close()
         await b.close()
         await c.close()
+
+
+async def login_on(srv, pid, sub):
+    """A client logged in on worker pid (the other workers are stopped while
+    it connects, so pid accepts it), subscribed to channel orders."""
+    others = [p for p in H.children(srv.proc.pid) if p != pid]
+    for p in others:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        ws = await login(srv, sub)
+    finally:
+        for p in others:
+            os.kill(p, signal.SIGCONT)
+    await subscribe(ws, "orders")
+    return ws
+
+
+async def collect_until(ws, key, end):
+    """Values of `key` in the messages ws gets until one whose key is `end`."""
+    seen = []
+    while True:
+        msg = await recv_json(ws)
+        if msg.get(key) == end:
+            return seen
+        seen.append(msg.get(key))
+
+
+@S.acase("workers = 2: a NATS event and a bus event reach subscribers on both workers once", 90)
+async def test_workers(ctx):
+    srv = ctx.servers["workers"]
+    H.poll(lambda: len(H.children(srv.proc.pid)) == 2, timeout=15, what="two workers")
+    w1, w2 = H.children(srv.proc.pid)
+    a = await login_on(srv, w1, "a")
+    b = await login_on(srv, w2, "b")
+    try:
+        # Each worker subscribes to NATS when it starts, and the bus events
+        # of one worker reach the other once the hub has its subscription:
+        # send warm-up events until both clients have one of each.
+        for kind in ("nats", "bus"):
+            waiting = [a, b]
+            deadline = time.monotonic() + 30
+            while waiting:
+                if kind == "nats":
+                    ctx.nats.publish("orders.created", {"orderId": "warm"})
+                else:
+                    eq(emit(srv, "orders.created", {"orderId": "warm"})[0], 200, "emit")
+                for ws in list(waiting):
+                    try:
+                        await recv_json(ws, 0.5)
+                        waiting.remove(ws)
+                    except asyncio.TimeoutError:
+                        check(time.monotonic() < deadline, "no %s warm-up reached a client" % kind)
+        # Events without an eventId: the per-client cache would hide a
+        # duplicate that has one. Each must come once, on either worker.
+        for i in range(5):
+            ctx.nats.publish("orders.created", {"orderId": "n%d" % i})
+        ctx.nats.publish("orders.created", {"orderId": "n-end"})
+        for name, ws in (("a (worker 1)", a), ("b (worker 2)", b)):
+            got = [v for v in await collect_until(ws, "orderId", "n-end") if v != "warm"]
+            eq(got, ["n%d" % i for i in range(5)], "NATS events at %s, each once" % name)
+        for i in range(5):
+            eq(emit(srv, "orders.created", {"orderId": "b%d" % i})[0], 200, "emit")
+        eq(emit(srv, "orders.created", {"orderId": "b-end"})[0], 200, "emit")
+        for name, ws in (("a (worker 1)", a), ("b (worker 2)", b)):
+            got = [v for v in await collect_until(ws, "orderId", "b-end") if v != "warm"]
+            eq(got, ["b%d" % i for i in range(5)], "bus events at %s, each once" % name)
+        await nothing_more(a)
+        await nothing_more(b)
+    finally:
+        await a.close()
+        await b.close()
 
 
 @S.acase("NATS down: a server whose NATS does not answer serves its clients")

@@ -42,20 +42,7 @@ class State:
     srv = None
 
 
-def children(pid):
-    """Pids of the live child processes of pid."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(entry))
-    return sorted(out)
+children = H.children
 
 
 def workers():

@@ -4,6 +4,11 @@
 -- (a NATS message's data, an emitted event's JSON), once per subscriber,
 -- and a subscriber that already got an event with the same id does not
 -- get it again (the core's per-client cache, config.lua's dedupe).
+--
+-- Every worker gets each event by itself (its own plain NATS subscription;
+-- a bus event runs the subscriber of every worker), so each broadcasts it
+-- to its own members only (local_only): with workers = N every subscriber
+-- gets it once, not N times through the hub.
 
 local json = require "moonwire.json"
 local moonwire = require "moonwire"
@@ -43,7 +48,7 @@ function _M.publish_text(channel, text)
         return nil, err
     end
     local room = moonwire.room(channel)
-    return room:broadcast(text, { event_id = _M.event_id(event) })
+    return room:broadcast(text, { event_id = _M.event_id(event), local_only = true })
 end
 
 
@@ -54,7 +59,8 @@ function _M.publish(channel, event)
     if not text then
         return nil, err
     end
-    return moonwire.room(channel):broadcast(text, { event_id = _M.event_id(event) })
+    return moonwire.room(channel):broadcast(text, { event_id = _M.event_id(event),
+                                                   local_only = true })
 end
 
 
