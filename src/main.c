@@ -211,6 +211,11 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
         mw_config_free(&cfg);
         return 1;
     }
+    /* workers = 0 (the default): one per core, as nginx's "auto". */
+    if (cfg.workers == 0) {
+        unsigned cores = uv_available_parallelism();
+        cfg.workers = cores > 64 ? 64 : (int)cores;
+    }
     if (cfg.workers > 1 && !mw_worker_id()) {
         rc = mw_supervisor_run(&cfg, main_argv);
         mw_config_free(&cfg);

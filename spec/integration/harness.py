@@ -360,6 +360,7 @@ class Server:
         for k in list(env):
             if k.startswith("MOONWIRE_") and k != "MOONWIRE_LUA_DIR":
                 del env[k]
+        env.update(worker_env(self.env))
         env.update(self.env)
         self._err = open(self.stderr_path, "wb")
         self._out = open(self.stdout_path, "wb")
@@ -460,12 +461,25 @@ class Server:
         return json.loads(body.decode("utf-8"))
 
 
+
+def worker_env(env):
+    """MW_TEST_WORKERS=N in the test's environment runs every server the
+    tests start with workers = N (MOONWIRE_WORKERS), unless the test sets
+    MOONWIRE_WORKERS itself: the whole suite against the supervisor and
+    its workers. Unset: each app's own setting (default 1)."""
+    n = os.environ.get("MW_TEST_WORKERS")
+    if n and "MOONWIRE_WORKERS" not in env:
+        return {"MOONWIRE_WORKERS": n}
+    return {}
+
 def run_cli(binary, args, env=None, timeout=20, cwd=None):
     """Run the binary to completion; return (status, stdout, stderr)."""
     e = dict(os.environ)
     for k in list(e):
         if k.startswith("MOONWIRE_") and k != "MOONWIRE_LUA_DIR":
             del e[k]
+    if args and args[0] == "serve":
+        e.update(worker_env(env or {}))
     e.update(env or {})
     p = subprocess.run([binary] + list(args), stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,

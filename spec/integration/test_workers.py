@@ -587,6 +587,19 @@ def test_orphans(ctx):
     H.poll(gone, timeout=15, what="the workers to exit")
 
 
+@S.case("workers = 0 starts one worker per core this process may run on", timeout=40)
+def test_workers_auto(ctx):
+    cores = min(len(os.sched_getaffinity(0)), 64)
+    srv = ctx.start("auto", ctx.copy_app(ctx.fixture("workers")),
+                    env={"MOONWIRE_WORKERS": "0"})
+    if cores == 1:
+        # one core: one process, no supervisor
+        eq(srv.health().get("worker"), None, "a single process")
+        return
+    H.poll(lambda: len(children(srv.proc.pid)) == cores, timeout=15,
+           what="%d workers" % cores)
+    srv.wait_log(r"supervisor \(pid \d+\): %d workers" % cores)
+
 
 if __name__ == "__main__":
     sys.exit(S.main())
