@@ -105,8 +105,25 @@ void mw_hub_reader_free(mw_hub_reader_t *r) {
 
 /* ---- the worker's end ------------------------------------------------------ */
 
+/* The records of one loop iteration, written at its end with one write:
+ * the request and the bytes in one allocation, handed to libuv when the
+ * socket does not take them at once. */
+typedef struct {
+    uv_write_t req;
+    size_t len, cap;
+    char bytes[];
+} outbuf_t;
+
+/* A buffer kept from one iteration to the next up to this size. */
+#define OUT_KEEP (256u << 10)
+
 struct mw_hub {
     uv_pipe_t pipe;
+    uv_check_t flush_check;     /* the end of an iteration: after its I/O */
+    uv_prepare_t flush_prepare; /* or before the loop waits for I/O */
+    int flushing;               /* both started: records queued */
+    int open_handles;           /* freed when the last one closes */
+    outbuf_t *out;              /* records queued in this iteration */
     mw_hub_reader_t reader;
     mw_hub_message_cb cb;
     void *data;
@@ -155,7 +172,10 @@ static void deliver(void *data, const mw_hub_record_t *rec) {
 
 static void on_closed(uv_handle_t *handle) {
     mw_hub_t *h = handle->data;
+    if (--h->open_handles > 0)
+        return;
     mw_hub_reader_free(&h->reader);
+    free(h->out);
     free(h);
 }
 
@@ -173,18 +193,73 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
 }
 
+static void on_written(uv_write_t *req, int status) {
+    (void)status; /* a broken socket shows up on the read side */
+    free(req);
+}
+
+/* flush writes the records queued in this loop iteration: as much as the
+ * socket takes now, and the rest (a full socket) with a write libuv
+ * finishes; the buffer is kept for the next iteration when it is all
+ * written at once. */
+static void flush(mw_hub_t *h) {
+    if (h->flushing) {
+        h->flushing = 0;
+        uv_check_stop(&h->flush_check);
+        uv_prepare_stop(&h->flush_prepare);
+    }
+    outbuf_t *o = h->out;
+    if (!o || o->len == 0)
+        return;
+    uv_buf_t buf = uv_buf_init(o->bytes, (unsigned)o->len);
+    int n = uv_try_write((uv_stream_t *)&h->pipe, &buf, 1); /* UV_EAGAIN behind a write */
+    size_t done = n > 0 ? (size_t)n : 0;
+    if (done == o->len) {
+        o->len = 0;
+        if (o->cap > OUT_KEEP) {
+            free(o);
+            h->out = NULL;
+        }
+        return;
+    }
+    h->out = NULL;
+    buf = uv_buf_init(o->bytes + done, (unsigned)(o->len - done));
+    if (uv_write(&o->req, (uv_stream_t *)&h->pipe, &buf, 1, on_written) != 0)
+        free(o); /* the socket is gone: the read side says so */
+}
+
+static void on_flush_check(uv_check_t *c) {
+    flush(c->data);
+}
+
+static void on_flush_prepare(uv_prepare_t *p) {
+    flush(p->data);
+}
+
 int mw_hub_open(mw_hub_t **out, uv_loop_t *loop, int fd, mw_hub_message_cb cb, void *data) {
     mw_hub_t *h = calloc(1, sizeof *h);
     if (!h)
         return MW_ENOMEM;
     h->cb = cb;
     h->data = data;
-    h->pipe.data = h;
+    h->pipe.data = h->flush_check.data = h->flush_prepare.data = h;
+    /* The check and prepare handles never fail to initialise on a live loop. */
+    uv_check_init(loop, &h->flush_check);
+    uv_prepare_init(loop, &h->flush_prepare);
+    uv_unref((uv_handle_t *)&h->flush_check);
+    uv_unref((uv_handle_t *)&h->flush_prepare);
+    h->open_handles = 2;
     int rc = uv_pipe_init(loop, &h->pipe, 0);
-    if (rc == 0 && (rc = uv_pipe_open(&h->pipe, fd)) == 0)
-        rc = uv_read_start((uv_stream_t *)&h->pipe, on_alloc, on_read);
+    if (rc == 0) {
+        h->open_handles++;
+        if ((rc = uv_pipe_open(&h->pipe, fd)) == 0)
+            rc = uv_read_start((uv_stream_t *)&h->pipe, on_alloc, on_read);
+    }
     if (rc != 0) {
-        uv_close((uv_handle_t *)&h->pipe, on_closed);
+        if (h->open_handles == 3)
+            uv_close((uv_handle_t *)&h->pipe, on_closed);
+        uv_close((uv_handle_t *)&h->flush_check, on_closed);
+        uv_close((uv_handle_t *)&h->flush_prepare, on_closed);
         return MW_EIO;
     }
     uv_unref((uv_handle_t *)&h->pipe);
@@ -193,9 +268,31 @@ int mw_hub_open(mw_hub_t **out, uv_loop_t *loop, int fd, mw_hub_message_cb cb, v
     return 0;
 }
 
-static void on_written(uv_write_t *req, int status) {
-    (void)status; /* a broken socket shows up on the read side */
-    free(req);
+/* queue_record appends a record to this iteration's buffer. */
+static int queue_record(mw_hub_t *h, int op, const char *channel, size_t channel_len,
+                        const char *payload, size_t len) {
+    size_t size = mw_hub_record_size(channel_len, len);
+    outbuf_t *o = h->out;
+    size_t used = o ? o->len : 0;
+    if (!o || o->cap - o->len < size) {
+        size_t cap = o ? o->cap * 2 : 4096;
+        while (cap - used < size)
+            cap *= 2;
+        o = realloc(o, sizeof *o + cap);
+        if (!o)
+            return MW_ENOMEM; /* h->out, if any, is untouched */
+        o->len = used;
+        o->cap = cap;
+        h->out = o;
+    }
+    mw_hub_record_write(o->bytes + o->len, op, 0, channel, channel_len, payload, len);
+    o->len += size;
+    if (!h->flushing) {
+        h->flushing = 1;
+        uv_check_start(&h->flush_check, on_flush_check);
+        uv_prepare_start(&h->flush_prepare, on_flush_prepare);
+    }
+    return 0;
 }
 
 int mw_hub_send(mw_hub_t *h, int op, const char *channel, size_t channel_len, const char *payload,
@@ -205,19 +302,9 @@ int mw_hub_send(mw_hub_t *h, int op, const char *channel, size_t channel_len, co
     if (channel_len > MW_HUB_CHANNEL_MAX ||
         mw_hub_record_size(channel_len, len) - 4 > MW_HUB_RECORD_MAX)
         return MW_EINVAL;
-    size_t size = mw_hub_record_size(channel_len, len);
-    /* One allocation: the request, then the record. */
-    uv_write_t *req = malloc(sizeof *req + size);
-    if (!req)
-        return MW_ENOMEM;
-    char *rec = (char *)(req + 1);
-    mw_hub_record_write(rec, op, 0, channel, channel_len, payload, len);
-    uv_buf_t buf = uv_buf_init(rec, (unsigned)size);
-    int rc = uv_write(req, (uv_stream_t *)&h->pipe, &buf, 1, on_written);
-    if (rc != 0) {
-        free(req);
-        return MW_ECLOSED;
-    }
+    int rc = queue_record(h, op, channel, channel_len, payload, len);
+    if (rc != 0)
+        return rc;
     if (op == MW_HUB_SUB || op == MW_HUB_UNSUB)
         h->pending++; /* until the supervisor's ACK says it is applied */
     return 0;
@@ -232,7 +319,12 @@ uint64_t mw_hub_pending(const mw_hub_t *h) {
 }
 
 void mw_hub_close(mw_hub_t *h) {
+    if (h->up)
+        flush(h); /* what this iteration queued: the socket takes it now or never */
     h->up = 0;
-    if (!uv_is_closing((uv_handle_t *)&h->pipe))
+    if (!uv_is_closing((uv_handle_t *)&h->pipe)) {
         uv_close((uv_handle_t *)&h->pipe, on_closed);
+        uv_close((uv_handle_t *)&h->flush_check, on_closed);
+        uv_close((uv_handle_t *)&h->flush_prepare, on_closed);
+    }
 }

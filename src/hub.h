@@ -17,7 +17,11 @@
  * on (worker set) to every other worker subscribed to that channel. So a
  * message is encoded once by the worker it comes from (moonwire.cluster
  * puts its header in the payload) and copied into each receiving worker's
- * socket once; no lock anywhere: each side is one loop.
+ * socket once; no lock anywhere: each side is one loop. Both sides write
+ * once per loop iteration whatever records it made (a worker to the
+ * supervisor, the supervisor to each worker), so a burst of publishes
+ * crosses in a few writes and reads, and reaches the receiving worker's
+ * subscribers in one write each, as it does the publisher's.
  *
  * ACK goes from the supervisor to a worker: its payload is a count (in
  * decimal) of that worker's SUB and UNSUB records the supervisor has
@@ -124,8 +128,10 @@ int mw_hub_worker_fd(void);
 int mw_hub_open(mw_hub_t **out, uv_loop_t *loop, int fd, mw_hub_message_cb cb, void *data);
 
 /* mw_hub_send queues a record (op, channel, payload) to the supervisor.
- * Returns 0, MW_ECLOSED once the supervisor's end is gone, MW_EINVAL for
- * a channel or record too long. */
+ * The records of one loop iteration go with one write at its end (after
+ * its I/O, or before the loop waits for more), in the order they were
+ * queued. Returns 0, MW_ECLOSED once the supervisor's end is gone,
+ * MW_EINVAL for a channel or record too long, MW_ENOMEM. */
 int mw_hub_send(mw_hub_t *h, int op, const char *channel, size_t channel_len, const char *payload,
                 size_t len);
 

@@ -5,8 +5,12 @@
  * subscribed worker slots. A published record is forwarded from the
  * buffer it was read into: copied once into one refcounted block (the
  * origin's number written in), which every receiving worker's write
- * points to; freed after the last write. The SUB and UNSUB records of one
- * read are confirmed by one ACK, sent once they are applied.
+ * points to; freed after the last write. Whatever goes to a worker in one
+ * loop iteration (records passed on, ACKs, a starting worker's copy of
+ * the store) is queued, in order, and written at the iteration's end with
+ * one write of all its blocks: a burst a worker sent in one write leaves
+ * in one write to each other worker. The SUB and UNSUB records of one
+ * read are confirmed by one ACK, queued once they are applied.
  *
  * The store is a second table, of (worker slot, key) -> the SET record
  * that made it, kept as the block passed on to the other workers: a
@@ -29,8 +33,6 @@
  * much of what is forwarded to it; beyond, records to it are dropped. */
 #define MAX_QUEUED (64u << 20)
 #define INITIAL_BUCKETS 256
-/* A starting worker gets the store in writes of this many records. */
-#define SNAPSHOT_BATCH 1024
 
 typedef struct channel {
     struct channel *next;
@@ -56,12 +58,23 @@ typedef struct entry {
     size_t key_len;
 } entry_t;
 
+/* What goes to one worker in one loop iteration: its blocks, in order,
+ * then the write that carries them all (the request and the references
+ * in one allocation, freed when the write is done). */
+typedef struct {
+    uv_write_t req;
+    size_t n, cap;
+    size_t bytes; /* of the blocks */
+    block_t *blocks[];
+} queue_t;
+
 typedef struct {
     mw_hubd_t *hub;
     int slot;
     int attached; /* the pipe is open */
     int child_fd; /* the worker's end until it is spawned, else -1 */
     uv_pipe_t pipe;
+    queue_t *queue; /* this iteration's blocks to the worker, or NULL */
     mw_hub_reader_t reader;
     uint64_t acks_owed; /* SUB and UNSUB applied in this read, to confirm */
 } peer_t;
@@ -73,24 +86,17 @@ struct mw_hubd {
     size_t nbuckets, nchannels;
     entry_t **entries;
     size_t nentry_buckets, nentries;
-    int freeing, closing; /* mw_hubd_free called; pipes still closing */
+    int freeing, closing;       /* mw_hubd_free called; handles still closing */
+    uv_check_t flush_check;     /* the end of an iteration: after its I/O */
+    uv_prepare_t flush_prepare; /* or before the loop waits for I/O */
+    uint64_t queued;            /* the slots with a queue to write */
+    uv_buf_t *bufs;             /* room for a queue's buffers */
+    size_t bufs_cap;
     uint64_t forwarded, dropped;
     mw_hubd_report_cb report;
     void *report_data;
     peer_t peers[MW_HUBD_MAX_WORKERS];
 };
-
-typedef struct {
-    uv_write_t req;
-    block_t *block;
-} fwd_t;
-
-/* Several blocks in one write (a starting worker's copy of the store). */
-typedef struct {
-    uv_write_t req;
-    size_t n;
-    block_t *blocks[SNAPSHOT_BATCH];
-} batch_t;
 
 int mw_hubd_create(mw_hubd_t **out, uv_loop_t *loop) {
     mw_hubd_t *h = calloc(1, sizeof *h);
@@ -103,6 +109,12 @@ int mw_hubd_create(mw_hubd_t **out, uv_loop_t *loop) {
     }
     h->loop = loop;
     h->seed = mw_hash_seed();
+    /* Neither keeps the loop alive; initialising them cannot fail. */
+    uv_check_init(loop, &h->flush_check);
+    uv_prepare_init(loop, &h->flush_prepare);
+    uv_unref((uv_handle_t *)&h->flush_check);
+    uv_unref((uv_handle_t *)&h->flush_prepare);
+    h->flush_check.data = h->flush_prepare.data = h;
     h->nbuckets = h->nentry_buckets = INITIAL_BUCKETS;
     for (int i = 0; i < MW_HUBD_MAX_WORKERS; i++) {
         h->peers[i].hub = h;
@@ -138,31 +150,105 @@ static void release(block_t *b) {
         free(b);
 }
 
-static void on_forwarded(uv_write_t *req, int status) {
+static void on_written(uv_write_t *req, int status) {
     (void)status; /* a worker gone shows up on its read side */
-    fwd_t *f = (fwd_t *)req;
-    release(f->block);
-    free(f);
+    queue_t *q = (queue_t *)req;
+    for (size_t i = 0; i < q->n; i++)
+        release(q->blocks[i]);
+    free(q);
+}
+
+static void on_flush_check(uv_check_t *c);
+static void on_flush_prepare(uv_prepare_t *c);
+
+/* enqueue adds block b to what goes to worker p at the end of this loop
+ * iteration. Returns 0, or -1 when memory ran out (not queued). */
+static int enqueue(mw_hubd_t *h, peer_t *p, block_t *b) {
+    queue_t *q = p->queue;
+    if (!q || q->n == q->cap) {
+        size_t cap = q ? q->cap * 2 : 64;
+        queue_t *grown = realloc(q, sizeof *q + cap * sizeof q->blocks[0]);
+        if (!grown)
+            return -1;
+        if (!q)
+            grown->n = grown->bytes = 0;
+        grown->cap = cap;
+        p->queue = q = grown;
+    }
+    q->blocks[q->n++] = b;
+    q->bytes += b->len;
+    b->refs++;
+    if (!h->queued) {
+        uv_check_start(&h->flush_check, on_flush_check);
+        uv_prepare_start(&h->flush_prepare, on_flush_prepare);
+    }
+    h->queued |= (uint64_t)1 << p->slot;
+    return 0;
+}
+
+/* drop_queue forgets what was queued to worker p (it is detached). */
+static void drop_queue(mw_hubd_t *h, peer_t *p) {
+    queue_t *q = p->queue;
+    if (!q)
+        return;
+    p->queue = NULL;
+    h->queued &= ~((uint64_t)1 << p->slot);
+    for (size_t i = 0; i < q->n; i++)
+        release(q->blocks[i]);
+    free(q);
+}
+
+/* flush_peer writes worker p's queue: one write of all its blocks. */
+static void flush_peer(mw_hubd_t *h, peer_t *p) {
+    queue_t *q = p->queue;
+    p->queue = NULL;
+    if (!q)
+        return;
+    if (h->bufs_cap < q->n) {
+        uv_buf_t *bufs = realloc(h->bufs, q->n * sizeof *bufs);
+        if (!bufs) {
+            h->dropped += q->n;
+            on_written(&q->req, 0);
+            return;
+        }
+        h->bufs = bufs;
+        h->bufs_cap = q->n;
+    }
+    for (size_t i = 0; i < q->n; i++)
+        h->bufs[i] = uv_buf_init(q->blocks[i]->bytes, (unsigned)q->blocks[i]->len);
+    /* libuv copies the buffers' list; the blocks stay until on_written */
+    if (uv_write(&q->req, (uv_stream_t *)&p->pipe, h->bufs, (unsigned)q->n, on_written) != 0) {
+        h->dropped += q->n;
+        on_written(&q->req, 0);
+    }
+}
+
+/* flush writes every worker's queue of this loop iteration. */
+static void flush(mw_hubd_t *h) {
+    uv_check_stop(&h->flush_check);
+    uv_prepare_stop(&h->flush_prepare);
+    while (h->queued) {
+        int i = __builtin_ctzll(h->queued);
+        h->queued &= h->queued - 1;
+        flush_peer(h, &h->peers[i]);
+    }
+}
+
+static void on_flush_check(uv_check_t *c) {
+    flush(c->data);
+}
+
+static void on_flush_prepare(uv_prepare_t *c) {
+    flush(c->data);
 }
 
 /* pass_on queues block b to worker p. Returns 0, or -1 when it is dropped
  * (counted): p is gone, past MAX_QUEUED, or memory ran out. */
 static int pass_on(mw_hubd_t *h, peer_t *p, block_t *b) {
-    if (!p->attached || uv_stream_get_write_queue_size((uv_stream_t *)&p->pipe) > MAX_QUEUED) {
-        h->dropped++;
-        return -1;
-    }
-    fwd_t *f = malloc(sizeof *f);
-    if (!f) {
-        h->dropped++;
-        return -1;
-    }
-    f->block = b;
-    b->refs++;
-    uv_buf_t buf = uv_buf_init(b->bytes, (unsigned)b->len);
-    if (uv_write(&f->req, (uv_stream_t *)&p->pipe, &buf, 1, on_forwarded) != 0) {
-        b->refs--;
-        free(f);
+    size_t queued = p->queue ? p->queue->bytes : 0;
+    if (!p->attached ||
+        uv_stream_get_write_queue_size((uv_stream_t *)&p->pipe) + queued > MAX_QUEUED ||
+        enqueue(h, p, b) != 0) {
         h->dropped++;
         return -1;
     }
@@ -356,53 +442,21 @@ static void drop_entries(mw_hubd_t *h, int slot) {
         }
 }
 
-static void on_batch_written(uv_write_t *req, int status) {
-    (void)status;
-    batch_t *w = (batch_t *)req;
-    for (size_t i = 0; i < w->n; i++)
-        release(w->blocks[i]);
-    free(w);
-}
-
-/* flush_batch writes the blocks gathered in w to p (w is freed after). */
-static void flush_batch(mw_hubd_t *h, peer_t *p, batch_t *w) {
-    uv_buf_t bufs[SNAPSHOT_BATCH];
-    for (size_t i = 0; i < w->n; i++)
-        bufs[i] = uv_buf_init(w->blocks[i]->bytes, (unsigned)w->blocks[i]->len);
-    if (uv_write(&w->req, (uv_stream_t *)&p->pipe, bufs, (unsigned)w->n, on_batch_written) != 0) {
-        h->dropped += w->n;
-        on_batch_written(&w->req, 0);
-        return;
-    }
-    h->forwarded += w->n;
-}
-
-/* snapshot writes every other worker's entries to worker p, which has
+/* snapshot queues every other worker's entries to worker p, which has
  * just been attached: they come before anything else on its socket. */
 static void snapshot(mw_hubd_t *h, peer_t *p) {
-    batch_t *w = NULL;
     for (size_t i = 0; i < h->nentry_buckets; i++)
         for (entry_t *e = h->entries[i]; e; e = e->next) {
             if (e->slot == p->slot)
                 continue;
-            if (!w) {
-                if (!(w = malloc(sizeof *w))) {
-                    mw_log_error("hub: out of memory: worker %d starts without the others' "
-                                 "entries",
-                                 p->slot + 1);
-                    return;
-                }
-                w->n = 0;
+            if (enqueue(h, p, e->block) != 0) {
+                mw_log_error("hub: out of memory: worker %d starts without the others' entries",
+                             p->slot + 1);
+                drop_queue(h, p); /* none rather than some */
+                return;
             }
-            w->blocks[w->n++] = e->block;
-            e->block->refs++;
-            if (w->n == SNAPSHOT_BATCH) {
-                flush_batch(h, p, w);
-                w = NULL;
-            }
+            h->forwarded++;
         }
-    if (w)
-        flush_batch(h, p, w);
 }
 
 int mw_hubd_reload(mw_hubd_t *h, int slot) {
@@ -433,32 +487,18 @@ static void tell_exit(mw_hubd_t *h, int slot) {
 
 /* ---- reading the workers ------------------------------------------------------ */
 
-/* An ACK on its way: the request and the record it writes. */
-typedef struct {
-    uv_write_t req;
-    char rec[MW_HUB_HEADER + 20];
-} ack_t;
-
-static void on_acked(uv_write_t *req, int status) {
-    (void)status;
-    free(req);
-}
-
 /* send_ack tells worker p that n more of its SUB and UNSUB records are
  * applied: what any worker publishes after this reaches p per them. */
-static void send_ack(peer_t *p, uint64_t n) {
-    ack_t *a = malloc(sizeof *a);
-    if (!a) {
+static void send_ack(mw_hubd_t *h, peer_t *p, uint64_t n) {
+    char raw[MW_HUB_HEADER + 20], digits[21];
+    int len = snprintf(digits, sizeof digits, "%llu", (unsigned long long)n);
+    mw_hub_record_write(raw, MW_HUB_ACK, 0, NULL, 0, digits, (size_t)len);
+    block_t *b = block_of(raw, mw_hub_record_size(0, (size_t)len), -1);
+    if (!b || enqueue(h, p, b) != 0)
         mw_log_error("hub: out of memory: worker %d's subscriptions are not confirmed",
                      p->slot + 1);
-        return;
-    }
-    char digits[21];
-    int len = snprintf(digits, sizeof digits, "%llu", (unsigned long long)n);
-    mw_hub_record_write(a->rec, MW_HUB_ACK, 0, NULL, 0, digits, (size_t)len);
-    uv_buf_t buf = uv_buf_init(a->rec, (unsigned)mw_hub_record_size(0, (size_t)len));
-    if (uv_write(&a->req, (uv_stream_t *)&p->pipe, &buf, 1, on_acked) != 0)
-        free(a);
+    if (b)
+        release(b);
 }
 
 static void on_record(void *data, const mw_hub_record_t *rec) {
@@ -504,7 +544,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         return;
     int rc = nread < 0 ? MW_ECLOSED : mw_hub_reader_take(&p->reader, (size_t)nread, on_record, p);
     if (rc == 0 && p->acks_owed > 0) {
-        send_ack(p, p->acks_owed);
+        send_ack(p->hub, p, p->acks_owed);
         p->acks_owed = 0;
     }
     if (rc != 0) {
@@ -527,6 +567,7 @@ static void maybe_free(mw_hubd_t *h) {
             unlink_entry(h, &h->entries[i]);
     free(h->buckets);
     free(h->entries);
+    free(h->bufs);
     free(h);
 }
 
@@ -534,6 +575,13 @@ static void on_closed(uv_handle_t *handle) {
     peer_t *p = handle->data;
     mw_hubd_t *h = p->hub;
     mw_hub_reader_free(&p->reader);
+    h->closing--;
+    maybe_free(h);
+}
+
+/* on_hub_closed: one of the hub's own handles (flush_check, flush_prepare). */
+static void on_hub_closed(uv_handle_t *handle) {
+    mw_hubd_t *h = handle->data;
     h->closing--;
     maybe_free(h);
 }
@@ -600,6 +648,7 @@ void mw_hubd_detach(mw_hubd_t *h, int slot) {
             c = &cur->next;
         }
     drop_entries(h, slot);
+    drop_queue(h, p);
     if (!h->freeing)
         tell_exit(h, slot);
     h->closing++;
@@ -612,7 +661,9 @@ void mw_hubd_free(mw_hubd_t *h) {
     h->freeing = 1; /* nobody to tell of the exits */
     for (int i = 0; i < MW_HUBD_MAX_WORKERS; i++)
         mw_hubd_detach(h, i);
-    maybe_free(h);
+    h->closing += 2;
+    uv_close((uv_handle_t *)&h->flush_check, on_hub_closed);
+    uv_close((uv_handle_t *)&h->flush_prepare, on_hub_closed);
 }
 
 uint64_t mw_hubd_forwarded(const mw_hubd_t *h) {

@@ -2,15 +2,20 @@
  * test_hub.c - the hub's records (src/hub.c): written then parsed back,
  * taken whole from a stream that delivers them in pieces, bad bytes
  * refused; and the supervisor's end (src/hubd.c) with two workers' ends
- * on one loop, in one process: subscriptions confirmed, then honoured.
+ * on one loop, in one process: subscriptions confirmed, then honoured;
+ * what one loop iteration queues written with one write on each side, a
+ * burst bigger than the sockets' buffers passed on whole and in order.
  */
 #include "errors.h"
 #include "hub.h"
 #include "hubd.h"
 #include "test.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static void test_round_trip(void) {
@@ -83,6 +88,7 @@ typedef struct {
     int n;
     char channel[32], payload[64];
     char log[512];
+    int seq, out_of_order; /* channel "seq": payloads "0 ...", "1 ...", ... */
 } inbox_t;
 
 static void on_message(void *data, const mw_hub_record_t *rec) {
@@ -92,6 +98,11 @@ static void on_message(void *data, const mw_hub_record_t *rec) {
     in->n++;
     snprintf(in->channel, sizeof in->channel, "%.*s", (int)rec->channel_len, rec->channel);
     snprintf(in->payload, sizeof in->payload, "%.*s", (int)rec->payload_len, rec->payload);
+    if (rec->channel_len == 3 && memcmp(rec->channel, "seq", 3) == 0) {
+        if (atoi(in->payload) != in->seq++)
+            in->out_of_order++;
+        return;
+    }
     size_t used = strlen(in->log);
     snprintf(in->log + used, sizeof in->log - used, "%s:%d:%s=%s;", ops[rec->op], rec->worker,
              in->channel, in->payload);
@@ -269,6 +280,185 @@ static void test_report_and_reload(void) {
     close_pair(&b);
 }
 
+/* write_syscalls is this process's count of write syscalls so far
+ * (/proc/self/io's syscw), or -1 where the kernel does not tell. */
+static long write_syscalls(void) {
+    FILE *f = fopen("/proc/self/io", "r");
+    if (!f)
+        return -1;
+    char line[128];
+    long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "syscw: %ld", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+/* keep_alive makes loop alive (the hub's handles do not keep it alive,
+ * as a server's listener does), so that UV_RUN_NOWAIT turns it once. */
+static void never(uv_timer_t *t) {
+    (void)t;
+}
+
+static void keep_alive(uv_loop_t *loop, uv_timer_t *t) {
+    uv_timer_init(loop, t);
+    uv_timer_start(t, never, 10000000, 0);
+}
+
+/* A worker's records wait for the end of the loop iteration, then go in
+ * one write, whole and in order. The supervisor's end here is a plain
+ * socket read by the test. */
+static void test_worker_batches(void) {
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uv_timer_t alive;
+    keep_alive(&loop, &alive);
+    mw_hub_t *w;
+    inbox_t in = {0};
+    REQUIRE(mw_hub_open(&w, &loop, sv[0], on_message, &in) == 0);
+    long before = write_syscalls();
+    char payload[16];
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(payload, sizeof payload, "%d", i);
+        CHECK_EQ(mw_hub_send(w, MW_HUB_PUB, "seq", 3, payload, (size_t)n), 0);
+    }
+    CHECK_EQ(mw_hub_send(w, MW_HUB_SUB, "room", 4, NULL, 0), 0);
+    char buf[8192];
+    CHECK(recv(sv[1], buf, sizeof buf, MSG_DONTWAIT) < 0 && errno == EAGAIN); /* not yet */
+    uv_run(&loop, UV_RUN_NOWAIT);                                             /* one iteration */
+    long after = write_syscalls();
+    if (before >= 0 && after >= 0)
+        CHECK_EQ(after - before, 1);
+    size_t len = 0;
+    ssize_t got;
+    while ((got = recv(sv[1], buf + len, sizeof buf - len, MSG_DONTWAIT)) > 0)
+        len += (size_t)got;
+    size_t off = 0;
+    int records = 0;
+    mw_hub_record_t rec;
+    long n;
+    while ((n = mw_hub_record_parse(buf + off, len - off, &rec)) > 0) {
+        if (records < 100) {
+            CHECK_EQ(rec.op, MW_HUB_PUB);
+            int k = snprintf(payload, sizeof payload, "%d", records);
+            CHECK_MEM(rec.payload, rec.payload_len, payload, (size_t)k);
+        } else {
+            CHECK_EQ(rec.op, MW_HUB_SUB);
+        }
+        records++;
+        off += (size_t)n;
+    }
+    CHECK_EQ(records, 101);
+    CHECK_EQ(off, len);
+    mw_hub_close(w);
+    uv_close((uv_handle_t *)&alive, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ(uv_loop_close(&loop), 0);
+    close(sv[1]);
+}
+
+/* The supervisor passes on what it read in one loop iteration with one
+ * write per worker: a worker's burst of 100 publishes leaves in one
+ * write, after the ACK of a subscription the same worker made. The
+ * workers' ends here are plain sockets driven by the test. */
+static void test_supervisor_batches(void) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uv_timer_t alive;
+    keep_alive(&loop, &alive);
+    mw_hubd_t *hubd;
+    REQUIRE(mw_hubd_create(&hubd, &loop) == 0);
+    int fd[2];
+    for (int i = 0; i < 2; i++) {
+        int child;
+        REQUIRE(mw_hubd_attach(hubd, i, &child) == 0);
+        fd[i] = dup(child);
+        mw_hubd_spawned(hubd, i);
+    }
+    char buf[16384];
+    size_t len = mw_hub_record_size(3, 0);
+    mw_hub_record_write(buf, MW_HUB_SUB, 0, "seq", 3, NULL, 0);
+    REQUIRE(write(fd[0], buf, len) == (ssize_t)len);
+    len = 0;
+    for (int i = 0; i < 100; i++) {
+        char payload[16];
+        int k = snprintf(payload, sizeof payload, "%d", i);
+        mw_hub_record_write(buf + len, MW_HUB_PUB, 0, "seq", 3, payload, (size_t)k);
+        len += mw_hub_record_size(3, (size_t)k);
+    }
+    /* one iteration: the SUB, already in the socket, is read and applied
+     * and its ACK written; the burst comes after */
+    uv_run(&loop, UV_RUN_NOWAIT);
+    REQUIRE(write(fd[1], buf, len) == (ssize_t)len);
+    long before = write_syscalls();
+    uint64_t forwarded = mw_hubd_forwarded(hubd);
+    for (int turns = 0; turns < 1000 && mw_hubd_forwarded(hubd) < forwarded + 100; turns++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    long after = write_syscalls();
+    CHECK_EQ(mw_hubd_forwarded(hubd), forwarded + 100);
+    if (before >= 0 && after >= 0)
+        CHECK(after - before <= 2); /* one, and a second if the read came in two pieces */
+    size_t got = 0;
+    ssize_t r;
+    while ((r = recv(fd[0], buf + got, sizeof buf - got, MSG_DONTWAIT)) > 0)
+        got += (size_t)r;
+    mw_hub_record_t rec;
+    size_t off = 0;
+    long n = mw_hub_record_parse(buf, got, &rec);
+    REQUIRE(n > 0);
+    CHECK_EQ(rec.op, MW_HUB_ACK); /* the subscription first */
+    CHECK_MEM(rec.payload, rec.payload_len, "1", 1);
+    off = (size_t)n;
+    int records = 0;
+    while ((n = mw_hub_record_parse(buf + off, got - off, &rec)) > 0) {
+        char payload[16];
+        int k = snprintf(payload, sizeof payload, "%d", records);
+        CHECK_EQ(rec.op, MW_HUB_PUB);
+        CHECK_EQ(rec.worker, 2);
+        CHECK_MEM(rec.payload, rec.payload_len, payload, (size_t)k);
+        records++;
+        off += (size_t)n;
+    }
+    CHECK_EQ(records, 100);
+    CHECK_EQ(off, got);
+    mw_hubd_free(hubd);
+    uv_close((uv_handle_t *)&alive, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ(uv_loop_close(&loop), 0);
+    close(fd[0]);
+    close(fd[1]);
+}
+
+static int burst_received(bench_t *b) {
+    return b->in[0].seq + b->in[0].out_of_order >= 4000;
+}
+
+/* A burst far bigger than the sockets hold (4,000 records of 1 KB in one
+ * loop iteration): each side writes what the socket takes and libuv the
+ * rest, and every record arrives once, in order. */
+static void test_partial_writes(void) {
+    bench_t b;
+    REQUIRE(open_pair(&b) == 0);
+    CHECK_EQ(mw_hub_send(b.w[0], MW_HUB_SUB, "seq", 3, NULL, 0), 0);
+    CHECK(run_until(&b, confirmed));
+    char payload[1024];
+    memset(payload, 'x', sizeof payload);
+    for (int i = 0; i < 4000; i++) {
+        int k = snprintf(payload, sizeof payload, "%d ", i);
+        payload[k] = 'x'; /* the number, a space, then 1 KB in all */
+        CHECK_EQ(mw_hub_send(b.w[1], MW_HUB_PUB, "seq", 3, payload, sizeof payload), 0);
+    }
+    CHECK(run_until(&b, burst_received));
+    CHECK_EQ(b.in[0].seq, 4000);
+    CHECK_EQ(b.in[0].out_of_order, 0);
+    CHECK_EQ(mw_hubd_dropped(b.hubd), 0);
+    CHECK_EQ(b.in[1].n, 0);
+    close_pair(&b);
+}
+
 int main(void) {
     RUN(test_round_trip);
     RUN(test_bad_records);
@@ -276,5 +466,8 @@ int main(void) {
     RUN(test_subscription_confirmed);
     RUN(test_store);
     RUN(test_report_and_reload);
+    RUN(test_worker_batches);
+    RUN(test_supervisor_batches);
+    RUN(test_partial_writes);
     return test_summary();
 }
