@@ -4,6 +4,7 @@
 #include "admission.h"
 #include "errors.h"
 #include "log.h"
+#include "shlimits.h"
 #include "state.h"
 
 #include <string.h>
@@ -22,8 +23,11 @@ mw_admit_t mw_admission_accept(mw_server_t *s, const struct sockaddr *peer, mw_i
         return MW_ADMIT;
     if (!peer || mw_ipkey_from_sockaddr(peer, key) != 0)
         return MW_ADMIT;
-    int rc = mw_iptable_admit(s->ips, key, mw_server_now(s) * 1000, &s->ip_rate,
-                              (uint32_t)cfg->max_connections_per_ip);
+    /* workers = N: the whole server's counts, else this process's */
+    uint64_t now_us = mw_server_now(s) * 1000;
+    uint32_t max_open = (uint32_t)cfg->max_connections_per_ip;
+    int rc = s->limits ? mw_shlimits_ip_admit(s->limits, key, now_us, &s->ip_rate, max_open)
+                       : mw_iptable_admit(s->ips, key, now_us, &s->ip_rate, max_open);
     if (rc == 0) {
         *counted = 1;
         return MW_ADMIT;
@@ -42,7 +46,10 @@ mw_admit_t mw_admission_accept(mw_server_t *s, const struct sockaddr *peer, mw_i
 }
 
 void mw_admission_release(mw_server_t *s, const mw_ipkey_t *key) {
-    mw_iptable_release(s->ips, key);
+    if (s->limits)
+        mw_shlimits_ip_release(s->limits, key);
+    else
+        mw_iptable_release(s->ips, key);
 }
 
 /* origin_allowed: allowed_origins empty or "*" accepts any; otherwise the
@@ -71,7 +78,9 @@ mw_admit_t mw_admission_upgrade(mw_server_t *s, const mw_request_t *req, int val
         *r = (mw_refusal_t){403, NULL, "origin not allowed"};
         return MW_ADMIT_REFUSE;
     }
-    if (valid && cfg->max_connections && s->nclients >= (size_t)cfg->max_connections) {
+    if (valid && cfg->max_connections &&
+        (s->limits ? mw_shlimits_clients(s->limits) : s->nclients) >=
+            (size_t)cfg->max_connections) {
         s->counters.refused[MW_REFUSED_CAPACITY]++;
         *r = (mw_refusal_t){503, "Retry-After: 5\r\n", "server at capacity"};
         return MW_ADMIT_REFUSE;

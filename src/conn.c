@@ -43,6 +43,7 @@
 #include "iptable.h"
 #include "log.h"
 #include "outq.h"
+#include "shlimits.h"
 #include "state.h"
 #include "throttle.h"
 #include "tls.h"
@@ -120,6 +121,8 @@ struct mw_conn {
 typedef struct mw_conn_extra {
     mw_ipkey_t ip; /* counted in server->ips when ip_admitted */
     uint8_t ip_admitted;
+    uint8_t user_claimed; /* user_hash is counted in server->limits */
+    uint64_t user_hash;
     uint16_t expiry_code;
     char *expiry_reason;    /* set with mw_conn_set_expiry; its deadline is c->deadline */
     mw_throttle_t throttle; /* rate_limit and per-route cells (throttle.h) */
@@ -283,6 +286,8 @@ static void free_conn(mw_conn_t *c) {
     if (c->x) {
         if (c->x->ip_admitted)
             mw_admission_release(s, &c->x->ip);
+        if (c->x->user_claimed)
+            mw_shlimits_user_release(s->limits, c->x->user_hash);
         mw_dedupe_clear(&c->x->seen);
         free(c->x->expiry_reason);
         mw_throttle_free(&c->x->throttle);
@@ -317,6 +322,8 @@ static void on_close(uv_handle_t *h) {
         if (c->connected) {
             c->connected = 0;
             s->nclients--;
+            if (s->limits)
+                mw_shlimits_set_clients(s->limits, s->nclients);
             mw_counters_disconnect(&s->counters, code);
         }
         if (s->app.cb->close &&
@@ -791,6 +798,8 @@ static void open_client(mw_conn_t *c, const char *head, size_t len, const char *
     c->connected = 1;
     c->last_heard = c->last_message = now32(s);
     s->nclients++;
+    if (s->limits)
+        mw_shlimits_set_clients(s->limits, s->nclients);
     s->counters.connects++;
     mw_log_debug("client %llu connected", (unsigned long long)c->id);
     if (s->app.cb->open)
@@ -1478,6 +1487,23 @@ int mw_conn_throttle(mw_conn_t *c, unsigned slot, uint64_t window_ms, uint64_t m
     if (!x)
         return MW_ENOMEM;
     return mw_throttle_route(&x->throttle, slot, window_ms, max, mw_server_now(c->server) * 1000);
+}
+
+int mw_conn_claim_user(mw_conn_t *c, const char *user, size_t len, uint32_t *count) {
+    mw_server_t *s = c->server;
+    if (!s->limits)
+        return MW_ENOTFOUND;
+    if (c->state != CONN_OPEN)
+        return MW_ECLOSED;
+    mw_conn_extra_t *x = extra(c);
+    if (!x)
+        return MW_ENOMEM;
+    if (x->user_claimed) /* bound to another user before: that one loses it */
+        mw_shlimits_user_release(s->limits, x->user_hash);
+    x->user_hash = mw_shlimits_user_hash(s->limits, user, len);
+    x->user_claimed = 1;
+    *count = mw_shlimits_user_claim(s->limits, x->user_hash);
+    return 0;
 }
 
 int mw_conn_set_expiry(mw_conn_t *c, int64_t ms, uint16_t code, const char *reason, size_t len) {

@@ -105,6 +105,14 @@ int mw_conn_idle(mw_conn_t *c, uint64_t now);
  * over, MW_ECLOSED, MW_EINVAL (slot out of range) or MW_ENOMEM. */
 int mw_conn_throttle(mw_conn_t *c, unsigned slot, uint64_t window_ms, uint64_t max);
 
+/* mw_conn_claim_user counts the open connection c as one of user's (len
+ * bytes) for max_connections_per_user across workers (shlimits.h), in
+ * place of a user it was counted for before, until it closes; *count is
+ * how many the user has on the whole server, c included. MW_ENOTFOUND
+ * when the server has no shared counts (workers = 1: the app counts its
+ * own clients), MW_ECLOSED, MW_ENOMEM. */
+int mw_conn_claim_user(mw_conn_t *c, const char *user, size_t len, uint32_t *count);
+
 /* mw_conn_set_expiry closes an open connection with code and reason once
  * ms have passed (authentication timeout, token expiry); ms < 0 cancels.
  * Returns 0, MW_ECLOSED, MW_EINVAL (a code that may not be sent, a reason

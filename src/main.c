@@ -243,6 +243,11 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
     if (stats_fd >= 0 && (rc = mw_aggregate_attach(server, stats_fd, mw_worker_id())) != 0)
         mw_log_warn("cannot map the stats zone (%s): /health and /metrics show this worker only",
                     mw_strerror(rc));
+    int limits_fd = mw_worker_limits_fd();
+    if (limits_fd >= 0 && (rc = mw_server_attach_limits(server, limits_fd, mw_worker_id())) != 0)
+        mw_log_warn("cannot map the connection counts (%s): the connection limits count this "
+                    "worker's connections only",
+                    mw_strerror(rc));
     reloader_t reloader = {sc, cli};
     mw_server_set_config_loader(server, reload_config, &reloader);
     mw_log_set_worker(mw_worker_id());

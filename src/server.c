@@ -9,6 +9,7 @@
  * (the Redis clientsCron shape), not one timer per connection.
  */
 #include "server.h"
+#include "shlimits.h"
 #include "state.h"
 #include "aggregate.h"
 #include "conn.h"
@@ -642,6 +643,17 @@ void mw_server_set_health_route(mw_server_t *s, int app) {
     s->app_health = app ? 1 : 0;
 }
 
+int mw_server_attach_limits(mw_server_t *s, int fd, int worker) {
+    mw_shlimits_t *l;
+    int rc = mw_shlimits_attach(&l, fd, worker);
+    if (rc != 0)
+        return rc;
+    mw_shlimits_free(s->limits);
+    s->limits = l;
+    mw_shlimits_set_clients(l, s->nclients);
+    return 0;
+}
+
 void mw_server_free(mw_server_t *s) {
     if (!s)
         return;
@@ -652,6 +664,7 @@ void mw_server_free(mw_server_t *s) {
     mw_idmap_free(&s->requests);
     mw_rooms_free(s->rooms);
     mw_iptable_free(s->ips);
+    mw_shlimits_free(s->limits);
     if (s->ping_frame)
         mw_buf_unref(s->ping_frame);
     mw_ws_encoder_free(s->encoder);

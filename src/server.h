@@ -62,6 +62,13 @@ int mw_server_adopt(mw_server_t *s, int fd, const char *peer_addr, int peer_port
  * handles; run the loop until it returns, then mw_server_free. */
 void mw_server_abort(mw_server_t *s);
 
+/* mw_server_attach_limits makes s count its connections for max_connections,
+ * max_connections_per_ip, connection_rate_per_ip and
+ * max_connections_per_user in the supervisor's zone on fd (shlimits.h), as
+ * worker, instead of in its own tables. Returns 0, MW_EINVAL or MW_ENOMEM
+ * (then s keeps counting alone). */
+int mw_server_attach_limits(mw_server_t *s, int fd, int worker);
+
 /* mw_server_set_listen_fds hands a worker the listening sockets its
  * supervisor bound (supervisor.h), in the order mw_server_listen opens
  * listeners: it listens on those instead of binding. */

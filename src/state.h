@@ -18,6 +18,7 @@
 #include "counters.h"
 #include "idmap.h"
 #include "iptable.h"
+#include "shlimits.h"
 #include "list.h"
 #include "ratelimit.h"
 #include "rooms.h"
@@ -100,6 +101,7 @@ struct mw_server {
 
     /* admission (docs/security.md) */
     mw_iptable_t *ips;           /* per source address: open connections, new-connection rate */
+    mw_shlimits_t *limits;       /* workers = N: every worker's counts (shlimits.h), not ips */
     mw_rate_t ip_rate;           /* connection_rate_per_ip */
     mw_rate_t msg_rate;          /* rate_limit: messages per connection */
     size_t fd_ceiling;           /* connections past which accept() would run out of files */

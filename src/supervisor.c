@@ -19,6 +19,7 @@
 #include "hubd.h"
 #include "log.h"
 #include "shdict.h"
+#include "shlimits.h"
 #include "stats.h"
 
 #include <errno.h>
@@ -75,6 +76,8 @@ struct supervisor {
     mw_hubd_t *hub;    /* the workers' messages to each other */
     mw_stats_t *stats; /* the workers' numbers (stats.h), on a memfd */
     int stats_fd;
+    mw_shlimits_t *limits; /* the connection counts of every worker (shlimits.h) */
+    int limits_fd;
     int nworkers;
     worker_t workers[MAX_WORKERS];
     int stopping;
@@ -122,6 +125,11 @@ int mw_worker_listen_fds(int *fds) {
 
 int mw_worker_shdict_fds(int *fds, int max) {
     return env_fds("MW_SHDICT_FDS", fds, max);
+}
+
+int mw_worker_limits_fd(void) {
+    int fd;
+    return env_fds("MW_LIMITS_FD", &fd, 1) == 1 ? fd : -1;
 }
 
 int mw_worker_stats_fd(void) {
@@ -343,6 +351,8 @@ static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
     }
     if (sup->stats)
         mw_stats_exited(sup->stats, w->id); /* its last snapshot: counters only */
+    if (sup->limits)
+        mw_shlimits_clear(sup->limits, w->id); /* its connections are gone with it */
     uv_close((uv_handle_t *)p, on_proc_closed);
     if (sup->stopping) {
         mw_log_info("worker %d (pid %d) stopped", w->id, p->pid);
@@ -362,22 +372,23 @@ static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
 }
 
 /* spawn_worker starts worker w: this binary with the master's arguments,
- * MW_WORKER, MW_LISTEN_FDS, MW_SHDICT_FDS, MW_HUB_FD and MW_STATS_FD in
+ * MW_WORKER, MW_LISTEN_FDS, MW_SHDICT_FDS, MW_HUB_FD, MW_STATS_FD and MW_LIMITS_FD in
  * its environment, the listeners as fds 3.., then the shared dicts'
- * memfds, then its end of the hub, then the stats zone. */
+ * memfds, then its end of the hub, then the stats zone, then the
+ * connection counts. */
 static int spawn_worker(worker_t *w) {
     supervisor_t *sup = w->sup;
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **env = calloc(nenv + 6, sizeof *env);
+    char **env = calloc(nenv + 7, sizeof *env);
     if (!env)
         return UV_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < nenv; i++)
         if (strncmp(environ[i], "MW_WORKER=", 10) && strncmp(environ[i], "MW_LISTEN_FDS=", 14) &&
             strncmp(environ[i], "MW_SHDICT_FDS=", 14) && strncmp(environ[i], "MW_HUB_FD=", 10) &&
-            strncmp(environ[i], "MW_STATS_FD=", 12))
+            strncmp(environ[i], "MW_STATS_FD=", 12) && strncmp(environ[i], "MW_LIMITS_FD=", 13))
             env[k++] = environ[i];
     int hub_fd = -1;
     if (mw_hubd_attach(sup->hub, w->id - 1, &hub_fd) != 0) {
@@ -407,9 +418,14 @@ static int spawn_worker(worker_t *w) {
     snprintf(statsvar, sizeof statsvar, "MW_STATS_FD=%d", stats_at);
     if (sup->stats)
         env[k++] = statsvar;
+    int limits_at = sup->stats ? stats_at + 1 : stats_at;
+    char limitsvar[32];
+    snprintf(limitsvar, sizeof limitsvar, "MW_LIMITS_FD=%d", limits_at);
+    if (sup->limits)
+        env[k++] = limitsvar;
     env[k] = NULL;
 
-    uv_stdio_container_t stdio[5 + MW_MAX_LISTENERS + MW_CONFIG_MAX_SUBPROTOCOLS];
+    uv_stdio_container_t stdio[6 + MW_MAX_LISTENERS + MW_CONFIG_MAX_SUBPROTOCOLS];
     for (int i = 0; i < 3; i++) {
         stdio[i].flags = UV_INHERIT_FD;
         stdio[i].data.fd = i;
@@ -426,12 +442,14 @@ static int spawn_worker(worker_t *w) {
     stdio[hub_at].data.fd = hub_fd;
     stdio[stats_at].flags = UV_INHERIT_FD;
     stdio[stats_at].data.fd = sup->stats_fd;
+    stdio[limits_at].flags = UV_INHERIT_FD;
+    stdio[limits_at].data.fd = sup->limits_fd;
     uv_process_options_t opts = {
         .exit_cb = on_worker_exit,
         .file = "/proc/self/exe",
         .args = sup->argv,
         .env = env,
-        .stdio_count = sup->stats ? stats_at + 1 : hub_at + 1,
+        .stdio_count = sup->limits ? limits_at + 1 : limits_at,
         .stdio = stdio,
     };
     w->proc.data = w;
@@ -525,11 +543,22 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
                     mw_strerror(rc));
         rc = 0;
     }
+    /* The connection counts: without them each worker applies the
+     * connection limits to its own connections, so it is not fatal. */
+    sup.limits_fd = -1;
+    rc = mw_shlimits_create(&sup.limits, sup.nworkers, &sup.limits_fd);
+    if (rc != 0) {
+        mw_log_warn("cannot map the connection counts (%s): each worker applies the connection "
+                    "limits alone",
+                    mw_strerror(rc));
+        rc = 0;
+    }
     if (mw_hubd_create(&sup.hub, sup.loop) != 0) {
         mw_log_error("cannot make the workers' hub: out of memory");
         for (int i = 0; i < sup.nfds; i++)
             close(sup.fds[i]);
         mw_shdicts_free(sup.dicts);
+        mw_shlimits_free(sup.limits);
         return 1;
     }
     mw_hubd_on_report(sup.hub, on_report, &sup);
@@ -573,6 +602,9 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
     mw_stats_free(sup.stats);
     if (sup.stats_fd >= 0)
         close(sup.stats_fd);
+    mw_shlimits_free(sup.limits);
+    if (sup.limits_fd >= 0)
+        close(sup.limits_fd);
     uv_loop_close(sup.loop);
     if (rc == 0)
         mw_log_info("supervisor: every worker stopped");

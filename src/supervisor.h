@@ -19,7 +19,8 @@
  * shared dicts the master made, in the order of shared_dicts, inherited
  * after the listeners; the worker attaches them instead of making its own)
  * and MW_STATS_FD (the stats zone, where each worker leaves its numbers
- * for the others' /health and /metrics: aggregate.h).
+ * for the others' /health and /metrics: aggregate.h) and MW_LIMITS_FD (the
+ * connection counts the limits check for the whole server: shlimits.h).
  */
 #ifndef MW_SUPERVISOR_H
 #define MW_SUPERVISOR_H
@@ -56,5 +57,9 @@ int mw_worker_shdict_fds(int *fds, int max);
 /* mw_worker_stats_fd is MW_STATS_FD, the memfd of the stats zone (stats.h),
  * or -1 when not a worker or the supervisor has none. */
 int mw_worker_stats_fd(void);
+
+/* mw_worker_limits_fd is MW_LIMITS_FD, the memfd of the server-wide
+ * connection counts (shlimits.h), or -1 outside a worker. */
+int mw_worker_limits_fd(void);
 
 #endif

@@ -403,7 +403,10 @@ function runtime._bind_user(self, client, user)
         core.set_expiry(client.id)
     end
     local max = self._config.max_connections_per_user
-    if max and max > 0 and #self._rooms:user_ids(user.id) > max then
+    -- workers = N: the whole server's count (shared memory, shlimits.h);
+    -- one process: its own clients of that user
+    local n = core.claim_user and core.claim_user(client.id, tostring(user.id))
+    if max and max > 0 and (n or #self._rooms:user_ids(user.id)) > max then
         log("info", "client %s: user %s has more than %d connections; closing it",
             tostring(client.id), tostring(user.id), max)
         client:close(1008, "too many connections for this user")

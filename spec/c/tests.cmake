@@ -3,7 +3,7 @@
 # registered as c_<module>. Run them with `ctest -R '^c_'`.
 set(MW_C_TEST_MODULES utf8 handshake http config ws idmap outq rooms ratelimit jwt tls watchdog envelope
     server paths metrics counters apikey names latency redis keylimit wsclient shdict hub
-    stats expo aggregate)
+    stats expo aggregate shlimits)
 
 foreach(module IN LISTS MW_C_TEST_MODULES)
   add_executable(c_test_${module} ${CMAKE_CURRENT_LIST_DIR}/test_${module}.c)

@@ -20,7 +20,10 @@ events; the server API called on one worker (emit, publish, broadcast,
 send to a user and to a client of the other worker, disconnect) reaches
 the clients of both; SIGHUP and a file change reload every worker, and
 the supervisor logs one line per outcome (ok, or failed with
-file:line); SIGTERM stops every worker gracefully
+file:line); max_connections, max_connections_per_ip,
+connection_rate_per_ip and max_connections_per_user count the clients of
+both workers, and a worker killed with SIGKILL gives its places back;
+SIGTERM stops every worker gracefully
 and the supervisor exits 0; killing the supervisor takes its workers with
 it.
 """
@@ -600,6 +603,108 @@ def test_workers_auto(ctx):
            what="%d workers" % cores)
     srv.wait_log(r"supervisor \(pid \d+\): %d workers" % cores)
 
+
+# --------------------------------------------------------------------------
+# connection limits count the whole server (src/shlimits.c)
+# --------------------------------------------------------------------------
+
+def raw_on(ctx, srv, pid, path="/", expect=101):
+    """A handshake served by worker pid of srv (the others stopped)."""
+    others = [p for p in children(srv.proc.pid) if p != pid]
+    for p in others:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        c = ctx.track(H.RawClient(srv.connect_host, srv.port))
+        c.handshake(path=path, expect=expect)
+    finally:
+        for p in others:
+            os.kill(p, signal.SIGCONT)
+    return c
+
+
+def limits_server(ctx, key, app=None, **env):
+    e = {"MOONWIRE_" + k.upper(): str(v) for k, v in env.items()}
+    e["MOONWIRE_WORKERS"] = "2"
+    srv = ctx.start(key, app or ctx.copy_app(ctx.fixture("workers")), env=e)
+    H.poll(lambda: len(children(srv.proc.pid)) == 2, timeout=15, what="two workers")
+    return srv, children(srv.proc.pid)
+
+
+@S.case("max_connections counts both workers: 503 past it on either, room again after a close")
+def test_max_connections_across_workers(ctx):
+    srv, (a, b) = limits_server(ctx, "wmax", max_connections=2)
+    raw_on(ctx, srv, a)
+    on_b = raw_on(ctx, srv, b)
+    full = raw_on(ctx, srv, a, expect=503)  # one worker alone would have room
+    check(H.header(full.response[1], "Retry-After") is not None, "Retry-After")
+    raw_on(ctx, srv, b, expect=503)
+    on_b.close()
+
+    def room():
+        c = H.RawClient(srv.connect_host, srv.port)
+        c.handshake(expect=None)
+        ctx.track(c)
+        return c.response[0] == 101
+    H.poll(room, timeout=10, what="a place again after a close")
+
+
+@S.case("max_connections_per_ip counts both workers: 429 past it")
+def test_per_ip_across_workers(ctx):
+    srv, (a, b) = limits_server(ctx, "wperip", max_connections_per_ip=2)
+    raw_on(ctx, srv, a)
+    raw_on(ctx, srv, b)
+    raw_on(ctx, srv, a, expect=429)
+    raw_on(ctx, srv, b, expect=429)
+
+
+@S.case("connection_rate_per_ip is one budget for both workers")
+def test_rate_per_ip_across_workers(ctx):
+    srv, (a, b) = limits_server(ctx, "wrate", connection_rate_per_ip=4)
+    # 8 connections, 4 on each worker: each alone would admit its 4; the
+    # server admits 4 a second from the address (more only if this takes
+    # a quarter of a second per connection)
+    statuses = []
+    for pid in (a, b) * 4:
+        c = raw_on(ctx, srv, pid, expect=None)
+        statuses.append(c.response[0])
+        c.close()
+    check(429 in statuses, "8 new connections from one address at once: %r" % statuses)
+    eq(statuses[:4], [101] * 4, "the first four")
+
+
+@S.case("max_connections_per_user counts both workers: the connection past the cap gets 1008")
+def test_per_user_across_workers(ctx):
+    srv, (a, b) = limits_server(ctx, "wuser", app=ctx.copy_app(ctx.fixture("auth/app")),
+                                max_connections_per_user=2)
+    raw_on(ctx, srv, a, path="/?token=user:ivy")
+    raw_on(ctx, srv, b, path="/?token=user:ivy")
+    third = raw_on(ctx, srv, a, path="/?token=user:ivy")
+    while True:
+        f = third.recv_frame()
+        if f.opcode == H.OP_CLOSE:
+            break
+        check(f.opcode in (H.OP_TEXT, H.OP_PING), "frame before close: %r" % f)
+    eq(f.close_code(), 1008, "close code")
+    eq(f.payload[2:], b"too many connections for this user", "close reason")
+    third.send_close(1008)
+    third.expect_eof()
+    raw_on(ctx, srv, b, path="/?token=user:jack")  # another user is fine
+
+
+@S.case("a worker killed with SIGKILL gives back its places at once", timeout=40)
+def test_limits_after_kill(ctx):
+    srv, (a, b) = limits_server(ctx, "wkill", max_connections=2, max_connections_per_ip=3)
+    raw_on(ctx, srv, a)
+    raw_on(ctx, srv, a)
+    raw_on(ctx, srv, b, expect=503).close()  # worker b counts worker a's
+    os.kill(a, signal.SIGKILL)
+    srv.wait_log(r"worker \d \(pid %d\) killed by signal 9" % a)
+    # the supervisor cleared a's counts: without that, 429 (4 from the
+    # address) or 503 (4 clients)
+    raw_on(ctx, srv, b)
+    raw_on(ctx, srv, b)
+    full = raw_on(ctx, srv, b, expect=None)
+    check(full.response[0] in (429, 503), "full again: %r" % (full.response,))
 
 if __name__ == "__main__":
     sys.exit(S.main())

@@ -523,6 +523,26 @@ static int mw_lua_set_reply(lua_State *L) {
                                                      binary, (size_t)off, (size_t)tslen));
 }
 
+/* core.claim_user(id, user) -> count | nil, err: counts client id as one
+ * of user's connections for the whole server (workers = N) until it
+ * closes, and returns how many that user has, this one included; nil,
+ * "not found" when the server has no shared counts (workers = 1). */
+static int mw_lua_claim_user(lua_State *L) {
+    uint64_t id = check_id(L, 1);
+    size_t len;
+    const char *user = luaL_checklstring(L, 2, &len);
+    int nret;
+    mw_conn_t *c = client_of(L, id, 0, &nret);
+    if (!c)
+        return nret;
+    uint32_t count;
+    int rc = mw_conn_claim_user(c, user, len, &count);
+    if (rc != 0)
+        return mw_lua_push_result(L, rc);
+    lua_pushinteger(L, (lua_Integer)count);
+    return 1;
+}
+
 /* core.set_expiry(id, ms, code, reason) -> true | nil, "closed": the C core
  * closes the client with code/reason after ms (authentication timeout,
  * token expiry) unless called again; core.set_expiry(id) cancels. */
@@ -854,6 +874,7 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
         {"client_stats", mw_lua_client_stats},
         {"set_reply", mw_lua_set_reply},
         {"set_expiry", mw_lua_set_expiry},
+        {"claim_user", mw_lua_claim_user},
         {"throttle", mw_lua_throttle},
         {"label", mw_lua_label},
         {"running", mw_lua_running},

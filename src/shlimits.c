@@ -1,0 +1,281 @@
+/*
+ * shlimits.c - the server-wide connection counts of `workers = N` (see
+ * shlimits.h): a header, the shared rate cells, then one slice per
+ * worker, all at offsets from the mapping's start (each process maps the
+ * memfd at an address of its own). Counters are C11 atomics in the shared
+ * mapping (lock-free atomics are address-free, so they work across
+ * processes).
+ */
+#include "shlimits.h"
+#include "errors.h"
+#include "hash.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAGIC 0x31746d696c776dull /* "mwlimt1" */
+#define LINE 64
+#define MAX_WORKERS 64
+#define MASK (MW_SHLIMITS_WIDTH - 1)
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2,
+               "the zone's counters must be lock-free");
+_Static_assert(MW_SHLIMITS_ROWS == 2, "a row's index is one half of the 64-bit hash");
+_Static_assert((MW_SHLIMITS_WIDTH & MASK) == 0, "the width is a power of two");
+
+typedef struct {
+    uint64_t magic;
+    uint32_t nworkers, width;
+    uint64_t seed; /* hashes keys alike in every worker */
+    uint64_t slice_size;
+    uint64_t size;
+} zone_t;
+
+typedef _Atomic uint32_t row_t[MW_SHLIMITS_ROWS][MW_SHLIMITS_WIDTH];
+
+typedef struct {
+    _Atomic uint64_t clients;
+    char pad[LINE - sizeof(uint64_t)]; /* the hot counter on a line of its own */
+    row_t ip, user;
+} slice_t;
+
+typedef struct {
+    zone_t z;
+    char pad[LINE - sizeof(zone_t)];
+    _Atomic uint64_t tat[MW_SHLIMITS_ROWS][MW_SHLIMITS_WIDTH]; /* connection_rate_per_ip */
+} head_t;
+
+_Static_assert(sizeof(zone_t) <= LINE, "the header fits a line");
+
+struct mw_shlimits {
+    head_t *h;
+    size_t size;
+    int worker; /* 0: the supervisor's handle */
+};
+
+static size_t zone_size(int nworkers) {
+    size_t n = sizeof(head_t) + (size_t)nworkers * sizeof(slice_t);
+    return (n + 4095) / 4096 * 4096;
+}
+
+static slice_t *slice(const mw_shlimits_t *l, int worker) {
+    return (slice_t *)((char *)l->h + sizeof(head_t) + (size_t)(worker - 1) * sizeof(slice_t));
+}
+
+/* indexes: a key's counter in each row, from its hash mixed again (the
+ * murmur3 finalizer) so that both halves depend on every bit. */
+static void indexes(uint64_t hash, uint32_t idx[MW_SHLIMITS_ROWS]) {
+    hash ^= hash >> 33;
+    hash *= 0xff51afd7ed558ccdULL;
+    hash ^= hash >> 33;
+    hash *= 0xc4ceb9fe1a85ec53ULL;
+    hash ^= hash >> 33;
+    idx[0] = (uint32_t)hash & MASK;
+    idx[1] = (uint32_t)(hash >> 32) & MASK;
+}
+
+static int wrap(mw_shlimits_t **out, void *m, size_t size, int worker) {
+    mw_shlimits_t *l = malloc(sizeof *l);
+    if (!l) {
+        munmap(m, size);
+        return MW_ENOMEM;
+    }
+    l->h = m;
+    l->size = size;
+    l->worker = worker;
+    *out = l;
+    return 0;
+}
+
+int mw_shlimits_create(mw_shlimits_t **out, int nworkers, int *fd) {
+    *out = NULL;
+    *fd = -1;
+    if (nworkers < 1 || nworkers > MAX_WORKERS)
+        return MW_EINVAL;
+    size_t size = zone_size(nworkers);
+    int f = memfd_create("moonwire-limits", MFD_CLOEXEC);
+    if (f < 0)
+        return MW_ENOMEM;
+    void *m = MAP_FAILED;
+    if (ftruncate(f, (off_t)size) == 0) /* zero-filled, pages taken as written */
+        m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+    if (m == MAP_FAILED) {
+        close(f);
+        return MW_ENOMEM;
+    }
+    zone_t *z = &((head_t *)m)->z;
+    z->nworkers = (uint32_t)nworkers;
+    z->width = MW_SHLIMITS_WIDTH;
+    z->seed = mw_hash_seed();
+    z->slice_size = sizeof(slice_t);
+    z->size = size;
+    z->magic = MAGIC; /* last: an attacher checks it */
+    int rc = wrap(out, m, size, 0);
+    if (rc != 0) {
+        close(f);
+        return rc;
+    }
+    *fd = f;
+    return 0;
+}
+
+int mw_shlimits_attach(mw_shlimits_t **out, int fd, int worker) {
+    *out = NULL;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || sb.st_size < (off_t)sizeof(head_t))
+        return MW_EINVAL;
+    size_t size = (size_t)sb.st_size;
+    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return MW_ENOMEM;
+    const zone_t *z = &((const head_t *)m)->z;
+    if (z->magic != MAGIC || z->size != size || z->width != MW_SHLIMITS_WIDTH ||
+        z->slice_size != sizeof(slice_t) || z->nworkers < 1 || z->nworkers > MAX_WORKERS ||
+        zone_size((int)z->nworkers) != size || worker < 1 || (uint32_t)worker > z->nworkers) {
+        munmap(m, size);
+        return MW_EINVAL;
+    }
+    return wrap(out, m, size, worker);
+}
+
+void mw_shlimits_free(mw_shlimits_t *l) {
+    if (!l)
+        return;
+    munmap(l->h, l->size);
+    free(l);
+}
+
+void mw_shlimits_clear(mw_shlimits_t *l, int worker) {
+    if (worker < 1 || (uint32_t)worker > l->h->z.nworkers)
+        return;
+    slice_t *s = slice(l, worker);
+    atomic_store_explicit(&s->clients, 0, memory_order_relaxed);
+    for (int r = 0; r < MW_SHLIMITS_ROWS; r++)
+        for (int i = 0; i < MW_SHLIMITS_WIDTH; i++) {
+            /* only pages the worker wrote: a zero read costs no store */
+            if (atomic_load_explicit(&s->ip[r][i], memory_order_relaxed))
+                atomic_store_explicit(&s->ip[r][i], 0, memory_order_relaxed);
+            if (atomic_load_explicit(&s->user[r][i], memory_order_relaxed))
+                atomic_store_explicit(&s->user[r][i], 0, memory_order_relaxed);
+        }
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+void mw_shlimits_set_clients(mw_shlimits_t *l, uint64_t n) {
+    atomic_store_explicit(&slice(l, l->worker)->clients, n, memory_order_relaxed);
+}
+
+uint64_t mw_shlimits_clients(const mw_shlimits_t *l) {
+    uint64_t n = 0;
+    for (uint32_t w = 1; w <= l->h->z.nworkers; w++)
+        n += atomic_load_explicit(&slice(l, (int)w)->clients, memory_order_relaxed);
+    return n;
+}
+
+/* count is the whole server's count of the key at idx in rows: the
+ * smallest row's sum over every slice. */
+static uint32_t count(const mw_shlimits_t *l, size_t rows_off, const uint32_t idx[]) {
+    uint32_t best = UINT32_MAX;
+    for (int r = 0; r < MW_SHLIMITS_ROWS; r++) {
+        uint64_t sum = 0;
+        for (uint32_t w = 1; w <= l->h->z.nworkers; w++) {
+            row_t *rows = (row_t *)((char *)slice(l, (int)w) + rows_off);
+            sum += atomic_load_explicit(&(*rows)[r][idx[r]], memory_order_seq_cst);
+        }
+        if (sum < best)
+            best = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+    }
+    return best;
+}
+
+/* add adds delta (+1 or -1) to the key's counters in this worker's slice. */
+static void add(mw_shlimits_t *l, size_t rows_off, const uint32_t idx[], int delta) {
+    row_t *rows = (row_t *)((char *)slice(l, l->worker) + rows_off);
+    for (int r = 0; r < MW_SHLIMITS_ROWS; r++) {
+        if (delta > 0)
+            atomic_fetch_add_explicit(&(*rows)[r][idx[r]], 1, memory_order_seq_cst);
+        else if (atomic_load_explicit(&(*rows)[r][idx[r]], memory_order_relaxed) > 0)
+            atomic_fetch_sub_explicit(&(*rows)[r][idx[r]], 1, memory_order_seq_cst);
+    }
+}
+
+/* rate_take is mw_rate_take on the key's shared cells: the key's cell is
+ * the latest of its rows (each row is at least as far ahead as the key
+ * alone would be, since every row moves on each admission of the key),
+ * and an admission moves every row on by one interval. */
+static int rate_take(mw_shlimits_t *l, const mw_rate_t *rate, const uint32_t idx[],
+                     uint64_t now_us) {
+    if (!mw_rate_enabled(rate))
+        return 1;
+    uint64_t earliest = UINT64_MAX;
+    for (int r = 0; r < MW_SHLIMITS_ROWS; r++) {
+        uint64_t t = atomic_load_explicit(&l->h->tat[r][idx[r]], memory_order_relaxed);
+        if (t < now_us)
+            t = now_us;
+        if (t < earliest)
+            earliest = t;
+    }
+    if (earliest - now_us > rate->tolerance_us)
+        return 0;
+    for (int r = 0; r < MW_SHLIMITS_ROWS; r++) {
+        _Atomic uint64_t *cell = &l->h->tat[r][idx[r]];
+        uint64_t old = atomic_load_explicit(cell, memory_order_relaxed), t;
+        do
+            t = (old > now_us ? old : now_us) + rate->interval_us;
+        while (!atomic_compare_exchange_weak_explicit(cell, &old, t, memory_order_relaxed,
+                                                      memory_order_relaxed));
+    }
+    return 1;
+}
+
+int mw_shlimits_ip_admit(mw_shlimits_t *l, const mw_ipkey_t *key, uint64_t now_us,
+                         const mw_rate_t *rate, uint32_t max_open) {
+    uint32_t idx[MW_SHLIMITS_ROWS];
+    indexes(mw_hash(l->h->z.seed, key->b, sizeof key->b), idx);
+    /* take the place first, then look: two workers racing for the last
+     * place may both be refused, never both admitted */
+    add(l, offsetof(slice_t, ip), idx, 1);
+    if (max_open && count(l, offsetof(slice_t, ip), idx) > max_open) {
+        add(l, offsetof(slice_t, ip), idx, -1);
+        return MW_EBUSY;
+    }
+    if (!rate_take(l, rate, idx, now_us)) {
+        add(l, offsetof(slice_t, ip), idx, -1);
+        return MW_ERATE;
+    }
+    return 0;
+}
+
+void mw_shlimits_ip_release(mw_shlimits_t *l, const mw_ipkey_t *key) {
+    uint32_t idx[MW_SHLIMITS_ROWS];
+    indexes(mw_hash(l->h->z.seed, key->b, sizeof key->b), idx);
+    add(l, offsetof(slice_t, ip), idx, -1);
+}
+
+uint32_t mw_shlimits_ip_open(const mw_shlimits_t *l, const mw_ipkey_t *key) {
+    uint32_t idx[MW_SHLIMITS_ROWS];
+    indexes(mw_hash(l->h->z.seed, key->b, sizeof key->b), idx);
+    return count(l, offsetof(slice_t, ip), idx);
+}
+
+uint64_t mw_shlimits_user_hash(const mw_shlimits_t *l, const char *user, size_t len) {
+    return mw_hash(l->h->z.seed, user, len);
+}
+
+uint32_t mw_shlimits_user_claim(mw_shlimits_t *l, uint64_t hash) {
+    uint32_t idx[MW_SHLIMITS_ROWS];
+    indexes(hash, idx);
+    add(l, offsetof(slice_t, user), idx, 1);
+    return count(l, offsetof(slice_t, user), idx);
+}
+
+void mw_shlimits_user_release(mw_shlimits_t *l, uint64_t hash) {
+    uint32_t idx[MW_SHLIMITS_ROWS];
+    indexes(hash, idx);
+    add(l, offsetof(slice_t, user), idx, -1);
+}

@@ -1,0 +1,87 @@
+/*
+ * shlimits.h - the connection limits of `workers = N` counted for the
+ * whole server: max_connections, max_connections_per_ip,
+ * connection_rate_per_ip and max_connections_per_user hold across every
+ * worker, not per worker (docs/configuration.md, docs/scaling.md).
+ *
+ * One memfd, made by the supervisor like the stats zone and inherited by
+ * every worker (MW_LIMITS_FD). Each worker owns a slice: its client count
+ * and its per-address and per-user counts. A worker only ever changes its
+ * own slice, with atomic adds; a decision sums the slices (N loads per
+ * number). A worker that dies leaves its slice behind and the supervisor
+ * zeroes it (mw_shlimits_clear) before the slot's next worker starts, so
+ * a SIGKILLed worker's connections stop counting at once. The
+ * new-connection rate cells (GCRA, ratelimit.h) are shared by every
+ * worker and updated with compare-and-swap. No lock anywhere: this runs
+ * once per connection (accept, upgrade, authentication), never per
+ * message.
+ *
+ * Addresses and users are not stored: each is hashed (the zone's seed,
+ * the same in every worker) to one counter in each of MW_SHLIMITS_ROWS
+ * rows, and its count is the smallest of its counters (a count-min
+ * sketch). A count is never lower than the truth, so a limit is never
+ * exceeded; two keys share a count only when they collide in every row
+ * (rare at MW_SHLIMITS_WIDTH counters a row), and then they are refused
+ * early, never admitted late. The table cannot fill up, whatever
+ * addresses an attacker uses.
+ *
+ * Concurrent decisions on two workers are made as one process makes them
+ * alone, with one difference: two admissions racing for the last place
+ * may both be refused (each takes its place, then checks the sum), and a
+ * rate cell or max_connections may let one more through per worker
+ * racing (check, then update), as one worker's pending upgrades may.
+ */
+#ifndef MW_SHLIMITS_H
+#define MW_SHLIMITS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iptable.h"
+#include "ratelimit.h"
+
+#define MW_SHLIMITS_ROWS 2
+#define MW_SHLIMITS_WIDTH 16384 /* counters a row; a power of two */
+
+typedef struct mw_shlimits mw_shlimits_t;
+
+/* mw_shlimits_create maps a new zone for nworkers (1..64) workers on a
+ * memfd (close-on-exec, its descriptor in *fd). The handle is the
+ * supervisor's: it clears slices, it takes no decision. Returns 0,
+ * MW_EINVAL or MW_ENOMEM. */
+int mw_shlimits_create(mw_shlimits_t **out, int nworkers, int *fd);
+
+/* mw_shlimits_attach maps the zone on fd as worker (1..N): the handle's
+ * changes go to that worker's slice. Returns 0, MW_EINVAL (not a limits
+ * zone, or no such worker) or MW_ENOMEM. The fd stays the caller's. */
+int mw_shlimits_attach(mw_shlimits_t **out, int fd, int worker);
+
+void mw_shlimits_free(mw_shlimits_t *l);
+
+/* mw_shlimits_clear zeroes worker's slice: the supervisor's, once that
+ * worker has exited and before another takes its place. */
+void mw_shlimits_clear(mw_shlimits_t *l, int worker);
+
+/* mw_shlimits_set_clients records how many WebSocket clients this worker
+ * has open; mw_shlimits_clients is the whole server's. */
+void mw_shlimits_set_clients(mw_shlimits_t *l, uint64_t n);
+uint64_t mw_shlimits_clients(const mw_shlimits_t *l);
+
+/* mw_shlimits_ip_admit is mw_iptable_admit for the whole server: MW_EBUSY
+ * when key has max_open (0: no cap) open on all workers, MW_ERATE when
+ * the server-wide rate cell refuses, 0 when admitted (key then has one
+ * more open, in this worker's slice, until mw_shlimits_ip_release). */
+int mw_shlimits_ip_admit(mw_shlimits_t *l, const mw_ipkey_t *key, uint64_t now_us,
+                         const mw_rate_t *rate, uint32_t max_open);
+void mw_shlimits_ip_release(mw_shlimits_t *l, const mw_ipkey_t *key);
+uint32_t mw_shlimits_ip_open(const mw_shlimits_t *l, const mw_ipkey_t *key);
+
+/* mw_shlimits_user_hash is the user id's key; mw_shlimits_user_claim
+ * counts one more connection of that user in this worker's slice and
+ * returns how many the whole server has (this one included);
+ * mw_shlimits_user_release gives it back. */
+uint64_t mw_shlimits_user_hash(const mw_shlimits_t *l, const char *user, size_t len);
+uint32_t mw_shlimits_user_claim(mw_shlimits_t *l, uint64_t hash);
+void mw_shlimits_user_release(mw_shlimits_t *l, uint64_t hash);
+
+#endif
