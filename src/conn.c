@@ -816,7 +816,7 @@ static void upgrade(mw_conn_t *c, const mw_request_t *req, const mw_handshake_t 
                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
                      hs->accept, hs->subprotocol ? "Sec-WebSocket-Protocol: " : "",
                      hs->subprotocol ? hs->subprotocol : "", hs->subprotocol ? "\r\n" : "");
-    c->id = ++s->next_id;
+    c->id = s->next_id++ * s->id_stride + s->id_first;
     if (mw_idmap_put(&s->clients, c->id, c) != 0) {
         close_now(c);
         return;

@@ -251,6 +251,7 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
     reloader_t reloader = {sc, cli};
     mw_server_set_config_loader(server, reload_config, &reloader);
     mw_log_set_worker(mw_worker_id());
+    mw_server_set_worker(server, mw_worker_id(), cfg.workers);
     int fds[MW_MAX_LISTENERS];
     int nfds = mw_worker_listen_fds(fds);
     if (nfds > 0)

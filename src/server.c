@@ -66,6 +66,7 @@ int mw_server_create(mw_server_t **out, uv_loop_t *loop, mw_config_t *cfg, const
     mw_list_init(&s->awake);
     mw_idmap_init(&s->clients);
     mw_idmap_init(&s->requests);
+    s->id_first = s->id_stride = 1;
     mw_rooms_limits_t limits = {cfg->max_connections_per_room, cfg->max_rooms_per_client,
                                 !cfg->client_can_join_multiple_rooms};
     if (mw_rooms_create(&s->rooms, &limits) != 0 || mw_ws_encoder_create(&s->encoder) != 0 ||
@@ -166,6 +167,13 @@ void mw_server_set_listen_fds(mw_server_t *s, const int *fds, int n) {
         s->listen_fds[i] = fds[i];
     s->nlisten_fds = n < MW_SERVER_MAX_LISTEN_FDS ? n : MW_SERVER_MAX_LISTEN_FDS;
     s->next_listen_fd = 0;
+}
+
+void mw_server_set_worker(mw_server_t *s, int worker, int nworkers) {
+    if (worker < 1 || nworkers < worker)
+        return;
+    s->id_first = (uint64_t)worker;
+    s->id_stride = (uint64_t)nworkers;
 }
 
 int mw_server_listen(mw_server_t *s) {

@@ -75,6 +75,13 @@ int mw_server_attach_limits(mw_server_t *s, int fd, int worker);
 #define MW_SERVER_MAX_LISTEN_FDS 3
 void mw_server_set_listen_fds(mw_server_t *s, const int *fds, int n);
 
+/* mw_server_set_worker makes worker `worker` (1..nworkers) of a
+ * supervisor number its clients worker, worker + nworkers, ... so that a
+ * client id names one client on the whole machine, whichever worker
+ * serves it (an app keys shared dicts and messages' `from` by it). A
+ * worker restarted in the same slot numbers from the start again. */
+void mw_server_set_worker(mw_server_t *s, int worker, int nworkers);
+
 /* mw_server_listen binds and listens on cfg->host:cfg->port and logs the
  * URL. With tls_cert set it first loads the certificate: then port serves
  * wss://, or tls_port does and port stays ws://. Returns 0, MW_ECONFIG (a

@@ -83,8 +83,10 @@ struct mw_server {
     mw_rooms_t *rooms;        /* room index */
     mw_ws_encoder_t *encoder; /* frames every message this worker sends */
     uint64_t dropped_total;   /* broadcasts dropped by backpressure */
-    uint64_t next_id;
-    mw_idmap_t requests; /* request id -> connection, while the app owes the answer */
+    uint64_t next_id;         /* the next client id: next_id * id_stride + id_first */
+    uint64_t id_first;        /* 1; worker w of N: w (mw_server_set_worker) */
+    uint64_t id_stride;       /* 1; worker w of N: N */
+    mw_idmap_t requests;      /* request id -> connection, while the app owes the answer */
     uint64_t next_request_id;
     int app_health; /* GET /health goes to the app (mw_server_set_health_route) */
     size_t nconns, nclients;

@@ -124,6 +124,16 @@ class WS:
 
 
 def server(ctx, key, app=None, **env):
+    """The server `key`, started once. One worker even under
+    MW_TEST_WORKERS: these cases check one process's rooms exactly (the
+    `delivered` of a reply, the count a join returns at once, a ping as
+    the barrier after which no event is on its way, limits per process),
+    and with workers a connection lands on either worker, whose
+    `delivered` counts its own members, whose store learns another
+    worker's join when its record arrives, and whose ping does not wait
+    for what the hub carries (docs/scaling.md, "Workers"). The same
+    behaviours across workers are test_workers.py's."""
+    env.setdefault("workers", 1)
     if key not in ctx.servers:
         e = {"MOONWIRE_" + k.upper(): str(v) for k, v in env.items()}
         ctx.start(key, app or ctx.fixture("rooms/app"), env=e)

@@ -16,8 +16,9 @@ real server carries:
 
 Pass: every well-behaved client got a reply to every publish and every
 other well-behaved client's every message, in order; the server never
-crashed; once the abusers are gone, its open files are back to the
-baseline and its RSS near it.
+crashed (with workers: none of them exited); once the abusers are gone,
+its open files are back to the baseline and its RSS near it (with
+workers: summed over the supervisor and its workers).
 """
 
 import argparse
@@ -40,16 +41,23 @@ ROOM = "soak"
 GOOD_ADDR = "127.0.0.2"
 
 
+def procs(pid):
+    """The server's processes: pid, and with workers its worker processes."""
+    return [pid] + sorted(H.children(pid))
+
+
 def fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
+    return sum(len(os.listdir("/proc/%d/fd" % p)) for p in procs(pid))
 
 
 def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    total = 0
+    for p in procs(pid):
+        with open("/proc/%d/status" % p) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
 
 
 class Good:
@@ -225,6 +233,7 @@ async def soak(srv, seconds):
     readers = [asyncio.ensure_future(g.reader()) for g in good]
     await asyncio.sleep(0.5)
     base_fds, base_rss = fds(pid), rss_kb(pid)
+    base_procs = procs(pid)
 
     until = time.monotonic() + seconds
     stats = dict(floods=0, slowloris=0, bad_frames=0, never_readers=0, storm=0)
@@ -236,6 +245,7 @@ async def soak(srv, seconds):
     writers = [g.writer(until) for g in good]
     await asyncio.gather(*writers, *abusers)
     check(srv.alive(), "the server is alive after the soak")
+    eq(procs(pid), base_procs, "the server's processes (no worker exited and was restarted)")
 
     # Every well-behaved message must arrive: a last round trip per client
     # (ping is answered after everything queued before it), then close.

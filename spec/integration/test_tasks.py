@@ -4,7 +4,8 @@ max_pending_messages backpressure, disconnects and reloads while handlers
 wait, timers, and an authenticate hook that waits.
 
 Fixture: fixtures/tasks. Handlers wait on named gates that the test opens
-from another client (work.open), so no case races a sleep against its own
+from another client (work.open; the gates are a shared dict, so the opener
+may be served by another worker), so no case races a sleep against its own
 requests: every check is about order, never about how fast the machine is.
 """
 

@@ -223,6 +223,34 @@ def test_room_across_workers(ctx):
         eq(sorted(got), [("chat", "from a"), ("chat", "from b")], "both publishes, each once")
 
 
+@S.case("client ids are unique across workers: a publish's `from` names one sender")
+def test_ids_unique_across_workers(ctx):
+    # Worker w of N numbers its clients w, w + N, ...: without that both
+    # workers count from 1, and a member cannot tell two publishers apart
+    # (the soak saw every message "twice" from one id).
+    on_a, on_b = pair(ctx)
+    ids = [who(c)["id"] for c in on_a + on_b]
+    eq(len(set(ids)), len(ids), "ids of the clients of both workers %r" % ids)
+    for c in on_a + on_b:
+        r = c.request("system", "join", {"room": "ids"})
+        check(r.get("type") == "system" and "data" in r, "system.join: %r" % r)
+    settle(on_a[0], on_b[0])
+    for c, me in zip(on_a + on_b, ids):
+        # not request(): it would skip what the others publish meanwhile
+        c.send({"type": "system", "action": "publish",
+                "data": {"room": "ids", "data": "from %d" % me}})
+    for c, me in zip(on_a + on_b, ids):
+        got = {}
+        while len(got) < len(ids) - 1:
+            m = recv_type(c, "system")
+            if m.get("action") == "message":
+                d = m["data"]
+                check(d["from"] not in got, "a second message from %r: %r" % (d["from"], m))
+                got[d["from"]] = d["data"]
+        eq(got, {i: "from %d" % i for i in ids if i != me},
+           "what client %d got: one message per other client, from its id" % me)
+
+
 @S.case("send_user reaches a user's connections on both workers")
 def test_send_user_across_workers(ctx):
     (sa, a1, _), (sb, b1, _) = pair(ctx)
