@@ -36,7 +36,7 @@ CONNS = 40
 def start_hub(ctx, key, workers):
     """examples/hub with `workers`; returns once every worker has answered
     /health with its hub link up (workers = 1: once the server answers)."""
-    env = {"MOONWIRE_WORKERS": str(workers)} if workers > 1 else {}
+    env = {"MOONWIRE_WORKERS": str(workers)}  # explicit: MW_TEST_WORKERS must not change it
     srv = ctx.start(key, ctx.example("hub"), env=env)
     seen = set()
 
