@@ -1394,7 +1394,7 @@ static void counter(FILE *f, const char *metric, const char *type, const char *h
 void mw_nats_metrics(FILE *f, mw_nats_t *const *ns, size_t n) {
     if (!n)
         return;
-    mw_metrics_family(f, "nats_up", "gauge", "1 when the connection to NATS is up, else 0.");
+    mw_metrics_family(f, "nats_up", "gauge min", "1 when the connection to NATS is up, else 0.");
     for (size_t i = 0; i < n; i++) {
         label(f, "nats_up", ns[i]);
         fprintf(f, "} %d\n", ns[i]->up);
