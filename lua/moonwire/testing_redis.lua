@@ -7,18 +7,16 @@
 -- read a key). Specs stop it, kill it and start it again to see how the
 -- app behaves while Redis is away.
 
-local io_popen = io.popen
+local proc = require("moonwire.testing_proc")
+local run = proc.run
 local os_execute = os.execute
 local type = type
 local error = error
 local tostring = tostring
-local tonumber = tonumber
 local concat = table.concat
 local gsub = string.gsub
 local select = select
 local setmetatable = setmetatable
-local getmetatable = getmetatable
-local newproxy = newproxy
 
 
 local _M = require("moonwire.version").module()
@@ -26,22 +24,6 @@ local _M = require("moonwire.version").module()
 
 local function quote(s)
     return "'" .. gsub(tostring(s), "'", "'\\''") .. "'"
-end
-
-
-local function run(cmd)
-    local p = io_popen(cmd .. " 2>&1")
-    if not p then
-        return nil
-    end
-    local out = p:read("*a")
-    p:close()
-    return out
-end
-
-
-local function sleep_ms(ms)
-    os_execute("sleep " .. ms / 1000)
 end
 
 
@@ -93,22 +75,10 @@ function server.start(self)
     if self.password then
         args[#args + 1] = "--requirepass " .. quote(self.password)
     end
-    -- A few tries: a port just released may still be taken for a moment.
-    for _ = 1, 5 do
-        local out = run(concat(args, " ") .. " >/dev/null 2>&1 & echo $!")
-        self.pid = tonumber(out)
-        if not self.pid then
-            return nil, "cannot run redis-server: " .. tostring(out)
-        end
-        for _ = 1, 100 do
-            if answers(self, true) then
-                return true
-            end
-            sleep_ms(20)
-        end
-        self:stop()
-    end
-    return nil, "redis-server on port " .. self.port .. " did not answer"
+    local err
+    self.pid, err = proc.spawn("redis-server", self.port, concat(args, " "),
+                               function() return answers(self, true) end)
+    return self.pid ~= nil or nil, err
 end
 
 
@@ -118,14 +88,8 @@ function server.stop(self)
     if not self.pid then
         return
     end
-    os_execute("kill -9 " .. self.pid .. " 2>/dev/null")
+    proc.kill(self.pid, function() return answers(self) or answers(self, true) end)
     self.pid = nil
-    for _ = 1, 500 do
-        if not answers(self) and not answers(self, true) then
-            break
-        end
-        sleep_ms(20)
-    end
     os_execute("rm -f " .. quote(self.socket))
 end
 
@@ -140,13 +104,6 @@ function server.close(self)
 end
 
 
-local function free_port()
-    local out = run("python3 -c 'import socket; s = socket.socket(); "
-                    .. "s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1]); s.close()'")
-    return tonumber(out)
-end
-
-
 -- Starts a redis-server: opts.password sets requirepass. Returns the
 -- server ({ url =, unix_url =, port =, socket = } and the methods above),
 -- or nil, err.
@@ -155,7 +112,7 @@ function _M.start(opts)
     if type(opts) ~= "table" then
         error("bad argument #1 to 'redis_server' (table expected, got " .. type(opts) .. ")", 2)
     end
-    local port = free_port()
+    local port = proc.free_port()
     local dir = run("mktemp -d /tmp/moonwire-redis-XXXXXX")
     dir = dir and gsub(dir, "\n$", "")
     if not port or not dir or dir == "" then
@@ -169,12 +126,7 @@ function _M.start(opts)
         url = "redis://127.0.0.1:" .. port,
     }, server_mt)
     self.unix_url = "unix:" .. self.socket
-    -- Killed when collected, if a spec forgot to close it.
-    local guard = newproxy(true)
-    getmetatable(guard).__gc = function()
-        self:close()
-    end
-    self._guard = guard
+    proc.guard(self)
     local ok, err = self:start()
     if not ok then
         self:close()

@@ -3,47 +3,19 @@
  *
  * Each test starts its own nats-server on a free loopback port, killed when
  * the test ends. The loop only ever runs until a condition holds or a
- * generous deadline passes (WAIT), so a slow machine makes a test slower,
- * never wrong. Every callback checks that it runs on the loop's thread:
- * cnats delivers on threads of its own, and src/nats.c must marshal.
+ * generous deadline passes (WAIT, test_live.h), so a slow machine makes a
+ * test slower, never wrong. Every callback checks that it runs on the
+ * loop's thread: cnats delivers on threads of its own, and src/nats.c must
+ * marshal.
  */
 #include "errors.h"
 #include "log.h"
 #include "nats.h"
 #include "test.h"
+#include "test_live.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-extern char **environ;
-
-static uv_loop_t loop;
-static uv_timer_t deadline;
 static uv_thread_t loop_thread;
-static int expired, off_thread;
-
-static void on_expire(uv_timer_t *t) {
-    (void)t;
-    expired = 1;
-}
-
-#define WAIT(cond, ms)                                                                             \
-    do {                                                                                           \
-        expired = 0;                                                                               \
-        uv_timer_start(&deadline, on_expire, (ms), 0);                                             \
-        while (!(cond) && !expired)                                                                \
-            uv_run(&loop, UV_RUN_ONCE);                                                            \
-        uv_timer_stop(&deadline);                                                                  \
-    } while (0)
+static int off_thread;
 
 #define LONG 15000 /* ms: a deadline nothing correct comes near */
 
@@ -61,26 +33,9 @@ typedef struct {
     char url[64];
 } srv_t;
 
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        perror("free_port");
-        exit(2);
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* answers: whether a NATS server sends its INFO line on port. */
-static int answers(int port) {
+/* answers: whether a NATS server sends its INFO line on *port. */
+static int answers(void *arg) {
+    int port = *(int *)arg;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
@@ -100,51 +55,18 @@ static int srv_start(srv_t *s, int port) {
     char portbuf[8];
     snprintf(portbuf, sizeof portbuf, "%d", s->port);
     const char *argv[] = {"nats-server", "-a", "127.0.0.1", "-p", portbuf, NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawnp(&s->pid, "nats-server", &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        fprintf(stderr, "cannot run nats-server: %s\n", strerror(rc));
+    if (live_spawn(&s->pid, argv, 1, answers, &s->port) != 0) {
+        fprintf(stderr, "nats-server on %d did not start\n", s->port);
         return -1;
     }
-    for (int i = 0; i < 500; i++) { /* 10 s */
-        if (answers(s->port))
-            return 0;
-        sleep_ms(20);
-    }
-    fprintf(stderr, "nats-server on %d did not answer\n", s->port);
-    return -1;
+    return 0;
 }
 
 static void srv_kill(srv_t *s) {
-    if (s->pid > 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-    }
-    s->pid = 0;
+    live_kill(&s->pid);
 }
 
 /* ---- logs and callbacks --------------------------------------------------------- */
-
-static char logbuf[65536];
-static size_t loglen;
-
-static void log_sink(void *data, mw_log_level level, const char *msg) {
-    (void)data;
-    int n = snprintf(logbuf + loglen, sizeof logbuf - loglen, "%d %s\n", (int)level, msg);
-    if (n > 0 && loglen + (size_t)n < sizeof logbuf)
-        loglen += (size_t)n;
-}
-
-static int log_count(const char *needle) {
-    int n = 0;
-    for (const char *p = logbuf; (p = strstr(p, needle)); p++)
-        n++;
-    return n;
-}
 
 typedef struct {
     int n;
@@ -372,8 +294,7 @@ static void test_unsubscribe(void) {
 static void test_kill_and_restart(void) {
     srv_t s;
     REQUIRE(srv_start(&s, 0) == 0);
-    loglen = 0;
-    logbuf[0] = '\0';
+    log_reset();
     mw_nats_t *n = open_up(s.url);
     REQUIRE(n);
     box_t b = {0}, echo = {0};
@@ -432,8 +353,7 @@ static void test_down_at_start(void) {
     s.port = free_port();
     char url[64];
     snprintf(url, sizeof url, "nats://127.0.0.1:%d", s.port);
-    loglen = 0;
-    logbuf[0] = '\0';
+    log_reset();
     mw_nats_t *n = open_nc(url);
     REQUIRE(n);
     CHECK(!mw_nats_up(n));
@@ -581,8 +501,7 @@ static void test_mute_server(void) {
     m.wake = &wake;
     uv_thread_t th;
     REQUIRE(uv_thread_create(&th, mute_accept, &m) == 0);
-    loglen = 0;
-    logbuf[0] = '\0';
+    log_reset();
     char url[64], err[256];
     snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
     mw_nats_t *n = NULL;
@@ -609,10 +528,8 @@ static void test_mute_server(void) {
 }
 
 int main(void) {
-    signal(SIGPIPE, SIG_IGN);
+    live_loop_init();
     loop_thread = uv_thread_self();
-    uv_loop_init(&loop);
-    uv_timer_init(&loop, &deadline);
     mw_log_configure(MW_LOG_DEBUG, 0);
     mw_log_set_sink(log_sink, NULL);
     RUN(test_url);
@@ -626,10 +543,5 @@ int main(void) {
     RUN(test_metrics);
     RUN(test_publish_then_free);
     RUN(test_mute_server);
-    uv_close((uv_handle_t *)&deadline, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    int closed = uv_loop_close(&loop);
-    if (closed != 0)
-        fprintf(stderr, "loop not empty at exit: %s\n", uv_strerror(closed));
-    return closed != 0 ? 1 : test_summary();
+    return live_loop_close() ? 1 : test_summary();
 }

@@ -5,48 +5,18 @@
  * socket in a temporary directory), killed when the test ends, so a test
  * that pauses, kills or restarts Redis cannot disturb the next one. The
  * loop only ever runs until a condition holds or a generous deadline
- * passes (WAIT), so a slow machine makes a test slower, never wrong, and a
- * bug makes it fail, never hang.
+ * passes (WAIT, test_live.h), so a slow machine makes a test slower,
+ * never wrong, and a bug makes it fail, never hang.
  */
 #include "errors.h"
 #include "log.h"
 #include "redis.h"
 #include "test.h"
+#include "test_live.h"
 
 #include <hiredis/hiredis.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-extern char **environ;
-
-static uv_loop_t loop;
-static uv_timer_t deadline;
-static int expired;
 static char tmpdir[64];
-
-static void on_expire(uv_timer_t *t) {
-    (void)t;
-    expired = 1;
-}
-
-/* WAIT runs the loop until cond holds or ms have passed. */
-#define WAIT(cond, ms)                                                                             \
-    do {                                                                                           \
-        expired = 0;                                                                               \
-        uv_timer_start(&deadline, on_expire, (ms), 0);                                             \
-        while (!(cond) && !expired)                                                                \
-            uv_run(&loop, UV_RUN_ONCE);                                                            \
-        uv_timer_stop(&deadline);                                                                  \
-    } while (0)
 
 #define LONG 10000 /* ms: a deadline nothing correct comes near */
 
@@ -58,22 +28,17 @@ typedef struct {
     char sock[128];
 } srv_t;
 
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        perror("free_port");
-        exit(2);
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+/* answers: whether redis-server on *port replies to PING (any reply,
+ * NOAUTH included). */
+static int answers(void *arg) {
+    struct timeval tv = {0, 200000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", *(int *)arg, tv);
+    redisReply *reply = c && !c->err ? redisCommand(c, "PING") : NULL;
+    if (reply)
+        freeReplyObject(reply);
+    if (c)
+        redisFree(c);
+    return reply != NULL;
 }
 
 /* srv_start runs redis-server on port (0: a free one) and waits until it
@@ -96,46 +61,21 @@ static int srv_start(srv_t *s, int port, const char *requirepass) {
         argv[n++] = requirepass;
     }
     argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawnp(&s->pid, "redis-server", &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        fprintf(stderr, "cannot run redis-server: %s\n", strerror(rc));
+    if (live_spawn(&s->pid, argv, 0, answers, &s->port) != 0) {
+        fprintf(stderr, "redis-server on %d did not start\n", s->port);
         return -1;
     }
-    for (int i = 0; i < 500; i++) { /* 10 s */
-        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-            fprintf(stderr, "redis-server exited at start\n");
-            s->pid = 0;
-            return -1;
-        }
-        struct timeval tv = {0, 200000};
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
-        redisReply *reply = c && !c->err ? redisCommand(c, "PING") : NULL;
-        if (reply)
-            freeReplyObject(reply);
-        if (c)
-            redisFree(c);
-        if (reply)
-            return 0;
-        sleep_ms(20);
-    }
-    fprintf(stderr, "redis-server on %d did not answer\n", s->port);
-    return -1;
+    return 0;
 }
 
 static void srv_kill(srv_t *s) {
     if (s->pid > 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
+        live_kill(&s->pid);
         unlink(s->sock);
     }
-    s->pid = 0;
 }
 
-/* ---- replies and logs ---------------------------------------------------- */
+/* ---- replies -------------------------------------------------------------- */
 
 typedef struct {
     int called, err, type, order;
@@ -201,28 +141,6 @@ static int send_v(mw_redis_t *r, result_t *res, uint64_t timeout, const char **a
         WAIT((res)->called, LONG);                                                                 \
         CHECK_EQ((res)->called, 1);                                                                \
     } while (0)
-
-static char logbuf[16384];
-static size_t loglen;
-
-static void log_sink(void *data, mw_log_level level, const char *msg) {
-    (void)data;
-    int n = snprintf(logbuf + loglen, sizeof logbuf - loglen, "%d %s\n", (int)level, msg);
-    if (n > 0 && loglen + (size_t)n < sizeof logbuf)
-        loglen += (size_t)n;
-}
-
-static int log_count(const char *needle) {
-    int n = 0;
-    for (const char *p = logbuf; (p = strstr(p, needle)); p++)
-        n++;
-    return n;
-}
-
-static void log_reset(void) {
-    loglen = 0;
-    logbuf[0] = '\0';
-}
 
 /* ---- handles -------------------------------------------------------------- */
 
@@ -1028,14 +946,12 @@ static void test_metrics(void) {
 }
 
 int main(void) {
-    signal(SIGPIPE, SIG_IGN);
+    live_loop_init();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/mw-redis-XXXXXX");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 2;
     }
-    uv_loop_init(&loop);
-    uv_timer_init(&loop, &deadline);
     mw_log_configure(MW_LOG_DEBUG, 0);
     mw_log_set_sink(log_sink, NULL);
     RUN(test_url);
@@ -1054,11 +970,7 @@ int main(void) {
     RUN(test_free_pending);
     RUN(test_free_in_callback);
     RUN(test_metrics);
-    uv_close((uv_handle_t *)&deadline, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    int closed = uv_loop_close(&loop);
-    if (closed != 0)
-        fprintf(stderr, "loop not empty at exit: %s\n", uv_strerror(closed));
+    int left = live_loop_close();
     rmdir(tmpdir);
-    return closed != 0 ? 1 : test_summary();
+    return left ? 1 : test_summary();
 }

@@ -66,7 +66,7 @@ struct mw_lua_core {
     label_ids_t *ids; /* ids[label - 1] */
     unsigned nids;
 
-    mw_lua_redis_t *redis; /* the Redis handles (redis_lua.c) */
+    mw_connreg_t *redis;   /* the Redis handles (redis_lua.c, connreg.h) */
     mw_latency_t *latency; /* core.observe records into it, or NULL */
     mw_shdicts_t *shdicts; /* core.shdict's dicts, or NULL */
     unsigned shdicts_gen;  /* bumped by each mw_lua_core_set_shdicts */
@@ -112,7 +112,7 @@ void mw_lua_core_set_latency(mw_lua_core_t *ctx, mw_latency_t *l) {
     ctx->latency = l;
 }
 
-void mw_lua_core_set_redis(mw_lua_core_t *ctx, mw_lua_redis_t *r) {
+void mw_lua_core_set_redis(mw_lua_core_t *ctx, mw_connreg_t *r) {
     ctx->redis = r;
 }
 
@@ -126,7 +126,7 @@ mw_shdicts_t *mw_lua_core_shdicts(const mw_lua_core_t *ctx, unsigned *generation
     return ctx->shdicts;
 }
 
-mw_lua_redis_t *mw_lua_core_redis(const mw_lua_core_t *ctx) {
+mw_connreg_t *mw_lua_core_redis(const mw_lua_core_t *ctx) {
     return ctx->redis;
 }
 

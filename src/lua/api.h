@@ -15,7 +15,7 @@
 
 typedef struct mw_lua_core mw_lua_core_t;
 typedef struct mw_sched mw_sched_t;
-typedef struct mw_lua_redis mw_lua_redis_t;
+typedef struct mw_connreg mw_connreg_t;
 
 /* The per-message primitives core.send, core.running and core.now as plain
  * C functions, for LuaJIT's FFI: a compiled trace calls them where it
@@ -82,8 +82,8 @@ void mw_lua_core_set_latency(mw_lua_core_t *ctx, mw_latency_t *l);
 
 /* The Redis handles opened from this state (redis_lua.c sets it when it
  * injects its primitives; the script reaches them for stop and /metrics). */
-void mw_lua_core_set_redis(mw_lua_core_t *ctx, mw_lua_redis_t *r);
-mw_lua_redis_t *mw_lua_core_redis(const mw_lua_core_t *ctx);
+void mw_lua_core_set_redis(mw_lua_core_t *ctx, mw_connreg_t *r);
+mw_connreg_t *mw_lua_core_redis(const mw_lua_core_t *ctx);
 
 /* The shared dicts core.shdict finds by name (shdict_lua.c): borrowed,
  * made at start-up (NULL: none). Each change bumps a generation, so a

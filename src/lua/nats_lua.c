@@ -11,9 +11,8 @@
  * (the scheduler) that opened them and go when the server stops.
  */
 #include "nats_lua.h"
+#include "connreg.h"
 #include "../errors.h"
-#include "../idmap.h"
-#include "../list.h"
 #include "../log.h"
 #include "../nats.h"
 #include "../state.h"
@@ -25,39 +24,23 @@
 
 #define MAX_MS 86400000.0 /* a day: the longest timeout */
 
-typedef struct reg reg_t;
-
-typedef struct lconn {
-    reg_t *reg;
+/* A connection's key: url \n name \n user \n password \n token \n timeout */
+typedef struct {
+    mw_connreg_conn_t base;
     mw_nats_t *n;
-    mw_sched_t *sched; /* the app that opened it */
-    uint64_t id;
-    char *key; /* url \n name \n user \n password \n token \n timeout */
-    mw_list_t link;
 } lconn_t;
 
-typedef struct lsub {
-    reg_t *reg;
-    lconn_t *conn;
+typedef struct {
+    mw_connreg_sub_t base;
     mw_nats_sub_t *sub;
-    uint64_t id;
-    int fn_ref;
-    mw_list_t link;
 } lsub_t;
 
-struct reg {
-    lua_State *T; /* never resumed: the stack C callbacks work on */
-    mw_idmap_t conn_ids, sub_ids;
-    mw_list_t conns, subs;
-    uint64_t next_id;
-};
+static char reg_key; /* its address keys the registry in LUA_REGISTRYINDEX */
 
-static char reg_key;
-
-static reg_t *get_reg(lua_State *L) {
+static mw_connreg_t *get_reg(lua_State *L) {
     lua_pushlightuserdata(L, &reg_key);
     lua_rawget(L, LUA_REGISTRYINDEX);
-    reg_t *r = lua_touserdata(L, -1);
+    mw_connreg_t *r = lua_touserdata(L, -1);
     lua_pop(L, 1);
     return r;
 }
@@ -78,15 +61,22 @@ static uint64_t check_ms(lua_State *L, int arg) {
     return (uint64_t)(ms + 0.999);
 }
 
-static void *find(mw_idmap_t *m, lua_State *L, int arg) {
-    lua_Number id = luaL_checknumber(L, arg);
-    return id >= 1 && id <= 9007199254740992.0 ? mw_idmap_get(m, (uint64_t)id) : NULL;
+static lconn_t *conn_of(mw_connreg_conn_t *c) {
+    return c ? mw_list_entry(c, lconn_t, base) : NULL;
+}
+
+static lsub_t *sub_of(mw_connreg_sub_t *s) {
+    return s ? mw_list_entry(s, lsub_t, base) : NULL;
+}
+
+static lconn_t *find_conn(lua_State *L, int arg) {
+    return conn_of(mw_connreg_conn(get_reg(L), L, arg));
 }
 
 /* core.nats_open(url, name, user, password, token, timeout_ms) -> id | nil, err */
 static int l_open(lua_State *L) {
     mw_lua_core_t *ctx = ctx_of(L);
-    reg_t *reg = get_reg(L);
+    mw_connreg_t *reg = get_reg(L);
     const char *url = luaL_checkstring(L, 1);
     mw_nats_opts_t o = {
         .url = url,
@@ -108,39 +98,28 @@ static int l_open(lua_State *L) {
                     o.password ? o.password : "", o.token ? o.token : "",
                     (double)o.connect_timeout_ms);
     const char *key = lua_tostring(L, -1);
-    for (mw_list_t *n = reg->conns.next; n != &reg->conns; n = n->next) {
-        lconn_t *c = mw_list_entry(n, lconn_t, link);
-        if (c->sched == s && strcmp(c->key, key) == 0) {
-            lua_pushnumber(L, (lua_Number)c->id);
-            return 1;
-        }
+    mw_connreg_conn_t *open = mw_connreg_find(reg, s, key);
+    if (open) {
+        lua_pushnumber(L, (lua_Number)open->id);
+        return 1;
     }
     lconn_t *c = calloc(1, sizeof *c);
-    char *k = strdup(key);
-    if (!c || !k || mw_idmap_put(&reg->conn_ids, reg->next_id + 1, c) != 0) {
-        free(c);
-        free(k);
+    if (!c)
         return mw_lua_push_result(L, MW_ENOMEM);
-    }
     rc = mw_nats_create(&c->n, srv->loop, &o, err, sizeof err);
+    if (rc == 0 && (rc = mw_connreg_add(reg, &c->base, s, key)) != 0)
+        mw_nats_free(c->n);
     if (rc != 0) {
-        mw_idmap_del(&reg->conn_ids, reg->next_id + 1);
         free(c);
-        free(k);
         return rc == MW_EINVAL ? nil_err(L, err) : mw_lua_push_result(L, rc);
     }
-    c->reg = reg;
-    c->sched = s;
-    c->key = k;
-    c->id = ++reg->next_id;
-    mw_list_insert_tail(&reg->conns, &c->link);
-    lua_pushnumber(L, (lua_Number)c->id);
+    lua_pushnumber(L, (lua_Number)c->base.id);
     return 1;
 }
 
 /* core.nats_status(id) -> up, last_error | nil, "closed" */
 static int l_status(lua_State *L) {
-    lconn_t *c = find(&get_reg(L)->conn_ids, L, 1);
+    lconn_t *c = find_conn(L, 1);
     if (!c)
         return nil_err(L, "closed");
     lua_pushboolean(L, mw_nats_up(c->n));
@@ -150,7 +129,7 @@ static int l_status(lua_State *L) {
 
 /* core.nats_publish(id, subject, data[, reply]) -> true | nil, err */
 static int l_publish(lua_State *L) {
-    lconn_t *c = find(&get_reg(L)->conn_ids, L, 1);
+    lconn_t *c = find_conn(L, 1);
     const char *subject = luaL_checkstring(L, 2);
     size_t len;
     const char *data = luaL_checklstring(L, 3, &len);
@@ -166,27 +145,26 @@ static int l_publish(lua_State *L) {
 /* on_message starts fn(subject, data, reply) in a task of its own. */
 static void on_message(void *data, const mw_nats_msg_t *m) {
     lsub_t *s = data;
-    lua_State *T = s->reg->T;
+    lua_State *T = s->base.reg->T;
     int base = lua_gettop(T);
-    lua_rawgeti(T, LUA_REGISTRYINDEX, s->fn_ref);
+    lua_rawgeti(T, LUA_REGISTRYINDEX, s->base.fn_ref);
     lua_pushstring(T, m->subject);
     lua_pushlstring(T, m->data ? m->data : "", m->len);
     if (m->reply)
         lua_pushstring(T, m->reply);
     else
         lua_pushnil(T);
-    int rc = mw_sched_spawn(T, s->conn->sched, base + 1, 3);
+    int rc = mw_sched_spawn(T, s->base.conn->sched, base + 1, 3);
     lua_settop(T, base);
     if (rc != 0)
-        mw_log_warn("nats %s: a message on %s was dropped: %s", mw_nats_name(s->conn->n),
-                    m->subject, mw_strerror(rc));
+        mw_log_warn("nats %s: a message on %s was dropped: %s",
+                    mw_nats_name(conn_of(s->base.conn)->n), m->subject, mw_strerror(rc));
 }
 
 /* core.nats_subscribe(id, subject, queue, fn) -> sub id | nil, err */
 static int l_subscribe(lua_State *L) {
     mw_lua_core_t *ctx = ctx_of(L);
-    reg_t *reg = get_reg(L);
-    lconn_t *c = find(&reg->conn_ids, L, 1);
+    lconn_t *c = find_conn(L, 1);
     const char *subject = luaL_checkstring(L, 2);
     const char *queue = luaL_optstring(L, 3, NULL);
     luaL_checktype(L, 4, LUA_TFUNCTION);
@@ -202,37 +180,23 @@ static int l_subscribe(lua_State *L) {
     lsub_t *sub = calloc(1, sizeof *sub);
     if (!sub)
         return mw_lua_push_result(L, MW_ENOMEM);
-    sub->reg = reg;
-    sub->conn = c;
-    int rc = mw_idmap_put(&reg->sub_ids, reg->next_id + 1, sub);
-    if (rc == 0 && (rc = mw_nats_subscribe(c->n, subject, queue, on_message, sub, &sub->sub)) != 0)
-        mw_idmap_del(&reg->sub_ids, reg->next_id + 1);
+    int rc = mw_nats_subscribe(c->n, subject, queue, on_message, sub, &sub->sub);
+    if (rc == 0 && (rc = mw_connreg_add_sub(get_reg(L), &sub->base, &c->base, L, 4)) != 0)
+        mw_nats_unsubscribe(c->n, sub->sub);
     if (rc != 0) {
         free(sub);
         return rc == MW_EINVAL ? nil_err(L, "invalid subject") : mw_lua_push_result(L, rc);
     }
-    sub->id = ++reg->next_id;
-    lua_pushvalue(L, 4);
-    sub->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    mw_list_insert_tail(&reg->subs, &sub->link);
-    lua_pushnumber(L, (lua_Number)sub->id);
+    lua_pushnumber(L, (lua_Number)sub->base.id);
     return 1;
-}
-
-static void sub_free(lsub_t *s) {
-    mw_nats_unsubscribe(s->conn->n, s->sub);
-    mw_idmap_del(&s->reg->sub_ids, s->id);
-    luaL_unref(s->reg->T, LUA_REGISTRYINDEX, s->fn_ref);
-    mw_list_remove(&s->link);
-    free(s);
 }
 
 /* core.nats_unsubscribe(sub) -> true | nil, "closed" */
 static int l_unsubscribe(lua_State *L) {
-    lsub_t *s = find(&get_reg(L)->sub_ids, L, 1);
+    mw_connreg_sub_t *s = mw_connreg_sub(get_reg(L), L, 1);
     if (!s)
         return nil_err(L, "closed");
-    sub_free(s);
+    mw_connreg_unsubscribe(s);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -240,14 +204,7 @@ static int l_unsubscribe(lua_State *L) {
 /* core.nats_unsubscribe_all(): every subscription of the running app (a
  * reload replaces the code whose functions they call). */
 static int l_unsubscribe_all(lua_State *L) {
-    reg_t *reg = get_reg(L);
-    mw_sched_t *s = mw_lua_core_sched(ctx_of(L));
-    for (mw_list_t *n = reg->subs.next, *next; n != &reg->subs; n = next) {
-        next = n->next;
-        lsub_t *sub = mw_list_entry(n, lsub_t, link);
-        if (sub->conn->sched == s)
-            sub_free(sub);
-    }
+    mw_connreg_unsubscribe_all(get_reg(L), mw_lua_core_sched(ctx_of(L)));
     return 0;
 }
 
@@ -279,7 +236,7 @@ static void on_reply(void *data, const mw_nats_msg_t *m, int err) {
  * Parks the task until the reply. */
 static int l_request(lua_State *L) {
     mw_lua_core_t *ctx = ctx_of(L);
-    lconn_t *c = find(&get_reg(L)->conn_ids, L, 1);
+    lconn_t *c = find_conn(L, 1);
     const char *subject = luaL_checkstring(L, 2);
     size_t len;
     const char *data = luaL_checklstring(L, 3, &len);
@@ -315,7 +272,7 @@ static void on_ready(void *data, int err) {
 /* core.nats_ready(id) -> true | nil, err: parks the task until the first
  * attempt to connect has ended (at once when it has). */
 static int l_ready(lua_State *L) {
-    lconn_t *c = find(&get_reg(L)->conn_ids, L, 1);
+    lconn_t *c = find_conn(L, 1);
     if (!c)
         return nil_err(L, "closed");
     if (!mw_nats_connecting(c->n)) {
@@ -334,74 +291,47 @@ static int l_ready(lua_State *L) {
     return mw_wait_yield(L);
 }
 
-static void conn_free(lconn_t *c) {
-    reg_t *reg = c->reg;
-    for (mw_list_t *n = reg->subs.next, *next; n != &reg->subs; n = next) {
-        next = n->next;
-        lsub_t *sub = mw_list_entry(n, lsub_t, link);
-        if (sub->conn == c)
-            sub_free(sub);
-    }
-    mw_idmap_del(&reg->conn_ids, c->id);
-    mw_list_remove(&c->link);
+/* The registry's ops (connreg.h): the client's side of closing. */
+static void free_conn(mw_connreg_conn_t *base) {
+    lconn_t *c = conn_of(base);
     mw_nats_free(c->n); /* pending requests end with "closed" now */
-    free(c->key);
     free(c);
 }
 
+static void free_sub(mw_connreg_sub_t *base) {
+    lsub_t *s = sub_of(base);
+    mw_nats_unsubscribe(conn_of(base->conn)->n, s->sub);
+    free(s);
+}
+
+static const mw_connreg_ops_t ops = {free_conn, free_sub};
+
 /* core.nats_close(id) -> true: the connection goes for every user of it. */
 static int l_close(lua_State *L) {
-    lconn_t *c = find(&get_reg(L)->conn_ids, L, 1);
+    mw_connreg_conn_t *c = mw_connreg_conn(get_reg(L), L, 1);
     if (c)
-        conn_free(c);
+        mw_connreg_close(c);
     lua_pushboolean(L, 1);
     return 1;
 }
 
 void mw_lua_nats_stop(lua_State *L, mw_sched_t *s) {
-    reg_t *reg = get_reg(L);
-    if (!reg)
-        return;
-    for (mw_list_t *n = reg->conns.next, *next; n != &reg->conns; n = next) {
-        next = n->next;
-        lconn_t *c = mw_list_entry(n, lconn_t, link);
-        if (c->sched == s)
-            conn_free(c);
-    }
+    mw_connreg_t *reg = get_reg(L);
+    if (reg)
+        mw_connreg_stop(reg, s);
 }
 
 void mw_lua_nats_metrics(lua_State *L, mw_sched_t *s, FILE *out) {
-    reg_t *reg = get_reg(L);
-    if (!reg)
-        return;
-    size_t n = 0;
-    for (mw_list_t *l = reg->conns.next; l != &reg->conns; l = l->next)
-        n += mw_list_entry(l, lconn_t, link)->sched == s;
+    mw_connreg_t *reg = get_reg(L);
+    size_t n = reg ? mw_connreg_count(reg, s) : 0;
     mw_nats_t **ns = n ? malloc(n * sizeof *ns) : NULL;
     if (!ns)
         return;
     n = 0;
-    for (mw_list_t *l = reg->conns.next; l != &reg->conns; l = l->next) {
-        lconn_t *c = mw_list_entry(l, lconn_t, link);
-        if (c->sched == s)
-            ns[n++] = c->n;
-    }
+    for (mw_connreg_conn_t *c = NULL; (c = mw_connreg_next(reg, s, c));)
+        ns[n++] = conn_of(c)->n;
     mw_nats_metrics(out, ns, n);
     free(ns);
-}
-
-/* The registry's __gc (the state closes): connections still open belong to
- * a server that never stopped, whose loop may be gone; they are left, only
- * the registry's memory goes. */
-static int l_reg_gc(lua_State *L) {
-    reg_t *reg = lua_touserdata(L, 1);
-    while (!mw_list_empty(&reg->subs))
-        mw_list_remove(reg->subs.next);
-    while (!mw_list_empty(&reg->conns))
-        mw_list_remove(reg->conns.next);
-    mw_idmap_free(&reg->conn_ids);
-    mw_idmap_free(&reg->sub_ids);
-    return 0;
 }
 
 void mw_lua_inject_nats_api(lua_State *L, mw_lua_core_t *ctx) {
@@ -418,20 +348,8 @@ void mw_lua_inject_nats_api(lua_State *L, mw_lua_core_t *ctx) {
         {NULL, NULL},
     };
     if (!get_reg(L)) {
-        reg_t *reg = lua_newuserdata(L, sizeof *reg);
-        memset(reg, 0, sizeof *reg);
-        mw_idmap_init(&reg->conn_ids);
-        mw_idmap_init(&reg->sub_ids);
-        mw_list_init(&reg->conns);
-        mw_list_init(&reg->subs);
-        reg->T = lua_newthread(L);
-        lua_setfield(L, LUA_REGISTRYINDEX, "moonwire.nats.T");
-        lua_createtable(L, 0, 1);
-        lua_pushcfunction(L, l_reg_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_setmetatable(L, -2);
         lua_pushlightuserdata(L, &reg_key);
-        lua_insert(L, -2);
+        mw_connreg_new(L, &ops);
         lua_rawset(L, LUA_REGISTRYINDEX);
     }
     for (const luaL_Reg *f = fns; f->name; f++) {

@@ -17,9 +17,8 @@
  * moonwire.redis.null (a NULL light userdata, cjson.null) inside a list.
  */
 #include "redis_lua.h"
+#include "connreg.h"
 #include "../errors.h"
-#include "../idmap.h"
-#include "../list.h"
 #include "../log.h"
 #include "../redis.h"
 #include "../state.h"
@@ -33,36 +32,22 @@
 #define MAX_MS 86400000.0 /* a day: the longest timeout */
 #define ARGV_STACK 16     /* arguments held without malloc */
 
-typedef struct lconn {
-    mw_lua_redis_t *reg;
+/* A handle's key: url \n password \n db \n connect timeout. A
+ * subscription's keep: the runtime's own (moonwire.cluster), a reload
+ * keeps it. */
+typedef struct {
+    mw_connreg_conn_t base;
     mw_redis_t *r;
-    mw_sched_t *sched; /* the app that opened it */
-    uint64_t id;
-    char *key; /* url \n password \n db \n connect timeout */
-    mw_list_t link;
 } lconn_t;
 
-typedef struct lsub {
-    mw_lua_redis_t *reg;
-    lconn_t *conn;
+typedef struct {
+    mw_connreg_sub_t base;
     mw_redis_sub_t *sub;
-    uint64_t id;
-    int fn_ref;
-    int keep; /* the runtime's own (moonwire.cluster): a reload keeps it */
-    mw_list_t link;
 } lsub_t;
-
-struct mw_lua_redis {
-    lua_State *T; /* never resumed: the stack C callbacks work on */
-    int T_ref;
-    mw_idmap_t conn_ids, sub_ids; /* id -> lconn_t, lsub_t */
-    mw_list_t conns, subs;
-    uint64_t next_id;
-};
 
 typedef struct {
     mw_lua_core_t *ctx;
-    mw_lua_redis_t *reg;
+    mw_connreg_t *reg;
 } upv_t;
 
 static upv_t up(lua_State *L) {
@@ -81,19 +66,20 @@ static uint64_t check_ms(lua_State *L, int arg) {
     return (uint64_t)(ms + 0.999);
 }
 
-static uint64_t check_id(lua_State *L, int arg) {
-    lua_Number id = luaL_checknumber(L, arg);
-    return id >= 1 && id <= 9007199254740992.0 ? (uint64_t)id : 0;
+static lconn_t *conn_of(mw_connreg_conn_t *c) {
+    return c ? mw_list_entry(c, lconn_t, base) : NULL;
 }
 
-static lconn_t *find_conn(mw_lua_redis_t *reg, lua_State *L, int arg) {
-    uint64_t id = check_id(L, arg);
-    return id ? mw_idmap_get(&reg->conn_ids, id) : NULL;
+static lsub_t *sub_of(mw_connreg_sub_t *s) {
+    return s ? mw_list_entry(s, lsub_t, base) : NULL;
 }
 
-static lsub_t *find_sub(mw_lua_redis_t *reg, lua_State *L, int arg) {
-    uint64_t id = check_id(L, arg);
-    return id ? mw_idmap_get(&reg->sub_ids, id) : NULL;
+static lconn_t *find_conn(mw_connreg_t *reg, lua_State *L, int arg) {
+    return conn_of(mw_connreg_conn(reg, L, arg));
+}
+
+static lsub_t *find_sub(mw_connreg_t *reg, lua_State *L, int arg) {
+    return sub_of(mw_connreg_sub(reg, L, arg));
 }
 
 /* ---- replies to Lua values ------------------------------------------------ */
@@ -236,31 +222,24 @@ static int l_open(lua_State *L) {
         return nil_err(L, "not serving");
     lua_pushfstring(L, "%s\n%s%s\n%d\n%f", url, pw ? "+" : "-", pw ? pw : "", (int)db, (double)ct);
     const char *key = lua_tostring(L, -1);
-    for (mw_list_t *n = u.reg->conns.next; n != &u.reg->conns; n = n->next) {
-        lconn_t *c = mw_list_entry(n, lconn_t, link);
-        if (c->sched == s && strcmp(c->key, key) == 0) {
-            lua_pushnumber(L, (lua_Number)c->id);
-            return 1;
-        }
+    mw_connreg_conn_t *open = mw_connreg_find(u.reg, s, key);
+    if (open) {
+        lua_pushnumber(L, (lua_Number)open->id);
+        return 1;
     }
     lconn_t *c = calloc(1, sizeof *c);
-    char *k = strdup(key);
-    if (!c || !k) {
-        free(c);
-        free(k);
+    if (!c)
         return mw_lua_push_result(L, MW_ENOMEM);
-    }
     mw_redis_opts_t o = {.url = url, .password = pw, .db = (int)db, .connect_timeout_ms = ct};
     rc = mw_redis_create(&c->r, srv->loop, &o, err, sizeof err);
     /* Another handle of this app with the same name (the same server and
      * db under another password, timeout or spelling of the URL): this one
      * is "name#2", "name#3", ..., so that /metrics has one series each. */
     int same = 0;
-    for (mw_list_t *n = u.reg->conns.next; rc == 0 && n != &u.reg->conns; n = n->next) {
-        lconn_t *o2 = mw_list_entry(n, lconn_t, link);
-        const char *a = mw_redis_name(o2->r), *b = mw_redis_name(c->r);
+    for (mw_connreg_conn_t *o2 = NULL; rc == 0 && (o2 = mw_connreg_next(u.reg, s, o2));) {
+        const char *a = mw_redis_name(conn_of(o2)->r), *b = mw_redis_name(c->r);
         size_t bl = strlen(b);
-        same += o2->sched == s && strncmp(a, b, bl) == 0 && (a[bl] == '\0' || a[bl] == '#');
+        same += strncmp(a, b, bl) == 0 && (a[bl] == '\0' || a[bl] == '#');
     }
     if (rc == 0 && same) {
         char name[600];
@@ -269,19 +248,13 @@ static int l_open(lua_State *L) {
         o.name = name;
         rc = mw_redis_create(&c->r, srv->loop, &o, err, sizeof err);
     }
-    if (rc == 0 && (rc = mw_idmap_put(&u.reg->conn_ids, u.reg->next_id + 1, c)) != 0)
+    if (rc == 0 && (rc = mw_connreg_add(u.reg, &c->base, s, key)) != 0)
         mw_redis_free(c->r);
     if (rc != 0) {
         free(c);
-        free(k);
         return rc == MW_EINVAL ? nil_err(L, err) : mw_lua_push_result(L, rc);
     }
-    c->reg = u.reg;
-    c->sched = s;
-    c->key = k;
-    c->id = ++u.reg->next_id;
-    mw_list_insert_tail(&u.reg->conns, &c->link);
-    lua_pushnumber(L, (lua_Number)c->id);
+    lua_pushnumber(L, (lua_Number)c->base.id);
     return 1;
 }
 
@@ -407,7 +380,7 @@ typedef struct {
 } slot_t;
 
 struct pipe {
-    mw_lua_redis_t *reg;
+    mw_connreg_t *reg;
     mw_wait_t *w;
     int expected, got, err;
     int results_ref, errors_ref;
@@ -581,20 +554,20 @@ static int l_pipeline(lua_State *L) {
 static void on_message(void *data, const char *ch, size_t chlen, const char *pat, size_t patlen,
                        const char *msg, size_t len) {
     lsub_t *s = data;
-    lua_State *T = s->reg->T;
+    lua_State *T = s->base.reg->T;
     int base = lua_gettop(T);
-    lua_rawgeti(T, LUA_REGISTRYINDEX, s->fn_ref);
+    lua_rawgeti(T, LUA_REGISTRYINDEX, s->base.fn_ref);
     lua_pushlstring(T, msg, len);
     lua_pushlstring(T, ch, chlen);
     if (pat)
         lua_pushlstring(T, pat, patlen);
     else
         lua_pushnil(T);
-    int rc = mw_sched_spawn(T, s->conn->sched, base + 1, 3);
+    int rc = mw_sched_spawn(T, s->base.conn->sched, base + 1, 3);
     lua_settop(T, base);
     if (rc != 0)
-        mw_log_warn("redis %s: a message on %.*s was dropped: %s", mw_redis_name(s->conn->r),
-                    (int)chlen, ch, mw_strerror(rc));
+        mw_log_warn("redis %s: a message on %.*s was dropped: %s",
+                    mw_redis_name(conn_of(s->base.conn)->r), (int)chlen, ch, mw_strerror(rc));
 }
 
 /* core.redis_subscribe(id, name, is_pattern, fn[, keep]) -> sub id | nil,
@@ -621,38 +594,24 @@ static int l_subscribe(lua_State *L) {
     lsub_t *sub = calloc(1, sizeof *sub);
     if (!sub)
         return mw_lua_push_result(L, MW_ENOMEM);
-    sub->reg = u.reg;
-    sub->conn = c;
-    sub->keep = keep;
+    sub->base.keep = keep;
     int rc = mw_redis_subscribe(c->r, name, len, is_pattern, on_message, sub, &sub->sub);
-    if (rc == 0 && (rc = mw_idmap_put(&u.reg->sub_ids, u.reg->next_id + 1, sub)) != 0)
+    if (rc == 0 && (rc = mw_connreg_add_sub(u.reg, &sub->base, &c->base, L, 4)) != 0)
         mw_redis_unsubscribe(c->r, sub->sub);
     if (rc != 0) {
         free(sub);
         return mw_lua_push_result(L, rc);
     }
-    sub->id = ++u.reg->next_id;
-    lua_pushvalue(L, 4);
-    sub->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    mw_list_insert_tail(&u.reg->subs, &sub->link);
-    lua_pushnumber(L, (lua_Number)sub->id);
+    lua_pushnumber(L, (lua_Number)sub->base.id);
     return 1;
-}
-
-static void sub_free(lsub_t *s) {
-    mw_redis_unsubscribe(s->conn->r, s->sub);
-    mw_idmap_del(&s->reg->sub_ids, s->id);
-    luaL_unref(s->reg->T, LUA_REGISTRYINDEX, s->fn_ref);
-    mw_list_remove(&s->link);
-    free(s);
 }
 
 /* core.redis_unsubscribe(sub) -> true | nil, "closed" */
 static int l_unsubscribe(lua_State *L) {
-    lsub_t *s = find_sub(up(L).reg, L, 1);
+    mw_connreg_sub_t *s = mw_connreg_sub(up(L).reg, L, 1);
     if (!s)
         return nil_err(L, "closed");
-    sub_free(s);
+    mw_connreg_unsubscribe(s);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -668,82 +627,44 @@ static int l_sub_active(lua_State *L) {
  * (a reload replaces the code whose functions they call). */
 static int l_unsubscribe_all(lua_State *L) {
     upv_t u = up(L);
-    mw_sched_t *s = mw_lua_core_sched(u.ctx);
-    for (mw_list_t *n = u.reg->subs.next, *next; n != &u.reg->subs; n = next) {
-        next = n->next;
-        lsub_t *sub = mw_list_entry(n, lsub_t, link);
-        if (sub->conn->sched == s && !sub->keep)
-            sub_free(sub);
-    }
+    mw_connreg_unsubscribe_all(u.reg, mw_lua_core_sched(u.ctx));
     return 0;
 }
 
 /* ---- the registry ------------------------------------------------------------ */
 
-static void conn_free(lconn_t *c) {
-    mw_lua_redis_t *reg = c->reg;
-    for (mw_list_t *n = reg->subs.next, *next; n != &reg->subs; n = next) {
-        next = n->next;
-        lsub_t *sub = mw_list_entry(n, lsub_t, link);
-        if (sub->conn == c)
-            sub_free(sub);
-    }
-    mw_idmap_del(&reg->conn_ids, c->id);
-    mw_list_remove(&c->link);
+/* The registry's ops (connreg.h): the client's side of closing. */
+static void free_conn(mw_connreg_conn_t *base) {
+    lconn_t *c = conn_of(base);
     mw_redis_free(c->r); /* pending commands end with "closed" now */
-    free(c->key);
     free(c);
 }
 
+static void free_sub(mw_connreg_sub_t *base) {
+    lsub_t *s = sub_of(base);
+    mw_redis_unsubscribe(conn_of(base->conn)->r, s->sub);
+    free(s);
+}
+
+static const mw_connreg_ops_t ops = {free_conn, free_sub};
+
 void mw_lua_redis_stop(mw_lua_core_t *ctx, mw_sched_t *s) {
-    mw_lua_redis_t *reg = mw_lua_core_redis(ctx);
-    if (!reg)
-        return;
-    for (mw_list_t *n = reg->conns.next, *next; n != &reg->conns; n = next) {
-        next = n->next;
-        lconn_t *c = mw_list_entry(n, lconn_t, link);
-        if (c->sched == s)
-            conn_free(c);
-    }
+    mw_connreg_t *reg = mw_lua_core_redis(ctx);
+    if (reg)
+        mw_connreg_stop(reg, s);
 }
 
 void mw_lua_redis_metrics(mw_lua_core_t *ctx, mw_sched_t *s, FILE *out) {
-    mw_lua_redis_t *reg = mw_lua_core_redis(ctx);
-    if (!reg)
-        return;
-    size_t n = 0;
-    for (mw_list_t *l = reg->conns.next; l != &reg->conns; l = l->next)
-        n += mw_list_entry(l, lconn_t, link)->sched == s;
+    mw_connreg_t *reg = mw_lua_core_redis(ctx);
+    size_t n = reg ? mw_connreg_count(reg, s) : 0;
     mw_redis_t **rs = n ? malloc(n * sizeof *rs) : NULL;
     if (!rs)
         return;
     n = 0;
-    for (mw_list_t *l = reg->conns.next; l != &reg->conns; l = l->next) {
-        lconn_t *c = mw_list_entry(l, lconn_t, link);
-        if (c->sched == s)
-            rs[n++] = c->r;
-    }
+    for (mw_connreg_conn_t *c = NULL; (c = mw_connreg_next(reg, s, c));)
+        rs[n++] = conn_of(c)->r;
     mw_redis_metrics(out, rs, n);
     free(rs);
-}
-
-/* The registry's __gc (the state closes, or busted drops a loaded core):
- * handles still open belong to a server that never stopped, whose loop
- * may be gone; they are left, only the registry's memory goes. */
-static int l_registry_gc(lua_State *L) {
-    mw_lua_redis_t *reg = lua_touserdata(L, 1);
-    while (!mw_list_empty(&reg->subs)) {
-        lsub_t *s = mw_list_entry(reg->subs.next, lsub_t, link);
-        mw_list_remove(&s->link);
-    }
-    while (!mw_list_empty(&reg->conns)) {
-        lconn_t *c = mw_list_entry(reg->conns.next, lconn_t, link);
-        mw_list_remove(&c->link);
-    }
-    mw_idmap_free(&reg->conn_ids);
-    mw_idmap_free(&reg->sub_ids);
-    luaL_unref(L, LUA_REGISTRYINDEX, reg->T_ref);
-    return 0;
 }
 
 void mw_lua_inject_redis_api(lua_State *L, mw_lua_core_t *ctx) {
@@ -760,18 +681,7 @@ void mw_lua_inject_redis_api(lua_State *L, mw_lua_core_t *ctx) {
         {"redis_unsubscribe_all", l_unsubscribe_all},
         {NULL, NULL},
     };
-    mw_lua_redis_t *reg = lua_newuserdata(L, sizeof *reg);
-    memset(reg, 0, sizeof *reg);
-    mw_idmap_init(&reg->conn_ids);
-    mw_idmap_init(&reg->sub_ids);
-    mw_list_init(&reg->conns);
-    mw_list_init(&reg->subs);
-    reg->T = lua_newthread(L);
-    reg->T_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, l_registry_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
+    mw_connreg_t *reg = mw_connreg_new(L, &ops);
     lua_setfield(L, -2, "_redis"); /* the core table keeps it */
     mw_lua_core_set_redis(ctx, reg);
     for (const luaL_Reg *f = fns; f->name; f++) {
