@@ -13,6 +13,16 @@
  * timer per worker waiting for its backoff, the hub's sockets, and the
  * timer of a reload round (the workers' outcomes of one reload, logged
  * once per distinct outcome).
+ *
+ * A boot failure is fatal, a crash after serving is not (nginx and
+ * gunicorn do the same): each worker gets the write end of a pipe of its
+ * own (MW_READY_FD) and writes one byte once it listens and its app runs.
+ * When a worker exits, the supervisor reads that pipe: the first worker of
+ * a slot that exits without the byte could not start (a bad app, a bad
+ * TLS file...), so the supervisor stops the others and exits with its
+ * status, the worker's error already on stderr. A worker that served and
+ * then exits, or a restarted one that cannot start, is restarted with
+ * backoff while the others keep serving.
  */
 #include "supervisor.h"
 #include "errors.h"
@@ -22,6 +32,7 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +64,8 @@ typedef struct {
     uint64_t started_ms;
     uint64_t backoff_ms;
     uv_timer_t restart;
+    int ready_fd; /* read end of its ready pipe, -1 when none */
+    int served;   /* this slot's worker once said it was ready */
 } worker_t;
 
 /* The workers' reload outcomes of one round (a SIGHUP, or a file change
@@ -79,6 +92,7 @@ struct supervisor {
     worker_t workers[MAX_WORKERS];
     int stopping;
     int alive;
+    int status; /* the exit status: a worker's that could not start */
     uv_signal_t sigterm, sigint, sighup;
     round_t round;
 };
@@ -127,6 +141,34 @@ int mw_worker_shdict_fds(int *fds, int max) {
 int mw_worker_stats_fd(void) {
     int fd;
     return env_fds("MW_STATS_FD", &fd, 1) == 1 ? fd : -1;
+}
+
+void mw_worker_ready(void) {
+    int fd;
+    if (env_fds("MW_READY_FD", &fd, 1) != 1)
+        return;
+    char b = 'r';
+    ssize_t n;
+    do
+        n = write(fd, &b, 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    unsetenv("MW_READY_FD"); /* once */
+}
+
+/* was_ready tells whether worker w wrote its ready byte, and closes its
+ * end of the pipe: the byte stays in the pipe after the worker exits. */
+static int was_ready(worker_t *w) {
+    if (w->ready_fd < 0)
+        return 0;
+    char b;
+    ssize_t n;
+    do
+        n = read(w->ready_fd, &b, 1);
+    while (n < 0 && errno == EINTR);
+    close(w->ready_fd);
+    w->ready_fd = -1;
+    return n == 1;
 }
 
 /* bind_listener binds and listens on host:port as listen_on in server.c
@@ -333,6 +375,7 @@ static void on_proc_closed(uv_handle_t *h) {
 static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
     worker_t *w = p->data;
     supervisor_t *sup = w->sup;
+    int ready = was_ready(w);
     w->running = 0;
     sup->alive--;
     mw_hubd_detach(sup->hub, w->id - 1);
@@ -348,6 +391,20 @@ static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
         mw_log_info("worker %d (pid %d) stopped", w->id, p->pid);
         return;
     }
+    if (!ready && !w->served) {
+        /* it never started: the next one would fail the same way */
+        sup->status = !signum && status > 0 && status < 126 ? (int)status : 1;
+        if (signum)
+            mw_log_error("worker %d (pid %d) killed by signal %d before it could serve; stopping",
+                         w->id, p->pid, signum);
+        else
+            mw_log_error("worker %d (pid %d) could not start (exit status %lld); stopping", w->id,
+                         p->pid, (long long)status);
+        sup->stopping = 1;
+        stop_all(sup, SIGTERM);
+        return;
+    }
+    w->served = 1;
     uint64_t ran = uv_now(sup->loop) - w->started_ms;
     if (ran >= RESTART_RESET_MS)
         w->backoff_ms = RESTART_MIN_MS;
@@ -370,14 +427,14 @@ static int spawn_worker(worker_t *w) {
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **env = calloc(nenv + 6, sizeof *env);
+    char **env = calloc(nenv + 7, sizeof *env);
     if (!env)
         return UV_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < nenv; i++)
         if (strncmp(environ[i], "MW_WORKER=", 10) && strncmp(environ[i], "MW_LISTEN_FDS=", 14) &&
             strncmp(environ[i], "MW_SHDICT_FDS=", 14) && strncmp(environ[i], "MW_HUB_FD=", 10) &&
-            strncmp(environ[i], "MW_STATS_FD=", 12))
+            strncmp(environ[i], "MW_STATS_FD=", 12) && strncmp(environ[i], "MW_READY_FD=", 12))
             env[k++] = environ[i];
     int hub_fd = -1;
     if (mw_hubd_attach(sup->hub, w->id - 1, &hub_fd) != 0) {
@@ -407,9 +464,20 @@ static int spawn_worker(worker_t *w) {
     snprintf(statsvar, sizeof statsvar, "MW_STATS_FD=%d", stats_at);
     if (sup->stats)
         env[k++] = statsvar;
+    int ready_at = sup->stats ? stats_at + 1 : stats_at;
+    int ready[2] = {-1, -1};
+    char readyvar[32];
+    snprintf(readyvar, sizeof readyvar, "MW_READY_FD=%d", ready_at);
+    if (w->ready_fd >= 0)
+        close(w->ready_fd);
+    w->ready_fd = -1;
+    if (pipe2(ready, O_CLOEXEC | O_NONBLOCK) == 0)
+        env[k++] = readyvar;
+    else /* without it, the worker counts as ready when it exits */
+        w->served = 1;
     env[k] = NULL;
 
-    uv_stdio_container_t stdio[5 + MW_MAX_LISTENERS + MW_CONFIG_MAX_SUBPROTOCOLS];
+    uv_stdio_container_t stdio[6 + MW_MAX_LISTENERS + MW_CONFIG_MAX_SUBPROTOCOLS];
     for (int i = 0; i < 3; i++) {
         stdio[i].flags = UV_INHERIT_FD;
         stdio[i].data.fd = i;
@@ -426,17 +494,25 @@ static int spawn_worker(worker_t *w) {
     stdio[hub_at].data.fd = hub_fd;
     stdio[stats_at].flags = UV_INHERIT_FD;
     stdio[stats_at].data.fd = sup->stats_fd;
+    stdio[ready_at].flags = UV_INHERIT_FD;
+    stdio[ready_at].data.fd = ready[1];
     uv_process_options_t opts = {
         .exit_cb = on_worker_exit,
         .file = "/proc/self/exe",
         .args = sup->argv,
         .env = env,
-        .stdio_count = sup->stats ? stats_at + 1 : hub_at + 1,
+        .stdio_count = ready[1] >= 0 ? ready_at + 1 : (sup->stats ? stats_at + 1 : hub_at + 1),
         .stdio = stdio,
     };
     w->proc.data = w;
     int rc = uv_spawn(sup->loop, &w->proc, &opts);
     free(env);
+    if (ready[1] >= 0)
+        close(ready[1]); /* the worker's end: ours is ready[0] */
+    if (rc == 0)
+        w->ready_fd = ready[0];
+    else if (ready[0] >= 0)
+        close(ready[0]);
     mw_hubd_spawned(sup->hub, w->id - 1);
     if (rc != 0) {
         mw_hubd_detach(sup->hub, w->id - 1);
@@ -548,6 +624,7 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
         w->sup = &sup;
         w->id = i + 1;
         w->backoff_ms = RESTART_MIN_MS;
+        w->ready_fd = -1;
         uv_timer_init(sup.loop, &w->restart);
         w->restart.data = w;
         w->proc.data = w;
@@ -567,6 +644,11 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
                 uv_close((uv_handle_t *)&sup.workers[i].restart, NULL);
     }
     uv_run(sup.loop, UV_RUN_DEFAULT);
+    if (rc == 0)
+        rc = sup.status;
+    for (int i = 0; i < sup.nworkers; i++)
+        if (sup.workers[i].ready_fd >= 0)
+            close(sup.workers[i].ready_fd);
     for (int i = 0; i < sup.nfds; i++)
         close(sup.fds[i]);
     mw_shdicts_free(sup.dicts);
