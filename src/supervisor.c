@@ -69,12 +69,17 @@ typedef struct {
 } worker_t;
 
 /* The workers' reload outcomes of one round (a SIGHUP, or a file change
- * every worker sees), logged as one line per distinct outcome. */
+ * every worker sees), logged as one line per distinct outcome; and their
+ * notes (a restart-only option changed, the TLS certificate reread or
+ * not: each a level digit and a text, NUL-terminated one after the other),
+ * logged the same way, before the outcomes. */
 typedef struct {
     int open;
     uint64_t expect, got; /* worker slots, a bit each */
     char *outcome[MAX_WORKERS];
     size_t len[MAX_WORKERS];
+    char *notes[MAX_WORKERS];
+    size_t notes_len[MAX_WORKERS];
     uv_timer_t timer;
 } round_t;
 
@@ -255,10 +260,51 @@ static void log_outcome(uint64_t mask, const char *text, size_t len) {
                  why, err_len, err);
 }
 
-/* round_flush logs the round's outcomes, one line per distinct outcome
- * naming every worker that had it, and closes the round. */
+/* has_note tells whether the notes of length len hold note. */
+static int has_note(const char *notes, size_t len, const char *note) {
+    for (size_t off = 0; off < len; off += strlen(notes + off) + 1)
+        if (strcmp(notes + off, note) == 0)
+            return 1;
+    return 0;
+}
+
+/* flush_notes logs each distinct note of the round once, naming the
+ * workers that had it. */
+static void flush_notes(round_t *r) {
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        for (size_t off = 0; r->notes[i] && off < r->notes_len[i];) {
+            const char *note = r->notes[i] + off;
+            size_t nlen = strlen(note);
+            int seen = has_note(r->notes[i], off, note);
+            for (int j = 0; j < i && !seen; j++)
+                seen = r->notes[j] && has_note(r->notes[j], r->notes_len[j], note);
+            uint64_t mask = 0;
+            for (int j = i; j < MAX_WORKERS && !seen; j++)
+                if (r->notes[j] && has_note(r->notes[j], r->notes_len[j], note))
+                    mask |= (uint64_t)1 << j;
+            if (!seen && nlen > 0) {
+                char who[512];
+                worker_list(who, sizeof who, mask);
+                int level = note[0] - '0';
+                mw_log(level >= MW_LOG_DEBUG && level <= MW_LOG_ERROR ? (mw_log_level)level
+                                                                      : MW_LOG_INFO,
+                       "%s (%s)", note + 1, who);
+            }
+            off += nlen + 1;
+        }
+    }
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        free(r->notes[i]);
+        r->notes[i] = NULL;
+        r->notes_len[i] = 0;
+    }
+}
+
+/* round_flush logs the round's notes and outcomes, one line per distinct
+ * one naming every worker that had it, and closes the round. */
 static void round_flush(supervisor_t *sup) {
     round_t *r = &sup->round;
+    flush_notes(r);
     uint64_t left = r->got;
     for (int i = 0; i < MAX_WORKERS && left; i++) {
         if (!((left >> i) & 1))
@@ -299,15 +345,51 @@ static void round_open(supervisor_t *sup, uint64_t mask) {
     uv_timer_start(&r->timer, on_round_timeout, ROUND_MS, 0);
 }
 
-/* on_report takes a worker's reload outcome (over the hub): outside a
- * round (a file change every worker sees), the first opens one expecting
- * every running worker. */
+/* open_running opens a round expecting every running worker, unless one
+ * is open. */
+static void open_running(supervisor_t *sup) {
+    if (sup->round.open)
+        return;
+    uint64_t running = 0;
+    for (int i = 0; i < sup->nworkers; i++)
+        if (sup->workers[i].running)
+            running |= (uint64_t)1 << i;
+    round_open(sup, running);
+}
+
+/* on_note keeps a worker's note for its round (it comes before the
+ * worker's outcome of the same reload). */
+static void on_note(supervisor_t *sup, int slot, const char *text, size_t len) {
+    round_t *r = &sup->round;
+    if (len == 0 || memchr(text, '\0', len))
+        return;
+    open_running(sup);
+    char *more = realloc(r->notes[slot], r->notes_len[slot] + len + 1);
+    if (!more) {
+        mw_log_warn("worker %d: %.*s", slot + 1, (int)len - 1, text + 1);
+        return;
+    }
+    memcpy(more + r->notes_len[slot], text, len);
+    more[r->notes_len[slot] + len] = '\0';
+    r->notes[slot] = more;
+    r->notes_len[slot] += len + 1;
+}
+
+/* on_report takes a worker's reload outcome or note (over the hub):
+ * outside a round (a file change every worker sees), the first opens one
+ * expecting every running worker. */
 static void on_report(void *data, int worker, const char *what, size_t what_len, const char *text,
                       size_t len) {
     supervisor_t *sup = data;
     round_t *r = &sup->round;
     int slot = worker - 1;
-    if (what_len != 6 || memcmp(what, "reload", 6) != 0 || slot < 0 || slot >= MAX_WORKERS)
+    if (slot < 0 || slot >= MAX_WORKERS)
+        return;
+    if (what_len == 4 && memcmp(what, "note", 4) == 0) {
+        on_note(sup, slot, text, len);
+        return;
+    }
+    if (what_len != 6 || memcmp(what, "reload", 6) != 0)
         return;
     char *copy = malloc(len + 1);
     if (!copy) {
@@ -316,13 +398,7 @@ static void on_report(void *data, int worker, const char *what, size_t what_len,
     }
     memcpy(copy, text, len);
     copy[len] = '\0';
-    if (!r->open) {
-        uint64_t running = 0;
-        for (int i = 0; i < sup->nworkers; i++)
-            if (sup->workers[i].running)
-                running |= (uint64_t)1 << i;
-        round_open(sup, running);
-    }
+    open_running(sup);
     free(r->outcome[slot]); /* it reloaded again: its latest outcome */
     r->outcome[slot] = copy;
     r->len[slot] = len;

@@ -565,6 +565,25 @@ def test_reload_file_change(ctx):
                        timeout=30)
 
 
+@S.case("config.lua changes a restart-only option: one warning for both workers", timeout=40)
+def test_restart_only_warning(ctx):
+    srv = ctx.start("restart-only", ctx.copy_app(ctx.fixture("workers")))
+    H.poll(lambda: len(children(srv.proc.pid)) == 2, timeout=15, what="two workers")
+    srv.wait_log(r"\[worker 1\] listening on")
+    srv.wait_log(r"\[worker 2\] listening on")
+    path = os.path.join(srv.app, "config.lua")
+    with open(path) as f:
+        text = f.read()
+    start = len(srv.log())
+    put_file(path, text.replace("api_key = ", "max_rooms_per_client = 7,\n    api_key = "))
+    srv.wait_log(r"reloaded the app on workers 1-2 \(file change\)", start=start, timeout=30)
+    lines = [l for l in srv.log()[start:].splitlines() if "max_rooms_per_client" in l]
+    eq(len(lines), 1, "one warning for both workers: %r" % lines)
+    check(re.search(r"warn  config: max_rooms_per_client changed; it needs a restart .* "
+                    r"\(workers 1-2\)$", lines[0]) and "[worker" not in lines[0],
+          "the supervisor's warning names both workers: %r" % lines[0])
+
+
 @S.case("SIGTERM stops every worker gracefully; the supervisor exits 0", timeout=40)
 def test_sigterm(ctx):
     pids = wait_workers(2, "two workers")
