@@ -18,6 +18,7 @@ happen at all is bounded by the case's deadline.
 import json
 import os
 import re
+import signal
 import sys
 import time
 
@@ -101,6 +102,24 @@ def wait_lua(srv, key, ok, what):
 
 def has_workers(srv):
     return "workers" in srv.health()
+
+
+def clients_on_one_worker(ctx, srv, n):
+    """n clients of the same Lua heap: with workers, every worker but one
+    is stopped (SIGSTOP) while they connect and are answered."""
+    if not has_workers(srv):
+        return [client(ctx, srv) for _ in range(n)]
+    pids = H.children(srv.proc.pid)
+    for p in pids[1:]:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        cs = [client(ctx, srv) for _ in range(n)]
+        for i, c in enumerate(cs):
+            still_served(c, "pinned%d" % i)
+    finally:
+        for p in pids[1:]:
+            os.kill(p, signal.SIGCONT)
+    return cs
 
 
 def peak_rss_bytes(srv):
@@ -308,7 +327,7 @@ def test_memory_garbage_below_limit_with_live_data(ctx):
         "served again once it is freed", timeout=60)
 def test_memory_live_data_at_limit_refuses_messages(ctx):
     srv = ctx.start("iso-full", ctx.fixture("isolation"))
-    holder, other = client(ctx, srv), client(ctx, srv)
+    holder, other = clients_on_one_worker(ctx, srv, 2)
     start = len(srv.log())
     expect_internal(holder.request("hog", "keep", {"mb": 80}, id_="k"), "k")
     srv.wait_log(r"Lua memory stays at [\d.]+ MiB after a full collection", timeout=30,
