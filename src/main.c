@@ -221,6 +221,7 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
         mw_config_free(&cfg);
         return rc;
     }
+    mw_log_set_worker(mw_worker_id()); /* its errors at start too */
     mw_shdicts_t *dicts = map_shdicts(sc, &cfg);
     if (!dicts)
         return 1;
@@ -250,7 +251,6 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
                     mw_strerror(rc));
     reloader_t reloader = {sc, cli};
     mw_server_set_config_loader(server, reload_config, &reloader);
-    mw_log_set_worker(mw_worker_id());
     mw_server_set_worker(server, mw_worker_id(), cfg.workers);
     int fds[MW_MAX_LISTENERS];
     int nfds = mw_worker_listen_fds(fds);
@@ -260,6 +260,7 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
     if (rc == 0) {
         mw_server_start(server); /* its clock and timers, for on_start's */
         mw_script_start(sc);
+        mw_worker_ready(); /* from here, an exit is a crash to restart */
         rc = mw_server_run(server);
     } else {
         rc = rc == MW_ECONFIG ? 2 : 1;

@@ -20,6 +20,8 @@
 #include "tls.h"
 
 #include <malloc.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -387,6 +389,23 @@ void mw_server_shutdown(mw_server_t *s) {
     shutdown_check(s); /* finishes at once when nobody is connected */
 }
 
+/* reload_note logs one outcome of a reload other than the app's own, or
+ * gives it to the reload_note hook (a worker's supervisor logs it once for
+ * every worker with the same line). */
+static void reload_note(mw_server_t *s, mw_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void reload_note(mw_server_t *s, mw_log_level level, const char *fmt, ...) {
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (s->reload_note && s->reload_note(s->reload_report_data, (int)level, text) == 0)
+        mw_log_debug("%s", text);
+    else
+        mw_log(level, "%s", text);
+}
+
 /* reload_tls rereads the certificate and key (SIGHUP, for renewals). New
  * connections get the new context; open ones keep the one they started
  * with (each session holds a reference). On failure the old one stays. */
@@ -394,18 +413,21 @@ static void reload_tls(mw_server_t *s) {
     char err[1024];
     mw_tls_ctx_t *ctx;
     if (tls_load(s, &ctx, err, sizeof err) != 0) {
-        mw_log_error("TLS reload failed, the previous certificate keeps serving: %s", err);
+        reload_note(s, MW_LOG_ERROR,
+                    "TLS reload failed, the previous certificate keeps serving: %s", err);
         return;
     }
     mw_tls_ctx_free(s->tls);
     s->tls = ctx;
-    mw_log_info("reloaded the TLS certificate from %s", s->cfg->tls_cert);
+    reload_note(s, MW_LOG_INFO, "reloaded the TLS certificate from %s", s->cfg->tls_cert);
 }
 
 void mw_server_hangup(mw_server_t *s) {
-    mw_server_reload(s, "SIGHUP");
+    /* The certificate first: a worker's notes reach its supervisor before
+     * the reload's outcome, which closes the round (supervisor.c). */
     if (s->tls)
         reload_tls(s);
+    mw_server_reload(s, "SIGHUP");
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -426,6 +448,10 @@ void mw_server_set_reload_report(mw_server_t *s, mw_reload_report_fn report, voi
     s->reload_report_data = data;
 }
 
+void mw_server_set_reload_note(mw_server_t *s, mw_reload_note_fn note) {
+    s->reload_note = note;
+}
+
 /* note_restart records a changed restart-only option, warning once. */
 static void note_restart(void *ud, const mw_config_desc_t *d) {
     mw_server_t *s = ud;
@@ -436,8 +462,8 @@ static void note_restart(void *ud, const mw_config_desc_t *d) {
             return;
     if (s->nrestart_required < MW_CONFIG_MAX_OPTIONS)
         s->restart_required[s->nrestart_required++] = d;
-    mw_log_warn("config: %s changed; it needs a restart to take effect (the running value "
-                "stays)",
+    reload_note(s, MW_LOG_WARN,
+                "config: %s changed; it needs a restart to take effect (the running value stays)",
                 d->name);
 }
 

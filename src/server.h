@@ -36,6 +36,11 @@ void mw_server_set_config_loader(mw_server_t *s, mw_config_loader_fn load, void 
  * logged as before. */
 void mw_server_set_reload_report(mw_server_t *s, mw_reload_report_fn report, void *data);
 
+/* mw_server_set_reload_note sends a reload's other log lines (a changed
+ * restart-only option, the TLS certificate reread or not) to note as
+ * well, with report's data (NULL: the log again). */
+void mw_server_set_reload_note(mw_server_t *s, mw_reload_note_fn note);
+
 /* mw_server_use_virtual_clock makes the server's time start_ms and move
  * only with mw_server_advance (for specs: heartbeats, throttle windows and
  * timeouts without waiting). Call it before mw_server_start. */

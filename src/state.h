@@ -44,6 +44,11 @@ typedef int (*mw_config_loader_fn)(void *data, mw_config_t *out, char *err, size
  * Returns 0 when it took the report, else the server logs it itself. */
 typedef int (*mw_reload_report_fn)(void *data, int ok, const char *why, const char *err);
 
+/* Where a reload's other outcomes go the same way (a changed restart-only
+ * option, the TLS certificate reread or not): one log line's level and
+ * text. Returns 0 when it took the note, else the server logs it itself. */
+typedef int (*mw_reload_note_fn)(void *data, int level, const char *text);
+
 /* Replies the C core sends without calling Lua, encoded by the app's
  * protocol (the runtime sets them at start and after every reload). */
 typedef enum {
@@ -59,6 +64,7 @@ struct mw_server {
     void *load_config_data;
     mw_reload_report_fn reload_report; /* a reload's outcome (NULL: logged here) */
     void *reload_report_data;
+    mw_reload_note_fn reload_note; /* its other log lines (NULL: logged here) */
     const mw_config_desc_t *restart_required[MW_CONFIG_MAX_OPTIONS]; /* changed, not applied */
     int nrestart_required;
     const char *app_dir;

@@ -13,6 +13,16 @@
  * timer per worker waiting for its backoff, the hub's sockets, and the
  * timer of a reload round (the workers' outcomes of one reload, logged
  * once per distinct outcome).
+ *
+ * A boot failure is fatal, a crash after serving is not (nginx and
+ * gunicorn do the same): each worker gets the write end of a pipe of its
+ * own (MW_READY_FD) and writes one byte once it listens and its app runs.
+ * When a worker exits, the supervisor reads that pipe: the first worker of
+ * a slot that exits without the byte could not start (a bad app, a bad
+ * TLS file...), so the supervisor stops the others and exits with its
+ * status, the worker's error already on stderr. A worker that served and
+ * then exits, or a restarted one that cannot start, is restarted with
+ * backoff while the others keep serving.
  */
 #include "supervisor.h"
 #include "errors.h"
@@ -23,6 +33,7 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,15 +65,22 @@ typedef struct {
     uint64_t started_ms;
     uint64_t backoff_ms;
     uv_timer_t restart;
+    int ready_fd; /* read end of its ready pipe, -1 when none */
+    int served;   /* this slot's worker once said it was ready */
 } worker_t;
 
 /* The workers' reload outcomes of one round (a SIGHUP, or a file change
- * every worker sees), logged as one line per distinct outcome. */
+ * every worker sees), logged as one line per distinct outcome; and their
+ * notes (a restart-only option changed, the TLS certificate reread or
+ * not: each a level digit and a text, NUL-terminated one after the other),
+ * logged the same way, before the outcomes. */
 typedef struct {
     int open;
     uint64_t expect, got; /* worker slots, a bit each */
     char *outcome[MAX_WORKERS];
     size_t len[MAX_WORKERS];
+    char *notes[MAX_WORKERS];
+    size_t notes_len[MAX_WORKERS];
     uv_timer_t timer;
 } round_t;
 
@@ -82,6 +100,7 @@ struct supervisor {
     worker_t workers[MAX_WORKERS];
     int stopping;
     int alive;
+    int status; /* the exit status: a worker's that could not start */
     uv_signal_t sigterm, sigint, sighup;
     round_t round;
 };
@@ -135,6 +154,34 @@ int mw_worker_limits_fd(void) {
 int mw_worker_stats_fd(void) {
     int fd;
     return env_fds("MW_STATS_FD", &fd, 1) == 1 ? fd : -1;
+}
+
+void mw_worker_ready(void) {
+    int fd;
+    if (env_fds("MW_READY_FD", &fd, 1) != 1)
+        return;
+    char b = 'r';
+    ssize_t n;
+    do
+        n = write(fd, &b, 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    unsetenv("MW_READY_FD"); /* once */
+}
+
+/* was_ready tells whether worker w wrote its ready byte, and closes its
+ * end of the pipe: the byte stays in the pipe after the worker exits. */
+static int was_ready(worker_t *w) {
+    if (w->ready_fd < 0)
+        return 0;
+    char b;
+    ssize_t n;
+    do
+        n = read(w->ready_fd, &b, 1);
+    while (n < 0 && errno == EINTR);
+    close(w->ready_fd);
+    w->ready_fd = -1;
+    return n == 1;
 }
 
 /* bind_listener binds and listens on host:port as listen_on in server.c
@@ -221,10 +268,51 @@ static void log_outcome(uint64_t mask, const char *text, size_t len) {
                  why, err_len, err);
 }
 
-/* round_flush logs the round's outcomes, one line per distinct outcome
- * naming every worker that had it, and closes the round. */
+/* has_note tells whether the notes of length len hold note. */
+static int has_note(const char *notes, size_t len, const char *note) {
+    for (size_t off = 0; off < len; off += strlen(notes + off) + 1)
+        if (strcmp(notes + off, note) == 0)
+            return 1;
+    return 0;
+}
+
+/* flush_notes logs each distinct note of the round once, naming the
+ * workers that had it. */
+static void flush_notes(round_t *r) {
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        for (size_t off = 0; r->notes[i] && off < r->notes_len[i];) {
+            const char *note = r->notes[i] + off;
+            size_t nlen = strlen(note);
+            int seen = has_note(r->notes[i], off, note);
+            for (int j = 0; j < i && !seen; j++)
+                seen = r->notes[j] && has_note(r->notes[j], r->notes_len[j], note);
+            uint64_t mask = 0;
+            for (int j = i; j < MAX_WORKERS && !seen; j++)
+                if (r->notes[j] && has_note(r->notes[j], r->notes_len[j], note))
+                    mask |= (uint64_t)1 << j;
+            if (!seen && nlen > 0) {
+                char who[512];
+                worker_list(who, sizeof who, mask);
+                int level = note[0] - '0';
+                mw_log(level >= MW_LOG_DEBUG && level <= MW_LOG_ERROR ? (mw_log_level)level
+                                                                      : MW_LOG_INFO,
+                       "%s (%s)", note + 1, who);
+            }
+            off += nlen + 1;
+        }
+    }
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        free(r->notes[i]);
+        r->notes[i] = NULL;
+        r->notes_len[i] = 0;
+    }
+}
+
+/* round_flush logs the round's notes and outcomes, one line per distinct
+ * one naming every worker that had it, and closes the round. */
 static void round_flush(supervisor_t *sup) {
     round_t *r = &sup->round;
+    flush_notes(r);
     uint64_t left = r->got;
     for (int i = 0; i < MAX_WORKERS && left; i++) {
         if (!((left >> i) & 1))
@@ -265,15 +353,51 @@ static void round_open(supervisor_t *sup, uint64_t mask) {
     uv_timer_start(&r->timer, on_round_timeout, ROUND_MS, 0);
 }
 
-/* on_report takes a worker's reload outcome (over the hub): outside a
- * round (a file change every worker sees), the first opens one expecting
- * every running worker. */
+/* open_running opens a round expecting every running worker, unless one
+ * is open. */
+static void open_running(supervisor_t *sup) {
+    if (sup->round.open)
+        return;
+    uint64_t running = 0;
+    for (int i = 0; i < sup->nworkers; i++)
+        if (sup->workers[i].running)
+            running |= (uint64_t)1 << i;
+    round_open(sup, running);
+}
+
+/* on_note keeps a worker's note for its round (it comes before the
+ * worker's outcome of the same reload). */
+static void on_note(supervisor_t *sup, int slot, const char *text, size_t len) {
+    round_t *r = &sup->round;
+    if (len == 0 || memchr(text, '\0', len))
+        return;
+    open_running(sup);
+    char *more = realloc(r->notes[slot], r->notes_len[slot] + len + 1);
+    if (!more) {
+        mw_log_warn("worker %d: %.*s", slot + 1, (int)len - 1, text + 1);
+        return;
+    }
+    memcpy(more + r->notes_len[slot], text, len);
+    more[r->notes_len[slot] + len] = '\0';
+    r->notes[slot] = more;
+    r->notes_len[slot] += len + 1;
+}
+
+/* on_report takes a worker's reload outcome or note (over the hub):
+ * outside a round (a file change every worker sees), the first opens one
+ * expecting every running worker. */
 static void on_report(void *data, int worker, const char *what, size_t what_len, const char *text,
                       size_t len) {
     supervisor_t *sup = data;
     round_t *r = &sup->round;
     int slot = worker - 1;
-    if (what_len != 6 || memcmp(what, "reload", 6) != 0 || slot < 0 || slot >= MAX_WORKERS)
+    if (slot < 0 || slot >= MAX_WORKERS)
+        return;
+    if (what_len == 4 && memcmp(what, "note", 4) == 0) {
+        on_note(sup, slot, text, len);
+        return;
+    }
+    if (what_len != 6 || memcmp(what, "reload", 6) != 0)
         return;
     char *copy = malloc(len + 1);
     if (!copy) {
@@ -282,13 +406,7 @@ static void on_report(void *data, int worker, const char *what, size_t what_len,
     }
     memcpy(copy, text, len);
     copy[len] = '\0';
-    if (!r->open) {
-        uint64_t running = 0;
-        for (int i = 0; i < sup->nworkers; i++)
-            if (sup->workers[i].running)
-                running |= (uint64_t)1 << i;
-        round_open(sup, running);
-    }
+    open_running(sup);
     free(r->outcome[slot]); /* it reloaded again: its latest outcome */
     r->outcome[slot] = copy;
     r->len[slot] = len;
@@ -341,6 +459,7 @@ static void on_proc_closed(uv_handle_t *h) {
 static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
     worker_t *w = p->data;
     supervisor_t *sup = w->sup;
+    int ready = was_ready(w);
     w->running = 0;
     sup->alive--;
     mw_hubd_detach(sup->hub, w->id - 1);
@@ -358,6 +477,20 @@ static void on_worker_exit(uv_process_t *p, int64_t status, int signum) {
         mw_log_info("worker %d (pid %d) stopped", w->id, p->pid);
         return;
     }
+    if (!ready && !w->served) {
+        /* it never started: the next one would fail the same way */
+        sup->status = !signum && status > 0 && status < 126 ? (int)status : 1;
+        if (signum)
+            mw_log_error("worker %d (pid %d) killed by signal %d before it could serve; stopping",
+                         w->id, p->pid, signum);
+        else
+            mw_log_error("worker %d (pid %d) could not start (exit status %lld); stopping", w->id,
+                         p->pid, (long long)status);
+        sup->stopping = 1;
+        stop_all(sup, SIGTERM);
+        return;
+    }
+    w->served = 1;
     uint64_t ran = uv_now(sup->loop) - w->started_ms;
     if (ran >= RESTART_RESET_MS)
         w->backoff_ms = RESTART_MIN_MS;
@@ -381,14 +514,17 @@ static int spawn_worker(worker_t *w) {
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **env = calloc(nenv + 7, sizeof *env);
+    /* the parent's, then MW_WORKER, MW_LISTEN_FDS, MW_SHDICT_FDS, MW_HUB_FD,
+     * MW_STATS_FD, MW_LIMITS_FD, MW_READY_FD and the NULL */
+    char **env = calloc(nenv + 8, sizeof *env);
     if (!env)
         return UV_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < nenv; i++)
         if (strncmp(environ[i], "MW_WORKER=", 10) && strncmp(environ[i], "MW_LISTEN_FDS=", 14) &&
             strncmp(environ[i], "MW_SHDICT_FDS=", 14) && strncmp(environ[i], "MW_HUB_FD=", 10) &&
-            strncmp(environ[i], "MW_STATS_FD=", 12) && strncmp(environ[i], "MW_LIMITS_FD=", 13))
+            strncmp(environ[i], "MW_STATS_FD=", 12) && strncmp(environ[i], "MW_LIMITS_FD=", 13) &&
+            strncmp(environ[i], "MW_READY_FD=", 12))
             env[k++] = environ[i];
     int hub_fd = -1;
     if (mw_hubd_attach(sup->hub, w->id - 1, &hub_fd) != 0) {
@@ -423,9 +559,22 @@ static int spawn_worker(worker_t *w) {
     snprintf(limitsvar, sizeof limitsvar, "MW_LIMITS_FD=%d", limits_at);
     if (sup->limits)
         env[k++] = limitsvar;
+    int ready_at = sup->limits ? limits_at + 1 : limits_at;
+    int ready[2] = {-1, -1};
+    char readyvar[32];
+    snprintf(readyvar, sizeof readyvar, "MW_READY_FD=%d", ready_at);
+    if (w->ready_fd >= 0)
+        close(w->ready_fd);
+    w->ready_fd = -1;
+    if (pipe2(ready, O_CLOEXEC | O_NONBLOCK) == 0)
+        env[k++] = readyvar;
+    else /* without it, the worker counts as ready when it exits */
+        w->served = 1;
     env[k] = NULL;
 
-    uv_stdio_container_t stdio[6 + MW_MAX_LISTENERS + MW_CONFIG_MAX_SUBPROTOCOLS];
+    /* stdin/out/err, the listeners, the dicts (a list option: at most
+     * MW_CONFIG_MAX_SUBPROTOCOLS), the hub, stats, limits, ready */
+    uv_stdio_container_t stdio[3 + MW_MAX_LISTENERS + MW_CONFIG_MAX_SUBPROTOCOLS + 4];
     for (int i = 0; i < 3; i++) {
         stdio[i].flags = UV_INHERIT_FD;
         stdio[i].data.fd = i;
@@ -444,17 +593,25 @@ static int spawn_worker(worker_t *w) {
     stdio[stats_at].data.fd = sup->stats_fd;
     stdio[limits_at].flags = UV_INHERIT_FD;
     stdio[limits_at].data.fd = sup->limits_fd;
+    stdio[ready_at].flags = UV_INHERIT_FD; /* after the limits': it may take their slot */
+    stdio[ready_at].data.fd = ready[1];
     uv_process_options_t opts = {
         .exit_cb = on_worker_exit,
         .file = "/proc/self/exe",
         .args = sup->argv,
         .env = env,
-        .stdio_count = sup->limits ? limits_at + 1 : limits_at,
+        .stdio_count = ready[1] >= 0 ? ready_at + 1 : ready_at,
         .stdio = stdio,
     };
     w->proc.data = w;
     int rc = uv_spawn(sup->loop, &w->proc, &opts);
     free(env);
+    if (ready[1] >= 0)
+        close(ready[1]); /* the worker's end: ours is ready[0] */
+    if (rc == 0)
+        w->ready_fd = ready[0];
+    else if (ready[0] >= 0)
+        close(ready[0]);
     mw_hubd_spawned(sup->hub, w->id - 1);
     if (rc != 0) {
         mw_hubd_detach(sup->hub, w->id - 1);
@@ -577,6 +734,7 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
         w->sup = &sup;
         w->id = i + 1;
         w->backoff_ms = RESTART_MIN_MS;
+        w->ready_fd = -1;
         uv_timer_init(sup.loop, &w->restart);
         w->restart.data = w;
         w->proc.data = w;
@@ -596,6 +754,11 @@ int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
                 uv_close((uv_handle_t *)&sup.workers[i].restart, NULL);
     }
     uv_run(sup.loop, UV_RUN_DEFAULT);
+    if (rc == 0)
+        rc = sup.status;
+    for (int i = 0; i < sup.nworkers; i++)
+        if (sup.workers[i].ready_fd >= 0)
+            close(sup.workers[i].ready_fd);
     for (int i = 0; i < sup.nfds; i++)
         close(sup.fds[i]);
     mw_shdicts_free(sup.dicts);

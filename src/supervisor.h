@@ -19,8 +19,10 @@
  * shared dicts the master made, in the order of shared_dicts, inherited
  * after the listeners; the worker attaches them instead of making its own)
  * and MW_STATS_FD (the stats zone, where each worker leaves its numbers
- * for the others' /health and /metrics: aggregate.h) and MW_LIMITS_FD (the
- * connection counts the limits check for the whole server: shlimits.h).
+ * for the others' /health and /metrics: aggregate.h), MW_LIMITS_FD (the
+ * connection counts the limits check for the whole server: shlimits.h)
+ * and MW_READY_FD (a pipe it writes once it serves: a worker that exits
+ * before it ever did stops the server, see supervisor.c).
  */
 #ifndef MW_SUPERVISOR_H
 #define MW_SUPERVISOR_H
@@ -33,8 +35,8 @@
 /* mw_supervisor_run binds cfg's listeners, starts cfg->workers workers
  * running argv (the master's own command line) and supervises them until
  * they all exited after SIGTERM/SIGINT. Returns the exit status: 0 after a
- * graceful stop, 1 when the listeners cannot be bound or the first
- * workers cannot start, 2 for a bad host. */
+ * graceful stop, 1 when the listeners cannot be bound, 2 for a bad host,
+ * and the worker's own status when a worker failed before it served. */
 int mw_supervisor_run(const mw_config_t *cfg, char **argv);
 
 /* mw_worker_id is this process's worker number (1..N), or 0 when it is not
@@ -61,5 +63,11 @@ int mw_worker_stats_fd(void);
 /* mw_worker_limits_fd is MW_LIMITS_FD, the memfd of the server-wide
  * connection counts (shlimits.h), or -1 outside a worker. */
 int mw_worker_limits_fd(void);
+
+/* mw_worker_ready tells the supervisor this worker listens and runs its
+ * app (a byte on MW_READY_FD): from then on, its exit is a crash to
+ * restart, not a boot failure that stops the server. Does nothing outside
+ * a worker or after the first call. */
+void mw_worker_ready(void);
 
 #endif

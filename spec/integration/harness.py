@@ -50,6 +50,12 @@ OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 
 LISTEN_RE = re.compile(r"listening on wss?://\S+:(\d+)/")
+# A supervisor (workers = N) names how many workers it starts; the server
+# is up once each logged its listener (each loads the app and watches its
+# files on its own: a test that edits a file before a worker is up would
+# find that worker on the files it loaded, without a reload to report).
+SUPERVISOR_RE = re.compile(r"supervisor \(pid \d+\): (\d+) workers")
+WORKER_LISTEN_RE = re.compile(r"(?:\[worker |\"worker\":)(\d+)\]?[ ,].*listening on wss?://")
 SANITIZER_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error: |"
                           r"WARNING: ThreadSanitizer|SUMMARY: UndefinedBehaviorSanitizer")
 
@@ -370,8 +376,10 @@ class Server:
         _ALL_PROCS.append(self.proc)
         deadline = time.monotonic() + self.ready_timeout
         while True:
-            m = LISTEN_RE.search(self.log())
-            if m:
+            log = self.log()
+            m = LISTEN_RE.search(log)
+            sup = SUPERVISOR_RE.search(log)
+            if m and (not sup or len(set(WORKER_LISTEN_RE.findall(log))) >= int(sup.group(1))):
                 self.port = int(m.group(1))
                 return self
             if self.proc.poll() is not None:

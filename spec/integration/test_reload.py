@@ -3,9 +3,16 @@
 
 fixtures/reload is copied to a temp dir and served with reload = true; the
 cases run in order and share that server and one long-lived client.
+
+With workers (MW_TEST_WORKERS=2), each worker watches the files and
+reloads on its own, a few milliseconds apart: a reload is done when the
+supervisor logs its one line for every worker ("reloaded the app on
+workers 1-2"), and a client that connects after that line gets the new
+code whichever worker serves it.
 """
 
 import os
+import re
 import signal
 import sys
 import time
@@ -101,6 +108,21 @@ def health():
     return State.srv.health()
 
 
+def nworkers():
+    """How many workers serve (/health's workers), 0 for one process."""
+    return len(health().get("workers") or [])
+
+
+def wait_reloaded_everywhere(start):
+    """With workers, waits for the supervisor's line saying that every
+    worker reloaded since log offset start. One process: its reply already
+    said so."""
+    n = nworkers()
+    if n:
+        State.srv.wait_log(r"reloaded the app on workers 1-%d \(file change\)" % n,
+                           start=start, timeout=RELOAD_DEADLINE)
+
+
 def assert_connected(c=None):
     c = c or State.client
     check(not c.raw.eof, "client was disconnected")
@@ -120,9 +142,11 @@ def test_baseline_version_1(ctx):
 
 @S.case("edit: same connected client gets the new reply (version 2)", timeout=20)
 def test_edit_seen_by_connected_client(ctx):
+    start = len(State.srv.log())
     H.write_file(ver_path(), VER_TEMPLATE % 2)
     wait_version(2)
     assert_connected()
+    wait_reloaded_everywhere(start)
 
 
 @S.case("edit: client.data set before the reload is still readable")
@@ -141,9 +165,23 @@ def test_edit_counted_in_health(ctx):
 @S.case("edit: each reload is logged once (one line per outcome)")
 def test_each_reload_logged_once(ctx):
     h = health()
+    if "workers" in h:
+        # reloads sums the workers' (protocol.md), each published within
+        # a second: every worker's reloads, the same number
+        h = H.poll(lambda: (lambda h: h if len({w["reloads"] for w in h["workers"]}) == 1
+                            else None)(health()), timeout=5, what="every worker's reloads")
     lines = [l for l in State.srv.log().splitlines() if "reload" in l]
     ok = [l for l in lines if "reloaded the app" in l]
-    eq(len(ok), h["reloads"], "'reloaded the app' lines vs /health reloads: %r" % lines)
+    if "workers" in h:
+        # one line per reload of every worker, naming all of them
+        own = h["workers"][0]["reloads"]
+        eq(len(ok), own, "'reloaded the app' lines vs each worker's reloads: %r" % lines)
+        eq(h["reloads"], own * len(h["workers"]), "reloads: the sum of the workers'")
+        for line in ok:
+            check(re.search(r"reloaded the app on workers 1-%d " % len(h["workers"]), line)
+                  and "[worker" not in line, "one line for every worker: %r" % line)
+    else:
+        eq(len(ok), h["reloads"], "'reloaded the app' lines vs /health reloads: %r" % lines)
     eq([l for l in lines if "reloaded app" in l], [], "the runtime's own reload lines")
 
 

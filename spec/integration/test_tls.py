@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -543,6 +544,38 @@ def test_sighup_broken_certificate_kept_old(ctx):
     eq(tls_client(ctx, srv).fingerprint(), Certs.b_fp, "certificate after the fix")
     open_before.roundtrip("first-connection")
     check(srv.alive(), "server died")
+
+
+@S.case("workers = 2: SIGHUP rereads the certificate in every worker, one line per outcome")
+def test_sighup_certificate_workers(ctx):
+    d = ctx.tmpdir("moonwire-tls-live-")
+    cert, key = os.path.join(d, "live.crt"), os.path.join(d, "live.key")
+    install(cert, key, Certs.a_cert, Certs.a_key)
+    srv = start(ctx, cert=cert, key=key, env={"MOONWIRE_WORKERS": "2"})
+    srv.wait_log(r"\[worker 2\] listening on")
+    srv.wait_log(r"\[worker 1\] listening on")
+
+    with open(cert, "w") as f:
+        f.write("not a certificate\n")
+    mark = len(srv.log())
+    srv.send_signal(signal.SIGHUP)
+    srv.wait_log(r"reloaded the app on workers 1-2 \(SIGHUP\)", start=mark)
+    lines = [l for l in srv.log()[mark:].splitlines() if "TLS" in l and " debug " not in l]
+    eq(len(lines), 1, "one TLS line for both workers: %r" % lines)
+    check(re.search(r"error TLS reload failed, the previous certificate keeps serving: "
+                    r"tls_cert: \S*live\.crt.* \(workers 1-2\)$", lines[0]),
+          "the supervisor's line names both workers: %r" % lines[0])
+
+    install(cert, key, Certs.b_cert, Certs.b_key)
+    mark = len(srv.log())
+    srv.send_signal(signal.SIGHUP)
+    srv.wait_log(r"reloaded the TLS certificate from " + re.escape(cert) +
+                 r" \(workers 1-2\)", start=mark)
+    lines = [l for l in srv.log()[mark:].splitlines() if "TLS" in l and " debug " not in l]
+    eq(len(lines), 1, "one TLS line for both workers: %r" % lines)
+    # every worker has the new one by then, whichever accepts
+    for i in range(6):
+        eq(tls_client(ctx, srv).fingerprint(), Certs.b_fp, "certificate of client %d" % i)
 
 
 # --------------------------------------------------------------------------

@@ -25,13 +25,17 @@ connection_rate_per_ip and max_connections_per_user count the clients of
 both workers, and a worker killed with SIGKILL gives its places back;
 SIGTERM stops every worker gracefully
 and the supervisor exits 0; killing the supervisor takes its workers with
-it.
+it. A worker that cannot start (a broken app) stops the supervisor, which
+exits with the worker's status and error instead of restarting it forever;
+one that served and later cannot start again is restarted with backoff
+while the other keeps serving.
 """
 
 import json
 import os
 import re
 import signal
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -592,6 +596,25 @@ def test_reload_file_change(ctx):
                        timeout=30)
 
 
+@S.case("config.lua changes a restart-only option: one warning for both workers", timeout=40)
+def test_restart_only_warning(ctx):
+    srv = ctx.start("restart-only", ctx.copy_app(ctx.fixture("workers")))
+    H.poll(lambda: len(children(srv.proc.pid)) == 2, timeout=15, what="two workers")
+    srv.wait_log(r"\[worker 1\] listening on")
+    srv.wait_log(r"\[worker 2\] listening on")
+    path = os.path.join(srv.app, "config.lua")
+    with open(path) as f:
+        text = f.read()
+    start = len(srv.log())
+    put_file(path, text.replace("api_key = ", "max_rooms_per_client = 7,\n    api_key = "))
+    srv.wait_log(r"reloaded the app on workers 1-2 \(file change\)", start=start, timeout=30)
+    lines = [l for l in srv.log()[start:].splitlines() if "max_rooms_per_client" in l]
+    eq(len(lines), 1, "one warning for both workers: %r" % lines)
+    check(re.search(r"warn  config: max_rooms_per_client changed; it needs a restart .* "
+                    r"\(workers 1-2\)$", lines[0]) and "[worker" not in lines[0],
+          "the supervisor's warning names both workers: %r" % lines[0])
+
+
 @S.case("SIGTERM stops every worker gracefully; the supervisor exits 0", timeout=40)
 def test_sigterm(ctx):
     pids = wait_workers(2, "two workers")
@@ -616,6 +639,81 @@ def test_orphans(ctx):
     def gone():
         return all(not os.path.exists("/proc/%d" % p) for p in pids)
     H.poll(gone, timeout=15, what="the workers to exit")
+
+
+def cli_serve(ctx, app, timeout=20):
+    """Runs `moonwire serve app` with workers = 2 to completion (a server
+    that would keep running fails the case): (status, stderr)."""
+    try:
+        rc, out, err = H.run_cli(ctx.binary, ["serve", app, "--host", "127.0.0.1",
+                                              "--port", "0"],
+                                 env={"MOONWIRE_WORKERS": "2"}, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise H.Failure("the supervisor still ran %ds after its workers could not start"
+                        % timeout)
+    return rc, err
+
+
+def broken_app(ctx, config="return {}\n", controllers=None):
+    app = ctx.copy_app(ctx.fixture("workers"))
+    with open(os.path.join(app, "config.lua"), "w") as f:
+        f.write(config)
+    for name, text in (controllers or {}).items():
+        put_file(os.path.join(app, "controllers", name), text)
+    return app
+
+
+@S.case("a worker that cannot start (bad app) stops the supervisor: non-zero, file:line",
+        timeout=40)
+def test_boot_failure_app(ctx):
+    app = broken_app(ctx, controllers={"broken.lua": "local M = {}\nfunction M.x(\nreturn M\n"})
+    rc, err = cli_serve(ctx, app)
+    eq(rc, 1, "exit status (stderr %r)" % err[-800:])
+    check(re.search(r"\[worker \d\] cannot load the app in \S+: \S*broken\.lua:\d+", err),
+          "the worker's error on stderr: %r" % err[-800:])
+    check(re.search(r"worker \d \(pid \d+\) could not start \(exit status 1\); stopping", err),
+          "the supervisor says why it stops: %r" % err[-800:])
+    check("restarting it" not in err, "no restart of a worker that never started: %r"
+          % err[-800:])
+
+
+@S.case("an unreadable TLS certificate with workers: refused before any worker starts",
+        timeout=40)
+def test_boot_failure_tls(ctx):
+    app = broken_app(ctx)
+    cert = os.path.join(app, "bad.crt")
+    with open(cert, "w") as f:
+        f.write("not a certificate\n")
+    with open(os.path.join(app, "config.lua"), "w") as f:
+        f.write("return { tls_cert = %r, tls_key = %r }\n" % (cert, cert))
+    rc, err = cli_serve(ctx, app)
+    eq(rc, 2, "exit status (stderr %r)" % err[-800:])
+    check(re.search(r"tls_cert: \S*bad\.crt", err), "names tls_cert: %r" % err[-800:])
+    check("worker 1 started" not in err, "no worker started: %r" % err[-800:])
+
+
+@S.case("a worker that served, then cannot start again, is restarted with backoff; "
+        "the other keeps serving", timeout=60)
+def test_restart_cannot_start(ctx):
+    srv = ctx.start("restart-broken", ctx.copy_app(ctx.fixture("workers")))
+    H.poll(lambda: len(children(srv.proc.pid)) == 2, timeout=15, what="two workers")
+    a, b = children(srv.proc.pid)
+    path = os.path.join(srv.app, "controllers", "later.lua")
+    start = len(srv.log())
+    put_file(path, "local M = {}\nfunction M.x(\nreturn M\n")  # a reload that fails
+    srv.wait_log(r"reload failed on workers 1-2", start=start, timeout=30)
+    os.kill(a, signal.SIGKILL)
+    # its successor cannot load the app: restarted again, the server stays
+    srv.wait_log(r"worker \d \(pid \d+\) exited with status 1; restarting it in \d+ ms",
+                 start=start, timeout=20)
+    check(srv.proc.poll() is None, "the supervisor stopped: %s" % srv.log()[-1500:])
+    c = ctx.track(H.JsonClient(srv))
+    eq(who(c)["pid"], b, "the other worker serves")
+    os.remove(path)  # fixed: the next restart starts
+    H.poll(lambda: len(children(srv.proc.pid)) == 2 and a not in children(srv.proc.pid)
+           and srv.health().get("status") is not None, timeout=20,
+           what="a new worker in place of the killed one")
+    srv.wait_log(r"\[worker \d\] listening on", start=start, timeout=20)
 
 
 @S.case("workers = 0 starts one worker per core this process may run on", timeout=40)

@@ -55,6 +55,20 @@ static int report_reload(void *data, int ok, const char *why, const char *err) {
     return mw_hub_send(the.hub, MW_HUB_REPORT, "reload", 6, text, len);
 }
 
+/* report_note sends a reload's other log line (mw_reload_note_fn) the
+ * same way: "note", its level as a digit, then the text. */
+static int report_note(void *data, int level, const char *text) {
+    (void)data;
+    if (!mw_hub_up(the.hub))
+        return MW_ECLOSED;
+    char buf[2048];
+    int n = snprintf(buf, sizeof buf, "%d%s", level, text);
+    if (n < 0)
+        return MW_EINVAL;
+    size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
+    return mw_hub_send(the.hub, MW_HUB_REPORT, "note", 4, buf, len);
+}
+
 static int nil_err(lua_State *L, const char *err) {
     lua_pushnil(L);
     lua_pushstring(L, err);
@@ -115,6 +129,7 @@ static int open_hub(lua_State *L, mw_lua_core_t *ctx) {
     the.ctx = ctx;
     the.srv = srv;
     mw_server_set_reload_report(srv, report_reload, NULL);
+    mw_server_set_reload_note(srv, report_note);
     the.T = lua_newthread(L);
     the.T_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
@@ -200,8 +215,10 @@ void mw_lua_hub_stop(lua_State *L) {
         return;
     mw_hub_close(the.hub);
     the.hub = NULL;
-    if (the.srv)
+    if (the.srv) {
         mw_server_set_reload_report(the.srv, NULL, NULL);
+        mw_server_set_reload_note(the.srv, NULL);
+    }
     the.srv = NULL;
     the.ctx = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, the.fn_ref);
