@@ -15,11 +15,10 @@ local _M = {}
 
 
 -- on_start runs for each load of the code: at startup and after each
--- reload (after on_reload, which carried the topic names over). The Redis
--- connection opens here, in the background.
+-- reload (after on_reload). The Redis connection opens here, in the
+-- background.
 function _M.on_start(app)
     shared.set(app)
-    app.state.topics = app.state.topics or {}
     local ok, err = store.open()
     if not ok then
         moonwire.log.error("cannot use app.redis_url: %s", tostring(err))
@@ -27,9 +26,8 @@ function _M.on_start(app)
 end
 
 
-function _M.on_reload(old_state, app)
+function _M.on_reload(_, app)
     shared.set(app)
-    app.state.topics = old_state.topics or {}
 end
 
 

@@ -43,6 +43,7 @@ local pairs = pairs
 local ipairs = ipairs
 local tostring = tostring
 local tonumber = tonumber
+local getenv = os.getenv
 local setmetatable = setmetatable
 local pcall = pcall
 local concat = table.concat
@@ -878,6 +879,14 @@ function _M.start(manager, config)
     local node = config.node_id
     if type(node) ~= "string" or node == "" then
         node = _M.random_id()
+    else
+        -- With workers, each worker is a node of its own: a configured id
+        -- shared by them would make each skip the others' messages as its
+        -- own and mix their presence. Worker N is "<node_id>-w<N>".
+        local worker = tonumber(getenv("MW_WORKER") or "")
+        if worker and worker > 0 then
+            node = node .. "-w" .. worker
+        end
     end
     local t, err = _M.redis_transport(config.redis_url)
     if not t then

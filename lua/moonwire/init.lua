@@ -218,6 +218,19 @@ function _M.presence(name)
 end
 
 
+-- The names of the rooms that exist, unsorted (a room exists while it has
+-- members; with workers, members on any worker, from the hub's copy).
+function _M.rooms()
+    local names = core().room_names()
+    local cluster = package_loaded["moonwire.cluster"]
+    local cl = cluster and cluster.current()
+    if cl and cl.remote then
+        names = cl:room_names(names)
+    end
+    return names
+end
+
+
 -- Number of rooms that exist (a room exists while it has members; with
 -- workers, members on any worker).
 function _M.room_count()

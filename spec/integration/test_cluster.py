@@ -36,12 +36,18 @@ TTL = 3000  # presence_ttl of the test's nodes (ms)
 Redis = H.RedisServer
 
 
-def node(ctx, redis, name):
+def node(ctx, redis, name, workers=1):
+    """A node of one process (workers = 1 whatever MW_TEST_WORKERS says):
+    with cluster = true each worker is a Redis node of its own
+    (docs/scaling.md, "Workers"), and these cases count a node's Redis
+    subscriptions and name its clients' `node`, one process per node."""
     env = {"MOONWIRE_REDIS_URL": "redis://127.0.0.1:%d/0" % redis.port,
-           "MOONWIRE_NODE_ID": name, "MOONWIRE_PRESENCE_TTL": str(TTL)}
+           "MOONWIRE_NODE_ID": name, "MOONWIRE_PRESENCE_TTL": str(TTL),
+           "MOONWIRE_WORKERS": str(workers)}
     srv = ctx.start(name, ctx.fixture("cluster"), env=env)
-    H.poll(lambda: srv.health().get("cluster", {}).get("up") is True, timeout=10,
-           what="node %s in the cluster" % name)
+    if workers == 1:
+        H.poll(lambda: srv.health().get("cluster", {}).get("up") is True, timeout=10,
+               what="node %s in the cluster" % name)
     return srv
 
 
@@ -175,6 +181,23 @@ def test_three_nodes(ctx):
         h = a.health()["cluster"]
         eq((h["node"], h["up"], h["publish_failed"]), ("na", True, 0), "A's /health cluster")
         check(h["published"] > 0 and h["received"] > 0, "A published and received: %r" % h)
+    finally:
+        redis.kill()
+
+
+@S.case("a node with workers = 2: each worker is a node of its own, named node_id-w<N>")
+def test_node_workers(ctx):
+    redis = Redis(ctx)
+    redis.start()
+    try:
+        node(ctx, redis, "nw", workers=2)
+        # two workers sharing "nw" would each skip the other's messages as
+        # their own: each subscribes to a node channel of its own
+        for w in (1, 2):
+            H.poll(subscribed(redis, "mw:node:nw-w%d" % w),
+                   what="worker %d's node channel" % w)
+        eq(redis.cli("PUBSUB", "NUMSUB", "mw:node:nw").split(), ["mw:node:nw", "0"],
+           "the shared name unused")
     finally:
         redis.kill()
 

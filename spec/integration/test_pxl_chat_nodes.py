@@ -43,9 +43,13 @@ def numsub(redis, channel, n):
 
 
 def start_node(ctx, redis, name):
+    """A node of one process (workers = 1 whatever MW_TEST_WORKERS says):
+    with cluster = true each worker is a Redis node of its own
+    (docs/scaling.md, "Workers"), and the cases count each node's Redis
+    subscriptions; pxl-chat with workers is test_pxl_chat_workers.py."""
     env = {"JWT_SECRET_KEY": b64url(SECRET.encode("utf-8")), "MOONWIRE_API_KEY": KEY,
            "MOONWIRE_CLUSTER": "true", "MOONWIRE_REDIS_URL": "redis://127.0.0.1:%d/0" % redis.port,
-           "MOONWIRE_NODE_ID": name, "MOONWIRE_PRESENCE_TTL": "3000"}
+           "MOONWIRE_NODE_ID": name, "MOONWIRE_PRESENCE_TTL": "3000", "MOONWIRE_WORKERS": "1"}
     srv = ctx.start(name, ctx.example("pxl-chat"), env=env)
     H.poll(lambda: srv.health().get("cluster", {}).get("up") is True, timeout=10,
            what="node %s in the cluster" % name)

@@ -7,10 +7,20 @@ speaks them.
 A redis-server is started by this test on a free port (no persistence)
 and holds the app's tokens, users' roles and topics' roles (the key layout
 of examples/servercore/README.md); the test stops it mid-way to see clean
-answers while Redis is down, then starts it again. Two moonwire servers:
-"core" (the example's defaults, SERVERCORE_API_KEY set) and "limited"
-(SERVERCORE_MAX_CONNECTIONS_PER_USER=1, SERVERCORE_RATE_LIMIT=5).
+answers while Redis is down, then starts it again. Three moonwire
+servers: "core" (the example's defaults, SERVERCORE_API_KEY set),
+"limited" (SERVERCORE_MAX_CONNECTIONS_PER_USER=1, SERVERCORE_RATE_LIMIT=5)
+and "workers" (as core, with workers = 2).
+
+With workers, the `delivered` of an answer counts the subscribers of the
+worker that answered (docs/lua-api.md, room:broadcast): the cases that
+check it exactly keep every worker but one stopped (SIGSTOP) while their
+clients connect and their requests are answered, so one worker serves
+them all (a no-op with one worker; MW_TEST_WORKERS=2 runs core and limited
+with two). The "workers" case places clients on each worker the same way.
 """
+
+import contextlib
 
 import asyncio
 import atexit
@@ -18,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -93,6 +104,7 @@ class Redis:
         self.cli("SADD", "servercore:topic:tasks.update:roles", "user", "admin")
         self.cli("SADD", "servercore:topic:admin.audit:roles", "admin")
         self.cli("SADD", "servercore:topic:news:roles", "*")
+        self.cli("SADD", "servercore:topic:probe:roles", "*")
 
 
 class State:
@@ -113,6 +125,7 @@ def start_servers(ctx):
     ctx.start("core", app, env=env)
     ctx.start("limited", app, env=dict(env, SERVERCORE_MAX_CONNECTIONS_PER_USER="1",
                                        SERVERCORE_RATE_LIMIT="5"))
+    ctx.start("workers", app, env=dict(env, MOONWIRE_WORKERS="2"))
 
 
 @S.teardown
@@ -127,6 +140,34 @@ def core(ctx):
 
 def limited(ctx):
     return ctx.servers["limited"]
+
+
+def worker_pids(srv):
+    """The worker processes of srv (none with one worker: it serves itself)."""
+    return H.children(srv.proc.pid)
+
+
+@contextlib.contextmanager
+def only(srv, pid):
+    """Every worker of srv but pid stopped: what connects, and each request,
+    is served by pid (pid None: nothing stopped)."""
+    others = [p for p in worker_pids(srv) if p != pid] if pid else []
+    for p in others:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for p in others:
+            try:
+                os.kill(p, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+
+def one_worker(srv):
+    """A worker of srv to pin a case to (None with one worker)."""
+    pids = worker_pids(srv)
+    return pids[0] if pids else None
 
 
 def check_metadata(msg):
@@ -191,8 +232,8 @@ async def subscribe(ws, topic):
     return await request(ws, "subscribe", {"topic": topic})
 
 
-async def expect_event(ws):
-    msg = await recv_json(ws)
+async def expect_event(ws, timeout=RECV_TIMEOUT):
+    msg = await recv_json(ws, timeout)
     eq(msg.get("type"), "event", "an event (%r)" % msg)
     check(UUID_RE.match(msg.get("id", "")), "event id is not a UUID: %r" % msg)
     return msg
@@ -403,15 +444,19 @@ async def test_subscribe_permission(ctx):
 
 @S.acase("a backend publishes through the server API: subscribers get the guide's event")
 async def test_api_publish(ctx):
-    a = await open_ws(core(ctx), "tok-alice")
-    b = await open_ws(core(ctx), "tok-bob")
-    outsider = await open_ws(core(ctx))
+    srv = core(ctx)
+    pin = one_worker(srv)
+    with only(srv, pin):
+        a = await open_ws(srv, "tok-alice")
+        b = await open_ws(srv, "tok-bob")
+        outsider = await open_ws(srv)
     try:
         await subscribe(a, "tasks.update")
         await subscribe(b, "tasks.update")
-        status, _, doc = http(core(ctx), "POST", "/api/publish",
-                              '{"room":"tasks.update","data":{"taskId":"123", '
-                              '"status":"completed"}}')
+        with only(srv, pin):
+            status, _, doc = http(srv, "POST", "/api/publish",
+                                  '{"room":"tasks.update","data":{"taskId":"123", '
+                                  '"status":"completed"}}')
         eq((status, doc), (200, {"room": "tasks.update", "delivered": 2, "dropped": 0}),
            "publish answer")
         texts = [await recv_raw(a), await recv_raw(b)]
@@ -431,24 +476,30 @@ async def test_api_publish(ctx):
 
 @S.acase("a backend's filtered broadcast (POST /broadcast): only subscribers with a role")
 async def test_filtered_broadcast(ctx):
-    alice = await open_ws(core(ctx), "tok-alice")
-    bob = await open_ws(core(ctx), "tok-bob")
-    anon = await open_ws(core(ctx))
+    srv = core(ctx)
+    pin = one_worker(srv)
+    with only(srv, pin):
+        alice = await open_ws(srv, "tok-alice")
+        bob = await open_ws(srv, "tok-bob")
+        anon = await open_ws(srv)
     try:
         for ws in (alice, bob, anon):
             eq((await subscribe(ws, "news"))["type"], "response", "subscribe news")
         # the guide's ServerEvents.BROADCAST, as a backend sends it
-        status, _, doc = http(core(ctx), "POST", "/broadcast", {
-            "topic": "news", "data": {"taskId": "123", "status": "completed"},
-            "filter": {"roles": ["admin"]}})
+        with only(srv, pin):
+            status, _, doc = http(srv, "POST", "/broadcast", {
+                "topic": "news", "data": {"taskId": "123", "status": "completed"},
+                "filter": {"roles": ["admin"]}})
         eq((status, doc), (200, {"topic": "news", "delivered": 1, "dropped": 0}), "answer")
         ev = await expect_event(alice)
         eq((ev["action"], ev["payload"]), ("news", {"taskId": "123", "status": "completed"}),
            "event")
         await expect_nothing(bob)
         await expect_nothing(anon)
-        status, _, doc = http(core(ctx), "POST", "/broadcast",
-                              {"topic": "news", "data": 2, "filter": {"roles": ["user", "x"]}})
+        with only(srv, pin):
+            status, _, doc = http(srv, "POST", "/broadcast",
+                                  {"topic": "news", "data": 2,
+                                   "filter": {"roles": ["user", "x"]}})
         eq(doc["delivered"], 2, "delivered to users")
         eq((await expect_event(alice))["payload"], 2, "alice (admin and user)")
         eq((await expect_event(bob))["payload"], 2, "bob (user)")
@@ -488,6 +539,95 @@ async def test_health(ctx):
     finally:
         await ws.close()
     H.poll(lambda: srv.health() == before, what="/health back to %r" % before)
+
+
+# --------------------------------------------------------------------------
+# workers = 2
+# --------------------------------------------------------------------------
+
+PROBE_WAIT = 1.0        # how long one probe is waited for before the next
+PROBE_DEADLINE = 60.0   # how long the other worker may take to hear the bus
+
+
+async def next_event(ws, timeout=RECV_TIMEOUT):
+    """The next event that is not a probe."""
+    while True:
+        ev = await expect_event(ws)
+        if ev["action"] != "probe":
+            return ev
+
+
+async def answer_comes_next(ws, who):
+    """Nothing but probes was sent to ws: the next other message it reads
+    answers a ping."""
+    _ids[0] += 1
+    rid = "it-%d" % _ids[0]
+    await ws.send(json.dumps({"id": rid, "type": "request", "action": "ping"}))
+    while True:
+        got = json.loads(await recv_raw(ws))
+        if got.get("action") != "probe":
+            break
+    eq((got.get("id"), got.get("type")), (rid, "response"), "%s: the next message" % who)
+
+
+@S.acase("with workers = 2: a filtered broadcast reaches the matching subscribers of both "
+         "workers, each once; /health counts both workers' subscriptions", timeout=90)
+async def test_workers(ctx):
+    srv = ctx.servers["workers"]
+    pids = H.poll(lambda: (lambda p: p if len(p) == 2 else None)(worker_pids(srv)),
+                  what="two workers")
+    w1, w2 = pids
+    with only(srv, w1):
+        alice = await open_ws(srv, "tok-alice")    # admin, user
+    with only(srv, w2):
+        bob = await open_ws(srv, "tok-bob")        # user
+        anon = await open_ws(srv)
+    try:
+        for ws in (alice, bob, anon):
+            eq((await subscribe(ws, "news"))["type"], "response", "subscribe news")
+        eq((await subscribe(bob, "probe"))["type"], "response", "subscribe probe")
+        # w2 takes the bus from w1 once the supervisor has its subscription:
+        # probes (filtered broadcasts to bob's other topic) until one arrives
+        deadline = time.monotonic() + PROBE_DEADLINE
+        while True:
+            with only(srv, w1):
+                status, _, doc = http(srv, "POST", "/broadcast", {
+                    "topic": "probe", "data": 0, "filter": {"roles": ["user"]}})
+            eq((status, doc["delivered"]), (200, 0), "probe answered by w1")
+            try:
+                eq((await expect_event(bob, PROBE_WAIT))["action"], "probe", "probe")
+                break
+            except asyncio.TimeoutError:
+                check(time.monotonic() < deadline, "no probe reached worker 2")
+
+        # answered by w1: alice (w1) counted; bob (w2) gets it from w2
+        with only(srv, w1):
+            status, _, doc = http(srv, "POST", "/broadcast",
+                                  {"topic": "news", "data": 1, "filter": {"roles": ["user"]}})
+        eq((status, doc), (200, {"topic": "news", "delivered": 1, "dropped": 0}), "answer (w1)")
+        a, b = await next_event(alice), await next_event(bob)
+        eq((a["payload"], b["payload"]), (1, 1), "payloads")
+        eq(a["id"], b["id"], "one event, one id on both workers")
+        # answered by w2, which has no admin: alice on w1 still gets it
+        with only(srv, w2):
+            status, _, doc = http(srv, "POST", "/broadcast", {
+                "topic": "news", "data": {"n": 2}, "filter": {"roles": ["admin"]}})
+        eq((status, doc), (200, {"topic": "news", "delivered": 0, "dropped": 0}), "answer (w2)")
+        eq((await next_event(alice))["payload"], {"n": 2}, "admin on w1")
+        # each once, and nothing to those without the role
+        for ws, who in ((alice, "alice"), (bob, "bob"), (anon, "anon")):
+            await answer_comes_next(ws, who)
+
+        # /health, from either worker: 3 connections, 2 topics, 4 subscriptions
+        want = {"healthy": True, "connections": 3, "rooms": 2, "details": {"subscriptions": 4}}
+        for pid in (w1, w2):
+            def health(pid=pid):
+                with only(srv, pid):
+                    _, _, doc = http(srv, "GET", "/health", headers=())
+                return doc
+            H.poll(lambda: health() == want, what="/health of worker %d = %r" % (pid, want))
+    finally:
+        await close_all(alice, bob, anon)
 
 
 # --------------------------------------------------------------------------

@@ -3,42 +3,35 @@
 -- subscriptions and the guide's this.rooms are the same thing here, the
 -- membership the core keeps per connection and per room (it survives a
 -- reload, and an empty room goes with its last member, as leaveRoom cleans
--- up empty rooms).
+-- up empty rooms). Every room of this app is a topic (no system
+-- controller), so /health adds up the counts of moonwire.rooms(): with
+-- workers, every worker's.
 --
--- The names of the topics that have had members are kept in app.state
--- (carried over a reload by app.lua) so that /health can add up the
--- subscriptions; a name is dropped once its room is gone.
+-- A filtered broadcast picks subscribers by their client data, which
+-- exists only on the worker (or node) that serves them: each worker
+-- filters its own subscribers. The worker that takes the request does so
+-- at once and emits CHANNEL for the others (subscribers/broadcast.lua),
+-- which do the same with the same event.
 
 local moonwire = require "moonwire"
-local shared = require "lib.shared"
+local json = require "moonwire.json"
+local envelope = require "lib.envelope"
 
 local type = type
-local pairs = pairs
 local ipairs = ipairs
+local tonumber = tonumber
 
 
 local _M = {}
 
-
-local function known()
-    local state = shared.state()
-    local topics = state.topics
-    if not topics then
-        topics = {}
-        state.topics = topics
-    end
-    return topics
-end
+-- The bus channel of a filtered broadcast for the other workers and nodes.
+_M.CHANNEL = "servercore.broadcast"
 
 
 -- joinRoom: the subscriber count after it, or nil, code, message
 -- (client:join's: INVALID_ROOM, CLOSED).
 function _M.subscribe(client, topic)
-    local count, code, message = client:join(topic)
-    if count then
-        known()[topic] = true
-    end
-    return count, code, message
+    return client:join(topic)
 end
 
 
@@ -58,16 +51,11 @@ end
 
 
 -- The guide's details.subscriptions: the sum of every connection's
--- subscriptions.
+-- subscriptions, on every worker.
 function _M.count()
-    local topics, n = known(), 0
-    for name in pairs(topics) do
-        local members = moonwire.room(name):count()
-        if members == 0 then
-            topics[name] = nil
-        else
-            n = n + members
-        end
+    local n = 0
+    for _, name in ipairs(moonwire.rooms()) do
+        n = n + moonwire.room(name):count()
     end
     return n
 end
@@ -92,16 +80,11 @@ function _M.matches(client, roles)
 end
 
 
--- handleBroadcast: `event` to the topic's subscribers that match `roles`
--- (nil: all of them), encoded and framed once. Returns delivered, dropped
--- (members skipped by backpressure), or nil, err.
-function _M.broadcast(topic, event, roles)
-    local room = moonwire.room(topic)
-    if roles == nil then
-        return room:broadcast(event)
-    end
+-- This worker's subscribers of `topic` that match `roles` get `event`,
+-- encoded and framed once. Returns delivered, dropped, or nil, err.
+local function deliver(topic, event, roles)
     local chosen, any = {}, false
-    for _, client in ipairs(room:members()) do
+    for _, client in ipairs(moonwire.room(topic):members()) do
         if _M.matches(client, roles) then
             chosen[client.id] = true
             any = true
@@ -110,9 +93,57 @@ function _M.broadcast(topic, event, roles)
     if not any then
         return 0, 0
     end
-    return moonwire.broadcast(event, { filter = function(client)
+    return moonwire.broadcast(event, { local_only = true, filter = function(client)
         return chosen[client.id] == true
     end })
+end
+
+
+-- handleBroadcast: `event` (envelope.event's, `data` its payload) to the
+-- topic's subscribers that match `roles` (nil: all of them), encoded and
+-- framed once. Returns delivered, dropped (members skipped by
+-- backpressure) on this worker, or nil, err; with workers or nodes, the
+-- others deliver to theirs.
+function _M.broadcast(topic, event, roles)
+    if roles == nil then
+        return moonwire.room(topic):broadcast(event)
+    end
+    local delivered, dropped = deliver(topic, event, roles)
+    local node = moonwire.node()
+    if delivered and node then
+        -- the payload as JSON text: the others write the same bytes
+        local text, err = json.encode(event.payload)
+        if not text then
+            return nil, err
+        end
+        moonwire.emit(_M.CHANNEL, { node = node, topic = topic, id = event.id, ts = event.ts,
+                                    payload = text, roles = roles })
+    end
+    return delivered, dropped
+end
+
+
+-- Another worker's (or node's) filtered broadcast, emitted by
+-- _M.broadcast: the same event to this worker's matching subscribers.
+-- The worker that emitted it has delivered already. Returns delivered,
+-- dropped, or nil, err (a malformed message: nil, "malformed").
+function _M.receive(msg)
+    if type(msg) ~= "table" or msg.node == moonwire.node() then
+        return 0, 0
+    end
+    local topic, roles, payload = msg.topic, msg.roles, msg.payload
+    if type(topic) ~= "string" or type(roles) ~= "table" or type(payload) ~= "string"
+       or type(msg.id) ~= "string" then
+        return nil, "malformed"
+    end
+    local data, err = json.literal(payload)
+    if data == nil then
+        return nil, err
+    end
+    local event = envelope.event(topic, data)
+    event.id = msg.id
+    event.ts = tonumber(msg.ts) or event.ts
+    return deliver(topic, event, roles)
 end
 
 
