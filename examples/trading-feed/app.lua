@@ -21,11 +21,12 @@ local _M = {}
 -- The heartbeat: one ping to every client (encoded once), then, pongTimeout
 -- later, every client connected before that ping and silent since is
 -- closed. A pong or a ping from the client counts (the package's
--- lastPingTime).
+-- lastPingTime). Every worker runs this timer for its own clients, so the
+-- ping goes to them only (local_only), not through the hub as well.
 local function heartbeat(app)
     local clients = app.state.clients
     local sent_at = moonwire.now()
-    moonwire.broadcast(message.new("ping"))
+    moonwire.broadcast(message.new("ping"), { local_only = true })
     moonwire.timer.after(app.config.pong_timeout, function()
         for _, client in pairs(clients) do
             local data = client.data
