@@ -17,6 +17,7 @@
  */
 #include "shdict.h"
 #include "errors.h"
+#include "shm.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -436,15 +437,13 @@ int mw_shdict_create_fd(mw_shdict_t **out, const char *name, size_t size, int *f
         return MW_EINVAL;
     char label[MW_SHDICT_NAME_MAX + 24];
     snprintf(label, sizeof label, "moonwire-shdict-%s", name);
-    int f = memfd_create(label, MFD_CLOEXEC);
-    if (f < 0)
-        return MW_ENOMEM;
-    void *m = MAP_FAILED;
-    if (ftruncate(f, (off_t)size) == 0)
-        m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
-    if (m == MAP_FAILED || init_zone(m, name, size) != 0) {
-        if (m != MAP_FAILED)
-            munmap(m, size);
+    void *m;
+    int f;
+    int rc = mw_shm_create(label, size, &m, &f);
+    if (rc != 0)
+        return rc;
+    if (init_zone(m, name, size) != 0) {
+        munmap(m, size);
         close(f);
         return MW_ENOMEM;
     }
@@ -455,14 +454,11 @@ int mw_shdict_create_fd(mw_shdict_t **out, const char *name, size_t size, int *f
 
 int mw_shdict_attach(mw_shdict_t **out, int fd) {
     *out = NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size < MW_SHDICT_MIN_SIZE ||
-        (unsigned long long)st.st_size > (unsigned long long)MW_SHDICT_MAX_SIZE)
-        return MW_EINVAL;
-    size_t size = (size_t)st.st_size;
-    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED)
-        return MW_ENOMEM;
+    void *m;
+    size_t size;
+    int rc = mw_shm_attach(fd, MW_SHDICT_MIN_SIZE, (size_t)MW_SHDICT_MAX_SIZE, &m, &size);
+    if (rc != 0)
+        return rc;
     mw_shdict_t *d = m;
     /* Someone else's zone: its header must describe this very mapping. */
     if (d->magic != MAGIC || d->map_size != size || !memchr(d->name, '\0', sizeof d->name) ||

@@ -9,9 +9,11 @@
 #include "shlimits.h"
 #include "errors.h"
 #include "hash.h"
+#include "shm.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -98,16 +100,11 @@ int mw_shlimits_create(mw_shlimits_t **out, int nworkers, int *fd) {
     if (nworkers < 1 || nworkers > MAX_WORKERS)
         return MW_EINVAL;
     size_t size = zone_size(nworkers);
-    int f = memfd_create("moonwire-limits", MFD_CLOEXEC);
-    if (f < 0)
-        return MW_ENOMEM;
-    void *m = MAP_FAILED;
-    if (ftruncate(f, (off_t)size) == 0) /* zero-filled, pages taken as written */
-        m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
-    if (m == MAP_FAILED) {
-        close(f);
-        return MW_ENOMEM;
-    }
+    void *m;
+    int f;
+    int rc = mw_shm_create("moonwire-limits", size, &m, &f);
+    if (rc != 0)
+        return rc;
     zone_t *z = &((head_t *)m)->z;
     z->nworkers = (uint32_t)nworkers;
     z->width = MW_SHLIMITS_WIDTH;
@@ -115,7 +112,7 @@ int mw_shlimits_create(mw_shlimits_t **out, int nworkers, int *fd) {
     z->slice_size = sizeof(slice_t);
     z->size = size;
     z->magic = MAGIC; /* last: an attacher checks it */
-    int rc = wrap(out, m, size, 0);
+    rc = wrap(out, m, size, 0);
     if (rc != 0) {
         close(f);
         return rc;
@@ -126,13 +123,11 @@ int mw_shlimits_create(mw_shlimits_t **out, int nworkers, int *fd) {
 
 int mw_shlimits_attach(mw_shlimits_t **out, int fd, int worker) {
     *out = NULL;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || sb.st_size < (off_t)sizeof(head_t))
-        return MW_EINVAL;
-    size_t size = (size_t)sb.st_size;
-    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED)
-        return MW_ENOMEM;
+    void *m;
+    size_t size;
+    int rc = mw_shm_attach(fd, sizeof(head_t), SIZE_MAX, &m, &size);
+    if (rc != 0)
+        return rc;
     const zone_t *z = &((const head_t *)m)->z;
     if (z->magic != MAGIC || z->size != size || z->width != MW_SHLIMITS_WIDTH ||
         z->slice_size != sizeof(slice_t) || z->nworkers < 1 || z->nworkers > MAX_WORKERS ||

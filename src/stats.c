@@ -10,9 +10,11 @@
  * readers do; the fences order the copies against the counters.
  */
 #include "stats.h"
+#include "shm.h"
 #include "errors.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -96,16 +98,11 @@ int mw_stats_create(mw_stats_t **out, int nworkers, size_t text_max, int *fd) {
     size_t buf_size = round_up(sizeof(buf_t) + text_max, LINE);
     size_t slot_size = round_up(sizeof(slot_t), LINE) + 2 * buf_size;
     size_t size = round_up(round_up(sizeof(zone_t), LINE) + (size_t)nworkers * slot_size, 4096);
-    int f = memfd_create("moonwire-stats", MFD_CLOEXEC);
-    if (f < 0)
-        return MW_ENOMEM;
-    void *m = MAP_FAILED;
-    if (ftruncate(f, (off_t)size) == 0) /* zero-filled, pages taken as written */
-        m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
-    if (m == MAP_FAILED) {
-        close(f);
-        return MW_ENOMEM;
-    }
+    void *m;
+    int f;
+    int rc = mw_shm_create("moonwire-stats", size, &m, &f);
+    if (rc != 0)
+        return rc;
     zone_t *z = m;
     z->nworkers = (uint32_t)nworkers;
     z->text_max = text_max;
@@ -114,7 +111,7 @@ int mw_stats_create(mw_stats_t **out, int nworkers, size_t text_max, int *fd) {
     z->created_ms = wall_ms();
     z->size = size;
     z->magic = MAGIC; /* last: an attacher checks it */
-    int rc = wrap(out, m, size);
+    rc = wrap(out, m, size);
     if (rc != 0) {
         close(f);
         return rc;
@@ -125,13 +122,11 @@ int mw_stats_create(mw_stats_t **out, int nworkers, size_t text_max, int *fd) {
 
 int mw_stats_attach(mw_stats_t **out, int fd) {
     *out = NULL;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || sb.st_size < (off_t)sizeof(zone_t))
-        return MW_EINVAL;
-    size_t size = (size_t)sb.st_size;
-    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED)
-        return MW_ENOMEM;
+    void *m;
+    size_t size;
+    int rc = mw_shm_attach(fd, sizeof(zone_t), SIZE_MAX, &m, &size);
+    if (rc != 0)
+        return rc;
     const zone_t *z = m;
     /* Someone else's zone: its header must describe this very mapping. */
     size_t buf_size = round_up(sizeof(buf_t) + z->text_max, LINE);
