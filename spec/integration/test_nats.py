@@ -62,10 +62,12 @@ local M = {}
 function M.on_start(app)
     local nc = assert(moonwire.nats.connect({ url = "URL", name = "itest" }))
     assert(nc:subscribe("orders.*", function(msg)
-        moonwire.broadcast({ type = "order", data = { subject = msg.subject, text = msg.data } })
+        -- every worker has this subscription: each sends to its own clients
+        moonwire.broadcast({ type = "order", data = { subject = msg.subject, text = msg.data } },
+                           { local_only = true })
     end))
     assert(nc:subscribe("audit.>", function(msg)
-        moonwire.broadcast({ type = "any", data = { subject = msg.subject } })
+        moonwire.broadcast({ type = "any", data = { subject = msg.subject } }, { local_only = true })
     end))
     assert(nc:subscribe("svc.upper", function(msg)
         msg:respond(msg.data:upper())
@@ -204,7 +206,9 @@ def test_nats(ctx):
         H.write_file(os.path.join(app, "config.lua"), CONFIG)
         H.write_file(os.path.join(app, "app.lua"), APP.replace("URL", url))
         H.write_file(os.path.join(app, "controllers", "q.lua"), CTRL.replace("URL", url))
-        srv = ctx.start("nats", app)
+        # one process: the case counts the server's NATS connection and its
+        # subscriptions (a connection per worker: test_trading_feed.py)
+        srv = ctx.start("nats", app, env={"MOONWIRE_WORKERS": "1"})
         a = ctx.track(H.JsonClient(srv))
         b = ctx.track(H.JsonClient(srv))
         backend = Backend(nats.port)

@@ -57,7 +57,9 @@ local M = {}
 function M.on_start(app)
     local red = assert(moonwire.redis.connect("URL"))
     assert(red:subscribe("events", function(message, channel)
-        moonwire.broadcast({ type = "event", data = { channel = channel, text = message } })
+        -- every worker has this subscription: each sends to its own clients
+        moonwire.broadcast({ type = "event", data = { channel = channel, text = message } },
+                           { local_only = true })
     end))
 end
 
@@ -93,7 +95,9 @@ def test_redis(ctx):
         H.write_file(os.path.join(app, "config.lua"), CONFIG)
         H.write_file(os.path.join(app, "app.lua"), APP.replace("URL", url))
         H.write_file(os.path.join(app, "controllers", "kv.lua"), KV.replace("URL", url))
-        srv = ctx.start("redis", app)
+        # one process: the case waits for exactly one subscriber on Redis
+        # and counts the server's commands (a connection per worker)
+        srv = ctx.start("redis", app, env={"MOONWIRE_WORKERS": "1"})
         name = 'name="%s/0"' % url
 
         a = ctx.track(H.JsonClient(srv))
