@@ -110,6 +110,27 @@ def test_sigterm_no_clients_exits_0(ctx):
     timed_exit(srv, t0)
 
 
+@S.case("SIGTERM while on_start still runs (just after 'listening on'): a graceful exit 0")
+def test_sigterm_during_on_start(ctx):
+    app = ctx.tmpdir()
+    os.makedirs(os.path.join(app, "controllers"))
+    H.write_file(os.path.join(app, "config.lua"), "return {}\n")
+    # on_start keeps the loop busy for a second after the listeners are up:
+    # the signal arrives in that window (the harness returns on "listening
+    # on"). Before the fix the default action killed the process (-15).
+    H.write_file(os.path.join(app, "app.lua"), """local M = {}
+function M.on_start()
+    local t = os.clock()
+    while os.clock() - t < 1 do end
+end
+return M
+""")
+    srv = start(ctx, app=app)
+    t0 = time.monotonic()
+    srv.send_signal(signal.SIGTERM)
+    timed_exit(srv, t0)
+
+
 @S.case("SIGTERM: stops accepting new connections while draining", timeout=40)
 def test_sigterm_stops_accepting(ctx):
     srv = start(ctx)
