@@ -258,8 +258,8 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
         mw_server_set_listen_fds(server, fds, nfds);
     rc = mw_server_listen(server);
     if (rc == 0) {
-        mw_server_catch_signals(server); /* before on_start: a SIGTERM now is graceful */
-        mw_server_start(server);         /* its clock and timers, for on_start's */
+        mw_server_arm(server);   /* before on_start: signals and file changes are caught */
+        mw_server_start(server); /* its clock and timers, for on_start's */
         mw_script_start(sc);
         mw_worker_ready(); /* from here, an exit is a crash to restart */
         rc = mw_server_run(server);

@@ -635,21 +635,21 @@ void mw_server_abort(mw_server_t *s) {
     close_server_handles(s);
 }
 
-void mw_server_catch_signals(mw_server_t *s) {
+void mw_server_arm(mw_server_t *s) {
     if (s->signals)
         return;
     start_signal(s, &s->sigterm, SIGTERM);
     start_signal(s, &s->sigint, SIGINT);
     start_signal(s, &s->sighup, SIGHUP);
     s->signals = 1;
+    if (s->cfg->reload && mw_reload_start(&s->reload, s->loop, s->app_dir, &s->cfg->reload_debounce,
+                                          on_files_changed, s) != 0)
+        mw_log_warn("cannot watch %s for changes; reload with SIGHUP", s->app_dir);
 }
 
 int mw_server_run(mw_server_t *s) {
     mw_server_start(s);
-    mw_server_catch_signals(s);
-    if (s->cfg->reload && mw_reload_start(&s->reload, s->loop, s->app_dir, &s->cfg->reload_debounce,
-                                          on_files_changed, s) != 0)
-        mw_log_warn("cannot watch %s for changes; reload with SIGHUP", s->app_dir);
+    mw_server_arm(s);
     uv_run(s->loop, UV_RUN_DEFAULT);
     return 0;
 }

@@ -93,16 +93,15 @@ void mw_server_set_worker(mw_server_t *s, int worker, int nworkers);
  * bad host or TLS file), MW_ENOMEM or MW_EIO (the error is logged). */
 int mw_server_listen(mw_server_t *s);
 
-/* mw_server_catch_signals installs the signal handlers (SIGTERM/SIGINT:
- * graceful shutdown, SIGHUP: reload the app and the TLS certificate), once.
- * Call it as soon as the server listens: a SIGTERM sent once "listening on"
- * is logged, while on_start still runs, is then a graceful shutdown when
- * the loop runs, not a kill. */
-void mw_server_catch_signals(mw_server_t *s);
+/* mw_server_arm installs the signal handlers (SIGTERM/SIGINT: graceful
+ * shutdown, SIGHUP: reload the app and the TLS certificate) and the file
+ * watchers, once. Call it as soon as the server listens: a SIGTERM or a
+ * file change once "listening on" is logged, while on_start still runs, is
+ * then handled when the loop runs, not a kill or a change missed. */
+void mw_server_arm(mw_server_t *s);
 
-/* mw_server_run catches the signals (if not done yet) and installs the file
- * watchers, runs the loop until the shutdown completes, and returns the
- * process exit status. */
+/* mw_server_run arms the server (if not done yet), runs the loop until the
+ * shutdown completes, and returns the process exit status. */
 int mw_server_run(mw_server_t *s);
 
 /* mw_server_shutdown stops accepting, closes every client with 1001 and
