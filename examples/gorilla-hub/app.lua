@@ -12,17 +12,15 @@ local _M = {}
 
 
 -- on_start runs for each load of the code: at startup, and after each
--- reload (after on_reload, which carried the count over).
+-- reload (after on_reload). The hub's count of registered clients lives
+-- in a shared dict (lib/hub.lua): a reload keeps it.
 function _M.on_start(app)
     hub.set_app(app)
-    app.state.clients = app.state.clients or 0
 end
 
 
--- The count of registered clients carries over a reload.
 function _M.on_reload(old_state, app)
-    hub.set_app(app)
-    app.state.clients = old_state.clients or 0
+    hub.set_app(app, old_state)
 end
 
 

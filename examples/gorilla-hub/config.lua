@@ -128,6 +128,9 @@ return {
     -- capacity" (app.lua).
     welcome = false,
     system_controller = false,
+    -- The count of registered clients, the whole server's with workers
+    -- (lib/hub.lua): one small key per worker.
+    shared_dicts = { "hub:64k" },
     app = {
         max_connections = integer("LIMITS_MAX_CONNECTIONS", 0),
     },

@@ -3,14 +3,18 @@
 -- the count of registered clients behind max_connections and /health.
 --
 -- The running app is set by app.lua in on_start and on_reload (controllers
--- and hooks other than those receive no app). The count lives in
--- app.state, which on_reload carries over, because this module starts
--- afresh on every reload.
+-- and hooks other than those receive no app). The count is the whole
+-- server's: each worker (config `workers`) keeps its own registered
+-- clients in the shared dict "hub" (config.lua) under "clients:<worker>",
+-- and the count is the sum. A Lua variable would be one worker's, and a
+-- single shared counter would keep the clients of a worker that was
+-- killed: a worker's key is zeroed when its process starts.
 
 local moonwire = require "moonwire"
 local json = require "moonwire.json"
 
 local floor = math.floor
+local sub = string.sub
 
 
 local _M = {}
@@ -102,33 +106,65 @@ function _M.pong()
 end
 
 
--- The running app (app.lua sets it); a stand-in state until then, so that
--- the hub works in a harness loaded without on_start.
-local fallback = { config = {}, state = {} }
-local current = fallback
+-- The running app (app.lua sets it); a stand-in until then, so that the
+-- hub works in a harness loaded without on_start.
+local current = { config = {} }
+
+local PREFIX = "clients:"
 
 
-function _M.set_app(app)
-    current = app
+local function dict()
+    return assert(moonwire.shared.dict("hub"))
 end
 
 
-local function state()
-    local s = current.state
-    s.clients = s.clients or 0
-    return s
+-- This worker's key: moonwire.node() is "w<N>" with workers, nil with one.
+local function own_key()
+    return PREFIX .. (moonwire.node() or "w1")
+end
+
+
+-- Called by on_start and on_reload. A process's first start zeroes its
+-- worker's count (a worker started after one was killed inherits the
+-- dead one's key, not its clients); a reload keeps it (on_reload carries
+-- app.state.counting over).
+function _M.set_app(app, old_state)
+    current = app
+    if old_state and old_state.counting then
+        app.state.counting = true
+    elseif not app.state.counting then
+        dict():set(own_key(), 0)
+        app.state.counting = true
+    end
+end
+
+
+-- Registered clients on every worker.
+function _M.client_count()
+    local d, total = dict(), 0
+    local keys = d:get_keys(0)
+    for i = 1, #keys do
+        local key = keys[i]
+        if sub(key, 1, #PREFIX) == PREFIX then
+            total = total + (d:get(key) or 0)
+        end
+    end
+    return total
 end
 
 
 -- Admits a client unless limits.max_connections clients are registered
--- (0: no limit). Returns true when it was admitted.
+-- (0: no limit). Returns true when it was admitted. The place is taken
+-- first, then the sum checked: two workers racing for the last place may
+-- both refuse, never both admit.
 function _M.register(client)
-    local s = state()
-    local max = (current.config or {}).max_connections or 0
-    if max > 0 and s.clients >= max then
+    local d, key = dict(), own_key()
+    d:incr(key, 1, 0)
+    local max = current.config.max_connections or 0
+    if max > 0 and _M.client_count() > max then
+        d:incr(key, -1, 0)
         return false
     end
-    s.clients = s.clients + 1
     client.data.registered = true
     return true
 end
@@ -138,15 +174,8 @@ end
 function _M.unregister(client)
     if client.data.registered then
         client.data.registered = nil
-        local s = state()
-        s.clients = s.clients - 1
+        dict():incr(own_key(), -1, 0)
     end
-end
-
-
--- Registered clients: the guide's /health "clients".
-function _M.client_count()
-    return state().clients
 end
 
 

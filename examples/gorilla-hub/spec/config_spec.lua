@@ -26,6 +26,7 @@ describe("config.lua", function()
             max_message_size = 512000, ping_interval = 54000, pong_timeout = 6000,
             max_connections_per_room = 0, max_rooms_per_client = 0, welcome = false,
             system_controller = false, app = { max_connections = 0 },
+            shared_dicts = { "hub:64k" },
         }, c)
     end)
 
