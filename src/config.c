@@ -259,7 +259,7 @@ static const mw_config_desc_t descs[] = {
            "this node's name in the cluster (empty: a random id per start)"),
     INT(presence_ttl, "15000", 1000, 3600000, RESTART,
         "ms after which a dead node's presence entries are gone (heartbeat every third of it)"),
-    INT(workers, "1", 0, 64, RESTART,
+    INT(workers, "0", 0, 64, RESTART,
         "worker processes serving the app (0: one per core; 1: one process, no supervisor)"),
     LIST(shared_dicts, valid_shared_dict, RESTART,
          "shared dicts as \"name:size\" (\"cache:10m\"; k, m, g): moonwire.shared.dict(name)"),

@@ -211,13 +211,15 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
         mw_config_free(&cfg);
         return 1;
     }
-    /* workers = 0 (the default): one per core, as nginx's "auto". */
-    if (cfg.workers == 0) {
+    /* workers = 0 (the default): one per core, as nginx's "auto". The
+     * config keeps 0, so that a reload reading 0 again sees no change. */
+    int nworkers = cfg.workers;
+    if (nworkers == 0) {
         unsigned cores = uv_available_parallelism();
-        cfg.workers = cores > 64 ? 64 : (int)cores;
+        nworkers = cores > 64 ? 64 : (int)cores;
     }
-    if (cfg.workers > 1 && !mw_worker_id()) {
-        rc = mw_supervisor_run(&cfg, main_argv);
+    if (nworkers > 1 && !mw_worker_id()) {
+        rc = mw_supervisor_run(&cfg, nworkers, main_argv);
         mw_config_free(&cfg);
         return rc;
     }
@@ -251,7 +253,7 @@ static int cmd_serve(mw_script_t *sc, const cli_t *cli) {
                     mw_strerror(rc));
     reloader_t reloader = {sc, cli};
     mw_server_set_config_loader(server, reload_config, &reloader);
-    mw_server_set_worker(server, mw_worker_id(), cfg.workers);
+    mw_server_set_worker(server, mw_worker_id(), nworkers);
     int fds[MW_MAX_LISTENERS];
     int nfds = mw_worker_listen_fds(fds);
     if (nfds > 0)

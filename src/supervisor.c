@@ -669,12 +669,12 @@ static void on_signal(uv_signal_t *h, int signum) {
         on_proc_closed((uv_handle_t *)&sup->workers[0].proc);
 }
 
-int mw_supervisor_run(const mw_config_t *cfg, char **argv) {
+int mw_supervisor_run(const mw_config_t *cfg, int nworkers, char **argv) {
     static supervisor_t sup; /* one per process, and its handles outlive this frame */
     memset(&sup, 0, sizeof sup);
     sup.loop = uv_default_loop();
     sup.argv = argv;
-    sup.nworkers = cfg->workers > MAX_WORKERS ? MAX_WORKERS : cfg->workers;
+    sup.nworkers = nworkers > MAX_WORKERS ? MAX_WORKERS : nworkers;
     int rc = bind_all(&sup, cfg);
     if (rc != 0) {
         for (int i = 0; i < sup.nfds; i++)

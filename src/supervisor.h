@@ -32,12 +32,13 @@
 /* The most listeners a server opens: ws/wss, a separate wss, the API. */
 #define MW_MAX_LISTENERS 3
 
-/* mw_supervisor_run binds cfg's listeners, starts cfg->workers workers
- * running argv (the master's own command line) and supervises them until
+/* mw_supervisor_run binds cfg's listeners, starts nworkers workers
+ * (cfg's workers, 0 resolved to the number of cores) running argv (the
+ * master's own command line) and supervises them until
  * they all exited after SIGTERM/SIGINT. Returns the exit status: 0 after a
  * graceful stop, 1 when the listeners cannot be bound, 2 for a bad host,
  * and the worker's own status when a worker failed before it served. */
-int mw_supervisor_run(const mw_config_t *cfg, char **argv);
+int mw_supervisor_run(const mw_config_t *cfg, int nworkers, char **argv);
 
 /* mw_worker_id is this process's worker number (1..N), or 0 when it is not
  * a worker of a supervisor. */

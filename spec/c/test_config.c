@@ -427,10 +427,10 @@ static void test_set_int(void) {
     CHECK_EQ(mw_config_set_text(&c, "lua_memory_limit", "64MB", err, sizeof err), MW_ECONFIG);
     CHECK_PREFIX(err, "lua_memory_limit: ");
 
-    /* workers: 1 by default, 0 is "one per core" (main.c), past 64 refused. */
-    CHECK_EQ(c.workers, 1);
-    CHECK_EQ(mw_config_set_int(&c, "workers", 0, err, sizeof err), 0);
+    /* workers: 0 by default, "one per core" (main.c), past 64 refused. */
     CHECK_EQ(c.workers, 0);
+    CHECK_EQ(mw_config_set_int(&c, "workers", 1, err, sizeof err), 0);
+    CHECK_EQ(c.workers, 1);
     CHECK_EQ(mw_config_set_int(&c, "workers", 65, err, sizeof err), MW_ECONFIG);
     CHECK_PREFIX(err, "workers: ");
     CHECK_EQ(mw_config_set_int(&c, "workers", -1, err, sizeof err), MW_ECONFIG);

@@ -468,6 +468,31 @@ class Server:
             raise Failure("/health returned %s: %r" % (status, body[:200]))
         return json.loads(body.decode("utf-8"))
 
+    def workers(self):
+        """How many workers serve: /health's workers[] (one without)."""
+        return len(self.health().get("workers") or [None])
+
+    def fresh_health(self, timeout=10.0):
+        """/health with every worker's numbers taken after this call
+        began. With workers, /health merges each worker's last published
+        numbers (every second, docs/operations.md): this waits until each
+        running worker's age_ms says it published since. One worker:
+        /health as it is."""
+        start = time.monotonic()
+
+        def fresh():
+            asked = time.monotonic()
+            h = self.health()
+            since = (asked - start) * 1000.0
+            for w in h.get("workers") or []:
+                # pid 0: between an exit and the restart, nothing to wait
+                # for; a worker that has not published since it started
+                # is not up yet
+                if w["pid"] and (not w["up"] or w["age_ms"] is None or w["age_ms"] > since):
+                    return None
+            return h
+        return poll(fresh, timeout=timeout, what="every worker's numbers published anew")
+
 
 
 def worker_env(env):

@@ -51,6 +51,14 @@ def emit(body, headers=AUTH):
     return status, doc
 
 
+def reloaded(before, n, what):
+    """Waits until every worker has reloaded n times more than /health's
+    reloads `before` counted: it adds one per worker's reload, each as of
+    that worker's last published numbers (never ahead of it)."""
+    H.poll(lambda: State.srv.health()["reloads"] >= before + n * State.srv.workers(),
+           timeout=RELOAD_DEADLINE, what=what)
+
+
 async def recv(ws):
     return json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT))
 
@@ -128,24 +136,21 @@ async def test_reload_edit(ctx):
     await request(ws, "join", {"room": "jobs"})
     with open(sub_path("queue")) as f:
         src = f.read()
+    before = State.srv.fresh_health()["reloads"]
     H.write_file(sub_path("queue"), src.replace('"done"', '"finished"'))
-
-    def reloaded():
-        return State.srv.health()["reloads"] >= 1
-    H.poll(reloaded, timeout=RELOAD_DEADLINE, what="the reload")
+    reloaded(before, 1, "the reload")
     emit({"channel": "job.completed", "message": {"id": 9}})
     msg = await recv(ws)
     eq((msg["action"], msg["data"]), ("finished", {"id": 9}), "the new code's event")
     H.write_file(sub_path("queue"), src)
-    H.poll(lambda: State.srv.health()["reloads"] >= 2, timeout=RELOAD_DEADLINE,
-           what="the second reload")
+    reloaded(before, 2, "the second reload")
     await ws.close()
 
 
 @S.acase("reload: a broken subscriber refuses the reload, shows in /health, keeps the old one",
        timeout=40)
 async def test_reload_broken(ctx):
-    before = State.srv.health()["reloads"]
+    before = State.srv.fresh_health()["reloads"]
     H.write_file(sub_path("extra"), 'return { channel = "a", match = "b", '
                                     'handle = function() end }\n')
     H.poll(lambda: (State.srv.health().get("last_reload_error") or "").find("extra.lua") >= 0,
@@ -153,7 +158,7 @@ async def test_reload_broken(ctx):
     err = State.srv.health()["last_reload_error"]
     check("extra.lua:1: a subscriber takes one of channel, channels or match, not both" in err,
           "reload error: %r" % err)
-    eq(State.srv.health()["reloads"], before, "reloads (the failed one does not count)")
+    eq(State.srv.fresh_health()["reloads"], before, "reloads (the failed one does not count)")
     ws, _ = await open_ws()   # the old greeter still runs
     await request(ws, "join", {"room": "jobs"})
     emit({"channel": "job.completed", "message": {"id": 10}})
@@ -161,8 +166,8 @@ async def test_reload_broken(ctx):
     H.write_file(sub_path("extra"), 'return { channel = "extra", handle = function(ctx)\n'
                                     '  ctx.server.room("jobs"):broadcast({ type = "extra" })\n'
                                     'end }\n')
-    H.poll(lambda: State.srv.health().get("last_reload_error") is None,
-           timeout=RELOAD_DEADLINE, what="the fixed reload")
+    reloaded(before, 1, "the fixed reload")
+    eq(State.srv.health().get("last_reload_error"), None, "the error cleared")
     eq(emit({"channel": "extra", "message": {}})[1]["subscribers"], 1, "the new subscriber")
     eq((await recv(ws))["type"], "extra", "its event")
     await ws.close()

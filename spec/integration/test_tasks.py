@@ -139,7 +139,7 @@ def test_disconnect_while_waiting(ctx):
     gone = re.search(r"on_disconnect \d+ 1000", text).start()
     check(0 <= passed < gone, "the handler finished before on_disconnect")
     check(0 <= failed_send < gone, "its send returned nil, closed")
-    H.poll(lambda: State.srv.health()["connections"] == 0, what="the client to be gone")
+    H.poll(lambda: State.srv.fresh_health()["connections"] == 0, what="the client to be gone")
 
 
 @S.case("an error after a wait answers INTERNAL_ERROR and names file:line")

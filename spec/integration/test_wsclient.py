@@ -480,18 +480,18 @@ def test_output_bound(ctx):
 
 @S.case("a connection nobody references is closed by the collector")
 def test_gc(ctx):
-    H.poll(lambda: State.other.health()["connections"] == 0,
+    H.poll(lambda: State.other.fresh_health()["connections"] == 0,
            what="earlier cases' connections to be gone")
     r = probe(ctx, "drop", {"url": State.other.url()})
     eq(r.get("opened"), True, "it was open")
-    H.poll(lambda: State.other.health()["connections"] == 0,
+    H.poll(lambda: State.other.fresh_health()["connections"] == 0,
            what="the other server to see the dropped connection gone")
 
 
 @S.case("a reload keeps the connections (and tasks) of the old code")
 def test_reload(ctx):
     start = len(State.srv.log())
-    reloads = State.srv.health()["reloads"]
+    reloads = State.srv.fresh_health()["reloads"]
     r = probe(ctx, "hold_loop", {"url": State.other.url(), "ms": 300})
     eq(r.get("ok"), True, "connected")
     State.srv.send_signal(signal.SIGHUP)
@@ -511,7 +511,7 @@ def test_reload(ctx):
 def test_stop(ctx):
     app = ctx.copy_app(ctx.fixture("wsclient"))
     srv = ctx.start("stopping", app)
-    before = State.other.health()["connections"]
+    before = State.other.fresh_health()["connections"]
     r = probe(ctx, "hold", {"url": State.other.url()}, srv=srv)
     eq(r.get("ok"), True, "connected")
     r = probe(ctx, "hold", {"url": State.other.url()}, srv=srv)
@@ -529,7 +529,7 @@ def test_stop(ctx):
     peer.close()
     eq(status, 0, "exit status")
     check(not H.SANITIZER_RE.search(srv.log()), "sanitizer report: %s" % srv.log()[-2000:])
-    H.poll(lambda: State.other.health()["connections"] <= before,
+    H.poll(lambda: State.other.fresh_health()["connections"] <= before,
            what="the other server to see the connections gone")
 
 
