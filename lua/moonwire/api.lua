@@ -361,11 +361,18 @@ end
 
 
 -- GET /api/stats -> {connections, rooms, users, uptime_s}: with workers,
--- rooms counts every worker's, connections and users this worker's.
+-- the whole server's (connections as /health counts them; rooms and users
+-- from this worker's and its copy of the others' in the hub's store).
 local function stats()
     local health = json.decode(core.health())
+    local m = manager()
+    local cl = m._cluster
+    local seen = cl and cl.remote_clients and cl:remote_users() or {}
+    for user in pairs(m._users) do
+        seen[user] = true
+    end
     local users = 0
-    for _ in pairs(manager()._users) do
+    for _ in pairs(seen) do
         users = users + 1
     end
     return 200, {

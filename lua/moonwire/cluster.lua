@@ -102,6 +102,13 @@ function _M.member_key(id, room)
     return "m:" .. id .. ":" .. room
 end
 
+-- A client's key in the hub's store: its worker's connection, so that
+-- the other workers can tell their subscribers it disconnected if that
+-- worker dies.
+function _M.client_key(id)
+    return "c:" .. id
+end
+
 -- The client id and room of a member key, or nil.
 function _M.parse_member_key(key)
     if type(key) ~= "string" or sub(key, 1, 2) ~= "m:" then
@@ -336,6 +343,9 @@ function _M.new(manager, transport, opts)
         -- The other workers' members: room -> { n = how many, by = {
         -- [worker number] = { [client id] = presence entry JSON } } }.
         self.remote = {}
+        -- ... and their clients: [worker number] = { [client id] =
+        -- { user =, node = } }.
+        self.remote_clients = {}
         transport.on_store = function(op, worker, key, value)
             self:store_change(op, worker, key, value)
         end
@@ -676,6 +686,9 @@ function cluster.store_change(self, op, worker, key, value)
     if op == "exit" then
         return self:worker_gone(worker)
     end
+    if type(key) == "string" and sub(key, 1, 2) == "c:" then
+        return self:client_change(op, worker, key, value)
+    end
     local id, room = _M.parse_member_key(key)
     if not id then
         self.stats.bad_messages = self.stats.bad_messages + 1
@@ -713,10 +726,111 @@ function cluster.store_change(self, op, worker, key, value)
 end
 
 
+-- A client key of another worker set or deleted.
+function cluster.client_change(self, op, worker, key, value)
+    local id = tonumber(sub(key, 3))
+    if not id then
+        self.stats.bad_messages = self.stats.bad_messages + 1
+        return
+    end
+    local clients = self.remote_clients[worker]
+    if op == "set" then
+        if not clients then
+            clients = {}
+            self.remote_clients[worker] = clients
+        end
+        local c = cjson.decode(value or "")
+        if type(c) ~= "table" then
+            self.stats.bad_messages = self.stats.bad_messages + 1
+            c = {}
+        end
+        clients[id] = c
+    elseif op == "del" and clients then
+        clients[id] = nil
+        if next(clients) == nil then
+            self.remote_clients[worker] = nil
+        end
+    end
+end
+
+
+-- The users bound to a connection on the other workers: a set, { [user]
+-- = true } (walks every client of theirs: for /api/stats, not a hot path).
+function cluster.remote_users(self)
+    local users = {}
+    for _, clients in pairs(self.remote_clients or {}) do
+        for _, c in pairs(clients) do
+            if c.user ~= nil then
+                users[c.user] = true
+            end
+        end
+    end
+    return users
+end
+
+
+-- This worker's client `client` connected, or is bound to another user
+-- (workers only: between nodes a dead node's clients are not announced).
+function cluster.client_up(self, client)
+    if self.remote then
+        local text = cjson.encode({ user = client.user, node = self.node })
+        self.transport:set(_M.client_key(client.id), text or "{}")
+    end
+end
+
+function cluster.client_down(self, client)
+    if self.remote then
+        self.transport:del(_M.client_key(client.id))
+    end
+end
+
+
+-- The bus events a dead worker's clients would have emitted had they
+-- disconnected: client.left for each room, then client.disconnected
+-- (code 1006, reason "worker exited"), each with `node`, the dead
+-- worker's. Every worker emits them to its own subscribers only, as for an
+-- event that came from another worker.
+local function tell_gone(self, gone, clients)
+    local host = self.manager._host
+    local bus = host and host.bus
+    if not bus then
+        return
+    end
+    local left, disconnected = bus:has("client.left"), bus:has("client.disconnected")
+    self.receiving = true
+    if left then
+        for _, g in ipairs(gone) do
+            local entry = json.decode(g[2])
+            if type(entry) == "table" then
+                local room, user = g[1], entry.user
+                if type(user) ~= "string" and type(user) ~= "number" then
+                    user = nil -- the entry's null
+                end
+                pcall(bus.emit, bus, "client.left", {
+                    client_id = entry.client_id, user = user, room = room,
+                    count = (core.count(room) or 0) + self:remote_count(room), node = entry.node })
+            end
+        end
+    end
+    if disconnected and clients then
+        for id, c in pairs(clients) do
+            pcall(bus.emit, bus, "client.disconnected", {
+                client_id = id, user = c.user, code = 1006, reason = "worker exited",
+                node = c.node })
+        end
+    end
+    self.receiving = false
+end
+
+
 -- Worker `worker` exited: its members are dropped, and announced as left
 -- to this worker's members of their rooms (every worker does the same for
--- its own members).
+-- its own members); its clients' bus events follow (tell_gone).
 function cluster.worker_gone(self, worker)
+    local clients = self.remote_clients and self.remote_clients[worker]
+    if clients then
+        self.remote_clients[worker] = nil
+    end
     local gone = {}
     for room, r in pairs(self.remote) do
         local by = r.by[worker]
@@ -741,6 +855,7 @@ function cluster.worker_gone(self, worker)
             end
         end
     end
+    tell_gone(self, gone, clients)
 end
 
 

@@ -460,6 +460,10 @@ function runtime.open(self, id)
         return
     end
     rawset(client, "_opened", true)
+    local cl = self._rooms._cluster
+    if cl then
+        cl:client_up(client) -- with workers: the others know it (cluster.worker_gone)
+    end
     local app = self:app()
     local config = self._config
     active = self
@@ -820,6 +824,10 @@ function runtime.disconnect(self, id, code, reason)
     if bus:has("client.disconnected") then
         bus:emit("client.disconnected", { client_id = id, user = user, code = code,
                                           reason = reason }, client)
+    end
+    local cl = self._rooms._cluster
+    if cl then
+        cl:client_down(client)
     end
 end
 

@@ -449,6 +449,66 @@ def test_presence_after_kill(ctx):
        "the new worker lists worker b's member")
 
 
+@S.case("/api/stats counts the users of every worker, each once, on either worker")
+def test_api_stats_users(ctx):
+    (sa, a1, a2), (sb, b1, b2) = pair(ctx)
+    pa, pb = who(sa)["pid"], who(sb)["pid"]
+    a1.request("t", "login", {"user": "stats-u1"})
+    b1.request("t", "login", {"user": "stats-u1"})  # the same user on both workers
+    b2.request("t", "login", {"user": "stats-u2"})
+
+    def users(pid):
+        status, doc = api_on(pid, "GET", "/api/stats")
+        eq(status, 200, "/api/stats")
+        return doc["users"]
+    # the earlier cases' clients may still be leaving: each worker's copy
+    # of the other's clients comes with the hub's records
+    for pid, where in ((pa, "worker a"), (pb, "worker b")):
+        H.poll(lambda: users(pid) == 2, what="/api/stats users = 2 on " + where)
+    b1.close()
+    for pid, where in ((pa, "worker a"), (pb, "worker b")):
+        H.poll(lambda: users(pid) == 2, what="stats-u1 still counted (a1) on " + where)
+    a1.close()
+    for pid, where in ((pa, "worker a"), (pb, "worker b")):
+        H.poll(lambda: users(pid) == 1, what="stats-u1 gone on " + where)
+
+
+@S.case("a worker killed with SIGKILL: the others' subscribers get client.left and "
+        "client.disconnected for each of its clients", timeout=40)
+def test_bus_events_after_kill(ctx):
+    a, b = wait_workers(2, "two workers")
+    watcher = ctx.track(client_on(b))
+    join(watcher, "watch")          # subscribers/watch.lua relays the events here
+    lost = client_on(a)             # in a room, bound to a user
+    lost.request("t", "login", {"user": "ann"})
+    idle = client_on(a)             # in no room, no user
+    wa = "w%d" % who(lost)["worker"]
+    lost_id, idle_id = who(lost)["id"], who(idle)["id"]
+    join(lost, "kroom")
+    # worker b takes the records of worker a in order: once it counts the
+    # join, it has the clients too
+    H.poll(lambda: view(watcher, "kroom")["count"] == 1, what="worker b to count kroom's member")
+    os.kill(a, signal.SIGKILL)
+    want = {("client.left", lost_id), ("client.disconnected", lost_id),
+            ("client.disconnected", idle_id)}
+    got = {}
+    while set(got) != want:
+        m = recv_type(watcher, "bus")
+        key = (m["action"], m["data"].get("client_id"))
+        if key in want:
+            check(key not in got, "%s told once: %r" % (key, m))
+            got[key] = m["data"]
+    left = got[("client.left", lost_id)]
+    eq((left["room"], left.get("user"), left["node"], left["count"]), ("kroom", "ann", wa, 0),
+       "client.left: its room, user, node, and the room's count without it")
+    for cid, user in ((lost_id, "ann"), (idle_id, None)):
+        d = got[("client.disconnected", cid)]
+        eq((d.get("user"), d["node"], d["code"], d["reason"]), (user, wa, 1006, "worker exited"),
+           "client.disconnected of client %s" % cid)
+    lost.raw.expect_eof(5)
+    idle.raw.expect_eof(5)
+
+
 # ---- the server API across workers -------------------------------------------------
 
 def api_ok(pid, path, body):

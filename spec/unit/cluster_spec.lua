@@ -131,5 +131,53 @@ describe("moonwire.cluster", function()
             assert.same({ "set", "m:5:pres" }, { sent[1][1], sent[1][2] })
             assert.same({ client_id = 5, node = "w1" }, cjson.decode(sent[1][3]))
         end)
+
+        it("puts a client in the store when it opens or changes user, and takes it out", function()
+            local sent = cl.transport.sent
+            function cl.transport.del(_, key)
+                sent[#sent + 1] = { "del", key }
+            end
+            cl:client_up({ id = 5 })
+            cl:client_up({ id = 5, user = "ann" })
+            cl:client_down({ id = 5 })
+            assert.same({ "set", "c:5" }, { sent[1][1], sent[1][2] })
+            assert.same({ node = "w1" }, cjson.decode(sent[1][3]))
+            assert.same({ user = "ann", node = "w1" }, cjson.decode(sent[2][3]))
+            assert.same({ "del", "c:5" }, sent[3])
+        end)
+
+        it("counts the other workers' users once each", function()
+            cl:store_change("set", 2, cluster.client_key(1), '{"user":"ann","node":"w2"}')
+            cl:store_change("set", 3, cluster.client_key(2), '{"user":"ann","node":"w3"}')
+            cl:store_change("set", 3, cluster.client_key(3), '{"user":"bob","node":"w3"}')
+            cl:store_change("set", 3, cluster.client_key(4), '{"node":"w3"}')
+            assert.same({ ann = true, bob = true }, cl:remote_users())
+            cl:store_change("del", 3, cluster.client_key(3))
+            assert.same({ ann = true }, cl:remote_users())
+            cl:store_change("set", 3, cluster.client_key(5), "not json")
+            assert.equal(1, cl.stats.bad_messages)
+        end)
+
+        it("tells this worker's subscribers that a dead worker's clients left and "
+           .. "disconnected, without sending it on", function()
+            local emitted = {}
+            cl.manager._host = { bus = {
+                has = function() return true end,
+                emit = function(_, channel, message)
+                    emitted[#emitted + 1] = { channel, message, cl.receiving }
+                end,
+            } }
+            cl:store_change("set", 2, cluster.client_key(4), '{"user":"ann","node":"w2"}')
+            cl:store_change("set", 2, cluster.member_key(4, "quiet"), entry(4, "w2"))
+            cl:store_change("set", 3, cluster.client_key(9), '{"node":"w3"}')
+            cl:store_change("exit", 2)
+            assert.same({
+                { "client.left", { client_id = 4, room = "quiet", count = 0, node = "w2" }, true },
+                { "client.disconnected", { client_id = 4, user = "ann", code = 1006,
+                                           reason = "worker exited", node = "w2" }, true },
+            }, emitted)
+            assert.is_false(cl.receiving)
+            assert.same({}, cl:remote_users())
+        end)
     end)
 end)
