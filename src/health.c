@@ -29,8 +29,10 @@ char *mw_health_json(mw_server_t *s, size_t *len) {
     /* workers = N: the whole server's numbers, until mw_aggregate_end */
     mw_aggregate_totals_t all;
     int merged = s->agg && mw_aggregate_begin(s, &all) == 0;
-    if (merged)
+    if (merged) {
         t = all;
+        t.rooms = mw_server_room_count(s); /* each room once, as this worker knows them now */
+    }
     char *buf = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);

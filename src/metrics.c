@@ -117,7 +117,9 @@ static char *render(mw_server_t *s, int snapshot, size_t *len) {
         m->messages_sent);
     one(f, "sent_bytes_total", "counter", "Payload bytes of the data messages queued to clients.",
         m->bytes_sent);
-    one(f, "rooms", "gauge", "Rooms that exist now.", mw_rooms_size(s->rooms));
+    /* With workers each worker counts every room once (its own and those
+     * only the others have); merged, the largest of those views. */
+    one(f, "rooms", "gauge max", "Rooms that exist now.", mw_server_room_count(s));
     one(f, "fanout_deliveries_total", "counter",
         "Broadcast messages queued to a recipient (room, client list or everyone).",
         m->fanout_deliveries);

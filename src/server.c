@@ -683,6 +683,10 @@ void mw_server_set_health_route(mw_server_t *s, int app) {
     s->app_health = app ? 1 : 0;
 }
 
+void mw_server_set_rooms_elsewhere(mw_server_t *s, uint64_t n) {
+    s->rooms_elsewhere = n;
+}
+
 int mw_server_attach_limits(mw_server_t *s, int fd, int worker) {
     mw_shlimits_t *l;
     int rc = mw_shlimits_attach(&l, fd, worker);

@@ -139,6 +139,12 @@ int mw_server_http_respond(mw_server_t *s, uint64_t request_id, int status, cons
  * the core's document (app = 0, the default). */
 void mw_server_set_health_route(mw_server_t *s, int app);
 
+/* mw_server_set_rooms_elsewhere tells the core how many rooms have
+ * members on other workers and none here (the Lua cluster's copy of the
+ * hub's store knows them): /health's rooms and moonwire_rooms then count
+ * every room of the server once. 0 with one process. */
+void mw_server_set_rooms_elsewhere(mw_server_t *s, uint64_t n);
+
 void mw_server_free(mw_server_t *s);
 
 #endif

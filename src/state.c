@@ -16,6 +16,10 @@ mw_rooms_t *mw_server_rooms(mw_server_t *s) {
     return s->rooms;
 }
 
+uint64_t mw_server_room_count(const mw_server_t *s) {
+    return mw_rooms_size(s->rooms) + s->rooms_elsewhere;
+}
+
 mw_timers_t *mw_server_timers(mw_server_t *s) {
     return &s->timers;
 }

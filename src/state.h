@@ -96,6 +96,7 @@ struct mw_server {
     uint64_t next_request_id;
     int app_health; /* GET /health goes to the app (mw_server_set_health_route) */
     size_t nconns, nclients;
+    uint64_t rooms_elsewhere; /* workers = N: rooms only the others have members in */
 
     char *readbuf; /* the one read buffer of this loop */
     size_t readbuf_size;
@@ -159,6 +160,11 @@ mw_timers_t *mw_server_timers(mw_server_t *s);
 
 /* mw_server_rooms is the server's room index (rooms.h). */
 mw_rooms_t *mw_server_rooms(mw_server_t *s);
+
+/* mw_server_room_count is the number of rooms of the whole server as this
+ * worker sees them: its own and those only the other workers have
+ * (mw_server_set_rooms_elsewhere); with one process, its own. */
+uint64_t mw_server_room_count(const mw_server_t *s);
 
 /* mw_server_now is the server's clock in milliseconds: the loop's time, or
  * the virtual clock of mw_server_use_virtual_clock. Every deadline, rate

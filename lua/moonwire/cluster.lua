@@ -343,6 +343,7 @@ function _M.new(manager, transport, opts)
         -- The other workers' members: room -> { n = how many, by = {
         -- [worker number] = { [client id] = presence entry JSON } } }.
         self.remote = {}
+        self.elsewhere = 0 -- rooms in self.remote and not in self.rooms
         -- ... and their clients: [worker number] = { [client id] =
         -- { user =, node = } }.
         self.remote_clients = {}
@@ -487,10 +488,27 @@ local function entry_json(self, client)
 end
 
 
+-- With workers: how many rooms have members on the other workers and none
+-- here, kept as rooms come and go on either side and told to the core,
+-- so that /health's rooms and moonwire_rooms count each room once.
+local function elsewhere(self, delta)
+    self.elsewhere = self.elsewhere + delta
+    core.set_rooms_elsewhere(self.elsewhere)
+end
+
+-- Room `name` has members here (on = true) or no longer (false).
+local function set_local(self, name, on)
+    self.rooms[name] = on or nil
+    if self.remote and self.remote[name] then
+        elsewhere(self, on and -1 or 1)
+    end
+end
+
+
 -- client joined `name` on this node (local count now `count`).
 function cluster.joined(self, name, client, count)
     if not self.rooms[name] then
-        self.rooms[name] = true
+        set_local(self, name, true)
         self.transport:subscribe(_M.channel("room", name), self.on_message)
     end
     if self.remote then
@@ -514,7 +532,7 @@ function cluster.left(self, name, client, count)
     local key = _M.entries_key(self.node, name)
     self:write("HDEL", key, tostring(client.id))
     if count <= 0 and self.rooms[name] then
-        self.rooms[name] = nil
+        set_local(self, name, false)
         self.transport:unsubscribe(_M.channel("room", name))
         self:write("SREM", _M.nodes_key(name), self.node)
     end
@@ -543,7 +561,7 @@ function cluster.republish(self)
     for name in pairs(self.rooms) do
         local ids = core.members(name) or {}
         if #ids == 0 then
-            self.rooms[name] = nil
+            set_local(self, name, false)
             self.transport:unsubscribe(_M.channel("room", name))
         else
             local key = _M.entries_key(self.node, name)
@@ -700,6 +718,9 @@ function cluster.store_change(self, op, worker, key, value)
         if not r then
             r = { n = 0, by = {} }
             remote[room] = r
+            if not self.rooms[room] then
+                elsewhere(self, 1)
+            end
         end
         local by = r.by[worker]
         if not by then
@@ -720,6 +741,9 @@ function cluster.store_change(self, op, worker, key, value)
             end
             if r.n == 0 then
                 remote[room] = nil
+                if not self.rooms[room] then
+                    elsewhere(self, -1)
+                end
             end
         end
     end
@@ -842,6 +866,9 @@ function cluster.worker_gone(self, worker)
             end
             if r.n == 0 then
                 self.remote[room] = nil
+                if not self.rooms[room] then
+                    elsewhere(self, -1)
+                end
             end
         end
     end

@@ -31,6 +31,7 @@ one that served and later cannot start again is restarted with backoff
 while the other keeps serving.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -67,18 +68,26 @@ def who(c):
     return r["data"]
 
 
-def client_on(pid):
-    """A client served by worker pid: every other worker is stopped while
-    it connects and is answered."""
-    others = [p for p in workers() if p != pid]
+@contextlib.contextmanager
+def alone(pid, srv=None):
+    """Worker pid of srv (the fixture's server by default) alone serving:
+    the other workers are stopped (SIGSTOP) for the with block, so what
+    connects meanwhile is accepted and answered by pid."""
+    others = [p for p in children((srv or State.srv).proc.pid) if p != pid]
     for p in others:
         os.kill(p, signal.SIGSTOP)
     try:
-        c = H.JsonClient(State.srv)
-        data = who(c)
+        yield
     finally:
         for p in others:
             os.kill(p, signal.SIGCONT)
+
+
+def client_on(pid):
+    """A client served by worker pid."""
+    with alone(pid):
+        c = H.JsonClient(State.srv)
+        data = who(c)
     eq(data["pid"], pid, "the worker that answered")
     return c
 
@@ -318,18 +327,17 @@ def test_hub_after_restart(ctx):
 KEY = "workers-key"
 
 
-def api_on(pid, method, path, body=None):
-    """(status, JSON) of a server API call served by worker pid: the other
-    workers are stopped while it connects and is answered."""
-    others = [p for p in workers() if p != pid]
-    for p in others:
-        os.kill(p, signal.SIGSTOP)
-    try:
+def http_on(pid, method, path, body=None):
+    """(status, body bytes) of an HTTP request served by worker pid."""
+    with alone(pid):
         status, _, raw = H.http_request(State.srv.connect_host, State.srv.port, method, path,
                                         headers=[("Authorization", "apikey " + KEY)], body=body)
-    finally:
-        for p in others:
-            os.kill(p, signal.SIGCONT)
+    return status, raw
+
+
+def api_on(pid, method, path, body=None):
+    """(status, JSON) of a server API call served by worker pid."""
+    status, raw = http_on(pid, method, path, body)
     return status, (json.loads(raw.decode("utf-8")) if raw else None)
 
 
@@ -403,6 +411,13 @@ def test_presence_across_workers(ctx):
            [{"room": "pres-x", "count": 3}], "/api/rooms on " + where)
         status, doc = api_on(pid, "GET", "/api/stats")
         eq(doc["rooms"], va["rooms"], "/api/stats rooms on " + where)
+        # pres-x has members on both workers: /health and /metrics count
+        # it once, as every room (each worker's view, now for the one
+        # answering)
+        eq(api_on(pid, "GET", "/health")[1]["rooms"], va["rooms"], "/health rooms on " + where)
+        text = http_on(pid, "GET", "/metrics")[1].decode("utf-8")
+        eq(re.search(r"^moonwire_rooms (\S+)$", text, re.M).group(1), str(va["rooms"]),
+           "moonwire_rooms on " + where)
 
     # A leave: the event, then the list without b1, on the other worker.
     eq(b1.request("t", "leave", {"room": "pres-x"})["data"], {"count": 2},
@@ -795,16 +810,10 @@ def test_workers_auto(ctx):
 # --------------------------------------------------------------------------
 
 def raw_on(ctx, srv, pid, path="/", expect=101):
-    """A handshake served by worker pid of srv (the others stopped)."""
-    others = [p for p in children(srv.proc.pid) if p != pid]
-    for p in others:
-        os.kill(p, signal.SIGSTOP)
-    try:
+    """A handshake served by worker pid of srv."""
+    with alone(pid, srv):
         c = ctx.track(H.RawClient(srv.connect_host, srv.port))
         c.handshake(path=path, expect=expect)
-    finally:
-        for p in others:
-            os.kill(p, signal.SIGCONT)
     return c
 
 

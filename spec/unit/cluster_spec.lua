@@ -146,6 +146,45 @@ describe("moonwire.cluster", function()
             assert.same({ "del", "c:5" }, sent[3])
         end)
 
+        it("counts the rooms only the other workers have members in", function()
+            local tr = cl.transport
+            tr.subscribe = function() return true end
+            tr.unsubscribe = function() return true end
+            tr.del = function() end
+            cl.manager.presence_entry = function(_, client)
+                return { client_id = client.id, node = "w1" }
+            end
+            local function only_elsewhere()
+                local n = 0
+                for room in pairs(cl.remote) do
+                    if not cl.rooms[room] then
+                        n = n + 1
+                    end
+                end
+                return n
+            end
+            local function set(worker, id, room)
+                cl:store_change("set", worker, cluster.member_key(id, room),
+                                entry(id, "w" .. worker))
+            end
+            local steps = {
+                { function() set(2, 4, "a") end, 1 },
+                { function() cl:joined("a", { id = 5 }, 1) end, 0 },
+                { function() set(2, 4, "b") end, 1 },
+                { function() set(3, 9, "b") end, 1 },
+                { function() cl:left("a", { id = 5 }, 0) end, 2 },
+                { function() cl:joined("c", { id = 5 }, 1) end, 2 },
+                { function() cl:store_change("del", 2, cluster.member_key(4, "a")) end, 1 },
+                { function() cl:store_change("exit", 2) end, 1 },
+                { function() cl:store_change("exit", 3) end, 0 },
+            }
+            for i, step in ipairs(steps) do
+                step[1]()
+                assert.equal(step[2], cl.elsewhere, "step " .. i)
+                assert.equal(only_elsewhere(), cl.elsewhere, "step " .. i)
+            end
+        end)
+
         it("counts the other workers' users once each", function()
             cl:store_change("set", 2, cluster.client_key(1), '{"user":"ann","node":"w2"}')
             cl:store_change("set", 3, cluster.client_key(2), '{"user":"ann","node":"w3"}')

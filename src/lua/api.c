@@ -798,6 +798,17 @@ static int mw_lua_set_health_route(lua_State *L) {
     return mw_lua_push_result(L, 0);
 }
 
+/* core.set_rooms_elsewhere(n): rooms with members on other workers only
+ * (moonwire.cluster keeps the count), for /health and /metrics. */
+static int mw_lua_set_rooms_elsewhere(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    mw_lua_core_t *ctx = ctx_of(L);
+    if (!ctx->server)
+        return not_serving(L);
+    mw_server_set_rooms_elsewhere(ctx->server, n > 0 ? (uint64_t)n : 0);
+    return mw_lua_push_result(L, 0);
+}
+
 static void push_room_name(void *ud, const mw_room_t *room) {
     lua_State *L = ud;
     size_t len;
@@ -881,6 +892,7 @@ mw_lua_core_t *mw_lua_push_core(lua_State *L) {
         {"http_respond", mw_lua_http_respond},
         {"health", mw_lua_health},
         {"set_health_route", mw_lua_set_health_route},
+        {"set_rooms_elsewhere", mw_lua_set_rooms_elsewhere},
         {"room_names", mw_lua_room_names},
         {"count_error", mw_lua_count_error},
         {"route", mw_lua_route},
