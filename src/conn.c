@@ -276,11 +276,26 @@ static void schedule_flush(mw_conn_t *c) {
         mw_list_insert_tail(&c->server->flushq, &c->flush);
 }
 
+static int shared_rooms(const mw_server_t *s);
+
+/* leave_rooms takes c out of every room, giving back its places in the
+ * whole server's counts (mw_conn_join). */
+static void leave_rooms(mw_conn_t *c) {
+    mw_server_t *s = c->server;
+    if (shared_rooms(s))
+        for (uint32_t i = 0; i < c->rooms.n; i++) {
+            size_t n;
+            const char *name = mw_room_name(mw_room_client_room(&c->rooms, i), &n);
+            mw_shlimits_room_release(s->limits, mw_shlimits_hash(s->limits, name, n));
+        }
+    mw_rooms_leave_all(s->rooms, &c->rooms);
+}
+
 /* free_conn ends a connection the app no longer needs: its memberships,
  * its id, its memory. */
 static void free_conn(mw_conn_t *c) {
     mw_server_t *s = c->server;
-    mw_rooms_leave_all(s->rooms, &c->rooms);
+    leave_rooms(c);
     if (c->id)
         mw_idmap_del(&s->clients, c->id);
     if (c->x) {
@@ -908,7 +923,7 @@ static void keep_early(mw_conn_t *c, const char *data, size_t len) {
  * answer instead. */
 static void unaccept(mw_conn_t *c) {
     mw_server_t *s = c->server;
-    mw_rooms_leave_all(s->rooms, &c->rooms);
+    leave_rooms(c);
     mw_idmap_del(&s->clients, c->id);
     c->id = 0;
     mw_ws_free(c->ws);
@@ -1326,6 +1341,45 @@ mw_room_client_t *mw_conn_rooms(mw_conn_t *c) {
     return &c->rooms;
 }
 
+/* shared_rooms: the server counts room members for the whole server
+ * (workers = N, max_connections_per_room set: both fixed at start, so
+ * every join and leave of the process is counted alike). */
+static int shared_rooms(const mw_server_t *s) {
+    return s->limits && s->cfg->max_connections_per_room > 0;
+}
+
+int mw_conn_join(mw_conn_t *c, const char *name, size_t len, char *moved_from) {
+    mw_server_t *s = c->server;
+    uint64_t h = 0;
+    int claimed = 0;
+    /* The place is taken first, then the sum checked: two workers racing
+     * for a room's last place may both refuse, never both admit. */
+    if (shared_rooms(s) && mw_room_name_valid(name, len) &&
+        !mw_rooms_is_member(s->rooms, &c->rooms, name, len)) {
+        h = mw_shlimits_hash(s->limits, name, len);
+        claimed = 1;
+        if (mw_shlimits_room_claim(s->limits, h) > (uint32_t)s->cfg->max_connections_per_room) {
+            mw_shlimits_room_release(s->limits, h);
+            return MW_EFULL;
+        }
+    }
+    int n = mw_rooms_join(s->rooms, &c->rooms, name, len, moved_from);
+    if (n < 0 && claimed)
+        mw_shlimits_room_release(s->limits, h);
+    else if (n >= 0 && moved_from[0] && shared_rooms(s))
+        mw_shlimits_room_release(s->limits,
+                                 mw_shlimits_hash(s->limits, moved_from, strlen(moved_from)));
+    return n;
+}
+
+int mw_conn_leave(mw_conn_t *c, const char *name, size_t len) {
+    mw_server_t *s = c->server;
+    int n = mw_rooms_leave(s->rooms, &c->rooms, name, len);
+    if (n >= 0 && shared_rooms(s))
+        mw_shlimits_room_release(s->limits, mw_shlimits_hash(s->limits, name, len));
+    return n;
+}
+
 int mw_conn_set_dedupe(mw_conn_t *c, int on) {
     c->dedupe = on ? 1 : 0;
     if (!on && c->x)
@@ -1500,7 +1554,7 @@ int mw_conn_claim_user(mw_conn_t *c, const char *user, size_t len, uint32_t *cou
         return MW_ENOMEM;
     if (x->user_claimed) /* bound to another user before: that one loses it */
         mw_shlimits_user_release(s->limits, x->user_hash);
-    x->user_hash = mw_shlimits_user_hash(s->limits, user, len);
+    x->user_hash = mw_shlimits_hash(s->limits, user, len);
     x->user_claimed = 1;
     *count = mw_shlimits_user_claim(s->limits, x->user_hash);
     return 0;

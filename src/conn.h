@@ -82,6 +82,15 @@ uint64_t mw_conn_id(const mw_conn_t *c);
 /* mw_conn_rooms is the connection's side of the room index. */
 mw_room_client_t *mw_conn_rooms(mw_conn_t *c);
 
+/* mw_conn_join and mw_conn_leave are mw_rooms_join and mw_rooms_leave
+ * (rooms.h: same results) for c in the server's rooms; with workers and
+ * max_connections_per_room, the room's members are also counted for the
+ * whole server (shlimits.h) and a join that would pass the cap on all
+ * workers together is MW_EFULL. A connection's rooms are given back when
+ * it is freed. */
+int mw_conn_join(mw_conn_t *c, const char *name, size_t len, char *moved_from);
+int mw_conn_leave(mw_conn_t *c, const char *name, size_t len);
+
 /* mw_conn_set_dedupe opts the client in (1) or out (0) of duplicate
  * suppression. Returns 0. */
 int mw_conn_set_dedupe(mw_conn_t *c, int on);

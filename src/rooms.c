@@ -169,6 +169,12 @@ static size_t remove_membership(mw_rooms_t *r, mw_room_client_t *c, uint32_t i) 
     return left;
 }
 
+int mw_rooms_is_member(const mw_rooms_t *r, const mw_room_client_t *c, const char *name,
+                       size_t len) {
+    const mw_room_t *room = mw_rooms_find(r, name, len);
+    return room && client_index(c, room) >= 0;
+}
+
 int mw_rooms_join(mw_rooms_t *r, mw_room_client_t *c, const char *name, size_t len,
                   char *moved_from) {
     if (moved_from)

@@ -72,6 +72,10 @@ int mw_rooms_leave(mw_rooms_t *r, mw_room_client_t *c, const char *name, size_t 
 /* mw_rooms_leave_all removes c from every room and frees its list. */
 void mw_rooms_leave_all(mw_rooms_t *r, mw_room_client_t *c);
 
+/* mw_rooms_is_member tells whether c is in room `name`. */
+int mw_rooms_is_member(const mw_rooms_t *r, const mw_room_client_t *c, const char *name,
+                       size_t len);
+
 /* mw_rooms_find returns the room, or NULL when it does not exist. */
 mw_room_t *mw_rooms_find(const mw_rooms_t *r, const char *name, size_t len);
 

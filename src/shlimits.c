@@ -43,7 +43,7 @@ typedef _Atomic uint32_t row_t[MW_SHLIMITS_ROWS][MW_SHLIMITS_WIDTH];
 typedef struct {
     _Atomic uint64_t clients;
     char pad[LINE - sizeof(uint64_t)]; /* the hot counter on a line of its own */
-    row_t ip, user;
+    row_t ip, user, room;
 } slice_t;
 
 typedef struct {
@@ -157,6 +157,8 @@ void mw_shlimits_clear(mw_shlimits_t *l, int worker) {
                 atomic_store_explicit(&s->ip[r][i], 0, memory_order_relaxed);
             if (atomic_load_explicit(&s->user[r][i], memory_order_relaxed))
                 atomic_store_explicit(&s->user[r][i], 0, memory_order_relaxed);
+            if (atomic_load_explicit(&s->room[r][i], memory_order_relaxed))
+                atomic_store_explicit(&s->room[r][i], 0, memory_order_relaxed);
         }
     atomic_thread_fence(memory_order_seq_cst);
 }
@@ -258,19 +260,38 @@ uint32_t mw_shlimits_ip_open(const mw_shlimits_t *l, const mw_ipkey_t *key) {
     return count(l, offsetof(slice_t, ip), idx);
 }
 
-uint64_t mw_shlimits_user_hash(const mw_shlimits_t *l, const char *user, size_t len) {
-    return mw_hash(l->h->z.seed, user, len);
+uint64_t mw_shlimits_hash(const mw_shlimits_t *l, const char *key, size_t len) {
+    return mw_hash(l->h->z.seed, key, len);
+}
+
+/* claim and release count one more or one less of a key in this worker's
+ * slice of the sketch at off (user or room); claim returns the whole
+ * server's count, this one included. */
+static uint32_t claim(mw_shlimits_t *l, size_t off, uint64_t hash) {
+    uint32_t idx[MW_SHLIMITS_ROWS];
+    indexes(hash, idx);
+    add(l, off, idx, 1);
+    return count(l, off, idx);
+}
+
+static void release(mw_shlimits_t *l, size_t off, uint64_t hash) {
+    uint32_t idx[MW_SHLIMITS_ROWS];
+    indexes(hash, idx);
+    add(l, off, idx, -1);
 }
 
 uint32_t mw_shlimits_user_claim(mw_shlimits_t *l, uint64_t hash) {
-    uint32_t idx[MW_SHLIMITS_ROWS];
-    indexes(hash, idx);
-    add(l, offsetof(slice_t, user), idx, 1);
-    return count(l, offsetof(slice_t, user), idx);
+    return claim(l, offsetof(slice_t, user), hash);
 }
 
 void mw_shlimits_user_release(mw_shlimits_t *l, uint64_t hash) {
-    uint32_t idx[MW_SHLIMITS_ROWS];
-    indexes(hash, idx);
-    add(l, offsetof(slice_t, user), idx, -1);
+    release(l, offsetof(slice_t, user), hash);
+}
+
+uint32_t mw_shlimits_room_claim(mw_shlimits_t *l, uint64_t hash) {
+    return claim(l, offsetof(slice_t, room), hash);
+}
+
+void mw_shlimits_room_release(mw_shlimits_t *l, uint64_t hash) {
+    release(l, offsetof(slice_t, room), hash);
 }

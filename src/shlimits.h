@@ -2,21 +2,23 @@
  * shlimits.h - the connection limits of `workers = N` counted for the
  * whole server: max_connections, max_connections_per_ip,
  * connection_rate_per_ip and max_connections_per_user hold across every
- * worker, not per worker (docs/configuration.md, docs/scaling.md).
+ * worker, not per worker, and so does max_connections_per_room
+ * (docs/configuration.md, docs/scaling.md).
  *
  * One memfd, made by the supervisor like the stats zone and inherited by
  * every worker (MW_LIMITS_FD). Each worker owns a slice: its client count
- * and its per-address and per-user counts. A worker only ever changes its
- * own slice, with atomic adds; a decision sums the slices (N loads per
- * number). A worker that dies leaves its slice behind and the supervisor
- * zeroes it (mw_shlimits_clear) before the slot's next worker starts, so
- * a SIGKILLed worker's connections stop counting at once. The
- * new-connection rate cells (GCRA, ratelimit.h) are shared by every
- * worker and updated with compare-and-swap. No lock anywhere: this runs
- * once per connection (accept, upgrade, authentication), never per
- * message.
+ * and its per-address, per-user and per-room counts. A worker only ever
+ * changes its own slice, with atomic adds; a decision sums the slices (N
+ * loads per number). A worker that dies leaves its slice behind and the
+ * supervisor zeroes it (mw_shlimits_clear) before the slot's next worker
+ * starts, so a SIGKILLed worker's connections and memberships stop
+ * counting at once. The new-connection rate cells (GCRA, ratelimit.h) are
+ * shared by every worker and updated with compare-and-swap. No lock
+ * anywhere: this runs once per connection (accept, upgrade,
+ * authentication) and once per join and leave with
+ * max_connections_per_room, never per message.
  *
- * Addresses and users are not stored: each is hashed (the zone's seed,
+ * Addresses, users and rooms are not stored: each is hashed (the zone's seed,
  * the same in every worker) to one counter in each of MW_SHLIMITS_ROWS
  * rows, and its count is the smallest of its counters (a count-min
  * sketch). A count is never lower than the truth, so a limit is never
@@ -76,12 +78,20 @@ int mw_shlimits_ip_admit(mw_shlimits_t *l, const mw_ipkey_t *key, uint64_t now_u
 void mw_shlimits_ip_release(mw_shlimits_t *l, const mw_ipkey_t *key);
 uint32_t mw_shlimits_ip_open(const mw_shlimits_t *l, const mw_ipkey_t *key);
 
-/* mw_shlimits_user_hash is the user id's key; mw_shlimits_user_claim
- * counts one more connection of that user in this worker's slice and
- * returns how many the whole server has (this one included);
- * mw_shlimits_user_release gives it back. */
-uint64_t mw_shlimits_user_hash(const mw_shlimits_t *l, const char *user, size_t len);
+/* mw_shlimits_hash is the key of a user id or a room name (the zone's
+ * seed: the same in every worker). */
+uint64_t mw_shlimits_hash(const mw_shlimits_t *l, const char *key, size_t len);
+
+/* mw_shlimits_user_claim counts one more connection of that user in this
+ * worker's slice and returns how many the whole server has (this one
+ * included); mw_shlimits_user_release gives it back. */
 uint32_t mw_shlimits_user_claim(mw_shlimits_t *l, uint64_t hash);
 void mw_shlimits_user_release(mw_shlimits_t *l, uint64_t hash);
+
+/* mw_shlimits_room_claim and mw_shlimits_room_release do the same for
+ * the members of a room (max_connections_per_room), in a sketch of their
+ * own. */
+uint32_t mw_shlimits_room_claim(mw_shlimits_t *l, uint64_t hash);
+void mw_shlimits_room_release(mw_shlimits_t *l, uint64_t hash);
 
 #endif

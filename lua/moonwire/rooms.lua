@@ -299,17 +299,9 @@ function manager.join(self, client, name)
     local told = bus and bus:has("client.joined")
     local was_member = (presence or told) and member_of(client.id, name)
 
-    -- max_connections_per_room with workers: the C core checks this
-    -- worker's members; the room's whole count adds the other workers'
-    -- (the hub's copy, as current as its last message).
+    -- max_connections_per_room: the C core counts every worker's members
+    -- (shared memory, shlimits.h), at once.
     local cl = self._cluster
-    local cap = self._config.max_connections_per_room
-    if cap and cap > 0 and cl and cl.remote and cl:remote_count(name) > 0
-        and total(self, name, core.count(name) or 0) >= cap
-        and not (was_member or member_of(client.id, name)) then
-        return nil, ROOM_FULL, "room full"
-    end
-
     local count, moved = core.join(client.id, name)
     if not count then
         local err = moved

@@ -91,14 +91,23 @@ static void test_two_workers(void) {
     CHECK_EQ(mw_shlimits_ip_admit(w1, &c, t + 400000, &rate, 0), MW_ERATE);
 
     /* users */
-    uint64_t ann = mw_shlimits_user_hash(w1, "ann", 3);
-    CHECK_EQ(ann, mw_shlimits_user_hash(w2, "ann", 3)); /* one seed for every worker */
-    uint64_t bob = mw_shlimits_user_hash(w1, "bob", 3);
+    uint64_t ann = mw_shlimits_hash(w1, "ann", 3);
+    CHECK_EQ(ann, mw_shlimits_hash(w2, "ann", 3)); /* one seed for every worker */
+    uint64_t bob = mw_shlimits_hash(w1, "bob", 3);
     CHECK_EQ(mw_shlimits_user_claim(w1, ann), 1);
     CHECK_EQ(mw_shlimits_user_claim(w2, ann), 2);
     CHECK_EQ(mw_shlimits_user_claim(w2, bob), 1);
     mw_shlimits_user_release(w1, ann);
     CHECK_EQ(mw_shlimits_user_claim(w1, ann), 2);
+
+    /* rooms: a sketch of their own (a room named as a user is not that user) */
+    uint64_t lobby = mw_shlimits_hash(w1, "lobby", 5);
+    CHECK_EQ(mw_shlimits_room_claim(w1, lobby), 1);
+    CHECK_EQ(mw_shlimits_room_claim(w2, lobby), 2);
+    CHECK_EQ(mw_shlimits_room_claim(w2, ann), 1);
+    mw_shlimits_room_release(w2, ann);
+    mw_shlimits_room_release(w1, lobby);
+    CHECK_EQ(mw_shlimits_room_claim(w1, lobby), 2);
 
     /* worker 2 dies: the supervisor clears its slice, worker 1's stays */
     mw_shlimits_clear(sup, 2);
@@ -107,6 +116,7 @@ static void test_two_workers(void) {
     CHECK_EQ(mw_shlimits_ip_open(w1, &b), 0);
     CHECK_EQ(mw_shlimits_user_claim(w1, bob), 1);
     CHECK_EQ(mw_shlimits_user_claim(w1, ann), 2);
+    CHECK_EQ(mw_shlimits_room_claim(w1, lobby), 2); /* worker 1's one, and this one */
 
     mw_shlimits_free(w1);
     mw_shlimits_free(w2);

@@ -886,6 +886,36 @@ def test_per_user_across_workers(ctx):
     raw_on(ctx, srv, b, path="/?token=user:jack")  # another user is fine
 
 
+@S.case("max_connections_per_room counts both workers at once, without the hub")
+def test_room_cap_across_workers(ctx):
+    srv, (a, b) = limits_server(ctx, "wroom", max_connections_per_room=2)
+
+    def member_on(pid):
+        with alone(pid, srv):
+            c = ctx.track(H.JsonClient(srv))
+            eq(who(c)["pid"], pid, "the worker that answered")
+        return c
+
+    def join_room(c):
+        return c.request("t", "join", {"room": "capped"})
+    c1, c2, c3 = member_on(a), member_on(b), member_on(a)
+    # the supervisor stopped, no hub record reaches a worker: only the
+    # shared counts tell worker a about c2
+    os.kill(srv.proc.pid, signal.SIGSTOP)
+    try:
+        eq(join_room(c1).get("data"), {"count": 1}, "the first join")
+        check("data" in join_room(c2), "the second join, on the other worker")
+        r = join_room(c3)
+        eq(r.get("error", {}).get("code"), "ROOM_FULL", "the third: %r" % r)
+        eq(c1.request("t", "leave", {"room": "capped"}).get("data"), {"count": 0},
+           "a leave (worker a's count)")
+        check("data" in join_room(c3), "a place again after the leave")
+        c2.close()   # a close gives its place back too
+        H.poll(lambda: "data" in join_room(c1), what="c1 in again once c2 is gone")
+    finally:
+        os.kill(srv.proc.pid, signal.SIGCONT)
+
+
 @S.case("a worker killed with SIGKILL gives back its places at once", timeout=40)
 def test_limits_after_kill(ctx):
     srv, (a, b) = limits_server(ctx, "wkill", max_connections=2, max_connections_per_ip=3)

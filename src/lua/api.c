@@ -313,7 +313,7 @@ static int mw_lua_join(lua_State *L) {
     if (!c)
         return nret;
     char moved[MW_ROOM_NAME_MAX + 1];
-    int n = mw_rooms_join(mw_server_rooms(ctx_of(L)->server), mw_conn_rooms(c), name, len, moved);
+    int n = mw_conn_join(c, name, len, moved);
     if (n < 0)
         return mw_lua_push_result(L, n);
     lua_pushinteger(L, n);
@@ -333,7 +333,7 @@ static int mw_lua_leave(lua_State *L) {
     mw_conn_t *c = client_of(L, id, 0, &nret);
     if (!c)
         return nret;
-    int n = mw_rooms_leave(mw_server_rooms(ctx_of(L)->server), mw_conn_rooms(c), name, len);
+    int n = mw_conn_leave(c, name, len);
     if (n == MW_ENOTFOUND) {
         lua_pushnil(L);
         lua_pushliteral(L, "not joined");
