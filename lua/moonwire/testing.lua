@@ -137,6 +137,28 @@ function conn.request(self, type_, action, data)
 end
 
 
+-- The decoded message carrying `id` (a reply or an error envelope), waited
+-- for in real time up to `ms` (default 5000) as app:wait does: for
+-- handlers that wait on real I/O (Redis, NATS, a WebSocket client), whose
+-- replies conn:request cannot see at once. Returns it, or nil, "no reply".
+function conn.wait_reply(self, id, ms)
+    local found
+    self._server:wait(function()
+        for _, msg in ipairs(self:sent()) do
+            if type(msg) == "table" and msg.id == id then
+                found = msg
+                return true
+            end
+        end
+        return false
+    end, ms or 5000)
+    if not found then
+        return nil, "no reply"
+    end
+    return found
+end
+
+
 -- Events sent to this client (decoded messages without an `id`, so not
 -- replies), optionally only those of one `type` (and `action`).
 function conn.events(self, type_, action)

@@ -35,17 +35,7 @@ describe("moonwire.nats", function()
         seq = seq + 1
         local id = "r" .. seq
         ws:send(cjson.encode({ type = "nq", action = action, data = data or {}, id = id }))
-        local found
-        app:wait(function()
-            for _, msg in ipairs(ws:sent()) do
-                if type(msg) == "table" and msg.id == id then
-                    found = msg
-                    return true
-                end
-            end
-            return false
-        end, ms or 5000)
-        assert(found, "no reply to " .. action)
+        local found = assert(ws:wait_reply(id, ms), "no reply to " .. action)
         return found.data, found.error
     end
 

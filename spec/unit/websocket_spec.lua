@@ -53,18 +53,7 @@ describe("moonwire.websocket", function()
         local function ask(data)
             local ws = app:connect()
             ws:send(cjson.encode({ type = "probe", action = "connect", data = data, id = "c" }))
-            local found
-            app:wait(function()
-                for _, msg in ipairs(ws:sent()) do
-                    if type(msg) == "table" and msg.id == "c" then
-                        found = msg
-                        return true
-                    end
-                end
-                return false
-            end, 5000)
-            assert(found, "no reply")
-            return found.data
+            return assert(ws:wait_reply("c")).data
         end
 
         it("returns nil and a clear error for a refused port, from a handler", function()

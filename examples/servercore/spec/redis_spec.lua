@@ -53,18 +53,7 @@ describe("servercore with Redis", function()
         seq = seq + 1
         local id = "r" .. seq
         ws:send(cjson.encode({ id = id, type = "request", action = action, payload = payload }))
-        local found
-        app:wait(function()
-            for _, msg in ipairs(ws:sent()) do
-                if type(msg) == "table" and msg.id == id then
-                    found = msg
-                    return true
-                end
-            end
-            return false
-        end, ms or 5000)
-        assert(found, "no answer to " .. action)
-        return found
+        return assert(ws:wait_reply(id, ms), "no answer to " .. action)
     end
 
     local function subscribe(ws, topic)
