@@ -11,6 +11,7 @@
 #include "hash.h"
 #include "shm.h"
 
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,14 +21,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAGIC 0x31746d696c776dull /* "mwlimt1" */
+#define MAGIC 0x32746d696c776dull /* "mwlimt2" */
 #define LINE 64
+#define PAGE 4096
 #define MAX_WORKERS 64
 #define MASK (MW_SHLIMITS_WIDTH - 1)
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2,
                "the zone's counters must be lock-free");
-_Static_assert(MW_SHLIMITS_ROWS == 2, "a row's index is one half of the 64-bit hash");
 _Static_assert((MW_SHLIMITS_WIDTH & MASK) == 0, "the width is a power of two");
 
 typedef struct {
@@ -40,17 +41,20 @@ typedef struct {
 
 typedef _Atomic uint32_t row_t[MW_SHLIMITS_ROWS][MW_SHLIMITS_WIDTH];
 
+/* Slices start on a page, so that one can be punched out of the memfd. */
 typedef struct {
     _Atomic uint64_t clients;
-    char pad[LINE - sizeof(uint64_t)]; /* the hot counter on a line of its own */
+    char pad[PAGE - sizeof(uint64_t)]; /* the hot counter on a page of its own */
     row_t ip, user, room;
 } slice_t;
 
 typedef struct {
     zone_t z;
-    char pad[LINE - sizeof(zone_t)];
+    char pad[PAGE - sizeof(zone_t)];
     _Atomic uint64_t tat[MW_SHLIMITS_ROWS][MW_SHLIMITS_WIDTH]; /* connection_rate_per_ip */
 } head_t;
+
+_Static_assert(sizeof(slice_t) % PAGE == 0 && sizeof(head_t) % PAGE == 0, "slices are whole pages");
 
 _Static_assert(sizeof(zone_t) <= LINE, "the header fits a line");
 
@@ -58,6 +62,7 @@ struct mw_shlimits {
     head_t *h;
     size_t size;
     int worker; /* 0: the supervisor's handle */
+    int fd;     /* the supervisor's: the memfd, to punch a slice out; else -1 */
 };
 
 static size_t zone_size(int nworkers) {
@@ -70,15 +75,17 @@ static slice_t *slice(const mw_shlimits_t *l, int worker) {
 }
 
 /* indexes: a key's counter in each row, from its hash mixed again (the
- * murmur3 finalizer) so that both halves depend on every bit. */
+ * murmur3 finalizer) so that both halves depend on every bit, the rows'
+ * by double hashing (row r: h1 + r * h2, h2 odd). */
 static void indexes(uint64_t hash, uint32_t idx[MW_SHLIMITS_ROWS]) {
     hash ^= hash >> 33;
     hash *= 0xff51afd7ed558ccdULL;
     hash ^= hash >> 33;
     hash *= 0xc4ceb9fe1a85ec53ULL;
     hash ^= hash >> 33;
-    idx[0] = (uint32_t)hash & MASK;
-    idx[1] = (uint32_t)(hash >> 32) & MASK;
+    uint32_t h1 = (uint32_t)hash, h2 = (uint32_t)(hash >> 32) | 1u;
+    for (uint32_t r = 0; r < MW_SHLIMITS_ROWS; r++)
+        idx[r] = (h1 + r * h2) & MASK;
 }
 
 static int wrap(mw_shlimits_t **out, void *m, size_t size, int worker) {
@@ -90,6 +97,7 @@ static int wrap(mw_shlimits_t **out, void *m, size_t size, int worker) {
     l->h = m;
     l->size = size;
     l->worker = worker;
+    l->fd = -1;
     *out = l;
     return 0;
 }
@@ -117,6 +125,7 @@ int mw_shlimits_create(mw_shlimits_t **out, int nworkers, int *fd) {
         close(f);
         return rc;
     }
+    (*out)->fd = f;
     *fd = f;
     return 0;
 }
@@ -149,17 +158,22 @@ void mw_shlimits_clear(mw_shlimits_t *l, int worker) {
     if (worker < 1 || (uint32_t)worker > l->h->z.nworkers)
         return;
     slice_t *s = slice(l, worker);
+    /* Punched out of the memfd: zeros in every mapping, the memory given
+     * back. A handle without the fd (or a kernel that refuses) stores the
+     * zeros instead, only where the worker wrote. */
+    off_t off = (off_t)((char *)s - (char *)l->h);
+    if (l->fd >= 0 && fallocate(l->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+                                (off_t)sizeof(slice_t)) == 0) {
+        atomic_thread_fence(memory_order_seq_cst);
+        return;
+    }
     atomic_store_explicit(&s->clients, 0, memory_order_relaxed);
-    for (int r = 0; r < MW_SHLIMITS_ROWS; r++)
-        for (int i = 0; i < MW_SHLIMITS_WIDTH; i++) {
-            /* only pages the worker wrote: a zero read costs no store */
-            if (atomic_load_explicit(&s->ip[r][i], memory_order_relaxed))
-                atomic_store_explicit(&s->ip[r][i], 0, memory_order_relaxed);
-            if (atomic_load_explicit(&s->user[r][i], memory_order_relaxed))
-                atomic_store_explicit(&s->user[r][i], 0, memory_order_relaxed);
-            if (atomic_load_explicit(&s->room[r][i], memory_order_relaxed))
-                atomic_store_explicit(&s->room[r][i], 0, memory_order_relaxed);
-        }
+    row_t *kinds[] = {&s->ip, &s->user, &s->room};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+        for (int r = 0; r < MW_SHLIMITS_ROWS; r++)
+            for (int i = 0; i < MW_SHLIMITS_WIDTH; i++)
+                if (atomic_load_explicit(&(*kinds[k])[r][i], memory_order_relaxed))
+                    atomic_store_explicit(&(*kinds[k])[r][i], 0, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
 }
 

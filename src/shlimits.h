@@ -18,14 +18,18 @@
  * authentication) and once per join and leave with
  * max_connections_per_room, never per message.
  *
- * Addresses, users and rooms are not stored: each is hashed (the zone's seed,
- * the same in every worker) to one counter in each of MW_SHLIMITS_ROWS
- * rows, and its count is the smallest of its counters (a count-min
- * sketch). A count is never lower than the truth, so a limit is never
- * exceeded; two keys share a count only when they collide in every row
- * (rare at MW_SHLIMITS_WIDTH counters a row), and then they are refused
- * early, never admitted late. The table cannot fill up, whatever
- * addresses an attacker uses.
+ * Addresses, users and rooms are not stored: each is hashed (the zone's
+ * seed, the same in every worker) to one counter in each of
+ * MW_SHLIMITS_ROWS rows, and its count is the smallest of its counters (a
+ * count-min sketch). A count is never lower than the truth, so a limit is
+ * never exceeded; it is higher only when every one of the key's counters
+ * is shared with other keys, and then the key is refused early, never
+ * admitted late. With 4 rows of 131,072 counters that is about 1 key in
+ * 2,500 with 20,000 distinct keys of a kind on the server, 1 in 100 with
+ * 50,000 (docs/scaling.md). The table cannot fill up, whatever addresses
+ * an attacker uses. A slice is 6 MiB of counters, taken from memory only
+ * where written, and given back (punched out of the memfd) when the
+ * supervisor clears it.
  *
  * Concurrent decisions on two workers are made as one process makes them
  * alone, with one difference: two admissions racing for the last place
@@ -42,8 +46,8 @@
 #include "iptable.h"
 #include "ratelimit.h"
 
-#define MW_SHLIMITS_ROWS 2
-#define MW_SHLIMITS_WIDTH 16384 /* counters a row; a power of two */
+#define MW_SHLIMITS_ROWS 4
+#define MW_SHLIMITS_WIDTH 131072 /* counters a row; a power of two */
 
 typedef struct mw_shlimits mw_shlimits_t;
 

@@ -214,9 +214,42 @@ static void test_fork(void) {
     close(fd);
 }
 
+/* The sketch stays exact for a busy server's keys: 20,000 users, one
+ * connection each, then each counted again. A count above 2 is a key all
+ * of whose counters are shared (expected for about 8 of them: 4 rows of
+ * 131,072); with 2 rows of 16,384 it was half of them. */
+static void test_many_keys(void) {
+    mw_shlimits_t *sup, *w1;
+    int fd;
+    CHECK_EQ(mw_shlimits_create(&sup, 2, &fd), 0);
+    CHECK_EQ(mw_shlimits_attach(&w1, fd, 1), 0);
+    enum { KEYS = 20000 };
+    char name[32];
+    for (int i = 0; i < KEYS; i++) {
+        int n = snprintf(name, sizeof name, "user-%d", i);
+        mw_shlimits_user_claim(w1, mw_shlimits_hash(w1, name, (size_t)n));
+    }
+    int over = 0;
+    for (int i = 0; i < KEYS; i++) {
+        int n = snprintf(name, sizeof name, "user-%d", i);
+        uint64_t h = mw_shlimits_hash(w1, name, (size_t)n);
+        if (mw_shlimits_user_claim(w1, h) > 2)
+            over++;
+        mw_shlimits_user_release(w1, h);
+    }
+    CHECK(over <= 40);
+    /* cleared by the supervisor: every count back to none */
+    mw_shlimits_clear(sup, 1);
+    CHECK_EQ(mw_shlimits_user_claim(w1, mw_shlimits_hash(w1, "user-7", 6)), 1);
+    mw_shlimits_free(w1);
+    mw_shlimits_free(sup);
+    close(fd);
+}
+
 int main(void) {
     RUN(test_attach);
     RUN(test_two_workers);
+    RUN(test_many_keys);
     RUN(test_fork);
     return test_summary();
 }
