@@ -46,6 +46,11 @@ from harness import check, eq  # noqa: E402
 S = H.Suite("moonwire workers")
 
 
+# The fixture's workers = 2, also under MW_TEST_WORKERS (which sets
+# MOONWIRE_WORKERS for every server a test does not set it for).
+TWO = {"MOONWIRE_WORKERS": "2"}
+
+
 class State:
     srv = None
 
@@ -101,7 +106,7 @@ def hit(c, key):
 
 @S.setup
 def start(ctx):
-    State.srv = ctx.start("workers", ctx.copy_app(ctx.fixture("workers")))
+    State.srv = ctx.start("workers", ctx.copy_app(ctx.fixture("workers")), env=TWO)
     wait_workers(2, "two workers")
 
 
@@ -673,7 +678,7 @@ def test_reload_file_change(ctx):
 
 @S.case("config.lua changes a restart-only option: one warning for both workers", timeout=40)
 def test_restart_only_warning(ctx):
-    srv = ctx.start("restart-only", ctx.copy_app(ctx.fixture("workers")))
+    srv = ctx.start("restart-only", ctx.copy_app(ctx.fixture("workers")), env=TWO)
     H.poll(lambda: len(children(srv.proc.pid)) == 2, timeout=15, what="two workers")
     srv.wait_log(r"\[worker 1\] listening on")
     srv.wait_log(r"\[worker 2\] listening on")
@@ -705,7 +710,7 @@ def test_sigterm(ctx):
 
 @S.case("a supervisor killed with SIGKILL takes its workers with it", timeout=40)
 def test_orphans(ctx):
-    srv = ctx.start("orphans", ctx.copy_app(ctx.fixture("workers")))
+    srv = ctx.start("orphans", ctx.copy_app(ctx.fixture("workers")), env=TWO)
     H.poll(lambda: len(children(srv.proc.pid)) == 2, timeout=15, what="two workers")
     pids = children(srv.proc.pid)
     srv.proc.kill()
@@ -770,7 +775,7 @@ def test_boot_failure_tls(ctx):
 @S.case("a worker that served, then cannot start again, is restarted with backoff; "
         "the other keeps serving", timeout=60)
 def test_restart_cannot_start(ctx):
-    srv = ctx.start("restart-broken", ctx.copy_app(ctx.fixture("workers")))
+    srv = ctx.start("restart-broken", ctx.copy_app(ctx.fixture("workers")), env=TWO)
     H.poll(lambda: len(children(srv.proc.pid)) == 2, timeout=15, what="two workers")
     a, b = children(srv.proc.pid)
     path = os.path.join(srv.app, "controllers", "later.lua")

@@ -35,7 +35,9 @@ API_KEY = "workers-key"  # fixtures/workers/config.lua
 
 
 def start(ctx, key, env=None):
-    srv = ctx.start(key, ctx.copy_app(ctx.fixture("workers")), env=env)
+    # the fixture's workers = 2, also under MW_TEST_WORKERS
+    srv = ctx.start(key, ctx.copy_app(ctx.fixture("workers")),
+                    env=dict({"MOONWIRE_WORKERS": "2"}, **(env or {})))
     H.poll(lambda: len(children(srv.proc.pid)) == 2, timeout=15, what="two workers")
     return srv
 
