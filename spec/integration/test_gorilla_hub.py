@@ -430,6 +430,12 @@ async def test_health_counts(ctx):
         await subscribe(a, "one")
         await subscribe(b, "one")
         await subscribe(b, "two")
+        # clients are counted at once (a shared dict); with workers, rooms
+        # takes a join on the other worker a moment later
+        deadline = time.monotonic() + 10
+        while (await health()) != {"status": "healthy", "clients": 3, "rooms": 2} \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         eq(await health(), {"status": "healthy", "clients": 3, "rooms": 2}, "/health")
         late = await websockets.connect(srv.url("/ws"), open_timeout=5, ping_interval=None)
         await expect_error(late, "server is at maximum capacity")

@@ -45,7 +45,13 @@ def hs256(claims, secret=SECRET):
 def start_servers(ctx):
     app = ctx.example("pxl-chat")
     # the key as PXL's JWK "k": base64url of the HMAC key's bytes
-    common = {"JWT_SECRET_KEY": b64url(SECRET.encode("utf-8")), "MOONWIRE_API_KEY": KEY}
+    # One worker, also under MW_TEST_WORKERS and on a machine with several
+    # cores: these cases check PXL's counts and "nothing else arrives" at
+    # once, which with workers follow another worker's joins a moment
+    # later (docs/scaling.md). The same app across workers and nodes is
+    # test_pxl_chat_workers.py's and test_pxl_chat_nodes.py's.
+    common = {"JWT_SECRET_KEY": b64url(SECRET.encode("utf-8")), "MOONWIRE_API_KEY": KEY,
+              "MOONWIRE_WORKERS": "1"}
     ctx.start("chat", app, env=common)
     ctx.start("single", app, env=dict(common, MOONWIRE_CLIENT_CAN_JOIN_MULTIPLE_ROOMS="false"))
     ctx.start("idle", app, env=dict(common, MOONWIRE_INACTIVE_TIME="1000",
