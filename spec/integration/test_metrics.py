@@ -214,10 +214,12 @@ def scrape(srv):
 
 
 def settled(srv, ready, what):
-    """The first scrape for which ready(fams) holds (failing at the
-    deadline): with workers each worker publishes its numbers about once a
+    """The first scrape, once every worker has published its numbers since
+    the call (Server.fresh_health), for which ready(fams) holds (failing
+    at the deadline): with workers each worker publishes about once a
     second, so what one worker counted shows in another's /metrics a
     little later. One worker: the first scrape."""
+    srv.fresh_health()
     return H.poll(lambda: (lambda f: ready(f) and f)(scrape(srv)), what=what)
 
 
