@@ -276,7 +276,12 @@ static void schedule_flush(mw_conn_t *c) {
         mw_list_insert_tail(&c->server->flushq, &c->flush);
 }
 
-static int shared_rooms(const mw_server_t *s);
+/* shared_rooms: the server counts room members for the whole server
+ * (workers = N, max_connections_per_room set: both fixed at start, so
+ * every join and leave of the process is counted alike). */
+static int shared_rooms(const mw_server_t *s) {
+    return s->limits && s->cfg->max_connections_per_room > 0;
+}
 
 /* leave_rooms takes c out of every room, giving back its places in the
  * whole server's counts (mw_conn_join). */
@@ -1341,21 +1346,13 @@ mw_room_client_t *mw_conn_rooms(mw_conn_t *c) {
     return &c->rooms;
 }
 
-/* shared_rooms: the server counts room members for the whole server
- * (workers = N, max_connections_per_room set: both fixed at start, so
- * every join and leave of the process is counted alike). */
-static int shared_rooms(const mw_server_t *s) {
-    return s->limits && s->cfg->max_connections_per_room > 0;
-}
-
 int mw_conn_join(mw_conn_t *c, const char *name, size_t len, char *moved_from) {
     mw_server_t *s = c->server;
     uint64_t h = 0;
     int claimed = 0;
     /* The place is taken first, then the sum checked: two workers racing
      * for a room's last place may both refuse, never both admit. */
-    if (shared_rooms(s) && mw_room_name_valid(name, len) &&
-        !mw_rooms_is_member(s->rooms, &c->rooms, name, len)) {
+    if (shared_rooms(s) && !mw_rooms_is_member(s->rooms, &c->rooms, name, len)) {
         h = mw_shlimits_hash(s->limits, name, len);
         claimed = 1;
         if (mw_shlimits_room_claim(s->limits, h) > (uint32_t)s->cfg->max_connections_per_room) {

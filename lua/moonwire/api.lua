@@ -367,7 +367,7 @@ local function stats()
     local health = json.decode(core.health())
     local m = manager()
     local cl = m._cluster
-    local seen = cl and cl.remote_clients and cl:remote_users() or {}
+    local seen = cl and cl:remote_users() or {}
     for user in pairs(m._users) do
         seen[user] = true
     end

@@ -228,9 +228,10 @@ function _M.set_user(self, user)
         m:bind_user(self, user)
     end
     rawset(self, "_user", user)
-    -- with workers, the hub's record of this client carries its user
+    -- with workers, the hub's record of this client (once runtime.open
+    -- made it) carries its user
     local cl = m and m._cluster
-    if cl and not self._closed and rawget(self, "_opened") then
+    if cl and not self._closed and rawget(self, "_hub_up") then
         cl:client_up(self)
     end
     return true

@@ -505,6 +505,16 @@ local function set_local(self, name, on)
 end
 
 
+-- Room `name` has members on the other workers (r, their entries) or no
+-- longer (nil).
+local function set_remote(self, name, r)
+    self.remote[name] = r
+    if not self.rooms[name] then
+        elsewhere(self, r and 1 or -1)
+    end
+end
+
+
 -- client joined `name` on this node (local count now `count`).
 function cluster.joined(self, name, client, count)
     if not self.rooms[name] then
@@ -717,10 +727,7 @@ function cluster.store_change(self, op, worker, key, value)
     if op == "set" then
         if not r then
             r = { n = 0, by = {} }
-            remote[room] = r
-            if not self.rooms[room] then
-                elsewhere(self, 1)
-            end
+            set_remote(self, room, r)
         end
         local by = r.by[worker]
         if not by then
@@ -740,10 +747,7 @@ function cluster.store_change(self, op, worker, key, value)
                 r.by[worker] = nil
             end
             if r.n == 0 then
-                remote[room] = nil
-                if not self.rooms[room] then
-                    elsewhere(self, -1)
-                end
+                set_remote(self, room, nil)
             end
         end
     end
@@ -865,10 +869,7 @@ function cluster.worker_gone(self, worker)
                 gone[#gone + 1] = { room, text }
             end
             if r.n == 0 then
-                self.remote[room] = nil
-                if not self.rooms[room] then
-                    elsewhere(self, -1)
-                end
+                set_remote(self, room, nil)
             end
         end
     end

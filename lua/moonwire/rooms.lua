@@ -299,9 +299,9 @@ function manager.join(self, client, name)
     local told = bus and bus:has("client.joined")
     local was_member = (presence or told) and member_of(client.id, name)
 
+    local cl = self._cluster
     -- max_connections_per_room: the C core counts every worker's members
     -- (shared memory, shlimits.h), at once.
-    local cl = self._cluster
     local count, moved = core.join(client.id, name)
     if not count then
         local err = moved

@@ -460,10 +460,6 @@ function runtime.open(self, id)
         return
     end
     rawset(client, "_opened", true)
-    local cl = self._rooms._cluster
-    if cl then
-        cl:client_up(client) -- with workers: the others know it (cluster.worker_gone)
-    end
     local app = self:app()
     local config = self._config
     active = self
@@ -476,6 +472,13 @@ function runtime.open(self, id)
         end
     elseif config.require_auth then
         core.set_expiry(id, config.auth_timeout, 1008, "authentication timeout")
+    end
+    -- with workers the others know it, with the user bound just above
+    -- (cluster.worker_gone); set_user sends any later change
+    local cl = self._rooms._cluster
+    if cl then
+        cl:client_up(client)
+        rawset(client, "_hub_up", true)
     end
 
     if self._config.dedupe then
@@ -826,7 +829,7 @@ function runtime.disconnect(self, id, code, reason)
                                           reason = reason }, client)
     end
     local cl = self._rooms._cluster
-    if cl then
+    if cl and rawget(client, "_hub_up") then
         cl:client_down(client)
     end
 end
